@@ -1,0 +1,17 @@
+using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Tokenization;
+
+namespace AttentionViz.Backend.Runtime;
+
+/// <summary>What models/list reports about a model, known without loading its weights.</summary>
+public sealed record ModelInfo(string Id, string Name, string Architecture, int Layers, int Heads, string Source, string? Path);
+
+/// <summary>A model ready to run, with its tokenizer.</summary>
+public sealed class LoadedModel(ModelInfo info, ITransformerModel model, IModelTokenizer tokenizer) : IDisposable
+{
+    public ModelInfo Info { get; } = info;
+    public ITransformerModel Model { get; } = model;
+    public IModelTokenizer Tokenizer { get; } = tokenizer;
+
+    public void Dispose() => Model.Dispose();
+}

@@ -1,0 +1,58 @@
+using System.Collections.Concurrent;
+using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Storage;
+
+namespace AttentionViz.Backend.Runtime;
+
+/// <summary>
+/// The models the backend can run: the embedded default (id "default") and model folders on disk (id = the folder's
+/// absolute path). Each is loaded once, on the model thread; a failed load is not remembered, so a fixed folder loads
+/// on the next try.
+/// </summary>
+public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
+{
+    public const string DefaultId = "default";
+    private readonly ConcurrentDictionary<string, Lazy<Task<LoadedModel>>> _loaded = new(StringComparer.Ordinal);
+
+    public static ModelInfo DefaultInfo => new(DefaultId, "all-MiniLM-L6-v2 (embedded)", "bert", 6, 12, "embedded", null);
+
+    public IReadOnlyList<ModelInfo> List() => [DefaultInfo];
+
+    public Task<LoadedModel> GetAsync(string id, CancellationToken cancellationToken)
+    {
+        var key = id == DefaultId ? DefaultId : NormalizePath(id);
+        var lazy = _loaded.GetOrAdd(key, k => new Lazy<Task<LoadedModel>>(() => modelThread.RunAsync(_ => Load(k), CancellationToken.None)));
+        var task = lazy.Value;
+        task.ContinueWith(t => _loaded.TryRemove(new KeyValuePair<string, Lazy<Task<LoadedModel>>>(key, lazy)),
+            CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        return task.WaitAsync(cancellationToken);
+    }
+
+    private static string NormalizePath(string id)
+    {
+        if (!Path.IsPathFullyQualified(id))
+            throw new Models.Core.ModelLoadException($"Unknown model '{id}': use \"default\" or the absolute path of a model folder.");
+        return Path.GetFullPath(id);
+    }
+
+    private static LoadedModel Load(string key)
+    {
+        TorchSetup.EnsureInitialized();
+        if (key == DefaultId)
+        {
+            var folder = EmbeddedModel.EnsureConverted();
+            return ModelFolder.Load(folder, DefaultInfo);
+        }
+        return ModelFolder.Load(key, null);
+    }
+
+    public static Tokenization.IModelTokenizer LoadTokenizer(string id) =>
+        ModelFolder.LoadTokenizer(id == DefaultId ? EmbeddedModel.EnsureConverted() : NormalizePath(id));
+
+    public void Dispose()
+    {
+        foreach (var lazy in _loaded.Values)
+            if (lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully) lazy.Value.Result.Dispose();
+        _loaded.Clear();
+    }
+}
