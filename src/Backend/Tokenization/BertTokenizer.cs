@@ -298,6 +298,7 @@ public sealed class BertTokenizer : IModelTokenizer
                     if (cp == 0x130) { lowered[0] = 'i'; lowered[1] = 0x307; nl = 2; } // Python: 'İ'.lower() == 'i̇'
                     else if (cp == 0x3A3) { lowered[0] = IsFinalSigma(text, start, length) ? 0x3C2 : 0x3C3; nl = 1; }
                     else { lowered[0] = Rune.ToLowerInvariant(new Rune(cp)).Value; nl = 1; }
+                    bool produced = false;
                     for (int k = 0; k < nl; k++)
                     {
                         int nd = CanonicalDecomposition.Decompose(lowered[k], decomposed);
@@ -306,12 +307,29 @@ public sealed class BertTokenizer : IModelTokenizer
                             int d = decomposed[m];
                             if (d >= 0x300 && CharUnicodeInfo.GetUnicodeCategory(d) == UnicodeCategory.NonSpacingMark) continue;
                             AppendNormalized(d, start, end);
+                            produced = true;
                         }
                     }
+                    if (!produced) AttachToPrevious(start, end);
                 }
                 if (chinese) FlushWord();
             }
             if (!_full) FlushWord();
+        }
+
+        /// <summary>A character that normalizes to nothing (a stripped combining mark, a variation selector) joins the span
+        /// of the character right before it, so that "e\u0301" or "❤\uFE0F" is covered whole. Ids are unaffected.</summary>
+        private void AttachToPrevious(int start, int end)
+        {
+            if (_length > 0)
+            {
+                if (_ends[_length - 1] == start)
+                    for (int k = _length - 1; k >= 0 && _ends[k] == start; k--) _ends[k] = end;
+            }
+            else if (Tokens.Count > 0 && Tokens[^1].End == start)
+            {
+                Tokens[^1] = Tokens[^1] with { End = end };
+            }
         }
 
         private bool TrySpecialInText(int i, out int length)
