@@ -28,14 +28,14 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         var loaded = await models.GetAsync(options.ModelId ?? ModelRegistry.DefaultId, cancellationToken);
         var window = loaded.Model.MaxPositions;
         var limit = options.MaxTokens is { } max ? Math.Min(max, window) : window;
-        var specials = loaded.Tokenizer.SpecialTokenCount;
+        var tokenizer = loaded.RequireTokenizer();
+        var specials = tokenizer.SpecialTokenCount;
         if (limit <= specials)
             throw new InvalidRequestException($"maxTokens must be greater than {specials} (the model's special tokens); got {options.MaxTokens}.");
 
         return await modelThread.RunAsync(ct =>
         {
             var clock = Stopwatch.StartNew();
-            var tokenizer = loaded.Tokenizer;
             var contentLimit = limit - specials;
             var content = TokenizePrefix(tokenizer, options.Text, contentLimit);
             if (content.Count == 0) throw new InvalidRequestException("The text has no tokens (only whitespace or control characters).");
@@ -57,9 +57,9 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         var tokens = new List<Token>(ids.Count);
         foreach (var id in ids)
         {
-            if (id < 0 || id >= tokenizer.VocabularySize)
-                throw new InvalidRequestException($"Token id {id} is outside the vocabulary (0..{tokenizer.VocabularySize - 1}).");
-            tokens.Add(new Token((int)id, tokenizer.IdToToken((int)id) ?? id.ToString(), 0, 0, tokenizer.IsSpecial((int)id)));
+            if (id < 0 || id >= loaded.Model.VocabularySize)
+                throw new InvalidRequestException($"Token id {id} is outside the vocabulary (0..{loaded.Model.VocabularySize - 1}).");
+            tokens.Add(new Token((int)id, tokenizer?.IdToToken((int)id) ?? id.ToString(), 0, 0, tokenizer?.IsSpecial((int)id) ?? false));
         }
         return await modelThread.RunAsync(ct => Run(loaded, tokens, null, Stopwatch.StartNew(), ct), cancellationToken);
     }

@@ -58,8 +58,8 @@ public static class AnalysisExport
             attentions[l] = new float[a.Heads][][];
             for (var h = 0; h < a.Heads; h++)
             {
-                var m = a.Head(l, h);
-                attentions[l][h] = Enumerable.Range(0, n).Select(row => m.Slice(row * n, n).ToArray()).ToArray();
+                attentions[l][h] = new float[n][];
+                for (var row = 0; row < n; row++) attentions[l][h][row] = a.Head(l, h).Slice(row * n, n).ToArray();
             }
         }
         var hidden = Enumerable.Range(0, n).Select(row => analysis.LastHiddenState.AsSpan(row * analysis.HiddenSize, analysis.HiddenSize).ToArray()).ToArray();

@@ -179,6 +179,7 @@ public sealed class BertModel : Module, ITransformerModel
     public int Layers => _config.NumLayers;
     public int Heads => _config.NumHeads;
     public int HiddenSize => _config.HiddenSize;
+    public int VocabularySize => _config.VocabSize;
     public bool Causal => false;
     public int MaxPositions => _config.MaxPositionEmbeddings;
 

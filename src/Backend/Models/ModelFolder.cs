@@ -26,7 +26,7 @@ public static class ModelFolder
             throw new ModelLoadException($"{folder}: architecture '{architecture}' is not supported. Supported: {string.Join(", ", SupportedArchitectures)}.");
         config.Validate(Path.Combine(folder, "config.json"));
 
-        var tokenizer = LoadTokenizer(folder);
+        var tokenizer = TryLoadTokenizer(folder);
         var weightsPath = Path.Combine(folder, "model.safetensors");
         if (!File.Exists(weightsPath))
             throw new ModelLoadException($"{folder} has no model.safetensors.");
@@ -51,8 +51,12 @@ public static class ModelFolder
     public static IModelTokenizer LoadTokenizer(string folder)
     {
         if (!Directory.Exists(folder)) throw new ModelLoadException($"Model folder not found: {folder}");
+        return TryLoadTokenizer(folder) ?? throw new ModelLoadException($"{folder} has no tokenizer files (vocab.txt).");
+    }
+
+    private static IModelTokenizer? TryLoadTokenizer(string folder)
+    {
         var vocab = Path.Combine(folder, "vocab.txt");
-        if (File.Exists(vocab)) return BertTokenizer.FromVocabFile(vocab);
-        throw new ModelLoadException($"{folder} has no tokenizer files (vocab.txt).");
+        return File.Exists(vocab) ? BertTokenizer.FromVocabFile(vocab) : null;
     }
 }

@@ -5,6 +5,7 @@ using AttentionViz.Backend.Models.Core;
 using AttentionViz.Backend.Runtime;
 using AttentionViz.Backend.Storage;
 using StreamJsonRpc;
+using StreamJsonRpc.Protocol;
 
 namespace AttentionViz.Backend.Rpc;
 

@@ -5,6 +5,7 @@ using AttentionViz.Backend.Rpc;
 using AttentionViz.Backend.Tests.Support;
 using Nerdbank.Streams;
 using StreamJsonRpc;
+using StreamJsonRpc.Protocol;
 using static TorchSharp.torch;
 
 namespace AttentionViz.Backend.Tests.Rpc;

@@ -29,6 +29,7 @@ public interface ITransformerModel : IDisposable
     int Layers { get; }
     int Heads { get; }
     int HiddenSize { get; }
+    int VocabularySize { get; }
     bool Causal { get; }
 
     /// <summary>The longest input the model accepts, special tokens included.</summary>
