@@ -10,8 +10,9 @@ internal sealed record OnnxTensor(string Name, int DataType, long[] Dims, ReadOn
     public long ElementCount => Dims.Aggregate(1L, (a, d) => a * d);
 }
 
-/// <summary>An ONNX node: op type, inputs, outputs, and the float/int attributes and tensor attribute it carries.</summary>
-internal sealed record OnnxNode(string Name, string OpType, string[] Inputs, string[] Outputs, OnnxTensor? ValueAttribute);
+/// <summary>An ONNX node: op type, inputs, outputs, its integer attributes and its "value" tensor attribute (Constant).</summary>
+internal sealed record OnnxNode(string Name, string OpType, string[] Inputs, string[] Outputs,
+    IReadOnlyDictionary<string, long> IntAttributes, IReadOnlyDictionary<string, float> FloatAttributes, OnnxTensor? ValueAttribute);
 
 internal sealed record OnnxGraph(IReadOnlyList<OnnxTensor> Initializers, IReadOnlyList<OnnxNode> Nodes);
 
@@ -25,7 +26,7 @@ internal static class OnnxGraphReader
     private const int ModelGraph = 7;
     private const int GraphNode = 1, GraphInitializer = 5;
     private const int NodeInput = 1, NodeOutput = 2, NodeName = 3, NodeOpType = 4, NodeAttribute = 5;
-    private const int AttributeName = 1, AttributeTensor = 5;
+    private const int AttributeName = 1, AttributeFloat = 2, AttributeInt = 3, AttributeTensor = 5;
     private const int TensorDims = 1, TensorDataType = 2, TensorFloatData = 4, TensorName = 8, TensorRawData = 9,
         TensorExternalData = 13, TensorDataLocation = 14;
 
@@ -39,7 +40,7 @@ internal static class OnnxGraphReader
                     graph = ReadGraph(model, g);
             return graph ?? throw new ModelFormatException($"{sourceName}: the ONNX model has no graph.") { FilePath = sourceName };
         }
-        catch (InvalidProtocolBufferException e)
+        catch (Exception e) when (e is InvalidProtocolBufferException or ArgumentException)
         {
             throw new ModelFormatException($"{sourceName}: not a valid ONNX protobuf: {e.Message}", e) { FilePath = sourceName };
         }
@@ -97,6 +98,8 @@ internal static class OnnxGraphReader
         var outputs = new List<string>();
         string name = "", opType = "";
         OnnxTensor? value = null;
+        var ints = new Dictionary<string, long>(StringComparer.Ordinal);
+        var floats = new Dictionary<string, float>(StringComparer.Ordinal);
         foreach (var (field, payload) in Fields(buffer, node.Offset, node.Length))
         {
             if (payload is not { } p) continue;
@@ -107,19 +110,36 @@ internal static class OnnxGraphReader
                 case NodeName: name = Utf8(buffer, p); break;
                 case NodeOpType: opType = Utf8(buffer, p); break;
                 case NodeAttribute:
-                    string? attributeName = null;
-                    OnnxTensor? tensor = null;
-                    foreach (var (af, ap) in Fields(buffer, p.Offset, p.Length))
-                    {
-                        if (ap is not { } a) continue;
-                        if (af == AttributeName) attributeName = Utf8(buffer, a);
-                        else if (af == AttributeTensor) tensor = ReadTensor(buffer, a);
-                    }
+                    var (attributeName, intValue, floatValue, tensor) = ReadAttribute(buffer, p);
                     if (attributeName == "value" && tensor is not null) value = tensor;
+                    if (attributeName is not null && intValue is { } i) ints[attributeName] = i;
+                    if (attributeName is not null && floatValue is { } f) floats[attributeName] = f;
                     break;
             }
         }
-        return new OnnxNode(name, opType, [.. inputs], [.. outputs], value);
+        return new OnnxNode(name, opType, [.. inputs], [.. outputs], ints, floats, value);
+    }
+
+    private static (string? Name, long? Int, float? Float, OnnxTensor? Tensor) ReadAttribute(byte[] buffer, (int Offset, int Length) attribute)
+    {
+        var input = new CodedInputStream(buffer, attribute.Offset, attribute.Length);
+        var origin = attribute.Offset - input.Position;
+        string? name = null;
+        long? intValue = null;
+        float? floatValue = null;
+        OnnxTensor? tensor = null;
+        uint tag;
+        while ((tag = input.ReadTag()) != 0)
+        {
+            var field = WireFormat.GetTagFieldNumber(tag);
+            var wire = WireFormat.GetTagWireType(tag);
+            if (field == AttributeName && wire == WireFormat.WireType.LengthDelimited) name = input.ReadString();
+            else if (field == AttributeInt && wire == WireFormat.WireType.Varint) intValue = input.ReadInt64();
+            else if (field == AttributeFloat && wire == WireFormat.WireType.Fixed32) floatValue = input.ReadFloat();
+            else if (field == AttributeTensor && wire == WireFormat.WireType.LengthDelimited) tensor = ReadTensor(buffer, PayloadOf(buffer, origin, input));
+            else input.SkipLastField();
+        }
+        return (name, intValue, floatValue, tensor);
     }
 
     private static OnnxTensor ReadTensor(byte[] buffer, (int Offset, int Length) tensor)
