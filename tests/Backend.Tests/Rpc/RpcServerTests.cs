@@ -198,6 +198,50 @@ public sealed class RpcServerTests
     }
 
     [TestMethod]
+    [DataRow("truncated")]
+    [DataRow("header beyond file")]
+    [DataRow("overlapping offsets")]
+    [DataRow("wrong dtype")]
+    public async Task HostileWeightsAreModelFileErrors(string corruption)
+    {
+        var folder = Directory.CreateTempSubdirectory("avz-hostile").FullName;
+        var source = Fixtures.Folder("bert-tiny");
+        File.Copy(Path.Combine(source, "config.json"), Path.Combine(folder, "config.json"));
+        var weights = File.ReadAllBytes(Path.Combine(source, "model.safetensors"));
+        var headerLength = (int)BitConverter.ToUInt64(weights, 0);
+        var header = System.Text.Encoding.UTF8.GetString(weights, 8, headerLength);
+        byte[] Rebuild(string newHeader)
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes(newHeader.PadRight(headerLength));
+            Assert.AreEqual(headerLength, bytes.Length, "the edit must keep the header length");
+            return [.. weights[..8], .. bytes, .. weights[(8 + headerLength)..]];
+        }
+        var corrupted = corruption switch
+        {
+            "truncated" => weights[..(weights.Length / 2)],
+            "header beyond file" => [.. BitConverter.GetBytes((ulong)weights.Length * 4), .. weights[8..]],
+            "overlapping offsets" => Rebuild(PointSecondTensorAtFirst(header)),
+            "wrong dtype" => Rebuild(header.Replace("\"F32\"", "\"F64\"")),
+            _ => throw new ArgumentOutOfRangeException(nameof(corruption)),
+        };
+        File.WriteAllBytes(Path.Combine(folder, "model.safetensors"), corrupted);
+        var code = await ErrorCode("attention/analyze", new { text = "hi", modelId = folder });
+        Assert.AreEqual((int)AppErrorCode.ModelFileInvalid, code, corruption);
+        Assert.HasCount(12, (await Call("attention/analyze", new { text = FoxText })).GetProperty("tokens").EnumerateArray().ToList());
+    }
+
+    /// <summary>Makes the second tensor's data_offsets overlap the first tensor's bytes.</summary>
+    private static string PointSecondTensorAtFirst(string header)
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(header)!.AsObject();
+        var second = json.Where(p => p.Key != "__metadata__").Skip(1).First().Value!;
+        var offsets = second["data_offsets"]!.AsArray();
+        var length = offsets[1]!.GetValue<long>() - offsets[0]!.GetValue<long>();
+        second["data_offsets"] = new System.Text.Json.Nodes.JsonArray(0, length);
+        return json.ToJsonString();
+    }
+
+    [TestMethod]
     public async Task CancelledAnalyzeLeavesTheServerUsable()
     {
         var longText = string.Concat(Enumerable.Repeat("the model attends to every token here ", 120));
