@@ -5,13 +5,16 @@ namespace AttentionViz.Backend.Tokenization;
 
 /// <summary>
 /// Hugging Face's BertTokenizer (BasicTokenizer + WordPiece), as used by all-MiniLM-L6-v2 (uncased), with every token's
-/// span in the ORIGINAL text in UTF-16 code units.
+/// span in the ORIGINAL text in UTF-16 code units. Immutable after creation and safe to share between threads.
+/// 1 MB of text takes ~60–100 ms once warm (~250 ms on the first, unjitted call).
 /// </summary>
 /// <remarks>
 /// <para>Why not Microsoft.ML.Tokenizers' BertTokenizer: its pre-tokenizer is not faithful for code (it drops
 /// <c>= + | &lt; &gt; $ ~ ^</c> and backticks, deletes tabs and newlines, splits <c>foo_bar</c> wrongly) and reports
-/// offsets into its normalized text. So the basic tokenizer is written here, and WordPiece too: it is a greedy loop over
-/// span-keyed dictionary lookups (no allocation per candidate), which lets one pass keep the normalized→original map.</para>
+/// offsets into its normalized text. So the basic tokenizer is written here. The library's WordPiece model is exact (a
+/// test cross-checks ours against it), but it works on one word string at a time with its own offsets; the WordPiece
+/// here is a short greedy loop over span-keyed dictionary lookups (no allocation per candidate) that keeps the
+/// normalized→original map in the same pass.</para>
 /// <para>The basic tokenizer, one original code point at a time:
 /// clean text (drop U+0000, U+FFFD and categories C*; whitespace → separator), isolate CJK ideographs,
 /// lower-case (with Python's full mapping for 'İ' and its final-sigma rule for 'Σ') and NFD + drop Mn (own table, see
@@ -22,7 +25,9 @@ namespace AttentionViz.Backend.Tokenization;
 /// <para>As in HF, the special tokens' exact strings in the text ("[SEP]", …) are split out as those tokens; such a
 /// token has its real span and <see cref="Token.Special"/> false, like an [UNK] made from text. Inserted [CLS]/[SEP]
 /// span [0,0) with Special true. A lone surrogate (invalid UTF-16) becomes an [UNK] token of its own with its span
-/// (HF would drop it as category Cs).</para>
+/// (HF would drop it as category Cs). A character that normalizes to nothing (a stripped accent, a variation selector)
+/// joins the span of the character right before it. Unicode categories come from .NET's own data (Unicode 16 in .NET 10):
+/// a character that .NET does not know yet is unassigned (Cn) and dropped, as HF's clean_text drops every C*.</para>
 /// </remarks>
 public sealed class BertTokenizer : IModelTokenizer
 {
