@@ -248,6 +248,99 @@ public sealed class EmbeddedModelTests
         StringAssert.Contains(e.Message, "no graph");
     }
 
+    private static readonly Lazy<byte[]> Onnx = new(() => EmbeddedModelPackage.ReadResourceBytes(EmbeddedModelPackage.OnnxResource));
+
+    /// <summary>The real graph with every occurrence of one name replaced by another of the same length.</summary>
+    private static byte[] Mutated(string from, string to)
+    {
+        Assert.AreEqual(from.Length, to.Length);
+        var bytes = (byte[])Onnx.Value.Clone();
+        var (f, t) = (System.Text.Encoding.UTF8.GetBytes(from), System.Text.Encoding.UTF8.GetBytes(to));
+        var count = 0;
+        for (var at = bytes.AsSpan().IndexOf(f); at >= 0; count++)
+        {
+            t.CopyTo(bytes, at);
+            var next = bytes.AsSpan(at + f.Length).IndexOf(f);
+            at = next < 0 ? -1 : at + f.Length + next;
+        }
+        Assert.IsTrue(count >= 2, $"'{from}' found {count} times"); // the initializer and the node using it
+        return bytes;
+    }
+
+    private static ModelFormatException ConvertFails(byte[] onnx)
+    {
+        var output = Path.Combine(_root, "mutated-" + Guid.NewGuid().ToString("N"));
+        var e = Assert.ThrowsExactly<ModelFormatException>(() =>
+            OnnxBertConverter.Convert(onnx, "mutated.onnx", EmbeddedModelPackage.ReadVocabulary(), output));
+        StringAssert.Contains(e.Message, "mutated.onnx");
+        Assert.IsFalse(File.Exists(Path.Combine(output, "model.safetensors")), "nothing is written for a graph that does not map");
+        return e;
+    }
+
+    [TestMethod]
+    public void Graph_WithARenamedBias_NamesWhatIsMissingAndWhatIsLeftOver()
+    {
+        var e = ConvertFails(Mutated("encoder.layer.3.attention.self.key.bias", "encoder.layer.3.attention.self.kez.bias"));
+        StringAssert.Contains(e.Message, "missing 'encoder.layer.3.attention.self.key.weight'");
+        StringAssert.Contains(e.Message, "missing 'encoder.layer.3.attention.self.key.bias'");
+        StringAssert.Contains(e.Message, "unexpected 'encoder.layer.3.attention.self.kez.weight'");
+        StringAssert.Contains(e.Message, "unexpected 'encoder.layer.3.attention.self.kez.bias'");
+    }
+
+    [TestMethod]
+    public void Graph_WhereTwoMatMulsLeadToTheSameName_IsRefused()
+    {
+        var e = ConvertFails(Mutated("encoder.layer.4.attention.self.value.bias", "encoder.layer.4.attention.self.query.bias"));
+        StringAssert.Contains(e.Message, "encoder.layer.4.attention.self.query");
+        StringAssert.Contains(e.Message, "twice");
+    }
+
+    [TestMethod]
+    public void Graph_WhereAMatMulAddHasNoBiasName_IsRefused()
+    {
+        var e = ConvertFails(Mutated("encoder.layer.2.output.dense.bias", "encoder.layer.2.output.dense.bia_"));
+        StringAssert.Contains(e.Message, "MatMul");
+        StringAssert.Contains(e.Message, "'*.bias'");
+    }
+
+    [TestMethod]
+    public void EnsureConverted_PublicEntryPoint_UsesAttentionVizCache()
+    {
+        var previous = Environment.GetEnvironmentVariable("ATTENTIONVIZ_CACHE");
+        try
+        {
+            Environment.SetEnvironmentVariable("ATTENTIONVIZ_CACHE", Path.Combine(_root, "shared"));
+            Assert.AreEqual(Path.Combine(_root, "shared"), EmbeddedModel.CacheRoot());
+            Assert.AreEqual(_model, EmbeddedModel.EnsureConverted());
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("ATTENTIONVIZ_CACHE", previous);
+        }
+    }
+
+    [TestMethod]
+    public void Conversion_LogsToStderrOnly()
+    {
+        var (stdout, stderr) = (Console.Out, Console.Error);
+        using var capturedOut = new StringWriter();
+        using var capturedErr = new StringWriter();
+        try
+        {
+            Console.SetOut(capturedOut);
+            Console.SetError(capturedErr);
+            var (_, converted) = EmbeddedModel.EnsureConverted(new EmbeddedModel.Options { CacheRoot = Path.Combine(_root, "stderr") });
+            Assert.IsTrue(converted);
+        }
+        finally
+        {
+            Console.SetOut(stdout);
+            Console.SetError(stderr);
+        }
+        Assert.AreEqual("", capturedOut.ToString());
+        StringAssert.Contains(capturedErr.ToString(), "converted all-MiniLM-L6-v2");
+    }
+
     [TestMethod]
     public void CacheRoot_FollowsTheEnvironment()
     {
