@@ -94,6 +94,13 @@ public static class EmbeddedModel
             Convert(temp, options);
             Directory.Move(temp, final);
         }
+        catch (IOException) when (IsComplete(final, options.ExpectedSha256))
+        {
+            // Only possible when file locking is disabled (DOTNET_SYSTEM_IO_DISABLEFILELOCKING): another process won
+            // the rename. Its folder is complete, so use it.
+            TryDelete(temp, options.Log);
+            return (final, false);
+        }
         catch
         {
             TryDelete(temp, options.Log);

@@ -163,7 +163,8 @@ public static class OnnxBertConverter
             throw Fail($"unexpected non-float initializers: {string.Join(", ", ignored.Where(t => t.DataType != OnnxInt64).Select(t => $"'{t.Name}' (ONNX type {t.DataType})"))}.");
         log($"ignoring {ignored.Count} int64 initializers (graph shape constants and the position_ids buffer, not weights)");
 
-        var config = ReadConfig(graph, found, initializers, producers, consumers, vocabulary, Fail);
+        // Sizes from the tensors themselves, then the name/shape check, then what only the graph's operators tell.
+        var config = ReadDimensions(found, vocabulary, Fail);
 
         // Every expected name exactly once with its shape; nothing left over.
         var expected = ExpectedTensors(config);
@@ -180,12 +181,14 @@ public static class OnnxBertConverter
         if (problems.Count > 0)
             throw Fail($"the graph does not map onto HF BertModel: {string.Join("; ", problems)}.");
 
+        config = ReadOperatorConfig(config, initializers, producers, consumers, Fail);
+
         return (config, expected.Select(e => new KeyValuePair<string, Weight>(e.Name, found[e.Name])).ToList());
     }
 
-    private static BertGraphConfig ReadConfig(OnnxGraph graph, Dictionary<string, Weight> found,
-        Dictionary<string, OnnxTensor> initializers, Dictionary<string, OnnxNode> producers,
-        Dictionary<string, List<OnnxNode>> consumers, IReadOnlyList<string> vocabulary, Func<string, ModelFormatException> fail)
+    /// <summary>Vocabulary, hidden, intermediate, positions, token types and layer count, from the tensors' shapes.</summary>
+    private static BertGraphConfig ReadDimensions(Dictionary<string, Weight> found, IReadOnlyList<string> vocabulary,
+        Func<string, ModelFormatException> fail)
     {
         long[] ShapeOf(string name) => found.TryGetValue(name, out var w) ? w.Shape : throw fail($"missing '{name}'.");
         var word = ShapeOf("embeddings.word_embeddings.weight");
@@ -205,6 +208,23 @@ public static class OnnxBertConverter
             throw fail($"the encoder layer indices [{string.Join(", ", layerIndices)}] are not 0..n-1.");
         var layers = layerIndices.Count;
         var intermediate = ShapeOf("encoder.layer.0.intermediate.dense.bias");
+
+        var pad = vocabulary.ToList().IndexOf("[PAD]");
+        if (pad < 0) throw fail("the vocabulary has no [PAD] token.");
+        if (vocabulary.Count != word[0])
+            throw fail($"the vocabulary has {vocabulary.Count} tokens but the word embeddings have {word[0]} rows.");
+
+        return new BertGraphConfig(
+            VocabSize: (int)word[0], HiddenSize: hidden, NumHiddenLayers: layers, NumAttentionHeads: 0,
+            IntermediateSize: (int)intermediate[0], MaxPositionEmbeddings: (int)position[0], TypeVocabSize: (int)tokenType[0],
+            LayerNormEps: 0, PadTokenId: pad, HasPooler: found.ContainsKey("pooler.dense.bias") || found.ContainsKey("pooler.dense.weight"));
+    }
+
+    /// <summary>Heads (from the Q/K/V reshapes), LayerNorm epsilon and the activation, from the graph's operators.</summary>
+    private static BertGraphConfig ReadOperatorConfig(BertGraphConfig dims, Dictionary<string, OnnxTensor> initializers,
+        Dictionary<string, OnnxNode> producers, Dictionary<string, List<OnnxNode>> consumers, Func<string, ModelFormatException> fail)
+    {
+        var (hidden, layers) = (dims.HiddenSize, dims.NumHiddenLayers);
 
         long ConstantInt(string name)
         {
@@ -285,15 +305,7 @@ public static class OnnxBertConverter
                 throw fail($"layer {l}'s activation divides by {ConstantFloat(div.Inputs[1])}, not √2: not erf GELU.");
         }
 
-        var pad = vocabulary.ToList().IndexOf("[PAD]");
-        if (pad < 0) throw fail("the vocabulary has no [PAD] token.");
-        if (vocabulary.Count != word[0])
-            throw fail($"the vocabulary has {vocabulary.Count} tokens but the word embeddings have {word[0]} rows.");
-
-        return new BertGraphConfig(
-            VocabSize: (int)word[0], HiddenSize: hidden, NumHiddenLayers: layers, NumAttentionHeads: (int)numHeads,
-            IntermediateSize: (int)intermediate[0], MaxPositionEmbeddings: (int)position[0], TypeVocabSize: (int)tokenType[0],
-            LayerNormEps: eps, PadTokenId: pad, HasPooler: found.ContainsKey("pooler.dense.bias"));
+        return dims with { NumAttentionHeads = (int)numHeads, LayerNormEps = eps };
     }
 
     private static ReadOnlyMemory<byte> FloatBytes(OnnxTensor t, string source)
