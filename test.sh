@@ -16,6 +16,11 @@ if ! ./build.sh; then
   exit 1
 fi
 
+# The independent reference tokenizer (JavaScript) that some backend tests run at test time.
+if ! (cd tests/reference/tokenizer && npm ci --no-audit --no-fund >/dev/null); then
+  echo "npm ci in tests/reference/tokenizer failed"
+fi
+
 # Backend (MSTest on Microsoft.Testing.Platform): parse its summary.
 dotnet test tests/Backend.Tests -c Release --no-build 2>&1 | tee "$out/backend.log"
 backend_status=${PIPESTATUS[0]}
