@@ -54,9 +54,5 @@ public static class ModelFolder
         return TryLoadTokenizer(folder) ?? throw new ModelLoadException($"{folder} has no tokenizer files (vocab.txt).");
     }
 
-    private static IModelTokenizer? TryLoadTokenizer(string folder)
-    {
-        var vocab = Path.Combine(folder, "vocab.txt");
-        return File.Exists(vocab) ? BertTokenizer.FromVocabFile(vocab) : null;
-    }
+    private static IModelTokenizer? TryLoadTokenizer(string folder) => TokenizerLoader.TryLoad(folder);
 }
