@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using AttentionViz.Backend.Analysis;
 using AttentionViz.Backend.Cli;
 using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Runtime;
 using AttentionViz.Backend.Storage;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;

@@ -14,7 +14,7 @@ namespace AttentionViz.Backend.Rpc;
 /// failures into JSON-RPC errors with a message a user can act on. Unexpected ones are logged with their stack to
 /// stderr and answered without it.
 /// </summary>
-public sealed class BackendServer(AttentionService service)
+public sealed class BackendServer(AttentionService service, IReadOnlyList<object> areaTargets)
 {
     private readonly TaskCompletionSource<int> _exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _shutdownRequested;
@@ -68,7 +68,8 @@ public sealed class BackendServer(AttentionService service)
 
     private static string RequireId(string? id) => id ?? throw new InvalidRequestException("Missing parameter 'analysisId'.");
 
-    private static async Task<T> Guard<T>(Func<Task<T>> handler)
+    /// <summary>Maps expected failures to JSON-RPC errors; shared by every area's target.</summary>
+    public static async Task<T> Guard<T>(Func<Task<T>> handler)
     {
         try
         {
@@ -112,7 +113,9 @@ public sealed class BackendServer(AttentionService service)
     {
         var handler = new HeaderDelimitedMessageHandler(output, input, CreateFormatter());
         using var rpc = new JsonRpc(handler);
-        rpc.AddLocalRpcTarget(this, new JsonRpcTargetOptions { MethodNameTransform = CommonMethodNameTransforms.CamelCase });
+        var options = new JsonRpcTargetOptions { MethodNameTransform = CommonMethodNameTransforms.CamelCase };
+        rpc.AddLocalRpcTarget(this, options);
+        foreach (var target in areaTargets) rpc.AddLocalRpcTarget(target, options);
         rpc.StartListening();
         var finished = await Task.WhenAny(rpc.Completion, ExitRequested);
         if (finished == ExitRequested) return await ExitRequested;

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using AttentionViz.Backend.Cli;
+using AttentionViz.Backend.Runtime;
 using AttentionViz.Backend.Rpc;
 using AttentionViz.Backend.Tests.Support;
 using Nerdbank.Streams;
