@@ -2,8 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
 using AttentionViz.Backend.Analysis;
-using AttentionViz.Backend.Cli;
-using AttentionViz.Backend.Runtime;
+
 using AttentionViz.Backend.Runtime;
 using AttentionViz.Backend.Storage;
 using Microsoft.ML.OnnxRuntime;
