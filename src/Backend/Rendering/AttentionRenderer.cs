@@ -181,7 +181,7 @@ public static class AttentionRenderer
     {
         using var gradient = new SKBitmap(new SKImageInfo(1, bar.Height, SKColorType.Bgra8888, SKAlphaType.Opaque));
         for (var y = 0; y < bar.Height; y++)
-            gradient.SetPixel(0, y, map.At(1 - (y + 0.5) / bar.Height));
+            gradient.SetPixel(0, y, map.At(1 - (double)y / (bar.Height - 1)));
         using var image = SKImage.FromBitmap(gradient);
         canvas.DrawImage(image, bar, new SKSamplingOptions(SKFilterMode.Nearest));
         using var line = new SKPaint { Color = text.Color, Style = SKPaintStyle.Stroke, StrokeWidth = 1 };
