@@ -54,11 +54,11 @@ public static class AttentionRenderer
         using var labelFont = LabelFont.Create(Math.Clamp(cell - 3, 9, 12));
         using var titleFont = LabelFont.Create(TitleSize);
         var step = cell >= labelFont.Size + 1 ? 1 : (int)Math.Ceiling((labelFont.Size + 1) / cell);
-        var rowLabels = BlockLabels(rowTokens, factor, cells, labelFont);
-        var columnLabels = BlockLabels(columnTokens, factor, cells, labelFont);
+        var rowLabels = BlockLabels(rowTokens, factor, cells, step, labelFont);
+        var columnLabels = BlockLabels(columnTokens, factor, cells, step, labelFont);
         var captionWidth = (int)Math.Ceiling(Math.Max(labelFont.MeasureText("query ↓"), labelFont.MeasureText("key →")));
         var rowGutter = Math.Max(captionWidth, (int)Math.Ceiling(Widest(rowLabels, step, labelFont))) + 6;
-        var columnGutter = Math.Max((int)(labelFont.Spacing * 2.5f), (int)Math.Ceiling(Widest(columnLabels, step, labelFont))) + 6;
+        var columnGutter = Math.Max((int)(labelFont.Spacing * 3), (int)Math.Ceiling(Widest(columnLabels, step, labelFont))) + 6;
 
         var left = Pad + rowGutter;
         var top = Pad + TitleSize + 10 + columnGutter;
@@ -90,9 +90,10 @@ public static class AttentionRenderer
             canvas.DrawText(TokenLabels.Fit(columnLabels[i], labelFont, MaxLabelWidth), 0, 0, SKTextAlign.Left, labelFont, text);
             canvas.Restore();
         }
-        // Axis captions in the corner between the two label gutters.
-        canvas.DrawText("key →", left - 4, top - 4 - labelFont.Spacing, SKTextAlign.Right, labelFont, muted);
-        canvas.DrawText("query ↓", left - 4, top - 4, SKTextAlign.Right, labelFont, muted);
+        // Axis captions in the corner between the two label gutters, clear of the first row's label.
+        var captionBaseline = top - Math.Max(4, labelFont.Size / 2 + 3) - labelFont.Metrics.Descent;
+        canvas.DrawText("query ↓", left - 4, captionBaseline, SKTextAlign.Right, labelFont, muted);
+        canvas.DrawText("key →", left - 4, captionBaseline - labelFont.Spacing, SKTextAlign.Right, labelFont, muted);
 
         DrawColorBar(canvas, bar, map, scaleMax, ticks, labelFont, text);
         var layout = new RenderLayout(left, top, cell, cells, 0, bar,
@@ -198,16 +199,20 @@ public static class AttentionRenderer
     private static (float Value, string Text)[] Ticks(float scaleMax) =>
         [(0, "0"), (scaleMax / 2, Format(scaleMax / 2)), (scaleMax, Format(scaleMax))];
 
-    private static string Format(float value) => value.ToString(value >= 0.01f ? "0.###" : "0.##E+0", CultureInfo.InvariantCulture);
+    private static string Format(float value) => value.ToString("G3", CultureInfo.InvariantCulture);
 
     /// <summary>Offset from a line's centre to its baseline.</summary>
     private static float Baseline(SKFont font) => (-font.Metrics.Ascent - font.Metrics.Descent) / 2;
 
-    /// <summary>Each displayed block's label: the token's, or for a max-pooled block its first token's followed by "…".</summary>
-    private static string[] BlockLabels(IReadOnlyList<string> tokens, int factor, int cells, SKFont font)
+    /// <summary>
+    /// The label of every <paramref name="step"/>-th block (the ones drawn; the others stay empty): the token's, or for
+    /// a max-pooled block its first token's followed by "…".
+    /// </summary>
+    private static string[] BlockLabels(IReadOnlyList<string> tokens, int factor, int cells, int step, SKFont font)
     {
         var labels = new string[cells];
-        for (var i = 0; i < cells; i++)
+        Array.Fill(labels, "");
+        for (var i = 0; i < cells; i += step)
         {
             var label = TokenLabels.Display(tokens[i * factor], font);
             labels[i] = factor > 1 && label.Length > 0 ? label + "…" : label;
@@ -242,10 +247,14 @@ public static class AttentionRenderer
     private static string ModelName(ModelSummary model) =>
         Path.IsPathFullyQualified(model.Id) ? Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Id)) : model.Id;
 
+    /// <summary>
+    /// PNG with the Sub filter and zlib level 3: on a 512×512 heatmap about twice as fast as all filters at level 6,
+    /// and no bigger (measured in the rendering tests).
+    /// </summary>
     private static byte[] Encode(SKBitmap bitmap)
     {
         using var pixmap = bitmap.PeekPixels();
-        using var data = pixmap.Encode(new SKPngEncoderOptions(SKPngEncoderFilterFlags.AllFilters, zLibLevel: 6))
+        using var data = pixmap.Encode(new SKPngEncoderOptions(SKPngEncoderFilterFlags.Sub, zLibLevel: 3))
             ?? throw new InvalidOperationException("PNG encoding failed.");
         return data.ToArray();
     }

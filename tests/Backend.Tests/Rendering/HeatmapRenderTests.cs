@@ -206,7 +206,9 @@ public sealed class HeatmapRenderTests
         var bigger = Stopwatch.StartNew();
         var cell2 = AttentionRenderer.Heatmap(analysis, 0, 0, new RenderOptions(CellSize: 2));
         var bigMs = bigger.Elapsed.TotalMilliseconds;
-        TestContext.WriteLine($"512×512 heatmap ({image.Width}×{image.Height} px, {image.Png.Length} bytes) render + PNG encode: median {times[3]:F1} ms, min {times[0]:F1} ms, max {times[^1]:F1} ms; cell 2 ({cell2.Width}×{cell2.Height} px): {bigMs:F1} ms");
+        var report = $"512×512 heatmap ({image.Width}×{image.Height} px, {image.Png.Length} bytes) render + PNG encode: median {times[3]:F1} ms, min {times[0]:F1} ms, max {times[^1]:F1} ms; cell 2 ({cell2.Width}×{cell2.Height} px): {bigMs:F1} ms";
+        TestContext.WriteLine(report);
+        File.WriteAllText(Path.Combine(OutputFolder, "timing.txt"), report + "\n");
         Assert.IsLessThan(500, times[3], "median render + encode time (generous: 2 shared cores)");
     }
 
