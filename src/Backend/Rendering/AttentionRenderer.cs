@@ -206,7 +206,8 @@ public static class AttentionRenderer
 
     /// <summary>
     /// The label of every <paramref name="step"/>-th block (the ones drawn; the others stay empty): the token's, or for
-    /// a max-pooled block its first token's followed by "…".
+    /// a max-pooled block its first token's followed by "…". When not every token is labelled, the token's index comes
+    /// first, so that a position in a long input can be read off.
     /// </summary>
     private static string[] BlockLabels(IReadOnlyList<string> tokens, int factor, int cells, int step, SKFont font)
     {
@@ -215,7 +216,8 @@ public static class AttentionRenderer
         for (var i = 0; i < cells; i += step)
         {
             var label = TokenLabels.Display(tokens[i * factor], font);
-            labels[i] = factor > 1 && label.Length > 0 ? label + "…" : label;
+            if (factor > 1 && label.Length > 0) label += "…";
+            labels[i] = step > 1 || factor > 1 ? $"{i * factor} {label}" : label;
         }
         return labels;
     }
