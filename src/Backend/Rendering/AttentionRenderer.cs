@@ -233,8 +233,8 @@ public static class AttentionRenderer
 
     private static void CheckSize(int width, int height)
     {
-        if (width > RenderOptions.MaxImageSide || height > RenderOptions.MaxImageSide)
-            throw new InvalidRequestException($"The image would be {width}×{height} pixels (at most {RenderOptions.MaxImageSide} per side): lower cellSize or size, or set maxSize.");
+        if (width > RenderOptions.MaxImageSide || height > RenderOptions.MaxImageSide || (long)width * height > RenderOptions.MaxImagePixels)
+            throw new InvalidRequestException($"The image would be {width}×{height} pixels (at most {RenderOptions.MaxImageSide} per side and {RenderOptions.MaxImagePixels >> 20} M pixels): lower cellSize or size, or set maxSize.");
     }
 
     internal static void CheckLayerHead(ModelSummary model, int layer, int head)

@@ -21,13 +21,22 @@ public static class LabelFont
     {
         using var stream = typeof(LabelFont).Assembly.GetManifestResourceStream(ResourceName)
             ?? throw new InvalidOperationException($"The label font resource {ResourceName} is missing from the backend assembly.");
+        return Load(stream, ResourceName);
+    }
+
+    /// <summary>A typeface from font file bytes; throws unless it loads and has the glyphs labels need.</summary>
+    internal static SKTypeface Load(Stream stream, string name)
+    {
         using var data = SKData.Create(stream)
-            ?? throw new InvalidOperationException($"The label font {ResourceName} could not be read.");
+            ?? throw new InvalidOperationException($"The label font {name} could not be read.");
         var typeface = SKTypeface.FromData(data)
-            ?? throw new InvalidOperationException($"SkiaSharp could not load the label font {ResourceName}: labels would not draw.");
+            ?? throw new InvalidOperationException($"SkiaSharp could not load the label font {name}: labels would not draw.");
         using var font = new SKFont(typeface, 12);
         if (typeface.GlyphCount < 1000 || !font.ContainsGlyphs("Aa0#…"))
-            throw new InvalidOperationException($"The label font {ResourceName} ({typeface.FamilyName}, {typeface.GlyphCount} glyphs) lacks basic glyphs: labels would not draw.");
+        {
+            typeface.Dispose();
+            throw new InvalidOperationException($"The label font {name} lacks basic glyphs: labels would not draw.");
+        }
         return typeface;
     }
 }

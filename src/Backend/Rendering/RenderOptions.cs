@@ -17,7 +17,10 @@ public sealed record RenderOptions(
     string? Theme = null,
     float? ScaleMax = null)
 {
-    public const int MaxImageSide = 16_384;
+    public const int MaxImageSide = 12_000;
+
+    /// <summary>At most 48 M pixels (192 MB of RGBA) per image.</summary>
+    public const long MaxImagePixels = 48L << 20;
 
     internal ColorMap Map => Rendering.ColorMap.Named(ColorMap);
 

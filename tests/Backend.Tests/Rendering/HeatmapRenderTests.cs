@@ -225,5 +225,8 @@ public sealed class HeatmapRenderTests
         Assert.Throws<InvalidRequestException>(() => AttentionRenderer.Heatmap(analysis, 0, 0, new RenderOptions(MaxSize: 0)));
         Assert.Throws<InvalidRequestException>(() => AttentionRenderer.Heatmap(analysis, 0, 0, new RenderOptions(ScaleMax: float.NaN)));
         Assert.Throws<InvalidRequestException>(() => AttentionRenderer.Grid(analysis, new RenderOptions(CellSize: 4)));
+        var big = HandMade(Enumerable.Range(0, 512).Select(i => $"t{i}").ToArray(), 1, 1, (_, _, _, _) => 1f / 512);
+        var error = Assert.Throws<InvalidRequestException>(() => AttentionRenderer.Heatmap(big, 0, 0, new RenderOptions(CellSize: 32)));
+        StringAssert.Contains(error.Message, "maxSize");
     }
 }

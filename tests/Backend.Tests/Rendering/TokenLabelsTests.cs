@@ -45,6 +45,18 @@ public sealed class TokenLabelsTests
     }
 
     [TestMethod]
+    public void AFontThatDoesNotLoadIsAnErrorNotSilentlyMissingText()
+    {
+        var garbage = new MemoryStream(Enumerable.Range(0, 4096).Select(i => (byte)(i * 7)).ToArray());
+        var error = Assert.Throws<InvalidOperationException>(() => LabelFont.Load(garbage, "garbage.ttf"));
+        StringAssert.Contains(error.Message, "garbage.ttf");
+        // The shipped file itself loads the same way.
+        using var dejavu = File.OpenRead(Path.Combine(Tests.Support.Fixtures.RepoRoot, "src/Backend/Rendering/Fonts/DejaVuSans.ttf"));
+        using var typeface = LabelFont.Load(dejavu, "DejaVuSans.ttf");
+        Assert.AreEqual("DejaVu Sans", typeface.FamilyName);
+    }
+
+    [TestMethod]
     public void FitCutsLongLabelsWithAnEllipsis()
     {
         using var font = LabelFont.Create(12);
