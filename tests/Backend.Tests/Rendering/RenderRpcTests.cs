@@ -217,6 +217,27 @@ public sealed class RenderRpcTests
     }
 
     [TestMethod]
+    public async Task RenderPngOverTheRealProcessKeepsStdoutToFrames()
+    {
+        // Native SkiaSharp code runs in the server process: it must not write to the protocol stream.
+        await using var client = RawRpcClient.Start("serve");
+        await client.CallAsync("initialize", new { clientName = "render-test" });
+        var analysis = await client.CallAsync("attention/analyze", new { text = "naïve café 😀 <b>", maxTokens = 64 }, TimeSpan.FromSeconds(60));
+        var id = analysis["result"]!["analysisId"]!.GetValue<string>();
+        var heatmap = await client.CallAsync("render/png", new { analysisId = id, layer = 1, head = 1 });
+        using var bitmap = Decode(Convert.FromBase64String(heatmap["result"]!["png"]!.GetValue<string>()));
+        Assert.AreEqual(heatmap["result"]!["width"]!.GetValue<int>(), bitmap.Width, client.Stderr);
+        var grid = await client.CallAsync("render/png", new { analysisId = id, grid = true });
+        Assert.IsNotNull(grid["result"]!["png"], client.Stderr);
+        var bad = await client.CallAsync("render/png", new { analysisId = id, layer = 99 });
+        Assert.AreEqual(-32602, bad["error"]!["code"]!.GetValue<int>());
+        await client.CallAsync("shutdown", null);
+        client.Send("exit", null, notification: true);
+        Assert.IsTrue(client.Process.WaitForExit(10_000), "backend did not exit after exit");
+        Assert.AreEqual(-1, client.Process.StandardOutput.BaseStream.ReadByte(), "stdout carried bytes outside the protocol");
+    }
+
+    [TestMethod]
     public async Task BadExportRequestsAreInvalidParams()
     {
         var id = await Analyze();
