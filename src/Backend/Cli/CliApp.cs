@@ -47,10 +47,11 @@ public static class CliApp
     private static Command AnalyzeCommand()
     {
         var ids = new Option<string?>("--ids") { Description = "Comma-separated token ids, fed as given (no special tokens added)." };
+        var tokenTypes = new Option<string?>("--token-type-ids") { Description = "With --ids: comma-separated segment ids, one per token (e.g. 0,0,0,1,1)." };
         var output = new Option<FileInfo?>("--out") { Description = "Write the analysis to FILE.safetensors or FILE.json instead of printing a summary." };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Analyze at most this many tokens (special tokens included)." };
         var command = new Command("analyze", "Run the model on a text and print or save every layer's and head's attention.")
-        { ModelOption, TextOption, TextFileOption, ids, output, maxTokens };
+        { ModelOption, TextOption, TextFileOption, ids, tokenTypes, output, maxTokens };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
             var modelId = ModelId(result.GetValue(ModelOption));
@@ -60,10 +61,12 @@ public static class CliApp
             {
                 if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null)
                     throw new InvalidRequestException("Give either --ids or a text, not both.");
-                analysis = await backend.Service.AnalyzeIdsAsync(ParseIds(idList), modelId, cancellationToken);
+                var types = result.GetValue(tokenTypes) is { } typeList ? ParseIds(typeList) : null;
+                analysis = await backend.Service.AnalyzeIdsAsync(ParseIds(idList), modelId, cancellationToken, types);
             }
             else
             {
+                if (result.GetValue(tokenTypes) is not null) throw new InvalidRequestException("--token-type-ids goes with --ids.");
                 var text = ReadText(result);
                 analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(text, modelId, result.GetValue(maxTokens)), cancellationToken);
             }

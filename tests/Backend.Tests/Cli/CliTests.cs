@@ -85,6 +85,21 @@ public sealed class CliTests
     }
 
     [TestMethod]
+    public void SentencePairIdsWithTokenTypesMatchTorchNn()
+    {
+        var expected = Fixtures.Expected("bert-tiny");
+        var ids = string.Join(",", Fixtures.Longs(expected["s1.input_ids"]));
+        var types = string.Join(",", Fixtures.Longs(expected["s1.token_type_ids"]));
+        Assert.Contains("1", types, "fixture s1 is a sentence pair");
+        var output = Temp("pair.safetensors");
+        var (code, _, stderr) = Run("analyze", "--model", Fixtures.Folder("bert-tiny"), "--ids", ids, "--token-type-ids", types, "--out", output);
+        Assert.AreEqual(0, code, stderr);
+        using var file = SafetensorsFile.Open(output);
+        Fixtures.AssertClose(expected["s1.attentions"], file.Read("attentions"), 1e-4, "bert-tiny pair attentions");
+        Fixtures.AssertClose(expected["s1.last_hidden_state"], file.Read("last_hidden_state"), 1e-3, "bert-tiny pair hidden states");
+    }
+
+    [TestMethod]
     public void SummaryShowsTokensEntropyAndPairs()
     {
         var (code, stdout, stderr) = Run("analyze", "--text", "Attention is all you need.");
