@@ -79,20 +79,45 @@ public static class CliApp
 
     private static Command TokenizeCommand()
     {
-        var command = new Command("tokenize", "Print the model tokenizer's {ids, tokens, offsets} as JSON (UTF-16 offsets).") { ModelOption, TextOption, TextFileOption };
+        var jsonl = new Option<FileInfo?>("--jsonl") { Description = "A file with one JSON string per line: prints one {ids, tokens, offsets} object per line, in order." };
+        var noSpecial = new Option<bool>("--no-special-tokens") { Description = "Leave out the special tokens the model's tokenizer adds by default." };
+        var command = new Command("tokenize", "Print the model tokenizer's {ids, tokens, offsets} as JSON (UTF-16 offsets). Needs only the tokenizer files.")
+        { ModelOption, TextOption, TextFileOption, jsonl, noSpecial };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
-            var text = ReadText(result, allowEmpty: true);
             using var backend = new BackendHost();
             var tokenizer = await backend.TokenizerAsync(ModelId(result.GetValue(ModelOption)), cancellationToken);
-            var tokens = tokenizer.AddSpecialTokens(tokenizer.Tokenize(text));
-            var json = JsonSerializer.Serialize(new
+            var addSpecial = !result.GetValue(noSpecial);
+            string Encode(string text)
             {
-                ids = tokens.Select(t => t.Id),
-                tokens = tokens.Select(t => t.Text),
-                offsets = tokens.Select(t => new[] { t.Start, t.End }),
-            });
-            Console.Out.WriteLine(json);
+                var content = tokenizer.Tokenize(text);
+                var tokens = addSpecial ? tokenizer.AddSpecialTokens(content) : content;
+                return JsonSerializer.Serialize(new
+                {
+                    ids = tokens.Select(t => t.Id),
+                    tokens = tokens.Select(t => t.Text),
+                    offsets = tokens.Select(t => new[] { t.Start, t.End }),
+                });
+            }
+            if (result.GetValue(jsonl) is { } file)
+            {
+                if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null)
+                    throw new InvalidRequestException("Give either --jsonl or a text, not both.");
+                if (!file.Exists) throw new InvalidRequestException($"JSONL file not found: {file.FullName}");
+                var lineNumber = 0;
+                foreach (var line in File.ReadLines(file.FullName))
+                {
+                    lineNumber++;
+                    if (line.Length == 0) continue;
+                    string? text;
+                    try { text = JsonSerializer.Deserialize<string>(line); }
+                    catch (JsonException e) { throw new InvalidRequestException($"{file.Name} line {lineNumber} is not a JSON string: {e.Message}"); }
+                    if (text is null) throw new InvalidRequestException($"{file.Name} line {lineNumber} is null, not a JSON string.");
+                    Console.Out.WriteLine(Encode(text));
+                }
+                return 0;
+            }
+            Console.Out.WriteLine(Encode(ReadText(result, allowEmpty: true)));
             return 0;
         }));
         return command;

@@ -124,6 +124,31 @@ public sealed class CliTests
     }
 
     [TestMethod]
+    public void TokenizeJsonlPrintsOneObjectPerLineInOrder()
+    {
+        var input = Temp("prompts.jsonl");
+        File.WriteAllLines(input, [JsonSerializer.Serialize("Hello world"), JsonSerializer.Serialize("a\tb\nc"), JsonSerializer.Serialize("")]);
+        var (code, stdout, stderr) = Run("tokenize", "--jsonl", input);
+        Assert.AreEqual(0, code, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.HasCount(3, lines);
+        var first = JsonDocument.Parse(lines[0]).RootElement;
+        CollectionAssert.AreEqual(new[] { 101, 7592, 2088, 102 }, first.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+        var second = JsonDocument.Parse(lines[1]).RootElement;
+        CollectionAssert.AreEqual(new[] { "[CLS]", "a", "b", "c", "[SEP]" }, second.GetProperty("tokens").EnumerateArray().Select(e => e.GetString()).ToArray());
+        Assert.AreEqual(2, JsonDocument.Parse(lines[2]).RootElement.GetProperty("ids").GetArrayLength(), "empty text: only the special tokens");
+
+        var (plainCode, plain, _) = Run("tokenize", "--text", "Hello world", "--no-special-tokens");
+        Assert.AreEqual(0, plainCode);
+        CollectionAssert.AreEqual(new[] { 7592, 2088 }, JsonDocument.Parse(plain).RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+
+        File.WriteAllLines(input, ["not json"]);
+        var (badCode, _, badErr) = Run("tokenize", "--jsonl", input);
+        Assert.AreEqual(2, badCode);
+        StringAssert.Contains(badErr, "line 1");
+    }
+
+    [TestMethod]
     [DataRow(2, "--text", "", DisplayName = "empty text")]
     [DataRow(2, "--ids", "1,abc", DisplayName = "non-numeric id")]
     [DataRow(2, "--ids", "999999", DisplayName = "id outside the vocabulary")]
