@@ -47,9 +47,12 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
     }
 
     /// <summary>Runs raw token ids as given: no special tokens added, offsets [0,0) (the CLI's --ids).</summary>
-    public async Task<AttentionAnalysis> AnalyzeIdsAsync(IReadOnlyList<long> ids, string? modelId, CancellationToken cancellationToken)
+    public async Task<AttentionAnalysis> AnalyzeIdsAsync(IReadOnlyList<long> ids, string? modelId, CancellationToken cancellationToken,
+        IReadOnlyList<long>? tokenTypeIds = null)
     {
         if (ids.Count == 0) throw new InvalidRequestException("No token ids given.");
+        if (tokenTypeIds is not null && tokenTypeIds.Count != ids.Count)
+            throw new InvalidRequestException($"{tokenTypeIds.Count} token type ids for {ids.Count} token ids: give one per token.");
         var loaded = await models.GetAsync(modelId ?? ModelRegistry.DefaultId, cancellationToken);
         var tokenizer = loaded.Tokenizer;
         if (ids.Count > loaded.Model.MaxPositions)
@@ -61,10 +64,11 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
                 throw new InvalidRequestException($"Token id {id} is outside the vocabulary (0..{loaded.Model.VocabularySize - 1}).");
             tokens.Add(new Token((int)id, tokenizer?.IdToToken((int)id) ?? id.ToString(), 0, 0, tokenizer?.IsSpecial((int)id) ?? false));
         }
-        return await modelThread.RunAsync(ct => Run(loaded, tokens, null, Stopwatch.StartNew(), ct), cancellationToken);
+        return await modelThread.RunAsync(ct => Run(loaded, tokens, null, Stopwatch.StartNew(), ct, tokenTypeIds), cancellationToken);
     }
 
-    private AttentionAnalysis Run(LoadedModel loaded, IReadOnlyList<Token> tokens, int? truncatedAt, Stopwatch clock, CancellationToken cancellationToken)
+    private AttentionAnalysis Run(LoadedModel loaded, IReadOnlyList<Token> tokens, int? truncatedAt, Stopwatch clock, CancellationToken cancellationToken,
+        IReadOnlyList<long>? tokenTypeIds = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var model = loaded.Model;
@@ -72,7 +76,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         var attention = new AttentionTensor(model.Layers, model.Heads, tokens.Count);
         try
         {
-            using var result = model.Forward(new ForwardInput([ids]), cancellationToken);
+            using var result = model.Forward(new ForwardInput([ids], tokenTypeIds is null ? null : [tokenTypeIds.ToArray()]), cancellationToken);
             for (var layer = 0; layer < model.Layers; layer++)
                 MemoryMarshal.Cast<byte, float>(result.Attentions[layer].contiguous().bytes).CopyTo(attention.Layer(layer));
             var hidden = MemoryMarshal.Cast<byte, float>(result.LastHiddenState.contiguous().bytes).ToArray();

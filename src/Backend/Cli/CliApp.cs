@@ -48,10 +48,11 @@ public static partial class CliApp
     private static Command AnalyzeCommand()
     {
         var ids = new Option<string?>("--ids") { Description = "Comma-separated token ids, fed as given (no special tokens added)." };
+        var tokenTypes = new Option<string?>("--token-type-ids") { Description = "With --ids: comma-separated segment ids, one per token (e.g. 0,0,0,1,1)." };
         var output = new Option<FileInfo?>("--out") { Description = "Write the analysis to FILE.safetensors or FILE.json, or one matrix (--layer/--head, default the mean) to FILE.csv, instead of printing a summary." };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Analyze at most this many tokens (special tokens included)." };
         var command = new Command("analyze", "Run the model on a text and print or save every layer's and head's attention.")
-        { ModelOption, TextOption, TextFileOption, ids, output, maxTokens, LayerOption, HeadOption };
+        { ModelOption, TextOption, TextFileOption, ids, tokenTypes, output, maxTokens, LayerOption, HeadOption };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
             var modelId = ModelId(result.GetValue(ModelOption));
@@ -61,10 +62,12 @@ public static partial class CliApp
             {
                 if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null)
                     throw new InvalidRequestException("Give either --ids or a text, not both.");
-                analysis = await backend.Service.AnalyzeIdsAsync(ParseIds(idList), modelId, cancellationToken);
+                var types = result.GetValue(tokenTypes) is { } typeList ? ParseIds(typeList) : null;
+                analysis = await backend.Service.AnalyzeIdsAsync(ParseIds(idList), modelId, cancellationToken, types);
             }
             else
             {
+                if (result.GetValue(tokenTypes) is not null) throw new InvalidRequestException("--token-type-ids goes with --ids.");
                 var text = ReadText(result);
                 analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(text, modelId, result.GetValue(maxTokens)), cancellationToken);
             }
@@ -77,20 +80,45 @@ public static partial class CliApp
 
     private static Command TokenizeCommand()
     {
-        var command = new Command("tokenize", "Print the model tokenizer's {ids, tokens, offsets} as JSON (UTF-16 offsets).") { ModelOption, TextOption, TextFileOption };
+        var jsonl = new Option<FileInfo?>("--jsonl") { Description = "A file with one JSON string per line: prints one {ids, tokens, offsets} object per line, in order." };
+        var noSpecial = new Option<bool>("--no-special-tokens") { Description = "Leave out the special tokens the model's tokenizer adds by default." };
+        var command = new Command("tokenize", "Print the model tokenizer's {ids, tokens, offsets} as JSON (UTF-16 offsets). Needs only the tokenizer files.")
+        { ModelOption, TextOption, TextFileOption, jsonl, noSpecial };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
-            var text = ReadText(result, allowEmpty: true);
             using var backend = new BackendHost();
             var tokenizer = await backend.TokenizerAsync(ModelId(result.GetValue(ModelOption)), cancellationToken);
-            var tokens = tokenizer.AddSpecialTokens(tokenizer.Tokenize(text));
-            var json = JsonSerializer.Serialize(new
+            var addSpecial = !result.GetValue(noSpecial);
+            string Encode(string text)
             {
-                ids = tokens.Select(t => t.Id),
-                tokens = tokens.Select(t => t.Text),
-                offsets = tokens.Select(t => new[] { t.Start, t.End }),
-            });
-            Console.Out.WriteLine(json);
+                var content = tokenizer.Tokenize(text);
+                var tokens = addSpecial ? tokenizer.AddSpecialTokens(content) : content;
+                return JsonSerializer.Serialize(new
+                {
+                    ids = tokens.Select(t => t.Id),
+                    tokens = tokens.Select(t => t.Text),
+                    offsets = tokens.Select(t => new[] { t.Start, t.End }),
+                });
+            }
+            if (result.GetValue(jsonl) is { } file)
+            {
+                if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null)
+                    throw new InvalidRequestException("Give either --jsonl or a text, not both.");
+                if (!file.Exists) throw new InvalidRequestException($"JSONL file not found: {file.FullName}");
+                var lineNumber = 0;
+                foreach (var line in File.ReadLines(file.FullName))
+                {
+                    lineNumber++;
+                    if (line.Length == 0) continue;
+                    string? text;
+                    try { text = JsonSerializer.Deserialize<string>(line); }
+                    catch (JsonException e) { throw new InvalidRequestException($"{file.Name} line {lineNumber} is not a JSON string: {e.Message}"); }
+                    if (text is null) throw new InvalidRequestException($"{file.Name} line {lineNumber} is null, not a JSON string.");
+                    Console.Out.WriteLine(Encode(text));
+                }
+                return 0;
+            }
+            Console.Out.WriteLine(Encode(ReadText(result, allowEmpty: true)));
             return 0;
         }));
         return command;

@@ -18,6 +18,19 @@ public static class ModelFolder
         return ModelConfig.Load(configPath);
     }
 
+    /// <summary>What models/list shows, from config.json and file sizes only: no weights are read.</summary>
+    public static ModelInfo Describe(string folder)
+    {
+        var config = ReadConfig(folder);
+        var architecture = config.ModelType ?? "(missing model_type)";
+        var weights = Path.Combine(folder, "model.safetensors");
+        long? size = File.Exists(weights) ? new FileInfo(weights).Length : null;
+        var error = SupportedArchitectures.Contains(architecture)
+            ? null
+            : $"architecture '{architecture}' is not supported. Supported: {string.Join(", ", SupportedArchitectures)}.";
+        return new ModelInfo(folder, Path.GetFileName(folder.TrimEnd('/')), architecture, config.NumLayers, config.NumHeads, "path", folder, size, error);
+    }
+
     public static LoadedModel Load(string folder, ModelInfo? info)
     {
         var config = ReadConfig(folder);

@@ -39,8 +39,9 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
     [JsonRpcMethod("exit")]
     public void Exit() => _exit.TrySetResult(_shutdownRequested ? 0 : 1);
 
-    [JsonRpcMethod("models/list")]
-    public ModelListEntry[] ListModels() => service.Models.List().Select(ModelListEntry.From).ToArray();
+    [JsonRpcMethod("models/list", UseSingleObjectParameterDeserialization = true)]
+    public Task<ModelListEntry[]> ListModelsAsync(ModelsListParams? request = null) =>
+        Guard(() => Task.Run(() => service.Models.List(request?.Paths).Select(ModelListEntry.From).ToArray()));
 
     [JsonRpcMethod("attention/analyze", UseSingleObjectParameterDeserialization = true)]
     public Task<AnalyzeResult> AnalyzeAsync(AnalyzeParams request, CancellationToken cancellationToken) => Guard(async () =>

@@ -22,9 +22,12 @@ public enum AppErrorCode
 public sealed record InitializeParams(string? ClientName = null, string? ClientVersion = null);
 public sealed record InitializeResult(string ServerVersion, string ProtocolVersion, string DefaultModel);
 
-public sealed record ModelListEntry(string Id, string Name, string Architecture, int Layers, int Heads, string Source)
+public sealed record ModelsListParams(string[]? Paths = null);
+
+public sealed record ModelListEntry(string Id, string Name, string Architecture, int Layers, int Heads, string Source, string? Path, long? SizeBytes, string? Error)
 {
-    public static ModelListEntry From(ModelInfo info) => new(info.Id, info.Name, info.Architecture, info.Layers, info.Heads, info.Source);
+    public static ModelListEntry From(ModelInfo info) =>
+        new(info.Id, info.Name, info.Architecture, info.Layers, info.Heads, info.Source, info.Path, info.SizeBytes, info.Error);
 }
 
 public sealed record AnalyzeParams(string? Text, string? ModelId = null, int? MaxTokens = null);

@@ -4,7 +4,10 @@ using AttentionViz.Backend.Tokenization;
 namespace AttentionViz.Backend.Runtime;
 
 /// <summary>What models/list reports about a model, known without loading its weights.</summary>
-public sealed record ModelInfo(string Id, string Name, string Architecture, int Layers, int Heads, string Source, string? Path);
+/// <param name="Source">"embedded", "path" (a folder the client named) or "hf-cache"</param>
+/// <param name="Error">why the model cannot be loaded (unsupported architecture, unreadable config), or null</param>
+public sealed record ModelInfo(string Id, string Name, string Architecture, int Layers, int Heads, string Source, string? Path,
+    long? SizeBytes = null, string? Error = null);
 
 /// <summary>A model ready to run, with its tokenizer.</summary>
 /// <remarks>The tokenizer is null for a folder that ships none: such a model still runs raw ids.</remarks>

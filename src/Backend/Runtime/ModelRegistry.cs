@@ -16,7 +16,37 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
 
     public static ModelInfo DefaultInfo => new(DefaultId, "all-MiniLM-L6-v2 (embedded)", "bert", 6, 12, "embedded", null);
 
-    public IReadOnlyList<ModelInfo> List() => [DefaultInfo];
+    /// <summary>
+    /// The embedded default, the folders the client names (e.g. the attentionViz.modelPath setting), and the Hugging
+    /// Face cache, described from their config.json without loading weights. A folder that cannot be used is listed
+    /// with the reason.
+    /// </summary>
+    public IReadOnlyList<ModelInfo> List(IEnumerable<string>? paths = null)
+    {
+        var list = new List<ModelInfo> { DefaultInfo };
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var path in paths ?? [])
+        {
+            if (string.IsNullOrWhiteSpace(path)) continue;
+            var folder = Path.GetFullPath(path);
+            if (seen.Add(folder)) list.Add(Describe(folder, Path.GetFileName(folder.TrimEnd('/')), "path"));
+        }
+        foreach (var (name, folder) in ModelDiscovery.ScanHubCache(ModelDiscovery.HuggingFaceHubCache(Environment.GetEnvironmentVariable)))
+            if (seen.Add(folder)) list.Add(Describe(folder, name, "hf-cache"));
+        return list;
+    }
+
+    private static ModelInfo Describe(string folder, string name, string source)
+    {
+        try
+        {
+            return ModelFolder.Describe(folder) with { Name = name, Source = source };
+        }
+        catch (Exception e) when (e is Models.Core.ModelLoadException or IOException or UnauthorizedAccessException)
+        {
+            return new ModelInfo(folder, name, "unknown", 0, 0, source, folder, null, e.Message);
+        }
+    }
 
     public Task<LoadedModel> GetAsync(string id, CancellationToken cancellationToken)
     {

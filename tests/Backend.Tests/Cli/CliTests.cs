@@ -85,6 +85,21 @@ public sealed class CliTests
     }
 
     [TestMethod]
+    public void SentencePairIdsWithTokenTypesMatchTorchNn()
+    {
+        var expected = Fixtures.Expected("bert-tiny");
+        var ids = string.Join(",", Fixtures.Longs(expected["s1.input_ids"]));
+        var types = string.Join(",", Fixtures.Longs(expected["s1.token_type_ids"]));
+        Assert.Contains("1", types, "fixture s1 is a sentence pair");
+        var output = Temp("pair.safetensors");
+        var (code, _, stderr) = Run("analyze", "--model", Fixtures.Folder("bert-tiny"), "--ids", ids, "--token-type-ids", types, "--out", output);
+        Assert.AreEqual(0, code, stderr);
+        using var file = SafetensorsFile.Open(output);
+        Fixtures.AssertClose(expected["s1.attentions"], file.Read("attentions"), 1e-4, "bert-tiny pair attentions");
+        Fixtures.AssertClose(expected["s1.last_hidden_state"], file.Read("last_hidden_state"), 1e-3, "bert-tiny pair hidden states");
+    }
+
+    [TestMethod]
     public void SummaryShowsTokensEntropyAndPairs()
     {
         var (code, stdout, stderr) = Run("analyze", "--text", "Attention is all you need.");
@@ -106,6 +121,31 @@ public sealed class CliTests
         var offsets = json.GetProperty("offsets").EnumerateArray().Select(o => (o[0].GetInt32(), o[1].GetInt32())).ToArray();
         Assert.AreEqual((6, 8), offsets[2], "the emoji is one surrogate pair: 2 UTF-16 units");
         Assert.AreEqual((9, 10), offsets[3]);
+    }
+
+    [TestMethod]
+    public void TokenizeJsonlPrintsOneObjectPerLineInOrder()
+    {
+        var input = Temp("prompts.jsonl");
+        File.WriteAllLines(input, [JsonSerializer.Serialize("Hello world"), JsonSerializer.Serialize("a\tb\nc"), JsonSerializer.Serialize("")]);
+        var (code, stdout, stderr) = Run("tokenize", "--jsonl", input);
+        Assert.AreEqual(0, code, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.HasCount(3, lines);
+        var first = JsonDocument.Parse(lines[0]).RootElement;
+        CollectionAssert.AreEqual(new[] { 101, 7592, 2088, 102 }, first.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+        var second = JsonDocument.Parse(lines[1]).RootElement;
+        CollectionAssert.AreEqual(new[] { "[CLS]", "a", "b", "c", "[SEP]" }, second.GetProperty("tokens").EnumerateArray().Select(e => e.GetString()).ToArray());
+        Assert.AreEqual(2, JsonDocument.Parse(lines[2]).RootElement.GetProperty("ids").GetArrayLength(), "empty text: only the special tokens");
+
+        var (plainCode, plain, _) = Run("tokenize", "--text", "Hello world", "--no-special-tokens");
+        Assert.AreEqual(0, plainCode);
+        CollectionAssert.AreEqual(new[] { 7592, 2088 }, JsonDocument.Parse(plain).RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+
+        File.WriteAllLines(input, ["not json"]);
+        var (badCode, _, badErr) = Run("tokenize", "--jsonl", input);
+        Assert.AreEqual(2, badCode);
+        StringAssert.Contains(badErr, "line 1");
     }
 
     [TestMethod]
