@@ -3,8 +3,8 @@ using TorchSharp;
 
 namespace AttentionViz.Backend.Storage;
 
-/// <summary>A safetensors checkpoint as the models' weight source.</summary>
-public sealed class SafetensorsWeightSource : IWeightSource, IDisposable
+/// <summary>A safetensors checkpoint (one memory-mapped file) as the models' weight source.</summary>
+public sealed class SafetensorsWeightSource : IWeightSource
 {
     private readonly SafetensorsFile _file;
 
@@ -14,6 +14,7 @@ public sealed class SafetensorsWeightSource : IWeightSource, IDisposable
         Names = _file.Tensors.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
     }
 
+    public string Description => _file.Path;
     public IReadOnlyCollection<string> Names { get; }
     public long[] Shape(string name) => _file.GetInfo(name).Shape;
     public torch.Tensor ReadFloat32(string name) => _file.ReadFloat32(name);

@@ -1,0 +1,53 @@
+using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Tests.Support;
+using static TorchSharp.torch;
+
+namespace AttentionViz.Backend.Tests.Models;
+
+/// <summary>GPT-2 and Llama against attention, hidden states and logits computed by nanoGPT and llama2.c.</summary>
+[TestClass]
+public sealed class DecoderFixtureTests
+{
+    private const double AttentionTolerance = 1e-4, HiddenTolerance = 1e-3, LogitsTolerance = 1e-3;
+
+    [TestMethod]
+    [DataRow("gpt2-tiny", "s0", DisplayName = "gpt2-tiny s0 (16 ids) vs nanoGPT")]
+    [DataRow("gpt2-tiny", "s1", DisplayName = "gpt2-tiny s1 (100 ids) vs nanoGPT")]
+    [DataRow("llama-tiny", "s0", DisplayName = "llama-tiny s0 (16 ids) vs llama2.c")]
+    [DataRow("llama-tiny", "s1", DisplayName = "llama-tiny s1 (100 ids) vs llama2.c")]
+    public void MatchesIndependentImplementation(string fixture, string key)
+    {
+        TorchSetup.EnsureInitialized();
+        var expected = Fixtures.Expected(fixture);
+        using var loaded = ModelFolder.Load(Fixtures.Folder(fixture), null);
+        Assert.IsTrue(loaded.Model.Causal);
+        using var result = loaded.Model.Forward(new ForwardInput([Fixtures.Longs(expected[$"{key}.input_ids"])], WantLogits: true));
+
+        var attentions = stack(result.Attentions.Select(a => a[0]).ToArray());  // (L, H, T, T)
+        Fixtures.AssertClose(expected[$"{key}.attentions"], attentions, AttentionTolerance, $"{fixture} {key} attentions");
+        Fixtures.AssertClose(expected[$"{key}.last_hidden_state"], result.LastHiddenState[0], HiddenTolerance, $"{fixture} {key} last_hidden_state");
+        Assert.IsNotNull(result.Logits);
+        Fixtures.AssertClose(expected[$"{key}.logits"], result.Logits[0], LogitsTolerance, $"{fixture} {key} logits");
+        AssertExactlyZeroAboveDiagonal(attentions);
+    }
+
+    /// <summary>Causal models: every entry above the diagonal is exactly 0, not merely small.</summary>
+    internal static void AssertExactlyZeroAboveDiagonal(Tensor attentions)
+    {
+        var t = attentions.shape[^1];
+        var future = ones(t, t, dtype: @bool).triu(1);
+        var above = attentions.masked_select(future.expand_as(attentions));
+        Assert.AreEqual(0L, above.count_nonzero().item<long>(), "attention above the diagonal must be exactly 0");
+    }
+
+    [TestMethod]
+    public void LogitsAreOnlyComputedWhenAsked()
+    {
+        TorchSetup.EnsureInitialized();
+        using var loaded = ModelFolder.Load(Fixtures.Folder("gpt2-tiny"), null);
+        using var result = loaded.Model.Forward(new ForwardInput([[1, 2, 3]]));
+        Assert.IsNull(result.Logits);
+    }
+}
