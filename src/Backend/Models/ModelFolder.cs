@@ -147,6 +147,9 @@ public static class ModelFolder
         _ => throw new ModelLoadException($"{source}: no model for {config.GetType().Name}."),
     };
 
+    /// <summary>Loads config, weights and tokenizer.</summary>
+    /// <exception cref="ModelLoadException">Not a supported model folder, a bad config, or weights that do not match the model.</exception>
+    /// <exception cref="ModelFormatException">A weight file or index is malformed or hostile (including refused pickle contents).</exception>
     public static LoadedModel Load(string folder, ModelInfo? info, ModelLoadOptions? options = null)
     {
         var config = ReadConfig(folder);
@@ -164,11 +167,6 @@ public static class ModelFolder
         {
             var unused = model.LoadWeights(weights);
             if (unused.Count > 0) Log.Info($"{weights.Description}: {WeightLoader.DescribeUnused(unused)}.");
-        }
-        catch (ModelFormatException e)
-        {
-            model.Dispose();
-            throw new ModelLoadException(e.Message, e);
         }
         catch
         {

@@ -1,0 +1,205 @@
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json.Nodes;
+using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Storage;
+using AttentionViz.Backend.Tests.Support;
+using static AttentionViz.Backend.Tests.Models.ModelTestSupport;
+using static TorchSharp.torch;
+
+namespace AttentionViz.Backend.Tests.Models;
+
+/// <summary>Sharded safetensors, F16/BF16 weights, and the opt-in, restricted PyTorch pickle loader.</summary>
+[TestClass]
+public sealed class CheckpointFormatTests
+{
+    [TestInitialize]
+    public void Init() => TorchSetup.EnsureInitialized();
+
+    private static string ShardedLlama(string tag, Func<string, string>? shardNameInIndex = null)
+    {
+        var folder = TempFolder(tag);
+        File.Copy(Path.Combine(Fixtures.Folder("llama-tiny"), "config.json"), Path.Combine(folder, "config.json"));
+        var weights = Weights("llama-tiny").OrderBy(w => w.Key, StringComparer.Ordinal).ToList();
+        var half = weights.Count / 2;
+        var shards = new[] { weights.Take(half).ToList(), weights.Skip(half).ToList() };
+        var map = new JsonObject();
+        for (var i = 0; i < 2; i++)
+        {
+            var file = $"model-0000{i + 1}-of-00002.safetensors";
+            SafetensorsWriter.Write(Path.Combine(folder, file), shards[i].Select(w => (w.Key, w.Value)));
+            foreach (var (name, _) in shards[i]) map[name] = shardNameInIndex?.Invoke(file) ?? file;
+        }
+        var index = new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = 0 }, ["weight_map"] = map };
+        File.WriteAllText(Path.Combine(folder, ShardedSafetensorsWeightSource.IndexFileName), index.ToJsonString());
+        return folder;
+    }
+
+    [TestMethod]
+    public void ShardedCheckpointLoadsLikeTheSingleFile()
+    {
+        var folder = ShardedLlama("sharded");
+        Assert.IsFalse(File.Exists(Path.Combine(folder, "model.safetensors")));
+        var expected = Fixtures.Expected("llama-tiny");
+        using var loaded = ModelFolder.Load(folder, null);
+        using var result = loaded.Model.Forward(new ForwardInput([Fixtures.Longs(expected["s0.input_ids"])], WantLogits: true));
+        Fixtures.AssertClose(expected["s0.attentions"], Attentions(result), 1e-4, "sharded llama s0");
+        Fixtures.AssertClose(expected["s0.logits"], result.Logits![0], 1e-3, "sharded llama s0 logits");
+        var description = ModelFolder.Describe(folder);
+        Assert.AreEqual("sharded safetensors", description.WeightFormat);
+        Assert.AreEqual(ModelFolder.Describe(Fixtures.Folder("llama-tiny")).ParameterCount, description.ParameterCount);
+    }
+
+    [TestMethod]
+    [DataRow("../model.safetensors")]
+    [DataRow("../../etc/passwd")]
+    [DataRow("/etc/passwd")]
+    [DataRow("sub/model-00001-of-00002.safetensors")]
+    [DataRow("..")]
+    [DataRow("")]
+    public void HostileShardNamesAreRefusedBeforeAnythingIsOpened(string hostile)
+    {
+        var folder = ShardedLlama("hostile", file => file.EndsWith("00002.safetensors") ? hostile : file);
+        var error = Assert.ThrowsExactly<ModelFormatException>(() => ModelFolder.Load(folder, null));
+        StringAssert.Contains(error.Message, ShardedSafetensorsWeightSource.IndexFileName);
+        Assert.Throws<Exception>(() => ModelFolder.Describe(folder));
+    }
+
+    [TestMethod]
+    public void IndexThatMisplacesATensorIsAnError()
+    {
+        var folder = ShardedLlama("misplaced", file => "model-00001-of-00002.safetensors");
+        var error = Assert.ThrowsExactly<ModelFormatException>(() => ModelFolder.Load(folder, null));
+        StringAssert.Contains(error.Message, "does not hold it");
+    }
+
+    [TestMethod]
+    [DataRow("F16")]
+    [DataRow("BF16")]
+    public void HalfPrecisionCheckpointsComputeInFloat32(string dtype)
+    {
+        // 1) Exactness: F16/BF16 values widen to float32 exactly, so a model loaded from the half-precision file equals,
+        //    bit for bit, one loaded from a float32 file holding the same rounded values.
+        // 2) Against the float32 fixture the difference is only the rounding of the weights: F16 keeps 11 significant
+        //    bits (relative error ≤ 2⁻¹¹ ≈ 4.9e-4), BF16 8 bits (≤ 2⁻⁸ ≈ 3.9e-3). Through two layers of this random
+        //    model (weights std 0.2–0.5, logits of size ~3) that moves probabilities by at most a few times the
+        //    relative error; the bounds below are 10× the per-weight rounding, and still 100× under the ~0.99 of a wrong model.
+        var type = dtype == "F16" ? float16 : bfloat16;
+        var rounded = Weights("llama-tiny").ToDictionary(w => w.Key, w => w.Value.to(type));
+        var halfFolder = Folder($"llama-{dtype}", "llama-tiny", null, rounded.Select(w => (w.Key, w.Value)));
+        var widenedFolder = Folder($"llama-{dtype}-f32", "llama-tiny", null, rounded.Select(w => (w.Key, w.Value.to(float32))));
+        var expected = Fixtures.Expected("llama-tiny");
+        var ids = Fixtures.Longs(expected["s1.input_ids"]);
+        using var half = ModelFolder.Load(halfFolder, null);
+        using var widened = ModelFolder.Load(widenedFolder, null);
+        using var a = half.Model.Forward(new ForwardInput([ids]));
+        using var b = widened.Model.Forward(new ForwardInput([ids]));
+        Assert.AreEqual(0f, MaxDiff(Attentions(a), Attentions(b)), "half-precision weights must widen exactly");
+        var tolerance = dtype == "F16" ? 5e-3 : 4e-2;
+        var diff = MaxDiff(Attentions(a), expected["s1.attentions"]);
+        Assert.IsLessThanOrEqualTo(tolerance, diff, $"{dtype} attention vs float32 fixture: {diff:E3}");
+        Assert.IsGreaterThan(0f, diff, "the rounding must be visible (the file really held half-precision values)");
+    }
+
+    private static string PickleFolder(string tag, byte[]? pickleBytes = null)
+    {
+        var folder = TempFolder(tag);
+        File.Copy(Path.Combine(Fixtures.Folder("gpt2-tiny"), "config.json"), Path.Combine(folder, "config.json"));
+        var target = Path.Combine(folder, ModelFolder.PickleFileName);
+        if (pickleBytes is null)
+            File.Copy(Path.Combine(Fixtures.RepoRoot, "tests", "Backend.Tests", "Models", "TestData", "pytorch_model.bin"), target);
+        else
+        {
+            using var zip = ZipFile.Open(target, ZipArchiveMode.Create);
+            using (var s = zip.CreateEntry("archive/data.pkl").Open()) s.Write(pickleBytes);
+            using (var s = zip.CreateEntry("archive/version").Open()) s.Write("3\n"u8);
+        }
+        return folder;
+    }
+
+    [TestMethod]
+    public void PickleIsRefusedWithoutOptIn()
+    {
+        var folder = PickleFolder("pickle-refused");
+        var error = Assert.ThrowsExactly<ModelLoadException>(() => ModelFolder.Load(folder, null));
+        StringAssert.Contains(error.Message, "pytorch_model.bin");
+        StringAssert.Contains(error.Message, "AllowPickle");
+        Assert.AreEqual("pytorch pickle", ModelFolder.Describe(folder).WeightFormat);
+    }
+
+    [TestMethod]
+    public void PickleWrittenByTorchSaveLoadsEqualToSafetensors()
+    {
+        // TestData/pytorch_model.bin was written by torch 1.13's torch.save (make_pickle_checkpoint.py) from gpt2-tiny.
+        var folder = PickleFolder("pickle-ok");
+        var expected = Fixtures.Expected("gpt2-tiny");
+        using (var loaded = ModelFolder.Load(folder, null, new ModelLoadOptions(AllowPickle: true)))
+        using (var result = loaded.Model.Forward(new ForwardInput([Fixtures.Longs(expected["s1.input_ids"])], WantLogits: true)))
+        {
+            Fixtures.AssertClose(expected["s1.attentions"], Attentions(result), 1e-4, "gpt2 from pickle, s1");
+            Fixtures.AssertClose(expected["s1.logits"], result.Logits![0], 1e-3, "gpt2 from pickle, s1 logits");
+        }
+        using var pickle = TorchPickleWeightSource.Open(Path.Combine(folder, ModelFolder.PickleFileName));
+        var safetensors = Weights("gpt2-tiny");
+        foreach (var (name, value) in safetensors)
+        {
+            using var read = pickle.ReadFloat32(name);
+            Assert.AreEqual(0f, MaxDiff(value, read), name);
+        }
+        var wte = safetensors["transformer.wte.weight"];
+        Assert.AreEqual(0f, MaxDiff(wte, pickle.ReadFloat32("lm_head.weight")), "shared storage");
+        Assert.AreEqual(0f, MaxDiff(wte.t(), pickle.ReadFloat32("extra.transposed")), "strided view");
+        Assert.AreEqual(0f, MaxDiff(safetensors["transformer.ln_f.weight"].to(float16), pickle.ReadFloat32("extra.half")), "float16 storage");
+    }
+
+    // Pickle bytes, protocol 2, built by hand.
+    private static byte[] Pickle(params object[] parts)
+    {
+        var bytes = new List<byte> { 0x80, 2 };
+        foreach (var part in parts)
+            bytes.AddRange(part switch
+            {
+                string s => Encoding.UTF8.GetBytes(s),
+                byte b => [b],
+                byte[] raw => raw,
+                _ => throw new ArgumentException(part.GetType().Name),
+            });
+        return [.. bytes];
+    }
+
+    private static byte[] Unicode(string s)
+    {
+        var utf8 = Encoding.UTF8.GetBytes(s);
+        return [(byte)'X', .. BitConverter.GetBytes(utf8.Length), .. utf8];
+    }
+
+    public static IEnumerable<object[]> MaliciousPickles()
+    {
+        var marker = Path.Combine(Path.GetTempPath(), "avz-pwned-marker");
+        byte reduce = (byte)'R', stop = (byte)'.', tuple1 = 0x85;
+        yield return ["GLOBAL os.system + REDUCE", Pickle("cos\nsystem\n", Unicode($"touch {marker}"), tuple1, reduce, stop), "os.system"];
+        yield return ["GLOBAL posix.system + REDUCE", Pickle("cposix\nsystem\n", Unicode($"touch {marker}"), tuple1, reduce, stop), "posix.system"];
+        yield return ["GLOBAL builtins.eval + REDUCE", Pickle("cbuiltins\neval\n", Unicode("__import__('os').system('id')"), tuple1, reduce, stop), "builtins.eval"];
+        yield return ["STACK_GLOBAL builtins.exec", Pickle(Unicode("builtins"), Unicode("exec"), (byte)0x93, Unicode("1"), tuple1, reduce, stop), "builtins.exec"];
+        yield return ["GLOBAL subprocess.Popen", Pickle("csubprocess\nPopen\n", stop), "subprocess.Popen"];
+        yield return ["INST opcode", Pickle("(ios\nsystem\n", stop), "opcode"];
+        yield return ["REDUCE of an allowed storage class", Pickle("ctorch\nFloatStorage\n", (byte)')', reduce, stop), "FloatStorage"];
+        yield return ["REDUCE of a string", Pickle(Unicode("os.system"), (byte)')', reduce, stop), "REDUCE"];
+        yield return ["not a dict", Pickle((byte)']', stop), "not a state dict"];
+        yield return ["truncated", Pickle("ccollections\nOrderedDict\n"), "ends early"];
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(MaliciousPickles))]
+    public void MaliciousPicklesAreClearErrorsAndExecuteNothing(string what, byte[] pickle, string mentioned)
+    {
+        var marker = Path.Combine(Path.GetTempPath(), "avz-pwned-marker");
+        File.Delete(marker);
+        var folder = PickleFolder("pickle-evil", pickle);
+        var error = Assert.ThrowsExactly<ModelFormatException>(() => ModelFolder.Load(folder, null, new ModelLoadOptions(AllowPickle: true)), what);
+        StringAssert.Contains(error.Message, mentioned, what);
+        Assert.IsFalse(File.Exists(marker), "nothing may be executed");
+    }
+}
