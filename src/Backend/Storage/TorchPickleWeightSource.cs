@@ -130,8 +130,15 @@ public sealed class TorchPickleWeightSource : IWeightSource
         using var storage = torch.empty(t.Storage.ElementCount, t.Storage.Dtype);
         lock (_zip)
         {
-            using var stream = entry.Open();
-            stream.ReadExactly(storage.bytes);
+            try
+            {
+                using var stream = entry.Open();
+                stream.ReadExactly(storage.bytes);
+            }
+            catch (Exception e) when (e is EndOfStreamException or InvalidDataException)
+            {
+                throw ModelFormatException.For(Description, name, $"storage '{t.Storage.Key}' cannot be read: {e.Message}", e);
+            }
         }
         using var view = storage.as_strided(t.Size, t.Stride, t.Offset);
         return view.to(torch.float32).contiguous();

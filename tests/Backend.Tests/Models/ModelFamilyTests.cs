@@ -297,3 +297,73 @@ public sealed class ModelFamilyTests
         Assert.AreEqual(("gpt2", "none", 0L), (gpt2.Architecture, gpt2.WeightFormat, gpt2.WeightBytes));
     }
 }
+
+/// <summary>Checkpoint naming: bare and wrapper-prefixed keys, heads that are ignored, Qwen2's projection biases.</summary>
+[TestClass]
+public sealed class CheckpointNamingTests
+{
+    [TestInitialize]
+    public void Init() => TorchSetup.EnsureInitialized();
+
+    [TestMethod]
+    [DataRow("llama-tiny", "model.", DisplayName = "LlamaModel saved bare (no model.)")]
+    [DataRow("gpt2-tiny", "transformer.", DisplayName = "GPT2Model saved bare (no transformer.)")]
+    public void BareCheckpointsLoad(string fixture, string prefix)
+    {
+        var weights = Weights(fixture).Select(w => (w.Key.StartsWith(prefix) ? w.Key[prefix.Length..] : w.Key, w.Value));
+        var folder = Folder("bare", fixture, null, weights);
+        var expected = Fixtures.Expected(fixture);
+        using var loaded = ModelFolder.Load(folder, null);
+        using var result = loaded.Model.Forward(new ForwardInput([Fixtures.Longs(expected["s0.input_ids"])], WantLogits: true));
+        Fixtures.AssertClose(expected["s0.attentions"], Attentions(result), 1e-4, $"bare {fixture}");
+        Fixtures.AssertClose(expected["s0.logits"], result.Logits![0], 1e-3, $"bare {fixture} logits");
+    }
+
+    [TestMethod]
+    public void PrefixedBertWithTaskHeadsLoadsAndIgnoresTheHeads()
+    {
+        var weights = Weights("bert-tiny").Select(w => ("bert." + w.Key, w.Value))
+            .Append(("cls.predictions.bias", zeros(1000))).Append(("cls.predictions.transform.dense.weight", zeros(64, 64)));
+        var folder = Folder("bert-prefixed", "bert-tiny", null, weights);
+        var expected = Fixtures.Expected("bert-tiny");
+        using var loaded = ModelFolder.Load(folder, null);
+        using var result = loaded.Model.Forward(new ForwardInput([Fixtures.Longs(expected["s1.input_ids"])], [Fixtures.Longs(expected["s1.token_type_ids"])]));
+        Fixtures.AssertClose(expected["s1.attentions"], Attentions(result), 1e-4, "bert. prefixed s1");
+        using var source = ModelFolder.OpenWeights(folder);
+        var unused = ((BertModel)ModelFolder.Create(ModelFolder.ReadConfig(folder))).LoadWeights(source);
+        CollectionAssert.AreEquivalent(new[] { "bert.pooler.dense.bias", "bert.pooler.dense.weight", "cls.predictions.bias", "cls.predictions.transform.dense.weight" }, unused.ToArray());
+    }
+
+    [TestMethod]
+    public void Qwen2LoadsQkvBiasesAndUsesThem()
+    {
+        // llama-tiny's weights with zero q/k/v biases under model_type qwen2 = the Llama expectation; a non-zero
+        // q bias must change the attention (the biases are really applied).
+        var weights = Weights("llama-tiny");
+        var config = ModelFolder.ReadConfig(Fixtures.Folder("llama-tiny")) as LlamaConfig;
+        List<(string, Tensor)> WithBiases(float q)
+        {
+            var list = weights.Select(w => (w.Key, w.Value)).ToList();
+            for (var l = 0; l < 2; l++)
+            {
+                list.Add(($"model.layers.{l}.self_attn.q_proj.bias", full(64, q)));
+                list.Add(($"model.layers.{l}.self_attn.k_proj.bias", zeros(32)));
+                list.Add(($"model.layers.{l}.self_attn.v_proj.bias", zeros(32)));
+            }
+            return list;
+        }
+        Assert.IsNotNull(config);
+        var expected = Fixtures.Expected("llama-tiny");
+        var ids = Fixtures.Longs(expected["s0.input_ids"]);
+        var zero = Folder("qwen2-zero", "llama-tiny", c => c["model_type"] = "qwen2", WithBiases(0));
+        using (var loaded = ModelFolder.Load(zero, null))
+        using (var result = loaded.Model.Forward(new ForwardInput([ids])))
+            Fixtures.AssertClose(expected["s0.attentions"], Attentions(result), 1e-4, "qwen2 with zero biases");
+        var biased = Folder("qwen2-bias", "llama-tiny", c => c["model_type"] = "qwen2", WithBiases(0.5f));
+        using (var loaded = ModelFolder.Load(biased, null))
+        using (var result = loaded.Model.Forward(new ForwardInput([ids])))
+            Assert.IsGreaterThan(1e-3, MaxDiff(Attentions(result), expected["s0.attentions"]));
+        var missing = Folder("qwen2-nobias", "llama-tiny", c => c["model_type"] = "qwen2", weights.Select(w => (w.Key, w.Value)));
+        StringAssert.Contains(Assert.ThrowsExactly<ModelLoadException>(() => ModelFolder.Load(missing, null)).Message, "q_proj.bias");
+    }
+}
