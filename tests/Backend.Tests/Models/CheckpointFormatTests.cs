@@ -15,6 +15,8 @@ namespace AttentionViz.Backend.Tests.Models;
 [TestClass]
 public sealed class CheckpointFormatTests
 {
+    public TestContext TestContext { get; set; } = null!;
+
     [TestInitialize]
     public void Init() => TorchSetup.EnsureInitialized();
 
@@ -82,10 +84,11 @@ public sealed class CheckpointFormatTests
     {
         // 1) Exactness: F16/BF16 values widen to float32 exactly, so a model loaded from the half-precision file equals,
         //    bit for bit, one loaded from a float32 file holding the same rounded values.
-        // 2) Against the float32 fixture the difference is only the rounding of the weights: F16 keeps 11 significant
-        //    bits (relative error ≤ 2⁻¹¹ ≈ 4.9e-4), BF16 8 bits (≤ 2⁻⁸ ≈ 3.9e-3). Through two layers of this random
-        //    model (weights std 0.2–0.5, logits of size ~3) that moves probabilities by at most a few times the
-        //    relative error; the bounds below are 10× the per-weight rounding, and still 100× under the ~0.99 of a wrong model.
+        // 2) Against the float32 fixture the only difference is the rounding of the weights, by at most the format's unit
+        //    roundoff u (F16: 2⁻¹¹ ≈ 4.9e-4, BF16: 2⁻⁸ ≈ 3.9e-3). Two layers of this random model (embeddings std 0.5,
+        //    matrices 0.2, sharp softmaxes) amplify it about 9× (measured: F16 4.5e-3, BF16 3.4e-2 — the same factor
+        //    for both formats, as pure rounding predicts). The bound is 20·u: loose enough to be robust, and still
+        //    ~50× below the ~0.99 difference of a wrongly loaded model. Part 1 is the exact check.
         var type = dtype == "F16" ? float16 : bfloat16;
         var rounded = Weights("llama-tiny").ToDictionary(w => w.Key, w => w.Value.to(type));
         var halfFolder = Folder($"llama-{dtype}", "llama-tiny", null, rounded.Select(w => (w.Key, w.Value)));
@@ -97,8 +100,9 @@ public sealed class CheckpointFormatTests
         using var a = half.Model.Forward(new ForwardInput([ids]));
         using var b = widened.Model.Forward(new ForwardInput([ids]));
         Assert.AreEqual(0f, MaxDiff(Attentions(a), Attentions(b)), "half-precision weights must widen exactly");
-        var tolerance = dtype == "F16" ? 5e-3 : 4e-2;
+        var tolerance = 20 * (dtype == "F16" ? Math.Pow(2, -11) : Math.Pow(2, -8));
         var diff = MaxDiff(Attentions(a), expected["s1.attentions"]);
+        TestContext.WriteLine($"{dtype} llama-tiny s1: max |diff| attention vs float32 fixture {diff:E2}");
         Assert.IsLessThanOrEqualTo(tolerance, diff, $"{dtype} attention vs float32 fixture: {diff:E3}");
         Assert.IsGreaterThan(0f, diff, "the rounding must be visible (the file really held half-precision values)");
     }

@@ -12,6 +12,8 @@ public sealed class DecoderFixtureTests
 {
     private const double AttentionTolerance = 1e-4, HiddenTolerance = 1e-3, LogitsTolerance = 1e-3;
 
+    public TestContext TestContext { get; set; } = null!;
+
     [TestMethod]
     [DataRow("gpt2-tiny", "s0", DisplayName = "gpt2-tiny s0 (16 ids) vs nanoGPT")]
     [DataRow("gpt2-tiny", "s1", DisplayName = "gpt2-tiny s1 (100 ids) vs nanoGPT")]
@@ -31,6 +33,9 @@ public sealed class DecoderFixtureTests
         Assert.IsNotNull(result.Logits);
         Fixtures.AssertClose(expected[$"{key}.logits"], result.Logits[0], LogitsTolerance, $"{fixture} {key} logits");
         AssertExactlyZeroAboveDiagonal(attentions);
+        TestContext.WriteLine($"{fixture} {key}: max |diff| attention {ModelTestSupport.MaxDiff(expected[$"{key}.attentions"], attentions):E2}, "
+            + $"hidden {ModelTestSupport.MaxDiff(expected[$"{key}.last_hidden_state"], result.LastHiddenState[0]):E2}, "
+            + $"logits {ModelTestSupport.MaxDiff(expected[$"{key}.logits"], result.Logits[0]):E2}");
     }
 
     /// <summary>Causal models: every entry above the diagonal is exactly 0, not merely small.</summary>
