@@ -38,6 +38,7 @@ public sealed record LlamaConfig : IModelConfig
     [JsonPropertyName("sliding_window")] public int? SlidingWindow { get; init; }
     [JsonPropertyName("use_sliding_window")] public bool UseSlidingWindow { get; init; }
     [JsonPropertyName("max_window_layers")] public int MaxWindowLayers { get; init; } = 28;
+    [JsonPropertyName("layer_types")] public string[]? LayerTypes { get; init; }
 
     public int KeyValueHeads => NumKeyValueHeads ?? NumHeads;
     public int HeadDim => HeadDimension ?? (NumHeads > 0 ? HiddenSize / NumHeads : 0);
@@ -50,11 +51,17 @@ public sealed record LlamaConfig : IModelConfig
     public bool QkvBias => ModelType == "qwen2" || AttentionBias && ModelType == "llama";
     public bool OutputBias => ModelType == "llama" && AttentionBias;
 
-    /// <summary>The sliding window of layer <paramref name="layer"/>, or null for full causal attention.</summary>
+    /// <summary>
+    /// The sliding window of layer <paramref name="layer"/>, or null for full causal attention. Mistral: every layer when
+    /// sliding_window is set. Qwen2: only with use_sliding_window, for the layers layer_types marks "sliding_attention"
+    /// or, without layer_types, from max_window_layers on (as HF's Qwen2Config derives layer_types).
+    /// </summary>
     public int? WindowOf(int layer) => ModelType switch
     {
         "mistral" => SlidingWindow,
-        "qwen2" when UseSlidingWindow && layer >= MaxWindowLayers => SlidingWindow,
+        "qwen2" when !UseSlidingWindow => null,
+        "qwen2" when LayerTypes is not null => LayerTypes.ElementAtOrDefault(layer) == "sliding_attention" ? SlidingWindow : null,
+        "qwen2" when layer >= MaxWindowLayers => SlidingWindow,
         _ => null,
     };
 
@@ -77,6 +84,8 @@ public sealed record LlamaConfig : IModelConfig
             $"hidden_size {HiddenSize} is not divisible by num_attention_heads {NumHeads} and head_dim is not given.");
         ConfigChecks.Require(source, PartialRotaryFactor == 1.0, $"partial_rotary_factor {PartialRotaryFactor} is not supported (only 1).");
         ConfigChecks.Require(source, SlidingWindow is null || SlidingWindow > 0, $"sliding_window {SlidingWindow} must be positive.");
+        ConfigChecks.Require(source, LayerTypes is null || LayerTypes.Length == NumLayers && LayerTypes.All(t => t is "full_attention" or "sliding_attention"),
+            $"layer_types must list 'full_attention' or 'sliding_attention' for each of the {NumLayers} layers.");
         ConfigChecks.Require(source, RmsNormEps > 0, $"rms_norm_eps {RmsNormEps} must be positive.");
         RotaryEmbedding.Validate(Rope, source);
         ActivationFunctions.Get(HiddenAct);

@@ -135,6 +135,9 @@ public sealed class ModelFamilyTests
         var enabled = config with { UseSlidingWindow = true };
         CollectionAssert.AreEqual(new int?[] { null, null, 8, 8 }, Enumerable.Range(0, 4).Select(enabled.WindowOf).ToArray());
         Assert.IsNull((TinyLlama("llama") with { SlidingWindow = 8 }).WindowOf(0), "llama has no sliding window");
+        var typed = enabled with { LayerTypes = ["sliding_attention", "full_attention", "full_attention", "sliding_attention"] };
+        CollectionAssert.AreEqual(new int?[] { 8, null, null, 8 }, Enumerable.Range(0, 4).Select(typed.WindowOf).ToArray(), "explicit layer_types win");
+        Assert.ThrowsExactly<ModelLoadException>(() => (typed with { LayerTypes = ["sliding_attention"] }).Validate("config.json"));
     }
 
     private static List<string> NamesAndShapes(nn.Module module) =>
