@@ -31,7 +31,13 @@ public sealed class ShardedSafetensorsWeightSource : IWeightSource
     public string Description { get; }
     public IReadOnlyCollection<string> Names { get; }
     public long[] Shape(string name) => File(name).GetInfo(name).Shape;
-    public torch.Tensor ReadFloat32(string name) => File(name).ReadFloat32(name);
+    public torch.Tensor ReadFloat32(string name)
+    {
+        var file = File(name);
+        var tensor = file.ReadFloat32(name);
+        SafetensorsWeightSource.ReleasePages(file.GetSpan(name));
+        return tensor;
+    }
 
     private SafetensorsFile File(string name) =>
         _byTensor.TryGetValue(name, out var file) ? file : throw new ModelFormatException($"{Description}: no tensor '{name}'.");
