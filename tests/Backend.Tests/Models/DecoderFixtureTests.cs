@@ -2,6 +2,7 @@ using AttentionViz.Backend.Models;
 using AttentionViz.Backend.Models.Core;
 using AttentionViz.Backend.Runtime;
 using AttentionViz.Backend.Tests.Support;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace AttentionViz.Backend.Tests.Models;
@@ -45,6 +46,28 @@ public sealed class DecoderFixtureTests
         var future = ones(t, t, dtype: @bool).triu(1);
         var above = attentions.masked_select(future.expand_as(attentions));
         Assert.AreEqual(0L, above.count_nonzero().item<long>(), "attention above the diagonal must be exactly 0");
+    }
+
+    [TestMethod]
+    [DataRow("gpt2-tiny")]
+    [DataRow("llama-tiny")]
+    public void RightPaddingIsMaskedAndChangesNothingElse(string fixture)
+    {
+        // s0 plus four padding tokens with attention_mask 0: padded keys get exactly 0, and the real tokens' attention
+        // and hidden states are the fixture's (with arange positions, right padding only adds later positions).
+        TorchSetup.EnsureInitialized();
+        var expected = Fixtures.Expected(fixture);
+        var ids = Fixtures.Longs(expected["s0.input_ids"]);
+        long[] padded = [.. ids, 0, 0, 0, 0];
+        long[] mask = [.. ids.Select(_ => 1L), 0, 0, 0, 0];
+        using var loaded = ModelFolder.Load(Fixtures.Folder(fixture), null);
+        using var result = loaded.Model.Forward(new ForwardInput([padded], null, [mask]));
+        var attentions = stack(result.Attentions.Select(a => a[0]).ToArray());  // (L, H, 20, 20)
+        var n = ids.Length;
+        Assert.AreEqual(0f, attentions[.., .., .., TensorIndex.Slice(n)].abs().max().item<float>(), "padded keys");
+        Fixtures.AssertClose(expected["s0.attentions"], attentions[.., .., TensorIndex.Slice(0, n), TensorIndex.Slice(0, n)], AttentionTolerance, $"{fixture} padded s0");
+        Fixtures.AssertClose(expected["s0.last_hidden_state"], result.LastHiddenState[0, TensorIndex.Slice(0, n)], HiddenTolerance, $"{fixture} padded s0 hidden");
+        AssertExactlyZeroAboveDiagonal(attentions);
     }
 
     [TestMethod]
