@@ -52,17 +52,17 @@ public sealed record BertConfig : IModelConfig
 
 internal sealed class BertEmbeddings : Module<Tensor, Tensor, Tensor>
 {
-    private readonly Embedding _word, _position, _tokenType;
-    private readonly LayerNorm _norm;
+    private readonly EmbeddingTable _word, _position, _tokenType;
+    private readonly LayerNormalization _norm;
     private readonly int? _robertaPaddingIndex;
 
     public BertEmbeddings(BertConfig config) : base(nameof(BertEmbeddings))
     {
         _robertaPaddingIndex = config.IsRoberta ? config.PadTokenId ?? 1 : null;
-        register_module("word_embeddings", _word = Embedding(config.VocabSize, config.HiddenSize));
-        register_module("position_embeddings", _position = Embedding(config.MaxPositionEmbeddings, config.HiddenSize));
-        register_module("token_type_embeddings", _tokenType = Embedding(config.TypeVocabSize, config.HiddenSize));
-        register_module("LayerNorm", _norm = LayerNorm(config.HiddenSize, config.LayerNormEps));
+        register_module("word_embeddings", _word = new EmbeddingTable(config.VocabSize, config.HiddenSize));
+        register_module("position_embeddings", _position = new EmbeddingTable(config.MaxPositionEmbeddings, config.HiddenSize));
+        register_module("token_type_embeddings", _tokenType = new EmbeddingTable(config.TypeVocabSize, config.HiddenSize));
+        register_module("LayerNorm", _norm = new LayerNormalization(config.HiddenSize, config.LayerNormEps));
     }
 
     /// <param name="inputIds">(B, T)</param>
@@ -92,15 +92,15 @@ internal sealed class BertEmbeddings : Module<Tensor, Tensor, Tensor>
 
 internal sealed class BertSelfAttention : Module<Tensor, Tensor?, (Tensor Context, Tensor Probabilities)>
 {
-    private readonly Linear _query, _key, _value;
+    private readonly Dense _query, _key, _value;
     private readonly int _heads;
 
     public BertSelfAttention(BertConfig config) : base(nameof(BertSelfAttention))
     {
         _heads = config.NumHeads;
-        register_module("query", _query = Linear(config.HiddenSize, config.HiddenSize));
-        register_module("key", _key = Linear(config.HiddenSize, config.HiddenSize));
-        register_module("value", _value = Linear(config.HiddenSize, config.HiddenSize));
+        register_module("query", _query = new Dense(config.HiddenSize, config.HiddenSize));
+        register_module("key", _key = new Dense(config.HiddenSize, config.HiddenSize));
+        register_module("value", _value = new Dense(config.HiddenSize, config.HiddenSize));
     }
 
     /// <param name="x">(B, T, C)</param>
@@ -121,13 +121,13 @@ internal sealed class BertSelfAttention : Module<Tensor, Tensor?, (Tensor Contex
 /// <summary>dense → LayerNorm(x + residual): BERT's post-norm sub-layer output, used after attention and after the FFN.</summary>
 internal sealed class BertResidualOutput : Module<Tensor, Tensor, Tensor>
 {
-    private readonly Linear _dense;
-    private readonly LayerNorm _norm;
+    private readonly Dense _dense;
+    private readonly LayerNormalization _norm;
 
     public BertResidualOutput(int inFeatures, BertConfig config) : base(nameof(BertResidualOutput))
     {
-        register_module("dense", _dense = Linear(inFeatures, config.HiddenSize));
-        register_module("LayerNorm", _norm = LayerNorm(config.HiddenSize, config.LayerNormEps));
+        register_module("dense", _dense = new Dense(inFeatures, config.HiddenSize));
+        register_module("LayerNorm", _norm = new LayerNormalization(config.HiddenSize, config.LayerNormEps));
     }
 
     /// <param name="x">(B, T, in)</param>
@@ -159,12 +159,12 @@ internal sealed class BertAttention : Module<Tensor, Tensor?, (Tensor Output, Te
 
 internal sealed class BertIntermediate : Module<Tensor, Tensor>
 {
-    private readonly Linear _dense;
+    private readonly Dense _dense;
     private readonly Func<Tensor, Tensor> _activation;
 
     public BertIntermediate(BertConfig config) : base(nameof(BertIntermediate))
     {
-        register_module("dense", _dense = Linear(config.HiddenSize, config.IntermediateSize));
+        register_module("dense", _dense = new Dense(config.HiddenSize, config.IntermediateSize));
         _activation = ActivationFunctions.Get(config.HiddenAct);
     }
 

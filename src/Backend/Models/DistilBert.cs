@@ -39,14 +39,14 @@ public sealed record DistilBertConfig : IModelConfig
 
 internal sealed class DistilBertEmbeddings : Module<Tensor, Tensor>
 {
-    private readonly Embedding _word, _position;
-    private readonly LayerNorm _norm;
+    private readonly EmbeddingTable _word, _position;
+    private readonly LayerNormalization _norm;
 
     public DistilBertEmbeddings(DistilBertConfig config) : base(nameof(DistilBertEmbeddings))
     {
-        register_module("word_embeddings", _word = Embedding(config.VocabSize, config.Dim));
-        register_module("position_embeddings", _position = Embedding(config.MaxPositionEmbeddings, config.Dim));
-        register_module("LayerNorm", _norm = LayerNorm(config.Dim, DistilBertConfig.LayerNormEps));
+        register_module("word_embeddings", _word = new EmbeddingTable(config.VocabSize, config.Dim));
+        register_module("position_embeddings", _position = new EmbeddingTable(config.MaxPositionEmbeddings, config.Dim));
+        register_module("LayerNorm", _norm = new LayerNormalization(config.Dim, DistilBertConfig.LayerNormEps));
     }
 
     /// <param name="inputIds">(B, T)</param>
@@ -61,16 +61,16 @@ internal sealed class DistilBertEmbeddings : Module<Tensor, Tensor>
 
 internal sealed class DistilBertAttention : Module<Tensor, Tensor?, (Tensor Output, Tensor Probabilities)>
 {
-    private readonly Linear _q, _k, _v, _out;
+    private readonly Dense _q, _k, _v, _out;
     private readonly int _heads;
 
     public DistilBertAttention(DistilBertConfig config) : base(nameof(DistilBertAttention))
     {
         _heads = config.NHeads;
-        register_module("q_lin", _q = Linear(config.Dim, config.Dim));
-        register_module("k_lin", _k = Linear(config.Dim, config.Dim));
-        register_module("v_lin", _v = Linear(config.Dim, config.Dim));
-        register_module("out_lin", _out = Linear(config.Dim, config.Dim));
+        register_module("q_lin", _q = new Dense(config.Dim, config.Dim));
+        register_module("k_lin", _k = new Dense(config.Dim, config.Dim));
+        register_module("v_lin", _v = new Dense(config.Dim, config.Dim));
+        register_module("out_lin", _out = new Dense(config.Dim, config.Dim));
     }
 
     /// <param name="x">(B, T, C)</param>
@@ -88,13 +88,13 @@ internal sealed class DistilBertAttention : Module<Tensor, Tensor?, (Tensor Outp
 
 internal sealed class DistilBertFfn : Module<Tensor, Tensor>
 {
-    private readonly Linear _lin1, _lin2;
+    private readonly Dense _lin1, _lin2;
     private readonly Func<Tensor, Tensor> _activation;
 
     public DistilBertFfn(DistilBertConfig config) : base(nameof(DistilBertFfn))
     {
-        register_module("lin1", _lin1 = Linear(config.Dim, config.HiddenDim));
-        register_module("lin2", _lin2 = Linear(config.HiddenDim, config.Dim));
+        register_module("lin1", _lin1 = new Dense(config.Dim, config.HiddenDim));
+        register_module("lin2", _lin2 = new Dense(config.HiddenDim, config.Dim));
         _activation = ActivationFunctions.Get(config.Activation);
     }
 
@@ -108,15 +108,15 @@ internal sealed class DistilBertFfn : Module<Tensor, Tensor>
 internal sealed class DistilBertLayer : Module<Tensor, Tensor?, (Tensor Output, Tensor Probabilities)>
 {
     private readonly DistilBertAttention _attention;
-    private readonly LayerNorm _attentionNorm, _outputNorm;
+    private readonly LayerNormalization _attentionNorm, _outputNorm;
     private readonly DistilBertFfn _ffn;
 
     public DistilBertLayer(DistilBertConfig config) : base(nameof(DistilBertLayer))
     {
         register_module("attention", _attention = new DistilBertAttention(config));
-        register_module("sa_layer_norm", _attentionNorm = LayerNorm(config.Dim, DistilBertConfig.LayerNormEps));
+        register_module("sa_layer_norm", _attentionNorm = new LayerNormalization(config.Dim, DistilBertConfig.LayerNormEps));
         register_module("ffn", _ffn = new DistilBertFfn(config));
-        register_module("output_layer_norm", _outputNorm = LayerNorm(config.Dim, DistilBertConfig.LayerNormEps));
+        register_module("output_layer_norm", _outputNorm = new LayerNormalization(config.Dim, DistilBertConfig.LayerNormEps));
     }
 
     /// <param name="x">(B, T, C)</param>

@@ -9,7 +9,7 @@ namespace AttentionViz.Backend.Models;
 
 // GPT-2 as in Hugging Face's GPT2LMHeadModel (nanoGPT's structure). Parameter names are the checkpoint's keys
 // (transformer.h.N.attn.c_attn.weight, …). HF stores GPT-2's Conv1D weights as [in, out]; they are transposed into
-// Linear's [out, in] on load, and only for the keys in Gpt2Model.Conv1DWeights. B = batch, T = tokens, C = n_embd.
+// Linear [out, in] on load, and only for the keys in Gpt2Model.Conv1DWeights. B = batch, T = tokens, C = n_embd.
 
 /// <summary>config.json of model_type gpt2.</summary>
 public sealed record Gpt2Config : IModelConfig
@@ -42,7 +42,7 @@ public sealed record Gpt2Config : IModelConfig
 
 internal sealed class Gpt2Attention : Module<Tensor, Tensor, (Tensor Output, Tensor Probabilities)>
 {
-    private readonly Linear _qkv, _proj;
+    private readonly Dense _qkv, _proj;
     private readonly int _heads;
     private readonly double _scale;
 
@@ -51,8 +51,8 @@ internal sealed class Gpt2Attention : Module<Tensor, Tensor, (Tensor Output, Ten
         _heads = config.NHead;
         var headDim = config.NEmbd / config.NHead;
         _scale = (config.ScaleAttnWeights ? 1.0 / Math.Sqrt(headDim) : 1.0) / (config.ScaleAttnByInverseLayerIdx ? layerIndex + 1 : 1);
-        register_module("c_attn", _qkv = Linear(config.NEmbd, 3 * config.NEmbd));   // fused q, k, v
-        register_module("c_proj", _proj = Linear(config.NEmbd, config.NEmbd));
+        register_module("c_attn", _qkv = new Dense(config.NEmbd, 3 * config.NEmbd));   // fused q, k, v
+        register_module("c_proj", _proj = new Dense(config.NEmbd, config.NEmbd));
     }
 
     /// <param name="x">(B, T, C)</param>
@@ -71,13 +71,13 @@ internal sealed class Gpt2Attention : Module<Tensor, Tensor, (Tensor Output, Ten
 
 internal sealed class Gpt2Mlp : Module<Tensor, Tensor>
 {
-    private readonly Linear _fc, _proj;
+    private readonly Dense _fc, _proj;
     private readonly Func<Tensor, Tensor> _activation;
 
     public Gpt2Mlp(Gpt2Config config) : base(nameof(Gpt2Mlp))
     {
-        register_module("c_fc", _fc = Linear(config.NEmbd, config.Inner));
-        register_module("c_proj", _proj = Linear(config.Inner, config.NEmbd));
+        register_module("c_fc", _fc = new Dense(config.NEmbd, config.Inner));
+        register_module("c_proj", _proj = new Dense(config.Inner, config.NEmbd));
         _activation = ActivationFunctions.Get(config.ActivationFunction);
     }
 
@@ -91,15 +91,15 @@ internal sealed class Gpt2Mlp : Module<Tensor, Tensor>
 
 internal sealed class Gpt2Block : Module<Tensor, Tensor, (Tensor Output, Tensor Probabilities)>
 {
-    private readonly LayerNorm _norm1, _norm2;
+    private readonly LayerNormalization _norm1, _norm2;
     private readonly Gpt2Attention _attention;
     private readonly Gpt2Mlp _mlp;
 
     public Gpt2Block(Gpt2Config config, int layerIndex) : base(nameof(Gpt2Block))
     {
-        register_module("ln_1", _norm1 = LayerNorm(config.NEmbd, config.LayerNormEpsilon));
+        register_module("ln_1", _norm1 = new LayerNormalization(config.NEmbd, config.LayerNormEpsilon));
         register_module("attn", _attention = new Gpt2Attention(config, layerIndex));
-        register_module("ln_2", _norm2 = LayerNorm(config.NEmbd, config.LayerNormEpsilon));
+        register_module("ln_2", _norm2 = new LayerNormalization(config.NEmbd, config.LayerNormEpsilon));
         register_module("mlp", _mlp = new Gpt2Mlp(config));
     }
 
@@ -117,16 +117,16 @@ internal sealed class Gpt2Block : Module<Tensor, Tensor, (Tensor Output, Tensor 
 /// <summary>HF's GPT2Model: the "transformer." part of GPT2LMHeadModel.</summary>
 internal sealed class Gpt2Transformer : Module
 {
-    public readonly Embedding TokenEmbedding, PositionEmbedding;
+    public readonly EmbeddingTable TokenEmbedding, PositionEmbedding;
     public readonly ModuleList<Gpt2Block> Blocks;
-    public readonly LayerNorm FinalNorm;
+    public readonly LayerNormalization FinalNorm;
 
     public Gpt2Transformer(Gpt2Config config) : base(nameof(Gpt2Transformer))
     {
-        register_module("wte", TokenEmbedding = Embedding(config.VocabSize, config.NEmbd));
-        register_module("wpe", PositionEmbedding = Embedding(config.NPositions, config.NEmbd));
+        register_module("wte", TokenEmbedding = new EmbeddingTable(config.VocabSize, config.NEmbd));
+        register_module("wpe", PositionEmbedding = new EmbeddingTable(config.NPositions, config.NEmbd));
         register_module("h", Blocks = new ModuleList<Gpt2Block>(Enumerable.Range(0, config.NLayer).Select(i => new Gpt2Block(config, i)).ToArray()));
-        register_module("ln_f", FinalNorm = LayerNorm(config.NEmbd, config.LayerNormEpsilon));
+        register_module("ln_f", FinalNorm = new LayerNormalization(config.NEmbd, config.LayerNormEpsilon));
     }
 }
 
@@ -138,14 +138,14 @@ public sealed class Gpt2Model : Module, ICheckpointModel
 
     private readonly Gpt2Config _config;
     private readonly Gpt2Transformer _transformer;
-    private readonly Linear? _lmHead;
+    private readonly Dense? _lmHead;
 
     public Gpt2Model(Gpt2Config config, string source = "config.json") : base(nameof(Gpt2Model))
     {
         config.Validate(source);
         _config = config;
         register_module("transformer", _transformer = new Gpt2Transformer(config));
-        if (!config.TieWordEmbeddings) register_module("lm_head", _lmHead = Linear(config.NEmbd, config.VocabSize, hasBias: false));
+        if (!config.TieWordEmbeddings) register_module("lm_head", _lmHead = new Dense(config.NEmbd, config.VocabSize, bias: false));
         eval();
     }
 
@@ -164,7 +164,7 @@ public sealed class Gpt2Model : Module, ICheckpointModel
         var loader = new WeightLoader(source);
         loader.LoadModule(_transformer, ["transformer."],
             (name, t) => Conv1DWeights.Any(name.EndsWith) ? t.t().contiguous() : t.alias());   // [in, out] → [out, in]
-        if (_lmHead is not null) loader.Load(_lmHead.weight!, "lm_head.weight");
+        if (_lmHead is not null) loader.Load(_lmHead.Weight, "lm_head.weight");
         return loader.Finish();
     }
 
@@ -190,7 +190,7 @@ public sealed class Gpt2Model : Module, ICheckpointModel
         var hidden = _transformer.FinalNorm.forward(x);                                    // (B, T, C)
         Tensor? logits = null;
         if (input.WantLogits)
-            logits = (_lmHead is null ? hidden.matmul(_transformer.TokenEmbedding.weight!.t()) : _lmHead.forward(hidden)).MoveToOuterDisposeScope();  // (B, T, V)
+            logits = (_lmHead is null ? hidden.matmul(_transformer.TokenEmbedding.Weight.t()) : _lmHead.forward(hidden)).MoveToOuterDisposeScope();  // (B, T, V)
         return new ForwardResult(attentions, hidden.MoveToOuterDisposeScope(), logits);
     }
 }

@@ -94,16 +94,16 @@ public sealed record LlamaConfig : IModelConfig
 
 internal sealed class LlamaAttention : Module<Tensor, (Tensor Cos, Tensor Sin), Tensor, (Tensor Output, Tensor Probabilities)>
 {
-    private readonly Linear _q, _k, _v, _o;
+    private readonly Dense _q, _k, _v, _o;
     private readonly int _heads, _kvHeads, _headDim;
 
     public LlamaAttention(LlamaConfig config) : base(nameof(LlamaAttention))
     {
         (_heads, _kvHeads, _headDim) = (config.NumHeads, config.KeyValueHeads, config.HeadDim);
-        register_module("q_proj", _q = Linear(config.HiddenSize, _heads * _headDim, hasBias: config.QkvBias));
-        register_module("k_proj", _k = Linear(config.HiddenSize, _kvHeads * _headDim, hasBias: config.QkvBias));
-        register_module("v_proj", _v = Linear(config.HiddenSize, _kvHeads * _headDim, hasBias: config.QkvBias));
-        register_module("o_proj", _o = Linear(_heads * _headDim, config.HiddenSize, hasBias: config.OutputBias));
+        register_module("q_proj", _q = new Dense(config.HiddenSize, _heads * _headDim, config.QkvBias));
+        register_module("k_proj", _k = new Dense(config.HiddenSize, _kvHeads * _headDim, config.QkvBias));
+        register_module("v_proj", _v = new Dense(config.HiddenSize, _kvHeads * _headDim, config.QkvBias));
+        register_module("o_proj", _o = new Dense(_heads * _headDim, config.HiddenSize, config.OutputBias));
     }
 
     /// <param name="x">(B, T, C)</param>
@@ -155,13 +155,13 @@ internal sealed class LlamaDecoderLayer : Module<Tensor, (Tensor Cos, Tensor Sin
 /// <summary>HF's LlamaModel: the "model." part of LlamaForCausalLM.</summary>
 internal sealed class LlamaBackbone : Module
 {
-    public readonly Embedding TokenEmbedding;
+    public readonly EmbeddingTable TokenEmbedding;
     public readonly ModuleList<LlamaDecoderLayer> Layers;
     public readonly RmsNorm FinalNorm;
 
     public LlamaBackbone(LlamaConfig config) : base(nameof(LlamaBackbone))
     {
-        register_module("embed_tokens", TokenEmbedding = Embedding(config.VocabSize, config.HiddenSize));
+        register_module("embed_tokens", TokenEmbedding = new EmbeddingTable(config.VocabSize, config.HiddenSize));
         register_module("layers", Layers = new ModuleList<LlamaDecoderLayer>(
             Enumerable.Range(0, config.NumLayers).Select(_ => new LlamaDecoderLayer(config)).ToArray()));
         register_module("norm", FinalNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps));
@@ -173,7 +173,7 @@ public sealed class LlamaModel : Module, ICheckpointModel
 {
     private readonly LlamaConfig _config;
     private readonly LlamaBackbone _model;
-    private readonly Linear? _lmHead;
+    private readonly Dense? _lmHead;
     private readonly RotaryEmbedding _rotary;
 
     public LlamaModel(LlamaConfig config, string source = "config.json") : base(nameof(LlamaModel))
@@ -182,7 +182,7 @@ public sealed class LlamaModel : Module, ICheckpointModel
         _config = config;
         _rotary = new RotaryEmbedding(config.HeadDim, config.Theta, config.Rope, config.MaxPositionEmbeddings, source);
         register_module("model", _model = new LlamaBackbone(config));
-        if (!config.TieWordEmbeddings) register_module("lm_head", _lmHead = Linear(config.HiddenSize, config.VocabSize, hasBias: false));
+        if (!config.TieWordEmbeddings) register_module("lm_head", _lmHead = new Dense(config.HiddenSize, config.VocabSize, bias: false));
         eval();
     }
 
@@ -200,7 +200,7 @@ public sealed class LlamaModel : Module, ICheckpointModel
     {
         var loader = new WeightLoader(source);
         loader.LoadModule(_model, ["model."]);
-        if (_lmHead is not null) loader.Load(_lmHead.weight!, "lm_head.weight");
+        if (_lmHead is not null) loader.Load(_lmHead.Weight, "lm_head.weight");
         return loader.Finish();
     }
 
@@ -234,7 +234,7 @@ public sealed class LlamaModel : Module, ICheckpointModel
         var hidden = _model.FinalNorm.forward(x);                                    // (B, T, C)
         Tensor? logits = null;
         if (input.WantLogits)
-            logits = (_lmHead is null ? hidden.matmul(_model.TokenEmbedding.weight!.t()) : _lmHead.forward(hidden)).MoveToOuterDisposeScope();  // (B, T, V)
+            logits = (_lmHead is null ? hidden.matmul(_model.TokenEmbedding.Weight.t()) : _lmHead.forward(hidden)).MoveToOuterDisposeScope();  // (B, T, V)
         return new ForwardResult(attentions, hidden.MoveToOuterDisposeScope(), logits);
     }
 }

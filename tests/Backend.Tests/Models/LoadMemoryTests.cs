@@ -77,10 +77,10 @@ public sealed class LoadMemoryTests
         {
             var peak = StatusKb("VmHWM") * 1024 - before;
             TestContext.WriteLine($"checkpoint {size / 1e6:F1} MB; peak RSS growth while loading {peak / 1e6:F1} MB ({(double)peak / size:F2}×)");
-            // The float32 parameters (1×) and one converted tensor at a time; mapped pages are released after each
-            // tensor (measured 1.7× here, 20% of it the largest tensor). Keeping the mapped pages would give ~2.4×,
-            // reading every tensor into memory first ≥ 3×.
-            Assert.IsLessThan(2.0 * size, peak, $"peak growth {peak / 1e6:F1} MB for a {size / 1e6:F1} MB checkpoint");
+            // The float32 parameters (1×, allocated uninitialised and written once) and one converted tensor at a time
+            // (the largest is 20% here); mapped pages are released after each tensor. Measured 1.2–1.45×. Keeping the
+            // mapped pages gave ~2.4×; reading every tensor into memory first would need ≥ 3×.
+            Assert.IsLessThan(1.75 * size, peak, $"peak growth {peak / 1e6:F1} MB for a {size / 1e6:F1} MB checkpoint");
             using var result = loaded.Model.Forward(new ForwardInput([[1, 2, 3]]));
             Assert.HasCount(4, result.Attentions);
         }

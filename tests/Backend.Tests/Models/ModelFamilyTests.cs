@@ -35,6 +35,7 @@ public sealed class ModelFamilyTests
         // (1/(i+1) over the causal prefix), and every other head does not.
         using var model = new LlamaModel(TinyLlama(heads: heads, kvHeads: kvHeads) with { HiddenSize = 8 * heads });
         var silenced = kvHeads - 1;
+        Randomize(model, 11);
         using (no_grad())
         {
             var k = model.named_parameters().Single(p => p.name == "model.layers.0.self_attn.k_proj.weight").parameter;

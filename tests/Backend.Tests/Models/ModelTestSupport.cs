@@ -37,5 +37,14 @@ internal static class ModelTestSupport
     public static Tensor Attentions(AttentionViz.Backend.Models.Core.ForwardResult result) =>
         stack(result.Attentions.Select(a => a[0]).ToArray());                      // (L, H, T, T)
 
+    /// <summary>Fills every parameter with seeded random values (the models allocate them uninitialised).</summary>
+    public static void Randomize(TorchSharp.torch.nn.Module module, long seed)
+    {
+        var generator = new TorchSharp.torch.Generator((ulong)seed);
+        using var noGrad = no_grad();
+        foreach (var (name, p) in module.named_parameters())
+            p.copy_(name.EndsWith("norm.weight") ? 1 + 0.2 * randn(p.shape, generator: generator) : 0.5 * randn(p.shape, generator: generator));
+    }
+
     public static float MaxDiff(Tensor a, Tensor b) => (a.to(float32) - b.to(float32)).abs().max().item<float>();
 }

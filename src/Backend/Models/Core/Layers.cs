@@ -5,6 +5,63 @@ using static TorchSharp.torch.nn;
 
 namespace AttentionViz.Backend.Models.Core;
 
+// The checkpoint overwrites every parameter (the loader's check is strict), so these layers allocate their parameters
+// without TorchSharp's random initialisation, which costs seconds per billion parameters and touches every page.
+
+/// <summary>nn.Linear (y = x·Wᵀ + b, weight [out, in]) with uninitialised parameters.</summary>
+public sealed class Dense : Module<Tensor, Tensor>
+{
+    public Parameter Weight { get; }
+    public Parameter? Bias { get; }
+
+    public Dense(long inFeatures, long outFeatures, bool bias = true) : base(nameof(Dense))
+    {
+        register_parameter("weight", Weight = new Parameter(empty(outFeatures, inFeatures), requires_grad: false));
+        if (bias) register_parameter("bias", Bias = new Parameter(empty(outFeatures), requires_grad: false));
+    }
+
+    /// <param name="x">(…, in)</param>
+    /// <returns>(…, out)</returns>
+    public override Tensor forward(Tensor x) => functional.linear(x, Weight, Bias);
+}
+
+/// <summary>nn.Embedding (rows of weight [count, dim] looked up by id) with an uninitialised table.</summary>
+public sealed class EmbeddingTable : Module<Tensor, Tensor>
+{
+    public Parameter Weight { get; }
+
+    public EmbeddingTable(long count, long dim) : base(nameof(EmbeddingTable))
+    {
+        register_parameter("weight", Weight = new Parameter(empty(count, dim), requires_grad: false));
+    }
+
+    /// <param name="ids">(…) int64</param>
+    /// <returns>(…, dim)</returns>
+    public override Tensor forward(Tensor ids)
+    {
+        using var flat = ids.reshape(-1);
+        using var rows = Weight.index_select(0, flat);
+        return rows.reshape([.. ids.shape, Weight.shape[1]]);
+    }
+}
+
+/// <summary>nn.LayerNorm over the last dimension, with weight and bias, uninitialised.</summary>
+public sealed class LayerNormalization : Module<Tensor, Tensor>
+{
+    private readonly Parameter _weight, _bias;
+    private readonly double _eps;
+
+    public LayerNormalization(long size, double eps) : base(nameof(LayerNormalization))
+    {
+        register_parameter("weight", _weight = new Parameter(empty(size), requires_grad: false));
+        register_parameter("bias", _bias = new Parameter(empty(size), requires_grad: false));
+        _eps = eps;
+    }
+
+    /// <param name="x">(…, C)</param>
+    public override Tensor forward(Tensor x) => functional.layer_norm(x, [x.shape[^1]], _weight, _bias, _eps);
+}
+
 /// <summary>RMSNorm as HF's LlamaRMSNorm: weight · x / √(mean(x²) + ε), in float32.</summary>
 public sealed class RmsNorm : Module<Tensor, Tensor>
 {
@@ -13,7 +70,7 @@ public sealed class RmsNorm : Module<Tensor, Tensor>
 
     public RmsNorm(int size, double eps) : base(nameof(RmsNorm))
     {
-        register_parameter("weight", _weight = Parameter(ones(size)));
+        register_parameter("weight", _weight = new Parameter(empty(size), requires_grad: false));
         _eps = eps;
     }
 
@@ -29,14 +86,14 @@ public sealed class RmsNorm : Module<Tensor, Tensor>
 /// <summary>The gated MLP of Llama, Mistral and Qwen2: down(act(gate(x)) · up(x)).</summary>
 public sealed class GatedMlp : Module<Tensor, Tensor>
 {
-    private readonly Linear _gate, _up, _down;
+    private readonly Dense _gate, _up, _down;
     private readonly Func<Tensor, Tensor> _activation;
 
     public GatedMlp(int hidden, int intermediate, string activation, bool bias) : base(nameof(GatedMlp))
     {
-        register_module("gate_proj", _gate = Linear(hidden, intermediate, hasBias: bias));
-        register_module("up_proj", _up = Linear(hidden, intermediate, hasBias: bias));
-        register_module("down_proj", _down = Linear(intermediate, hidden, hasBias: bias));
+        register_module("gate_proj", _gate = new Dense(hidden, intermediate, bias));
+        register_module("up_proj", _up = new Dense(hidden, intermediate, bias));
+        register_module("down_proj", _down = new Dense(intermediate, hidden, bias));
         _activation = ActivationFunctions.Get(activation);
     }
 
