@@ -85,7 +85,7 @@ public static class ModelFolder
         var shape = ReadConfig(folder).Shape;
         var (format, files) = FindWeights(folder);
         long? parameters = null;
-        long bytes = files.Sum(f => new FileInfo(f).Length);
+        long bytes = files.Sum(FileLength.Of);
         if (format == "safetensors")
         {
             using var file = SafetensorsFile.Open(files[0]);

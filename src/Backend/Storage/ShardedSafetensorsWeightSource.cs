@@ -45,7 +45,7 @@ public sealed class ShardedSafetensorsWeightSource : IWeightSource
     /// <summary>Reads and validates the index: tensor name → shard file name. Throws <see cref="ModelFormatException"/>.</summary>
     public static IReadOnlyDictionary<string, string> ReadIndex(string indexPath)
     {
-        var length = new FileInfo(indexPath).Length;
+        var length = FileLength.Of(indexPath);
         if (length > MaxIndexBytes) throw ModelFormatException.For(indexPath, null, $"the index is {length} bytes; at most {MaxIndexBytes} are accepted.");
         var folder = Path.GetFullPath(Path.GetDirectoryName(Path.GetFullPath(indexPath))!);
         var map = new Dictionary<string, string>(StringComparer.Ordinal);

@@ -207,3 +207,29 @@ public sealed class CheckpointFormatTests
         Assert.IsFalse(File.Exists(marker), "nothing may be executed");
     }
 }
+
+/// <summary>The Hugging Face cache layout: snapshot files are symlinks into ../../blobs.</summary>
+[TestClass]
+public sealed class HfCacheLayoutTests
+{
+    [TestMethod]
+    public void SymlinkedSnapshotDescribesAndLoads()
+    {
+        TorchSetup.EnsureInitialized();
+        var root = TempFolder("hfcache");
+        var blobs = Directory.CreateDirectory(Path.Combine(root, "models--test--gpt2-tiny", "blobs")).FullName;
+        var snapshot = Directory.CreateDirectory(Path.Combine(root, "models--test--gpt2-tiny", "snapshots", "abc123")).FullName;
+        foreach (var (file, blob) in new[] { ("config.json", "c0ffee"), ("model.safetensors", "deadbeef") })
+        {
+            File.Copy(Path.Combine(Fixtures.Folder("gpt2-tiny"), file), Path.Combine(blobs, blob));
+            File.CreateSymbolicLink(Path.Combine(snapshot, file), Path.Combine("..", "..", "blobs", blob));
+        }
+        var description = ModelFolder.Describe(snapshot);
+        Assert.AreEqual(new FileInfo(Path.Combine(Fixtures.Folder("gpt2-tiny"), "model.safetensors")).Length, description.WeightBytes, "sizes of the link targets");
+        Assert.AreEqual("gpt2", description.Architecture);
+        var expected = Fixtures.Expected("gpt2-tiny");
+        using var loaded = ModelFolder.Load(snapshot, null);
+        using var result = loaded.Model.Forward(new ForwardInput([Fixtures.Longs(expected["s0.input_ids"])]));
+        Fixtures.AssertClose(expected["s0.attentions"], Attentions(result), 1e-4, "symlinked gpt2-tiny");
+    }
+}
