@@ -339,6 +339,14 @@ public sealed class CheckpointNamingTests
     }
 
     [TestMethod]
+    public void CheckpointThatDoesNotMatchTheConfigNamesTheTensors()
+    {
+        var folder = Folder("mismatch", "llama-tiny", c => c["intermediate_size"] = 128, Weights("llama-tiny").Select(w => (w.Key, w.Value)));
+        var error = Assert.ThrowsExactly<ModelLoadException>(() => ModelFolder.Load(folder, null));
+        StringAssert.Contains(error.Message, "wrong shape model.layers.0.mlp.gate_proj.weight: checkpoint [160, 64], model expects [128, 64]");
+    }
+
+    [TestMethod]
     public void Qwen2LoadsQkvBiasesAndUsesThem()
     {
         // llama-tiny's weights with zero q/k/v biases under model_type qwen2 = the Llama expectation; a non-zero

@@ -29,8 +29,6 @@ public sealed class WeightLoader(IWeightSource source)
     private readonly List<string> _wrongShape = [];
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
 
-    public IWeightSource Source => source;
-
     /// <summary>
     /// Loads every parameter of <paramref name="module"/>, looking each name up bare or under the one wrapper prefix
     /// the checkpoint uses. <paramref name="transform"/> (by parameter name) rearranges a tensor before the shape check.
@@ -48,6 +46,12 @@ public sealed class WeightLoader(IWeightSource source)
     public void Load(Parameter parameter, string key, Func<Tensor, Tensor>? transform = null)
     {
         if (!source.Names.Contains(key)) { _missing.Add(key); return; }
+        var stored = source.Shape(key);
+        if (stored.Aggregate(1L, (a, d) => a * d) != parameter.numel())                   // before reading: no huge allocations
+        {
+            _wrongShape.Add($"{key}: checkpoint [{string.Join(", ", stored)}], model expects [{string.Join(", ", parameter.shape)}]");
+            return;
+        }
         using var noGrad = no_grad();
         using var loaded = source.ReadFloat32(key);
         using var value = transform is null ? loaded.alias() : transform(loaded);
@@ -59,9 +63,6 @@ public sealed class WeightLoader(IWeightSource source)
         parameter.copy_(value);
         _used.Add(key);
     }
-
-    /// <summary>Whether the checkpoint holds this exact key.</summary>
-    public bool Contains(string key) => source.Names.Contains(key);
 
     /// <summary>Throws if anything was missing or misshapen; otherwise returns the checkpoint keys that were not used.</summary>
     public IReadOnlyList<string> Finish()
