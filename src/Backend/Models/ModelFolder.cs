@@ -92,28 +92,32 @@ public static class ModelFolder
             parameters = file.Tensors.Sum(t => t.ElementCount);
         }
         else if (format == "sharded safetensors")
-            parameters = ShardedSafetensorsWeightSource.Count(Path.Combine(folder, ShardedSafetensorsWeightSource.IndexFileName)).Parameters;
+            parameters = ShardedWeightSource.CountSafetensorsParameters(files[0]);
         return new ModelDescription(Path.GetFullPath(folder), shape.Architecture, shape.Layers, shape.Heads, shape.KeyValueHeads,
             shape.HiddenSize, shape.VocabularySize, shape.MaxPositions, shape.Causal, shape.SlidingWindow, parameters, bytes, format);
     }
 
-    /// <summary>The weight format present ("safetensors", "sharded safetensors", "pytorch pickle", or "none") and its files.</summary>
+    /// <summary>
+    /// The weight format present, in order of preference ("safetensors", "sharded safetensors", "pytorch pickle",
+    /// "sharded pytorch pickle", or "none"), and its files (an index first).
+    /// </summary>
     private static (string Format, IReadOnlyList<string> Files) FindWeights(string folder)
     {
         var single = Path.Combine(folder, SafetensorsFileName);
         if (File.Exists(single)) return ("safetensors", [single]);
-        var index = Path.Combine(folder, ShardedSafetensorsWeightSource.IndexFileName);
-        if (File.Exists(index))
-        {
-            var shards = ShardedSafetensorsWeightSource.ReadIndex(index).Values.Distinct().Select(s => Path.Combine(folder, s)).Where(File.Exists);
-            return ("sharded safetensors", [index, .. shards]);
-        }
+        var index = Path.Combine(folder, ShardedWeightSource.SafetensorsIndexFileName);
+        if (File.Exists(index)) return ("sharded safetensors", [index, .. Shards(index, ".safetensors")]);
         var pickle = Path.Combine(folder, PickleFileName);
         if (File.Exists(pickle)) return ("pytorch pickle", [pickle]);
+        var pickleIndex = Path.Combine(folder, ShardedWeightSource.PickleIndexFileName);
+        if (File.Exists(pickleIndex)) return ("sharded pytorch pickle", [pickleIndex, .. Shards(pickleIndex, ".bin")]);
         return ("none", []);
+
+        IEnumerable<string> Shards(string indexPath, string extension) =>
+            ShardedWeightSource.ReadIndex(indexPath, extension).Values.Distinct().Select(s => Path.Combine(folder, s)).Where(File.Exists);
     }
 
-    /// <summary>Opens the folder's checkpoint: model.safetensors, else the sharded index, else (only when allowed) pytorch_model.bin.</summary>
+    /// <summary>Opens the folder's checkpoint: model.safetensors, else the sharded index, else (only when allowed) pytorch_model.bin or its sharded index.</summary>
     public static IWeightSource OpenWeights(string folder, ModelLoadOptions? options = null)
     {
         options ??= ModelLoadOptions.Default;
@@ -123,17 +127,20 @@ public static class ModelFolder
             case "safetensors":
                 return new SafetensorsWeightSource(files[0]);
             case "sharded safetensors":
-                return ShardedSafetensorsWeightSource.Open(files[0]);
-            case "pytorch pickle" when !options.AllowPickle:
-                throw new ModelLoadException($"{folder} has only {PickleFileName}, a PyTorch pickle checkpoint, which is not loaded by default "
+                return ShardedWeightSource.OpenSafetensors(files[0]);
+            case "pytorch pickle" or "sharded pytorch pickle" when !options.AllowPickle:
+                throw new ModelLoadException($"{folder} has only {Path.GetFileName(files[0])}, a PyTorch pickle checkpoint, which is not loaded by default "
                     + "because pickle files can run code. Convert it to model.safetensors, or opt in to loading pickle checkpoints "
                     + "(ModelLoadOptions.AllowPickle; the attentionViz.allowPickle setting / --allow-pickle flag).");
             case "pytorch pickle":
                 Log.Warn($"{files[0]}: loading a PyTorch pickle checkpoint because pickle loading was allowed; only state-dict contents are accepted.");
                 return TorchPickleWeightSource.Open(files[0]);
+            case "sharded pytorch pickle":
+                Log.Warn($"{files[0]}: loading sharded PyTorch pickle checkpoints because pickle loading was allowed; only state-dict contents are accepted.");
+                return ShardedWeightSource.OpenPickle(files[0]);
             default:
-                throw new ModelLoadException($"{folder} has no weights: expected {SafetensorsFileName}, {ShardedSafetensorsWeightSource.IndexFileName} "
-                    + $"with its shards, or (with pickle loading allowed) {PickleFileName}.");
+                throw new ModelLoadException($"{folder} has no weights: expected {SafetensorsFileName}, {ShardedWeightSource.SafetensorsIndexFileName} "
+                    + $"with its shards, or (with pickle loading allowed) {PickleFileName} or {ShardedWeightSource.PickleIndexFileName}.");
         }
     }
 

@@ -33,7 +33,7 @@ public sealed partial class SafetensorsWeightSource : IWeightSource
     public void Dispose() => _file.Dispose();
 
     /// <summary>Drops the mapped pages of a span that has been read (Linux only; elsewhere the OS reclaims them under pressure).</summary>
-    internal static unsafe void ReleasePages(ReadOnlySpan<byte> span)
+    private static unsafe void ReleasePages(ReadOnlySpan<byte> span)
     {
         if (!OperatingSystem.IsLinux() || span.Length == 0) return;
         var page = (nuint)Environment.SystemPageSize;

@@ -35,7 +35,7 @@ public sealed class CheckpointFormatTests
             foreach (var (name, _) in shards[i]) map[name] = shardNameInIndex?.Invoke(file) ?? file;
         }
         var index = new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = 0 }, ["weight_map"] = map };
-        File.WriteAllText(Path.Combine(folder, ShardedSafetensorsWeightSource.IndexFileName), index.ToJsonString());
+        File.WriteAllText(Path.Combine(folder, ShardedWeightSource.SafetensorsIndexFileName), index.ToJsonString());
         return folder;
     }
 
@@ -65,7 +65,7 @@ public sealed class CheckpointFormatTests
     {
         var folder = ShardedLlama("hostile", file => file.EndsWith("00002.safetensors") ? hostile : file);
         var error = Assert.ThrowsExactly<ModelFormatException>(() => ModelFolder.Load(folder, null));
-        StringAssert.Contains(error.Message, ShardedSafetensorsWeightSource.IndexFileName);
+        StringAssert.Contains(error.Message, ShardedWeightSource.SafetensorsIndexFileName);
         Assert.Throws<Exception>(() => ModelFolder.Describe(folder));
     }
 
@@ -156,6 +156,30 @@ public sealed class CheckpointFormatTests
         Assert.AreEqual(0f, MaxDiff(wte, pickle.ReadFloat32("lm_head.weight")), "shared storage");
         Assert.AreEqual(0f, MaxDiff(wte.t(), pickle.ReadFloat32("extra.transposed")), "strided view");
         Assert.AreEqual(0f, MaxDiff(safetensors["transformer.ln_f.weight"].to(float16), pickle.ReadFloat32("extra.half")), "float16 storage");
+    }
+
+    [TestMethod]
+    public void ShardedPickleLoadsOnlyWithOptIn()
+    {
+        // Two copies of the torch.save file as shards; the index assigns each tensor to one of them.
+        var folder = PickleFolder("pickle-sharded");
+        var single = Path.Combine(folder, ModelFolder.PickleFileName);
+        var names = new[] { "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin" };
+        foreach (var name in names) File.Copy(single, Path.Combine(folder, name));
+        var map = new JsonObject();
+        using (var source = TorchPickleWeightSource.Open(single))
+        {
+            var i = 0;
+            foreach (var tensor in source.Names.Order(StringComparer.Ordinal)) map[tensor] = names[i++ % 2];
+        }
+        File.Delete(single);
+        File.WriteAllText(Path.Combine(folder, ShardedWeightSource.PickleIndexFileName), new JsonObject { ["weight_map"] = map }.ToJsonString());
+        Assert.AreEqual("sharded pytorch pickle", ModelFolder.Describe(folder).WeightFormat);
+        StringAssert.Contains(Assert.ThrowsExactly<ModelLoadException>(() => ModelFolder.Load(folder, null)).Message, "AllowPickle");
+        var expected = Fixtures.Expected("gpt2-tiny");
+        using var loaded = ModelFolder.Load(folder, null, new ModelLoadOptions(AllowPickle: true));
+        using var result = loaded.Model.Forward(new ForwardInput([Fixtures.Longs(expected["s0.input_ids"])]));
+        Fixtures.AssertClose(expected["s0.attentions"], Attentions(result), 1e-4, "gpt2 from sharded pickle");
     }
 
     // Pickle bytes, protocol 2, built by hand.
