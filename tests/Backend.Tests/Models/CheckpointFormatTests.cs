@@ -257,3 +257,69 @@ public sealed class HfCacheLayoutTests
         Fixtures.AssertClose(expected["s0.attentions"], Attentions(result), 1e-4, "symlinked gpt2-tiny");
     }
 }
+
+/// <summary>Mutated state-dict pickles: every case ends in a result or a clear refusal, never a crash.</summary>
+[TestClass]
+public sealed class PickleFuzzTests
+{
+    private static byte[] RealPickle()
+    {
+        using var zip = ZipFile.OpenRead(Path.Combine(Fixtures.RepoRoot, "tests", "Backend.Tests", "Models", "TestData", "pytorch_model.bin"));
+        var entry = zip.Entries.Single(e => e.FullName.EndsWith("/data.pkl"));
+        using var stream = entry.Open();
+        var bytes = new byte[entry.Length];
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+
+    [TestMethod]
+    public void MutatedPicklesEndInAResultOrAPickleException()
+    {
+        var original = RealPickle();
+        Assert.IsInstanceOfType<RestrictedUnpickler.PickleDict>(new RestrictedUnpickler(original).Load());
+        var random = new Random(20251128);
+        var (accepted, refused) = (0, 0);
+        for (var i = 0; i < 5_000; i++)
+        {
+            var bytes = (byte[])original.Clone();
+            switch (i % 4)
+            {
+                case 0: bytes[random.Next(bytes.Length)] = (byte)random.Next(256); break;        // one byte
+                case 1:
+                    for (var k = 0; k < 8; k++) bytes[random.Next(bytes.Length)] = (byte)random.Next(256);
+                    break;
+                case 2: bytes = bytes[..random.Next(bytes.Length)]; break;                        // truncated
+                default:                                                                          // a spliced range
+                    var from = random.Next(bytes.Length);
+                    var to = random.Next(bytes.Length);
+                    var length = random.Next(1, 64);
+                    Array.Copy(original, from, bytes, to, Math.Min(length, Math.Min(bytes.Length - to, original.Length - from)));
+                    break;
+            }
+            try
+            {
+                new RestrictedUnpickler(bytes).Load();
+                accepted++;
+            }
+            catch (RestrictedUnpickler.PickleException)
+            {
+                refused++;
+            }
+        }
+        Assert.IsGreaterThan(0, refused);
+        Assert.AreEqual(5_000, accepted + refused);
+    }
+
+    [TestMethod]
+    public void RandomBytesAreRefused()
+    {
+        var random = new Random(7);
+        for (var i = 0; i < 2_000; i++)
+        {
+            var bytes = new byte[random.Next(0, 200)];
+            random.NextBytes(bytes);
+            try { new RestrictedUnpickler(bytes).Load(); }
+            catch (RestrictedUnpickler.PickleException) { }
+        }
+    }
+}
