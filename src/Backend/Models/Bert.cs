@@ -254,7 +254,7 @@ public sealed class BertModel : Module, ICheckpointModel
         if (!tokenTypes.shape.SequenceEqual(ids.shape)) throw new ArgumentException("token_type_ids must have the shape of input_ids.");
         if (tokenTypes.min().item<long>() < 0 || tokenTypes.max().item<long>() >= _config.TypeVocabSize)
             throw new ArgumentException($"token type ids must be in 0..{_config.TypeVocabSize - 1}.");
-        var padding = input.AttentionMask is null ? null : Inputs.ToTensor(input.AttentionMask);
+        var padding = Inputs.Padding(input.AttentionMask, ids);                      // (B, T) or null
         var allowed = AttentionMasks.Build(ids.shape[1], causal: false, slidingWindow: null, padding);  // (B, 1, 1, S) or null
 
         var x = _embeddings.forward(ids, tokenTypes);                                // (B, T, C)

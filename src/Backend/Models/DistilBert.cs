@@ -180,7 +180,7 @@ public sealed class DistilBertModel : Module, ICheckpointModel
         using var scope = NewDisposeScope();
         var ids = Inputs.ToTensor(input.InputIds);                                   // (B, T)
         Inputs.CheckIds(ids, VocabularySize, MaxPositions);
-        var padding = input.AttentionMask is null ? null : Inputs.ToTensor(input.AttentionMask);
+        var padding = Inputs.Padding(input.AttentionMask, ids);                      // (B, T) or null
         var allowed = AttentionMasks.Build(ids.shape[1], causal: false, slidingWindow: null, padding);  // (B, 1, 1, S) or null
 
         var x = _embeddings.forward(ids);                                            // (B, T, C)

@@ -175,7 +175,7 @@ public sealed class Gpt2Model : Module, ICheckpointModel
         var ids = Inputs.ToTensor(input.InputIds);                                   // (B, T)
         Inputs.CheckIds(ids, VocabularySize, MaxPositions);
         var t = ids.shape[1];
-        var padding = input.AttentionMask is null ? null : Inputs.ToTensor(input.AttentionMask);
+        var padding = Inputs.Padding(input.AttentionMask, ids);                      // (B, T) or null
         var allowed = AttentionMasks.Build(t, causal: true, slidingWindow: null, padding)!;  // (B or 1, 1, T, T)
 
         var positions = arange(t, dtype: int64).unsqueeze(0);                        // (1, T)

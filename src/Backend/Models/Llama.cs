@@ -211,7 +211,7 @@ public sealed class LlamaModel : Module, ICheckpointModel
         var ids = Inputs.ToTensor(input.InputIds);                                   // (B, T)
         Inputs.CheckIds(ids, VocabularySize, MaxPositions);
         var t = ids.shape[1];
-        var padding = input.AttentionMask is null ? null : Inputs.ToTensor(input.AttentionMask);
+        var padding = Inputs.Padding(input.AttentionMask, ids);                      // (B, T) or null
         var rotary = _rotary.CosSin(arange(t, dtype: int64).unsqueeze(0));          // (1, T, D) each
 
         var masks = new Dictionary<int, Tensor>();                                   // by window (0 = none): built once each

@@ -71,6 +71,22 @@ public sealed class DecoderFixtureTests
     }
 
     [TestMethod]
+    [DataRow("gpt2-tiny")]
+    [DataRow("llama-tiny")]
+    [DataRow("bert-tiny")]
+    public void InputsAreCheckedAtTheModelBoundary(string fixture)
+    {
+        TorchSetup.EnsureInitialized();
+        using var loaded = ModelFolder.Load(Fixtures.Folder(fixture), null);
+        var model = loaded.Model;
+        Assert.ThrowsExactly<ArgumentException>(() => model.Forward(new ForwardInput([[1, 2, 3]], null, [[1, 1]])), "mask shape");
+        Assert.ThrowsExactly<ArgumentException>(() => model.Forward(new ForwardInput([[1, 2, 3]], null, [[1, 2, 1]])), "mask values");
+        Assert.ThrowsExactly<ArgumentException>(() => model.Forward(new ForwardInput([[1, model.VocabularySize]])), "id out of range");
+        Assert.ThrowsExactly<ArgumentException>(() => model.Forward(new ForwardInput([new long[model.MaxPositions + 1]])), "longer than the window");
+        Assert.ThrowsExactly<ArgumentException>(() => model.Forward(new ForwardInput([[1, 2], [3]])), "ragged batch");
+    }
+
+    [TestMethod]
     public void LogitsAreOnlyComputedWhenAsked()
     {
         TorchSetup.EnsureInitialized();

@@ -119,6 +119,18 @@ public static class Inputs
         return tensor(rows.SelectMany(r => r).ToArray(), [rows.Length, width]);
     }
 
+    /// <summary>The attention mask as a (B, T) tensor of 0/1 matching the ids, or null when there is none.</summary>
+    public static Tensor? Padding(long[][]? attentionMask, Tensor ids)
+    {
+        if (attentionMask is null) return null;
+        var mask = ToTensor(attentionMask);
+        if (!mask.shape.SequenceEqual(ids.shape))
+            throw new ArgumentException($"attention_mask has shape [{string.Join(", ", mask.shape)}]; input_ids have [{string.Join(", ", ids.shape)}].");
+        if (attentionMask.Any(row => row.Any(v => v is not (0 or 1))))
+            throw new ArgumentException("attention_mask values must be 0 (padding) or 1 (token).");
+        return mask;
+    }
+
     public static void CheckIds(Tensor ids, int vocabulary, int maxPositions)
     {
         if (ids.shape[1] > maxPositions)
