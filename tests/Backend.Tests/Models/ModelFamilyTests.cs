@@ -194,6 +194,14 @@ public sealed class ModelFamilyTests
         Assert.IsFalse(names.Any(n => n.Contains(".bias")), "Mistral has no projection biases");
         CollectionAssert.Contains(names, "lm_head.weight [50, 32]");
         CollectionAssert.Contains(names, "model.layers.0.self_attn.k_proj.weight [8, 32]");
+        using var biased = new LlamaModel(TinyLlama("llama") with { AttentionBias = true, MlpBias = true });
+        var biases = NamesAndShapes(biased).Where(n => n.Contains(".bias")).ToList();
+        CollectionAssert.AreEqual(new[]
+        {
+            "model.layers.0.mlp.down_proj.bias [32]", "model.layers.0.mlp.gate_proj.bias [48]", "model.layers.0.mlp.up_proj.bias [48]",
+            "model.layers.0.self_attn.k_proj.bias [16]", "model.layers.0.self_attn.o_proj.bias [32]",
+            "model.layers.0.self_attn.q_proj.bias [32]", "model.layers.0.self_attn.v_proj.bias [16]",
+        }, biases, "Llama's attention_bias covers q, k, v and o; mlp_bias the MLP");
     }
 
     [TestMethod]
