@@ -192,11 +192,14 @@ internal sealed class BertNormalizer(bool cleanText, bool chineseChars, bool? st
         {
             text = MapCodePoints(text, r =>
             {
+                // As tokenizers' bert.rs: control characters (Cc Cf Cn Co, not \t \n \r) go first, then whitespace → ' '.
                 if (r.Value is 0 or 0xFFFD) return "";
-                if (r.Value is '\t' or '\n' or '\r' || Rune.IsWhiteSpace(r)) return r.Value == ' ' ? null : " ";
                 var cat = Rune.GetUnicodeCategory(r);
-                return cat is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.PrivateUse
-                    or UnicodeCategory.OtherNotAssigned or UnicodeCategory.Surrogate ? "" : null;
+                if (r.Value is not ('\t' or '\n' or '\r') && cat is UnicodeCategory.Control or UnicodeCategory.Format
+                        or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned or UnicodeCategory.Surrogate)
+                    return "";
+                if (r.Value is '\t' or '\n' or '\r' || Rune.IsWhiteSpace(r)) return r.Value == ' ' ? null : " ";
+                return null;
             });
         }
         if (chineseChars) text = MapCodePoints(text, r => IsChinese(r.Value) ? " " + r + " " : null);
