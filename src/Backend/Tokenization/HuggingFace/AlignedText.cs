@@ -9,22 +9,37 @@ namespace AttentionViz.Backend.Tokenization.HuggingFace;
 /// </summary>
 internal sealed class AlignedText
 {
-    public string Text { get; }
-    public int[] Start { get; }
-    public int[] End { get; }
+    // A view [_offset, _offset + Length) over shared buffers, so that splitting copies nothing.
+    private readonly string _text;
+    private readonly int[] _start, _end;
+    private readonly int _offset;
+    private string? _slice;
+
+    /// <summary>The normalized text of this piece.</summary>
+    public string Text => _slice ??= _offset == 0 && Length == _text.Length ? _text : _text.Substring(_offset, Length);
+    public ReadOnlySpan<char> Span => _text.AsSpan(_offset, Length);
+    public ReadOnlySpan<int> Start => _start.AsSpan(_offset, Length);
+    public ReadOnlySpan<int> End => _end.AsSpan(_offset, Length);
 
     /// <summary>The original offset where this piece begins, even when it is empty (HF's offsets_original().0).</summary>
     public int OriginalStart { get; }
 
     public AlignedText(string text, int[] start, int[] end, int originalStart)
+        : this(text, start, end, 0, text.Length, originalStart)
     {
-        Text = text;
-        Start = start;
-        End = end;
+    }
+
+    private AlignedText(string text, int[] start, int[] end, int offset, int length, int originalStart)
+    {
+        _text = text;
+        _start = start;
+        _end = end;
+        _offset = offset;
+        Length = length;
         OriginalStart = originalStart;
     }
 
-    public int Length => Text.Length;
+    public int Length { get; }
 
     /// <summary>The identity alignment of original[offset, offset+length).</summary>
     public static AlignedText FromOriginal(string original, int offset, int length)
@@ -51,7 +66,7 @@ internal sealed class AlignedText
     public AlignedText Slice(int from, int to)
     {
         if (from == 0 && to == Length) return this;
-        return new AlignedText(Text[from..to], Start[from..to], End[from..to], from < Length ? Start[from] : EndOffset);
+        return new AlignedText(_text, _start, _end, _offset + from, to - from, from < Length ? Start[from] : EndOffset);
     }
 
     private int EndOffset => Length > 0 ? End[^1] : OriginalStart;
@@ -92,7 +107,10 @@ internal sealed class AlignedText
 
         public void AppendFrom(AlignedText source, int from, int to)
         {
-            for (int i = from; i < to; i++) Append(source.Text[i], source.Start[i], source.End[i]);
+            var text = source.Span;
+            var start = source.Start;
+            var end = source.End;
+            for (int i = from; i < to; i++) Append(text[i], start[i], end[i]);
         }
 
         public AlignedText Build() => new(_text.ToString(), [.. _start], [.. _end], _start.Count > 0 ? _start[0] : originalStart);

@@ -75,22 +75,19 @@ public sealed class HfTokenizer : IModelTokenizer
     /// for add_bos_token/add_eos_token of Llama-family tokenizer classes, as transformers' LlamaTokenizerFast does.</summary>
     public static HfTokenizer FromTokenizerJson(string path, string? configPath = null)
     {
-        using var stream = File.OpenRead(path);
-        using var doc = JsonDocument.Parse(stream, new JsonDocumentOptions { MaxDepth = 256 });
-        JsonDocument? config = null;
+        string? current = path;
         try
         {
-            if (configPath is not null && File.Exists(configPath))
-                config = JsonDocument.Parse(File.ReadAllText(configPath));
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 256 });
+            current = configPath;
+            using var config = configPath is not null && File.Exists(configPath) ? JsonDocument.Parse(File.ReadAllBytes(configPath)) : null;
+            current = path;
             return FromJson(doc.RootElement, config?.RootElement, path);
         }
-        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException or JsonException)
+        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException or JsonException
+                                      or IndexOutOfRangeException)
         {
-            throw new InvalidDataException($"{path}: malformed tokenizer.json ({e.Message}).", e);
-        }
-        finally
-        {
-            config?.Dispose();
+            throw new InvalidDataException($"{current}: malformed tokenizer file ({e.Message}).", e);
         }
     }
 
@@ -232,42 +229,71 @@ public sealed class HfTokenizer : IModelTokenizer
 
     // ---- Pipeline ------------------------------------------------------------------------------------------------
 
+    /// <summary>How far before a window's cut a piece must end to be the same as in the whole text: the split regexes
+    /// look ahead at most one character and the normalizers change nothing beyond a combining sequence.</summary>
+    private const int WindowMargin = 256;
+
     private void TokenizeSegment(string text, int from, int to, List<Token> tokens, int maxTokens)
+    {
+        // With a token cap, a long segment is tokenized through growing windows from its start; a window's tokens count
+        // only from pieces that end well before its cut, so they are exactly the whole segment's first tokens.
+        if (maxTokens != int.MaxValue)
+        {
+            for (long window = Math.Max(4096L, (maxTokens - tokens.Count) * 16L); window < to - from; window *= 4)
+            {
+                int cut = from + (int)window;
+                if (char.IsLowSurrogate(text[cut])) cut++;
+                int mark = tokens.Count;
+                if (TokenizeRange(text, from, cut, tokens, maxTokens, cut - WindowMargin)) return;
+                tokens.RemoveRange(mark, tokens.Count - mark);
+            }
+        }
+        TokenizeRange(text, from, to, tokens, maxTokens, int.MaxValue);
+    }
+
+    /// <summary>Runs normalizer → pre-tokenizer → model on text[from, to). Returns true once <paramref name="maxTokens"/>
+    /// tokens are there; false (with partial output) at the first piece reaching past <paramref name="safeEnd"/>.</summary>
+    private bool TokenizeRange(string text, int from, int to, List<Token> tokens, int maxTokens, int safeEnd)
     {
         var aligned = AlignedText.FromOriginal(text, from, to - from);
         if (_normalizer is not null) aligned = _normalizer.Normalize(aligned);
-        if (aligned.Length == 0) return;
+        if (aligned.Length == 0) return tokens.Count >= maxTokens;
         var pieces = new List<AlignedText> { aligned };
         _preTokenizer?.PreTokenize(pieces);
         var pieceTokens = new List<PieceToken>();
         foreach (var piece in pieces)
         {
             if (piece.Length == 0) continue;
+            if (piece.Start[0] >= safeEnd) return tokens.Count >= maxTokens;
+            // A piece that reaches past safeEnd (a model without pre-tokenizer sees one piece) keeps only the tokens that
+            // end before it: BPE/Unigram results are local, far shorter than the margin.
+            bool last = piece.End[^1] > safeEnd;
             pieceTokens.Clear();
             _model.Tokenize(piece.Text, pieceTokens);
             foreach (var pt in pieceTokens)
             {
                 var (s, e) = piece.OriginalSpan(pt.Start, pt.End);
+                if (last && e > safeEnd) return tokens.Count >= maxTokens;
                 string tokenText = _idToToken[pt.Id]!;
-                if (_post.TrimOffsets && _byteLevel) (s, e) = TrimByteLevel(tokenText, s, e, tokens.Count == 0 || s == 0);
+                if (_post.TrimOffsets && _byteLevel) (s, e) = TrimByteLevel(text, tokenText, s, e);
                 tokens.Add(new Token(pt.Id, tokenText, s, e, false));
             }
-            if (tokens.Count >= maxTokens) return;
+            if (tokens.Count >= maxTokens) return true;
         }
+        return tokens.Count >= maxTokens;
     }
 
-    /// <summary>tokenizers' byte_level process_offsets: spaces ('Ġ') at a token's ends are left out of its offsets.</summary>
-    private (int, int) TrimByteLevel(string token, int s, int e, bool isFirst)
+    /// <summary>trim_offsets of tokenizers' ByteLevel/RobertaProcessing: spaces ('Ġ') at a token's ends are left out of its
+    /// offsets. Only whitespace that is really in the original text is trimmed: HF subtracts the count of 'Ġ' even when
+    /// the space was the prefix space it added (so after an added token "Ġsystem" would lose its 's').</summary>
+    private static (int, int) TrimByteLevel(string text, string token, int s, int e)
     {
         int leading = 0, trailing = 0;
         while (leading < token.Length && (token[leading] == '\u0120' || char.IsWhiteSpace(token[leading]))) leading++;
+        if (leading == token.Length) return (s, e);
         while (trailing < token.Length && (token[^(trailing + 1)] == '\u0120' || char.IsWhiteSpace(token[^(trailing + 1)]))) trailing++;
-        if (leading > 0)
-        {
-            if (isFirst && _post.AddPrefixSpace && leading == 1) leading = 0;
-            s = Math.Min(s + leading, e);
-        }
-        if (trailing > 0 && e >= trailing) e = Math.Max(e - trailing, s);
+        for (; leading > 0 && s < e && text[s] == ' '; leading--) s++;
+        for (; trailing > 0 && e > s && text[e - 1] == ' '; trailing--) e--;
         return (s, e);
     }
 

@@ -222,11 +222,13 @@ internal sealed class Pattern
 {
     private readonly string? _literal;
     private readonly CodePointRegex? _regex;
+    private readonly Func<string, List<(int, int)>>? _known;
 
     private Pattern(string? literal, CodePointRegex? regex)
     {
         _literal = literal;
         _regex = regex;
+        if (regex is not null) _known = KnownSplitPatterns.For(regex.Pattern);
     }
 
     public static Pattern Parse(JsonElement json)
@@ -250,6 +252,9 @@ internal sealed class Pattern
                 result.Add((at, at + _literal.Length));
             return result;
         }
-        return _regex!.Matches(text);
+        return _known is not null ? _known(text) : _regex!.Matches(text);
     }
+
+    /// <summary>The regex engine's matches, even for a pattern with a hand-written matcher (for cross-checks).</summary>
+    internal List<(int Start, int End)> RegexMatches(string text) => _regex!.Matches(text);
 }

@@ -257,8 +257,7 @@ internal sealed class MetaspacePreTokenizer(char replacement, string prependSche
 /// printable character (GPT-2's bytes_to_unicode). Every byte of a character carries the character's span.</summary>
 internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) : PreTokenizer
 {
-    public const string Gpt2Regex = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
-    private static readonly Pattern Gpt2Pattern = Pattern.FromRegex(Gpt2Regex);
+    private static readonly Pattern Gpt2Pattern = Pattern.FromRegex(KnownSplitPatterns.Gpt2);
 
     public static readonly char[] ByteToChar = BuildByteToChar();
 
@@ -295,20 +294,41 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
 
     public static AlignedText ToBytes(AlignedText piece)
     {
-        bool ascii = true;
-        foreach (char c in piece.Text) if (c >= 0x80 || ByteToChar[c] != c) { ascii = false; break; }
-        if (ascii) return piece;
-        var b = new AlignedText.Builder(piece.Length * 2, piece.OriginalStart);
-        Span<byte> utf8 = stackalloc byte[4];
-        for (int i = 0; i < piece.Length;)
+        var text = piece.Span;
+        var pieceStart = piece.Start;
+        var pieceEnd = piece.End;
+        int bytes = 0;
+        bool identity = true;
+        for (int i = 0; i < text.Length; i++)
         {
-            int n = Normalizer.CodePointLength(piece.Text, i);
-            Rune r = Rune.TryGetRuneAt(piece.Text, i, out var rune) ? rune : Rune.ReplacementChar;
+            char c = text[i];
+            if (c < 0x80) { bytes++; if (ByteToChar[c] != c) identity = false; continue; }
+            identity = false;
+            if (c < 0x800) bytes += 2;
+            else if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { bytes += 4; i++; }
+            else bytes += 3; // including a lone surrogate, encoded as U+FFFD
+        }
+        if (identity) return piece;
+        var chars = new char[bytes];
+        var start = new int[bytes];
+        var end = new int[bytes];
+        Span<byte> utf8 = stackalloc byte[4];
+        int o = 0;
+        for (int i = 0; i < text.Length;)
+        {
+            char c = text[i];
+            if (c < 0x80)
+            {
+                chars[o] = ByteToChar[c]; start[o] = pieceStart[i]; end[o] = pieceEnd[i]; o++; i++;
+                continue;
+            }
+            int n = char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]) ? 2 : 1;
+            Rune r = n == 2 ? new Rune(c, text[i + 1]) : Rune.IsValid(c) ? new Rune(c) : Rune.ReplacementChar;
             int len = r.EncodeToUtf8(utf8);
-            var (s, e) = piece.OriginalSpan(i, i + n);
-            for (int k = 0; k < len; k++) b.Append(ByteToChar[utf8[k]], s, e);
+            int s = pieceStart[i], e = pieceEnd[i + n - 1];
+            for (int k = 0; k < len; k++) { chars[o] = ByteToChar[utf8[k]]; start[o] = s; end[o] = e; o++; }
             i += n;
         }
-        return b.Build();
+        return new AlignedText(new string(chars), start, end, piece.OriginalStart);
     }
 }
