@@ -350,3 +350,25 @@ public sealed class KnownSplitPatternTests
             CollectionAssert.AreEqual(p.RegexMatches(c.Text), p.Matches(c.Text), c.Name);
     }
 }
+
+/// <summary>Unigram byte_fallback (@lenml/tokenizers ignores the flag, so it is checked by hand here).</summary>
+[TestClass]
+public sealed class UnigramByteFallbackTests
+{
+    [TestMethod]
+    public void UnknownCharactersBecomeTheirBytesWithTheCharacterSpan()
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse("""
+            {
+              "pre_tokenizer": { "type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": false },
+              "model": { "type": "Unigram", "unk_id": 0, "byte_fallback": true,
+                         "vocab": [["<unk>", 0.0], ["<0x0A>", -5.0], ["<0xC3>", -5.0], ["<0xA9>", -5.0], ["▁a", -1.0], ["b", -1.0]] }
+            }
+            """);
+        var t = HfTokenizer.FromJson(doc.RootElement, null, "test");
+        CollectionAssert.AreEqual(new[] { ("▁a", 0, 1), ("<0x0A>", 1, 2), ("<0xC3>", 2, 3), ("<0xA9>", 2, 3), ("b", 3, 4) },
+            t.Tokenize("a\néb").Select(x => (x.Text, x.Start, x.End)).ToArray());
+        // A character with a byte missing from the vocabulary stays <unk>.
+        CollectionAssert.AreEqual(new[] { "▁a", "<unk>" }, t.Tokenize("a€").Select(x => x.Text).ToArray());
+    }
+}

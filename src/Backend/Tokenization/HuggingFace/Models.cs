@@ -313,31 +313,51 @@ internal sealed class UnigramModel : TokenModel
     {
         int n = piece.Length;
         if (n == 0) return;
-        var best = new double[n + 1];
-        var from = new int[n + 1];
-        var ids = new int[n + 1];
-        Array.Fill(best, double.NegativeInfinity);
-        best[0] = 0;
+        // HF's lattice, node by node in its insertion order (start ascending, then length ascending, the unknown-character
+        // node last), each node taking the best node that ends where it begins (first one on ties), the comparison made on
+        // predecessor score + node score as HF does (rounding included).
+        var nodeStart = new List<int>(n * 2);
+        var nodeEnd = new List<int>(n * 2);
+        var nodeId = new List<int>(n * 2);
+        var nodeScore = new List<double>(n * 2);
+        var endsAt = new List<int>?[n + 1];
         for (int i = 0; i < n; i++)
         {
-            if (double.IsNegativeInfinity(best[i]) || (i > 0 && char.IsLowSurrogate(piece[i]) && char.IsHighSurrogate(piece[i - 1]))) continue;
+            if (i > 0 && char.IsLowSurrogate(piece[i]) && char.IsHighSurrogate(piece[i - 1])) continue;
             bool single = false;
             int charLen = Normalizer.CodePointLength(piece, i);
             for (int len = 1; len <= _maxLength && i + len <= n; len++)
             {
+                if (len < n - i && char.IsLowSurrogate(piece[i + len]) && char.IsHighSurrogate(piece[i + len - 1])) continue;
                 if (!_lookup.TryGetValue(piece.AsSpan(i, len), out int id)) continue;
                 if (len == charLen) single = true;
-                double s = best[i] + _scores[id];
-                if (s > best[i + len]) { best[i + len] = s; from[i + len] = i; ids[i + len] = id; }
+                Add(i, i + len, id, _scores[id]);
             }
-            if (!single)
-            {
-                double s = best[i] + _unkScore;
-                if (s > best[i + charLen]) { best[i + charLen] = s; from[i + charLen] = i; ids[i + charLen] = _unkId; }
-            }
+            if (!single) Add(i, i + charLen, _unkId, _unkScore);
         }
+        var backtrace = new double[nodeId.Count];
+        var prevNode = new int[nodeId.Count];
+        for (int k = 0; k < nodeId.Count; k++)
+        {
+            // Nodes are in start order, so every node ending at this one's start already has its score.
+            int start = nodeStart[k];
+            if (start == 0) { backtrace[k] = nodeScore[k]; prevNode[k] = -1; continue; }
+            int best = -1;
+            double bestScore = 0;
+            foreach (int l in endsAt[start] ?? [])
+            {
+                double score = backtrace[l] + nodeScore[k];
+                if (best < 0 || score > bestScore) { best = l; bestScore = score; }
+            }
+            prevNode[k] = best;
+            backtrace[k] = best < 0 ? double.NegativeInfinity : bestScore;
+        }
+        int last = -1;
+        double lastScore = 0;
+        foreach (int l in endsAt[n] ?? [])
+            if (last < 0 || backtrace[l] > lastScore) { last = l; lastScore = backtrace[l]; }
         var path = new List<PieceToken>();
-        for (int at = n; at > 0; at = from[at]) path.Add(new PieceToken(ids[at], from[at], at));
+        for (int k = last; k >= 0; k = prevNode[k]) path.Add(new PieceToken(nodeId[k], nodeStart[k], nodeEnd[k]));
         path.Reverse();
         Span<byte> utf8 = stackalloc byte[4];
         foreach (var t in path)
@@ -364,6 +384,15 @@ internal sealed class UnigramModel : TokenModel
             if (t.Id == _unkId && output.Count > 0 && output[^1].Id == _unkId && output[^1].End == t.Start)
                 output[^1] = output[^1] with { End = t.End };
             else output.Add(t);
+        }
+
+        void Add(int start, int end, int id, double score)
+        {
+            nodeStart.Add(start);
+            nodeEnd.Add(end);
+            nodeId.Add(id);
+            nodeScore.Add(score);
+            (endsAt[end] ??= []).Add(nodeId.Count - 1);
         }
     }
 }
