@@ -38,7 +38,7 @@ public sealed class SentencePieceModelTokenizer : IModelTokenizer
         {
             return new SentencePieceModelTokenizer(SentencePieceTokenizer.Create(stream, false, false), addBos, addEos);
         }
-        catch (Exception ex) when (ex is not IOException)
+        catch (Exception ex) when (ex is not OutOfMemoryException) // the file is open: any failure is its content
         {
             throw new InvalidDataException($"{modelPath}: not a supported SentencePiece model ({ex.Message}).", ex);
         }
