@@ -372,3 +372,27 @@ public sealed class UnigramByteFallbackTests
         CollectionAssert.AreEqual(new[] { "▁a", "<unk>" }, t.Tokenize("a€").Select(x => x.Text).ToArray());
     }
 }
+
+/// <summary>The cut of long SentencePiece-style pieces before "▁" runs (a speed-up) changes no id.</summary>
+[TestClass]
+public sealed class BpeMetaspaceCutTests
+{
+    [TestMethod]
+    public void CutAndUncutGiveTheSameTokens()
+    {
+        var t = HfReference.Tokenizer("llama2");
+        var model = (BpeModel)typeof(HfTokenizer).GetField("_model", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(t)!;
+        Assert.IsTrue((bool)typeof(BpeModel).GetField("_cutBeforeMetaspace", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(model)!,
+            "Llama-2's vocabulary has no token with '▁' after another character");
+        var whole = typeof(BpeModel).GetMethod("TokenizeWord", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!;
+        foreach (var c in HfReference.File.Tokenizers["llama2"].Cases)
+        {
+            string piece = "\u2581" + c.Text.Replace(' ', '\u2581');
+            var cut = new List<PieceToken>();
+            model.Tokenize(piece, cut);
+            var uncut = new List<PieceToken>();
+            whole.Invoke(model, [piece, uncut]);
+            CollectionAssert.AreEqual(uncut, cut, c.Name);
+        }
+    }
+}

@@ -81,7 +81,13 @@ internal sealed class BpeModel : TokenModel
         }
         _byteIds = new int[256];
         for (int i = 0; i < 256; i++) _byteIds[i] = vocab.TryGetValue($"<0x{i:X2}>", out int id) ? id : -1;
+        // When no token has "▁" after another character, no merge can cross the start of a "▁" run: a long piece (a model
+        // without pre-tokenizer sees the whole text as one) can then be cut there and its words merged (and cached) alone.
+        _cutBeforeMetaspace = _prefix is null && _suffix is null && vocab.Keys.Any(k => k.Contains('\u2581')) &&
+            !vocab.Keys.Any(k => k.AsSpan().TrimStart('\u2581').Contains('\u2581'));
     }
+
+    private readonly bool _cutBeforeMetaspace;
 
     private static long Key(int a, int b) => ((long)a << 32) | (uint)b;
 
@@ -114,6 +120,25 @@ internal sealed class BpeModel : TokenModel
     public override void Tokenize(string piece, List<PieceToken> output)
     {
         if (piece.Length == 0) return;
+        if (_cutBeforeMetaspace && piece.Length > 32 && !(_ignoreMerges && _lookup.TryGetValue(piece, out _)))
+        {
+            int start = 0;
+            for (int i = 1; i <= piece.Length; i++)
+            {
+                if (i < piece.Length && !(piece[i] == '\u2581' && piece[i - 1] != '\u2581')) continue;
+                int mark = output.Count;
+                TokenizeWord(piece[start..i], output);
+                if (start > 0)
+                    for (int k = mark; k < output.Count; k++) output[k] = output[k] with { Start = output[k].Start + start, End = output[k].End + start };
+                start = i;
+            }
+            return;
+        }
+        TokenizeWord(piece, output);
+    }
+
+    private void TokenizeWord(string piece, List<PieceToken> output)
+    {
         if (piece.Length <= MaxCachedLength && _cache.TryGetValue(piece, out var cached))
         {
             output.AddRange(cached);
