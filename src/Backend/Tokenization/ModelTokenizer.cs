@@ -35,4 +35,8 @@ public interface IModelTokenizer
     bool IsSpecial(int id);
 
     int VocabularySize { get; }
+
+    /// <summary>An id's text as a person reads it (byte-level "Ġworld" → " world", "▁Hello" → " Hello"); by default the
+    /// vocabulary string.</summary>
+    string ReadableText(int id) => IdToToken(id) ?? id.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

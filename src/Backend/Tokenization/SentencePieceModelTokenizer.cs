@@ -50,6 +50,10 @@ public sealed class SentencePieceModelTokenizer : IModelTokenizer
 
     public string? IdToToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;
 
+    /// <summary>"▁" as a space; special tokens as they are.</summary>
+    public string ReadableText(int id) =>
+        IdToToken(id) is { } token ? (IsSpecial(id) ? token : token.Replace('\u2581', ' ')) : id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     public bool IsSpecial(int id) => id == _spm.BeginningOfSentenceId || id == _spm.EndOfSentenceId || id == _spm.UnknownId;
 
     public IReadOnlyList<Token> Tokenize(string text) => Tokenize(text, int.MaxValue);
