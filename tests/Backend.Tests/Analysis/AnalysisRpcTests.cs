@@ -19,7 +19,7 @@ public sealed class AnalysisRpcTests
     private static int _n;
 
     [ClassInitialize]
-    public static void Start(TestContext _)
+    public static void Start(TestContext context)
     {
         _host = new BackendHost();
         var (serverStream, clientStream) = FullDuplexStream.CreatePair();
@@ -43,9 +43,15 @@ public sealed class AnalysisRpcTests
 
     private static async Task<int> ErrorCode(string method, object parameters)
     {
-        var error = await Assert.ThrowsAsync<RemoteInvocationException>(() => Call(method, parameters));
+        var error = await Assert.ThrowsAsync<RemoteRpcException>(() => Call(method, parameters));
         Assert.IsFalse(string.IsNullOrWhiteSpace(error.Message));
-        return error.ErrorCode;
+        // StreamJsonRpc's client surfaces -32602 as RemoteMethodNotFoundException; the code is what clients branch on.
+        return error switch
+        {
+            RemoteInvocationException invocation => invocation.ErrorCode,
+            RemoteMethodNotFoundException notFound => (int)notFound.ErrorCode,
+            _ => throw new AssertFailedException($"unexpected {error.GetType().Name}: {error.Message}"),
+        };
     }
 
     private static float[] Floats(JsonElement matrix) => MemoryMarshal.Cast<byte, float>(matrix.GetProperty("data").GetBytesFromBase64()).ToArray();
