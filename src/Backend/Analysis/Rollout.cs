@@ -89,7 +89,7 @@ public static class AttentionFlow
     /// </summary>
     internal sealed class LayeredGraph
     {
-        public readonly int Nodes, Source, Sink;
+        public readonly int Nodes, Source, Sink, Layers, Tokens;
         /// <summary>One layer only: a single arc source → sink.</summary>
         public readonly bool Direct;
         public readonly int[] Start, To, Reverse;
@@ -102,6 +102,7 @@ public static class AttentionFlow
         public LayeredGraph(double[][] capacities, int n, int token)
         {
             var layers = capacities.Length;
+            (Layers, Tokens) = (layers, n);
             Nodes = 2 + (layers - 1) * n;
             Source = 0;
             Sink = Nodes - 1;
@@ -182,7 +183,8 @@ public static class AttentionFlow
             foreach (var a in graph.SinkArcs) sinkCut += _residual[a];
             var bound = Math.Min(sourceCut, sinkCut);
             double flow = 0;
-            while (flow < bound - BoundTolerance && Levels())
+            // The first level graph is the layering itself (no reverse arc has capacity yet): no breadth-first pass needed.
+            for (var first = true; flow < bound - BoundTolerance && (first ? LayerLevels() : Levels()); first = false)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 Array.Copy(graph.Start, _next, graph.Nodes);
@@ -190,6 +192,14 @@ public static class AttentionFlow
                 while ((pushed = Push(graph.Source, double.PositiveInfinity)) > Epsilon) flow += pushed;
             }
             return flow;
+        }
+
+        private bool LayerLevels()
+        {
+            _level[graph.Source] = 0;
+            _level[graph.Sink] = graph.Layers;
+            for (var v = 1; v < graph.Sink; v++) _level[v] = graph.Layers - 1 - (v - 1) / graph.Tokens;
+            return true;
         }
 
         private bool Levels()
