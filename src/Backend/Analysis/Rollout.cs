@@ -189,7 +189,7 @@ public static class AttentionFlow
                 cancellationToken.ThrowIfCancellationRequested();
                 Array.Copy(graph.Start, _next, graph.Nodes);
                 double pushed;
-                while ((pushed = Push(graph.Source, double.PositiveInfinity)) > Epsilon) flow += pushed;
+                while (bound - flow > BoundTolerance && (pushed = Push(graph.Source, bound - flow)) > Epsilon) flow += pushed;
             }
             return flow;
         }
