@@ -99,6 +99,16 @@ public static class AttentionFlow
         /// <summary>Capacity of those arcs for input j: SinkCapacity[i·n + j] = Â¹ᵢⱼ (or Â¹_{token,j} when Direct).</summary>
         public readonly double[] SinkCapacity;
 
+        private static int[] Descending(ReadOnlySpan<double> row)
+        {
+            var order = new int[row.Length];
+            for (var k = 0; k < order.Length; k++) order[k] = k;
+            var keys = row.ToArray();
+            for (var k = 0; k < keys.Length; k++) keys[k] = -keys[k];
+            Array.Sort(keys, order);
+            return order;
+        }
+
         public LayeredGraph(double[][] capacities, int n, int token)
         {
             var layers = capacities.Length;
@@ -122,14 +132,16 @@ public static class AttentionFlow
             }
             else
             {
+                // Each node's arcs largest first: the search routes the bulk of the flow along few paths (the residual
+                // diagonal first) and reaches the cut bound sooner.
                 var top = capacities[layers - 1];
-                for (var k = 0; k < n; k++)
+                foreach (var k in Descending(top.AsSpan(token * n, n)))
                     if (top[token * n + k] > 0) Add(Source, Node(layers - 1, k), top[token * n + k]);
                 for (var l = layers - 1; l >= 2; l--)
                 {
                     var a = capacities[l - 1];                                         // Âˡ: layer l → l−1
                     for (var i = 0; i < n; i++)
-                        for (var j = 0; j < n; j++)
+                        foreach (var j in Descending(a.AsSpan(i * n, n)))
                             if (a[i * n + j] > 0) Add(Node(l, i), Node(l - 1, j), a[i * n + j]);
                 }
                 SinkArcs = new int[n];
