@@ -154,6 +154,22 @@ public sealed class HeadMetricsTests
     }
 
     [TestMethod]
+    public void ASingleTokenIsWellDefinedEverywhere()
+    {
+        using var attention = Build(2, 1, 1, (_, _, _, _) => 1);
+        var m = HeadMetrics.Compute(attention, Tokens("a"), causal: true)[0];
+        Assert.AreEqual((0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0), (m.Entropy, m.NormalizedEntropy, m.MeanDistance, m.FirstToken,
+            m.PreviousToken, m.Self, m.DuplicateToken, m.Induction, m.SelfDistance));
+        Assert.IsTrue(m.Sink);
+        var q = Modularity.Compute(Matrix(attention, 0, 0), 1, includeSelfLoops: false);
+        Assert.AreEqual(0.0, q.Q);
+        CollectionAssert.AreEqual(new[] { 0 }, q.Communities);
+        CollectionAssert.AreEqual(new[] { 1.0 }, AttentionFlow.Compute(attention, 0, 1).Flow);
+        CollectionAssert.AreEqual(new[] { 1f }, Rollout.Compute(attention, 1));
+        Assert.AreEqual(2, Histograms.Weights(attention, Tokens("a"), true, null, null, 5, false).Total);
+    }
+
+    [TestMethod]
     public void EveryLayerAndHeadIsReportedInOrder()
     {
         using var attention = Random(3, 4, 7, seed: 1);
