@@ -181,10 +181,17 @@ public static class AttentionFlow
         private readonly int[] _level = new int[graph.Nodes];
         private readonly int[] _next = new int[graph.Nodes];
         private readonly int[] _queue = new int[graph.Nodes];
+        private readonly List<int> _changed = [];
+        private bool _fresh;
 
         public double MaxFlowTo(int input, CancellationToken cancellationToken)
         {
-            graph.Capacity.CopyTo(_residual, 0);
+            // Only arcs that carried flow differ from the capacities: restore those instead of copying all of them.
+            if (!_fresh) graph.Capacity.CopyTo(_residual, 0);
+            else
+                foreach (var a in _changed) (_residual[a], _residual[graph.Reverse[a]]) = (graph.Capacity[a], graph.Capacity[graph.Reverse[a]]);
+            _changed.Clear();
+            _fresh = true;
             if (graph.Direct) _residual[graph.SinkArcs[0]] = graph.SinkCapacity[input];
             else
                 for (var i = 0; i < graph.SinkArcs.Length; i++) _residual[graph.SinkArcs[i]] = graph.SinkCapacity[i * graph.SinkArcs.Length + input];
@@ -247,6 +254,7 @@ public static class AttentionFlow
                 if (_residual[a] <= Epsilon || _level[u] != _level[v] + 1) continue;
                 var pushed = Push(u, Math.Min(limit - total, _residual[a]));
                 if (pushed <= 0) continue;
+                _changed.Add(a);
                 _residual[a] -= pushed;
                 _residual[graph.Reverse[a]] += pushed;
                 total += pushed;
