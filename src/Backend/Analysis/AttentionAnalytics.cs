@@ -9,6 +9,8 @@ public sealed record MetricsResult(int Layers, int Heads, bool Causal, double Si
 /// <summary>A viewed matrix, possibly max-pooled for display (see attention/matrix): Units label the rows and columns before pooling.</summary>
 public sealed record ViewResult(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, float[] Data, ViewUnit[] Units);
 
+public sealed record HeadModularity(int Layer, int Head, double Q, int CommunityCount);
+
 public sealed record ViewRequest(int Layer, int Head, ViewOptions Options, int? MaxSize = null, string? HeadReduce = null);
 
 /// <summary>
@@ -48,6 +50,22 @@ public sealed class AttentionAnalytics(AttentionService service, ModelThread? mo
         var matrix = new float[n * n];
         analysis.Attention.Matrix(layer, head, matrix);
         return await Task.Run(() => Modularity.Compute(matrix, n, includeSelfLoops, cancellationToken), cancellationToken);
+    }
+
+    /// <summary>Q and the community count of every layer × head (ordered by layer, then head), the heads spread over the cores.</summary>
+    public async Task<HeadModularity[]> ModularityAllAsync(string analysisId, bool includeSelfLoops, CancellationToken cancellationToken = default)
+    {
+        using var lease = service.Acquire(analysisId);
+        var attention = lease.Analysis.Attention;
+        var (layers, heads, n) = (attention.Layers, attention.Heads, attention.Tokens);
+        var result = new HeadModularity[layers * heads];
+        var options = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) };
+        await Task.Run(() => Parallel.For(0, result.Length, options, k =>
+        {
+            var m = Modularity.Compute(attention.Head(k / heads, k % heads), n, includeSelfLoops, cancellationToken);
+            result[k] = new HeadModularity(k / heads, k % heads, m.Q, m.CommunityCount);
+        }), cancellationToken);
+        return result;
     }
 
     public ViewResult View(string analysisId, ViewRequest request)

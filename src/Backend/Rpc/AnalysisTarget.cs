@@ -12,6 +12,9 @@ public sealed record MetricsDto(int Layers, int Heads, bool Causal, double SinkT
 public sealed record ModularityParams(string? AnalysisId, int Layer, int Head, bool IncludeSelfLoops = false);
 public sealed record ModularityDto(int Layer, int Head, double Q, int[] Communities, int CommunityCount, bool IncludeSelfLoops);
 
+public sealed record ModularityAllParams(string? AnalysisId, bool IncludeSelfLoops = false);
+public sealed record ModularityAllDto(bool IncludeSelfLoops, HeadModularity[] Heads, double ElapsedMs);
+
 public sealed record ViewParams(string? AnalysisId, int Layer, int Head, bool HideSpecial = false, bool WordLevel = false, int? MaxSize = null, string? HeadReduce = null);
 public sealed record RolloutParams(string? AnalysisId, int? Layer = null, bool HideSpecial = false, bool WordLevel = false, int? MaxSize = null);
 public sealed record ViewDto(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data, ViewUnit[] Units);
@@ -37,6 +40,14 @@ public sealed class AnalysisTarget(AttentionAnalytics analytics)
     {
         var r = await analytics.ModularityAsync(RequireId(request?.AnalysisId), request!.Layer, request.Head, request.IncludeSelfLoops, cancellationToken);
         return new ModularityDto(request.Layer, request.Head, r.Q, r.Communities, r.CommunityCount, request.IncludeSelfLoops);
+    });
+
+    [JsonRpcMethod("attention/modularityAll", UseSingleObjectParameterDeserialization = true)]
+    public Task<ModularityAllDto> ModularityAllAsync(ModularityAllParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var heads = await analytics.ModularityAllAsync(RequireId(request?.AnalysisId), request!.IncludeSelfLoops, cancellationToken);
+        return new ModularityAllDto(request.IncludeSelfLoops, heads, Math.Round(clock.Elapsed.TotalMilliseconds, 2));
     });
 
     [JsonRpcMethod("attention/view", UseSingleObjectParameterDeserialization = true)]

@@ -90,6 +90,19 @@ public sealed class AnalysisRpcTests
     }
 
     [TestMethod]
+    public async Task ModularityOfEveryHead()
+    {
+        var result = await Call("attention/modularityAll", new { analysisId = _id });
+        var heads = result.GetProperty("heads").EnumerateArray().ToList();
+        Assert.HasCount(72, heads);
+        Assert.AreEqual((1, 3), (heads[15].GetProperty("layer").GetInt32(), heads[15].GetProperty("head").GetInt32()));
+        var single = await Call("attention/modularity", new { analysisId = _id, layer = 1, head = 3 });
+        Assert.AreEqual(single.GetProperty("q").GetDouble(), heads[15].GetProperty("q").GetDouble());
+        Assert.AreEqual(single.GetProperty("communityCount").GetInt32(), heads[15].GetProperty("communityCount").GetInt32());
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/modularityAll", new { analysisId = "nope" }));
+    }
+
+    [TestMethod]
     public async Task ViewWithOptions()
     {
         var plain = await Call("attention/view", new { analysisId = _id, layer = 0, head = 0 });
