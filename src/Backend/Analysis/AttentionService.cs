@@ -9,7 +9,8 @@ namespace AttentionViz.Backend.Analysis;
 /// <summary>A request the caller got wrong (unknown analysis, layer out of range, …): JSON-RPC -32602 / CLI exit 2.</summary>
 public sealed class InvalidRequestException(string message) : Exception(message);
 
-public sealed record AnalyzeOptions(string Text, string? ModelId = null, int? MaxTokens = null);
+/// <param name="TextPair">the second text of a sentence pair (segment 1), or null</param>
+public sealed record AnalyzeOptions(string Text, string? ModelId = null, int? MaxTokens = null, string? TextPair = null);
 
 public sealed record MatrixResult(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data);
 
@@ -29,7 +30,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         var window = loaded.Model.MaxPositions;
         var limit = options.MaxTokens is { } max ? Math.Min(max, window) : window;
         var tokenizer = loaded.RequireTokenizer();
-        var specials = tokenizer.SpecialTokenCount;
+        var specials = options.TextPair is null ? tokenizer.SpecialTokenCount : tokenizer.PairSpecialTokenCount;
         if (limit <= specials)
             throw new InvalidRequestException($"maxTokens must be greater than {specials} (the model's special tokens); got {options.MaxTokens}.");
 
@@ -37,8 +38,11 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         {
             var clock = Stopwatch.StartNew();
             var contentLimit = limit - specials;
-            var content = TokenizePrefix(tokenizer, options.Text, contentLimit);
+            // One token past the limit tells whether the text was truncated, without tokenizing all of a huge text.
+            var content = tokenizer.Tokenize(options.Text, contentLimit + 1);
             if (content.Count == 0) throw new InvalidRequestException("The text has no tokens (only whitespace or control characters).");
+            if (options.TextPair is { } textPair)
+                return AnalyzePair(loaded, content, tokenizer.Tokenize(textPair, contentLimit + 1), contentLimit, clock, ct);
             var truncated = content.Count > contentLimit;
             if (truncated) content = content.Take(contentLimit).ToList();
             int? truncatedAt = truncated ? content[^1].End : null;
@@ -76,6 +80,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         var attention = new AttentionTensor(model.Layers, model.Heads, tokens.Count);
         try
         {
+            tokenTypeIds ??= tokens.Any(t => t.TypeId != 0) ? tokens.Select(t => (long)t.TypeId).ToArray() : null;
             using var result = model.Forward(new ForwardInput([ids], tokenTypeIds is null ? null : [tokenTypeIds.ToArray()]), cancellationToken);
             for (var layer = 0; layer < model.Layers; layer++)
                 MemoryMarshal.Cast<byte, float>(result.Attentions[layer].contiguous().bytes).CopyTo(attention.Layer(layer));
@@ -103,21 +108,20 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
     }
 
     /// <summary>
-    /// Tokenizes only as much of a huge text as the window can hold (plus one token, to know it was truncated):
-    /// prefixes that end at whitespace tokenize exactly like the full text up to that point.
+    /// A sentence pair, truncated longest-first as Hugging Face does by default; tokens of the second text carry
+    /// TypeId 1 and offsets into that text. truncatedAt is the UTF-16 offset where the first text's analyzed part ends.
     /// </summary>
-    internal static IReadOnlyList<Token> TokenizePrefix(IModelTokenizer tokenizer, string text, int contentLimit)
+    private AttentionAnalysis AnalyzePair(LoadedModel loaded, IReadOnlyList<Token> first, IReadOnlyList<Token> second, int contentLimit,
+        Stopwatch clock, CancellationToken cancellationToken)
     {
-        var length = Math.Max(4_096, contentLimit * 32);
-        while (true)
-        {
-            if (length >= text.Length) return tokenizer.Tokenize(text);
-            var cut = text.LastIndexOfAny([' ', '\n', '\t', '\r'], length - 1, length / 2);
-            if (cut <= 0) { length *= 2; continue; }
-            var tokens = tokenizer.Tokenize(text[..cut]);
-            if (tokens.Count > contentLimit) return tokens;
-            length *= 2;
-        }
+        if (second.Count == 0) throw new InvalidRequestException("The second text has no tokens.");
+        var (a, b) = (first.Count, second.Count);
+        while (a + b > contentLimit)
+            if (a > b) a--; else b--;
+        if (a == 0 || b == 0) throw new InvalidRequestException("maxTokens leaves no room for both texts of the pair.");
+        int? truncatedAt = a < first.Count ? first[a - 1].End : b < second.Count ? first[^1].End : null;
+        var tokens = loaded.RequireTokenizer().AddSpecialTokens(first.Take(a).ToList(), second.Take(b).ToList());
+        return Run(loaded, tokens, truncatedAt, clock, cancellationToken);
     }
 
     public AttentionAnalysis.Lease Acquire(string analysisId) =>

@@ -64,11 +64,12 @@ public static partial class CliApp
     private static Command AnalyzeCommand()
     {
         var ids = new Option<string?>("--ids") { Description = "Comma-separated token ids, fed as given (no special tokens added)." };
+        var textPair = new Option<string?>("--text-pair") { Description = "A second text: analyze the sentence pair the way the model's tokenizer builds it (segments 0 and 1)." };
         var tokenTypes = new Option<string?>("--token-type-ids") { Description = "With --ids: comma-separated segment ids, one per token (e.g. 0,0,0,1,1)." };
         var output = new Option<FileInfo?>("--out") { Description = "Write the analysis to FILE.safetensors or FILE.json, or one matrix (--layer/--head, default the mean) to FILE.csv, instead of printing a summary." };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Analyze at most this many tokens (special tokens included)." };
         var command = new Command("analyze", "Run the model on a text and print or save every layer's and head's attention.")
-        { ModelOption, TextOption, TextFileOption, ids, tokenTypes, output, maxTokens, LayerOption, HeadOption };
+        { ModelOption, TextOption, TextFileOption, textPair, ids, tokenTypes, output, maxTokens, LayerOption, HeadOption };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
             var modelId = ModelId(result.GetValue(ModelOption));
@@ -76,7 +77,7 @@ public static partial class CliApp
             AttentionAnalysis analysis;
             if (result.GetValue(ids) is { } idList)
             {
-                if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null)
+                if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null || result.GetValue(textPair) is not null)
                     throw new InvalidRequestException("Give either --ids or a text, not both.");
                 var types = result.GetValue(tokenTypes) is { } typeList ? ParseIds(typeList) : null;
                 analysis = await backend.Service.AnalyzeIdsAsync(ParseIds(idList), modelId, cancellationToken, types);
@@ -85,7 +86,7 @@ public static partial class CliApp
             {
                 if (result.GetValue(tokenTypes) is not null) throw new InvalidRequestException("--token-type-ids goes with --ids.");
                 var text = ReadText(result);
-                analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(text, modelId, result.GetValue(maxTokens)), cancellationToken);
+                analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(text, modelId, result.GetValue(maxTokens), result.GetValue(textPair)), cancellationToken);
             }
             if (result.GetValue(output) is { } file) AnalysisExport.Write(analysis, file.FullName, result.GetValue(LayerOption), result.GetValue(HeadOption));
             else AnalysisSummary.Print(analysis, Console.Out);

@@ -30,8 +30,9 @@ public sealed record ModelListEntry(string Id, string Name, string Architecture,
         new(info.Id, info.Name, info.Architecture, info.Layers, info.Heads, info.Source, info.Path, info.SizeBytes, info.Error);
 }
 
-public sealed record AnalyzeParams(string? Text, string? ModelId = null, int? MaxTokens = null);
-public sealed record TokenDto(int Id, string Text, int Start, int End, bool Special);
+public sealed record AnalyzeParams(string? Text, string? ModelId = null, int? MaxTokens = null, string? TextPair = null);
+/// <param name="TypeId">segment: 0, or 1 for the second text of a pair (whose offsets point into that text)</param>
+public sealed record TokenDto(int Id, string Text, int Start, int End, bool Special, int TypeId);
 public sealed record AnalyzeResult(string AnalysisId, ModelSummary Model, TokenDto[] Tokens, bool Truncated, int? TruncatedAt, double ElapsedMs);
 
 public sealed record MatrixParams(string? AnalysisId, int Layer, int Head, int? MaxSize = null);

@@ -105,6 +105,25 @@ public sealed class RpcServerTests
     }
 
     [TestMethod]
+    public async Task SentencePairGetsSegmentsAndTheTokenizersTemplate()
+    {
+        var analysis = await Call("attention/analyze", new { text = "Where is the cat?", textPair = "On the mat." });
+        var tokens = analysis.GetProperty("tokens").EnumerateArray().ToList();
+        CollectionAssert.AreEqual(new[] { "[CLS]", "where", "is", "the", "cat", "?", "[SEP]", "on", "the", "mat", ".", "[SEP]" },
+            tokens.Select(t => t.GetProperty("text").GetString()).ToArray());
+        CollectionAssert.AreEqual(new[] { 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1 }, tokens.Select(t => t.GetProperty("typeId").GetInt32()).ToArray());
+        Assert.AreEqual("mat", "On the mat."[tokens[9].GetProperty("start").GetInt32()..tokens[9].GetProperty("end").GetInt32()]);
+
+        // The segment embedding changes the numbers: the same ids as one segment give different attention.
+        var id = analysis.GetProperty("analysisId").GetString();
+        var single = await Call("attention/analyze", new { text = "Where is the cat? [SEP] On the mat." });
+        var pairMatrix = Floats(await Call("attention/matrix", new { analysisId = id, layer = 0, head = 0 }));
+        var singleMatrix = Floats(await Call("attention/matrix", new { analysisId = single.GetProperty("analysisId").GetString(), layer = 0, head = 0 }));
+        Assert.HasCount(pairMatrix.Length, singleMatrix);
+        Assert.IsGreaterThan(1e-4, pairMatrix.Zip(singleMatrix).Max(p => Math.Abs(p.First - p.Second)));
+    }
+
+    [TestMethod]
     public async Task MatrixWithMaxSizeIsMaxPooled()
     {
         var id = (await Call("attention/analyze", new { text = FoxText })).GetProperty("analysisId").GetString();
