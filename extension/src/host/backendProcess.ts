@@ -61,10 +61,11 @@ export class BackendProcess {
     const exitInfo = new Promise<never>((_, reject) => {
       child.once('exit', (code, signal) => {
         this.exited = true;
+        // Reject first: during start, this message (with stderr's last lines) is the one the user sees.
+        reject(new Error(`backend exited during start (code ${code}, signal ${signal})${stderrTail ? ': ' + stderrTail.trim().split('\n').slice(-3).join(' | ') : ''}`));
         this.connection?.dispose();
         this.hooks.onExit({ code, signal, expected: this.stopping });
         this.resolveExit();
-        reject(new Error(`backend exited during start (code ${code}, signal ${signal})${stderrTail ? ': ' + stderrTail.trim().split('\n').slice(-3).join(' | ') : ''}`));
       });
     });
     exitInfo.catch(() => undefined);

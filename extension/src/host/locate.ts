@@ -12,11 +12,13 @@ export class SetupError extends Error {
   constructor(message: string, readonly hint: string) { super(message); this.name = 'SetupError'; }
 }
 
-export function findDotnet(env: NodeJS.ProcessEnv = process.env): string | undefined {
+const WELL_KNOWN_DOTNET = ['/usr/share/dotnet/dotnet', '/usr/lib/dotnet/dotnet', '/usr/local/share/dotnet/dotnet', path.join(os.homedir(), '.dotnet', 'dotnet')];
+
+export function findDotnet(env: NodeJS.ProcessEnv = process.env, wellKnown: readonly string[] = WELL_KNOWN_DOTNET): string | undefined {
   const candidates: string[] = [];
   if (env.DOTNET_ROOT) candidates.push(path.join(env.DOTNET_ROOT, 'dotnet'));
   for (const dir of (env.PATH ?? '').split(path.delimiter)) if (dir) candidates.push(path.join(dir, 'dotnet'));
-  candidates.push('/usr/share/dotnet/dotnet', '/usr/lib/dotnet/dotnet', '/usr/local/share/dotnet/dotnet', path.join(os.homedir(), '.dotnet', 'dotnet'));
+  candidates.push(...wellKnown);
   return candidates.find(isExecutable);
 }
 
@@ -25,7 +27,7 @@ function isExecutable(p: string): boolean {
 }
 
 /** Resolves the backend launch command. Throws SetupError with a message a user can act on. */
-export function resolveBackend(configured: string, extensionPath: string, env: NodeJS.ProcessEnv = process.env): LaunchSpec {
+export function resolveBackend(configured: string, extensionPath: string, env: NodeJS.ProcessEnv = process.env, wellKnownDotnet?: readonly string[]): LaunchSpec {
   const childEnv: NodeJS.ProcessEnv = { ...env, OMP_WAIT_POLICY: 'PASSIVE', DOTNET_CLI_TELEMETRY_OPTOUT: '1', DOTNET_NOLOGO: '1' };
   const candidates: { path: string; from: string }[] = [];
   if (configured.trim()) candidates.push({ path: expandHome(configured.trim()), from: 'the setting attentionViz.backendPath' });
@@ -45,7 +47,7 @@ export function resolveBackend(configured: string, extensionPath: string, env: N
       // A JavaScript stand-in (development and tests only) runs on the extension host's Node.
       return { command: process.execPath, args: [p], env: { ...childEnv, ELECTRON_RUN_AS_NODE: '1' }, cwd: path.dirname(p) };
     }
-    const dotnet = findDotnet(env);
+    const dotnet = findDotnet(env, wellKnownDotnet);
     if (!dotnet) {
       throw new SetupError('AttentionViz needs the .NET 10 runtime, and `dotnet` was not found.',
         'Install the .NET 10 runtime (e.g. `sudo apt-get install dotnet-runtime-10.0`, or from dot.net), then run "AttentionViz: Restart Backend".');

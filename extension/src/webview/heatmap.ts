@@ -64,6 +64,8 @@ export class Heatmap {
       this.canvas.style.height = `${height}px`;
     }
     this.layout = { left, top, cell, width, height };
+    // Geometry for tests and assistive tooling (CSS pixels).
+    Object.assign(this.canvas.dataset, { left: String(left), top: String(top), cell: String(cell), rows: String(data.rows), cols: String(data.cols) });
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, width, height);
     ctx.imageSmoothingEnabled = false;

@@ -109,7 +109,7 @@ function currentHighlight(): { row: number | null; col: number | null } {
 }
 
 function redraw(): void {
-  const width = Math.max(200, el.wrap.clientWidth || document.body.clientWidth - 80);
+  const width = Math.max(200, (el.headView.clientWidth || document.body.clientWidth) - 80);
   heatmap.draw(width, currentHighlight());
 }
 
@@ -174,7 +174,7 @@ async function showGrid(): Promise<void> {
   if (!analysis) return;
   const { layers, heads } = analysis.model;
   el.grid.replaceChildren();
-  el.grid.style.gridTemplateColumns = `auto repeat(${heads + 1}, minmax(0, 1fr))`;
+  el.grid.style.gridTemplateColumns = `auto repeat(${heads + 1}, 64px)`;
   const corner = document.createElement('span');
   el.grid.append(corner);
   for (let h = -1; h < heads; h++) {
