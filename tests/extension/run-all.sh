@@ -43,8 +43,8 @@ run_suite() {
 cd "$HERE"
 run_suite extension-unit node --test --test-reporter=tap unit/
 run_suite extension-webview node --test --test-reporter=tap --test-timeout=120000 webview/
-if [[ -d integration ]]; then run_suite extension-integration "$ATTENTIONVIZ_NODE24" --test --test-reporter=tap --test-timeout=600000 integration/; fi
-if [[ -d e2e ]]; then run_suite extension-e2e "$ATTENTIONVIZ_NODE24" --test --test-reporter=tap --test-timeout=600000 e2e/; fi
+if [[ -d integration ]]; then run_suite extension-integration "$ATTENTIONVIZ_NODE24" --test --test-reporter=tap --test-timeout=600000 integration/integration.test.mjs; fi
+if [[ -d e2e ]]; then run_suite extension-e2e "$ATTENTIONVIZ_NODE24" --test --test-reporter=tap --test-timeout=600000 e2e/e2e.test.mjs; fi
 
 echo "[run-all] done in $(( $(date +%s) - t0 )) s" >&2
 printf '%s\n' "${summaries[@]}"

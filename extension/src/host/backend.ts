@@ -3,6 +3,7 @@
 // Extension-lifetime disposables live here; process-lifetime ones live in BackendProcess.
 
 import * as vscode from 'vscode';
+import { appendFileSync } from 'node:fs';
 import { BackendProcess, CancelledError, restartDelay, type LaunchSpec, type TraceLevel } from './backendProcess';
 import { resolveBackend, SetupError } from './locate';
 import { Methods, type InitializeResult } from '../shared/protocol';
@@ -47,7 +48,11 @@ export class Backend implements vscode.Disposable {
   }
 
   log(line: string): void {
-    this.output.appendLine(`${new Date().toISOString().slice(11, 23)} ${line}`);
+    const stamped = `${new Date().toISOString().slice(11, 23)} ${line}`;
+    this.output.appendLine(stamped);
+    // Test runs also collect the log in a file (the output channel is not readable from outside).
+    const file = process.env.ATTENTIONVIZ_LOG_FILE;
+    if (file) { try { appendFileSync(file, stamped + '\n'); } catch { /* best effort */ } }
   }
 
   /** The running backend, starting it (with progress) if needed. Rejects with a user-facing message. */

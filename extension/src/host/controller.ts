@@ -15,7 +15,7 @@ import type { AnalysisView, WebviewToHost } from '../shared/messages';
 export interface TestApi {
   backendPid(): number | undefined;
   backendState(): string;
-  session(): { analysisId: string; tokens: number; valid: boolean; layer: number; head: number } | undefined;
+  session(): { seq: number; analysisId: string; tokens: number; valid: boolean; layer: number; head: number; truncated: boolean; truncatedAt?: number } | undefined;
   decorationCount(): number;
   lastRendered(): { layer: number; head: number; litPixels: number } | undefined;
   panelOpen(): boolean;
@@ -33,6 +33,7 @@ export class Controller implements vscode.Disposable {
   private readonly decorations = new Decorations();
   private rendered: { layer: number; head: number; litPixels: number } | undefined;
   private selectedModel: string | undefined;
+  private sessionSeq = 0;
 
   constructor(private readonly context: vscode.ExtensionContext, private readonly backend: Backend) {
     this.selectedModel = context.workspaceState.get<string>('attentionViz.model');
@@ -42,6 +43,8 @@ export class Controller implements vscode.Disposable {
       vscode.window.onDidChangeTextEditorSelection((e) => this.onSelection(e)),
       vscode.workspace.onDidChangeTextDocument((e) => this.onEdit(e)),
       vscode.window.onDidChangeVisibleTextEditors(() => void this.refreshDecorations()),
+      // A new backend process does not know the old analysis: its overlay and hovers are gone.
+      backend.onDidChangeState((s) => { if (s.kind === 'starting' || s.kind === 'error' || s.kind === 'stopped') this.invalidate('The backend restarted: run “Show Attention for Selection” again to refresh.'); }),
       vscode.window.registerWebviewPanelSerializer('attentionViz.panel', {
         deserializeWebviewPanel: async (panel, state: unknown) => this.revive(panel, state),
       }),
@@ -92,7 +95,7 @@ export class Controller implements vscode.Disposable {
     }
     if (cts.token.isCancellationRequested) return;
     const keep = this.session && this.session.layer < result.model.layers && this.session.head < result.model.heads;
-    const session = new Session(doc.uri, doc.version, doc.offsetAt(range.start), text, result);
+    const session = new Session(++this.sessionSeq, doc.uri, doc.version, doc.offsetAt(range.start), text, result);
     if (keep && this.session) { session.layer = this.session.layer; session.head = this.session.head; }
     this.session = session;
     this.backend.log(`analyzed ${result.tokens.length} tokens in ${result.elapsedMs} ms (round trip ${Date.now() - started} ms)${result.truncated ? `, truncated at ${result.truncatedAt}` : ''}`);
@@ -114,7 +117,6 @@ export class Controller implements vscode.Disposable {
     try {
       await this.backend.restart();
       void vscode.window.setStatusBarMessage('AttentionViz: backend restarted', 3000);
-      if (this.session) { this.session.valid = false; this.decorations.clear(); }
     } catch (e) {
       void vscode.window.showErrorMessage(e instanceof Error ? e.message : String(e));
     }
@@ -268,12 +270,16 @@ export class Controller implements vscode.Disposable {
     if (!session || !session.valid || e.document.uri.toString() !== session.uri.toString() || e.contentChanges.length === 0) return;
     // Any change at or before the analyzed range shifts or changes its tokens: the overlay would be stale.
     const end = session.endOffset;
-    if (e.contentChanges.some((c) => c.rangeOffset <= end)) {
-      session.valid = false;
-      this.focusCts?.cancel();
-      this.decorations.clear();
-      this.panel?.post({ type: 'busy', message: 'The text changed: run “Show Attention for Selection” again to refresh.' });
-    }
+    if (e.contentChanges.some((c) => c.rangeOffset <= end)) this.invalidate('The text changed: run “Show Attention for Selection” again to refresh.');
+  }
+
+  private invalidate(message: string): void {
+    const session = this.session;
+    if (!session || !session.valid) return;
+    session.valid = false;
+    this.focusCts?.cancel();
+    this.decorations.clear();
+    this.panel?.post({ type: 'busy', message });
   }
 
   private async provideHover(doc: vscode.TextDocument, pos: vscode.Position, token: vscode.CancellationToken): Promise<vscode.Hover | undefined> {
@@ -316,7 +322,10 @@ export class Controller implements vscode.Disposable {
     return {
       backendPid: () => this.backend.pid,
       backendState: () => this.backend.state.kind,
-      session: () => this.session && { analysisId: this.session.analysisId, tokens: this.session.result.tokens.length, valid: this.session.valid, layer: this.session.layer, head: this.session.head },
+      session: () => this.session && {
+        seq: this.session.seq, analysisId: this.session.analysisId, tokens: this.session.result.tokens.length, valid: this.session.valid, layer: this.session.layer, head: this.session.head,
+        truncated: this.session.result.truncated, ...(this.session.result.truncatedAt !== undefined ? { truncatedAt: this.session.result.truncatedAt } : {}),
+      },
       decorationCount: () => this.decorations.count,
       lastRendered: () => this.rendered,
       panelOpen: () => !!this.panel,

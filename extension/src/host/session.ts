@@ -9,6 +9,7 @@ export class Session {
   layer = 0;
   head = 0;
   constructor(
+    readonly seq: number,
     readonly uri: vscode.Uri,
     readonly version: number,
     /** Document offset (UTF-16) of the analyzed text's first character. */

@@ -69,7 +69,7 @@ conn.onRequest('attention/analyze', async (p, token) => {
   }
   const t0 = Date.now();
   const { toks, truncatedAt } = tokenize(p.text, Math.min(WINDOW, p.maxTokens ?? WINDOW));
-  const analysisId = `a${next++}`;
+  const analysisId = `${process.pid.toString(36)}-${next++}`;
   analyses.set(analysisId, { tokens: toks });
   return {
     analysisId, model: { id: 'default', architecture: 'bert', layers: LAYERS, heads: HEADS, causal: false }, tokens: toks,
