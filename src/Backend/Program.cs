@@ -1,3 +1,4 @@
-using TorchSharp;
-var t = torch.ones(2, 3);
-Console.WriteLine(t.sum().item<float>());
+using AttentionViz.Backend.Cli;
+
+// One executable: the JSON-RPC server (serve, the default) and the CLI commands.
+return await CliApp.RunAsync(args);

@@ -24,6 +24,15 @@ public static class EmbeddedModelPackage
         Package.Value.GetManifestResourceStream(name)
         ?? throw new InvalidDataException($"Resource {name} not found in {AssemblyPath}.");
 
+    /// <summary>A resource's bytes, read in one piece.</summary>
+    public static byte[] ReadResourceBytes(string name)
+    {
+        using var stream = OpenResource(name);
+        var bytes = new byte[stream.Length];
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+
     /// <summary>The vocabulary, one token per line. The file has CRLF line endings; the '\r' is not part of a token.</summary>
     public static IReadOnlyList<string> ReadVocabulary()
     {

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Restores and builds everything in Release: the backend, its tests and benchmark, and the VS Code extension.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "error: the .NET SDK (dotnet, version 10) is required: https://dotnet.microsoft.com/download" >&2
+  exit 1
+fi
+
+dotnet build AttentionViz.sln -c Release -nologo -clp:ErrorsOnly
+
+if [ -x extension/scripts/package.sh ]; then
+  extension/scripts/package.sh
+fi

@@ -1,0 +1,47 @@
+namespace AttentionViz.Backend.Analysis;
+
+/// <summary>Analyses by id, least recently used evicted first, bounded by the bytes their attention tensors hold.</summary>
+public sealed class AnalysisCache(long capacityBytes, int maxEntries = 64)
+{
+    private readonly LinkedList<AttentionAnalysis> _order = new();
+    private readonly Dictionary<string, LinkedListNode<AttentionAnalysis>> _byId = new();
+    private readonly Lock _lock = new();
+    private long _bytes;
+
+    public long CapacityBytes => capacityBytes;
+
+    public void Add(AttentionAnalysis analysis)
+    {
+        lock (_lock)
+        {
+            _byId[analysis.Id] = _order.AddFirst(analysis);
+            _bytes += analysis.Attention.SizeInBytes;
+            // Keep at least the newest analysis, whatever its size.
+            while (_order.Count > 1 && (_bytes > capacityBytes || _order.Count > maxEntries))
+            {
+                var oldest = _order.Last!.Value;
+                _order.RemoveLast();
+                _byId.Remove(oldest.Id);
+                _bytes -= oldest.Attention.SizeInBytes;
+                oldest.Release();
+            }
+        }
+    }
+
+    /// <summary>The analysis with a lease that keeps its buffers alive until disposed, or null when unknown or evicted.</summary>
+    public AttentionAnalysis.Lease? Acquire(string id)
+    {
+        lock (_lock)
+        {
+            if (!_byId.TryGetValue(id, out var node)) return null;
+            _order.Remove(node);
+            _order.AddFirst(node);
+            return node.Value.TryAcquire();
+        }
+    }
+
+    public int Count
+    {
+        get { lock (_lock) return _order.Count; }
+    }
+}

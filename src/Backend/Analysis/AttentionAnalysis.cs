@@ -1,0 +1,56 @@
+using AttentionViz.Backend.Tokenization;
+
+namespace AttentionViz.Backend.Analysis;
+
+public sealed record ModelSummary(string Id, string Architecture, int Layers, int Heads, bool Causal);
+
+/// <summary>
+/// One analyzed text: its tokens, every layer's and head's attention, and the final hidden states. Reference-counted,
+/// so that eviction from the cache never frees a buffer a request is still reading.
+/// </summary>
+public sealed class AttentionAnalysis
+{
+    private int _references = 1;
+
+    public required string Id { get; init; }
+    public required ModelSummary Model { get; init; }
+    public required IReadOnlyList<Token> Tokens { get; init; }
+    public required bool Truncated { get; init; }
+
+    /// <summary>UTF-16 offset where the analyzed text ends, when truncated.</summary>
+    public int? TruncatedAt { get; init; }
+
+    public required AttentionTensor Attention { get; init; }
+
+    /// <summary>(T, C), row-major: the model's last_hidden_state.</summary>
+    public required float[] LastHiddenState { get; init; }
+
+    public required int HiddenSize { get; init; }
+    public double ElapsedMs { get; init; }
+
+    internal Lease? TryAcquire()
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref _references);
+            if (current == 0) return null;
+            if (Interlocked.CompareExchange(ref _references, current + 1, current) == current) return new Lease(this);
+        }
+    }
+
+    internal void Release()
+    {
+        if (Interlocked.Decrement(ref _references) == 0) Attention.Dispose();
+    }
+
+    public sealed class Lease(AttentionAnalysis analysis) : IDisposable
+    {
+        private int _disposed;
+        public AttentionAnalysis Analysis { get; } = analysis;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0) Analysis.Release();
+        }
+    }
+}

@@ -1,0 +1,175 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Tokenization;
+
+namespace AttentionViz.Backend.Analysis;
+
+/// <summary>A request the caller got wrong (unknown analysis, layer out of range, …): JSON-RPC -32602 / CLI exit 2.</summary>
+public sealed class InvalidRequestException(string message) : Exception(message);
+
+public sealed record AnalyzeOptions(string Text, string? ModelId = null, int? MaxTokens = null);
+
+public sealed record MatrixResult(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data);
+
+public sealed record RowResult(float[] Scores, ScoredToken[] Top);
+
+/// <summary>Tokenizes, runs the model on its thread, keeps the attention, and answers questions about it.</summary>
+public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, ModelThread modelThread)
+{
+    private long _nextId;
+
+    public ModelRegistry Models => models;
+
+    public async Task<AttentionAnalysis> AnalyzeAsync(AnalyzeOptions options, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(options.Text)) throw new InvalidRequestException("The text is empty: select some text to analyze.");
+        var loaded = await models.GetAsync(options.ModelId ?? ModelRegistry.DefaultId, cancellationToken);
+        var window = loaded.Model.MaxPositions;
+        var limit = options.MaxTokens is { } max ? Math.Min(max, window) : window;
+        var tokenizer = loaded.RequireTokenizer();
+        var specials = tokenizer.SpecialTokenCount;
+        if (limit <= specials)
+            throw new InvalidRequestException($"maxTokens must be greater than {specials} (the model's special tokens); got {options.MaxTokens}.");
+
+        return await modelThread.RunAsync(ct =>
+        {
+            var clock = Stopwatch.StartNew();
+            var contentLimit = limit - specials;
+            var content = TokenizePrefix(tokenizer, options.Text, contentLimit);
+            if (content.Count == 0) throw new InvalidRequestException("The text has no tokens (only whitespace or control characters).");
+            var truncated = content.Count > contentLimit;
+            if (truncated) content = content.Take(contentLimit).ToList();
+            int? truncatedAt = truncated ? content[^1].End : null;
+            return Run(loaded, tokenizer.AddSpecialTokens(content), truncatedAt, clock, ct);
+        }, cancellationToken);
+    }
+
+    /// <summary>Runs raw token ids as given: no special tokens added, offsets [0,0) (the CLI's --ids).</summary>
+    public async Task<AttentionAnalysis> AnalyzeIdsAsync(IReadOnlyList<long> ids, string? modelId, CancellationToken cancellationToken,
+        IReadOnlyList<long>? tokenTypeIds = null)
+    {
+        if (ids.Count == 0) throw new InvalidRequestException("No token ids given.");
+        if (tokenTypeIds is not null && tokenTypeIds.Count != ids.Count)
+            throw new InvalidRequestException($"{tokenTypeIds.Count} token type ids for {ids.Count} token ids: give one per token.");
+        var loaded = await models.GetAsync(modelId ?? ModelRegistry.DefaultId, cancellationToken);
+        var tokenizer = loaded.Tokenizer;
+        if (ids.Count > loaded.Model.MaxPositions)
+            throw new InvalidRequestException($"{ids.Count} ids exceed the model's window of {loaded.Model.MaxPositions} tokens.");
+        var tokens = new List<Token>(ids.Count);
+        foreach (var id in ids)
+        {
+            if (id < 0 || id >= loaded.Model.VocabularySize)
+                throw new InvalidRequestException($"Token id {id} is outside the vocabulary (0..{loaded.Model.VocabularySize - 1}).");
+            tokens.Add(new Token((int)id, tokenizer?.IdToToken((int)id) ?? id.ToString(), 0, 0, tokenizer?.IsSpecial((int)id) ?? false));
+        }
+        return await modelThread.RunAsync(ct => Run(loaded, tokens, null, Stopwatch.StartNew(), ct, tokenTypeIds), cancellationToken);
+    }
+
+    private AttentionAnalysis Run(LoadedModel loaded, IReadOnlyList<Token> tokens, int? truncatedAt, Stopwatch clock, CancellationToken cancellationToken,
+        IReadOnlyList<long>? tokenTypeIds = null)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var model = loaded.Model;
+        var ids = tokens.Select(t => (long)t.Id).ToArray();
+        var attention = new AttentionTensor(model.Layers, model.Heads, tokens.Count);
+        try
+        {
+            using var result = model.Forward(new ForwardInput([ids], tokenTypeIds is null ? null : [tokenTypeIds.ToArray()]), cancellationToken);
+            for (var layer = 0; layer < model.Layers; layer++)
+                MemoryMarshal.Cast<byte, float>(result.Attentions[layer].contiguous().bytes).CopyTo(attention.Layer(layer));
+            var hidden = MemoryMarshal.Cast<byte, float>(result.LastHiddenState.contiguous().bytes).ToArray();
+            var analysis = new AttentionAnalysis
+            {
+                Id = $"a{Interlocked.Increment(ref _nextId)}",
+                Model = new ModelSummary(loaded.Info.Id, model.Architecture, model.Layers, model.Heads, model.Causal),
+                Tokens = tokens,
+                Truncated = truncatedAt is not null,
+                TruncatedAt = truncatedAt,
+                Attention = attention,
+                LastHiddenState = hidden,
+                HiddenSize = model.HiddenSize,
+                ElapsedMs = clock.Elapsed.TotalMilliseconds,
+            };
+            cache.Add(analysis);
+            return analysis;
+        }
+        catch
+        {
+            attention.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Tokenizes only as much of a huge text as the window can hold (plus one token, to know it was truncated):
+    /// prefixes that end at whitespace tokenize exactly like the full text up to that point.
+    /// </summary>
+    internal static IReadOnlyList<Token> TokenizePrefix(IModelTokenizer tokenizer, string text, int contentLimit)
+    {
+        var length = Math.Max(4_096, contentLimit * 32);
+        while (true)
+        {
+            if (length >= text.Length) return tokenizer.Tokenize(text);
+            var cut = text.LastIndexOfAny([' ', '\n', '\t', '\r'], length - 1, length / 2);
+            if (cut <= 0) { length *= 2; continue; }
+            var tokens = tokenizer.Tokenize(text[..cut]);
+            if (tokens.Count > contentLimit) return tokens;
+            length *= 2;
+        }
+    }
+
+    public AttentionAnalysis.Lease Acquire(string analysisId) =>
+        cache.Acquire(analysisId) ?? throw new InvalidRequestException($"Unknown analysisId '{analysisId}' (it may have been evicted: analyze again).");
+
+    public MatrixResult Matrix(string analysisId, int layer, int head, int? maxSize)
+    {
+        using var lease = Acquire(analysisId);
+        var analysis = lease.Analysis;
+        CheckLayerHead(analysis, layer, head);
+        if (maxSize is < 1) throw new InvalidRequestException($"maxSize must be at least 1; got {maxSize}.");
+        var n = analysis.Tokens.Count;
+        var matrix = new float[n * n];
+        analysis.Attention.Matrix(layer, head, matrix);
+        var factor = MatrixOps.PoolFactor(n, maxSize ?? n);
+        if (factor == 1) return new MatrixResult(n, n, layer, head, false, 1, ToBytes(matrix));
+        var pooled = MatrixOps.MaxPool(matrix, n, factor);
+        var m = (n + factor - 1) / factor;
+        return new MatrixResult(m, m, layer, head, true, factor, ToBytes(pooled));
+    }
+
+    public RowResult Row(string analysisId, int layer, int head, int token, string direction, int? topK)
+    {
+        using var lease = Acquire(analysisId);
+        var analysis = lease.Analysis;
+        CheckLayerHead(analysis, layer, head);
+        var n = analysis.Tokens.Count;
+        if (token < 0 || token >= n) throw new InvalidRequestException($"token {token} is out of range: the analysis has {n} tokens (0..{n - 1}).");
+        if (topK is < 0) throw new InvalidRequestException($"topK must not be negative; got {topK}.");
+        var matrix = new float[n * n];
+        analysis.Attention.Matrix(layer, head, matrix);
+        var scores = direction switch
+        {
+            "from" => matrix.AsSpan(token * n, n).ToArray(),
+            "to" => MatrixOps.Column(matrix, n, token),
+            _ => throw new InvalidRequestException($"direction must be \"from\" or \"to\"; got \"{direction}\"."),
+        };
+        return new RowResult(scores, MatrixOps.TopK(scores, topK ?? 5));
+    }
+
+    private static void CheckLayerHead(AttentionAnalysis analysis, int layer, int head)
+    {
+        var (layers, heads) = (analysis.Model.Layers, analysis.Model.Heads);
+        if (layer < -1 || layer >= layers)
+            throw new InvalidRequestException($"layer {layer} is out of range: the model has {layers} layers (0..{layers - 1}, or -1 for the mean).");
+        if (head < -1 || head >= heads)
+            throw new InvalidRequestException($"head {head} is out of range: the model has {heads} heads (0..{heads - 1}, or -1 for the mean).");
+    }
+
+    private static ReadOnlyMemory<byte> ToBytes(float[] values)
+    {
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("The wire format is little-endian float32.");
+        return MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+    }
+}

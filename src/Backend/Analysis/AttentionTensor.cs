@@ -1,0 +1,76 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
+
+namespace AttentionViz.Backend.Analysis;
+
+/// <summary>
+/// Every layer's and head's attention of one analysis, in one contiguous buffer laid out [layer, head, query, key]
+/// (row = query token, column = key token). Buffers come from a pool: first-touching fresh memory costs more here
+/// than the forward pass that fills it.
+/// </summary>
+public sealed class AttentionTensor : IDisposable
+{
+    private static readonly ArrayPool<float> Pool = ArrayPool<float>.Create(maxArrayLength: 1 << 28, maxArraysPerBucket: 4);
+    private float[]? _buffer;
+
+    public int Layers { get; }
+    public int Heads { get; }
+    public int Tokens { get; }
+    public long Length => (long)Layers * Heads * Tokens * Tokens;
+    public long SizeInBytes => Length * sizeof(float);
+
+    public AttentionTensor(int layers, int heads, int tokens)
+    {
+        if (Math.BigMul(layers * heads, tokens * tokens) > 1 << 28)
+            throw new ArgumentOutOfRangeException(nameof(tokens), "The attention tensor would exceed 1 GB.");
+        (Layers, Heads, Tokens) = (layers, heads, tokens);
+        _buffer = Pool.Rent((int)Length);
+    }
+
+    private float[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(AttentionTensor));
+
+    public Span<float> All => Buffer.AsSpan(0, (int)Length);
+
+    /// <summary>All heads of one layer: [head, query, key].</summary>
+    public Span<float> Layer(int layer) => Buffer.AsSpan(layer * Heads * Tokens * Tokens, Heads * Tokens * Tokens);
+
+    /// <summary>One head's matrix: [query, key].</summary>
+    public ReadOnlySpan<float> Head(int layer, int head) =>
+        Buffer.AsSpan((layer * Heads + head) * Tokens * Tokens, Tokens * Tokens);
+
+    /// <summary>
+    /// The matrix of one layer and head, where -1 stands for the mean over heads or over layers, into <paramref name="destination"/> (n×n).
+    /// </summary>
+    public void Matrix(int layer, int head, Span<float> destination)
+    {
+        var n2 = Tokens * Tokens;
+        if (destination.Length < n2) throw new ArgumentException("destination too small", nameof(destination));
+        destination = destination[..n2];
+        if (layer >= 0 && head >= 0)
+        {
+            Head(layer, head).CopyTo(destination);
+            return;
+        }
+        destination.Clear();
+        var count = 0;
+        for (var l = 0; l < Layers; l++)
+        {
+            if (layer >= 0 && l != layer) continue;
+            for (var h = 0; h < Heads; h++)
+            {
+                if (head >= 0 && h != head) continue;
+                System.Numerics.Tensors.TensorPrimitives.Add(destination, Head(l, h), destination);
+                count++;
+            }
+        }
+        System.Numerics.Tensors.TensorPrimitives.Multiply(destination, 1f / count, destination);
+    }
+
+    public void Dispose()
+    {
+        var buffer = Interlocked.Exchange(ref _buffer, null);
+        if (buffer is not null) Pool.Return(buffer);
+    }
+
+    public static ReadOnlySpan<byte> AsBytes(ReadOnlySpan<float> values) => MemoryMarshal.AsBytes(values);
+}

@@ -1,0 +1,168 @@
+using System.CommandLine;
+using System.Text.Json;
+using AttentionViz.Backend.Analysis;
+using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Rpc;
+using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Storage;
+
+namespace AttentionViz.Backend.Cli;
+
+/// <summary>The command line: serve (default), analyze, tokenize. Exit codes: 0 ok, 1 runtime failure, 2 bad input.</summary>
+public static class CliApp
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (ProcessSetup.ReexecWithOpenMpSettings(args) is { } childExit) return childExit;
+
+        var root = new RootCommand("AttentionViz backend: real transformer attention over JSON-RPC (serve) or from the command line.");
+        root.Subcommands.Add(ServeCommand());
+        root.Subcommands.Add(AnalyzeCommand());
+        root.Subcommands.Add(TokenizeCommand());
+        root.SetAction((_, _) => ServeAsync());
+        return await root.Parse(args).InvokeAsync();
+    }
+
+    private static Command ServeCommand()
+    {
+        var command = new Command("serve", "Serve JSON-RPC 2.0 with LSP framing on stdin/stdout (logs on stderr).");
+        command.SetAction((_, _) => ServeAsync());
+        return command;
+    }
+
+    private static async Task<int> ServeAsync()
+    {
+        var protocolOut = ProcessSetup.TakeStdoutForProtocol();
+        using var backend = new BackendHost();
+        Log.Info($"attentionviz-backend {ProtocolInfo.ServerVersion} serving JSON-RPC on stdio (threads: {TorchSetup.ThreadCount})");
+        var code = await backend.Server.RunAsync(Console.OpenStandardInput(), protocolOut);
+        Log.Info($"exiting with code {code}");
+        return code;
+    }
+
+    private static readonly Option<string> ModelOption = new("--model") { Description = "\"default\" (embedded all-MiniLM-L6-v2) or a Hugging Face model folder.", DefaultValueFactory = _ => ModelRegistry.DefaultId };
+    private static readonly Option<string?> TextOption = new("--text") { Description = "The text to analyze." };
+    private static readonly Option<FileInfo?> TextFileOption = new("--text-file") { Description = "A UTF-8 file holding the text." };
+
+    private static Command AnalyzeCommand()
+    {
+        var ids = new Option<string?>("--ids") { Description = "Comma-separated token ids, fed as given (no special tokens added)." };
+        var tokenTypes = new Option<string?>("--token-type-ids") { Description = "With --ids: comma-separated segment ids, one per token (e.g. 0,0,0,1,1)." };
+        var output = new Option<FileInfo?>("--out") { Description = "Write the analysis to FILE.safetensors or FILE.json instead of printing a summary." };
+        var maxTokens = new Option<int?>("--max-tokens") { Description = "Analyze at most this many tokens (special tokens included)." };
+        var command = new Command("analyze", "Run the model on a text and print or save every layer's and head's attention.")
+        { ModelOption, TextOption, TextFileOption, ids, tokenTypes, output, maxTokens };
+        command.SetAction((result, cancellationToken) => Guard(async () =>
+        {
+            var modelId = ModelId(result.GetValue(ModelOption));
+            using var backend = new BackendHost();
+            AttentionAnalysis analysis;
+            if (result.GetValue(ids) is { } idList)
+            {
+                if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null)
+                    throw new InvalidRequestException("Give either --ids or a text, not both.");
+                var types = result.GetValue(tokenTypes) is { } typeList ? ParseIds(typeList) : null;
+                analysis = await backend.Service.AnalyzeIdsAsync(ParseIds(idList), modelId, cancellationToken, types);
+            }
+            else
+            {
+                if (result.GetValue(tokenTypes) is not null) throw new InvalidRequestException("--token-type-ids goes with --ids.");
+                var text = ReadText(result);
+                analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(text, modelId, result.GetValue(maxTokens)), cancellationToken);
+            }
+            if (result.GetValue(output) is { } file) AnalysisExport.Write(analysis, file.FullName);
+            else AnalysisSummary.Print(analysis, Console.Out);
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command TokenizeCommand()
+    {
+        var jsonl = new Option<FileInfo?>("--jsonl") { Description = "A file with one JSON string per line: prints one {ids, tokens, offsets} object per line, in order." };
+        var noSpecial = new Option<bool>("--no-special-tokens") { Description = "Leave out the special tokens the model's tokenizer adds by default." };
+        var command = new Command("tokenize", "Print the model tokenizer's {ids, tokens, offsets} as JSON (UTF-16 offsets). Needs only the tokenizer files.")
+        { ModelOption, TextOption, TextFileOption, jsonl, noSpecial };
+        command.SetAction((result, cancellationToken) => Guard(async () =>
+        {
+            using var backend = new BackendHost();
+            var tokenizer = await backend.TokenizerAsync(ModelId(result.GetValue(ModelOption)), cancellationToken);
+            var addSpecial = !result.GetValue(noSpecial);
+            string Encode(string text)
+            {
+                var content = tokenizer.Tokenize(text);
+                var tokens = addSpecial ? tokenizer.AddSpecialTokens(content) : content;
+                return JsonSerializer.Serialize(new
+                {
+                    ids = tokens.Select(t => t.Id),
+                    tokens = tokens.Select(t => t.Text),
+                    offsets = tokens.Select(t => new[] { t.Start, t.End }),
+                });
+            }
+            if (result.GetValue(jsonl) is { } file)
+            {
+                if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null)
+                    throw new InvalidRequestException("Give either --jsonl or a text, not both.");
+                if (!file.Exists) throw new InvalidRequestException($"JSONL file not found: {file.FullName}");
+                var lineNumber = 0;
+                foreach (var line in File.ReadLines(file.FullName))
+                {
+                    lineNumber++;
+                    if (line.Length == 0) continue;
+                    string? text;
+                    try { text = JsonSerializer.Deserialize<string>(line); }
+                    catch (JsonException e) { throw new InvalidRequestException($"{file.Name} line {lineNumber} is not a JSON string: {e.Message}"); }
+                    if (text is null) throw new InvalidRequestException($"{file.Name} line {lineNumber} is null, not a JSON string.");
+                    Console.Out.WriteLine(Encode(text));
+                }
+                return 0;
+            }
+            Console.Out.WriteLine(Encode(ReadText(result, allowEmpty: true)));
+            return 0;
+        }));
+        return command;
+    }
+
+    private static string ModelId(string? model) =>
+        model is null or ModelRegistry.DefaultId ? ModelRegistry.DefaultId : Path.GetFullPath(model);
+
+    private static string ReadText(ParseResult result, bool allowEmpty = false)
+    {
+        var text = result.GetValue(TextOption);
+        var file = result.GetValue(TextFileOption);
+        if (text is not null && file is not null) throw new InvalidRequestException("Give either --text or --text-file, not both.");
+        if (file is not null)
+        {
+            if (!file.Exists) throw new InvalidRequestException($"Text file not found: {file.FullName}");
+            text = File.ReadAllText(file.FullName);
+        }
+        if (text is null) throw new InvalidRequestException("Give the input with --text, --text-file or --ids.");
+        if (!allowEmpty && text.Length == 0) throw new InvalidRequestException("The text is empty.");
+        return text;
+    }
+
+    private static long[] ParseIds(string list)
+    {
+        var parts = list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        return parts.Select(p => long.TryParse(p, out var id) ? id : throw new InvalidRequestException($"'{p}' in --ids is not an integer token id.")).ToArray();
+    }
+
+    /// <summary>Bad input is a one-line message and exit code 2; a model that fails to load, exit code 1.</summary>
+    private static async Task<int> Guard(Func<Task<int>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (InvalidRequestException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        catch (Exception e) when (e is ModelLoadException or ModelFormatException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+}

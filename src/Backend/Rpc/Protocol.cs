@@ -1,0 +1,42 @@
+using AttentionViz.Backend.Analysis;
+using AttentionViz.Backend.Runtime;
+
+namespace AttentionViz.Backend.Rpc;
+
+// The JSON-RPC surface, documented in docs/protocol.md. Names are camelCase on the wire.
+
+public static class ProtocolInfo
+{
+    public const string ProtocolVersion = "1.0";
+    public static string ServerVersion => typeof(ProtocolInfo).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+}
+
+/// <summary>Error codes besides JSON-RPC's own (-32601 unknown method, -32602 bad params, -32800 cancelled).</summary>
+public enum AppErrorCode
+{
+    ModelLoadFailed = -32001,
+    ModelFileInvalid = -32002,
+    InternalError = -32003,
+}
+
+public sealed record InitializeParams(string? ClientName = null, string? ClientVersion = null);
+public sealed record InitializeResult(string ServerVersion, string ProtocolVersion, string DefaultModel);
+
+public sealed record ModelsListParams(string[]? Paths = null);
+
+public sealed record ModelListEntry(string Id, string Name, string Architecture, int Layers, int Heads, string Source, string? Path, long? SizeBytes, string? Error)
+{
+    public static ModelListEntry From(ModelInfo info) =>
+        new(info.Id, info.Name, info.Architecture, info.Layers, info.Heads, info.Source, info.Path, info.SizeBytes, info.Error);
+}
+
+public sealed record AnalyzeParams(string? Text, string? ModelId = null, int? MaxTokens = null);
+public sealed record TokenDto(int Id, string Text, int Start, int End, bool Special);
+public sealed record AnalyzeResult(string AnalysisId, ModelSummary Model, TokenDto[] Tokens, bool Truncated, int? TruncatedAt, double ElapsedMs);
+
+public sealed record MatrixParams(string? AnalysisId, int Layer, int Head, int? MaxSize = null);
+public sealed record MatrixDto(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data);
+
+public sealed record RowParams(string? AnalysisId, int Layer, int Head, int Token, string? Direction = "from", int? TopK = null);
+public sealed record TopEntry(int Token, float Score);
+public sealed record RowDto(float[] Scores, TopEntry[] Top);

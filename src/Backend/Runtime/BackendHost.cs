@@ -1,0 +1,36 @@
+using AttentionViz.Backend.Analysis;
+using AttentionViz.Backend.Rpc;
+
+namespace AttentionViz.Backend.Runtime;
+
+/// <summary>The services one backend process holds: the model thread, the registry, the analysis cache.</summary>
+public sealed class BackendHost : IDisposable
+{
+    /// <summary>Attention buffers kept for recent analyses: ATTENTIONVIZ_CACHE_MB, default 512 MB.</summary>
+    private static long CacheBytes =>
+        (long.TryParse(Environment.GetEnvironmentVariable("ATTENTIONVIZ_CACHE_MB"), out var mb) && mb > 0 ? mb : 512) << 20;
+
+    private readonly ModelThread _thread = new();
+
+    public BackendHost()
+    {
+        Registry = new ModelRegistry(_thread);
+        Service = new AttentionService(Registry, new AnalysisCache(CacheBytes), _thread);
+        // Each protocol area is one target class; the server registers them all.
+        Server = new BackendServer(Service, []);
+    }
+
+    public ModelRegistry Registry { get; }
+    public AttentionService Service { get; }
+    public BackendServer Server { get; }
+
+    /// <summary>The tokenizer alone: tokenizing needs no weights.</summary>
+    public Task<Tokenization.IModelTokenizer> TokenizerAsync(string modelId, CancellationToken cancellationToken) =>
+        Task.Run(() => ModelRegistry.LoadTokenizer(modelId), cancellationToken);
+
+    public void Dispose()
+    {
+        Registry.Dispose();
+        _thread.Dispose();
+    }
+}

@@ -1,0 +1,88 @@
+using System.Collections.Concurrent;
+using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Storage;
+
+namespace AttentionViz.Backend.Runtime;
+
+/// <summary>
+/// The models the backend can run: the embedded default (id "default") and model folders on disk (id = the folder's
+/// absolute path). Each is loaded once, on the model thread; a failed load is not remembered, so a fixed folder loads
+/// on the next try.
+/// </summary>
+public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
+{
+    public const string DefaultId = "default";
+    private readonly ConcurrentDictionary<string, Lazy<Task<LoadedModel>>> _loaded = new(StringComparer.Ordinal);
+
+    public static ModelInfo DefaultInfo => new(DefaultId, "all-MiniLM-L6-v2 (embedded)", "bert", 6, 12, "embedded", null);
+
+    /// <summary>
+    /// The embedded default, the folders the client names (e.g. the attentionViz.modelPath setting), and the Hugging
+    /// Face cache, described from their config.json without loading weights. A folder that cannot be used is listed
+    /// with the reason.
+    /// </summary>
+    public IReadOnlyList<ModelInfo> List(IEnumerable<string>? paths = null)
+    {
+        var list = new List<ModelInfo> { DefaultInfo };
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var path in paths ?? [])
+        {
+            if (string.IsNullOrWhiteSpace(path)) continue;
+            var folder = Path.GetFullPath(path);
+            if (seen.Add(folder)) list.Add(Describe(folder, Path.GetFileName(folder.TrimEnd('/')), "path"));
+        }
+        foreach (var (name, folder) in ModelDiscovery.ScanHubCache(ModelDiscovery.HuggingFaceHubCache(Environment.GetEnvironmentVariable)))
+            if (seen.Add(folder)) list.Add(Describe(folder, name, "hf-cache"));
+        return list;
+    }
+
+    private static ModelInfo Describe(string folder, string name, string source)
+    {
+        try
+        {
+            return ModelFolder.Describe(folder) with { Name = name, Source = source };
+        }
+        catch (Exception e) when (e is Models.Core.ModelLoadException or IOException or UnauthorizedAccessException)
+        {
+            return new ModelInfo(folder, name, "unknown", 0, 0, source, folder, null, e.Message);
+        }
+    }
+
+    public Task<LoadedModel> GetAsync(string id, CancellationToken cancellationToken)
+    {
+        var key = id == DefaultId ? DefaultId : NormalizePath(id);
+        var lazy = _loaded.GetOrAdd(key, k => new Lazy<Task<LoadedModel>>(() => modelThread.RunAsync(_ => Load(k), CancellationToken.None)));
+        var task = lazy.Value;
+        task.ContinueWith(t => _loaded.TryRemove(new KeyValuePair<string, Lazy<Task<LoadedModel>>>(key, lazy)),
+            CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        return task.WaitAsync(cancellationToken);
+    }
+
+    private static string NormalizePath(string id)
+    {
+        if (!Path.IsPathFullyQualified(id))
+            throw new Models.Core.ModelLoadException($"Unknown model '{id}': use \"default\" or the absolute path of a model folder.");
+        return Path.GetFullPath(id);
+    }
+
+    private static LoadedModel Load(string key)
+    {
+        TorchSetup.EnsureInitialized();
+        if (key == DefaultId)
+        {
+            var folder = EmbeddedModel.EnsureConverted();
+            return ModelFolder.Load(folder, DefaultInfo);
+        }
+        return ModelFolder.Load(key, null);
+    }
+
+    public static Tokenization.IModelTokenizer LoadTokenizer(string id) =>
+        ModelFolder.LoadTokenizer(id == DefaultId ? EmbeddedModel.EnsureConverted() : NormalizePath(id));
+
+    public void Dispose()
+    {
+        foreach (var lazy in _loaded.Values)
+            if (lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully) lazy.Value.Result.Dispose();
+        _loaded.Clear();
+    }
+}

@@ -1,0 +1,48 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace AttentionViz.Backend.Runtime;
+
+public static partial class ProcessSetup
+{
+    /// <summary>
+    /// libtorch reads OMP_WAIT_POLICY from the process environment when it loads; setting it from .NET is not seen by
+    /// native code. When it is missing, run this same command again as a child with it set (stdio inherited).
+    /// Returns the child's exit code, or null when this process already has the right environment.
+    /// </summary>
+    public static int? ReexecWithOpenMpSettings(string[] args)
+    {
+        if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is not null || !OperatingSystem.IsLinux()) return null;
+        var processPath = Environment.ProcessPath;
+        if (processPath is null) return null;
+        var start = new ProcessStartInfo(processPath) { UseShellExecute = false };
+        // Under `dotnet x.dll`, ProcessPath is the host: pass the assembly again.
+        if (Path.GetFileNameWithoutExtension(processPath) == "dotnet")
+            start.ArgumentList.Add(typeof(ProcessSetup).Assembly.Location);
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        start.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        using var child = Process.Start(start) ?? throw new InvalidOperationException("Could not restart the backend.");
+        child.WaitForExit();
+        return child.ExitCode;
+    }
+
+    /// <summary>
+    /// Keeps file descriptor 1 for the protocol alone: the protocol gets a private duplicate of it, and fd 1 itself is
+    /// pointed at stderr, so that nothing else (a native library's printf, a stray Console.WriteLine) can corrupt the stream.
+    /// </summary>
+    public static Stream TakeStdoutForProtocol()
+    {
+        Console.SetOut(Console.Error);
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return Console.OpenStandardOutput();
+        var protocolFd = Dup(1);
+        if (protocolFd < 0 || Dup2(2, 1) < 0) return Console.OpenStandardOutput();
+        return new FileStream(new SafeFileHandle(protocolFd, ownsHandle: true), FileAccess.Write, bufferSize: 0);
+    }
+
+    [LibraryImport("libc", EntryPoint = "dup")]
+    private static partial int Dup(int fd);
+
+    [LibraryImport("libc", EntryPoint = "dup2")]
+    private static partial int Dup2(int fd, int fd2);
+}

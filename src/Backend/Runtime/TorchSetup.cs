@@ -1,0 +1,27 @@
+using TorchSharp;
+
+namespace AttentionViz.Backend.Runtime;
+
+/// <summary>Process-wide libtorch settings, applied once before the first model runs.</summary>
+public static class TorchSetup
+{
+    private static int _done;
+
+    /// <summary>
+    /// Threads for libtorch: ATTENTIONVIZ_THREADS, else the core count capped at 8 (attention matrices of one prompt
+    /// are small; more threads mostly add synchronisation).
+    /// </summary>
+    public static int ThreadCount =>
+        int.TryParse(Environment.GetEnvironmentVariable("ATTENTIONVIZ_THREADS"), out var n) && n > 0
+            ? n
+            : Math.Clamp(Environment.ProcessorCount, 1, 8);
+
+    public static void EnsureInitialized()
+    {
+        if (Interlocked.Exchange(ref _done, 1) == 1) return;
+        if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is null)
+            Console.Error.WriteLine("warning: OMP_WAIT_POLICY is not set; libtorch's threads will busy-wait. Start the backend with OMP_WAIT_POLICY=PASSIVE.");
+        torch.set_num_threads(ThreadCount);
+        torch.set_grad_enabled(false);
+    }
+}

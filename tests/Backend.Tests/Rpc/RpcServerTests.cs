@@ -1,0 +1,258 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Rpc;
+using AttentionViz.Backend.Tests.Support;
+using Nerdbank.Streams;
+using StreamJsonRpc;
+using StreamJsonRpc.Protocol;
+using static TorchSharp.torch;
+
+namespace AttentionViz.Backend.Tests.Rpc;
+
+/// <summary>Every method and error path of the protocol, in memory over a duplex stream pair.</summary>
+[TestClass]
+public sealed class RpcServerTests
+{
+    private static BackendHost _host = null!;
+    private static JsonRpc _client = null!;
+    private static Task<int> _serving = null!;
+    private const string FoxText = "The quick brown fox jumps over the lazy dog.";
+
+    [ClassInitialize]
+    public static void Start(TestContext _)
+    {
+        _host = new BackendHost();
+        var (serverStream, clientStream) = FullDuplexStream.CreatePair();
+        _serving = _host.Server.RunAsync(serverStream, serverStream);
+        _client = new JsonRpc(new HeaderDelimitedMessageHandler(clientStream, clientStream, BackendServer.CreateFormatter()));
+        _client.StartListening();
+    }
+
+    [ClassCleanup]
+    public static void Stop()
+    {
+        _client.Dispose();
+        _host.Dispose();
+    }
+
+    private static Task<JsonElement> Call(string method, object? parameters = null, CancellationToken cancellationToken = default) =>
+        _client.InvokeWithParameterObjectAsync<JsonElement>(method, parameters ?? new { }, cancellationToken);
+
+    private static async Task<int> ErrorCode(string method, object? parameters)
+    {
+        var error = await Assert.ThrowsAsync<RemoteRpcException>(() => Call(method, parameters));
+        Assert.IsFalse(string.IsNullOrWhiteSpace(error.Message));
+        return error switch
+        {
+            RemoteInvocationException invocation => invocation.ErrorCode,
+            RemoteMethodNotFoundException notFound => (int)notFound.ErrorCode,
+            _ => throw new AssertFailedException($"unexpected {error.GetType().Name}: {error.Message}"),
+        };
+    }
+
+    private static float[] Floats(JsonElement matrix) => MemoryMarshal.Cast<byte, float>(matrix.GetProperty("data").GetBytesFromBase64()).ToArray();
+
+    [TestMethod]
+    public async Task InitializeReportsVersions()
+    {
+        var result = await Call("initialize", new { clientName = "tests", clientVersion = "1" });
+        Assert.AreEqual(ProtocolInfo.ProtocolVersion, result.GetProperty("protocolVersion").GetString());
+        Assert.IsFalse(string.IsNullOrEmpty(result.GetProperty("serverVersion").GetString()));
+        Assert.AreEqual("default", result.GetProperty("defaultModel").GetString());
+    }
+
+    [TestMethod]
+    public async Task ModelsListHasTheEmbeddedDefault()
+    {
+        var models = (await Call("models/list")).EnumerateArray().ToList();
+        var model = models.Single(m => m.GetProperty("id").GetString() == "default");
+        Assert.AreEqual("bert", model.GetProperty("architecture").GetString());
+        Assert.AreEqual(6, model.GetProperty("layers").GetInt32());
+        Assert.AreEqual(12, model.GetProperty("heads").GetInt32());
+        Assert.AreEqual("embedded", model.GetProperty("source").GetString());
+    }
+
+    [TestMethod]
+    public async Task AnalyzeThenMatrixGivesTheModelsRealAttention()
+    {
+        var expected = Fixtures.Expected("minilm-real");
+        var analysis = await Call("attention/analyze", new { text = FoxText });
+        var tokens = analysis.GetProperty("tokens").EnumerateArray().ToList();
+        CollectionAssert.AreEqual(Fixtures.Longs(expected["s0.input_ids"]), tokens.Select(t => (long)t.GetProperty("id").GetInt32()).ToArray());
+        Assert.IsTrue(tokens[0].GetProperty("special").GetBoolean());
+        Assert.AreEqual("quick", FoxText[tokens[2].GetProperty("start").GetInt32()..tokens[2].GetProperty("end").GetInt32()]);
+        Assert.IsFalse(analysis.GetProperty("truncated").GetBoolean());
+        var model = analysis.GetProperty("model");
+        Assert.IsFalse(model.GetProperty("causal").GetBoolean());
+        var id = analysis.GetProperty("analysisId").GetString();
+
+        var n = tokens.Count;
+        var attentions = expected["s0.attentions"];                                  // (L, H, T, T)
+        foreach (var (layer, head) in new[] { (0, 0), (3, 7), (5, 11) })
+        {
+            var matrix = await Call("attention/matrix", new { analysisId = id, layer, head });
+            Assert.AreEqual(n, matrix.GetProperty("rows").GetInt32());
+            Assert.IsFalse(matrix.GetProperty("pooled").GetBoolean());
+            Fixtures.AssertClose(attentions[layer, head], tensor(Floats(matrix), [n, n]), 1e-4, $"layer {layer} head {head}");
+        }
+        var meanHeads = await Call("attention/matrix", new { analysisId = id, layer = 2, head = -1 });
+        Fixtures.AssertClose(attentions[2].mean([0]), tensor(Floats(meanHeads), [n, n]), 1e-4, "mean of heads");
+        var meanAll = await Call("attention/matrix", new { analysisId = id, layer = -1, head = -1 });
+        Fixtures.AssertClose(attentions.mean([0, 1]), tensor(Floats(meanAll), [n, n]), 1e-4, "mean of layers and heads");
+        var meanLayers = await Call("attention/matrix", new { analysisId = id, layer = -1, head = 4 });
+        Fixtures.AssertClose(attentions[.., 4].mean([0]), tensor(Floats(meanLayers), [n, n]), 1e-4, "mean of layers for head 4");
+    }
+
+    [TestMethod]
+    public async Task MatrixWithMaxSizeIsMaxPooled()
+    {
+        var id = (await Call("attention/analyze", new { text = FoxText })).GetProperty("analysisId").GetString();
+        var full = Floats(await Call("attention/matrix", new { analysisId = id, layer = 1, head = 2 }));
+        var pooled = await Call("attention/matrix", new { analysisId = id, layer = 1, head = 2, maxSize = 5 });
+        Assert.IsTrue(pooled.GetProperty("pooled").GetBoolean());
+        var factor = pooled.GetProperty("poolFactor").GetInt32();
+        Assert.AreEqual(3, factor);                                                   // ceil(12 / 5)
+        Assert.AreEqual(4, pooled.GetProperty("rows").GetInt32());
+        var data = Floats(pooled);
+        var expected = Enumerable.Range(0, 3).SelectMany(r => Enumerable.Range(0, 3).Select(c => (r, c))).Max(p => full[p.r * 12 + p.c]);
+        Assert.AreEqual(expected, data[0]);
+        Assert.AreEqual(Enumerable.Range(9, 3).SelectMany(r => Enumerable.Range(9, 3).Select(c => full[r * 12 + c])).Max(), data[15]);
+    }
+
+    [TestMethod]
+    public async Task RowFromAndToWithTopK()
+    {
+        var id = (await Call("attention/analyze", new { text = FoxText })).GetProperty("analysisId").GetString();
+        var full = Floats(await Call("attention/matrix", new { analysisId = id, layer = 0, head = 0 }));
+        var from = await Call("attention/row", new { analysisId = id, layer = 0, head = 0, token = 3, direction = "from", topK = 3 });
+        CollectionAssert.AreEqual(full.Skip(36).Take(12).ToArray(), from.GetProperty("scores").EnumerateArray().Select(e => e.GetSingle()).ToArray());
+        var top = from.GetProperty("top").EnumerateArray().ToList();
+        Assert.HasCount(3, top);
+        var best = full.Skip(36).Take(12).Select((s, i) => (s, i)).MaxBy(p => p.s);
+        Assert.AreEqual(best.i, top[0].GetProperty("token").GetInt32());
+        Assert.IsGreaterThanOrEqualTo(top[1].GetProperty("score").GetSingle(), top[0].GetProperty("score").GetSingle());
+
+        var to = await Call("attention/row", new { analysisId = id, layer = 0, head = 0, token = 3, direction = "to" });
+        CollectionAssert.AreEqual(Enumerable.Range(0, 12).Select(r => full[r * 12 + 3]).ToArray(), to.GetProperty("scores").EnumerateArray().Select(e => e.GetSingle()).ToArray());
+        Assert.HasCount(5, to.GetProperty("top").EnumerateArray().ToList());
+    }
+
+    [TestMethod]
+    public async Task LongTextIsTruncatedNotRejected()
+    {
+        var text = string.Concat(Enumerable.Repeat("attention is all you need ", 300));
+        var analysis = await Call("attention/analyze", new { text });
+        Assert.IsTrue(analysis.GetProperty("truncated").GetBoolean());
+        var tokens = analysis.GetProperty("tokens").EnumerateArray().ToList();
+        Assert.HasCount(512, tokens);
+        Assert.AreEqual("[SEP]", tokens[^1].GetProperty("text").GetString());
+        var truncatedAt = analysis.GetProperty("truncatedAt").GetInt32();
+        Assert.AreEqual(tokens[^2].GetProperty("end").GetInt32(), truncatedAt);
+
+        var limited = await Call("attention/analyze", new { text, maxTokens = 10 });
+        Assert.HasCount(10, limited.GetProperty("tokens").EnumerateArray().ToList());
+        Assert.IsTrue(limited.GetProperty("truncated").GetBoolean());
+    }
+
+    [TestMethod]
+    public async Task OneMegabyteIsTruncatedQuickly()
+    {
+        var text = new string('x', 20) + string.Concat(Enumerable.Repeat("lorem ipsum dolor sit amet, ", (1 << 20) / 28));
+        Assert.IsGreaterThan(1_000_000, text.Length);
+        var analysis = await Call("attention/analyze", new { text });
+        Assert.IsTrue(analysis.GetProperty("truncated").GetBoolean());
+        Assert.HasCount(512, analysis.GetProperty("tokens").EnumerateArray().ToList());
+    }
+
+    [TestMethod]
+    public async Task LoneSurrogatesAreAnalyzedNotFatal()
+    {
+        var analysis = await Call("attention/analyze", new { text = "ok \ud800 then \udc00 end" });
+        var texts = analysis.GetProperty("tokens").EnumerateArray().Select(t => t.GetProperty("text").GetString()).ToList();
+        CollectionAssert.Contains(texts, "ok");
+        CollectionAssert.Contains(texts, "end");
+    }
+
+    [TestMethod]
+    public async Task BadRequestsAreClearErrorsAndTheServerSurvives()
+    {
+        var id = (await Call("attention/analyze", new { text = FoxText })).GetProperty("analysisId").GetString();
+        Assert.AreEqual((int)JsonRpcErrorCode.MethodNotFound, await ErrorCode("attention/nonsense", new { }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/matrix", new { analysisId = "nope", layer = 0, head = 0 }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/matrix", new { analysisId = id, layer = 6, head = 0 }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/matrix", new { analysisId = id, layer = 0, head = 12 }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/matrix", new { analysisId = id, layer = -2, head = 0 }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/matrix", new { analysisId = id, layer = 0, head = 0, maxSize = 0 }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/row", new { analysisId = id, layer = 0, head = 0, token = 99 }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/row", new { analysisId = id, layer = 0, head = 0, token = 1, direction = "sideways" }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/analyze", new { }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/analyze", new { text = "" }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/analyze", new { text = " \t\n " }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/analyze", new { text = "hi", maxTokens = 2 }));
+        Assert.AreEqual((int)AppErrorCode.ModelLoadFailed, await ErrorCode("attention/analyze", new { text = "hi", modelId = "/nonexistent/model" }));
+        Assert.AreEqual((int)AppErrorCode.ModelLoadFailed, await ErrorCode("attention/analyze", new { text = "hi", modelId = "relative/name" }));
+
+        var again = await Call("attention/matrix", new { analysisId = id, layer = 0, head = 0 });
+        Assert.AreEqual(12, again.GetProperty("rows").GetInt32());
+    }
+
+    [TestMethod]
+    [DataRow("truncated")]
+    [DataRow("header beyond file")]
+    [DataRow("overlapping offsets")]
+    [DataRow("wrong dtype")]
+    public async Task HostileWeightsAreModelFileErrors(string corruption)
+    {
+        var folder = Directory.CreateTempSubdirectory("avz-hostile").FullName;
+        var source = Fixtures.Folder("bert-tiny");
+        File.Copy(Path.Combine(source, "config.json"), Path.Combine(folder, "config.json"));
+        var weights = File.ReadAllBytes(Path.Combine(source, "model.safetensors"));
+        var headerLength = (int)BitConverter.ToUInt64(weights, 0);
+        var header = System.Text.Encoding.UTF8.GetString(weights, 8, headerLength);
+        byte[] Rebuild(string newHeader)
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes(newHeader.PadRight(headerLength));
+            Assert.AreEqual(headerLength, bytes.Length, "the edit must keep the header length");
+            return [.. weights[..8], .. bytes, .. weights[(8 + headerLength)..]];
+        }
+        var corrupted = corruption switch
+        {
+            "truncated" => weights[..(weights.Length / 2)],
+            "header beyond file" => [.. BitConverter.GetBytes((ulong)weights.Length * 4), .. weights[8..]],
+            "overlapping offsets" => Rebuild(PointSecondTensorAtFirst(header)),
+            "wrong dtype" => Rebuild(header.Replace("\"F32\"", "\"F64\"")),
+            _ => throw new ArgumentOutOfRangeException(nameof(corruption)),
+        };
+        File.WriteAllBytes(Path.Combine(folder, "model.safetensors"), corrupted);
+        var code = await ErrorCode("attention/analyze", new { text = "hi", modelId = folder });
+        Assert.AreEqual((int)AppErrorCode.ModelFileInvalid, code, corruption);
+        Assert.HasCount(12, (await Call("attention/analyze", new { text = FoxText })).GetProperty("tokens").EnumerateArray().ToList());
+    }
+
+    /// <summary>Makes the second tensor's data_offsets overlap the first tensor's bytes.</summary>
+    private static string PointSecondTensorAtFirst(string header)
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(header)!.AsObject();
+        var second = json.Where(p => p.Key != "__metadata__").Skip(1).First().Value!;
+        var offsets = second["data_offsets"]!.AsArray();
+        var length = offsets[1]!.GetValue<long>() - offsets[0]!.GetValue<long>();
+        second["data_offsets"] = new System.Text.Json.Nodes.JsonArray(0, length);
+        return json.ToJsonString();
+    }
+
+    [TestMethod]
+    public async Task CancelledAnalyzeLeavesTheServerUsable()
+    {
+        var longText = string.Concat(Enumerable.Repeat("the model attends to every token here ", 120));
+        // The first request keeps the model thread busy; the second is cancelled while it waits.
+        var busy = Call("attention/analyze", new { text = longText });
+        using var cts = new CancellationTokenSource();
+        var cancelled = Call("attention/analyze", new { text = longText }, cts.Token);
+        cts.Cancel();
+        await Assert.ThrowsAsync<OperationCanceledException>(() => cancelled);
+        await busy;
+        var after = await Call("attention/analyze", new { text = FoxText });
+        Assert.HasCount(12, after.GetProperty("tokens").EnumerateArray().ToList());
+    }
+}
