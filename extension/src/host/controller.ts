@@ -125,7 +125,8 @@ export class Controller implements vscode.Disposable {
   async selectModel(): Promise<void> {
     let models: ModelInfo[];
     try {
-      models = await this.backend.request<ModelInfo[]>(Methods.modelsList, {});
+      const modelPath = readConfig().modelPath.trim();
+      models = await this.backend.request<ModelInfo[]>(Methods.modelsList, modelPath ? { paths: [modelPath] } : {});
     } catch (e) {
       void vscode.window.showErrorMessage(e instanceof Error ? e.message : String(e));
       return;

@@ -243,7 +243,7 @@ function setAnalysis(a: AnalysisView, s?: Partial<ViewState>): void {
   fillSelect(el.layer, a.model.layers, 'mean of layers', state.layer);
   fillSelect(el.head, a.model.heads, 'mean of heads', state.head);
   const n = a.tokens.length;
-  el.meta.textContent = `${a.model.id} · ${a.model.architecture} · ${a.model.layers}×${a.model.heads}${a.model.causal ? ' · causal' : ''} · ${n} tokens · ${a.elapsedMs} ms`;
+  el.meta.textContent = `${a.model.id} · ${a.model.architecture} · ${a.model.layers}×${a.model.heads}${a.model.causal ? ' · causal' : ''} · ${n} tokens · ${Math.round(a.elapsedMs)} ms`;
   el.status.textContent = `${a.source} — rows: query tokens, columns: key tokens. Hover for scores, click to lock, arrow keys step layer/head.`;
   if (a.truncated) {
     el.notice.hidden = false;
