@@ -21,6 +21,16 @@ if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-loc
 fi
 node scripts/build.mjs >&2
 
+# Skip when nothing that goes into the .vsix changed since it was made (build.sh and the tests both package).
+backend_sources() { [[ $with_backend == 1 ]] && find "$REPO/src/Backend" "$REPO/build" "$REPO/Directory.Build.props" "$REPO/Directory.Build.targets" \
+  \( -path '*/bin' -o -path '*/obj' \) -prune -o -type f -print 2>/dev/null | LC_ALL=C sort | xargs cat; }
+stamp="$( { cat out/host/extension.js media/webview.js media/panel.css package.json README.md; backend_sources; } | sha256sum | cut -c1-32)"
+if [[ -f "$OUT" && -f "$OUT.stamp" && "$(cat "$OUT.stamp")" == "$stamp" && -z "${ATTENTIONVIZ_FORCE_PACKAGE:-}" ]]; then
+  log "up to date: $OUT"
+  echo "$OUT"
+  exit 0
+fi
+
 rm -rf "$STAGE"
 mkdir -p "$STAGE/out/host" "$REPO/dist"
 cp package.json README.md "$STAGE/"
@@ -46,5 +56,6 @@ log "vsce package → $OUT"
 ( cd "$STAGE" && "$EXT/node_modules/.bin/vsce" package --no-dependencies --no-update-package-json --target linux-x64 \
     --allow-missing-repository --skip-license --out "$OUT" >&2 ) || { log "vsce failed"; exit 1; }
 rm -rf "$STAGE"
+echo "$stamp" > "$OUT.stamp"
 log "$(du -h "$OUT" | cut -f1) $OUT"
 echo "$OUT"
