@@ -49,7 +49,8 @@ log "installing $(basename "$VSIX")"
 mkdir -p "$DATA/user-data/User"
 cat > "$DATA/user-data/User/settings.json" <<'JSON'
 { "workbench.startupEditor": "none", "security.workspace.trust.enabled": false, "telemetry.telemetryLevel": "off",
-  "extensions.autoCheckUpdates": false, "extensions.autoUpdate": false, "workbench.tips.enabled": false }
+  "extensions.autoCheckUpdates": false, "extensions.autoUpdate": false, "workbench.tips.enabled": false,
+  "workbench.secondarySideBar.defaultVisibility": "hidden", "chat.disableAIFeatures": true }
 JSON
 
 "${CS[@]}" --auth none --bind-addr "127.0.0.1:$PORT" --disable-telemetry --disable-update-check \

@@ -44,7 +44,11 @@ cd "$HERE"
 run_suite extension-unit node --test --test-reporter=tap unit/
 run_suite extension-webview node --test --test-reporter=tap --test-timeout=120000 webview/
 if [[ -d integration ]]; then run_suite extension-integration "$ATTENTIONVIZ_NODE24" --test --test-reporter=tap --test-timeout=600000 integration/integration.test.mjs; fi
-if [[ -d e2e ]]; then run_suite extension-e2e "$ATTENTIONVIZ_NODE24" --test --test-reporter=tap --test-timeout=600000 e2e/e2e.test.mjs; fi
+# The e2e suite runs the packaged .vsix (with its bundled backend): package it (skipped when up to date).
+if [[ -d e2e ]]; then
+  if ! "$EXT/scripts/package.sh" >"$OUT/package.log" 2>&1; then tail -20 "$OUT/package.log" >&2; summaries+=("extension-e2e: 0 passed, 1 failed"); failed=1;
+  else run_suite extension-e2e "$ATTENTIONVIZ_NODE24" --test --test-reporter=tap --test-timeout=600000 e2e/e2e.test.mjs; fi
+fi
 
 echo "[run-all] done in $(( $(date +%s) - t0 )) s" >&2
 printf '%s\n' "${summaries[@]}"

@@ -46,14 +46,15 @@ export class Heatmap {
     const fg = style.getPropertyValue('--vscode-foreground').trim() || style.color || '#ccc';
     const font = style.getPropertyValue('--vscode-editor-font-family').trim() || 'monospace';
     const n = Math.max(data.rows, data.cols);
-    let cell = Math.floor((availableWidth - 140) / n);
-    cell = Math.max(1, Math.min(26, cell));
+    // Labels first (at the largest font), then the cells get the rest of the width.
+    ctx.font = `12px ${font}`;
+    let widest = 0;
+    for (const l of this.rowLabels.concat(this.colLabels)) widest = Math.max(widest, ctx.measureText(l).width);
+    let labelW = Math.min(120, Math.ceil(widest) + 10);
+    let cell = Math.max(1, Math.min(28, Math.floor((availableWidth - labelW - 8) / n)));
     const showLabels = cell >= 7;
-    const fontPx = Math.max(8, Math.min(13, cell - 1));
-    ctx.font = `${fontPx}px ${font}`;
-    let labelW = 0;
-    if (showLabels) for (const l of this.rowLabels.concat(this.colLabels)) labelW = Math.max(labelW, ctx.measureText(l).width);
-    labelW = showLabels ? Math.min(120, Math.ceil(labelW) + 8) : 4;
+    if (!showLabels) { labelW = 4; cell = Math.max(1, Math.min(28, Math.floor((availableWidth - 12) / n))); }
+    const fontPx = Math.max(8, Math.min(12, cell - 2));
     const left = labelW, top = labelW;
     const width = left + data.cols * cell + 4, height = top + data.rows * cell + 4;
     const dpr = window.devicePixelRatio || 1;

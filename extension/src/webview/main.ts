@@ -174,7 +174,7 @@ async function showGrid(): Promise<void> {
   if (!analysis) return;
   const { layers, heads } = analysis.model;
   el.grid.replaceChildren();
-  el.grid.style.gridTemplateColumns = `auto repeat(${heads + 1}, 64px)`;
+  el.grid.style.gridTemplateColumns = `auto repeat(${heads + 1}, minmax(10px, 64px))`;
   const corner = document.createElement('span');
   el.grid.append(corner);
   for (let h = -1; h < heads; h++) {
