@@ -22,6 +22,12 @@ source "$TOOLS/env.sh"
 echo "[run-all] building the extension" >&2
 ( cd "$EXT" && { [[ -d node_modules ]] || npm ci --no-audit --no-fund >&2; } && node scripts/build.mjs >&2 ) || { echo "extension-build: 0 passed, 1 failed"; exit 1; }
 
+# The integration suite drives the real backend from the repo's Release build: build it when missing.
+if [[ -z "${ATTENTIONVIZ_BACKEND_DIR:-}" && ! -f "$REPO/src/Backend/bin/Release/net10.0/linux-x64/attentionviz-backend.dll" && -d "$REPO/src/Backend" ]]; then
+  echo "[run-all] building the backend (dotnet build src/Backend -c Release)" >&2
+  dotnet build "$REPO/src/Backend" -c Release -nologo -clp:ErrorsOnly >&2 || echo "[run-all] backend build failed" >&2
+fi
+
 summaries=()
 failed=0
 # Runs node's test runner on a folder; records "NAME: N passed, M failed".
