@@ -251,7 +251,7 @@ export class Controller implements vscode.Disposable {
     if (!this.panel) return;
     const sameDoc = session && e.textEditor.document.uri.toString() === session.uri.toString();
     const cfg = readConfig();
-    if (cfg.followSelection && !e.selections[0]!.isEmpty && e.kind !== vscode.TextEditorSelectionChangeKind.Command) {
+    if (cfg.followSelection && !e.selections[0]!.isEmpty) {
       if (this.followTimer) clearTimeout(this.followTimer);
       this.analyzeCts?.cancel(); // the pending analysis is stale now
       const editor = e.textEditor;

@@ -389,9 +389,17 @@ function handle(m: HostToWebview): void {
       syncControls();
       void render();
       return;
-    case 'exportPng':
-      vscode.postMessage({ type: 'png', requestId: m.requestId, dataUrl: el.canvas.toDataURL('image/png') });
+    case 'exportPng': {
+      // Paint the theme's background under the (transparent) heatmap so labels stay readable anywhere.
+      const c = document.createElement('canvas');
+      c.width = el.canvas.width; c.height = el.canvas.height;
+      const ctx = c.getContext('2d')!;
+      ctx.fillStyle = getComputedStyle(document.body).backgroundColor || '#ffffff';
+      ctx.fillRect(0, 0, c.width, c.height);
+      ctx.drawImage(el.canvas, 0, 0);
+      vscode.postMessage({ type: 'png', requestId: m.requestId, dataUrl: c.toDataURL('image/png') });
       return;
+    }
   }
 }
 

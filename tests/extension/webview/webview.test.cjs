@@ -43,7 +43,7 @@ test.after(async () => {
 });
 
 /** Opens the panel with the fixture; returns the page. `tokens` may override token texts. */
-async function openPanel(overrideTokens) {
+async function openPanel(overrideTokens, savedState) {
   const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -51,9 +51,9 @@ async function openPanel(overrideTokens) {
   page.errors = errors;
   const analysis = { ...fixture.analysis, text: fixture.text, source: 'fixture.txt:1' };
   if (overrideTokens) analysis.tokens = analysis.tokens.map((t, i) => ({ ...t, ...(overrideTokens[i] ?? {}) }));
-  await page.addInitScript(({ matrices }) => {
+  await page.addInitScript(({ matrices, savedState }) => {
     const posted = [];
-    let state;
+    let state = savedState;
     window.__posted = posted;
     const b64ToBuffer = (b64) => { const s = atob(b64); const u = new Uint8Array(s.length); for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i); return u.buffer; };
     window.acquireVsCodeApi = () => ({
@@ -67,11 +67,12 @@ async function openPanel(overrideTokens) {
         }
       },
       getState: () => state,
-      setState: (s) => { state = s; },
+      setState: (s) => { state = s; window.__state = s; },
     });
-  }, { matrices: fixture.matrices });
+  }, { matrices: fixture.matrices, savedState });
   await page.goto(`${origin}/panel.html`);
   await page.waitForFunction(() => window.__posted.some((m) => m.type === 'ready'));
+  if (savedState) return page; // restored from getState(), as after the panel was hidden
   await page.evaluate((a) => window.postMessage({ type: 'analysis', analysis: a, state: { layer: 0, head: 0 } }, '*'), analysis);
   await page.waitForSelector('#app[data-state="painted"][data-head="0"]');
   return page;
@@ -190,4 +191,20 @@ test('all-heads grid paints one thumbnail per layer × head (plus means); a clic
   const state = await page.evaluate(() => window.acquireVsCodeApi && null);
   assert.equal(state, null);
   await page.close();
+});
+
+test('state survives hiding the panel: a recreated webview restores analysis, layer and head from getState()', async () => {
+  const page = await openPanel();
+  await page.selectOption('#layer', '3');
+  await page.selectOption('#head', '7');
+  await page.waitForSelector('#app[data-state="painted"][data-layer="3"][data-head="7"]');
+  const saved = await page.evaluate(() => window.__state);
+  assert.equal(saved.layer, 3); assert.equal(saved.head, 7);
+  assert.equal(saved.analysis.analysisId, fixture.analysis.analysisId);
+  await page.close();
+  const again = await openPanel(undefined, saved);
+  await again.waitForSelector('#app[data-state="painted"][data-layer="3"][data-head="7"]');
+  assert.equal(await again.locator('#head').inputValue(), '7');
+  assert.equal(await again.locator('#token-strip .tok').count(), fixture.analysis.tokens.length);
+  await again.close();
 });

@@ -147,6 +147,23 @@ test('a selection longer than maxTokens is truncated and says where', async () =
   }
 });
 
+test('followSelection re-analyzes a changed selection after the debounce', async () => {
+  await vscode.workspace.getConfiguration('attentionViz').update('followSelection', true, vscode.ConfigurationTarget.Workspace);
+  try {
+    const editor = await openPrompt();
+    const before = api.session().seq;
+    // Three quick selection changes: one analysis (debounced 300 ms), of the last one.
+    for (const end of [10, 20, 30]) editor.selection = new vscode.Selection(new vscode.Position(2, 0), new vscode.Position(2, end));
+    const s = await until('the follow-up analysis', () => api.session()?.seq !== before && api.session(), 60_000);
+    await sleep(800);
+    assert.equal(api.session().seq, s.seq, 'only one analysis for the burst');
+    const words = editor.document.getText(new vscode.Range(2, 0, 2, 30)).split(/\W+/).filter(Boolean).length;
+    assert.ok(s.tokens >= words + 2, `tokens ${s.tokens} for ${words} words`);
+  } finally {
+    await vscode.workspace.getConfiguration('attentionViz').update('followSelection', undefined, vscode.ConfigurationTarget.Workspace);
+  }
+});
+
 exports.run = async function run() {
   let failed = 0, n = 0, ran = 0;
   const grep = process.env.ATTENTIONVIZ_SUITE_GREP ? new RegExp(process.env.ATTENTIONVIZ_SUITE_GREP) : undefined;
