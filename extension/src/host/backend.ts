@@ -87,8 +87,13 @@ export class Backend implements vscode.Disposable {
       );
       this.proc = proc;
       this.defaultModel = init.defaultModel;
+      // A readable model name for the status bar (models/list reads no weights).
+      try {
+        const models = await proc.request<{ id: string; name: string }[]>(Methods.modelsList, {});
+        this.defaultModel = models.find((m) => m.id === init.defaultModel)?.name ?? init.defaultModel;
+      } catch { /* keep the id */ }
       this.log(`backend ready: server ${init.serverVersion}, protocol ${init.protocolVersion}, default model ${init.defaultModel}, pid ${proc.pid}`);
-      this.setState({ kind: 'ready', model: init.defaultModel });
+      this.setState({ kind: 'ready', model: this.defaultModel });
       return proc;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
@@ -139,7 +144,7 @@ export class Backend implements vscode.Disposable {
   /** A request with the state shown in the status bar; cancelled requests reject with CancelledError. */
   async request<R>(method: string, params: object, token?: vscode.CancellationToken, what?: string): Promise<R> {
     const proc = await this.ensureStarted();
-    const model = this.initializeResult?.defaultModel ?? this.defaultModel;
+    const model = this.defaultModel;
     if (what) { this.busyCount++; this.setState({ kind: 'busy', model, what, since: Date.now() }); }
     try {
       return await proc.request<R>(method, params, token);

@@ -14,7 +14,7 @@ export function readConfig(): Config {
   const trace = c.get<string>('trace.server', 'off');
   return {
     modelPath: c.get<string>('modelPath', '') ?? '',
-    maxTokens: Math.max(2, Math.floor(c.get<number>('maxTokens', 512) ?? 512)),
+    maxTokens: Math.max(3, Math.floor(c.get<number>('maxTokens', 512) ?? 512)),
     followSelection: c.get<boolean>('followSelection', false) ?? false,
     backendPath: c.get<string>('backendPath', '') ?? '',
     trace: trace === 'messages' || trace === 'verbose' ? trace : 'off',
