@@ -53,6 +53,8 @@ export class AttentionPanel implements vscode.Disposable {
     });
     this.disposables.push(
       panel.onDidDispose(() => this.dispose()),
+      // A hidden webview is torn down (its state lives in getState/setState); messages wait for its next 'ready'.
+      panel.onDidChangeViewState((e) => { if (!e.webviewPanel.visible) this.ready = false; }),
       webview.onDidReceiveMessage((raw) => {
         const m = parseWebviewMessage(raw);
         if (!m) return;
@@ -82,6 +84,7 @@ export class AttentionPanel implements vscode.Disposable {
   /** Asks the webview for the visible heatmap as a PNG data URL. */
   requestPng(timeoutMs = 10_000): Promise<string> {
     const requestId = this.nextPng++;
+    if (!this.panel.visible) this.panel.reveal(undefined, true);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => { this.pngWaiters.delete(requestId); reject(new Error('the panel did not answer')); }, timeoutMs);
       this.pngWaiters.set(requestId, (d) => { clearTimeout(timer); resolve(d); });

@@ -221,9 +221,10 @@ async function render(): Promise<void> {
   el.viewHead.setAttribute('aria-pressed', String(state.view === 'head'));
   el.viewGrid.setAttribute('aria-pressed', String(state.view === 'grid'));
   vscode.postMessage({ type: 'viewChanged', layer: state.layer, head: state.head, view: state.view });
-  if (state.view === 'grid') await showGrid();
-  else await showHead();
+  rendering = state.view === 'grid' ? showGrid() : showHead();
+  await rendering;
 }
+let rendering: Promise<void> = Promise.resolve();
 
 function syncControls(): void {
   el.layer.value = String(state.layer);
@@ -390,17 +391,21 @@ function handle(m: HostToWebview): void {
       void render();
       return;
     case 'exportPng': {
-      // Paint the theme's background under the (transparent) heatmap so labels stay readable anywhere.
-      const c = document.createElement('canvas');
-      c.width = el.canvas.width; c.height = el.canvas.height;
-      const ctx = c.getContext('2d')!;
-      ctx.fillStyle = getComputedStyle(document.body).backgroundColor || '#ffffff';
-      ctx.fillRect(0, 0, c.width, c.height);
-      ctx.drawImage(el.canvas, 0, 0);
-      vscode.postMessage({ type: 'png', requestId: m.requestId, dataUrl: c.toDataURL('image/png') });
+      void rendering.then(() => exportPng(m.requestId));
       return;
     }
   }
+}
+
+/** The visible heatmap as PNG, on the theme's background so labels stay readable anywhere. */
+function exportPng(requestId: number): void {
+  const c = document.createElement('canvas');
+  c.width = el.canvas.width; c.height = el.canvas.height;
+  const ctx = c.getContext('2d')!;
+  ctx.fillStyle = getComputedStyle(document.body).backgroundColor || '#ffffff';
+  ctx.fillRect(0, 0, c.width, c.height);
+  ctx.drawImage(el.canvas, 0, 0);
+  vscode.postMessage({ type: 'png', requestId, dataUrl: c.toDataURL('image/png') });
 }
 
 // Restore after the panel was hidden (the webview is recreated) or VS Code restarted.

@@ -112,6 +112,22 @@ test('export PNG writes the visible heatmap', async () => {
   await vscode.workspace.fs.delete(target);
 });
 
+test('a hidden panel keeps its state (export reveals it, it repaints from getState)', async () => {
+  const before = api.lastRendered();
+  const other = await vscode.workspace.openTextDocument({ content: 'another editor on top of the panel' });
+  const tab = webviewTabs()[0];
+  await vscode.window.showTextDocument(other, { viewColumn: tab.group.viewColumn, preview: false });
+  await until('the panel to be hidden', () => !webviewTabs()[0].isActive);
+  const target = vscode.Uri.joinPath(ws(), 'export-hidden.png');
+  await vscode.commands.executeCommand('attentionViz.exportPng', target);
+  assert.ok(webviewTabs()[0].isActive, 'revealed');
+  const after = await until('a repaint', () => api.lastRendered() !== before && api.lastRendered());
+  assert.ok(after.litPixels > 0);
+  const bytes = await vscode.workspace.fs.readFile(target);
+  assert.deepEqual([...bytes.slice(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+  await vscode.workspace.fs.delete(target);
+});
+
 test('after the backend is killed, the next command restarts it and works', async () => {
   const pid = api.backendPid();
   assert.ok(pid);
