@@ -189,7 +189,10 @@ export class Controller implements vscode.Disposable {
     switch (m.type) {
       case 'requestMatrix': {
         const session = this.session;
-        if (!session || m.analysisId !== session.analysisId) return;
+        if (!session || m.analysisId !== session.analysisId || !session.valid) {
+          this.panel?.post({ type: 'matrixError', requestId: m.requestId, message: 'this analysis is gone (the backend restarted or the text changed): run “Show Attention for Selection” again' });
+          return;
+        }
         try {
           const r = await this.backend.request<MatrixResult>(Methods.matrix, {
             analysisId: m.analysisId, layer: m.layer, head: m.head, ...(m.maxSize ? { maxSize: m.maxSize } : {}),
