@@ -22,7 +22,7 @@ export class Backend implements vscode.Disposable {
   private crashCount = 0;
   private lastCrashAt = 0;
   private toldUserAboutCrash = false;
-  private toldUserAboutSetup = false;
+  private toldUserAboutSetup: string | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
   private disposed = false;
   private readonly stateEmitter = new vscode.EventEmitter<BackendState>();
@@ -109,8 +109,8 @@ export class Backend implements vscode.Disposable {
     this.log(message);
     if (e instanceof SetupError) {
       this.log(e.hint);
-      if (!this.toldUserAboutSetup) {
-        this.toldUserAboutSetup = true;
+      if (this.toldUserAboutSetup !== message) {
+        this.toldUserAboutSetup = message;
         void vscode.window.showErrorMessage(`${message} ${e.hint}`, 'Show Log').then((c) => c && this.output.show(true));
       }
     }

@@ -7,6 +7,7 @@ import { AttentionPanel } from './panel';
 import { Decorations } from './decorations';
 import { Session } from './session';
 import { readConfig } from './config';
+import { SetupError } from './locate';
 import { Methods, type AnalyzeResult, type MatrixResult, type RowResult, type ModelInfo } from '../shared/protocol';
 import { decodeFloat32 } from '../shared/matrix';
 import { displayToken, truncationSummary } from '../shared/tokens';
@@ -87,8 +88,9 @@ export class Controller implements vscode.Disposable {
       if (e instanceof CancelledError || cts.token.isCancellationRequested) return;
       const message = e instanceof Error ? e.message : String(e);
       this.backend.log(`analyze failed: ${message}`);
-      panel.post({ type: 'error', message });
-      if (withProgress) void vscode.window.showErrorMessage(message.startsWith('AttentionViz') ? message : `AttentionViz: ${message}`);
+      panel.post({ type: 'error', message: e instanceof SetupError ? `${message} ${e.hint}` : message });
+      // A setup problem (no backend, no dotnet) was already told once by the Backend.
+      if (withProgress && !(e instanceof SetupError)) void vscode.window.showErrorMessage(message.startsWith('AttentionViz') ? message : `AttentionViz: ${message}`);
       return;
     } finally {
       if (this.analyzeCts === cts) this.analyzeCts = undefined;
@@ -118,7 +120,7 @@ export class Controller implements vscode.Disposable {
       await this.backend.restart();
       void vscode.window.setStatusBarMessage('AttentionViz: backend restarted', 3000);
     } catch (e) {
-      void vscode.window.showErrorMessage(e instanceof Error ? e.message : String(e));
+      if (!(e instanceof SetupError)) void vscode.window.showErrorMessage(e instanceof Error ? e.message : String(e));
     }
   }
 

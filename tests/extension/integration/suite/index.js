@@ -180,6 +180,27 @@ test('followSelection re-analyzes a changed selection after the debounce', async
   }
 });
 
+test('a missing backend gives an error state and a message, without hanging; fixing the setting recovers', async () => {
+  const cfg = () => vscode.workspace.getConfiguration('attentionViz');
+  const good = cfg().get('backendPath');
+  await cfg().update('backendPath', '/nonexistent/attentionviz-backend', vscode.ConfigurationTarget.Workspace);
+  try {
+    await until('the restart to fail', () => api.backendState() === 'error', 30_000);
+    const editor = await openPrompt();
+    selectLine(editor, 0);
+    const t0 = Date.now();
+    await vscode.commands.executeCommand('attentionViz.showAttention');
+    assert.ok(Date.now() - t0 < 10_000, 'the command returns promptly');
+    assert.equal(api.backendState(), 'error');
+  } finally {
+    await cfg().update('backendPath', good, vscode.ConfigurationTarget.Workspace);
+  }
+  const editor = await openPrompt();
+  const s = await analyzeLine(editor, 0);
+  assert.ok(s.tokens > 5);
+  assert.equal(api.backendState(), 'ready');
+});
+
 exports.run = async function run() {
   let failed = 0, n = 0, ran = 0;
   const grep = process.env.ATTENTIONVIZ_SUITE_GREP ? new RegExp(process.env.ATTENTIONVIZ_SUITE_GREP) : undefined;
