@@ -11,13 +11,17 @@ namespace AttentionViz.Backend.Cli;
 /// </summary>
 public static class AnalysisExport
 {
-    public static void Write(AttentionAnalysis analysis, string path)
+    public static void Write(AttentionAnalysis analysis, string path, int layer = -1, int head = -1)
     {
-        switch (Path.GetExtension(path).ToLowerInvariant())
+        var extension = Path.GetExtension(path).ToLowerInvariant();
+        if (extension != ".csv" && (layer, head) != (-1, -1))
+            throw new InvalidRequestException("--layer and --head select the matrix of a .csv export; .safetensors and .json hold every layer and head.");
+        switch (extension)
         {
+            case ".csv": Rendering.Export.MatrixExport.WriteCsv(analysis, layer, head, path); break;
             case ".safetensors": WriteSafetensors(analysis, path); break;
             case ".json": WriteJson(analysis, path); break;
-            default: throw new InvalidRequestException($"--out must end in .safetensors or .json: {path}");
+            default: throw new InvalidRequestException($"--out must end in .safetensors, .json or .csv: {path}");
         }
     }
 

@@ -9,7 +9,7 @@ using AttentionViz.Backend.Storage;
 namespace AttentionViz.Backend.Cli;
 
 /// <summary>The command line: serve (default), analyze, tokenize. Exit codes: 0 ok, 1 runtime failure, 2 bad input.</summary>
-public static class CliApp
+public static partial class CliApp
 {
     public static async Task<int> RunAsync(string[] args)
     {
@@ -19,6 +19,7 @@ public static class CliApp
         root.Subcommands.Add(ServeCommand());
         root.Subcommands.Add(AnalyzeCommand());
         root.Subcommands.Add(TokenizeCommand());
+        root.Subcommands.Add(RenderCommand());
         root.SetAction((_, _) => ServeAsync());
         return await root.Parse(args).InvokeAsync();
     }
@@ -48,10 +49,10 @@ public static class CliApp
     {
         var ids = new Option<string?>("--ids") { Description = "Comma-separated token ids, fed as given (no special tokens added)." };
         var tokenTypes = new Option<string?>("--token-type-ids") { Description = "With --ids: comma-separated segment ids, one per token (e.g. 0,0,0,1,1)." };
-        var output = new Option<FileInfo?>("--out") { Description = "Write the analysis to FILE.safetensors or FILE.json instead of printing a summary." };
+        var output = new Option<FileInfo?>("--out") { Description = "Write the analysis to FILE.safetensors or FILE.json, or one matrix (--layer/--head, default the mean) to FILE.csv, instead of printing a summary." };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Analyze at most this many tokens (special tokens included)." };
         var command = new Command("analyze", "Run the model on a text and print or save every layer's and head's attention.")
-        { ModelOption, TextOption, TextFileOption, ids, tokenTypes, output, maxTokens };
+        { ModelOption, TextOption, TextFileOption, ids, tokenTypes, output, maxTokens, LayerOption, HeadOption };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
             var modelId = ModelId(result.GetValue(ModelOption));
@@ -70,7 +71,7 @@ public static class CliApp
                 var text = ReadText(result);
                 analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(text, modelId, result.GetValue(maxTokens)), cancellationToken);
             }
-            if (result.GetValue(output) is { } file) AnalysisExport.Write(analysis, file.FullName);
+            if (result.GetValue(output) is { } file) AnalysisExport.Write(analysis, file.FullName, result.GetValue(LayerOption), result.GetValue(HeadOption));
             else AnalysisSummary.Print(analysis, Console.Out);
             return 0;
         }));

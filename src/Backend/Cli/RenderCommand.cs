@@ -1,0 +1,58 @@
+using System.CommandLine;
+using AttentionViz.Backend.Analysis;
+using AttentionViz.Backend.Rendering;
+using AttentionViz.Backend.Rendering.Export;
+using AttentionViz.Backend.Runtime;
+
+namespace AttentionViz.Backend.Cli;
+
+public static partial class CliApp
+{
+    private static readonly Option<int> LayerOption = new("--layer") { Description = "Layer to show or export; -1 (default) is the mean over layers.", DefaultValueFactory = _ => -1 };
+    private static readonly Option<int> HeadOption = new("--head") { Description = "Head to show or export; -1 (default) is the mean over heads.", DefaultValueFactory = _ => -1 };
+
+    /// <summary>`render`: the same PNG images as the render/png method, written to --out.</summary>
+    private static Command RenderCommand()
+    {
+        var ids = new Option<string?>("--ids") { Description = "Comma-separated token ids, fed as given (no special tokens added)." };
+        var output = new Option<FileInfo>("--out") { Description = "The PNG file to write.", Required = true };
+        var (layer, head) = (LayerOption, HeadOption);
+        var grid = new Option<bool>("--grid") { Description = "Every layer × head as one image of thumbnails instead of one heatmap." };
+        var size = new Option<int?>("--size") { Description = "Heatmap: the matrix side in pixels. Grid: each thumbnail's side." };
+        var cellSize = new Option<int?>("--cell-size") { Description = "Heatmap: pixels per token." };
+        var maxSize = new Option<int?>("--max-size") { Description = "Max-pool long inputs down to at most this many rows and columns." };
+        var colorMap = new Option<string?>("--color-map") { Description = "viridis (default) or greys." };
+        var theme = new Option<string?>("--theme") { Description = "light (default) or dark background." };
+        var maxTokens = new Option<int?>("--max-tokens") { Description = "Analyze at most this many tokens (special tokens included)." };
+        var command = new Command("render", "Run the model on a text and draw its attention as a PNG heatmap (one layer/head) or a grid of every layer and head.")
+        { ModelOption, TextOption, TextFileOption, ids, output, layer, head, grid, size, cellSize, maxSize, colorMap, theme, maxTokens };
+        command.SetAction((result, cancellationToken) => Guard(async () =>
+        {
+            var path = MatrixExport.CheckOutputPath(result.GetValue(output)!.FullName, ".png");
+            var options = new RenderOptions(result.GetValue(cellSize), result.GetValue(size), result.GetValue(maxSize),
+                result.GetValue(colorMap), result.GetValue(theme));
+            options.Validate();
+            if (result.GetValue(grid) && (result.GetResult(layer) is { Implicit: false } || result.GetResult(head) is { Implicit: false }))
+                throw new InvalidRequestException("--grid shows every layer and head: leave out --layer and --head.");
+            using var backend = new BackendHost();
+            AttentionAnalysis analysis;
+            if (result.GetValue(ids) is { } idList)
+            {
+                if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null)
+                    throw new InvalidRequestException("Give either --ids or a text, not both.");
+                analysis = await backend.Service.AnalyzeIdsAsync(ParseIds(idList), ModelId(result.GetValue(ModelOption)), cancellationToken);
+            }
+            else
+            {
+                analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(ReadText(result), ModelId(result.GetValue(ModelOption)), result.GetValue(maxTokens)), cancellationToken);
+            }
+            var image = result.GetValue(grid)
+                ? AttentionRenderer.Grid(analysis, options)
+                : AttentionRenderer.Heatmap(analysis, result.GetValue(layer), result.GetValue(head), options);
+            await File.WriteAllBytesAsync(path, image.Png, cancellationToken);
+            Console.Error.WriteLine($"wrote {path} ({image.Width}×{image.Height}, {image.Png.Length} bytes)");
+            return 0;
+        }));
+        return command;
+    }
+}
