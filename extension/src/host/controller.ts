@@ -311,9 +311,11 @@ export class Controller implements vscode.Disposable {
     const where = `${session.layer < 0 ? 'mean of layers' : `layer ${session.layer}`}, ${session.head < 0 ? 'mean of heads' : `head ${session.head}`}`;
     const md = new vscode.MarkdownString();
     md.appendMarkdown('**AttentionViz** · ');
-    md.appendText(`${where}: “${label(index)}” attends to\n\n`);
+    md.appendText(`${where}: “${label(index)}” attends to`);
+    md.appendMarkdown('\n\n');
     row.top.slice(0, 5).forEach((t, k) => {
-      md.appendText(`${k + 1}. “${label(t.token)}” `);
+      md.appendMarkdown(`${k + 1}. `);
+      md.appendText(`“${label(t.token)}” `); // token text escaped, never markup
       md.appendMarkdown(`\`${t.score.toFixed(4)}\`\n`);
     });
     return new vscode.Hover(md, session.tokenRange(doc, index));

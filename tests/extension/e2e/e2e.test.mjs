@@ -97,6 +97,18 @@ test('select a line, run the command from the palette, see the heatmap, hover a 
     await page.waitForTimeout(800);
     await page.screenshot({ path: path.join(outDir, 'e2e-editor-tint.png') });
 
+    // The editor hover: top-5 attended tokens with scores.
+    const word = page.locator('.monaco-editor .view-lines .view-line span', { hasText: 'animal' }).first();
+    const wbox = await word.boundingBox();
+    await page.mouse.move(wbox.x + 5, wbox.y + wbox.height / 2);
+    await page.mouse.move(wbox.x + 12, wbox.y + wbox.height / 2);
+    const hover = page.locator('.monaco-hover', { hasText: 'AttentionViz' }).first();
+    await hover.waitFor({ timeout: 30_000 });
+    const hoverText = await hover.textContent();
+    assert.equal((hoverText.match(/\b[01]\.\d{4}\b/g) ?? []).length, 5, hoverText);
+    await page.screenshot({ path: path.join(outDir, 'e2e-editor-hover.png') });
+    await page.mouse.move(5, 5);
+
     // The grid of all heads.
     await frame.locator('#view-grid').click();
     await frame.locator('#app[data-grid="painted"]').waitFor({ timeout: 60_000 });
