@@ -16,6 +16,7 @@ public static partial class CliApp
         if (ProcessSetup.ReexecWithOpenMpSettings(args) is { } childExit) return childExit;
 
         var root = new RootCommand("AttentionViz backend: real transformer attention over JSON-RPC (serve) or from the command line.");
+        root.Options.Add(AllowPickleOption);
         root.Subcommands.Add(ServeCommand());
         root.Subcommands.Add(AnalyzeCommand());
         root.Subcommands.Add(TokenizeCommand());
@@ -41,6 +42,21 @@ public static partial class CliApp
         return code;
     }
 
+    private static readonly Option<bool> AllowPickleOption = new("--allow-pickle")
+    {
+        Description = "Also load PyTorch pickle checkpoints (pytorch_model.bin) through a restricted unpickler. Off by default: prefer safetensors.",
+        Recursive = true,
+    };
+
+    /// <summary>The services a command needs, with the user's pickle opt-in applied.</summary>
+    private static BackendHost CreateHost(ParseResult result)
+    {
+        var host = new BackendHost();
+        host.Registry.AllowPickle = result.GetValue(AllowPickleOption);
+        if (host.Registry.AllowPickle) Console.Error.WriteLine("warning: --allow-pickle: PyTorch pickle checkpoints load through a restricted unpickler.");
+        return host;
+    }
+
     private static readonly Option<string> ModelOption = new("--model") { Description = "\"default\" (embedded all-MiniLM-L6-v2) or a Hugging Face model folder.", DefaultValueFactory = _ => ModelRegistry.DefaultId };
     private static readonly Option<string?> TextOption = new("--text") { Description = "The text to analyze." };
     private static readonly Option<FileInfo?> TextFileOption = new("--text-file") { Description = "A UTF-8 file holding the text." };
@@ -56,7 +72,7 @@ public static partial class CliApp
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
             var modelId = ModelId(result.GetValue(ModelOption));
-            using var backend = new BackendHost();
+            using var backend = CreateHost(result);
             AttentionAnalysis analysis;
             if (result.GetValue(ids) is { } idList)
             {
@@ -86,7 +102,7 @@ public static partial class CliApp
         { ModelOption, TextOption, TextFileOption, jsonl, noSpecial };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
-            using var backend = new BackendHost();
+            using var backend = CreateHost(result);
             var tokenizer = await backend.TokenizerAsync(ModelId(result.GetValue(ModelOption)), cancellationToken);
             var addSpecial = !result.GetValue(noSpecial);
             string Encode(string text)

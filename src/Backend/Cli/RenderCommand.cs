@@ -34,7 +34,7 @@ public static partial class CliApp
             options.Validate();
             if (result.GetValue(grid) && (result.GetResult(layer) is { Implicit: false } || result.GetResult(head) is { Implicit: false }))
                 throw new InvalidRequestException("--grid shows every layer and head: leave out --layer and --head.");
-            using var backend = new BackendHost();
+            using var backend = CreateHost(result);
             AttentionAnalysis analysis;
             if (result.GetValue(ids) is { } idList)
             {

@@ -5,67 +5,188 @@ using AttentionViz.Backend.Tokenization;
 
 namespace AttentionViz.Backend.Models;
 
-/// <summary>Loads a Hugging Face model folder: config.json, model.safetensors and the tokenizer files.</summary>
+/// <summary>How a model folder may be loaded.</summary>
+/// <param name="AllowPickle">
+/// Also load PyTorch pickle checkpoints (pytorch_model.bin) when the folder has no safetensors. Off by default: the
+/// restricted unpickler accepts only what a state dict needs, but users must opt in (setting/flag) all the same.
+/// </param>
+public sealed record ModelLoadOptions(bool AllowPickle = false)
+{
+    public static ModelLoadOptions Default { get; } = new();
+}
+
+/// <summary>What models/list shows about a folder, read from config.json and the weight files' headers only.</summary>
+public sealed record ModelDescription(
+    string Folder, string Architecture, int Layers, int Heads, int KeyValueHeads, int HiddenSize, int VocabularySize,
+    int MaxPositions, bool Causal, int? SlidingWindow, long? ParameterCount, long WeightBytes, string WeightFormat);
+
+/// <summary>Loads a Hugging Face model folder: config.json, weights (safetensors, sharded safetensors, or opted-in pickle) and tokenizer.</summary>
 public static class ModelFolder
 {
-    public static readonly string[] SupportedArchitectures = ["bert"];
+    public static readonly string[] SupportedArchitectures = ["bert", "roberta", "distilbert", "gpt2", "llama", "mistral", "qwen2"];
 
-    public static ModelConfig ReadConfig(string folder)
+    public const string SafetensorsFileName = "model.safetensors";
+    public const string PickleFileName = "pytorch_model.bin";
+
+    /// <summary>HF class names, for configs without model_type.</summary>
+    private static readonly Dictionary<string, string> ByClassName = new(StringComparer.Ordinal)
+    {
+        ["BertModel"] = "bert", ["BertForMaskedLM"] = "bert", ["BertForPreTraining"] = "bert", ["BertForSequenceClassification"] = "bert",
+        ["RobertaModel"] = "roberta", ["RobertaForMaskedLM"] = "roberta", ["RobertaForSequenceClassification"] = "roberta",
+        ["DistilBertModel"] = "distilbert", ["DistilBertForMaskedLM"] = "distilbert", ["DistilBertForSequenceClassification"] = "distilbert",
+        ["GPT2Model"] = "gpt2", ["GPT2LMHeadModel"] = "gpt2",
+        ["LlamaModel"] = "llama", ["LlamaForCausalLM"] = "llama",
+        ["MistralModel"] = "mistral", ["MistralForCausalLM"] = "mistral",
+        ["Qwen2Model"] = "qwen2", ["Qwen2ForCausalLM"] = "qwen2",
+    };
+
+    private static string ConfigPath(string folder)
     {
         if (!Directory.Exists(folder)) throw new ModelLoadException($"Model folder not found: {folder}");
         var configPath = Path.Combine(folder, "config.json");
         if (!File.Exists(configPath)) throw new ModelLoadException($"{folder} has no config.json: it is not a Hugging Face model folder.");
-        return ModelConfig.Load(configPath);
+        return configPath;
     }
 
-    /// <summary>What models/list shows, from config.json and file sizes only: no weights are read.</summary>
-    public static ModelInfo Describe(string folder)
+    /// <summary>The folder's architecture (config.json model_type, else its architectures), checked against the supported ones.</summary>
+    public static string ReadArchitecture(string folder)
     {
-        var config = ReadConfig(folder);
-        var architecture = config.ModelType ?? "(missing model_type)";
-        var weights = Path.Combine(folder, "model.safetensors");
-        long? size = File.Exists(weights) ? new FileInfo(weights).Length : null;
-        var error = SupportedArchitectures.Contains(architecture)
-            ? null
-            : $"architecture '{architecture}' is not supported. Supported: {string.Join(", ", SupportedArchitectures)}.";
-        return new ModelInfo(folder, Path.GetFileName(folder.TrimEnd('/')), architecture, config.NumLayers, config.NumHeads, "path", folder, size, error);
+        var configPath = ConfigPath(folder);
+        var header = ConfigJson.Load<ConfigHeader>(configPath);
+        var architecture = header.ModelType
+            ?? header.Architectures?.Select(a => ByClassName.GetValueOrDefault(a)).FirstOrDefault(a => a is not null);
+        if (architecture is null || !SupportedArchitectures.Contains(architecture))
+        {
+            var named = architecture ?? (header.Architectures is { Length: > 0 } a ? string.Join("/", a) : "(no model_type)");
+            throw new ModelLoadException($"{folder}: architecture '{named}' is not supported. Supported: {string.Join(", ", SupportedArchitectures)}.");
+        }
+        return architecture;
     }
 
-    public static LoadedModel Load(string folder, ModelInfo? info)
+    /// <summary>Reads and validates the family config (before anything is allocated).</summary>
+    public static IModelConfig ReadConfig(string folder)
+    {
+        var architecture = ReadArchitecture(folder);
+        var configPath = ConfigPath(folder);
+        IModelConfig config = architecture switch
+        {
+            "bert" or "roberta" => ConfigJson.Load<BertConfig>(configPath) with { ModelType = architecture },
+            "distilbert" => ConfigJson.Load<DistilBertConfig>(configPath),
+            "gpt2" => ConfigJson.Load<Gpt2Config>(configPath),
+            _ => ConfigJson.Load<LlamaConfig>(configPath) with { ModelType = architecture },
+        };
+        config.Validate(configPath);
+        return config;
+    }
+
+    /// <summary>Architecture, size and window of a model folder without loading its weights (for models/list).</summary>
+    public static ModelDescription Describe(string folder)
+    {
+        var shape = ReadConfig(folder).Shape;
+        var (format, files) = FindWeights(folder);
+        long? parameters = null;
+        long bytes = files.Sum(FileLength.Of);
+        if (format == "safetensors")
+        {
+            using var file = SafetensorsFile.Open(files[0]);
+            parameters = file.Tensors.Sum(t => t.ElementCount);
+        }
+        else if (format == "sharded safetensors")
+            parameters = ShardedWeightSource.CountSafetensorsParameters(files[0]);
+        return new ModelDescription(Path.GetFullPath(folder), shape.Architecture, shape.Layers, shape.Heads, shape.KeyValueHeads,
+            shape.HiddenSize, shape.VocabularySize, shape.MaxPositions, shape.Causal, shape.SlidingWindow, parameters, bytes, format);
+    }
+
+    /// <summary>
+    /// The weight format present, in order of preference ("safetensors", "sharded safetensors", "pytorch pickle",
+    /// "sharded pytorch pickle", or "none"), and its files (an index first).
+    /// </summary>
+    private static (string Format, IReadOnlyList<string> Files) FindWeights(string folder)
+    {
+        var single = Path.Combine(folder, SafetensorsFileName);
+        if (File.Exists(single)) return ("safetensors", [single]);
+        var index = Path.Combine(folder, ShardedWeightSource.SafetensorsIndexFileName);
+        if (File.Exists(index)) return ("sharded safetensors", [index, .. Shards(index, ".safetensors")]);
+        var pickle = Path.Combine(folder, PickleFileName);
+        if (File.Exists(pickle)) return ("pytorch pickle", [pickle]);
+        var pickleIndex = Path.Combine(folder, ShardedWeightSource.PickleIndexFileName);
+        if (File.Exists(pickleIndex)) return ("sharded pytorch pickle", [pickleIndex, .. Shards(pickleIndex, ".bin")]);
+        return ("none", []);
+
+        IEnumerable<string> Shards(string indexPath, string extension) =>
+            ShardedWeightSource.ReadIndex(indexPath, extension).Values.Distinct().Select(s => Path.Combine(folder, s)).Where(File.Exists);
+    }
+
+    /// <summary>Opens the folder's checkpoint: model.safetensors, else the sharded index, else (only when allowed) pytorch_model.bin or its sharded index.</summary>
+    public static IWeightSource OpenWeights(string folder, ModelLoadOptions? options = null)
+    {
+        options ??= ModelLoadOptions.Default;
+        var (format, files) = FindWeights(folder);
+        switch (format)
+        {
+            case "safetensors":
+                return new SafetensorsWeightSource(files[0]);
+            case "sharded safetensors":
+                return ShardedWeightSource.OpenSafetensors(files[0]);
+            case "pytorch pickle" or "sharded pytorch pickle" when !options.AllowPickle:
+                throw new ModelLoadException($"{folder} has only {Path.GetFileName(files[0])}, a PyTorch pickle checkpoint, which is not loaded by default "
+                    + "because pickle files can run code. Convert it to model.safetensors, or opt in to loading pickle checkpoints "
+                    + "with --allow-pickle (CLI) or the attentionViz.allowPickle setting.");
+            case "pytorch pickle":
+                Log.Warn($"{files[0]}: loading a PyTorch pickle checkpoint because pickle loading was allowed; only state-dict contents are accepted.");
+                return TorchPickleWeightSource.Open(files[0]);
+            case "sharded pytorch pickle":
+                Log.Warn($"{files[0]}: loading sharded PyTorch pickle checkpoints because pickle loading was allowed; only state-dict contents are accepted.");
+                return ShardedWeightSource.OpenPickle(files[0]);
+            default:
+                throw new ModelLoadException($"{folder} has no weights: expected {SafetensorsFileName}, {ShardedWeightSource.SafetensorsIndexFileName} "
+                    + $"with its shards, or (with pickle loading allowed) {PickleFileName} or {ShardedWeightSource.PickleIndexFileName}.");
+        }
+    }
+
+    /// <summary>Builds the model the config describes (after validating it).</summary>
+    public static ICheckpointModel Create(IModelConfig config, string source = "config.json") => config switch
+    {
+        BertConfig bert => new BertModel(bert, source),
+        DistilBertConfig distil => new DistilBertModel(distil, source),
+        Gpt2Config gpt2 => new Gpt2Model(gpt2, source),
+        LlamaConfig llama => new LlamaModel(llama, source),
+        _ => throw new ModelLoadException($"{source}: no model for {config.GetType().Name}."),
+    };
+
+    /// <summary>Loads config, weights and tokenizer.</summary>
+    /// <exception cref="ModelLoadException">Not a supported model folder, a bad config, or weights that do not match the model.</exception>
+    /// <exception cref="ModelFormatException">A weight file or index is malformed or hostile (including refused pickle contents).</exception>
+    public static LoadedModel Load(string folder, ModelInfo? info, ModelLoadOptions? options = null)
     {
         var config = ReadConfig(folder);
-        var architecture = config.ModelType ?? "(missing model_type)";
-        if (!SupportedArchitectures.Contains(architecture))
-            throw new ModelLoadException($"{folder}: architecture '{architecture}' is not supported. Supported: {string.Join(", ", SupportedArchitectures)}.");
-        config.Validate(Path.Combine(folder, "config.json"));
+        var shape = config.Shape;
+        var needed = shape.EstimatedParameters * sizeof(float);
+        var available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (available > 0 && needed > available)
+            throw new ModelLoadException($"{folder}: the model needs about {needed / (1 << 20):N0} MiB as float32, more than the "
+                + $"{available / (1 << 20):N0} MiB of memory available.");
 
-        var tokenizer = TryLoadTokenizer(folder);
-        var weightsPath = Path.Combine(folder, "model.safetensors");
-        if (!File.Exists(weightsPath))
-            throw new ModelLoadException($"{folder} has no model.safetensors.");
-
-        var model = new BertModel(config);
+        var tokenizer = TokenizerLoader.TryLoad(folder);
+        using var weights = OpenWeights(folder, options);
+        var model = Create(config, Path.Combine(folder, "config.json"));
         try
         {
-            using var weights = new SafetensorsWeightSource(weightsPath);
-            var unused = WeightLoader.Load(model, weights, weightsPath, BertModel.CheckpointPrefixes);
-            if (unused.Count > 0)
-                Console.Error.WriteLine($"{weightsPath}: ignoring {unused.Count} tensors the attention view does not need ({string.Join(", ", unused.Take(4))}{(unused.Count > 4 ? ", …" : "")}).");
+            var unused = model.LoadWeights(weights);
+            if (unused.Count > 0) Log.Info($"{weights.Description}: {WeightLoader.DescribeUnused(unused)}.");
         }
         catch
         {
             model.Dispose();
             throw;
         }
-        info ??= new ModelInfo(folder, Path.GetFileName(folder.TrimEnd('/')), architecture, config.NumLayers, config.NumHeads, "path", folder);
+        info ??= new ModelInfo(folder, Path.GetFileName(folder.TrimEnd('/')), shape.Architecture, shape.Layers, shape.Heads, "path", folder);
         return new LoadedModel(info, model, tokenizer);
     }
 
     public static IModelTokenizer LoadTokenizer(string folder)
     {
         if (!Directory.Exists(folder)) throw new ModelLoadException($"Model folder not found: {folder}");
-        return TryLoadTokenizer(folder) ?? throw new ModelLoadException($"{folder} has no tokenizer files (vocab.txt).");
+        return TokenizerLoader.TryLoad(folder) ?? throw new ModelLoadException($"{folder} has no tokenizer files (vocab.txt).");
     }
-
-    private static IModelTokenizer? TryLoadTokenizer(string folder) => TokenizerLoader.TryLoad(folder);
 }

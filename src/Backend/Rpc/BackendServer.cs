@@ -26,6 +26,11 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
     public InitializeResult Initialize(InitializeParams? request = null)
     {
         if (request?.ClientName is { } client) Log.Info($"client: {client} {request.ClientVersion}");
+        if (request?.AllowPickle is { } allowPickle)
+        {
+            service.Models.AllowPickle = allowPickle;
+            if (allowPickle) Log.Warn("the client opted in to PyTorch pickle checkpoints (pytorch_model.bin); they load through a restricted unpickler");
+        }
         return new InitializeResult(ProtocolInfo.ServerVersion, ProtocolInfo.ProtocolVersion, ModelRegistry.DefaultId);
     }
 

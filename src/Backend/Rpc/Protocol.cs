@@ -19,7 +19,7 @@ public enum AppErrorCode
     InternalError = -32003,
 }
 
-public sealed record InitializeParams(string? ClientName = null, string? ClientVersion = null);
+public sealed record InitializeParams(string? ClientName = null, string? ClientVersion = null, bool? AllowPickle = null);
 public sealed record InitializeResult(string ServerVersion, string ProtocolVersion, string DefaultModel);
 
 public sealed record ModelsListParams(string[]? Paths = null);

@@ -12,6 +12,12 @@ namespace AttentionViz.Backend.Runtime;
 public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
 {
     public const string DefaultId = "default";
+
+    /// <summary>
+    /// Whether PyTorch pickle checkpoints may load (the user's explicit opt-in: CLI --allow-pickle, or the client's
+    /// initialize {allowPickle: true}). Safetensors always load.
+    /// </summary>
+    public bool AllowPickle { get; set; }
     private readonly ConcurrentDictionary<string, Lazy<Task<LoadedModel>>> _loaded = new(StringComparer.Ordinal);
 
     public static ModelInfo DefaultInfo => new(DefaultId, "all-MiniLM-L6-v2 (embedded)", "bert", 6, 12, "embedded", null);
@@ -40,7 +46,9 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
     {
         try
         {
-            return ModelFolder.Describe(folder) with { Name = name, Source = source };
+            var d = ModelFolder.Describe(folder);
+            return new ModelInfo(d.Folder, name, d.Architecture, d.Layers, d.Heads, source, d.Folder, d.WeightBytes,
+                d.WeightFormat == "none" ? $"{folder} has no weights (model.safetensors)." : null);
         }
         catch (Exception e) when (e is Models.Core.ModelLoadException or IOException or UnauthorizedAccessException)
         {
@@ -51,7 +59,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
     public Task<LoadedModel> GetAsync(string id, CancellationToken cancellationToken)
     {
         var key = id == DefaultId ? DefaultId : NormalizePath(id);
-        var lazy = _loaded.GetOrAdd(key, k => new Lazy<Task<LoadedModel>>(() => modelThread.RunAsync(_ => Load(k), CancellationToken.None)));
+        var lazy = _loaded.GetOrAdd(key, k => new Lazy<Task<LoadedModel>>(() => modelThread.RunAsync(_ => Load(k, new ModelLoadOptions(AllowPickle)), CancellationToken.None)));
         var task = lazy.Value;
         task.ContinueWith(t => _loaded.TryRemove(new KeyValuePair<string, Lazy<Task<LoadedModel>>>(key, lazy)),
             CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
@@ -65,7 +73,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
         return Path.GetFullPath(id);
     }
 
-    private static LoadedModel Load(string key)
+    private static LoadedModel Load(string key, ModelLoadOptions options)
     {
         TorchSetup.EnsureInitialized();
         if (key == DefaultId)
@@ -73,7 +81,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
             var folder = EmbeddedModel.EnsureConverted();
             return ModelFolder.Load(folder, DefaultInfo);
         }
-        return ModelFolder.Load(key, null);
+        return ModelFolder.Load(key, null, options);
     }
 
     public static Tokenization.IModelTokenizer LoadTokenizer(string id) =>

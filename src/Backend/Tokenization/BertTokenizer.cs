@@ -51,6 +51,7 @@ public sealed class BertTokenizer : IModelTokenizer
     public int SepTokenId { get; }
     public int VocabularySize => _idToToken.Length;
     public int SpecialTokenCount => 2;
+    public int PairSpecialTokenCount => 3;
 
     private BertTokenizer(IReadOnlyList<string> vocab, bool lowerCase)
     {
@@ -112,6 +113,19 @@ public sealed class BertTokenizer : IModelTokenizer
         var result = new List<Token>(content.Count + 2) { new(ClsTokenId, _idToToken[ClsTokenId], 0, 0, true) };
         result.AddRange(content);
         result.Add(new Token(SepTokenId, _idToToken[SepTokenId], 0, 0, true));
+        return result;
+    }
+
+    /// <summary>HF's BERT pair: [CLS] A [SEP] B [SEP], type id 0 up to the first [SEP] and 1 after it.</summary>
+    public IReadOnlyList<Token> AddSpecialTokens(IReadOnlyList<Token> first, IReadOnlyList<Token>? second)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        if (second is null) return AddSpecialTokens(first);
+        var result = new List<Token>(first.Count + second.Count + 3) { new(ClsTokenId, _idToToken[ClsTokenId], 0, 0, true) };
+        foreach (var t in first) result.Add(t.TypeId == 0 ? t : t with { TypeId = 0 });
+        result.Add(new Token(SepTokenId, _idToToken[SepTokenId], 0, 0, true));
+        foreach (var t in second) result.Add(t.TypeId == 1 ? t : t with { TypeId = 1 });
+        result.Add(new Token(SepTokenId, _idToToken[SepTokenId], 0, 0, true, 1));
         return result;
     }
 

@@ -100,6 +100,27 @@ public sealed class CliTests
     }
 
     [TestMethod]
+    public void PickleCheckpointsLoadOnlyWithAllowPickle()
+    {
+        var folder = Directory.CreateTempSubdirectory("avz-pickle").FullName;
+        File.Copy(Path.Combine(Fixtures.Folder("gpt2-tiny"), "config.json"), Path.Combine(folder, "config.json"));
+        File.Copy(Path.Combine(Fixtures.RepoRoot, "tests", "Backend.Tests", "Models", "TestData", "pytorch_model.bin"), Path.Combine(folder, "pytorch_model.bin"));
+        var expected = Fixtures.Expected("gpt2-tiny");
+        var ids = string.Join(",", Fixtures.Longs(expected["s0.input_ids"]));
+
+        var (refused, _, refusedErr) = Run("analyze", "--model", folder, "--ids", ids);
+        Assert.AreEqual(1, refused, refusedErr);
+        StringAssert.Contains(refusedErr, "--allow-pickle");
+
+        var output = Temp("pickle.safetensors");
+        var (code, _, stderr) = Run("analyze", "--model", folder, "--ids", ids, "--out", output, "--allow-pickle");
+        Assert.AreEqual(0, code, stderr);
+        StringAssert.Contains(stderr, "warning");
+        using var file = SafetensorsFile.Open(output);
+        Fixtures.AssertClose(expected["s0.attentions"], file.Read("attentions"), 1e-4, "gpt2-tiny from pickle");
+    }
+
+    [TestMethod]
     public void SummaryShowsTokensEntropyAndPairs()
     {
         var (code, stdout, stderr) = Run("analyze", "--text", "Attention is all you need.");

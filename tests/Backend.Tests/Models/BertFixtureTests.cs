@@ -12,6 +12,8 @@ public sealed class BertFixtureTests
 {
     private const double AttentionTolerance = 1e-4, HiddenTolerance = 1e-3;
 
+    public TestContext TestContext { get; set; } = null!;
+
     [TestMethod]
     [DataRow("s0", DisplayName = "bert-tiny single segment")]
     [DataRow("s1", DisplayName = "bert-tiny sentence pair with token types")]
@@ -30,6 +32,8 @@ public sealed class BertFixtureTests
         var attentions = stack(result.Attentions.Select(a => a[0]).ToArray());  // (L, H, T, T)
         Fixtures.AssertClose(expected[$"{key}.attentions"], attentions, AttentionTolerance, $"bert-tiny {key} attentions");
         Fixtures.AssertClose(expected[$"{key}.last_hidden_state"], result.LastHiddenState[0], HiddenTolerance, $"bert-tiny {key} last_hidden_state");
+        TestContext.WriteLine($"bert-tiny {key}: max |diff| attention {ModelTestSupport.MaxDiff(expected[$"{key}.attentions"], attentions):E2}, "
+            + $"hidden {ModelTestSupport.MaxDiff(expected[$"{key}.last_hidden_state"], result.LastHiddenState[0]):E2}");
     }
 
     [TestMethod]

@@ -5,26 +5,68 @@ namespace AttentionViz.Backend.Models.Core;
 
 /// <summary>
 /// Scaled dot-product attention that keeps its probabilities. Fused kernels never materialise them, so every
-/// architecture computes softmax(QKᵀ/√d + mask) here, explicitly and in float32.
+/// architecture computes softmax(QKᵀ·scale, masked) here, explicitly and in float32.
 /// </summary>
 public static class AttentionCore
 {
     /// <param name="q">(B, H, T, D)</param>
     /// <param name="k">(B, H, S, D)</param>
     /// <param name="v">(B, H, S, D)</param>
-    /// <param name="additiveMask">broadcastable to (B, H, T, S): 0 where allowed, a large negative value where masked; or null</param>
-    /// <returns>context (B, H, T, D) and probabilities (B, H, T, S)</returns>
-    public static (Tensor Context, Tensor Probabilities) Attend(Tensor q, Tensor k, Tensor v, Tensor? additiveMask)
+    /// <param name="allowed">bool, broadcastable to (B, H, T, S): true where a query may see a key; null = all</param>
+    /// <param name="scale">defaults to 1/√D</param>
+    /// <returns>context (B, H, T, D) and probabilities (B, H, T, S); masked entries are exactly 0</returns>
+    public static (Tensor Context, Tensor Probabilities) Attend(Tensor q, Tensor k, Tensor v, Tensor? allowed, double? scale = null)
     {
-        var scale = 1.0 / Math.Sqrt(q.shape[^1]);
-        using var rawScores = q.matmul(k.transpose(-2, -1));                      // (B, H, T, S)
-        using var scores = additiveMask is null ? rawScores.mul(scale) : rawScores.mul(scale).add_(additiveMask);
-        var probabilities = scores.softmax(-1);                                    // (B, H, T, S)
-        var context = probabilities.matmul(v);                                     // (B, H, T, D)
-        return (context, probabilities);
+        using var scope = NewDisposeScope();
+        var scores = q.to(float32).matmul(k.to(float32).transpose(-2, -1)).mul_(scale ?? 1.0 / Math.Sqrt(q.shape[^1]));  // (B, H, T, S)
+        Tensor probabilities;
+        if (allowed is null)
+            probabilities = scores.softmax(-1);
+        else
+        {
+            var blocked = allowed.logical_not();
+            // Masked keys get float.MinValue (as HF's additive masks); the explicit zero afterwards also covers a
+            // query that sees no key at all (it then attends to nothing instead of uniformly to masked keys).
+            probabilities = scores.masked_fill_(blocked, float.MinValue).softmax(-1).masked_fill_(blocked, 0f);
+        }
+        var context = probabilities.matmul(v.to(float32));                          // (B, H, T, D)
+        return (context.MoveToOuterDisposeScope(), probabilities.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Padding mask (B, S) of 1 = keep, 0 = pad → additive (B, 1, 1, S), as Hugging Face builds it.</summary>
-    public static Tensor PaddingToAdditive(Tensor attentionMask) =>
-        (1 - attentionMask.to(float32)).mul(float.MinValue).unsqueeze(1).unsqueeze(1);
+    /// <summary>Grouped-query attention: (B, KV, S, D) → (B, KV·repeats, S, D), so that query head h uses kv head h / repeats.</summary>
+    public static Tensor RepeatKeyValueHeads(Tensor kv, int repeats)
+    {
+        if (repeats == 1) return kv.alias();
+        long b = kv.shape[0], heads = kv.shape[1], s = kv.shape[2], d = kv.shape[3];
+        return kv.unsqueeze(2).expand(b, heads, repeats, s, d).reshape(b, heads * repeats, s, d);
+    }
+}
+
+/// <summary>Which keys each query may see: causal, sliding window, padding. Built once per forward as a bool mask.</summary>
+public static class AttentionMasks
+{
+    /// <param name="queries">T</param>
+    /// <param name="causal">key j is visible from query i only if j ≤ i</param>
+    /// <param name="slidingWindow">if set (causal models), also only if i − j &lt; window, as HF's sliding_window_overlay</param>
+    /// <param name="padding">(B, S) 1 = token, 0 = padding (HF attention_mask), or null</param>
+    /// <returns>bool (B or 1, 1, T, S), or null when everything is visible</returns>
+    public static Tensor? Build(long queries, bool causal, int? slidingWindow, Tensor? padding)
+    {
+        using var scope = NewDisposeScope();
+        Tensor? allowed = null;
+        if (causal || slidingWindow is not null)
+        {
+            var i = arange(queries, dtype: int64).unsqueeze(1);                     // (T, 1)
+            var j = arange(queries, dtype: int64).unsqueeze(0);                     // (1, S)
+            allowed = causal ? j <= i : ones(queries, queries, dtype: @bool);
+            if (slidingWindow is { } window) allowed = allowed.logical_and(j > i - window);
+            allowed = allowed.unsqueeze(0).unsqueeze(0);                            // (1, 1, T, S)
+        }
+        if (padding is not null)
+        {
+            var keys = padding.ne(0).unsqueeze(1).unsqueeze(1);                     // (B, 1, 1, S)
+            allowed = allowed is null ? keys : allowed.logical_and(keys);           // (B, 1, T, S)
+        }
+        return allowed?.MoveToOuterDisposeScope();
+    }
 }

@@ -3,53 +3,79 @@ using System.Text.Json.Serialization;
 
 namespace AttentionViz.Backend.Models.Core;
 
-/// <summary>The keys of a Hugging Face config.json that the supported architectures read. Unknown keys are ignored.</summary>
-public sealed record ModelConfig
+/// <summary>The two keys of a config.json that say which family reads the rest.</summary>
+public sealed record ConfigHeader
 {
     [JsonPropertyName("model_type")] public string? ModelType { get; init; }
     [JsonPropertyName("architectures")] public string[]? Architectures { get; init; }
-    [JsonPropertyName("hidden_size")] public int HiddenSize { get; init; }
-    [JsonPropertyName("num_hidden_layers")] public int NumLayers { get; init; }
-    [JsonPropertyName("num_attention_heads")] public int NumHeads { get; init; }
-    [JsonPropertyName("intermediate_size")] public int IntermediateSize { get; init; }
-    [JsonPropertyName("hidden_act")] public string HiddenAct { get; init; } = "gelu";
-    [JsonPropertyName("vocab_size")] public int VocabSize { get; init; }
-    [JsonPropertyName("max_position_embeddings")] public int MaxPositionEmbeddings { get; init; }
-    [JsonPropertyName("type_vocab_size")] public int TypeVocabSize { get; init; } = 2;
-    [JsonPropertyName("layer_norm_eps")] public double LayerNormEps { get; init; } = 1e-12;
-    [JsonPropertyName("pad_token_id")] public int? PadTokenId { get; init; }
-    [JsonPropertyName("position_embedding_type")] public string PositionEmbeddingType { get; init; } = "absolute";
+}
 
-    private static readonly JsonSerializerOptions Options = new() { ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
+/// <summary>Reads a Hugging Face config.json into a family's config record. Unknown keys are ignored.</summary>
+public static class ConfigJson
+{
+    /// <summary>config.json files are small; anything bigger is not a config.</summary>
+    public const long MaxBytes = 4 * 1024 * 1024;
 
-    public static ModelConfig Load(string path)
+    private static readonly JsonSerializerOptions Options = new()
     {
-        ModelConfig? config;
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        NumberHandling = JsonNumberHandling.AllowReadingFromString,
+    };
+
+    public static T Load<T>(string path) where T : class
+    {
+        var length = Storage.FileLength.Of(path);
+        if (length > MaxBytes) throw new ModelLoadException($"{path} is {length} bytes: too big for a config.json (at most {MaxBytes}).");
+        T? config;
         try
         {
-            using var stream = File.OpenRead(path);
-            config = JsonSerializer.Deserialize<ModelConfig>(stream, Options);
+            config = JsonSerializer.Deserialize<T>(File.ReadAllBytes(path), Options);
         }
         catch (JsonException e)
         {
-            throw new ModelLoadException($"{path} is not valid JSON: {e.Message}", e);
+            throw new ModelLoadException($"{path} is not a valid config: {e.Message}", e);
         }
         return config ?? throw new ModelLoadException($"{path} is empty.");
     }
+}
 
-    /// <summary>Rejects configs that would build a nonsensical or absurdly large model before any allocation.</summary>
-    public void Validate(string source)
+/// <summary>What a config says about a model's size and shape, known without weights (for models/list and checks).</summary>
+public sealed record ModelShape(
+    string Architecture, int Layers, int Heads, int KeyValueHeads, int HiddenSize, int VocabularySize,
+    int MaxPositions, bool Causal, int? SlidingWindow, long EstimatedParameters);
+
+/// <summary>A family's config record.</summary>
+public interface IModelConfig
+{
+    /// <summary>Rejects nonsensical or absurdly large configs before anything is allocated.</summary>
+    void Validate(string source);
+
+    ModelShape Shape { get; }
+}
+
+/// <summary>Range checks shared by the families' Validate methods.</summary>
+public static class ConfigChecks
+{
+    public const long MaxParameters = 200_000_000_000;
+
+    public static void Require(string source, bool ok, string what)
     {
-        void Require(bool ok, string what)
-        {
-            if (!ok) throw new ModelLoadException($"{source}: {what}");
-        }
-        Require(HiddenSize is > 0 and <= 65_536, $"hidden_size {HiddenSize} is out of range.");
-        Require(NumLayers is > 0 and <= 1_024, $"num_hidden_layers {NumLayers} is out of range.");
-        Require(NumHeads > 0 && HiddenSize % NumHeads == 0, $"hidden_size {HiddenSize} is not divisible by num_attention_heads {NumHeads}.");
-        Require(IntermediateSize is > 0 and <= 1 << 20, $"intermediate_size {IntermediateSize} is out of range.");
-        Require(VocabSize is > 0 and <= 1 << 24, $"vocab_size {VocabSize} is out of range.");
-        Require(MaxPositionEmbeddings is > 0 and <= 1 << 20, $"max_position_embeddings {MaxPositionEmbeddings} is out of range.");
+        if (!ok) throw new ModelLoadException($"{source}: {what}");
+    }
+
+    public static void InRange(string source, string key, long value, long min, long max) =>
+        Require(source, value >= min && value <= max, $"{key} = {value} is out of range ({min}..{max}).");
+
+    public static void Common(string source, ModelShape shape)
+    {
+        InRange(source, "hidden size", shape.HiddenSize, 1, 65_536);
+        InRange(source, "number of layers", shape.Layers, 1, 1_024);
+        InRange(source, "number of attention heads", shape.Heads, 1, 1_024);
+        InRange(source, "vocabulary size", shape.VocabularySize, 1, 1 << 24);
+        InRange(source, "max positions", shape.MaxPositions, 1, 1 << 24);
+        Require(source, shape.EstimatedParameters is > 0 and <= MaxParameters,
+            $"the config describes about {shape.EstimatedParameters:N0} parameters; more than {MaxParameters:N0} is not a model this backend can load.");
     }
 }
 

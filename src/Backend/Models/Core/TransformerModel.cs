@@ -4,32 +4,48 @@ using static TorchSharp.torch;
 namespace AttentionViz.Backend.Models.Core;
 
 /// <summary>What one forward pass yields: every layer's attention probabilities and the final hidden states.</summary>
-public sealed class ForwardResult(Tensor[] attentions, Tensor lastHiddenState) : IDisposable
+public sealed class ForwardResult(Tensor[] attentions, Tensor lastHiddenState, Tensor? logits = null) : IDisposable
 {
-    /// <summary>One (B, H, T, T) tensor per layer, row = query, column = key.</summary>
+    /// <summary>One (B, H, T, T) tensor per layer, row = query, column = key. Masked entries are exactly 0.</summary>
     public Tensor[] Attentions { get; } = attentions;
 
-    /// <summary>(B, T, C), as Hugging Face's last_hidden_state.</summary>
+    /// <summary>(B, T, C), as Hugging Face's last_hidden_state (after the final norm for GPT-2 and Llama).</summary>
     public Tensor LastHiddenState { get; } = lastHiddenState;
+
+    /// <summary>(B, T, V) language-model logits, when asked for with <see cref="ForwardInput.WantLogits"/> and the model has an LM head.</summary>
+    public Tensor? Logits { get; } = logits;
 
     public void Dispose()
     {
         foreach (var a in Attentions) a.Dispose();
         LastHiddenState.Dispose();
+        Logits?.Dispose();
     }
 }
 
 /// <summary>The inputs of one forward pass (batch of one or more rows of equal length).</summary>
-public sealed record ForwardInput(long[][] InputIds, long[][]? TokenTypeIds = null, long[][]? AttentionMask = null);
+/// <param name="InputIds">(B, T) token ids</param>
+/// <param name="TokenTypeIds">(B, T) segment ids for BERT-style models; ignored by models without token types</param>
+/// <param name="AttentionMask">(B, T) 1 = token, 0 = padding; padded keys get exactly zero attention</param>
+/// <param name="WantLogits">also compute the LM head's logits (costs T × vocabulary × hidden; causal LMs only)</param>
+public sealed record ForwardInput(long[][] InputIds, long[][]? TokenTypeIds = null, long[][]? AttentionMask = null, bool WantLogits = false);
 
 /// <summary>A transformer whose attention the backend can show.</summary>
 public interface ITransformerModel : IDisposable
 {
+    /// <summary>config.json's model_type (bert, roberta, distilbert, gpt2, llama, mistral, qwen2).</summary>
     string Architecture { get; }
     int Layers { get; }
+
+    /// <summary>Query heads: the attention tensors have this many heads.</summary>
     int Heads { get; }
+
+    /// <summary>Key/value heads (fewer than <see cref="Heads"/> for grouped- and multi-query attention).</summary>
+    int KeyValueHeads { get; }
     int HiddenSize { get; }
     int VocabularySize { get; }
+
+    /// <summary>True for decoder models: query i sees keys 0..i only.</summary>
     bool Causal { get; }
 
     /// <summary>The longest input the model accepts, special tokens included.</summary>
@@ -37,4 +53,11 @@ public interface ITransformerModel : IDisposable
 
     /// <summary>Runs the model in eval mode without gradients. Tensors in the result are owned by the caller.</summary>
     ForwardResult Forward(ForwardInput input, CancellationToken cancellationToken = default);
+}
+
+/// <summary>A model built from a config whose weights come from a checkpoint.</summary>
+public interface ICheckpointModel : ITransformerModel
+{
+    /// <summary>Copies the weights in with a strict name and shape check; returns the checkpoint keys left unused (heads, buffers).</summary>
+    IReadOnlyList<string> LoadWeights(IWeightSource source);
 }

@@ -1,0 +1,142 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace AttentionViz.Backend.Models.Core;
+
+// The checkpoint overwrites every parameter (the loader's check is strict), so these layers allocate their parameters
+// without TorchSharp's random initialisation, which costs seconds per billion parameters and touches every page.
+
+/// <summary>nn.Linear (y = x·Wᵀ + b, weight [out, in]) with uninitialised parameters.</summary>
+public sealed class Dense : Module<Tensor, Tensor>
+{
+    public Parameter Weight { get; }
+    public Parameter? Bias { get; }
+
+    public Dense(long inFeatures, long outFeatures, bool bias = true) : base(nameof(Dense))
+    {
+        register_parameter("weight", Weight = new Parameter(empty(outFeatures, inFeatures), requires_grad: false));
+        if (bias) register_parameter("bias", Bias = new Parameter(empty(outFeatures), requires_grad: false));
+    }
+
+    /// <param name="x">(…, in)</param>
+    /// <returns>(…, out)</returns>
+    public override Tensor forward(Tensor x) => functional.linear(x, Weight, Bias);
+}
+
+/// <summary>nn.Embedding (rows of weight [count, dim] looked up by id) with an uninitialised table.</summary>
+public sealed class EmbeddingTable : Module<Tensor, Tensor>
+{
+    public Parameter Weight { get; }
+
+    public EmbeddingTable(long count, long dim) : base(nameof(EmbeddingTable))
+    {
+        register_parameter("weight", Weight = new Parameter(empty(count, dim), requires_grad: false));
+    }
+
+    /// <param name="ids">(…) int64</param>
+    /// <returns>(…, dim)</returns>
+    public override Tensor forward(Tensor ids)
+    {
+        using var flat = ids.reshape(-1);
+        using var rows = Weight.index_select(0, flat);
+        return rows.reshape([.. ids.shape, Weight.shape[1]]);
+    }
+}
+
+/// <summary>nn.LayerNorm over the last dimension, with weight and bias, uninitialised.</summary>
+public sealed class LayerNormalization : Module<Tensor, Tensor>
+{
+    private readonly Parameter _weight, _bias;
+    private readonly double _eps;
+
+    public LayerNormalization(long size, double eps) : base(nameof(LayerNormalization))
+    {
+        register_parameter("weight", _weight = new Parameter(empty(size), requires_grad: false));
+        register_parameter("bias", _bias = new Parameter(empty(size), requires_grad: false));
+        _eps = eps;
+    }
+
+    /// <param name="x">(…, C)</param>
+    public override Tensor forward(Tensor x) => functional.layer_norm(x, [x.shape[^1]], _weight, _bias, _eps);
+}
+
+/// <summary>RMSNorm as HF's LlamaRMSNorm: weight · x / √(mean(x²) + ε), in float32.</summary>
+public sealed class RmsNorm : Module<Tensor, Tensor>
+{
+    private readonly Parameter _weight;
+    private readonly double _eps;
+
+    public RmsNorm(int size, double eps) : base(nameof(RmsNorm))
+    {
+        register_parameter("weight", _weight = new Parameter(empty(size), requires_grad: false));
+        _eps = eps;
+    }
+
+    /// <param name="x">(…, C)</param>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var variance = x.pow(2).mean([-1], keepdim: true);                         // (…, 1)
+        return (_weight * (x * (variance + _eps).rsqrt())).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The gated MLP of Llama, Mistral and Qwen2: down(act(gate(x)) · up(x)).</summary>
+public sealed class GatedMlp : Module<Tensor, Tensor>
+{
+    private readonly Dense _gate, _up, _down;
+    private readonly Func<Tensor, Tensor> _activation;
+
+    public GatedMlp(int hidden, int intermediate, string activation, bool bias) : base(nameof(GatedMlp))
+    {
+        register_module("gate_proj", _gate = new Dense(hidden, intermediate, bias));
+        register_module("up_proj", _up = new Dense(hidden, intermediate, bias));
+        register_module("down_proj", _down = new Dense(intermediate, hidden, bias));
+        _activation = ActivationFunctions.Get(activation);
+    }
+
+    /// <param name="x">(B, T, C)</param>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var gated = _activation(_gate.forward(x)).mul_(_up.forward(x));            // (B, T, I)
+        return _down.forward(gated).MoveToOuterDisposeScope();                      // (B, T, C)
+    }
+}
+
+/// <summary>Helpers for turning request arrays into tensors.</summary>
+public static class Inputs
+{
+    /// <returns>(B, T) int64</returns>
+    public static Tensor ToTensor(long[][] rows)
+    {
+        if (rows.Length == 0) throw new ArgumentException("The batch is empty.");
+        var width = rows[0].Length;
+        if (width == 0) throw new ArgumentException("A row of the batch is empty.");
+        if (rows.Any(r => r.Length != width)) throw new ArgumentException("All rows of a batch must have the same length.");
+        return tensor(rows.SelectMany(r => r).ToArray(), [rows.Length, width]);
+    }
+
+    /// <summary>The attention mask as a (B, T) tensor of 0/1 matching the ids, or null when there is none.</summary>
+    public static Tensor? Padding(long[][]? attentionMask, Tensor ids)
+    {
+        if (attentionMask is null) return null;
+        var mask = ToTensor(attentionMask);
+        if (!mask.shape.SequenceEqual(ids.shape))
+            throw new ArgumentException($"attention_mask has shape [{string.Join(", ", mask.shape)}]; input_ids have [{string.Join(", ", ids.shape)}].");
+        if (attentionMask.Any(row => row.Any(v => v is not (0 or 1))))
+            throw new ArgumentException("attention_mask values must be 0 (padding) or 1 (token).");
+        return mask;
+    }
+
+    public static void CheckIds(Tensor ids, int vocabulary, int maxPositions)
+    {
+        if (ids.shape[1] > maxPositions)
+            throw new ArgumentException($"{ids.shape[1]} tokens exceed the model's window of {maxPositions}.");
+        var (min, max) = (ids.min().item<long>(), ids.max().item<long>());
+        if (min < 0 || max >= vocabulary)
+            throw new ArgumentException($"Token id {(min < 0 ? min : max)} is outside the vocabulary (0..{vocabulary - 1}).");
+    }
+}

@@ -1,0 +1,240 @@
+using System.Text.Json.Serialization;
+using AttentionViz.Backend.Models.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace AttentionViz.Backend.Models;
+
+// Llama, Mistral and Qwen2 as in Hugging Face's LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM. They differ
+// only by options read from config.json: q/k/v (and o) biases, and which layers use a sliding window. Parameter names
+// are the checkpoint's keys (model.layers.N.self_attn.q_proj.weight, …; q/k in HF's rotate-half layout).
+// B = batch, T = tokens, C = hidden, H = query heads, KV = key/value heads, D = head_dim.
+
+/// <summary>config.json of model_type llama, mistral or qwen2.</summary>
+public sealed record LlamaConfig : IModelConfig
+{
+    public static readonly string[] ModelTypes = ["llama", "mistral", "qwen2"];
+
+    [JsonPropertyName("model_type")] public string ModelType { get; init; } = "llama";
+    [JsonPropertyName("vocab_size")] public int VocabSize { get; init; }
+    [JsonPropertyName("hidden_size")] public int HiddenSize { get; init; }
+    [JsonPropertyName("intermediate_size")] public int IntermediateSize { get; init; }
+    [JsonPropertyName("num_hidden_layers")] public int NumLayers { get; init; }
+    [JsonPropertyName("num_attention_heads")] public int NumHeads { get; init; }
+    [JsonPropertyName("num_key_value_heads")] public int? NumKeyValueHeads { get; init; }
+    [JsonPropertyName("head_dim")] public int? HeadDimension { get; init; }
+    [JsonPropertyName("hidden_act")] public string HiddenAct { get; init; } = "silu";
+    [JsonPropertyName("max_position_embeddings")] public int MaxPositionEmbeddings { get; init; }
+    [JsonPropertyName("rms_norm_eps")] public double RmsNormEps { get; init; } = 1e-6;
+    [JsonPropertyName("rope_theta")] public double? RopeTheta { get; init; }
+    [JsonPropertyName("rope_scaling")] public RopeScaling? RopeScaling { get; init; }
+    [JsonPropertyName("rope_parameters")] public RopeScaling? RopeParameters { get; init; }
+    [JsonPropertyName("partial_rotary_factor")] public double PartialRotaryFactor { get; init; } = 1.0;
+    [JsonPropertyName("attention_bias")] public bool AttentionBias { get; init; }
+    [JsonPropertyName("mlp_bias")] public bool MlpBias { get; init; }
+    [JsonPropertyName("tie_word_embeddings")] public bool TieWordEmbeddings { get; init; }
+    [JsonPropertyName("sliding_window")] public int? SlidingWindow { get; init; }
+    [JsonPropertyName("use_sliding_window")] public bool UseSlidingWindow { get; init; }
+    [JsonPropertyName("max_window_layers")] public int MaxWindowLayers { get; init; } = 28;
+    [JsonPropertyName("layer_types")] public string[]? LayerTypes { get; init; }
+
+    public int KeyValueHeads => NumKeyValueHeads ?? NumHeads;
+    public int HeadDim => HeadDimension ?? (NumHeads > 0 ? HiddenSize / NumHeads : 0);
+
+    /// <summary>rope_scaling (transformers v4) or rope_parameters (v5); null or "default" = unscaled.</summary>
+    public RopeScaling? Rope => RopeScaling ?? RopeParameters;
+    public double Theta => RopeTheta ?? RopeParameters?.RopeTheta ?? 10_000.0;
+
+    /// <summary>Qwen2 has q/k/v biases and no o bias; Llama has both or neither (attention_bias); Mistral neither.</summary>
+    public bool QkvBias => ModelType == "qwen2" || AttentionBias && ModelType == "llama";
+    public bool OutputBias => ModelType == "llama" && AttentionBias;
+
+    /// <summary>
+    /// The sliding window of layer <paramref name="layer"/>, or null for full causal attention. Mistral: every layer when
+    /// sliding_window is set. Qwen2: only with use_sliding_window, for the layers layer_types marks "sliding_attention"
+    /// or, without layer_types, from max_window_layers on (as HF's Qwen2Config derives layer_types).
+    /// </summary>
+    public int? WindowOf(int layer) => ModelType switch
+    {
+        "mistral" => SlidingWindow,
+        "qwen2" when !UseSlidingWindow => null,
+        "qwen2" when LayerTypes is not null => LayerTypes.ElementAtOrDefault(layer) == "sliding_attention" ? SlidingWindow : null,
+        "qwen2" when layer >= MaxWindowLayers => SlidingWindow,
+        _ => null,
+    };
+
+    public ModelShape Shape => new(ModelType, NumLayers, NumHeads, KeyValueHeads, HiddenSize, VocabSize, MaxPositionEmbeddings, true,
+        Enumerable.Range(0, Math.Max(0, Math.Min(NumLayers, 1_024))).Select(WindowOf).FirstOrDefault(w => w is not null),
+        (TieWordEmbeddings ? 1L : 2L) * VocabSize * HiddenSize + (long)NumLayers * (
+            (long)HiddenSize * HeadDim * (2L * NumHeads + 2L * KeyValueHeads) + 3L * HiddenSize * IntermediateSize));
+
+    public void Validate(string source)
+    {
+        ConfigChecks.Require(source, ModelTypes.Contains(ModelType), $"model_type '{ModelType}' is not one of {string.Join(", ", ModelTypes)}.");
+        ConfigChecks.Common(source, Shape);
+        ConfigChecks.InRange(source, "intermediate_size", IntermediateSize, 1, 1 << 20);
+        ConfigChecks.InRange(source, "num_key_value_heads", KeyValueHeads, 1, NumHeads);
+        ConfigChecks.Require(source, NumHeads % KeyValueHeads == 0,
+            $"num_attention_heads {NumHeads} is not a multiple of num_key_value_heads {KeyValueHeads}.");
+        ConfigChecks.InRange(source, "head_dim", HeadDim, 2, 4_096);
+        ConfigChecks.Require(source, HeadDim % 2 == 0, $"head_dim {HeadDim} must be even for rotary embeddings.");
+        ConfigChecks.Require(source, HeadDimension is not null || HiddenSize % NumHeads == 0,
+            $"hidden_size {HiddenSize} is not divisible by num_attention_heads {NumHeads} and head_dim is not given.");
+        ConfigChecks.Require(source, PartialRotaryFactor == 1.0, $"partial_rotary_factor {PartialRotaryFactor} is not supported (only 1).");
+        ConfigChecks.Require(source, SlidingWindow is null || SlidingWindow > 0, $"sliding_window {SlidingWindow} must be positive.");
+        ConfigChecks.Require(source, LayerTypes is null || LayerTypes.Length == NumLayers && LayerTypes.All(t => t is "full_attention" or "sliding_attention"),
+            $"layer_types must list 'full_attention' or 'sliding_attention' for each of the {NumLayers} layers.");
+        ConfigChecks.Require(source, RmsNormEps > 0, $"rms_norm_eps {RmsNormEps} must be positive.");
+        RotaryEmbedding.Validate(Rope, source);
+        ActivationFunctions.Get(HiddenAct);
+    }
+}
+
+internal sealed class LlamaAttention : Module<Tensor, (Tensor Cos, Tensor Sin), Tensor, (Tensor Output, Tensor Probabilities)>
+{
+    private readonly Dense _q, _k, _v, _o;
+    private readonly int _heads, _kvHeads, _headDim;
+
+    public LlamaAttention(LlamaConfig config) : base(nameof(LlamaAttention))
+    {
+        (_heads, _kvHeads, _headDim) = (config.NumHeads, config.KeyValueHeads, config.HeadDim);
+        register_module("q_proj", _q = new Dense(config.HiddenSize, _heads * _headDim, config.QkvBias));
+        register_module("k_proj", _k = new Dense(config.HiddenSize, _kvHeads * _headDim, config.QkvBias));
+        register_module("v_proj", _v = new Dense(config.HiddenSize, _kvHeads * _headDim, config.QkvBias));
+        register_module("o_proj", _o = new Dense(_heads * _headDim, config.HiddenSize, config.OutputBias));
+    }
+
+    /// <param name="x">(B, T, C)</param>
+    /// <param name="rotary">cos and sin, (B, T, D) each</param>
+    /// <param name="allowed">bool (B or 1, 1, T, T)</param>
+    /// <returns>(B, T, C) and probabilities (B, H, T, T)</returns>
+    public override (Tensor Output, Tensor Probabilities) forward(Tensor x, (Tensor Cos, Tensor Sin) rotary, Tensor allowed)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        var q = _q.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);           // (B, H, T, D)
+        var k = _k.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);         // (B, KV, T, D)
+        var v = _v.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);         // (B, KV, T, D)
+        q = RotaryEmbedding.Apply(q, rotary.Cos, rotary.Sin);
+        k = RotaryEmbedding.Apply(k, rotary.Cos, rotary.Sin);
+        var repeats = _heads / _kvHeads;                                              // query head h uses kv head h / repeats
+        var (context, probabilities) = AttentionCore.Attend(
+            q, AttentionCore.RepeatKeyValueHeads(k, repeats), AttentionCore.RepeatKeyValueHeads(v, repeats), allowed);
+        var merged = context.transpose(1, 2).reshape(b, t, _heads * _headDim);        // (B, T, H·D)
+        return (_o.forward(merged).MoveToOuterDisposeScope(), probabilities.MoveToOuterDisposeScope());
+    }
+}
+
+internal sealed class LlamaDecoderLayer : Module<Tensor, (Tensor Cos, Tensor Sin), Tensor, (Tensor Output, Tensor Probabilities)>
+{
+    private readonly RmsNorm _inputNorm, _postAttentionNorm;
+    private readonly LlamaAttention _attention;
+    private readonly GatedMlp _mlp;
+
+    public LlamaDecoderLayer(LlamaConfig config) : base(nameof(LlamaDecoderLayer))
+    {
+        register_module("self_attn", _attention = new LlamaAttention(config));
+        register_module("mlp", _mlp = new GatedMlp(config.HiddenSize, config.IntermediateSize, config.HiddenAct, config.MlpBias));
+        register_module("input_layernorm", _inputNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps));
+        register_module("post_attention_layernorm", _postAttentionNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps));
+    }
+
+    /// <param name="x">(B, T, C)</param>
+    public override (Tensor Output, Tensor Probabilities) forward(Tensor x, (Tensor Cos, Tensor Sin) rotary, Tensor allowed)
+    {
+        using var scope = NewDisposeScope();
+        var (attended, probabilities) = _attention.forward(_inputNorm.forward(x), rotary, allowed);
+        var h = x + attended;                                                         // pre-norm residual
+        var output = h + _mlp.forward(_postAttentionNorm.forward(h));
+        return (output.MoveToOuterDisposeScope(), probabilities.MoveToOuterDisposeScope());
+    }
+}
+
+/// <summary>HF's LlamaModel: the "model." part of LlamaForCausalLM.</summary>
+internal sealed class LlamaBackbone : Module
+{
+    public readonly EmbeddingTable TokenEmbedding;
+    public readonly ModuleList<LlamaDecoderLayer> Layers;
+    public readonly RmsNorm FinalNorm;
+
+    public LlamaBackbone(LlamaConfig config) : base(nameof(LlamaBackbone))
+    {
+        register_module("embed_tokens", TokenEmbedding = new EmbeddingTable(config.VocabSize, config.HiddenSize));
+        register_module("layers", Layers = new ModuleList<LlamaDecoderLayer>(
+            Enumerable.Range(0, config.NumLayers).Select(_ => new LlamaDecoderLayer(config)).ToArray()));
+        register_module("norm", FinalNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps));
+    }
+}
+
+/// <summary>LlamaForCausalLM (and Mistral, Qwen2): attention, last_hidden_state (after the final norm) and logits.</summary>
+public sealed class LlamaModel : Module, ICheckpointModel
+{
+    private readonly LlamaConfig _config;
+    private readonly LlamaBackbone _model;
+    private readonly Dense? _lmHead;
+    private readonly RotaryEmbedding _rotary;
+
+    public LlamaModel(LlamaConfig config, string source = "config.json") : base(nameof(LlamaModel))
+    {
+        config.Validate(source);
+        _config = config;
+        _rotary = new RotaryEmbedding(config.HeadDim, config.Theta, config.Rope, config.MaxPositionEmbeddings, source);
+        register_module("model", _model = new LlamaBackbone(config));
+        if (!config.TieWordEmbeddings) register_module("lm_head", _lmHead = new Dense(config.HiddenSize, config.VocabSize, bias: false));
+        eval();
+    }
+
+    public string Architecture => _config.ModelType;
+    public int Layers => _config.NumLayers;
+    public int Heads => _config.NumHeads;
+    public int KeyValueHeads => _config.KeyValueHeads;
+    public int HiddenSize => _config.HiddenSize;
+    public int VocabularySize => _config.VocabSize;
+    public bool Causal => true;
+    public int MaxPositions => _config.MaxPositionEmbeddings;
+
+    /// <summary>Copies the checkpoint in (bare LlamaModel or model.-prefixed names, lm_head when untied) and returns the unused keys.</summary>
+    public IReadOnlyList<string> LoadWeights(IWeightSource source)
+    {
+        var loader = new WeightLoader(source);
+        loader.LoadModule(_model, ["model."]);
+        if (_lmHead is not null) loader.Load(_lmHead.Weight, "lm_head.weight");
+        return loader.Finish();
+    }
+
+    public ForwardResult Forward(ForwardInput input, CancellationToken cancellationToken = default)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var ids = Inputs.ToTensor(input.InputIds);                                   // (B, T)
+        Inputs.CheckIds(ids, VocabularySize, MaxPositions);
+        var t = ids.shape[1];
+        var padding = Inputs.Padding(input.AttentionMask, ids);                      // (B, T) or null
+        var rotary = _rotary.CosSin(arange(t, dtype: int64).unsqueeze(0));          // (1, T, D) each
+
+        var masks = new Dictionary<int, Tensor>();                                   // by window (0 = none): built once each
+        Tensor MaskFor(int layer)
+        {
+            var window = _config.WindowOf(layer);
+            if (!masks.TryGetValue(window ?? 0, out var mask))
+                masks[window ?? 0] = mask = AttentionMasks.Build(t, causal: true, window, padding)!;  // (B or 1, 1, T, T)
+            return mask;
+        }
+
+        var x = _model.TokenEmbedding.forward(ids);                                  // (B, T, C)
+        var attentions = new Tensor[Layers];
+        for (var i = 0; i < Layers; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            (x, var probabilities) = _model.Layers[i].forward(x, rotary, MaskFor(i));
+            attentions[i] = probabilities.MoveToOuterDisposeScope();                 // (B, H, T, T)
+        }
+        var hidden = _model.FinalNorm.forward(x);                                    // (B, T, C)
+        Tensor? logits = null;
+        if (input.WantLogits)
+            logits = (_lmHead is null ? hidden.matmul(_model.TokenEmbedding.Weight.t()) : _lmHead.forward(hidden)).MoveToOuterDisposeScope();  // (B, T, V)
+        return new ForwardResult(attentions, hidden.MoveToOuterDisposeScope(), logits);
+    }
+}

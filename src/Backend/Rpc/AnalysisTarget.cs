@@ -1,0 +1,87 @@
+using AttentionViz.Backend.Analysis;
+using StreamJsonRpc;
+
+namespace AttentionViz.Backend.Rpc;
+
+// The analysis area of the protocol (docs/protocol.md, "Analysis"): head metrics, modularity, rollout, flow, views,
+// histograms. Names are camelCase on the wire.
+
+public sealed record MetricsParams(string? AnalysisId);
+public sealed record MetricsDto(int Layers, int Heads, bool Causal, double SinkThreshold, HeadMetric[] Metrics, double ElapsedMs);
+
+public sealed record ModularityParams(string? AnalysisId, int Layer, int Head, bool IncludeSelfLoops = false);
+public sealed record ModularityDto(int Layer, int Head, double Q, int[] Communities, int CommunityCount, bool IncludeSelfLoops);
+
+public sealed record ModularityAllParams(string? AnalysisId, bool IncludeSelfLoops = false);
+public sealed record ModularityAllDto(bool IncludeSelfLoops, HeadModularity[] Heads, double ElapsedMs);
+
+public sealed record ViewParams(string? AnalysisId, int Layer, int Head, bool HideSpecial = false, bool WordLevel = false, int? MaxSize = null, string? HeadReduce = null);
+public sealed record RolloutParams(string? AnalysisId, int? Layer = null, bool HideSpecial = false, bool WordLevel = false, int? MaxSize = null);
+public sealed record ViewDto(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data, ViewUnit[] Units);
+
+public sealed record FlowParams(string? AnalysisId, int Token, int? Layer = null);
+public sealed record FlowDto(int Token, int Layer, double[] Flow, double[] Raw, double ElapsedMs);
+
+public sealed record HistogramParams(string? AnalysisId, int? Layer = null, int? Head = null, int? Bins = null, bool ExcludeSpecial = false, string? Metric = null);
+public sealed record HistogramDto(long[] Counts, double[] Edges, double Min, double Max, long Total, string? Metric);
+
+/// <summary>Thin handlers over <see cref="AttentionAnalytics"/>; errors go through <see cref="BackendServer.Guard"/>.</summary>
+public sealed class AnalysisTarget(AttentionAnalytics analytics)
+{
+    [JsonRpcMethod("attention/metrics", UseSingleObjectParameterDeserialization = true)]
+    public Task<MetricsDto> MetricsAsync(MetricsParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
+    {
+        var m = await analytics.MetricsAsync(RequireId(request?.AnalysisId), cancellationToken);
+        return new MetricsDto(m.Layers, m.Heads, m.Causal, m.SinkThreshold, m.Metrics, Math.Round(m.ElapsedMs, 2));
+    });
+
+    [JsonRpcMethod("attention/modularity", UseSingleObjectParameterDeserialization = true)]
+    public Task<ModularityDto> ModularityAsync(ModularityParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
+    {
+        var r = await analytics.ModularityAsync(RequireId(request?.AnalysisId), request!.Layer, request.Head, request.IncludeSelfLoops, cancellationToken);
+        return new ModularityDto(request.Layer, request.Head, r.Q, r.Communities, r.CommunityCount, request.IncludeSelfLoops);
+    });
+
+    [JsonRpcMethod("attention/modularityAll", UseSingleObjectParameterDeserialization = true)]
+    public Task<ModularityAllDto> ModularityAllAsync(ModularityAllParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var heads = await analytics.ModularityAllAsync(RequireId(request?.AnalysisId), request!.IncludeSelfLoops, cancellationToken);
+        return new ModularityAllDto(request.IncludeSelfLoops, heads, Math.Round(clock.Elapsed.TotalMilliseconds, 2));
+    });
+
+    [JsonRpcMethod("attention/view", UseSingleObjectParameterDeserialization = true)]
+    public Task<ViewDto> ViewAsync(ViewParams request) => BackendServer.Guard(() =>
+    {
+        var id = RequireId(request?.AnalysisId);
+        var v = analytics.View(id, new ViewRequest(request!.Layer, request.Head, new ViewOptions(request.HideSpecial, request.WordLevel), request.MaxSize, request.HeadReduce));
+        return Task.FromResult(ToDto(v));
+    });
+
+    [JsonRpcMethod("attention/rollout", UseSingleObjectParameterDeserialization = true)]
+    public Task<ViewDto> RolloutAsync(RolloutParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
+    {
+        var id = RequireId(request?.AnalysisId);
+        return ToDto(await analytics.RolloutAsync(id, request!.Layer, new ViewOptions(request.HideSpecial, request.WordLevel), request.MaxSize, cancellationToken));
+    });
+
+    [JsonRpcMethod("attention/flow", UseSingleObjectParameterDeserialization = true)]
+    public Task<FlowDto> FlowAsync(FlowParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var f = await analytics.FlowAsync(RequireId(request?.AnalysisId), request!.Token, request.Layer, cancellationToken);
+        return new FlowDto(f.Token, f.Layer, f.Flow, f.Raw, Math.Round(clock.Elapsed.TotalMilliseconds, 2));
+    });
+
+    [JsonRpcMethod("attention/histogram", UseSingleObjectParameterDeserialization = true)]
+    public Task<HistogramDto> HistogramAsync(HistogramParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
+    {
+        var h = await analytics.HistogramAsync(RequireId(request?.AnalysisId), request!.Layer, request.Head, request.Bins, request.ExcludeSpecial, request.Metric, cancellationToken);
+        return new HistogramDto(h.Counts, h.Edges, h.Min, h.Max, h.Total, request.Metric);
+    });
+
+    private static ViewDto ToDto(ViewResult v) =>
+        new(v.Rows, v.Cols, v.Layer, v.Head, v.Pooled, v.PoolFactor, AttentionTensor.AsBytes(v.Data).ToArray(), v.Units);
+
+    private static string RequireId(string? id) => id ?? throw new InvalidRequestException("Missing parameter 'analysisId'.");
+}

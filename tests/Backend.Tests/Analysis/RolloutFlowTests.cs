@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using AttentionViz.Backend.Analysis;
+
+namespace AttentionViz.Backend.Tests.Analysis;
+
+[TestClass]
+public sealed class RolloutFlowTests
+{
+    public TestContext TestContext { get; set; } = null!;
+
+    /// <summary>
+    /// Worked by hand. Layer 1 heads [[1,0],[1,0]] and [[1,0],[0,1]]: mean [[1,0],[.5,.5]], Â¹ = [[1,0],[.25,.75]].
+    /// Layer 2 (both heads) [[0,1],[1,0]]: Â² = [[.5,.5],[.5,.5]]. R² = Â²·Â¹ = [[.625,.375],[.625,.375]].
+    /// </summary>
+    [TestMethod]
+    public void RolloutMatchesTheWorkedExample()
+    {
+        double[][][] layers =
+        [
+            [[1, 0, 1, 0], [1, 0, 0, 1]],
+            [[0, 1, 1, 0], [0, 1, 1, 0]],
+        ];
+        using var attention = AnalysisTestData.Build(2, 2, 2, (l, h, i, j) => layers[l][h][i * 2 + j]);
+        var first = Rollout.Compute(attention, 0);
+        CollectionAssert.AreEqual(new[] { 1f, 0f, 0.25f, 0.75f }, first);
+        var second = Rollout.Compute(attention, 1);
+        double[] expected = [0.625, 0.375, 0.625, 0.375];
+        for (var k = 0; k < 4; k++) Assert.AreEqual(expected[k], second[k], 1e-6);
+    }
+
+    [TestMethod]
+    public void RolloutRowsSumToOne()
+    {
+        using var attention = AnalysisTestData.Random(4, 3, 9, seed: 3, causal: true);
+        var rollout = Rollout.Compute(attention, 3);
+        for (var i = 0; i < 9; i++)
+        {
+            Assert.AreEqual(1.0, rollout.Skip(i * 9).Take(9).Sum(), 1e-5);
+            for (var j = i + 1; j < 9; j++) Assert.AreEqual(0f, rollout[i * 9 + j], "causal rollout stays lower-triangular");
+        }
+    }
+
+    /// <summary>Âˡ computed here from anchors.md, independently of the backend.</summary>
+    private static double[][] Adjusted(AttentionTensor attention)
+    {
+        var (layers, heads, n) = (attention.Layers, attention.Heads, attention.Tokens);
+        var result = new double[layers][];
+        for (var l = 0; l < layers; l++)
+        {
+            var a = new double[n * n];
+            for (var h = 0; h < heads; h++)
+            {
+                var m = attention.Head(l, h);
+                for (var k = 0; k < n * n; k++) a[k] += m[k] / heads;
+            }
+            for (var i = 0; i < n; i++)
+            {
+                double sum = 0;
+                for (var j = 0; j < n; j++) sum += a[i * n + j] = 0.5 * a[i * n + j] + (i == j ? 0.5 : 0);
+                for (var j = 0; j < n; j++) a[i * n + j] /= sum;
+            }
+            result[l] = a;
+        }
+        return result;
+    }
+
+    /// <summary>Edmonds–Karp (BFS augmenting paths) on a dense capacity matrix.</summary>
+    private static double EdmondsKarp(double[,] capacity, int source, int sink)
+    {
+        var v = capacity.GetLength(0);
+        var residual = (double[,])capacity.Clone();
+        double flow = 0;
+        while (true)
+        {
+            var parent = Enumerable.Repeat(-1, v).ToArray();
+            parent[source] = source;
+            var queue = new Queue<int>([source]);
+            while (queue.Count > 0 && parent[sink] < 0)
+            {
+                var x = queue.Dequeue();
+                for (var y = 0; y < v; y++)
+                    if (parent[y] < 0 && residual[x, y] > 1e-12) { parent[y] = x; queue.Enqueue(y); }
+            }
+            if (parent[sink] < 0) return flow;
+            var bottleneck = double.PositiveInfinity;
+            for (var y = sink; y != source; y = parent[y]) bottleneck = Math.Min(bottleneck, residual[parent[y], y]);
+            for (var y = sink; y != source; y = parent[y])
+            {
+                residual[parent[y], y] -= bottleneck;
+                residual[y, parent[y]] += bottleneck;
+            }
+            flow += bottleneck;
+        }
+    }
+
+    /// <summary>The full DAG of anchors.md: (L+1)·n nodes, (l,i)→(l−1,j) with capacity Âˡᵢⱼ; node (l,i) = l·n + i.</summary>
+    private static double[] BruteForceFlow(AttentionTensor attention, int token)
+    {
+        var (layers, n) = (attention.Layers, attention.Tokens);
+        var adjusted = Adjusted(attention);
+        var capacity = new double[(layers + 1) * n, (layers + 1) * n];
+        for (var l = 1; l <= layers; l++)
+            for (var i = 0; i < n; i++)
+                for (var j = 0; j < n; j++) capacity[l * n + i, (l - 1) * n + j] = adjusted[l - 1][i * n + j];
+        return Enumerable.Range(0, n).Select(j => EdmondsKarp(capacity, layers * n + token, j)).ToArray();
+    }
+
+    [TestMethod]
+    [DataRow(1, false)]
+    [DataRow(2, false)]
+    [DataRow(3, false)]
+    [DataRow(4, true)]
+    public void FlowMatchesEdmondsKarpOnTheFullGraph(int layers, bool causal)
+    {
+        const int n = 6;
+        using var attention = AnalysisTestData.Random(layers, 2, n, seed: 11 + layers, causal: causal);
+        for (var token = 0; token < n; token++)
+        {
+            var expected = BruteForceFlow(attention, token);
+            var actual = AttentionFlow.Compute(attention, token, layers - 1);
+            Assert.AreEqual(layers - 1, actual.Layer);
+            for (var j = 0; j < n; j++) Assert.AreEqual(expected[j], actual.Raw[j], 1e-7, $"token {token} input {j}");
+            Assert.AreEqual(1.0, actual.Flow.Sum(), 1e-9);
+            if (causal)
+                for (var j = token + 1; j < n; j++) Assert.AreEqual(0.0, actual.Raw[j], "no flow from later tokens in a causal model");
+        }
+    }
+
+    [TestMethod]
+    public void OneLayerFlowIsTheAdjustedRow()
+    {
+        using var attention = AnalysisTestData.Random(1, 3, 5, seed: 5);
+        var adjusted = Adjusted(attention)[0];
+        var flow = AttentionFlow.Compute(attention, 2, 0);
+        for (var j = 0; j < 5; j++) Assert.AreEqual(adjusted[2 * 5 + j], flow.Raw[j], 1e-7);
+    }
+
+    [TestMethod]
+    public void FlowFor512TokensIsBounded()
+    {
+        using var attention = AnalysisTestData.Random(6, 2, 512, seed: 7, sharpness: 4);
+        var clock = Stopwatch.StartNew();
+        var flow = AttentionFlow.Compute(attention, 100, 5);
+        var elapsed = clock.Elapsed;
+        TestContext.WriteLine($"attention flow, 6 layers × 512 tokens (random softmax rows): {elapsed.TotalMilliseconds:F0} ms");
+        Console.Error.WriteLine($"attention flow, 6 layers × 512 tokens (random softmax rows): {elapsed.TotalMilliseconds:F0} ms");
+        Assert.AreEqual(1.0, flow.Flow.Sum(), 1e-9);
+        Assert.IsTrue(flow.Raw.All(v => v is >= 0 and <= 1 + 1e-9));
+        Assert.IsLessThan(TimeSpan.FromMinutes(2), elapsed, "flow must stay interactive");
+    }
+}
