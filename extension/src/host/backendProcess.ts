@@ -1,0 +1,156 @@
+// One running backend process and its JSON-RPC connection. No `vscode` import: unit tests drive it
+// against a fake server. The lifecycle policy (restart, backoff, telling the user) lives in backend.ts.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import {
+  createMessageConnection, StreamMessageReader, StreamMessageWriter, CancellationTokenSource,
+  ResponseError, Trace, type MessageConnection, type CancellationToken,
+} from 'vscode-jsonrpc/node';
+import { Methods, ErrorCodes, type InitializeResult } from '../shared/protocol';
+
+export interface LaunchSpec {
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export type TraceLevel = 'off' | 'messages' | 'verbose';
+
+export interface ProcessHooks {
+  log(line: string): void;
+  /** Called once when the process ends, for whatever reason; `expected` after stop(). */
+  onExit(info: { code: number | null; signal: NodeJS.Signals | null; expected: boolean }): void;
+}
+
+export class CancelledError extends Error {
+  constructor() { super('cancelled'); this.name = 'CancelledError'; }
+}
+
+export class BackendProcess {
+  private child: ChildProcess | undefined;
+  private connection: MessageConnection | undefined;
+  private stopping = false;
+  private exited = false;
+  private readonly exitPromise: Promise<void>;
+  private resolveExit!: () => void;
+  initializeResult: InitializeResult | undefined;
+
+  constructor(private readonly spec: LaunchSpec, private readonly hooks: ProcessHooks, private trace: TraceLevel = 'off') {
+    this.exitPromise = new Promise((r) => (this.resolveExit = r));
+  }
+
+  get pid(): number | undefined { return this.child?.pid; }
+  get running(): boolean { return !!this.child && !this.exited; }
+
+  /** Spawns the process and runs the `initialize` handshake. Rejects (and kills the process) on failure. */
+  async start(clientVersion: string, timeoutMs = 60_000): Promise<InitializeResult> {
+    const child = spawn(this.spec.command, this.spec.args, {
+      cwd: this.spec.cwd, env: this.spec.env, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true,
+    });
+    this.child = child;
+    const spawnError = new Promise<never>((_, reject) => {
+      child.once('error', (e) => reject(new Error(`could not start ${this.spec.command}: ${e.message}`)));
+    });
+    child.stderr!.setEncoding('utf8');
+    let stderrTail = '';
+    child.stderr!.on('data', (chunk: string) => {
+      stderrTail = (stderrTail + chunk).slice(-4000);
+      for (const line of chunk.split(/\r?\n/)) if (line.length) this.hooks.log(`[backend] ${line}`);
+    });
+    const exitInfo = new Promise<never>((_, reject) => {
+      child.once('exit', (code, signal) => {
+        this.exited = true;
+        // Reject first: during start, this message (with stderr's last lines) is the one the user sees.
+        reject(new Error(`backend exited during start (code ${code}, signal ${signal})${stderrTail ? ': ' + stderrTail.trim().split('\n').slice(-3).join(' | ') : ''}`));
+        this.connection?.dispose();
+        this.hooks.onExit({ code, signal, expected: this.stopping });
+        this.resolveExit();
+      });
+    });
+    exitInfo.catch(() => undefined);
+    spawnError.catch(() => undefined);
+
+    const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+    this.connection = connection;
+    connection.onError(([e]) => this.hooks.log(`[rpc] error: ${e.message}`));
+    child.stdin!.on('error', (e) => this.hooks.log(`[rpc] stdin: ${e.message}`));
+    connection.listen();
+    await this.setTrace(this.trace);
+
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`backend did not answer initialize within ${timeoutMs / 1000} s`)), timeoutMs);
+    });
+    try {
+      const result = await Promise.race([
+        connection.sendRequest<InitializeResult>(Methods.initialize, { clientName: 'AttentionViz for VS Code', clientVersion }),
+        spawnError, exitInfo, timeout,
+      ]);
+      this.initializeResult = result;
+      return result;
+    } catch (e) {
+      this.kill();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async setTrace(level: TraceLevel): Promise<void> {
+    this.trace = level;
+    if (!this.connection) return;
+    const t = level === 'verbose' ? Trace.Verbose : level === 'messages' ? Trace.Messages : Trace.Off;
+    await this.connection.trace(t, { log: (m: string, d?: string) => this.hooks.log(`[trace] ${m}${d ? '\n' + d : ''}`) });
+  }
+
+  /**
+   * Sends a request. With `token`, cancelling it sends `$/cancelRequest` and rejects with CancelledError
+   * (also when the server answers -32800).
+   */
+  async request<R>(method: string, params: object, token?: CancellationToken): Promise<R> {
+    if (!this.connection || this.exited) throw new Error('backend is not running');
+    try {
+      return await this.connection.sendRequest<R>(method, params, token ?? new CancellationTokenSource().token);
+    } catch (e) {
+      if (e instanceof ResponseError && e.code === ErrorCodes.RequestCancelled) throw new CancelledError();
+      if (token?.isCancellationRequested) throw new CancelledError();
+      throw e;
+    }
+  }
+
+  /** `shutdown` then `exit`, then a kill if it has not ended after `graceMs`. */
+  async stop(graceMs = 2000): Promise<void> {
+    if (!this.child || this.exited) return;
+    this.stopping = true;
+    const conn = this.connection;
+    try {
+      if (conn) {
+        await Promise.race([conn.sendRequest(Methods.shutdown, null), delay(graceMs)]);
+        await conn.sendNotification(Methods.exit).catch(() => undefined);
+      }
+    } catch { /* the process may already be gone */ }
+    await Promise.race([this.exitPromise, delay(graceMs)]);
+    this.kill();
+    await Promise.race([this.exitPromise, delay(graceMs)]);
+  }
+
+  kill(): void {
+    if (this.child && !this.exited) {
+      try { this.child.kill('SIGKILL'); } catch { /* gone */ }
+    }
+  }
+
+  whenExited(): Promise<void> { return this.exitPromise; }
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Backoff after the n-th consecutive crash (1-based): 0.5 s, 1 s, 2 s, … capped at 30 s. */
+export function restartDelay(crashCount: number): number {
+  return Math.min(30_000, 500 * 2 ** Math.max(0, crashCount - 1));
+}
+
+export { CancellationTokenSource, ResponseError };

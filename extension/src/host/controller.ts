@@ -1,0 +1,351 @@
+// Glue between the editor, the backend and the panel: analyze a selection, serve matrices to the
+// panel, tint the editor, answer hovers, follow the selection.
+import * as vscode from 'vscode';
+import { Backend } from './backend';
+import { CancelledError, CancellationTokenSource } from './backendProcess';
+import { AttentionPanel } from './panel';
+import { Decorations } from './decorations';
+import { Session } from './session';
+import { readConfig } from './config';
+import { SetupError } from './locate';
+import { Methods, type AnalyzeResult, type MatrixResult, type RowResult, type ModelInfo } from '../shared/protocol';
+import { decodeFloat32 } from '../shared/matrix';
+import { displayToken, truncationSummary } from '../shared/tokens';
+import type { AnalysisView, WebviewToHost } from '../shared/messages';
+
+export interface TestApi {
+  backendPid(): number | undefined;
+  backendState(): string;
+  session(): { seq: number; analysisId: string; tokens: number; valid: boolean; layer: number; head: number; truncated: boolean; truncatedAt?: number } | undefined;
+  decorationCount(): number;
+  lastRendered(): { layer: number; head: number; litPixels: number } | undefined;
+  panelOpen(): boolean;
+  focusToken(token: number | null): Promise<void>;
+}
+
+export class Controller implements vscode.Disposable {
+  private session: Session | undefined;
+  private panel: AttentionPanel | undefined;
+  private panelSubs: vscode.Disposable[] = [];
+  private analyzeCts: CancellationTokenSource | undefined;
+  private focusCts: CancellationTokenSource | undefined;
+  private followTimer: NodeJS.Timeout | undefined;
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly decorations = new Decorations();
+  private rendered: { layer: number; head: number; litPixels: number } | undefined;
+  private selectedModel: string | undefined;
+  private sessionSeq = 0;
+
+  constructor(private readonly context: vscode.ExtensionContext, private readonly backend: Backend) {
+    this.selectedModel = context.workspaceState.get<string>('attentionViz.model');
+    this.disposables.push(
+      this.decorations,
+      vscode.languages.registerHoverProvider({ scheme: '*' }, { provideHover: (d, p, t) => this.provideHover(d, p, t) }),
+      vscode.window.onDidChangeTextEditorSelection((e) => this.onSelection(e)),
+      vscode.workspace.onDidChangeTextDocument((e) => this.onEdit(e)),
+      vscode.window.onDidChangeVisibleTextEditors(() => void this.refreshDecorations()),
+      // A new backend process does not know the old analysis: its overlay and hovers are gone.
+      backend.onDidChangeState((s) => { if (s.kind === 'starting' || s.kind === 'error' || s.kind === 'stopped') this.invalidate('The backend restarted: run “Show Attention for Selection” again to refresh.'); }),
+      vscode.window.registerWebviewPanelSerializer('attentionViz.panel', {
+        deserializeWebviewPanel: async (panel, state: unknown) => this.revive(panel, state),
+      }),
+    );
+  }
+
+  // ---------- commands ----------
+
+  async showAttention(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    if (!editor) { void vscode.window.showInformationMessage('AttentionViz: open a file and select some text first.'); return; }
+    const doc = editor.document;
+    let range: vscode.Range = editor.selection;
+    if (editor.selection.isEmpty) range = doc.lineAt(editor.selection.active.line).range; // empty selection → current line
+    const text = doc.getText(range);
+    if (!text.trim()) { void vscode.window.showInformationMessage('AttentionViz: the selection (or current line) is empty.'); return; }
+    await this.analyze(doc, range, text, true);
+  }
+
+  private async analyze(doc: vscode.TextDocument, range: vscode.Range, text: string, withProgress: boolean): Promise<void> {
+    this.analyzeCts?.cancel(); // a newer request makes the older one stale: $/cancelRequest
+    const cts = new CancellationTokenSource();
+    this.analyzeCts = cts;
+    const cfg = readConfig();
+    const modelId = cfg.modelPath.trim() || this.selectedModel;
+    const params = { text, maxTokens: cfg.maxTokens, ...(modelId ? { modelId } : {}) };
+    const started = Date.now();
+    const panel = this.ensurePanel();
+    panel.post({ type: 'busy', message: `Analyzing ${text.length} characters…` });
+    const run = async (token?: vscode.CancellationToken) => {
+      token?.onCancellationRequested(() => cts.cancel());
+      return this.backend.request<AnalyzeResult>(Methods.analyze, params, cts.token, 'analyzing');
+    };
+    let result: AnalyzeResult;
+    try {
+      result = withProgress
+        ? await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'AttentionViz: analyzing selection…', cancellable: true }, (_p, token) => run(token))
+        : await run();
+    } catch (e) {
+      if (e instanceof CancelledError || cts.token.isCancellationRequested) return;
+      const message = e instanceof Error ? e.message : String(e);
+      this.backend.log(`analyze failed: ${message}`);
+      panel.post({ type: 'error', message: e instanceof SetupError ? `${message} ${e.hint}` : message });
+      // A setup problem (no backend, no dotnet) was already told once by the Backend.
+      if (withProgress && !(e instanceof SetupError)) void vscode.window.showErrorMessage(message.startsWith('AttentionViz') ? message : `AttentionViz: ${message}`);
+      return;
+    } finally {
+      if (this.analyzeCts === cts) this.analyzeCts = undefined;
+    }
+    if (cts.token.isCancellationRequested) return;
+    const keep = this.session && this.session.layer < result.model.layers && this.session.head < result.model.heads;
+    const session = new Session(++this.sessionSeq, doc.uri, doc.version, doc.offsetAt(range.start), text, result);
+    if (keep && this.session) { session.layer = this.session.layer; session.head = this.session.head; }
+    this.session = session;
+    this.backend.log(`analyzed ${result.tokens.length} tokens in ${result.elapsedMs} ms (round trip ${Date.now() - started} ms)${result.truncated ? `, truncated at ${result.truncatedAt}` : ''}`);
+    const startLine = range.start.line + 1, endLine = range.end.line + 1;
+    const source = `${vscode.workspace.asRelativePath(doc.uri)}:${startLine}${endLine !== startLine ? '–' + endLine : ''}`;
+    const view: AnalysisView = {
+      analysisId: result.analysisId, model: result.model, tokens: result.tokens, text, truncated: result.truncated,
+      ...(result.truncatedAt !== undefined ? { truncatedAt: result.truncatedAt } : {}), elapsedMs: result.elapsedMs, source,
+    };
+    panel.setTitle(`Attention: ${source}`);
+    panel.post({ type: 'analysis', analysis: view, state: { layer: session.layer, head: session.head } });
+    if (result.truncated) {
+      void vscode.window.showWarningMessage(`AttentionViz: ${truncationSummary(result.tokens, text, result.truncatedAt)}`);
+    }
+    await this.refreshDecorations();
+  }
+
+  async restartBackend(): Promise<void> {
+    try {
+      await this.backend.restart();
+      void vscode.window.setStatusBarMessage('AttentionViz: backend restarted', 3000);
+    } catch (e) {
+      if (!(e instanceof SetupError)) void vscode.window.showErrorMessage(e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  async selectModel(): Promise<void> {
+    let models: ModelInfo[];
+    try {
+      const modelPath = readConfig().modelPath.trim();
+      models = await this.backend.request<ModelInfo[]>(Methods.modelsList, modelPath ? { paths: [modelPath] } : {});
+    } catch (e) {
+      void vscode.window.showErrorMessage(e instanceof Error ? e.message : String(e));
+      return;
+    }
+    const pick = await vscode.window.showQuickPick(models.map((m) => ({
+      label: m.name, description: `${m.architecture} · ${m.layers} layers × ${m.heads} heads`, detail: m.source, id: m.id,
+      picked: m.id === (this.selectedModel ?? 'default'),
+    })), { title: 'AttentionViz: model', placeHolder: 'Model used for the next analysis' });
+    if (!pick) return;
+    this.selectedModel = pick.id;
+    await this.context.workspaceState.update('attentionViz.model', pick.id);
+    if (readConfig().modelPath.trim()) void vscode.window.showInformationMessage('AttentionViz: attentionViz.modelPath is set and takes precedence over the selected model.');
+  }
+
+  async exportPng(target?: vscode.Uri): Promise<vscode.Uri | undefined> {
+    const panel = AttentionPanel.instance;
+    if (!panel || !this.session) { void vscode.window.showInformationMessage('AttentionViz: show attention for a selection first.'); return; }
+    const dataUrl = await panel.requestPng();
+    const { layer, head } = panel.viewState;
+    const name = `attention-L${layer < 0 ? 'mean' : layer}-H${head < 0 ? 'mean' : head}.png`;
+    const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+    const uri = target ?? await vscode.window.showSaveDialog({ filters: { PNG: ['png'] }, ...(folder ? { defaultUri: vscode.Uri.joinPath(folder, name) } : {}) });
+    if (!uri) return;
+    await vscode.workspace.fs.writeFile(uri, Buffer.from(dataUrl.slice(dataUrl.indexOf(',') + 1), 'base64'));
+    void vscode.window.setStatusBarMessage(`AttentionViz: saved ${vscode.workspace.asRelativePath(uri)}`, 4000);
+    return uri;
+  }
+
+  // ---------- panel ----------
+
+  private ensurePanel(): AttentionPanel {
+    if (this.panel && AttentionPanel.instance === this.panel) { this.panel.panel.reveal(vscode.ViewColumn.Beside, true); return this.panel; }
+    return this.attach(AttentionPanel.createOrShow(this.context.extensionUri));
+  }
+
+  private attach(panel: AttentionPanel): AttentionPanel {
+    for (const d of this.panelSubs.splice(0)) d.dispose();
+    this.panel = panel;
+    this.panelSubs.push(
+      panel.onMessage((m) => void this.onPanelMessage(m)),
+      panel.onDidDispose(() => {
+        this.panel = undefined;
+        this.session = undefined;
+        this.decorations.clear();
+        for (const d of this.panelSubs.splice(0)) d.dispose();
+      }),
+    );
+    return panel;
+  }
+
+  private async revive(webviewPanel: vscode.WebviewPanel, state: unknown): Promise<void> {
+    const panel = this.attach(AttentionPanel.revive(webviewPanel, this.context.extensionUri));
+    // The webview restores its view from getState(); the analysis itself lives in the backend process,
+    // which did not survive the reload: ask for a new one.
+    const s = state as { analysis?: { source?: string } } | undefined;
+    panel.post({ type: 'busy', message: `Select text and run “AttentionViz: Show Attention for Selection” to refresh${s?.analysis?.source ? ` (was ${s.analysis.source})` : ''}.` });
+  }
+
+  private async onPanelMessage(m: WebviewToHost): Promise<void> {
+    switch (m.type) {
+      case 'requestMatrix': {
+        const session = this.session;
+        if (!session || m.analysisId !== session.analysisId || !session.valid) {
+          this.panel?.post({ type: 'matrixError', requestId: m.requestId, message: 'this analysis is gone (the backend restarted or the text changed): run “Show Attention for Selection” again' });
+          return;
+        }
+        try {
+          const r = await this.backend.request<MatrixResult>(Methods.matrix, {
+            analysisId: m.analysisId, layer: m.layer, head: m.head, ...(m.maxSize ? { maxSize: m.maxSize } : {}),
+          });
+          const data = decodeFloat32(r.data, r.rows * r.cols);
+          const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer as ArrayBuffer : data.slice().buffer as ArrayBuffer;
+          this.panel?.post({ type: 'matrix', requestId: m.requestId, rows: r.rows, cols: r.cols, layer: r.layer, head: r.head, pooled: !!r.pooled, poolFactor: r.poolFactor ?? 1, data: buffer });
+        } catch (e) {
+          this.panel?.post({ type: 'matrixError', requestId: m.requestId, message: e instanceof Error ? e.message : String(e) });
+        }
+        return;
+      }
+      case 'viewChanged':
+        if (this.session) { this.session.layer = m.layer; this.session.head = m.head; }
+        await this.refreshDecorations();
+        return;
+      case 'hoverToken':
+        await this.refreshDecorations(m.token ?? undefined);
+        return;
+      case 'rendered':
+        this.rendered = { layer: m.layer, head: m.head, litPixels: m.litPixels };
+        return;
+      case 'log':
+        this.backend.log(`[webview] ${m.message}`);
+        return;
+      default:
+        return;
+    }
+  }
+
+  // ---------- editor ----------
+
+  /** Re-tints the analyzed range for the token under the cursor (or `focus`, a token hovered in the panel). */
+  private async refreshDecorations(focus?: number): Promise<void> {
+    const session = this.session;
+    if (!session || !session.valid) { this.decorations.clear(); return; }
+    const editor = vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === session.uri.toString());
+    if (!editor) return;
+    let token = focus ?? session.tokenAt(editor.document, editor.selection.active);
+    if (token < 0) token = session.result.tokens.findIndex((t) => !t.special);
+    if (token < 0) return;
+    this.focusCts?.cancel();
+    const cts = new CancellationTokenSource();
+    this.focusCts = cts;
+    try {
+      const row = await this.backend.request<RowResult>(Methods.row, {
+        analysisId: session.analysisId, layer: session.layer, head: session.head, token, direction: 'from',
+      }, cts.token);
+      if (cts.token.isCancellationRequested || this.session !== session || !session.valid) return;
+      this.decorations.apply(session, token, row.scores);
+      this.panel?.post({ type: 'highlightToken', token });
+    } catch (e) {
+      if (!(e instanceof CancelledError)) this.backend.log(`decorations: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  private onSelection(e: vscode.TextEditorSelectionChangeEvent): void {
+    const session = this.session;
+    if (!this.panel) return;
+    const sameDoc = session && e.textEditor.document.uri.toString() === session.uri.toString();
+    const cfg = readConfig();
+    if (cfg.followSelection && !e.selections[0]!.isEmpty) {
+      if (this.followTimer) clearTimeout(this.followTimer);
+      this.analyzeCts?.cancel(); // the pending analysis is stale now
+      const editor = e.textEditor;
+      this.followTimer = setTimeout(() => {
+        this.followTimer = undefined;
+        const sel = editor.selection;
+        const text = editor.document.getText(sel);
+        if (text.trim()) void this.analyze(editor.document, sel, text, false);
+      }, 300);
+      return;
+    }
+    if (sameDoc && session!.valid) void this.refreshDecorations();
+  }
+
+  private onEdit(e: vscode.TextDocumentChangeEvent): void {
+    const session = this.session;
+    if (!session || !session.valid || e.document.uri.toString() !== session.uri.toString() || e.contentChanges.length === 0) return;
+    // Any change at or before the analyzed range shifts or changes its tokens: the overlay would be stale.
+    const end = session.endOffset;
+    if (e.contentChanges.some((c) => c.rangeOffset <= end)) this.invalidate('The text changed: run “Show Attention for Selection” again to refresh.');
+  }
+
+  private invalidate(message: string): void {
+    const session = this.session;
+    if (!session || !session.valid) return;
+    session.valid = false;
+    this.focusCts?.cancel();
+    this.decorations.clear();
+    this.panel?.post({ type: 'busy', message });
+  }
+
+  private async provideHover(doc: vscode.TextDocument, pos: vscode.Position, token: vscode.CancellationToken): Promise<vscode.Hover | undefined> {
+    const session = this.session;
+    if (!session || !session.valid || doc.version !== session.version && !this.unchangedSince(session, doc)) return undefined;
+    const index = session.tokenAt(doc, pos);
+    if (index < 0) return undefined;
+    const cts = new CancellationTokenSource();
+    token.onCancellationRequested(() => cts.cancel());
+    let row: RowResult;
+    try {
+      row = await this.backend.request<RowResult>(Methods.row, {
+        analysisId: session.analysisId, layer: session.layer, head: session.head, token: index, direction: 'from', topK: 5,
+      }, cts.token);
+    } catch {
+      return undefined;
+    }
+    const tokens = session.result.tokens;
+    const label = (i: number) => {
+      const t = tokens[i];
+      return t ? displayToken(t.text).label : `#${i}`;
+    };
+    const where = `${session.layer < 0 ? 'mean of layers' : `layer ${session.layer}`}, ${session.head < 0 ? 'mean of heads' : `head ${session.head}`}`;
+    const md = new vscode.MarkdownString();
+    md.appendMarkdown('**AttentionViz** · ');
+    md.appendText(`${where}: “${label(index)}” attends to`);
+    md.appendMarkdown('\n\n');
+    row.top.slice(0, 5).forEach((t, k) => {
+      md.appendMarkdown(`${k + 1}. `);
+      md.appendText(`“${label(t.token)}” `); // token text escaped, never markup
+      md.appendMarkdown(`\`${t.score.toFixed(4)}\`\n`);
+    });
+    return new vscode.Hover(md, session.tokenRange(doc, index));
+  }
+
+  private unchangedSince(session: Session, doc: vscode.TextDocument): boolean {
+    // Versions also change on edits after the range, which do not invalidate the session (onEdit decides).
+    return session.valid && doc.uri.toString() === session.uri.toString();
+  }
+
+  testApi(): TestApi {
+    return {
+      backendPid: () => this.backend.pid,
+      backendState: () => this.backend.state.kind,
+      session: () => this.session && {
+        seq: this.session.seq, analysisId: this.session.analysisId, tokens: this.session.result.tokens.length, valid: this.session.valid, layer: this.session.layer, head: this.session.head,
+        truncated: this.session.result.truncated, ...(this.session.result.truncatedAt !== undefined ? { truncatedAt: this.session.result.truncatedAt } : {}),
+      },
+      decorationCount: () => this.decorations.count,
+      lastRendered: () => this.rendered,
+      panelOpen: () => !!this.panel,
+      focusToken: (t) => this.refreshDecorations(t ?? undefined),
+    };
+  }
+
+  dispose(): void {
+    this.analyzeCts?.cancel();
+    this.focusCts?.cancel();
+    if (this.followTimer) clearTimeout(this.followTimer);
+    this.panel?.dispose();
+    for (const d of this.disposables.splice(0)) d.dispose();
+  }
+}

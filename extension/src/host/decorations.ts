@@ -1,0 +1,64 @@
+// Editor tint: every token of the analyzed range coloured by how much the focus token (under the
+// cursor, or hovered in the panel) attends to it, with the panel's colour scale, in 10 buckets.
+import * as vscode from 'vscode';
+import { rampColour, cssColour } from '../shared/colour';
+import type { Session } from './session';
+
+const BUCKETS = 10;
+
+export class Decorations implements vscode.Disposable {
+  private readonly types: vscode.TextEditorDecorationType[];
+  private readonly focusType: vscode.TextEditorDecorationType;
+  /** Number of ranges decorated now (read by the integration tests). */
+  count = 0;
+
+  constructor() {
+    this.types = Array.from({ length: BUCKETS }, (_, b) => {
+      const t = (b + 0.5) / BUCKETS;
+      return vscode.window.createTextEditorDecorationType({
+        backgroundColor: cssColour(rampColour(t), 0.18 + 0.5 * t),
+        borderRadius: '2px',
+        rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
+      });
+    });
+    this.focusType = vscode.window.createTextEditorDecorationType({
+      outlineWidth: '1px', outlineStyle: 'solid', outlineColor: new vscode.ThemeColor('editorCursor.foreground'),
+      borderRadius: '2px',
+    });
+  }
+
+  /** Tints the tokens of `session` in every visible editor of its document by `scores` (one per token). */
+  apply(session: Session, focus: number, scores: ArrayLike<number>): void {
+    const editors = vscode.window.visibleTextEditors.filter((e) => e.document.uri.toString() === session.uri.toString());
+    let max = 0;
+    session.result.tokens.forEach((t, i) => { if (!t.special && scores[i]! > max) max = scores[i]!; });
+    for (const editor of editors) {
+      const byBucket: vscode.Range[][] = this.types.map(() => []);
+      let count = 0;
+      session.result.tokens.forEach((t, i) => {
+        if (t.special || t.end <= t.start) return;
+        const v = max > 0 ? scores[i]! / max : 0;
+        const b = Math.min(BUCKETS - 1, Math.floor(v * BUCKETS));
+        byBucket[b]!.push(session.tokenRange(editor.document, i));
+        count++;
+      });
+      this.types.forEach((type, b) => editor.setDecorations(type, byBucket[b]!));
+      editor.setDecorations(this.focusType, focus >= 0 ? [session.tokenRange(editor.document, focus)] : []);
+      this.count = count;
+    }
+  }
+
+  clear(): void {
+    for (const editor of vscode.window.visibleTextEditors) {
+      for (const type of this.types) editor.setDecorations(type, []);
+      editor.setDecorations(this.focusType, []);
+    }
+    this.count = 0;
+  }
+
+  dispose(): void {
+    this.clear();
+    for (const t of this.types) t.dispose();
+    this.focusType.dispose();
+  }
+}

@@ -1,0 +1,110 @@
+// The attention panel: one webview panel beside the editor (createOrShow / revive / dispose).
+import * as vscode from 'vscode';
+import { makeNonce, panelHtml } from './html';
+import { parseWebviewMessage, type HostToWebview, type WebviewToHost, type ViewState } from '../shared/messages';
+
+export const PANEL_VIEW_TYPE = 'attentionViz.panel';
+
+export class AttentionPanel implements vscode.Disposable {
+  private static current: AttentionPanel | undefined;
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly messageEmitter = new vscode.EventEmitter<WebviewToHost>();
+  readonly onMessage = this.messageEmitter.event;
+  private readonly disposeEmitter = new vscode.EventEmitter<void>();
+  readonly onDidDispose = this.disposeEmitter.event;
+  private ready = false;
+  private queue: HostToWebview[] = [];
+  private pngWaiters = new Map<number, (dataUrl: string) => void>();
+  private nextPng = 1;
+  viewState: ViewState = { layer: 0, head: 0, view: 'head', locked: null };
+
+  static get instance(): AttentionPanel | undefined { return AttentionPanel.current; }
+
+  static createOrShow(extensionUri: vscode.Uri): AttentionPanel {
+    if (AttentionPanel.current) {
+      AttentionPanel.current.panel.reveal(vscode.ViewColumn.Beside, true);
+      return AttentionPanel.current;
+    }
+    const panel = vscode.window.createWebviewPanel(PANEL_VIEW_TYPE, 'Attention', { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+      AttentionPanel.options(extensionUri));
+    return (AttentionPanel.current = new AttentionPanel(panel, extensionUri));
+  }
+
+  static revive(panel: vscode.WebviewPanel, extensionUri: vscode.Uri): AttentionPanel {
+    AttentionPanel.current?.dispose();
+    panel.webview.options = AttentionPanel.options(extensionUri);
+    return (AttentionPanel.current = new AttentionPanel(panel, extensionUri));
+  }
+
+  static options(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
+    // Only the built media folder is reachable; state survives hiding through setState, so no retainContextWhenHidden.
+    return { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'media')] };
+  }
+
+  private constructor(readonly panel: vscode.WebviewPanel, extensionUri: vscode.Uri) {
+    const webview = panel.webview;
+    const media = vscode.Uri.joinPath(extensionUri, 'media');
+    panel.iconPath = vscode.Uri.joinPath(media, 'icon.svg');
+    webview.html = panelHtml({
+      cspSource: webview.cspSource,
+      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(media, 'webview.js')).toString(),
+      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(media, 'panel.css')).toString(),
+      nonce: makeNonce(),
+    });
+    this.disposables.push(
+      panel.onDidDispose(() => this.dispose()),
+      // A hidden webview is torn down (its state lives in getState/setState); messages wait for its next 'ready'.
+      panel.onDidChangeViewState((e) => { if (!e.webviewPanel.visible) this.ready = false; }),
+      webview.onDidReceiveMessage((raw) => {
+        const m = parseWebviewMessage(raw);
+        if (!m) return;
+        if (m.type === 'ready') { this.ready = true; for (const q of this.queue.splice(0)) void webview.postMessage(q); }
+        if (m.type === 'viewChanged') this.viewState = { ...this.viewState, layer: m.layer, head: m.head, view: m.view };
+        if (m.type === 'png') { this.pngWaiters.get(m.requestId)?.(m.dataUrl); this.pngWaiters.delete(m.requestId); }
+        this.messageEmitter.fire(m);
+      }),
+    );
+    void vscode.commands.executeCommand('setContext', 'attentionViz.panelOpen', true);
+  }
+
+  get visible(): boolean { return this.panel.visible; }
+
+  post(message: HostToWebview): void {
+    // Messages sent before the webview's script runs would be lost: queue them until 'ready'.
+    if (!this.ready) {
+      if (message.type === 'analysis') this.queue = this.queue.filter((q) => q.type !== 'analysis' && q.type !== 'matrix');
+      this.queue.push(message);
+      return;
+    }
+    void this.panel.webview.postMessage(message);
+  }
+
+  setTitle(title: string): void { this.panel.title = title; }
+
+  /** Asks the webview for the visible heatmap as a PNG data URL. */
+  requestPng(timeoutMs = 10_000): Promise<string> {
+    const requestId = this.nextPng++;
+    if (!this.panel.visible) this.panel.reveal(undefined, true);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { this.pngWaiters.delete(requestId); reject(new Error('the panel did not answer')); }, timeoutMs);
+      this.pngWaiters.set(requestId, (d) => { clearTimeout(timer); resolve(d); });
+      this.post({ type: 'exportPng', requestId });
+    });
+  }
+
+  private disposed = false;
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (AttentionPanel.current === this) {
+      AttentionPanel.current = undefined;
+      void vscode.commands.executeCommand('setContext', 'attentionViz.panelOpen', false);
+    }
+    this.disposeEmitter.fire();
+    for (const d of this.disposables.splice(0)) d.dispose();
+    this.panel.dispose();
+    this.messageEmitter.dispose();
+    this.disposeEmitter.dispose();
+  }
+}

@@ -1,0 +1,99 @@
+// Every message between the extension host and the panel's webview, as one union keyed on `type`.
+// Matrices travel as ArrayBuffers (structured clone), never as JSON number arrays.
+
+import type { AnalyzedModel, Token } from './protocol';
+
+export interface AnalysisView {
+  analysisId: string;
+  model: AnalyzedModel;
+  tokens: Token[];
+  text: string;
+  truncated: boolean;
+  truncatedAt?: number;
+  elapsedMs: number;
+  /** Where the text came from, e.g. "prompt.md:3–5". */
+  source: string;
+}
+
+export interface ViewState {
+  layer: number; // -1 = mean over layers
+  head: number; // -1 = mean over heads
+  view: 'head' | 'grid';
+  locked: { row: number | null; col: number | null } | null;
+}
+
+// ----- host → webview -----
+export type HostToWebview =
+  | { type: 'analysis'; analysis: AnalysisView; state?: Partial<ViewState> }
+  | { type: 'matrix'; requestId: number; rows: number; cols: number; layer: number; head: number; pooled: boolean; poolFactor: number; data: ArrayBuffer }
+  | { type: 'matrixError'; requestId: number; message: string }
+  | { type: 'busy'; message: string }
+  | { type: 'error'; message: string }
+  | { type: 'highlightToken'; token: number | null }
+  | { type: 'setView'; layer?: number; head?: number; view?: 'head' | 'grid' }
+  | { type: 'exportPng'; requestId: number };
+
+// ----- webview → host -----
+export type WebviewToHost =
+  | { type: 'ready' }
+  | { type: 'requestMatrix'; requestId: number; analysisId: string; layer: number; head: number; maxSize?: number }
+  | { type: 'viewChanged'; layer: number; head: number; view: 'head' | 'grid' }
+  | { type: 'hoverToken'; token: number | null }
+  | { type: 'rendered'; layer: number; head: number; litPixels: number }
+  | { type: 'png'; requestId: number; dataUrl: string }
+  | { type: 'log'; message: string };
+
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+const isLayerOrHead = (v: unknown): v is number => isInt(v) && v >= -1 && v < 4096;
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Validates a message from the webview (untrusted: the webview renders model output). */
+export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
+  if (!isObj(m) || typeof m.type !== 'string') return undefined;
+  switch (m.type) {
+    case 'ready':
+      return { type: 'ready' };
+    case 'requestMatrix':
+      if (isInt(m.requestId) && typeof m.analysisId === 'string' && isLayerOrHead(m.layer) && isLayerOrHead(m.head) &&
+        (m.maxSize === undefined || (isInt(m.maxSize) && m.maxSize > 0))) {
+        return { type: 'requestMatrix', requestId: m.requestId, analysisId: m.analysisId, layer: m.layer, head: m.head, ...(m.maxSize !== undefined ? { maxSize: m.maxSize as number } : {}) };
+      }
+      return undefined;
+    case 'viewChanged':
+      if (isLayerOrHead(m.layer) && isLayerOrHead(m.head) && (m.view === 'head' || m.view === 'grid')) {
+        return { type: 'viewChanged', layer: m.layer, head: m.head, view: m.view };
+      }
+      return undefined;
+    case 'hoverToken':
+      if (m.token === null || (isInt(m.token) && m.token >= 0)) return { type: 'hoverToken', token: m.token as number | null };
+      return undefined;
+    case 'rendered':
+      if (isLayerOrHead(m.layer) && isLayerOrHead(m.head) && isInt(m.litPixels)) return { type: 'rendered', layer: m.layer, head: m.head, litPixels: m.litPixels };
+      return undefined;
+    case 'png':
+      if (isInt(m.requestId) && typeof m.dataUrl === 'string' && m.dataUrl.startsWith('data:image/png;base64,')) {
+        return { type: 'png', requestId: m.requestId, dataUrl: m.dataUrl };
+      }
+      return undefined;
+    case 'log':
+      if (typeof m.message === 'string') return { type: 'log', message: m.message.slice(0, 2000) };
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Validates a message from the host (the webview checks too: a malformed message is dropped, not half-applied). */
+export function isHostMessage(m: unknown): m is HostToWebview {
+  if (!isObj(m) || typeof m.type !== 'string') return false;
+  switch (m.type) {
+    case 'analysis': return isObj(m.analysis) && Array.isArray((m.analysis as Record<string, unknown>).tokens);
+    case 'matrix': return isInt(m.requestId) && isInt(m.rows) && isInt(m.cols) && m.data instanceof ArrayBuffer && m.data.byteLength === (m.rows as number) * (m.cols as number) * 4;
+    case 'matrixError': return isInt(m.requestId) && typeof m.message === 'string';
+    case 'busy': case 'error': return typeof m.message === 'string';
+    case 'highlightToken': return m.token === null || isInt(m.token);
+    case 'setView': return true;
+    case 'exportPng': return isInt(m.requestId);
+    default: return false;
+  }
+}

@@ -1,0 +1,79 @@
+// Tokens and text ranges. Token offsets are UTF-16 code units into the analyzed text, the same
+// unit as VS Code's document offsets, so a token maps to a document range by adding the offset
+// of the analyzed text's start in the document.
+
+import type { Token } from './protocol';
+
+/**
+ * A token as a person reads it: WordPiece's `##` continuation marker dropped (shown joined to
+ * the previous piece), GPT-2's byte-level `Ġ` (space) and `Ċ` (newline) and SentencePiece's `▁`
+ * shown as a visible leading space marker. Returns the label and whether it continues a word.
+ */
+export function displayToken(text: string): { label: string; continuation: boolean; leadingSpace: boolean } {
+  if (text.length > 2 && text.startsWith('##')) return { label: text.slice(2), continuation: true, leadingSpace: false };
+  let leadingSpace = false;
+  let t = text;
+  if (t.startsWith('Ġ') || t.startsWith('▁')) { leadingSpace = true; t = t.slice(1); }
+  t = t.replace(/[Ġ▁]/g, ' ').replace(/Ċ/g, '↵').replace(/ĉ/g, '⇥');
+  t = t.replace(/\n/g, '↵').replace(/\t/g, '⇥');
+  if (t.length === 0) t = leadingSpace ? '␣' : text;
+  return { label: t, continuation: false, leadingSpace };
+}
+
+/** A short label for axes: continuation pieces get a leading `·`, space-led ones a leading `␣`-free form. */
+export function axisLabel(text: string, maxLength = 14): string {
+  const d = displayToken(text);
+  let s = d.continuation ? '·' + d.label : d.label;
+  if (s.length > maxLength) s = s.slice(0, maxLength - 1) + '…';
+  return s;
+}
+
+/** Index of the non-special token whose [start, end) contains `offset` (relative to the analyzed text), or -1. */
+export function tokenIndexAt(tokens: readonly Token[], offset: number): number {
+  // Binary search over the non-special tokens (their starts are non-decreasing).
+  let lo = 0, hi = tokens.length - 1, found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const t = tokens[mid]!;
+    if (t.special) {
+      // Specials sit at the ends; linear fallback keeps it simple and correct.
+      return linearIndexAt(tokens, offset);
+    }
+    if (offset < t.start) hi = mid - 1;
+    else if (offset >= t.end) lo = mid + 1;
+    else { found = mid; break; }
+  }
+  return found;
+}
+
+function linearIndexAt(tokens: readonly Token[], offset: number): number {
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (!t.special && offset >= t.start && offset < t.end) return i;
+  }
+  return -1;
+}
+
+/** Document ranges (as absolute UTF-16 offsets) of the non-special tokens. */
+export function tokenRanges(tokens: readonly Token[], baseOffset: number): { index: number; start: number; end: number }[] {
+  const out: { index: number; start: number; end: number }[] = [];
+  tokens.forEach((t, index) => {
+    if (!t.special && t.end > t.start) out.push({ index, start: baseOffset + t.start, end: baseOffset + t.end });
+  });
+  return out;
+}
+
+/** Index of the first token whose text is not fully analyzed: the token count before `truncatedAt`. */
+export function truncationSummary(tokens: readonly Token[], text: string, truncatedAt: number | undefined): string {
+  const at = truncatedAt ?? Math.max(0, ...tokens.filter((t) => !t.special).map((t) => t.end));
+  const total = text.length;
+  const analyzed = tokens.filter((t) => !t.special).length;
+  const snippet = text.slice(Math.max(0, at - 20), at).replace(/\s+/g, ' ');
+  return `Truncated: the model's window holds ${tokens.length} tokens; analysis stops after token ${analyzed} ` +
+    `(character ${at} of ${total}, after “…${snippet}”).`;
+}
+
+/** The UTF-16 length of `s` (JavaScript strings are UTF-16 already; this documents the unit). */
+export function utf16Length(s: string): number {
+  return s.length;
+}

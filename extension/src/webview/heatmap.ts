@@ -1,0 +1,144 @@
+// One heatmap on a canvas: rows = query tokens, columns = key tokens, token labels on both axes,
+// row/column highlight for the hovered or locked cell. Cells are painted from an offscreen n×m
+// image scaled without smoothing (never one DOM element per cell).
+import { scaleColour, type RGB } from '../shared/colour';
+import { maxValue } from '../shared/matrix';
+
+export interface HeatmapData {
+  rows: number;
+  cols: number;
+  data: Float32Array;
+  poolFactor: number;
+}
+
+export interface Layout { left: number; top: number; cell: number; width: number; height: number }
+
+export interface Highlight { row: number | null; col: number | null }
+
+export class Heatmap {
+  private image: HTMLCanvasElement | undefined;
+  private data: HeatmapData | undefined;
+  private rowLabels: string[] = [];
+  private colLabels: string[] = [];
+  layout: Layout = { left: 0, top: 0, cell: 1, width: 0, height: 0 };
+  max = 0;
+
+  constructor(readonly canvas: HTMLCanvasElement) {}
+
+  get matrix(): HeatmapData | undefined { return this.data; }
+
+  set(data: HeatmapData, rowLabels: string[], colLabels: string[]): void {
+    this.data = data;
+    this.rowLabels = rowLabels;
+    this.colLabels = colLabels;
+    this.max = maxValue(data.data);
+    this.image = renderImage(data.rows, data.cols, data.data, this.max);
+  }
+
+  clear(): void { this.data = undefined; this.image = undefined; }
+
+  /** Lays out for `availableWidth` CSS pixels and draws with the highlight. */
+  draw(availableWidth: number, highlight: Highlight): void {
+    const ctx = this.canvas.getContext('2d');
+    const data = this.data;
+    if (!ctx || !data || !this.image) return;
+    const style = getComputedStyle(document.body);
+    const fg = style.getPropertyValue('--vscode-foreground').trim() || style.color || '#ccc';
+    const font = style.getPropertyValue('--vscode-editor-font-family').trim() || 'monospace';
+    const n = Math.max(data.rows, data.cols);
+    // Labels first (at the largest font), then the cells get the rest of the width.
+    ctx.font = `12px ${font}`;
+    let widest = 0;
+    for (const l of this.rowLabels.concat(this.colLabels)) widest = Math.max(widest, ctx.measureText(l).width);
+    let labelW = Math.min(120, Math.ceil(widest) + 10);
+    let cell = Math.max(1, Math.min(28, Math.floor((availableWidth - labelW - 8) / n)));
+    const showLabels = cell >= 7;
+    if (!showLabels) { labelW = 4; cell = Math.max(1, Math.min(28, Math.floor((availableWidth - 12) / n))); }
+    const fontPx = Math.max(8, Math.min(12, cell - 2));
+    const left = labelW, top = labelW;
+    const width = left + data.cols * cell + 4, height = top + data.rows * cell + 4;
+    const dpr = window.devicePixelRatio || 1;
+    if (this.canvas.width !== Math.round(width * dpr) || this.canvas.height !== Math.round(height * dpr)) {
+      this.canvas.width = Math.round(width * dpr);
+      this.canvas.height = Math.round(height * dpr);
+      this.canvas.style.width = `${width}px`;
+      this.canvas.style.height = `${height}px`;
+    }
+    this.layout = { left, top, cell, width, height };
+    // Geometry for tests and assistive tooling (CSS pixels).
+    Object.assign(this.canvas.dataset, { left: String(left), top: String(top), cell: String(cell), rows: String(data.rows), cols: String(data.cols) });
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(this.image, left, top, data.cols * cell, data.rows * cell);
+
+    // Row/column highlight.
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = fg;
+    if (highlight.row !== null) ctx.strokeRect(left + 0.5, top + highlight.row * cell + 0.5, data.cols * cell - 1, cell - 1);
+    if (highlight.col !== null) ctx.strokeRect(left + highlight.col * cell + 0.5, top + 0.5, cell - 1, data.rows * cell - 1);
+
+    if (!showLabels) return;
+    ctx.font = `${fontPx}px ${font}`;
+    ctx.textBaseline = 'middle';
+    ctx.fillStyle = fg;
+    ctx.textAlign = 'right';
+    this.rowLabels.forEach((l, i) => {
+      ctx.globalAlpha = highlight.row === null || highlight.row === i ? 1 : 0.65;
+      ctx.fillText(l, left - 4, top + i * cell + cell / 2, labelW - 6);
+    });
+    ctx.save();
+    ctx.textAlign = 'left';
+    this.colLabels.forEach((l, j) => {
+      ctx.globalAlpha = highlight.col === null || highlight.col === j ? 1 : 0.65;
+      ctx.save();
+      ctx.translate(left + j * cell + cell / 2, top - 4);
+      ctx.rotate(-Math.PI / 2);
+      ctx.fillText(l, 0, 0, labelW - 6);
+      ctx.restore();
+    });
+    ctx.restore();
+    ctx.globalAlpha = 1;
+  }
+
+  /** What is under a point in CSS pixels relative to the canvas. */
+  hit(x: number, y: number): { kind: 'cell'; row: number; col: number } | { kind: 'row'; row: number } | { kind: 'col'; col: number } | null {
+    const d = this.data;
+    if (!d) return null;
+    const { left, top, cell } = this.layout;
+    const col = Math.floor((x - left) / cell), row = Math.floor((y - top) / cell);
+    const inRows = row >= 0 && row < d.rows, inCols = col >= 0 && col < d.cols;
+    if (inRows && inCols) return { kind: 'cell', row, col };
+    if (inRows && x < left) return { kind: 'row', row };
+    if (inCols && y < top) return { kind: 'col', col };
+    return null;
+  }
+
+  /** Counts painted (non-transparent) pixels of the grid area: > 0 once the heatmap is drawn. */
+  litPixels(): number {
+    const ctx = this.canvas.getContext('2d');
+    const d = this.data;
+    if (!ctx || !d) return 0;
+    const dpr = window.devicePixelRatio || 1;
+    const { left, top, cell } = this.layout;
+    const img = ctx.getImageData(Math.round(left * dpr), Math.round(top * dpr), Math.max(1, Math.round(d.cols * cell * dpr)), Math.max(1, Math.round(d.rows * cell * dpr)));
+    let lit = 0;
+    for (let i = 3; i < img.data.length; i += 4) if (img.data[i]! > 0) lit++;
+    return lit;
+  }
+}
+
+/** An offscreen rows×cols image of the matrix on the colour scale. */
+export function renderImage(rows: number, cols: number, data: Float32Array, max: number): HTMLCanvasElement {
+  const c = document.createElement('canvas');
+  c.width = cols;
+  c.height = rows;
+  const ctx = c.getContext('2d')!;
+  const img = ctx.createImageData(cols, rows);
+  for (let i = 0; i < rows * cols; i++) {
+    const [r, g, b]: RGB = scaleColour(data[i]!, max);
+    img.data[i * 4] = r; img.data[i * 4 + 1] = g; img.data[i * 4 + 2] = b; img.data[i * 4 + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  return c;
+}

@@ -1,0 +1,46 @@
+// Extension-host integration: the built extension in a REAL VS Code extension host (code-server's
+// bundled VS Code server + headless Chromium), against the REAL backend process.
+import test from 'node:test';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { runExtensionSuite } = require('../lib/vscodeServer.cjs');
+const { realBackend } = require('../lib/backend.cjs');
+const here = path.dirname(new URL(import.meta.url).pathname);
+const extensionPath = path.resolve(here, '../../../extension');
+
+const backend = realBackend();
+let backendPath = backend?.dir;
+if (!backendPath) {
+  if (process.env.ATTENTIONVIZ_ALLOW_FAKE_BACKEND !== '1') throw new Error('the real backend is not built (dotnet build src/Backend -c Release)');
+  backendPath = path.resolve(here, '../fake/fake-backend.js');
+  console.log('# WARNING: using the FAKE backend (ATTENTIONVIZ_ALLOW_FAKE_BACKEND=1): numbers are synthetic');
+}
+
+const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'avz-ws-'));
+fs.mkdirSync(path.join(workspace, '.vscode'));
+fs.writeFileSync(path.join(workspace, '.vscode/settings.json'), JSON.stringify({ 'attentionViz.backendPath': backendPath }, null, 2));
+fs.writeFileSync(path.join(workspace, 'prompt.md'), [
+  'The animal didn\'t cross the street because it was too tired, said the 😀 keeper.',
+  '',
+  'You are a helpful assistant. Answer in one sentence.',
+  'def add(a, b): return a + b  # code is text too',
+].join('\n') + '\n');
+
+const t0 = Date.now();
+const result = await runExtensionSuite({
+  extensionPath, testsPath: path.join(here, 'suite/index.js'), workspace,
+  screenshot: path.join(here, '../.output/integration-final.png'),
+});
+console.log(`# extension host suite finished in ${((Date.now() - t0) / 1000).toFixed(1)} s with code ${result.code}`);
+fs.rmSync(workspace, { recursive: true, force: true });
+
+const results = result.lines.map((l) => /^(not ok|ok) \d+ - (.*)$/.exec(l)).filter(Boolean);
+if (results.length === 0) test('extension host suite ran', () => { throw new Error(`no results (exit ${result.code})`); });
+for (const [, status, name] of results) {
+  test(name.replace(/: .*$/, ''), () => { if (status !== 'ok') throw new Error(name); });
+}
+if (result.code !== 0 && results.every(([, s]) => s === 'ok')) test('extension host exit code', () => { throw new Error(`exit ${result.code}`); });

@@ -1,0 +1,223 @@
+// Runs INSIDE the real VS Code extension host (loaded through extensionTestsPath). A tiny harness:
+// each test logs "[suite] ok N - name" or "[suite] not ok N - name: error"; run() rejects if any failed.
+const vscode = require('vscode');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const log = (s) => console.log(`[suite] ${s}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(what, fn, ms = 60_000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+}
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+let api;
+const ws = () => vscode.workspace.workspaceFolders[0].uri;
+async function openPrompt(name = 'prompt.md') {
+  const doc = await vscode.workspace.openTextDocument(vscode.Uri.joinPath(ws(), name));
+  return vscode.window.showTextDocument(doc, vscode.ViewColumn.One);
+}
+function selectLine(editor, line) {
+  const r = editor.document.lineAt(line).range;
+  editor.selection = new vscode.Selection(r.start, r.end);
+  return r;
+}
+async function analyzeLine(editor, line) {
+  const before = api?.session()?.seq;
+  selectLine(editor, line);
+  await vscode.commands.executeCommand('attentionViz.showAttention'); // activates the extension on first use
+  api = api ?? vscode.extensions.getExtension('attentionviz.attentionviz').exports;
+  return until('a new analysis', () => { const s = api.session(); return s && s.seq !== before && s; }, 180_000);
+}
+const webviewTabs = () => vscode.window.tabGroups.all.flatMap((g) => g.tabs)
+  .filter((t) => t.input instanceof vscode.TabInputWebview && t.input.viewType.includes('attentionViz.panel'));
+
+test('the command on a selection opens the panel beside the editor and paints the heatmap', async () => {
+  const editor = await openPrompt();
+  const ext = vscode.extensions.getExtension('attentionviz.attentionviz');
+  assert.ok(ext, 'extension present');
+  assert.equal(ext.isActive, false, 'not active before its command (activation on commands only)');
+  const s = await analyzeLine(editor, 0);
+  assert.ok(s.tokens > 5, `tokens: ${s.tokens}`);
+  const tabs = await until('the panel tab', () => webviewTabs().length === 1 && webviewTabs());
+  assert.notEqual(tabs[0].group.viewColumn, editor.viewColumn, 'beside the editor');
+  const r = await until('the webview to paint', () => { const x = api.lastRendered(); return x && x.litPixels > 0 && x; }, 60_000);
+  assert.equal(r.layer, 0); assert.equal(r.head, 0);
+  log(`  painted ${r.litPixels} px, ${s.tokens} tokens, backend pid ${api.backendPid()}`);
+});
+
+test('the hover provider returns the top-5 attended tokens with scores', async () => {
+  const editor = await openPrompt();
+  const text = editor.document.lineAt(0).text;
+  const word = /[A-Za-z]{4,}/.exec(text);
+  const pos = editor.document.positionAt(editor.document.offsetAt(new vscode.Position(0, 0)) + word.index + 1);
+  const hovers = await until('a hover', async () => {
+    const h = await vscode.commands.executeCommand('vscode.executeHoverProvider', editor.document.uri, pos);
+    return h.find((x) => x.contents.some((c) => (c.value ?? String(c)).includes('AttentionViz')));
+  });
+  const md = hovers.contents.map((c) => c.value ?? String(c)).join('\n');
+  const scores = [...md.matchAll(/`(0\.\d{4}|1\.0000)`/g)].map((m) => Number(m[1]));
+  assert.equal(scores.length, 5, md);
+  assert.deepEqual([...scores].sort((a, b) => b - a), scores, 'best first');
+  assert.ok(scores.every((x) => x >= 0 && x <= 1));
+  assert.ok(hovers.range.contains(pos));
+  log(`  hover: ${md.replace(/\n+/g, ' | ').slice(0, 200)}`);
+});
+
+test('moving the cursor into the analyzed range tints its tokens', async () => {
+  const editor = await openPrompt();
+  editor.selection = new vscode.Selection(new vscode.Position(0, 2), new vscode.Position(0, 2));
+  const n = await until('decorations', () => api.decorationCount() > 0 && api.decorationCount());
+  const s = api.session();
+  assert.ok(n >= s.tokens - 2 - 1, `decorated ${n} of ${s.tokens} tokens`);
+});
+
+test('an edit before or inside the range removes the decorations', async () => {
+  const editor = await openPrompt();
+  await editor.edit((b) => b.insert(new vscode.Position(0, 0), 'X'));
+  await until('decorations cleared', () => api.decorationCount() === 0 && api.session()?.valid === false);
+  await vscode.commands.executeCommand('undo');
+  await analyzeLine(editor, 0);
+  editor.selection = new vscode.Selection(new vscode.Position(0, 1), new vscode.Position(0, 1));
+  await until('decorations back', () => api.decorationCount() > 0);
+});
+
+test('an empty selection analyzes the current line', async () => {
+  const editor = await openPrompt();
+  const line = 2;
+  editor.selection = new vscode.Selection(new vscode.Position(line, 3), new vscode.Position(line, 3));
+  const before = api.session().seq;
+  await vscode.commands.executeCommand('attentionViz.showAttention');
+  const s = await until('analysis of the line', () => api.session()?.seq !== before && api.session());
+  assert.ok(s.tokens > 3);
+});
+
+test('export PNG writes the visible heatmap', async () => {
+  const target = vscode.Uri.joinPath(ws(), 'export-test.png');
+  await until('the webview to paint', () => api.lastRendered());
+  const uri = await vscode.commands.executeCommand('attentionViz.exportPng', target);
+  assert.equal(uri.toString(), target.toString());
+  const bytes = await vscode.workspace.fs.readFile(target);
+  assert.deepEqual([...bytes.slice(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+  assert.ok(bytes.length > 500);
+  await vscode.workspace.fs.delete(target);
+});
+
+test('a hidden panel keeps its state (export reveals it, it repaints from getState)', async () => {
+  const before = api.lastRendered();
+  const other = await vscode.workspace.openTextDocument({ content: 'another editor on top of the panel' });
+  const tab = webviewTabs()[0];
+  await vscode.window.showTextDocument(other, { viewColumn: tab.group.viewColumn, preview: false });
+  await until('the panel to be hidden', () => !webviewTabs()[0].isActive);
+  const target = vscode.Uri.joinPath(ws(), 'export-hidden.png');
+  await vscode.commands.executeCommand('attentionViz.exportPng', target);
+  assert.ok(webviewTabs()[0].isActive, 'revealed');
+  const after = await until('a repaint', () => api.lastRendered() !== before && api.lastRendered());
+  assert.ok(after.litPixels > 0);
+  const bytes = await vscode.workspace.fs.readFile(target);
+  assert.deepEqual([...bytes.slice(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+  await vscode.workspace.fs.delete(target);
+});
+
+test('after the backend is killed, the next command restarts it and works', async () => {
+  const pid = api.backendPid();
+  assert.ok(pid);
+  process.kill(pid, 'SIGKILL');
+  await until('the crash to be noticed', () => api.backendPid() !== pid);
+  assert.equal(api.session().valid, false, 'the old analysis is gone with its process');
+  const editor = await openPrompt();
+  const s = await analyzeLine(editor, 0);
+  const pid2 = await until('a new backend', () => api.backendPid());
+  assert.notEqual(pid2, pid);
+  assert.ok(s.tokens > 5);
+  await until('the webview to paint again', () => api.lastRendered()?.litPixels > 0);
+});
+
+test('"Restart Backend" starts a fresh process', async () => {
+  const pid = api.backendPid();
+  await vscode.commands.executeCommand('attentionViz.restartBackend');
+  const pid2 = await until('a new pid', () => api.backendPid() !== pid && api.backendPid());
+  assert.ok(pid2);
+  assert.equal(api.backendState(), 'ready');
+});
+
+test('a selection longer than maxTokens is truncated and says where', async () => {
+  await vscode.workspace.getConfiguration('attentionViz').update('maxTokens', 8, vscode.ConfigurationTarget.Workspace);
+  try {
+    const editor = await openPrompt();
+    const s = await analyzeLine(editor, 0);
+    assert.equal(s.tokens, 8);
+    assert.equal(s.truncated, true);
+    assert.ok(s.truncatedAt > 0 && s.truncatedAt < editor.document.lineAt(0).text.length);
+  } finally {
+    await vscode.workspace.getConfiguration('attentionViz').update('maxTokens', undefined, vscode.ConfigurationTarget.Workspace);
+  }
+});
+
+test('followSelection re-analyzes a changed selection after the debounce', async () => {
+  await vscode.workspace.getConfiguration('attentionViz').update('followSelection', true, vscode.ConfigurationTarget.Workspace);
+  try {
+    const editor = await openPrompt();
+    const before = api.session().seq;
+    // Three quick selection changes: one analysis (debounced 300 ms), of the last one.
+    for (const end of [10, 20, 30]) editor.selection = new vscode.Selection(new vscode.Position(2, 0), new vscode.Position(2, end));
+    const s = await until('the follow-up analysis', () => api.session()?.seq !== before && api.session(), 60_000);
+    await sleep(800);
+    assert.equal(api.session().seq, s.seq, 'only one analysis for the burst');
+    const words = editor.document.getText(new vscode.Range(2, 0, 2, 30)).split(/\W+/).filter(Boolean).length;
+    assert.ok(s.tokens >= words + 2, `tokens ${s.tokens} for ${words} words`);
+  } finally {
+    await vscode.workspace.getConfiguration('attentionViz').update('followSelection', undefined, vscode.ConfigurationTarget.Workspace);
+  }
+});
+
+test('a missing backend gives an error state and a message, without hanging; fixing the setting recovers', async () => {
+  const cfg = () => vscode.workspace.getConfiguration('attentionViz');
+  const good = cfg().get('backendPath');
+  await cfg().update('backendPath', '/nonexistent/attentionviz-backend', vscode.ConfigurationTarget.Workspace);
+  try {
+    await until('the restart to fail', () => api.backendState() === 'error', 30_000);
+    const editor = await openPrompt();
+    selectLine(editor, 0);
+    const t0 = Date.now();
+    await vscode.commands.executeCommand('attentionViz.showAttention');
+    assert.ok(Date.now() - t0 < 10_000, 'the command returns promptly');
+    assert.equal(api.backendState(), 'error');
+  } finally {
+    await cfg().update('backendPath', good, vscode.ConfigurationTarget.Workspace);
+  }
+  const editor = await openPrompt();
+  const s = await analyzeLine(editor, 0);
+  assert.ok(s.tokens > 5);
+  assert.equal(api.backendState(), 'ready');
+});
+
+exports.run = async function run() {
+  let failed = 0, n = 0, ran = 0;
+  const grep = process.env.ATTENTIONVIZ_SUITE_GREP ? new RegExp(process.env.ATTENTIONVIZ_SUITE_GREP) : undefined;
+  for (const t of tests) {
+    n++;
+    if (grep && !grep.test(t.name) && n > 1) continue;
+    const t0 = Date.now();
+    ran++;
+    try {
+      await t.fn();
+      log(`ok ${n} - ${t.name} (${Date.now() - t0} ms)`);
+    } catch (e) {
+      failed++;
+      log(`not ok ${n} - ${t.name}: ${e && e.stack ? e.stack.split('\n').slice(0, 4).join(' / ') : e}`);
+    }
+  }
+  log(`# pass ${ran - failed}`);
+  log(`# fail ${failed}`);
+  if (failed) throw new Error(`${failed} of ${n} failed`);
+};

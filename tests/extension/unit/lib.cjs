@@ -1,0 +1,14 @@
+// Loads the extension's pure modules as built by extension/scripts/build.mjs (out/lib).
+const path = require('node:path');
+const lib = path.join(__dirname, '../../../extension/out/lib');
+module.exports = {
+  colour: require(path.join(lib, 'shared/colour.js')),
+  matrix: require(path.join(lib, 'shared/matrix.js')),
+  tokens: require(path.join(lib, 'shared/tokens.js')),
+  messages: require(path.join(lib, 'shared/messages.js')),
+  protocol: require(path.join(lib, 'shared/protocol.js')),
+  html: require(path.join(lib, 'host/html.js')),
+  locate: require(path.join(lib, 'host/locate.js')),
+  backendProcess: require(path.join(lib, 'host/backendProcess.js')),
+  fakeBackend: path.join(__dirname, '../fake/fake-backend.js'),
+};

@@ -1,0 +1,28 @@
+// package.json contributes exactly what issue 3 lists.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const pkg = require(path.join(__dirname, '../../../extension/package.json'));
+
+const COMMANDS = ['attentionViz.showAttention', 'attentionViz.restartBackend', 'attentionViz.selectModel', 'attentionViz.exportPng', 'attentionViz.showLog'];
+
+test('commands, titles and activation on those commands only (plus panel revival)', () => {
+  const c = pkg.contributes;
+  assert.deepEqual(c.commands.map((x) => x.command), COMMANDS);
+  assert.equal(c.commands[0].title, 'Show Attention for Selection');
+  assert.ok(c.commands.every((x) => x.category === 'AttentionViz'));
+  assert.deepEqual(pkg.activationEvents, [...COMMANDS.map((x) => `onCommand:${x}`), 'onWebviewPanel:attentionViz.panel']);
+  assert.equal(pkg.main, './out/host/extension.js');
+});
+
+test('menus, keybinding, configuration', () => {
+  const c = pkg.contributes;
+  assert.deepEqual(c.menus['editor/context'], [{ command: 'attentionViz.showAttention', when: 'editorHasSelection', group: 'navigation@90' }]);
+  assert.deepEqual(c.menus.commandPalette.map((x) => x.command), COMMANDS);
+  assert.deepEqual(c.keybindings.map((k) => [k.command, k.key, k.mac]), [['attentionViz.showAttention', 'ctrl+alt+a', 'cmd+alt+a']]);
+  assert.deepEqual(Object.keys(c.configuration.properties),
+    ['attentionViz.modelPath', 'attentionViz.maxTokens', 'attentionViz.followSelection', 'attentionViz.backendPath', 'attentionViz.trace.server']);
+  assert.deepEqual(c.configuration.properties['attentionViz.trace.server'].enum, ['off', 'messages', 'verbose']);
+  for (const [name, version] of Object.entries(pkg.devDependencies)) assert.match(version, /^\d+\.\d+\.\d+$/, `${name} pinned`);
+  assert.equal(pkg.dependencies, undefined, 'everything is bundled');
+});

@@ -1,0 +1,51 @@
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { messages, html } = require('./lib.cjs');
+
+const parse = messages.parseWebviewMessage;
+
+test('valid webview messages pass, with only known fields', () => {
+  assert.deepEqual(parse({ type: 'ready', extra: 1 }), { type: 'ready' });
+  assert.deepEqual(parse({ type: 'requestMatrix', requestId: 3, analysisId: 'x', layer: -1, head: 11, maxSize: 48 }),
+    { type: 'requestMatrix', requestId: 3, analysisId: 'x', layer: -1, head: 11, maxSize: 48 });
+  assert.deepEqual(parse({ type: 'hoverToken', token: null }), { type: 'hoverToken', token: null });
+  assert.deepEqual(parse({ type: 'viewChanged', layer: 0, head: -1, view: 'grid' }), { type: 'viewChanged', layer: 0, head: -1, view: 'grid' });
+  assert.equal(parse({ type: 'log', message: 'x'.repeat(5000) }).message.length, 2000);
+});
+
+test('malformed or hostile webview messages are dropped', () => {
+  for (const m of [null, 42, 'ready', [], {}, { type: 'nope' },
+    { type: 'requestMatrix', requestId: 1, analysisId: 'x', layer: -2, head: 0 },
+    { type: 'requestMatrix', requestId: 1, analysisId: 'x', layer: 0, head: 1.5 },
+    { type: 'requestMatrix', requestId: '1', analysisId: 'x', layer: 0, head: 0 },
+    { type: 'requestMatrix', requestId: 1, analysisId: 'x', layer: 0, head: 0, maxSize: 0 },
+    { type: 'hoverToken', token: -1 },
+    { type: 'viewChanged', layer: 0, head: 0, view: 'evil' },
+    { type: 'png', requestId: 1, dataUrl: 'javascript:alert(1)' },
+  ]) assert.equal(parse(m), undefined, JSON.stringify(m));
+});
+
+test('host messages: a matrix must carry exactly rows×cols float32 bytes', () => {
+  const ok = { type: 'matrix', requestId: 1, rows: 2, cols: 2, layer: 0, head: 0, pooled: false, poolFactor: 1, data: new ArrayBuffer(16) };
+  assert.ok(messages.isHostMessage(ok));
+  assert.ok(!messages.isHostMessage({ ...ok, data: new ArrayBuffer(12) }));
+  assert.ok(!messages.isHostMessage({ ...ok, data: [1, 2, 3, 4] }), 'no JSON number arrays');
+  assert.ok(messages.isHostMessage({ type: 'highlightToken', token: null }));
+  assert.ok(!messages.isHostMessage({ type: 'other' }));
+});
+
+test('panel HTML: strict CSP with a fresh nonce, no inline script without it', () => {
+  const n1 = html.makeNonce(), n2 = html.makeNonce();
+  assert.notEqual(n1, n2);
+  assert.match(n1, /^[A-Za-z0-9_-]{24}$/);
+  const page = html.panelHtml({ cspSource: 'https://res.test', scriptUri: 'https://res.test/w.js', styleUri: 'https://res.test/p.css', nonce: n1 });
+  const csp = /http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(page)[1];
+  assert.match(csp, /^default-src 'none'/);
+  assert.match(csp, new RegExp(`script-src 'nonce-${n1}'`));
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
+  const scripts = page.match(/<script[^>]*>/g);
+  assert.equal(scripts.length, 1);
+  assert.match(scripts[0], new RegExp(`nonce="${n1}"`));
+  const evil = html.panelHtml({ cspSource: 'x', scriptUri: '"><script>alert(1)</script>', styleUri: 's', nonce: n1 });
+  assert.equal(evil.match(/<script/g).length, 1, 'URIs are attribute-escaped');
+});

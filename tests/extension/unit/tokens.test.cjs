@@ -1,0 +1,51 @@
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { tokens } = require('./lib.cjs');
+
+const tok = (text, start, end, special = false) => ({ id: 0, text, start, end, special });
+
+test('displayToken: WordPiece continuation, byte-level and SentencePiece space markers', () => {
+  assert.deepEqual(tokens.displayToken('##ing'), { label: 'ing', continuation: true, leadingSpace: false });
+  assert.deepEqual(tokens.displayToken('Ġhello'), { label: 'hello', continuation: false, leadingSpace: true });
+  assert.deepEqual(tokens.displayToken('▁world'), { label: 'world', continuation: false, leadingSpace: true });
+  assert.equal(tokens.displayToken('Ċ').label, '↵');
+  assert.equal(tokens.displayToken('Ġ').label, '␣');
+  assert.equal(tokens.displayToken('##').label, '##', 'a literal ## token stays');
+  assert.equal(tokens.displayToken('[CLS]').label, '[CLS]');
+  assert.equal(tokens.axisLabel('##ization'), '·ization');
+  assert.equal(tokens.axisLabel('supercalifragilistic', 8), 'superca…');
+});
+
+test('tokenIndexAt maps UTF-16 offsets, including astral characters (surrogate pairs)', () => {
+  // "hi 😀 there": 😀 is 2 UTF-16 units at [3,5)
+  const text = 'hi 😀 there';
+  assert.equal(text.slice(3, 5), '😀');
+  const ts = [tok('[CLS]', 0, 0, true), tok('hi', 0, 2), tok('[UNK]', 3, 5), tok('there', 6, 11), tok('[SEP]', 0, 0, true)];
+  assert.equal(tokens.tokenIndexAt(ts, 0), 1);
+  assert.equal(tokens.tokenIndexAt(ts, 1), 1);
+  assert.equal(tokens.tokenIndexAt(ts, 2), -1, 'the space belongs to no token');
+  assert.equal(tokens.tokenIndexAt(ts, 3), 2);
+  assert.equal(tokens.tokenIndexAt(ts, 4), 2, 'second half of the surrogate pair');
+  assert.equal(tokens.tokenIndexAt(ts, 10), 3);
+  assert.equal(tokens.tokenIndexAt(ts, 11), -1, 'end is exclusive');
+  // Without specials the binary search path is taken.
+  const plain = ts.slice(1, 4);
+  for (let o = 0; o < 12; o++) {
+    const expected = plain.findIndex((t) => o >= t.start && o < t.end);
+    assert.equal(tokens.tokenIndexAt(plain, o), expected, `offset ${o}`);
+  }
+});
+
+test('tokenRanges adds the document offset and skips special and empty tokens', () => {
+  const ts = [tok('[CLS]', 0, 0, true), tok('a', 0, 1), tok('##b', 1, 2), tok('[SEP]', 0, 0, true)];
+  assert.deepEqual(tokens.tokenRanges(ts, 100), [{ index: 1, start: 100, end: 101 }, { index: 2, start: 101, end: 102 }]);
+});
+
+test('truncationSummary names the token and the character where the analysis stops', () => {
+  const text = 'one two three four';
+  const ts = [tok('[CLS]', 0, 0, true), tok('one', 0, 3), tok('two', 4, 7), tok('[SEP]', 0, 0, true)];
+  const s = tokens.truncationSummary(ts, text, 8);
+  assert.match(s, /after token 2/);
+  assert.match(s, /character 8 of 18/);
+  assert.match(s, /one two/);
+});
