@@ -20,17 +20,22 @@ export const ErrorCodes = {
   AppErrorLast: -32000,
 } as const;
 
-export interface InitializeParams { clientName?: string; clientVersion?: string }
+export interface InitializeParams { clientName?: string; clientVersion?: string; allowPickle?: boolean }
 export interface InitializeResult { serverVersion: string; protocolVersion: string; defaultModel: string }
 
+/** source: 'embedded' | 'path' | 'hf-cache'; error says why a listed folder cannot be loaded. */
 export interface ModelInfo {
   id: string; name: string; architecture: string; layers: number; heads: number; source: string;
+  path?: string; sizeBytes?: number; error?: string;
 }
 
-export interface AnalyzeParams { text: string; modelId?: string; maxTokens?: number }
+export interface ModelsListParams { paths?: string[] }
+
+/** textPair: the second text of a sentence pair (its tokens have typeId 1 and offsets into textPair). */
+export interface AnalyzeParams { text: string; modelId?: string; maxTokens?: number; textPair?: string }
 
 /** One token; [start, end) are UTF-16 offsets into the text that was sent. Special tokens: [0, 0), special = true. */
-export interface Token { id: number; text: string; start: number; end: number; special: boolean }
+export interface Token { id: number; text: string; start: number; end: number; special: boolean; typeId: number }
 
 export interface AnalyzedModel { id: string; architecture: string; layers: number; heads: number; causal: boolean }
 

@@ -24,7 +24,7 @@ test('recorded responses carry exactly the fields the client reads', () => {
   const a = fixture.analysis;
   for (const k of ['analysisId', 'model', 'tokens', 'truncated', 'elapsedMs']) assert.ok(k in a, k);
   assert.deepEqual(keys(a.model), ['architecture', 'causal', 'heads', 'id', 'layers']);
-  for (const t of a.tokens) assert.deepEqual(keys(t), ['end', 'id', 'special', 'start', 'text']);
+  for (const t of a.tokens) assert.deepEqual(keys(t), ['end', 'id', 'special', 'start', 'text', 'typeId']);
   for (const m of Object.values(fixture.matrices)) assert.deepEqual(keys(m), ['cols', 'data', 'head', 'layer', 'poolFactor', 'pooled', 'rows']);
   assert.deepEqual(keys(fixture.row), ['scores', 'top']);
 });
