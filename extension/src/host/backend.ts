@@ -83,7 +83,7 @@ export class Backend implements vscode.Disposable {
     try {
       const init = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Window, title: 'AttentionViz: starting backend…' },
-        () => proc.start(this.version),
+        () => proc.start(this.version, undefined, this.config().allowPickle),
       );
       this.proc = proc;
       this.defaultModel = init.defaultModel;

@@ -44,7 +44,7 @@ export class BackendProcess {
   get running(): boolean { return !!this.child && !this.exited; }
 
   /** Spawns the process and runs the `initialize` handshake. Rejects (and kills the process) on failure. */
-  async start(clientVersion: string, timeoutMs = 60_000): Promise<InitializeResult> {
+  async start(clientVersion: string, timeoutMs = 60_000, allowPickle = false): Promise<InitializeResult> {
     const child = spawn(this.spec.command, this.spec.args, {
       cwd: this.spec.cwd, env: this.spec.env, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true,
     });
@@ -84,7 +84,7 @@ export class BackendProcess {
     });
     try {
       const result = await Promise.race([
-        connection.sendRequest<InitializeResult>(Methods.initialize, { clientName: 'AttentionViz for VS Code', clientVersion }),
+        connection.sendRequest<InitializeResult>(Methods.initialize, { clientName: 'AttentionViz for VS Code', clientVersion, allowPickle }),
         spawnError, exitInfo, timeout,
       ]);
       this.initializeResult = result;

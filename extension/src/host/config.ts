@@ -6,9 +6,12 @@ export interface Config {
   maxTokens: number;
   followSelection: boolean;
   backendPath: string;
+  allowPickle: boolean;
   trace: TraceLevel;
 }
 
+// In an untrusted workspace VS Code returns only user-level values for the restrictedConfigurations of package.json
+// (modelPath, backendPath, allowPickle), so a workspace cannot point the backend at files of its choosing.
 export function readConfig(): Config {
   const c = vscode.workspace.getConfiguration('attentionViz');
   const trace = c.get<string>('trace.server', 'off');
@@ -17,9 +20,10 @@ export function readConfig(): Config {
     maxTokens: Math.max(3, Math.floor(c.get<number>('maxTokens', 512) ?? 512)),
     followSelection: c.get<boolean>('followSelection', false) ?? false,
     backendPath: c.get<string>('backendPath', '') ?? '',
+    allowPickle: c.get<boolean>('allowPickle', false) ?? false,
     trace: trace === 'messages' || trace === 'verbose' ? trace : 'off',
   };
 }
 
 /** Settings whose change needs a backend restart. */
-export const RESTART_SETTINGS = ['attentionViz.backendPath'];
+export const RESTART_SETTINGS = ['attentionViz.backendPath', 'attentionViz.allowPickle'];

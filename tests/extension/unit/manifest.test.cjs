@@ -21,7 +21,11 @@ test('menus, keybinding, configuration', () => {
   assert.deepEqual(c.menus.commandPalette.map((x) => x.command), COMMANDS);
   assert.deepEqual(c.keybindings.map((k) => [k.command, k.key, k.mac]), [['attentionViz.showAttention', 'ctrl+alt+a', 'cmd+alt+a']]);
   assert.deepEqual(Object.keys(c.configuration.properties),
-    ['attentionViz.modelPath', 'attentionViz.maxTokens', 'attentionViz.followSelection', 'attentionViz.backendPath', 'attentionViz.trace.server']);
+    ['attentionViz.modelPath', 'attentionViz.maxTokens', 'attentionViz.followSelection', 'attentionViz.backendPath', 'attentionViz.allowPickle', 'attentionViz.trace.server']);
+  // Workspace trust: in an untrusted workspace these settings come from the user's settings only.
+  assert.equal(pkg.capabilities.untrustedWorkspaces.supported, 'limited');
+  assert.deepEqual(pkg.capabilities.untrustedWorkspaces.restrictedConfigurations.sort(),
+    ['attentionViz.allowPickle', 'attentionViz.backendPath', 'attentionViz.modelPath']);
   assert.deepEqual(c.configuration.properties['attentionViz.trace.server'].enum, ['off', 'messages', 'verbose']);
   for (const [name, version] of Object.entries(pkg.devDependencies)) assert.match(version, /^\d+\.\d+\.\d+$/, `${name} pinned`);
   assert.equal(pkg.dependencies, undefined, 'everything is bundled');
