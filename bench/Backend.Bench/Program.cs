@@ -36,9 +36,11 @@ using (var host = new BackendHost())
 }
 
 var backendDll = Path.Combine(AppContext.BaseDirectory, "attentionviz-backend.dll");
+Stats roundTrip;
 using (var rpc = StdioClient.Start(backendDll))
 {
     rpc.Call("initialize", new JsonObject());
+    roundTrip = Measure(runs, () => rpc.Call("initialize", new JsonObject()));
     for (var i = 0; i < rows.Count; i++)
     {
         var n = rows[i].Tokens;
@@ -80,6 +82,8 @@ foreach (var row in rows)
     table.AppendLine($"| {row.Tokens} | {row.Analyze} | {row.FirstHeatmap} | {row.Ort} | {row.FirstHeatmap.Median / row.Ort.Median:F2}× |");
 var cpu = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() : "?";
 var header = $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {cpu}, {Environment.ProcessorCount} cores, {threads} threads for both libtorch and ONNX Runtime; median (p90) of {runs} runs after warm-up, milliseconds.";
+table.AppendLine();
+table.AppendLine($"An empty JSON-RPC round trip (`initialize`) over stdio: {roundTrip} ms.");
 Console.WriteLine(header);
 Console.WriteLine();
 Console.Write(table);

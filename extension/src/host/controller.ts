@@ -16,7 +16,7 @@ import type { AnalysisView, WebviewToHost } from '../shared/messages';
 export interface TestApi {
   backendPid(): number | undefined;
   backendState(): string;
-  session(): { seq: number; analysisId: string; tokens: number; valid: boolean; layer: number; head: number; truncated: boolean; truncatedAt?: number } | undefined;
+  session(): { seq: number; analysisId: string; tokens: number; pairTokens: number; valid: boolean; layer: number; head: number; truncated: boolean; truncatedAt?: number } | undefined;
   decorationCount(): number;
   lastRendered(): { layer: number; head: number; litPixels: number } | undefined;
   panelOpen(): boolean;
@@ -58,6 +58,13 @@ export class Controller implements vscode.Disposable {
     const editor = vscode.window.activeTextEditor;
     if (!editor) { void vscode.window.showInformationMessage('AttentionViz: open a file and select some text first.'); return; }
     const doc = editor.document;
+    // Two selections (multi-cursor): a sentence pair, first text = the earlier selection.
+    const nonEmpty = editor.selections.filter((s) => !s.isEmpty).sort((a, b) => a.start.compareTo(b.start));
+    if (nonEmpty.length === 2 && !nonEmpty[0]!.intersection(nonEmpty[1]!)) {
+      const [a, b] = nonEmpty as [vscode.Selection, vscode.Selection];
+      const textA = doc.getText(a), textB = doc.getText(b);
+      if (textA.trim() && textB.trim()) { await this.analyze(doc, a, textA, true, { range: b, text: textB }); return; }
+    }
     let range: vscode.Range = editor.selection;
     if (editor.selection.isEmpty) range = doc.lineAt(editor.selection.active.line).range; // empty selection → current line
     const text = doc.getText(range);
@@ -65,13 +72,14 @@ export class Controller implements vscode.Disposable {
     await this.analyze(doc, range, text, true);
   }
 
-  private async analyze(doc: vscode.TextDocument, range: vscode.Range, text: string, withProgress: boolean): Promise<void> {
+  private async analyze(doc: vscode.TextDocument, range: vscode.Range, text: string, withProgress: boolean,
+    pair?: { range: vscode.Range; text: string }): Promise<void> {
     this.analyzeCts?.cancel(); // a newer request makes the older one stale: $/cancelRequest
     const cts = new CancellationTokenSource();
     this.analyzeCts = cts;
     const cfg = readConfig();
     const modelId = cfg.modelPath.trim() || this.selectedModel;
-    const params = { text, maxTokens: cfg.maxTokens, ...(modelId ? { modelId } : {}) };
+    const params = { text, maxTokens: cfg.maxTokens, ...(modelId ? { modelId } : {}), ...(pair ? { textPair: pair.text } : {}) };
     const started = Date.now();
     const panel = this.ensurePanel();
     panel.post({ type: 'busy', message: `Analyzing ${text.length} characters…` });
@@ -97,12 +105,14 @@ export class Controller implements vscode.Disposable {
     }
     if (cts.token.isCancellationRequested) return;
     const keep = this.session && this.session.layer < result.model.layers && this.session.head < result.model.heads;
-    const session = new Session(++this.sessionSeq, doc.uri, doc.version, doc.offsetAt(range.start), text, result);
+    const session = new Session(++this.sessionSeq, doc.uri, doc.version, doc.offsetAt(range.start), text, result,
+      pair ? { baseOffset: doc.offsetAt(pair.range.start), text: pair.text } : undefined);
     if (keep && this.session) { session.layer = this.session.layer; session.head = this.session.head; }
     this.session = session;
     this.backend.log(`analyzed ${result.tokens.length} tokens in ${result.elapsedMs} ms (round trip ${Date.now() - started} ms)${result.truncated ? `, truncated at ${result.truncatedAt}` : ''}`);
     const startLine = range.start.line + 1, endLine = range.end.line + 1;
-    const source = `${vscode.workspace.asRelativePath(doc.uri)}:${startLine}${endLine !== startLine ? '–' + endLine : ''}`;
+    const pairLine = pair ? ` + ${pair.range.start.line + 1}` : '';
+    const source = `${vscode.workspace.asRelativePath(doc.uri)}:${startLine}${endLine !== startLine ? '–' + endLine : ''}${pairLine}`;
     const view: AnalysisView = {
       analysisId: result.analysisId, model: result.model, tokens: result.tokens, text, truncated: result.truncated,
       ...(result.truncatedAt !== undefined ? { truncatedAt: result.truncatedAt } : {}), elapsedMs: result.elapsedMs, source,
@@ -331,7 +341,8 @@ export class Controller implements vscode.Disposable {
       backendPid: () => this.backend.pid,
       backendState: () => this.backend.state.kind,
       session: () => this.session && {
-        seq: this.session.seq, analysisId: this.session.analysisId, tokens: this.session.result.tokens.length, valid: this.session.valid, layer: this.session.layer, head: this.session.head,
+        seq: this.session.seq, analysisId: this.session.analysisId, tokens: this.session.result.tokens.length,
+        pairTokens: this.session.result.tokens.filter((t) => t.typeId === 1 && !t.special).length, valid: this.session.valid, layer: this.session.layer, head: this.session.head,
         truncated: this.session.result.truncated, ...(this.session.result.truncatedAt !== undefined ? { truncatedAt: this.session.result.truncatedAt } : {}),
       },
       decorationCount: () => this.decorations.count,

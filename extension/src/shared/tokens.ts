@@ -29,6 +29,18 @@ export function axisLabel(text: string, maxLength = 14): string {
 }
 
 /** Index of the non-special token whose [start, end) contains `offset` (relative to the analyzed text), or -1. */
+/**
+ * For a sentence pair: the token of segment `typeId` (0 = first text, 1 = second) whose span holds `offset`, an offset
+ * into that segment's own text; -1 when none. Spans restart at 0 in each segment, so the search stays in one segment.
+ */
+export function segmentTokenIndexAt(tokens: readonly Token[], typeId: number, offset: number): number {
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (!t.special && (t.typeId ?? 0) === typeId && offset >= t.start && offset < t.end) return i;
+  }
+  return -1;
+}
+
 export function tokenIndexAt(tokens: readonly Token[], offset: number): number {
   // Binary search over the non-special tokens (their starts are non-decreasing).
   let lo = 0, hi = tokens.length - 1, found = -1;

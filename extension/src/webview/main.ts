@@ -159,7 +159,8 @@ function buildStrip(): void {
   analysis?.tokens.forEach((t, i) => {
     const s = document.createElement('span');
     const d = displayToken(t.text);
-    s.className = 'tok' + (t.special ? ' special' : '') + (d.continuation ? ' cont' : '') + (d.leadingSpace ? ' space' : '');
+    s.className = 'tok' + (t.special ? ' special' : '') + (d.continuation ? ' cont' : '') + (d.leadingSpace ? ' space' : '')
+      + (t.typeId === 1 ? ' segment-b' : '');
     s.textContent = d.label; // text, never markup
     s.dataset.index = String(i);
     s.tabIndex = -1;

@@ -49,3 +49,16 @@ test('truncationSummary names the token and the character where the analysis sto
   assert.match(s, /character 8 of 18/);
   assert.match(s, /one two/);
 });
+
+test('segmentTokenIndexAt keeps the two texts of a sentence pair apart', () => {
+  const ts = [
+    { id: 101, text: '[CLS]', start: 0, end: 0, special: true, typeId: 0 },
+    { id: 1, text: 'where', start: 0, end: 5, special: false, typeId: 0 },
+    { id: 102, text: '[SEP]', start: 0, end: 0, special: true, typeId: 0 },
+    { id: 2, text: 'here', start: 0, end: 4, special: false, typeId: 1 },
+    { id: 102, text: '[SEP]', start: 0, end: 0, special: true, typeId: 1 },
+  ];
+  assert.equal(tokens.segmentTokenIndexAt(ts, 0, 2), 1);
+  assert.equal(tokens.segmentTokenIndexAt(ts, 1, 2), 3);
+  assert.equal(tokens.segmentTokenIndexAt(ts, 1, 4), -1);
+});

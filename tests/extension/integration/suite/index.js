@@ -101,6 +101,28 @@ test('an empty selection analyzes the current line', async () => {
   assert.ok(s.tokens > 3);
 });
 
+test('two selections analyze as a sentence pair; hovers map tokens of both texts', async () => {
+  const editor = await openPrompt();
+  const a = editor.document.lineAt(0).range, b = editor.document.lineAt(2).range;
+  editor.selections = [new vscode.Selection(b.start, b.end), new vscode.Selection(a.start, a.end)];
+  const before = api.session().seq;
+  await vscode.commands.executeCommand('attentionViz.showAttention');
+  const s = await until('the pair analysis', () => api.session()?.seq !== before && api.session(), 180_000);
+  assert.ok(s.pairTokens >= 8, `second-segment tokens: ${s.pairTokens}`);
+  async function hoverTitle(line, word) {
+    const col = editor.document.lineAt(line).text.indexOf(word) + 1;
+    const pos = new vscode.Position(line, col);
+    const h = await until(`a hover on ${word}`, async () => {
+      const all = await vscode.commands.executeCommand('vscode.executeHoverProvider', editor.document.uri, pos);
+      return all.find((x) => x.contents.some((c) => (c.value ?? String(c)).includes('AttentionViz')));
+    });
+    return h.contents.map((c) => c.value ?? String(c)).join('\n');
+  }
+  assert.match(await hoverTitle(2, 'helpful'), /“helpful”(\s|&nbsp;)attends/);
+  assert.match(await hoverTitle(0, 'animal'), /“animal”(\s|&nbsp;)attends/);
+  editor.selection = new vscode.Selection(a.start, a.start);
+});
+
 test('export PNG writes the visible heatmap', async () => {
   const target = vscode.Uri.joinPath(ws(), 'export-test.png');
   await until('the webview to paint', () => api.lastRendered());
@@ -147,7 +169,8 @@ test('"Restart Backend" starts a fresh process', async () => {
   await vscode.commands.executeCommand('attentionViz.restartBackend');
   const pid2 = await until('a new pid', () => api.backendPid() !== pid && api.backendPid());
   assert.ok(pid2);
-  assert.equal(api.backendState(), 'ready');
+  await until('the new backend to be ready', () => api.backendState() === 'ready', 60_000);
+  assert.equal(api.backendPid(), pid2, 'the fresh process stays');
 });
 
 test('a selection longer than maxTokens is truncated and says where', async () => {
