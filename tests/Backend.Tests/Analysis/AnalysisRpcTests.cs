@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using AttentionViz.Backend.Rpc;
 using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Tests.Support;
 using Nerdbank.Streams;
 using StreamJsonRpc;
 using StreamJsonRpc.Protocol;
@@ -13,19 +14,15 @@ namespace AttentionViz.Backend.Tests.Analysis;
 public sealed class AnalysisRpcTests
 {
     private const string FoxText = "The quick brown fox jumps over the lazy dog.";
-    private static BackendHost _host = null!;
-    private static JsonRpc _client = null!;
+    private static InMemoryBackend _backend = null!;
+    private static BackendHost _host => _backend.Host;
     private static string _id = null!;
     private static int _n;
 
     [ClassInitialize]
     public static void Start(TestContext context)
     {
-        _host = new BackendHost();
-        var (serverStream, clientStream) = FullDuplexStream.CreatePair();
-        _ = _host.Server.RunAsync(serverStream, serverStream);
-        _client = new JsonRpc(new HeaderDelimitedMessageHandler(clientStream, clientStream, BackendServer.CreateFormatter()));
-        _client.StartListening();
+        _backend = new InMemoryBackend();
         var analysis = Call("attention/analyze", new { text = FoxText }).GetAwaiter().GetResult();
         _id = analysis.GetProperty("analysisId").GetString()!;
         _n = analysis.GetProperty("tokens").GetArrayLength();
@@ -34,25 +31,13 @@ public sealed class AnalysisRpcTests
     [ClassCleanup]
     public static void Stop()
     {
-        _client.Dispose();
-        _host.Dispose();
+        _backend.Dispose();
     }
 
     private static Task<JsonElement> Call(string method, object parameters) =>
-        _client.InvokeWithParameterObjectAsync<JsonElement>(method, parameters);
+        _backend.Call(method, parameters);
 
-    private static async Task<int> ErrorCode(string method, object parameters)
-    {
-        var error = await Assert.ThrowsAsync<RemoteRpcException>(() => Call(method, parameters));
-        Assert.IsFalse(string.IsNullOrWhiteSpace(error.Message));
-        // StreamJsonRpc's client surfaces -32602 as RemoteMethodNotFoundException; the code is what clients branch on.
-        return error switch
-        {
-            RemoteInvocationException invocation => invocation.ErrorCode,
-            RemoteMethodNotFoundException notFound => (int)notFound.ErrorCode,
-            _ => throw new AssertFailedException($"unexpected {error.GetType().Name}: {error.Message}"),
-        };
-    }
+    private static Task<int> ErrorCode(string method, object parameters) => _backend.ErrorCode(method, parameters);
 
     private static float[] Floats(JsonElement matrix) => MemoryMarshal.Cast<byte, float>(matrix.GetProperty("data").GetBytesFromBase64()).ToArray();
 

@@ -10,18 +10,7 @@ namespace AttentionViz.Backend.Tests.Cli;
 [TestClass]
 public sealed class CliTests
 {
-    private static (int ExitCode, string Stdout, string Stderr) Run(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(RawRpcClient.BackendDll);
-        foreach (var a in args) start.ArgumentList.Add(a);
-        start.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        Assert.IsTrue(process.WaitForExit(120_000), "CLI did not finish");
-        return (process.ExitCode, stdout.Result, stderr.Result);
-    }
+    private static (int ExitCode, string Stdout, string Stderr) Run(params string[] args) => BackendCli.Run(args);
 
     private static string Temp(string name) => Path.Combine(Directory.CreateTempSubdirectory("avz-cli").FullName, name);
 

@@ -18,8 +18,8 @@ namespace AttentionViz.Backend.Tests.Rendering;
 [TestClass]
 public sealed class RenderRpcTests
 {
-    private static BackendHost _host = null!;
-    private static JsonRpc _client = null!;
+    private static InMemoryBackend _backend = null!;
+    private static BackendHost _host => _backend.Host;
     private const string FoxText = "The quick brown fox jumps over the lazy dog.";
 
     public TestContext TestContext { get; set; } = null!;
@@ -27,35 +27,19 @@ public sealed class RenderRpcTests
     [ClassInitialize]
     public static void Start(TestContext context)
     {
-        _host = new BackendHost();
-        var (serverStream, clientStream) = FullDuplexStream.CreatePair();
-        _ = _host.Server.RunAsync(serverStream, serverStream);
-        _client = new JsonRpc(new HeaderDelimitedMessageHandler(clientStream, clientStream, BackendServer.CreateFormatter()));
-        _client.StartListening();
+        _backend = new InMemoryBackend();
     }
 
     [ClassCleanup]
     public static void Stop()
     {
-        _client.Dispose();
-        _host.Dispose();
+        _backend.Dispose();
     }
 
     private static Task<JsonElement> Call(string method, object parameters) =>
-        _client.InvokeWithParameterObjectAsync<JsonElement>(method, parameters);
+        _backend.Call(method, parameters);
 
-    private static async Task<int> ErrorCode(string method, object parameters)
-    {
-        var error = await Assert.ThrowsAsync<RemoteRpcException>(() => Call(method, parameters));
-        Assert.IsFalse(string.IsNullOrWhiteSpace(error.Message));
-        // StreamJsonRpc's client surfaces -32602 as RemoteMethodNotFoundException.
-        return error switch
-        {
-            RemoteInvocationException invocation => invocation.ErrorCode,
-            RemoteMethodNotFoundException notFound => (int)notFound.ErrorCode,
-            _ => throw new AssertFailedException($"unexpected {error.GetType().Name}: {error.Message}"),
-        };
-    }
+    private static Task<int> ErrorCode(string method, object parameters) => _backend.ErrorCode(method, parameters);
 
     private static async Task<string> Analyze(string text = FoxText) =>
         (await Call("attention/analyze", new { text })).GetProperty("analysisId").GetString()!;

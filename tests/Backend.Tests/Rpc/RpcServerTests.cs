@@ -14,42 +14,26 @@ namespace AttentionViz.Backend.Tests.Rpc;
 [TestClass]
 public sealed class RpcServerTests
 {
-    private static BackendHost _host = null!;
-    private static JsonRpc _client = null!;
-    private static Task<int> _serving = null!;
+    private static InMemoryBackend _backend = null!;
+    private static BackendHost _host => _backend.Host;
     private const string FoxText = "The quick brown fox jumps over the lazy dog.";
 
     [ClassInitialize]
     public static void Start(TestContext _)
     {
-        _host = new BackendHost();
-        var (serverStream, clientStream) = FullDuplexStream.CreatePair();
-        _serving = _host.Server.RunAsync(serverStream, serverStream);
-        _client = new JsonRpc(new HeaderDelimitedMessageHandler(clientStream, clientStream, BackendServer.CreateFormatter()));
-        _client.StartListening();
+        _backend = new InMemoryBackend();
     }
 
     [ClassCleanup]
     public static void Stop()
     {
-        _client.Dispose();
-        _host.Dispose();
+        _backend.Dispose();
     }
 
     private static Task<JsonElement> Call(string method, object? parameters = null, CancellationToken cancellationToken = default) =>
-        _client.InvokeWithParameterObjectAsync<JsonElement>(method, parameters ?? new { }, cancellationToken);
+        _backend.Call(method, parameters, cancellationToken);
 
-    private static async Task<int> ErrorCode(string method, object? parameters)
-    {
-        var error = await Assert.ThrowsAsync<RemoteRpcException>(() => Call(method, parameters));
-        Assert.IsFalse(string.IsNullOrWhiteSpace(error.Message));
-        return error switch
-        {
-            RemoteInvocationException invocation => invocation.ErrorCode,
-            RemoteMethodNotFoundException notFound => (int)notFound.ErrorCode,
-            _ => throw new AssertFailedException($"unexpected {error.GetType().Name}: {error.Message}"),
-        };
-    }
+    private static Task<int> ErrorCode(string method, object? parameters) => _backend.ErrorCode(method, parameters);
 
     private static float[] Floats(JsonElement matrix) => MemoryMarshal.Cast<byte, float>(matrix.GetProperty("data").GetBytesFromBase64()).ToArray();
 
