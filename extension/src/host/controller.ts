@@ -207,6 +207,28 @@ export class Controller implements vscode.Disposable {
         }
         return;
       }
+      case 'rpc': {
+        const session = this.session;
+        if (!session || m.params.analysisId !== session.analysisId || !session.valid) {
+          this.panel?.post({ type: 'rpcError', requestId: m.requestId, message: 'this analysis is gone (the backend restarted or the text changed): run “Show Attention for Selection” again' });
+          return;
+        }
+        try {
+          const r = await this.backend.request<Record<string, unknown>>(m.method, m.params);
+          if (typeof r.data === 'string' && typeof r.rows === 'number' && typeof r.cols === 'number') {
+            // Matrices (view, rollout) travel as an ArrayBuffer, not as base64 or JSON numbers.
+            const data = decodeFloat32(r.data, r.rows * r.cols);
+            const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer as ArrayBuffer : data.slice().buffer as ArrayBuffer;
+            const { data: _omit, ...rest } = r;
+            this.panel?.post({ type: 'rpcResult', requestId: m.requestId, result: rest, data: buffer });
+          } else {
+            this.panel?.post({ type: 'rpcResult', requestId: m.requestId, result: r });
+          }
+        } catch (e) {
+          this.panel?.post({ type: 'rpcError', requestId: m.requestId, message: e instanceof Error ? e.message : String(e) });
+        }
+        return;
+      }
       case 'viewChanged':
         if (this.session) { this.session.layer = m.layer; this.session.head = m.head; }
         await this.refreshDecorations();
