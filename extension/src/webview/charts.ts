@@ -175,7 +175,7 @@ export function drawLines(c: HTMLCanvasElement, input: LinesInput, width: number
         if (input.isolate?.side === 'right' && input.isolate.token !== j) continue;
         const w = m[i * input.n + j]!;
         if (w < 0.02) continue;
-        ctx.globalAlpha = Math.min(1, w * (input.isolate ? 1.2 : 1) / Math.sqrt(shown) + 0.03);
+        ctx.globalAlpha = Math.min(1, (input.isolate ? w * 1.5 : w / Math.sqrt(shown)) + 0.05);
         ctx.beginPath();
         ctx.moveTo(2, (i + 0.5) * input.rowHeight);
         ctx.lineTo(width - 2, (j + 0.5) * input.rowHeight);

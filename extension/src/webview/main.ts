@@ -452,7 +452,8 @@ async function showHeads(): Promise<void> {
     for (const c of present) {
       const td = document.createElement('td');
       const v = c.value(m, qOf(m));
-      td.textContent = v === undefined ? '–' : v.toFixed(c.digits);
+      td.textContent = v === undefined ? '–' : (Math.abs(v) < 0.5 * 10 ** -c.digits ? 0 : v).toFixed(c.digits); // no "-0.000"
+      if (v !== undefined) td.title = String(v);
       td.dataset.key = c.key;
       if (v !== undefined) td.dataset.value = String(v);
       tr.append(td);
@@ -532,12 +533,18 @@ const LINE_ROW = 20;
 let linesIsolate: { side: 'left' | 'right'; token: number } | null = null;
 let linesHeads: (Float32Array | null)[] = [];
 let linesShown: boolean[] = [];
+let linesShownFor: string | undefined;
 
 async function showLines(): Promise<void> {
   if (!analysis) return;
   const { heads } = analysis.model;
   const layer = state.layer;
-  if (linesShown.length !== heads) linesShown = Array.from({ length: heads }, () => true);
+  // The selected head alone (its colour stands out), or every head for the mean; the checkboxes add or remove heads.
+  const shownKey = `${analysis.analysisId}/${state.head}`;
+  if (linesShown.length !== heads || linesShownFor !== shownKey) {
+    linesShown = Array.from({ length: heads }, (_, h) => state.head < 0 || h === state.head);
+    linesShownFor = shownKey;
+  }
   // Head toggles, one colour each.
   el.linesHeads.replaceChildren();
   for (let h = 0; h < heads; h++) {
@@ -551,6 +558,17 @@ async function showLines(): Promise<void> {
     const t = document.createElement('span'); t.textContent = `H${h}`;
     label.append(cb, sw, t);
     el.linesHeads.append(label);
+  }
+  for (const [text, on] of [['all', true], ['none', false]] as const) {
+    const b = document.createElement('button');
+    b.type = 'button'; b.textContent = text; b.id = `lines-${text}`;
+    b.setAttribute('aria-label', `${on ? 'show' : 'hide'} every head`);
+    b.addEventListener('click', () => {
+      linesShown = linesShown.map(() => on);
+      el.linesHeads.querySelectorAll('input').forEach((cb) => { cb.checked = on; });
+      drawLinesNow();
+    });
+    el.linesHeads.append(b);
   }
   const ms = await Promise.all(Array.from({ length: heads }, (_, h) => requestMatrix(layer, h)));
   if (options.tab !== 'lines' || layer !== state.layer) return;
@@ -632,11 +650,14 @@ el.distMetric.addEventListener('change', () => { options.distMetric = el.distMet
 
 // ---------- Rollout ----------
 
+let rolloutUnits: ViewUnit[] = [];
+
 async function showRollout(): Promise<void> {
   if (!analysis) return;
   const r = await rpc(Methods.rollout, viewFlags());
   if (!r?.data || options.tab !== 'rollout') return;
   const res = r.result as { rows: number; cols: number; poolFactor: number; layer: number; units: ViewUnit[] };
+  rolloutUnits = res.units;
   rolloutMap.set({ rows: res.rows, cols: res.cols, data: r.data, poolFactor: res.poolFactor }, unitLabels(res.units), unitLabels(res.units));
   rolloutMap.draw(Math.max(200, (document.body.clientWidth || 800) - 40), { row: null, col: null });
   el.rolloutCaption.textContent = `Attention rollout (Abnar & Zuidema 2020) through layer ${res.layer}: row i is how much token i's representation draws on each input token. Largest value ${rolloutMap.max.toFixed(3)}.`;
@@ -648,7 +669,7 @@ el.rolloutCanvas.addEventListener('mousemove', (e) => {
   if (!m) return;
   const r = el.rolloutCanvas.getBoundingClientRect();
   const h = rolloutMap.hit(e.clientX - r.left, e.clientY - r.top);
-  el.rolloutCanvas.title = h?.kind === 'cell' ? `${h.row} → ${h.col}: ${m.data[h.row * m.cols + h.col]!.toFixed(4)}` : '';
+  el.rolloutCanvas.title = h?.kind === 'cell' ? `${rolloutUnits[h.row]?.text ?? h.row} → ${rolloutUnits[h.col]?.text ?? h.col}: ${m.data[h.row * m.cols + h.col]!.toFixed(4)}` : '';
 });
 
 // ---------- view options ----------

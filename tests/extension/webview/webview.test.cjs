@@ -460,6 +460,11 @@ test('lines: query and key columns of tokens, one colour per head, hovering a to
   };
   const all = Array.from({ length: heads }, (_, h) => h);
   const lines = () => page.evaluate(() => document.getElementById('lines-canvas').dataset.lines);
+  // Head 0 is selected: its lines alone, in its colour; "all" shows every head.
+  assert.deepEqual(await page.locator('#lines-heads input').evaluateAll((cs) => cs.map((c) => c.checked)), all.map((h) => h === 0));
+  assert.equal(await lines(), String(countLines([0])));
+  await page.screenshot({ path: path.join(outDir, 'tab-lines-head0.png'), fullPage: true });
+  await page.click('#lines-all');
   assert.equal(await lines(), String(countLines(all)));
   const full = await pixelHash(page, 'lines-canvas');
   assert.ok(full.lit > 1000);
