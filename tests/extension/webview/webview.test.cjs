@@ -493,3 +493,34 @@ test('lines: query and key columns of tokens, one colour per head, hovering a to
   await noErrors(page);
   await page.close();
 });
+
+test('themes: tabs render with dark and high-contrast theme variables (screenshots to look at)', async () => {
+  const themes = {
+    dark: { '--vscode-foreground': '#cccccc', '--vscode-editor-background': '#1e1e1e', '--vscode-descriptionForeground': '#9d9d9d', '--vscode-focusBorder': '#007fd4', '--vscode-charts-blue': '#3794ff', '--vscode-panel-border': '#80808059' },
+    hc: { '--vscode-foreground': '#ffffff', '--vscode-editor-background': '#000000', '--vscode-descriptionForeground': '#ffffff', '--vscode-focusBorder': '#f38518', '--vscode-contrastBorder': '#6fc3df', '--vscode-charts-blue': '#3794ff', '--vscode-panel-border': '#6fc3df' },
+  };
+  for (const [name, vars] of Object.entries(themes)) {
+    const page = await openPanel();
+    await page.evaluate(({ vars, name }) => {
+      for (const [k, v] of Object.entries(vars)) document.documentElement.style.setProperty(k, v);
+      document.body.classList.add(name === 'hc' ? 'vscode-high-contrast' : 'vscode-dark');
+    }, { vars, name });
+    for (const tab of ['heads', 'graph', 'lines', 'distributions', 'rollout']) {
+      await page.click(`#tab-${tab}`);
+      await page.waitForSelector(`#app[data-${tab}="painted"]`);
+      await page.screenshot({ path: path.join(outDir, `tab-${tab}-${name}.png`), fullPage: tab !== 'heads' });
+    }
+    // Text drawn on the canvases takes the theme's foreground: bright pixels on the dark graph.
+    await page.click('#tab-graph');
+    await page.waitForSelector('#app[data-graph="painted"]');
+    const bright = await page.evaluate(() => {
+      const c = document.getElementById('graph-canvas');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 200 && d[i] > 180 && d[i + 1] > 180 && d[i + 2] > 180) n++;
+      return n;
+    });
+    assert.ok(bright > 50, `light label pixels on ${name}: ${bright}`);
+    await noErrors(page);
+    await page.close();
+  }
+});
