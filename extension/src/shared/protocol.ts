@@ -88,7 +88,10 @@ export interface ModularityAllResult { includeSelfLoops: boolean; heads: { layer
 export interface ViewUnit { text: string; start: number; end: number; firstToken: number; lastToken: number; special: boolean }
 export type HeadReduce = 'mean' | 'max';
 export interface ViewParams { analysisId: string; layer: number; head: number; hideSpecial?: boolean; wordLevel?: boolean; maxSize?: number; headReduce?: HeadReduce }
-export interface ViewResult extends MatrixResult { units: ViewUnit[] }
+/** A matrix in the attention/matrix format plus one unit per row/column (before pooling). */
+export interface ViewResult {
+  rows: number; cols: number; layer: number; head: number; pooled: boolean; poolFactor: number; data: string; units: ViewUnit[];
+}
 export interface RolloutParams { analysisId: string; layer?: number; hideSpecial?: boolean; wordLevel?: boolean; maxSize?: number }
 
 export type MetricName = 'entropy' | 'normalizedEntropy' | 'meanDistance' | 'firstToken' | 'cls' | 'sep' | 'previousToken' | 'self' | 'duplicateToken' | 'induction' | 'selfDistance';
