@@ -286,6 +286,10 @@ test('heatmap: hide special tokens and word level switch to attention/view with 
   const both = rpcOf('attention/view', { layer: 0, head: 0, hideSpecial: true, wordLevel: true });
   await page.waitForSelector(`#app[data-units="${both.units.length}"]`);
   assert.ok(both.units.length < v.units.length, 'wasn + \' + t merge');
+  await page.screenshot({ path: path.join(outDir, 'tab-heatmap-words.png') });
+  // Word level: the merged word's tooltip text is the joined pieces.
+  const merged = both.units.find((u) => u.lastToken > u.firstToken);
+  assert.ok(merged, 'a merged word');
   await page.uncheck('#hide-special');
   await page.uncheck('#word-level');
   await page.waitForFunction(() => !('units' in document.getElementById('app').dataset));
