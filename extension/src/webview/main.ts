@@ -478,6 +478,7 @@ el.headsMetric.addEventListener('change', () => { options.headsMetric = el.heads
 
 let graphHover: number | null = null;
 let graphData: { data: Float32Array; n: number; communities?: number[] } | undefined;
+let graphSummary = '';
 
 function graphSize(): number {
   return Math.max(360, Math.min(720, (document.body.clientWidth || 800) - 40));
@@ -494,7 +495,7 @@ async function showGraph(): Promise<void> {
   const modularity = mod?.result as ModularityResult | undefined;
   graphData = { data: m.data, n: m.rows, ...(modularity ? { communities: modularity.communities } : {}) };
   const what = `${layer < 0 ? 'mean of layers' : `layer ${layer}`}, ${head < 0 ? 'mean of heads' : `head ${head}`}`;
-  el.graphQ.textContent = modularity ? `${what} · modularity Q = ${modularity.q.toFixed(3)} · ${modularity.communityCount} communities` : `${what} · modularity unavailable`;
+  graphSummary = modularity ? `${what} · modularity Q = ${modularity.q.toFixed(3)} · ${modularity.communityCount} communities` : `${what} · modularity unavailable`;
   drawGraphNow();
   el.app.dataset.graph = 'painted';
 }
@@ -502,6 +503,10 @@ async function showGraph(): Promise<void> {
 function drawGraphNow(): void {
   if (!graphData) return;
   drawGraph(el.graphCanvas, { ...graphData, labels: labels(), threshold: options.threshold }, graphSize(), graphHover);
+  // The focused/hovered node, in words (the canvas itself is not readable by a screen reader).
+  const h = graphHover;
+  el.graphQ.textContent = h === null ? graphSummary
+    : `${graphSummary} · ${tokenName(h)}: community ${graphData.communities?.[h] ?? '?'}, ${Array.from({ length: graphData.n }, (_, j) => j).filter((j) => j !== h && graphData!.data[h * graphData!.n + j]! >= options.threshold).length} edges out`;
 }
 
 el.graphSource.addEventListener('change', () => { options.graphSource = el.graphSource.value === 'mean' ? 'mean' : 'head'; persist(); void showGraph(); });
@@ -523,7 +528,6 @@ el.graphCanvas.addEventListener('keydown', (e) => {
   e.preventDefault(); e.stopPropagation();
   const n = graphData.n;
   graphHover = e.key === 'Escape' ? null : graphHover === null ? 0 : (graphHover + (e.key === 'ArrowRight' ? 1 : n - 1)) % n;
-  el.graphQ.dataset.focus = graphHover === null ? '' : tokenName(graphHover);
   drawGraphNow();
 });
 

@@ -431,6 +431,15 @@ test('graph: n nodes on a stable circle, edges above the threshold, communities 
   await page.locator('#graph-threshold').fill('0.1');
   await page.waitForFunction((e) => document.getElementById('graph-canvas').dataset.edges === String(e), expectEdges(0.1));
   assert.equal((await pixelHash(page, 'graph-canvas')).hash, first.hash, 'same layout and pixels for the same input');
+  // Keyboard: arrows on the canvas step a focus node; its name, community and edge count are said in text.
+  await page.locator('#graph-canvas').focus();
+  await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('ArrowRight');
+  const out2 = Array.from({ length: n }, (_, j) => j).filter((j) => j !== 1 && d[n + j] >= 0.1).length;
+  await page.waitForFunction((t) => document.getElementById('graph-q').textContent.endsWith(t), `the: community ${mod.communities[1]}, ${out2} edges out`);
+  assert.equal(await page.locator('#head').inputValue(), '0', 'arrows on the graph do not step the head');
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => document.getElementById('graph-q').textContent.endsWith('communities'));
   // The layer mean.
   await page.selectOption('#graph-source', 'mean');
   const mm = rpcOf('attention/modularity', { layer: 0, head: -1 });
