@@ -72,7 +72,7 @@ export function panelHtml({ cspSource, scriptUri, styleUri, nonce }: PanelHtmlIn
     </div>
     <div role="tabpanel" id="panel-heads" aria-labelledby="tab-heads" tabindex="-1" hidden>
       <div class="tab-controls"><label>Colour heads by <select id="heads-metric" aria-label="Metric for the heads grid"></select></label> <span id="heads-summary" class="meta"></span></div>
-      <div id="heads-grid" role="grid" aria-label="Heads coloured by the chosen metric"></div>
+      <div id="heads-grid" role="group" aria-label="Heads coloured by the chosen metric"></div>
       <table id="heads-table" aria-label="Metrics of every layer and head"><thead><tr id="heads-head"></tr></thead><tbody id="heads-body"></tbody></table>
     </div>
     <div role="tabpanel" id="panel-graph" aria-labelledby="tab-graph" tabindex="-1" hidden>

@@ -537,3 +537,20 @@ test('themes: tabs render with dark and high-contrast theme variables (screensho
     await page.close();
   }
 });
+
+test('the chosen tab and its options survive hiding the panel (getState)', async () => {
+  const page = await openPanel();
+  await page.click('#tab-graph');
+  await page.waitForSelector('#app[data-graph="painted"]');
+  await page.locator('#graph-threshold').fill('0.25');
+  await page.waitForFunction(() => document.getElementById('graph-threshold-value').textContent === '0.25');
+  const saved = await page.evaluate(() => window.__state);
+  assert.equal(saved.options.tab, 'graph');
+  await page.close();
+  const again = await openPanel(undefined, saved);
+  await again.waitForSelector('#app[data-tab="graph"][data-graph="painted"]');
+  assert.equal(await again.locator('#tab-graph').getAttribute('aria-selected'), 'true');
+  assert.equal(await again.locator('#graph-threshold').inputValue(), '0.25');
+  await noErrors(again);
+  await again.close();
+});
