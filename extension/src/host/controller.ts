@@ -11,7 +11,7 @@ import { SetupError } from './locate';
 import { Methods, type AnalyzeResult, type MatrixResult, type RowResult, type ModelInfo } from '../shared/protocol';
 import { decodeFloat32 } from '../shared/matrix';
 import { displayToken, truncationSummary } from '../shared/tokens';
-import type { AnalysisView, WebviewToHost } from '../shared/messages';
+import { parseWebviewMessage, type AnalysisView, type HostToWebview, type WebviewToHost } from '../shared/messages';
 
 export interface TestApi {
   backendPid(): number | undefined;
@@ -21,6 +21,8 @@ export interface TestApi {
   lastRendered(): { layer: number; head: number; litPixels: number } | undefined;
   panelOpen(): boolean;
   focusToken(token: number | null): Promise<void>;
+  /** What the panel would get for an 'rpc' message (validated like one): rpcResult with the data's byte length, or rpcError. */
+  analysisRpc(method: string, params: Record<string, unknown>): Promise<{ type: string; result?: Record<string, unknown>; dataBytes?: number; message?: string }>;
 }
 
 export class Controller implements vscode.Disposable {
@@ -217,6 +219,9 @@ export class Controller implements vscode.Disposable {
         }
         return;
       }
+      case 'rpc':
+        this.panel?.post(await this.answerRpc(m));
+        return;
       case 'viewChanged':
         if (this.session) { this.session.layer = m.layer; this.session.head = m.head; }
         await this.refreshDecorations();
@@ -232,6 +237,27 @@ export class Controller implements vscode.Disposable {
         return;
       default:
         return;
+    }
+  }
+
+  /** An analysis method for the panel: only on the shown, still valid analysis; matrices decoded to an ArrayBuffer. */
+  private async answerRpc(m: Extract<WebviewToHost, { type: 'rpc' }>): Promise<HostToWebview> {
+    const session = this.session;
+    if (!session || m.params.analysisId !== session.analysisId || !session.valid) {
+      return { type: 'rpcError', requestId: m.requestId, message: 'this analysis is gone (the backend restarted or the text changed): run “Show Attention for Selection” again' };
+    }
+    try {
+      const r = await this.backend.request<Record<string, unknown>>(m.method, m.params);
+      if (typeof r.data === 'string' && typeof r.rows === 'number' && typeof r.cols === 'number') {
+        // Matrices (view, rollout) travel as an ArrayBuffer, not as base64 or JSON numbers.
+        const data = decodeFloat32(r.data, r.rows * r.cols);
+        const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer as ArrayBuffer : data.slice().buffer as ArrayBuffer;
+        const { data: _omit, ...rest } = r;
+        return { type: 'rpcResult', requestId: m.requestId, result: rest, data: buffer };
+      }
+      return { type: 'rpcResult', requestId: m.requestId, result: r };
+    } catch (e) {
+      return { type: 'rpcError', requestId: m.requestId, message: e instanceof Error ? e.message : String(e) };
     }
   }
 
@@ -349,6 +375,13 @@ export class Controller implements vscode.Disposable {
       lastRendered: () => this.rendered,
       panelOpen: () => !!this.panel,
       focusToken: (t) => this.refreshDecorations(t ?? undefined),
+      analysisRpc: async (method, params) => {
+        const m = parseWebviewMessage({ type: 'rpc', requestId: 0, method, params });
+        if (!m || m.type !== 'rpc') return { type: 'rejected' };
+        const a = await this.answerRpc(m);
+        if (a.type === 'rpcResult') return { type: a.type, result: a.result, ...(a.data ? { dataBytes: a.data.byteLength } : {}) };
+        return a.type === 'rpcError' ? { type: a.type, message: a.message } : { type: a.type };
+      },
     };
   }
 

@@ -72,7 +72,7 @@ export class AttentionPanel implements vscode.Disposable {
   post(message: HostToWebview): void {
     // Messages sent before the webview's script runs would be lost: queue them until 'ready'.
     if (!this.ready) {
-      if (message.type === 'analysis') this.queue = this.queue.filter((q) => q.type !== 'analysis' && q.type !== 'matrix');
+      if (message.type === 'analysis') this.queue = this.queue.filter((q) => q.type !== 'analysis' && q.type !== 'matrix' && q.type !== 'rpcResult');
       this.queue.push(message);
       return;
     }

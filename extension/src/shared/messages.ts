@@ -1,7 +1,7 @@
 // Every message between the extension host and the panel's webview, as one union keyed on `type`.
 // Matrices travel as ArrayBuffers (structured clone), never as JSON number arrays.
 
-import type { AnalyzedModel, Token } from './protocol';
+import { ANALYSIS_METHODS, type AnalysisMethod, type AnalyzedModel, type Token } from './protocol';
 
 export interface AnalysisView {
   analysisId: string;
@@ -31,7 +31,10 @@ export type HostToWebview =
   | { type: 'error'; message: string }
   | { type: 'highlightToken'; token: number | null }
   | { type: 'setView'; layer?: number; head?: number; view?: 'head' | 'grid' }
-  | { type: 'exportPng'; requestId: number };
+  | { type: 'exportPng'; requestId: number }
+  /** The answer to an 'rpc'; a matrix answer (view/rollout) has its base64 `data` decoded into `data` here. */
+  | { type: 'rpcResult'; requestId: number; result: Record<string, unknown>; data?: ArrayBuffer }
+  | { type: 'rpcError'; requestId: number; message: string };
 
 // ----- webview → host -----
 export type WebviewToHost =
@@ -41,7 +44,9 @@ export type WebviewToHost =
   | { type: 'hoverToken'; token: number | null }
   | { type: 'rendered'; layer: number; head: number; litPixels: number }
   | { type: 'png'; requestId: number; dataUrl: string }
-  | { type: 'log'; message: string };
+  | { type: 'log'; message: string }
+  /** An analysis method (docs/protocol.md "Analysis") on the shown analysis; params include analysisId. */
+  | { type: 'rpc'; requestId: number; method: AnalysisMethod; params: Record<string, unknown> };
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
 const isLayerOrHead = (v: unknown): v is number => isInt(v) && v >= -1 && v < 4096;
@@ -78,6 +83,14 @@ export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
     case 'log':
       if (typeof m.message === 'string') return { type: 'log', message: m.message.slice(0, 2000) };
       return undefined;
+    case 'rpc': {
+      if (!isInt(m.requestId) || typeof m.method !== 'string' || !(ANALYSIS_METHODS as readonly string[]).includes(m.method) || !isObj(m.params)) return undefined;
+      const params = m.params;
+      if (typeof params.analysisId !== 'string') return undefined;
+      // Only plain scalars travel on: the backend validates ranges (-32602).
+      for (const v of Object.values(params)) if (!['string', 'number', 'boolean'].includes(typeof v)) return undefined;
+      return { type: 'rpc', requestId: m.requestId, method: m.method as AnalysisMethod, params: { ...params } };
+    }
     default:
       return undefined;
   }
@@ -94,6 +107,8 @@ export function isHostMessage(m: unknown): m is HostToWebview {
     case 'highlightToken': return m.token === null || isInt(m.token);
     case 'setView': return true;
     case 'exportPng': return isInt(m.requestId);
+    case 'rpcResult': return isInt(m.requestId) && isObj(m.result) && (m.data === undefined || m.data instanceof ArrayBuffer);
+    case 'rpcError': return isInt(m.requestId) && typeof m.message === 'string';
     default: return false;
   }
 }

@@ -8,6 +8,12 @@ export const Methods = {
   analyze: 'attention/analyze',
   matrix: 'attention/matrix',
   row: 'attention/row',
+  metrics: 'attention/metrics',
+  modularity: 'attention/modularity',
+  modularityAll: 'attention/modularityAll',
+  view: 'attention/view',
+  rollout: 'attention/rollout',
+  histogram: 'attention/histogram',
   shutdown: 'shutdown',
   exit: 'exit',
 } as const;
@@ -62,3 +68,37 @@ export interface RowParams { analysisId: string; layer: number; head: number; to
 export interface RowResult { scores: number[]; top: { token: number; score: number }[] }
 
 export const MEAN = -1;
+
+// ----- Analysis (docs/protocol.md "Analysis") -----
+
+export interface HeadMetric {
+  layer: number; head: number; entropy: number; normalizedEntropy: number; meanDistance: number; firstToken: number;
+  cls?: number; sep?: number; sink: boolean; previousToken: number; self: number; duplicateToken: number; induction: number;
+  selfDistance: number;
+}
+export interface MetricsParams { analysisId: string }
+export interface MetricsResult { layers: number; heads: number; causal: boolean; sinkThreshold: number; metrics: HeadMetric[]; elapsedMs: number }
+
+export interface ModularityParams { analysisId: string; layer: number; head: number; includeSelfLoops?: boolean }
+export interface ModularityResult { layer: number; head: number; q: number; communities: number[]; communityCount: number; includeSelfLoops: boolean }
+export interface ModularityAllParams { analysisId: string; includeSelfLoops?: boolean }
+export interface ModularityAllResult { includeSelfLoops: boolean; heads: { layer: number; head: number; q: number; communityCount: number }[]; elapsedMs: number }
+
+/** One row/column of a view: a token, or a word merged from subword tokens [firstToken, lastToken]. */
+export interface ViewUnit { text: string; start: number; end: number; firstToken: number; lastToken: number; special: boolean }
+export type HeadReduce = 'mean' | 'max';
+export interface ViewParams { analysisId: string; layer: number; head: number; hideSpecial?: boolean; wordLevel?: boolean; maxSize?: number; headReduce?: HeadReduce }
+/** A matrix in the attention/matrix format plus one unit per row/column (before pooling). */
+export interface ViewResult {
+  rows: number; cols: number; layer: number; head: number; pooled: boolean; poolFactor: number; data: string; units: ViewUnit[];
+}
+export interface RolloutParams { analysisId: string; layer?: number; hideSpecial?: boolean; wordLevel?: boolean; maxSize?: number }
+
+export type MetricName = 'entropy' | 'normalizedEntropy' | 'meanDistance' | 'firstToken' | 'cls' | 'sep' | 'previousToken' | 'self' | 'duplicateToken' | 'induction' | 'selfDistance';
+export const METRIC_NAMES: readonly MetricName[] = ['entropy', 'normalizedEntropy', 'meanDistance', 'firstToken', 'cls', 'sep', 'previousToken', 'self', 'duplicateToken', 'induction', 'selfDistance'];
+export interface HistogramParams { analysisId: string; layer?: number; head?: number; bins?: number; excludeSpecial?: boolean; metric?: MetricName }
+export interface HistogramResult { counts: number[]; edges: number[]; min: number; max: number; total: number; metric?: string }
+
+/** The analysis methods the panel may ask for (through the host, which checks the analysisId). */
+export const ANALYSIS_METHODS = [Methods.metrics, Methods.modularity, Methods.modularityAll, Methods.view, Methods.rollout, Methods.histogram] as const;
+export type AnalysisMethod = typeof ANALYSIS_METHODS[number];

@@ -46,6 +46,19 @@ public sealed partial class ProtocolDriftTests
     [DataRow("MatrixResult", typeof(MatrixDto))]
     [DataRow("RowParams", typeof(RowParams))]
     [DataRow("RowResult", typeof(RowDto))]
+    [DataRow("HeadMetric", typeof(HeadMetric))]
+    [DataRow("MetricsParams", typeof(MetricsParams))]
+    [DataRow("MetricsResult", typeof(MetricsDto))]
+    [DataRow("ModularityParams", typeof(ModularityParams))]
+    [DataRow("ModularityResult", typeof(ModularityDto))]
+    [DataRow("ModularityAllParams", typeof(ModularityAllParams))]
+    [DataRow("ModularityAllResult", typeof(ModularityAllDto))]
+    [DataRow("ViewUnit", typeof(ViewUnit))]
+    [DataRow("ViewParams", typeof(ViewParams))]
+    [DataRow("ViewResult", typeof(ViewDto))]
+    [DataRow("RolloutParams", typeof(RolloutParams))]
+    [DataRow("HistogramParams", typeof(HistogramParams))]
+    [DataRow("HistogramResult", typeof(HistogramDto))]
     public void TypeScriptFieldsMatchTheCSharpRecord(string tsInterface, Type record)
     {
         var body = Regex.Match(ProtocolTs, $@"export interface {tsInterface}\s*\{{(?<body>(?:[^{{}}]|\{{[^{{}}]*\}})*)\}}").Groups["body"].Value;

@@ -49,3 +49,19 @@ test('panel HTML: strict CSP with a fresh nonce, no inline script without it', (
   const evil = html.panelHtml({ cspSource: 'x', scriptUri: '"><script>alert(1)</script>', styleUri: 's', nonce: n1 });
   assert.equal(evil.match(/<script/g).length, 1, 'URIs are attribute-escaped');
 });
+
+test('rpc messages: only the analysis methods, an analysisId and scalar params pass', () => {
+  assert.deepEqual(parse({ type: 'rpc', requestId: 1, method: 'attention/metrics', params: { analysisId: 'a1' } }),
+    { type: 'rpc', requestId: 1, method: 'attention/metrics', params: { analysisId: 'a1' } });
+  assert.deepEqual(parse({ type: 'rpc', requestId: 2, method: 'attention/view', params: { analysisId: 'a1', layer: 0, head: 0, hideSpecial: true } }).params,
+    { analysisId: 'a1', layer: 0, head: 0, hideSpecial: true });
+  assert.equal(parse({ type: 'rpc', requestId: 3, method: 'shutdown', params: { analysisId: 'a1' } }), undefined);
+  assert.equal(parse({ type: 'rpc', requestId: 3, method: 'attention/analyze', params: { analysisId: 'a1' } }), undefined);
+  assert.equal(parse({ type: 'rpc', requestId: 4, method: 'attention/metrics', params: {} }), undefined);
+  assert.equal(parse({ type: 'rpc', requestId: 5, method: 'attention/view', params: { analysisId: 'a1', path: { x: 1 } } }), undefined);
+  assert.equal(parse({ type: 'rpc', requestId: 'x', method: 'attention/metrics', params: { analysisId: 'a1' } }), undefined);
+  assert.ok(messages.isHostMessage({ type: 'rpcResult', requestId: 1, result: { q: 1 } }));
+  assert.ok(messages.isHostMessage({ type: 'rpcResult', requestId: 1, result: {}, data: new ArrayBuffer(4) }));
+  assert.ok(!messages.isHostMessage({ type: 'rpcResult', requestId: 1, result: [] }));
+  assert.ok(messages.isHostMessage({ type: 'rpcError', requestId: 1, message: 'gone' }));
+});

@@ -12,7 +12,8 @@ const keys = (o) => Object.keys(o).sort();
 
 test('method names', () => {
   assert.deepEqual(Object.values(protocol.Methods).sort(),
-    ['attention/analyze', 'attention/matrix', 'attention/row', 'exit', 'initialize', 'models/list', 'shutdown']);
+    ['attention/analyze', 'attention/histogram', 'attention/matrix', 'attention/metrics', 'attention/modularity', 'attention/modularityAll',
+      'attention/rollout', 'attention/row', 'attention/view', 'exit', 'initialize', 'models/list', 'shutdown']);
   assert.equal(protocol.ErrorCodes.InvalidParams, -32602);
   assert.equal(protocol.ErrorCodes.RequestCancelled, -32800);
 });
@@ -56,4 +57,31 @@ test('recorded real attention: offsets index the text, rows sum to 1, the row an
   // client-side max-pooling of a real matrix, as the backend pools thumbnails
   const pooled = matrix.maxPool(d, n, n, 4);
   assert.equal(pooled.rows, Math.ceil(n / 4));
+});
+
+test('recorded analysis responses (metrics, modularity, view, rollout, histogram) carry the fields protocol.ts declares', () => {
+  const r = fixture.rpc;
+  const { layers, heads } = fixture.analysis.model;
+  const n = fixture.analysis.tokens.length;
+  const metrics = r['attention/metrics {}'];
+  assert.deepEqual(keys(metrics), ['causal', 'elapsedMs', 'heads', 'layers', 'metrics', 'sinkThreshold']);
+  assert.equal(metrics.metrics.length, layers * heads);
+  for (const m of metrics.metrics) {
+    for (const k of ['layer', 'head', 'sink', ...protocol.METRIC_NAMES]) assert.ok(k in m, k);
+  }
+  assert.deepEqual(keys(r['attention/modularity {"head":0,"layer":0}']), ['communities', 'communityCount', 'head', 'includeSelfLoops', 'layer', 'q']);
+  assert.equal(r['attention/modularity {"head":0,"layer":0}'].communities.length, n);
+  assert.deepEqual(keys(r['attention/modularityAll {}']), ['elapsedMs', 'heads', 'includeSelfLoops']);
+  const view = r['attention/view {"head":0,"hideSpecial":true,"layer":0}'];
+  assert.deepEqual(keys(view), ['cols', 'data', 'head', 'layer', 'poolFactor', 'pooled', 'rows', 'units']);
+  assert.equal(view.rows, n - 2, 'hideSpecial drops [CLS] and [SEP]');
+  for (const u of view.units) assert.deepEqual(keys(u), ['end', 'firstToken', 'lastToken', 'special', 'start', 'text']);
+  const rollout = r['attention/rollout {}'];
+  assert.equal(rollout.head, -1);
+  assert.equal(rollout.layer, layers - 1);
+  const h = r['attention/histogram {"bins":20,"head":0,"layer":0}'];
+  assert.deepEqual(keys(h), ['counts', 'edges', 'max', 'min', 'total']);
+  assert.equal(h.counts.length, 20);
+  assert.equal(h.total, n * n);
+  for (const name of protocol.ANALYSIS_METHODS) assert.ok(Object.keys(r).some((k) => k.startsWith(name + ' ')), name);
 });

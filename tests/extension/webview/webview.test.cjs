@@ -47,11 +47,13 @@ async function openPanel(overrideTokens, savedState) {
   const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  page.consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') page.consoleErrors.push(m.text()); });
   page.on('dialog', (d) => { errors.push(`dialog: ${d.message()}`); void d.dismiss(); });
   page.errors = errors;
   const analysis = { ...fixture.analysis, text: fixture.text, source: 'fixture.txt:1' };
   if (overrideTokens) analysis.tokens = analysis.tokens.map((t, i) => ({ ...t, ...(overrideTokens[i] ?? {}) }));
-  await page.addInitScript(({ matrices, savedState }) => {
+  await page.addInitScript(({ matrices, savedState, rpc }) => {
     const posted = [];
     let state = savedState;
     window.__posted = posted;
@@ -65,11 +67,23 @@ async function openPanel(overrideTokens, savedState) {
             ? { type: 'matrix', requestId: m.requestId, rows: r.rows, cols: r.cols, layer: r.layer, head: r.head, pooled: r.pooled, poolFactor: r.poolFactor, data: b64ToBuffer(r.data) }
             : { type: 'matrixError', requestId: m.requestId, message: 'not in fixture' }, '*'), 5);
         }
+        if (m.type === 'rpc') {
+          // The host's part: the recorded real answer, its base64 matrix decoded to an ArrayBuffer (controller.ts).
+          const p = Object.fromEntries(Object.entries(m.params).filter(([k]) => k !== 'analysisId').sort(([a], [b]) => (a < b ? -1 : 1)));
+          const key = `${m.method} ${JSON.stringify(p)}`;
+          const r = rpc[key];
+          let msg;
+          if (!r || r.error) msg = { type: 'rpcError', requestId: m.requestId, message: r?.error ?? `not in fixture: ${key}` };
+          else if (typeof r.data === 'string') { const { data, ...rest } = r; msg = { type: 'rpcResult', requestId: m.requestId, result: rest, data: b64ToBuffer(data) }; }
+          else msg = { type: 'rpcResult', requestId: m.requestId, result: r };
+          if (!r) window.__missingRpc = (window.__missingRpc ?? []).concat(key);
+          setTimeout(() => window.postMessage(msg, '*'), 5);
+        }
       },
       getState: () => state,
       setState: (s) => { state = s; window.__state = s; },
     });
-  }, { matrices: fixture.matrices, savedState });
+  }, { matrices: fixture.matrices, savedState, rpc: fixture.rpc });
   await page.goto(`${origin}/panel.html`);
   await page.waitForFunction(() => window.__posted.some((m) => m.type === 'ready'));
   if (savedState) return page; // restored from getState(), as after the panel was hidden
@@ -206,5 +220,337 @@ test('state survives hiding the panel: a recreated webview restores analysis, la
   await again.waitForSelector('#app[data-state="painted"][data-layer="3"][data-head="7"]');
   assert.equal(await again.locator('#head').inputValue(), '7');
   assert.equal(await again.locator('#token-strip .tok').count(), fixture.analysis.tokens.length);
+  await again.close();
+});
+
+// ---------- tabs (issue 5): every tab against the recorded real analysis ----------
+
+const rpcOf = (method, params) => fixture.rpc[require('../fixtures/record-fixture.cjs').rpcKey(method, params)];
+const decodeData = (r) => matrix.decodeFloat32(r.data, r.rows * r.cols);
+const noErrors = async (page) => {
+  assert.deepEqual(page.errors, []);
+  assert.deepEqual(page.consoleErrors, []);
+  assert.equal(await page.evaluate(() => window.__missingRpc), undefined, 'every request is one the fixture recorded');
+};
+
+test('tabs: a tablist with roving focus; arrow keys, Home and End move between the six tabs', async () => {
+  const page = await openPanel();
+  const tabs = page.locator('[role="tab"]');
+  assert.deepEqual(await tabs.allTextContents(), ['Heatmap', 'Heads', 'Graph', 'Lines', 'Distributions', 'Rollout']);
+  assert.equal(await page.locator('[role="tab"][tabindex="0"]').count(), 1);
+  assert.equal(await page.locator('#tab-heatmap').getAttribute('aria-selected'), 'true');
+  await page.locator('#tab-heatmap').focus();
+  await page.keyboard.press('ArrowRight');
+  await page.waitForSelector('#app[data-tab="heads"]');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'tab-heads');
+  assert.equal(await page.locator('#panel-heads').isVisible(), true);
+  assert.equal(await page.locator('#panel-heatmap').isVisible(), false);
+  assert.equal(await page.locator('#tab-heads').getAttribute('tabindex'), '0');
+  assert.equal(await page.locator('#tab-heatmap').getAttribute('tabindex'), '-1');
+  await page.keyboard.press('End');
+  await page.waitForSelector('#app[data-tab="rollout"]');
+  await page.keyboard.press('ArrowRight');
+  await page.waitForSelector('#app[data-tab="heatmap"]');
+  await page.keyboard.press('ArrowLeft');
+  await page.waitForSelector('#app[data-tab="rollout"]');
+  await page.keyboard.press('Home');
+  await page.waitForSelector('#app[data-tab="heatmap"]');
+  assert.equal(await page.locator('#head').inputValue(), '0', 'arrows on the tablist do not step the head');
+  for (const t of ['heatmap', 'heads', 'graph', 'lines', 'distributions', 'rollout']) {
+    assert.equal(await page.locator(`#tab-${t}`).getAttribute('aria-controls'), `panel-${t}`);
+    assert.equal(await page.locator(`#panel-${t}`).getAttribute('role'), 'tabpanel');
+  }
+  await noErrors(page);
+  await page.close();
+});
+
+test('heatmap: hide special tokens and word level switch to attention/view with its units', async () => {
+  const page = await openPanel();
+  const before = await canvasPixels(page);
+  await page.check('#hide-special');
+  await page.waitForSelector('#app[data-state="painted"][data-units]');
+  const v = rpcOf('attention/view', { layer: 0, head: 0, hideSpecial: true });
+  assert.equal(await page.evaluate(() => document.getElementById('heatmap').dataset.rows), String(v.rows));
+  assert.equal(v.rows, fixture.analysis.tokens.length - 2);
+  const hidden = await canvasPixels(page);
+  assert.notEqual(hidden.hash, before.hash);
+  // Hover cell (0, 1): the tooltip names the units and shows the view's renormalised value.
+  const geo = await page.evaluate(() => ({ ...document.getElementById('heatmap').dataset }));
+  const box = await page.locator('#heatmap').boundingBox();
+  const cell = Number(geo.cell);
+  await page.mouse.move(box.x + Number(geo.left) + 1.5 * cell, box.y + Number(geo.top) + 0.5 * cell);
+  await page.locator('#tooltip').waitFor({ state: 'visible' });
+  const d = decodeData(v);
+  assert.equal(await page.locator('#tooltip').textContent(), `${v.units[0].text} → ${v.units[1].text}: ${d[1].toFixed(4)}`);
+  await page.check('#word-level');
+  const both = rpcOf('attention/view', { layer: 0, head: 0, hideSpecial: true, wordLevel: true });
+  await page.waitForSelector(`#app[data-units="${both.units.length}"]`);
+  assert.ok(both.units.length < v.units.length, 'wasn + \' + t merge');
+  await page.screenshot({ path: path.join(outDir, 'tab-heatmap-words.png') });
+  // Word level: the merged word's tooltip text is the joined pieces.
+  const merged = both.units.find((u) => u.lastToken > u.firstToken);
+  assert.ok(merged, 'a merged word');
+  await page.uncheck('#hide-special');
+  await page.uncheck('#word-level');
+  await page.waitForFunction(() => !('units' in document.getElementById('app').dataset));
+  await page.waitForFunction(() => document.getElementById('heatmap').dataset.rows === '19');
+  const posted = await page.evaluate(() => window.__posted.filter((m) => m.type === 'rpc').map((m) => m.method));
+  assert.ok(posted.every((m) => m === 'attention/view'));
+  await page.screenshot({ path: path.join(outDir, 'tab-heatmap-view.png') });
+  await noErrors(page);
+  await page.close();
+});
+
+test('heads: the table shows the recorded metrics, sorts by a column, a row opens that head', async () => {
+  const page = await openPanel();
+  await page.click('#tab-heads');
+  await page.waitForSelector('#app[data-heads="painted"]');
+  const metrics = rpcOf('attention/metrics', {}).metrics;
+  const { layers, heads } = fixture.analysis.model;
+  assert.equal(await page.locator('#heads-body tr').count(), layers * heads);
+  const first = await page.locator('#heads-body tr').first().locator('td').evaluateAll((tds) => Object.fromEntries(tds.map((t) => [t.dataset.key, t.textContent])));
+  const m0 = metrics[0];
+  assert.equal(first.layer, '0'); assert.equal(first.head, '0');
+  for (const k of ['entropy', 'normalizedEntropy', 'meanDistance', 'firstToken', 'previousToken', 'self', 'induction', 'selfDistance']) assert.equal(first[k], m0[k].toFixed(3), k);
+  const q = rpcOf('attention/modularityAll', {}).heads[0];
+  assert.equal(first.q, q.q.toFixed(3));
+  assert.equal(await page.locator('#heads-grid .cell').count(), layers * heads);
+  await page.screenshot({ path: path.join(outDir, 'tab-heads.png'), fullPage: true });
+  // Sort by entropy: descending first, then ascending.
+  await page.click('#heads-head th[data-key="entropy"] button');
+  await page.waitForSelector('#heads-head th[data-key="entropy"][aria-sort="descending"]');
+  const top = metrics.slice().sort((a, b) => b.entropy - a.entropy)[0];
+  const row0 = page.locator('#heads-body tr').first();
+  assert.deepEqual([await row0.getAttribute('data-layer'), await row0.getAttribute('data-head')], [String(top.layer), String(top.head)]);
+  await page.click('#heads-head th[data-key="entropy"] button');
+  await page.waitForSelector('#heads-head th[data-key="entropy"][aria-sort="ascending"]');
+  const low = metrics.slice().sort((a, b) => a.entropy - b.entropy)[0];
+  assert.equal(await page.locator('#heads-body tr').first().getAttribute('data-layer'), String(low.layer));
+  const vals = await page.locator('#heads-body td[data-key="entropy"]').evaluateAll((tds) => tds.map((t) => Number(t.dataset.value)));
+  assert.deepEqual(vals, vals.slice().sort((a, b) => a - b));
+  // Colour the grid by induction: the grid's labels follow.
+  await page.selectOption('#heads-metric', 'induction');
+  await page.waitForFunction(() => /induction/.test(document.getElementById('heads-summary').textContent));
+  // Click a row: the Heatmap tab opens on that head.
+  await page.click('#heads-body tr[data-layer="3"][data-head="5"]');
+  await page.waitForSelector('#app[data-tab="heatmap"][data-state="painted"][data-layer="3"][data-head="5"]');
+  assert.equal(await page.locator('#head').inputValue(), '5');
+  // Keyboard: Enter on a focused row opens it too; a grid cell click as well.
+  await page.click('#tab-heads');
+  await page.waitForSelector('#app[data-tab="heads"]');
+  await page.locator('#heads-body tr[data-layer="1"][data-head="2"]').focus();
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#app[data-tab="heatmap"][data-layer="1"][data-head="2"]');
+  await page.click('#tab-heads');
+  await page.click('#heads-grid .cell[data-layer="5"][data-head="11"]');
+  await page.waitForSelector('#app[data-tab="heatmap"][data-layer="5"][data-head="11"]');
+  await noErrors(page);
+  await page.close();
+});
+
+const pixelHash = (page, id) => page.evaluate((id) => {
+  const c = document.getElementById(id);
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let h = 0, lit = 0;
+  for (let i = 0; i < d.length; i += 4) { h = (h * 31 + d[i] * 7 + d[i + 1] * 3 + d[i + 2] + d[i + 3]) >>> 0; if (d[i + 3] > 0) lit++; }
+  return { hash: h, lit };
+}, id);
+
+test('rollout: the recorded rollout matrix as a heatmap, different from the head heatmap', async () => {
+  const page = await openPanel();
+  const head = await canvasPixels(page);
+  await page.click('#tab-rollout');
+  await page.waitForSelector('#app[data-rollout="painted"]');
+  const r = rpcOf('attention/rollout', {});
+  const geo = await page.evaluate(() => ({ ...document.getElementById('rollout-canvas').dataset }));
+  assert.equal(geo.rows, String(r.rows));
+  const px = await page.evaluate(() => {
+    const c = document.getElementById('rollout-canvas');
+    const { left, top, cell, rows, cols } = c.dataset;
+    const dpr = window.devicePixelRatio || 1;
+    const d = c.getContext('2d').getImageData(left * dpr, top * dpr, cols * cell * dpr, rows * cell * dpr).data;
+    let h = 0; for (let i = 0; i < d.length; i += 4) h = (h * 31 + d[i] * 7 + d[i + 1] * 3 + d[i + 2]) >>> 0;
+    return h;
+  });
+  assert.notEqual(px, head.hash, 'rollout pixels differ from head 0');
+  const max = Math.max(...decodeData(r));
+  assert.match(await page.locator('#rollout-caption').textContent(), new RegExp(`through layer ${r.layer}.*${max.toFixed(3)}`));
+  await page.screenshot({ path: path.join(outDir, 'tab-rollout.png'), fullPage: true });
+  // The view options apply to the rollout too.
+  await page.check('#hide-special');
+  await page.waitForFunction((n) => document.getElementById('rollout-canvas').dataset.rows === String(n), r.rows - 2);
+  await noErrors(page);
+  await page.close();
+});
+
+test('distributions: histogram bars of the current head and of a metric across heads, bins as recorded', async () => {
+  const page = await openPanel();
+  await page.click('#tab-distributions');
+  await page.waitForSelector('#app[data-distributions="painted"]');
+  const w = rpcOf('attention/histogram', { bins: 20, layer: 0, head: 0 });
+  const ds = await page.evaluate(() => ({ ...document.getElementById('dist-weights').dataset }));
+  assert.equal(ds.bins, '20');
+  assert.equal(ds.bars, String(w.counts.filter((c) => c > 0).length));
+  assert.equal(ds.total, String(w.total));
+  assert.match(await page.locator('#dist-weights-title').textContent(), new RegExp(`layer 0, head 0 \\(${w.total} weights, 20 bins\\)`));
+  const mh = rpcOf('attention/histogram', { bins: 20, metric: 'selfDistance' });
+  const dm = await page.evaluate(() => ({ ...document.getElementById('dist-metrics').dataset }));
+  assert.equal(dm.bins, '20');
+  assert.equal(dm.total, String(mh.total));
+  assert.ok((await pixelHash(page, 'dist-weights')).lit > 500);
+  await page.screenshot({ path: path.join(outDir, 'tab-distributions.png'), fullPage: true });
+  // Another head and another metric.
+  const before = await pixelHash(page, 'dist-weights');
+  await page.selectOption('#head', '3');
+  await page.waitForFunction(() => /head 3/.test(document.getElementById('dist-weights-title').textContent));
+  assert.notEqual((await pixelHash(page, 'dist-weights')).hash, before.hash);
+  await page.selectOption('#dist-metric', 'entropy');
+  await page.waitForFunction(() => /entropy/.test(document.getElementById('dist-metric-title').textContent));
+  await noErrors(page);
+  await page.close();
+});
+
+test('graph: n nodes on a stable circle, edges above the threshold, communities and Q from attention/modularity', async () => {
+  const page = await openPanel();
+  await page.click('#tab-graph');
+  await page.waitForSelector('#app[data-graph="painted"]');
+  const n = fixture.analysis.tokens.length;
+  const mod = rpcOf('attention/modularity', { layer: 0, head: 0 });
+  const ds = await page.evaluate(() => ({ ...document.getElementById('graph-canvas').dataset }));
+  assert.equal(ds.nodes, String(n));
+  const d = decodeData(fixture.matrices['0/0']);
+  const expectEdges = (t) => { let e = 0; for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j && d[i * n + j] >= t) e++; return e; };
+  assert.equal(ds.edges, String(expectEdges(0.1)));
+  assert.match(await page.locator('#graph-q').textContent(), new RegExp(`Q = ${mod.q.toFixed(3)} · ${mod.communityCount} communities`));
+  const first = await pixelHash(page, 'graph-canvas');
+  await page.screenshot({ path: path.join(outDir, 'tab-graph.png'), fullPage: true });
+  // Slider: a higher threshold, fewer edges.
+  await page.locator('#graph-threshold').fill('0.3');
+  await page.waitForFunction((e) => document.getElementById('graph-canvas').dataset.edges === String(e), expectEdges(0.3));
+  // Stable: back to 0.1 draws the same pixels.
+  await page.locator('#graph-threshold').fill('0.1');
+  await page.waitForFunction((e) => document.getElementById('graph-canvas').dataset.edges === String(e), expectEdges(0.1));
+  assert.equal((await pixelHash(page, 'graph-canvas')).hash, first.hash, 'same layout and pixels for the same input');
+  // Keyboard: arrows on the canvas step a focus node; its name, community and edge count are said in text.
+  await page.locator('#graph-canvas').focus();
+  await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('ArrowRight');
+  const out2 = Array.from({ length: n }, (_, j) => j).filter((j) => j !== 1 && d[n + j] >= 0.1).length;
+  await page.waitForFunction((t) => document.getElementById('graph-q').textContent.endsWith(t), `the: community ${mod.communities[1]}, ${out2} edges out`);
+  assert.equal(await page.locator('#head').inputValue(), '0', 'arrows on the graph do not step the head');
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => document.getElementById('graph-q').textContent.endsWith('communities'));
+  // The layer mean.
+  await page.selectOption('#graph-source', 'mean');
+  const mm = rpcOf('attention/modularity', { layer: 0, head: -1 });
+  await page.waitForFunction((q) => document.getElementById('graph-q').textContent.includes(`Q = ${q}`), mm.q.toFixed(3));
+  await noErrors(page);
+  await page.close();
+});
+
+test('lines: query and key columns of tokens, one colour per head, hovering a token isolates its lines', async () => {
+  const page = await openPanel([undefined, undefined, { text: HOSTILE }]);
+  await page.click('#tab-lines');
+  await page.waitForSelector('#app[data-lines="painted"]');
+  const n = fixture.analysis.tokens.length;
+  const { heads } = fixture.analysis.model;
+  assert.equal(await page.locator('#lines-left .lines-tok').count(), n);
+  assert.equal(await page.locator('#lines-right .lines-tok').count(), n);
+  assert.equal(await page.locator('#lines-left .lines-tok[data-index="2"]').textContent(), HOSTILE);
+  assert.equal(await page.locator('img').count(), 0);
+  assert.equal(await page.locator('#lines-heads input').count(), heads);
+  const countLines = (hs, isolate) => {
+    let c = 0;
+    for (const h of hs) {
+      const d = decodeData(fixture.matrices[`0/${h}`]);
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+        if (isolate && isolate.side === 'left' && i !== isolate.token) continue;
+        if (isolate && isolate.side === 'right' && j !== isolate.token) continue;
+        if (d[i * n + j] >= 0.02) c++;
+      }
+    }
+    return c;
+  };
+  const all = Array.from({ length: heads }, (_, h) => h);
+  const lines = () => page.evaluate(() => document.getElementById('lines-canvas').dataset.lines);
+  // Head 0 is selected: its lines alone, in its colour; "all" shows every head.
+  assert.deepEqual(await page.locator('#lines-heads input').evaluateAll((cs) => cs.map((c) => c.checked)), all.map((h) => h === 0));
+  assert.equal(await lines(), String(countLines([0])));
+  await page.screenshot({ path: path.join(outDir, 'tab-lines-head0.png'), fullPage: true });
+  await page.click('#lines-all');
+  assert.equal(await lines(), String(countLines(all)));
+  const full = await pixelHash(page, 'lines-canvas');
+  assert.ok(full.lit > 1000);
+  await page.screenshot({ path: path.join(outDir, 'tab-lines.png'), fullPage: true });
+  await page.hover('#lines-left .lines-tok[data-index="4"]');
+  await page.waitForFunction(() => document.getElementById('lines-canvas').dataset.isolated === 'left:4');
+  assert.equal(await lines(), String(countLines(all, { side: 'left', token: 4 })));
+  const iso = await pixelHash(page, 'lines-canvas');
+  assert.ok(iso.lit < full.lit, 'fewer pixels when isolated');
+  await page.screenshot({ path: path.join(outDir, 'tab-lines-hover.png'), fullPage: true });
+  const hovered = await page.evaluate(() => window.__posted.filter((m) => m.type === 'hoverToken').at(-1));
+  assert.equal(hovered.token, 4);
+  await page.hover('#lines-right .lines-tok[data-index="0"]');
+  await page.waitForFunction(() => document.getElementById('lines-canvas').dataset.isolated === 'right:0');
+  assert.equal(await lines(), String(countLines(all, { side: 'right', token: 0 })));
+  await page.mouse.move(2, 2);
+  await page.waitForFunction(() => document.getElementById('lines-canvas').dataset.isolated === '');
+  // Hide every head but 3: only its lines stay.
+  for (const h of all) if (h !== 3) await page.uncheck(`#lines-heads input[data-head="${h}"]`);
+  assert.equal(await lines(), String(countLines([3])));
+  // Keyboard: focusing a token isolates it as well.
+  await page.locator('#lines-left .lines-tok[data-index="1"]').focus();
+  await page.waitForFunction(() => document.getElementById('lines-canvas').dataset.isolated === 'left:1');
+  await page.keyboard.press('ArrowRight');
+  await page.waitForFunction(() => document.getElementById('lines-canvas').dataset.isolated === 'right:1');
+  await noErrors(page);
+  await page.close();
+});
+
+test('themes: tabs render with dark and high-contrast theme variables (screenshots to look at)', async () => {
+  const themes = {
+    dark: { '--vscode-foreground': '#cccccc', '--vscode-editor-background': '#1e1e1e', '--vscode-descriptionForeground': '#9d9d9d', '--vscode-focusBorder': '#007fd4', '--vscode-charts-blue': '#3794ff', '--vscode-panel-border': '#80808059' },
+    hc: { '--vscode-foreground': '#ffffff', '--vscode-editor-background': '#000000', '--vscode-descriptionForeground': '#ffffff', '--vscode-focusBorder': '#f38518', '--vscode-contrastBorder': '#6fc3df', '--vscode-charts-blue': '#3794ff', '--vscode-panel-border': '#6fc3df' },
+  };
+  for (const [name, vars] of Object.entries(themes)) {
+    const page = await openPanel();
+    await page.evaluate(({ vars, name }) => {
+      for (const [k, v] of Object.entries(vars)) document.documentElement.style.setProperty(k, v);
+      document.body.classList.add(name === 'hc' ? 'vscode-high-contrast' : 'vscode-dark');
+    }, { vars, name });
+    for (const tab of ['heads', 'graph', 'lines', 'distributions', 'rollout']) {
+      await page.click(`#tab-${tab}`);
+      await page.waitForSelector(`#app[data-${tab}="painted"]`);
+      await page.screenshot({ path: path.join(outDir, `tab-${tab}-${name}.png`), fullPage: tab !== 'heads' });
+    }
+    // Text drawn on the canvases takes the theme's foreground: bright pixels on the dark graph.
+    await page.click('#tab-graph');
+    await page.waitForSelector('#app[data-graph="painted"]');
+    const bright = await page.evaluate(() => {
+      const c = document.getElementById('graph-canvas');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 200 && d[i] > 180 && d[i + 1] > 180 && d[i + 2] > 180) n++;
+      return n;
+    });
+    assert.ok(bright > 50, `light label pixels on ${name}: ${bright}`);
+    await noErrors(page);
+    await page.close();
+  }
+});
+
+test('the chosen tab and its options survive hiding the panel (getState)', async () => {
+  const page = await openPanel();
+  await page.click('#tab-graph');
+  await page.waitForSelector('#app[data-graph="painted"]');
+  await page.locator('#graph-threshold').fill('0.25');
+  await page.waitForFunction(() => document.getElementById('graph-threshold-value').textContent === '0.25');
+  const saved = await page.evaluate(() => window.__state);
+  assert.equal(saved.options.tab, 'graph');
+  await page.close();
+  const again = await openPanel(undefined, saved);
+  await again.waitForSelector('#app[data-tab="graph"][data-graph="painted"]');
+  assert.equal(await again.locator('#tab-graph').getAttribute('aria-selected'), 'true');
+  assert.equal(await again.locator('#graph-threshold').inputValue(), '0.25');
+  await noErrors(again);
   await again.close();
 });

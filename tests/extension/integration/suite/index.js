@@ -55,6 +55,29 @@ test('the command on a selection opens the panel beside the editor and paints th
   log(`  painted ${r.litPixels} px, ${s.tokens} tokens, backend pid ${api.backendPid()}`);
 });
 
+test("the panel's analysis requests (tabs) reach the real backend through the host; matrices arrive as ArrayBuffers", async () => {
+  const editor = await openPrompt();
+  const s = api?.session() ?? await analyzeLine(editor, 0);
+  const id = s.analysisId;
+  const metrics = await api.analysisRpc('attention/metrics', { analysisId: id });
+  assert.equal(metrics.type, 'rpcResult', JSON.stringify(metrics));
+  assert.equal(metrics.result.metrics.length, metrics.result.layers * metrics.result.heads);
+  const rollout = await api.analysisRpc('attention/rollout', { analysisId: id });
+  assert.equal(rollout.type, 'rpcResult');
+  assert.equal(rollout.dataBytes, rollout.result.rows * rollout.result.cols * 4);
+  assert.equal(rollout.result.data, undefined, 'no base64 copy travels to the webview');
+  const view = await api.analysisRpc('attention/view', { analysisId: id, layer: 0, head: 0, hideSpecial: true });
+  assert.equal(view.result.rows, s.tokens - 2);
+  const hist = await api.analysisRpc('attention/histogram', { analysisId: id, layer: 0, head: 0, bins: 20 });
+  assert.equal(hist.result.counts.length, 20);
+  const mod = await api.analysisRpc('attention/modularity', { analysisId: id, layer: 0, head: 0 });
+  assert.equal(mod.result.communities.length, s.tokens);
+  assert.equal((await api.analysisRpc('attention/metrics', { analysisId: 'stale' })).type, 'rpcError');
+  assert.equal((await api.analysisRpc('attention/analyze', { analysisId: id })).type, 'rejected', 'only the analysis methods');
+  const bad = await api.analysisRpc('attention/histogram', { analysisId: id, bins: 0 });
+  assert.equal(bad.type, 'rpcError');
+});
+
 test('the hover provider returns the top-5 attended tokens with scores', async () => {
   const editor = await openPrompt();
   const text = editor.document.lineAt(0).text;
