@@ -169,6 +169,38 @@ export class Controller implements vscode.Disposable {
     return uri;
   }
 
+  /**
+   * Writes the analysis through the backend's attention/export: the visible layer/head as CSV or JSON, or the whole
+   * analysis (every layer and head, ids, offsets, hidden states) as safetensors. The format follows the file's extension.
+   */
+  async exportAttention(target?: vscode.Uri): Promise<vscode.Uri | undefined> {
+    const panel = AttentionPanel.instance;
+    if (!panel || !this.session) { void vscode.window.showInformationMessage('AttentionViz: show attention for a selection first.'); return; }
+    const { layer, head } = panel.viewState;
+    const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+    const name = `attention-L${layer < 0 ? 'mean' : layer}-H${head < 0 ? 'mean' : head}.csv`;
+    const uri = target ?? await vscode.window.showSaveDialog({
+      title: 'AttentionViz: export attention',
+      filters: { 'CSV (this layer/head)': ['csv'], 'JSON (this layer/head)': ['json'], 'safetensors (whole analysis)': ['safetensors'] },
+      ...(folder ? { defaultUri: vscode.Uri.joinPath(folder, name) } : {}),
+    });
+    if (!uri) return;
+    const format = uri.path.slice(uri.path.lastIndexOf('.') + 1).toLowerCase();
+    if (!['csv', 'json', 'safetensors'].includes(format)) {
+      void vscode.window.showErrorMessage('AttentionViz: export to a .csv, .json or .safetensors file.');
+      return;
+    }
+    const params = { analysisId: this.session.analysisId, format, path: uri.fsPath, ...(format === 'safetensors' ? {} : { layer, head }) };
+    try {
+      const result = await this.backend.request<{ path: string; bytes: number }>(Methods.exportAttention, params);
+      void vscode.window.setStatusBarMessage(`AttentionViz: saved ${vscode.workspace.asRelativePath(uri)} (${result.bytes} bytes)`, 4000);
+      return uri;
+    } catch (e) {
+      void vscode.window.showErrorMessage(`AttentionViz: export failed: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+  }
+
   // ---------- panel ----------
 
   private ensurePanel(): AttentionPanel {

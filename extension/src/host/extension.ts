@@ -15,6 +15,7 @@ export function activate(context: vscode.ExtensionContext): TestApi {
     'attentionViz.restartBackend': () => controller.restartBackend(),
     'attentionViz.selectModel': () => controller.selectModel(),
     'attentionViz.exportPng': (target?: vscode.Uri) => controller.exportPng(target),
+    'attentionViz.exportAttention': (target?: vscode.Uri) => controller.exportAttention(target),
     'attentionViz.showLog': () => output.show(true),
   };
   context.subscriptions.push(

@@ -14,6 +14,7 @@ export const Methods = {
   view: 'attention/view',
   rollout: 'attention/rollout',
   histogram: 'attention/histogram',
+  exportAttention: 'attention/export',
   shutdown: 'shutdown',
   exit: 'exit',
 } as const;

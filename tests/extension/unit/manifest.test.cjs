@@ -4,7 +4,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const pkg = require(path.join(__dirname, '../../../extension/package.json'));
 
-const COMMANDS = ['attentionViz.showAttention', 'attentionViz.restartBackend', 'attentionViz.selectModel', 'attentionViz.exportPng', 'attentionViz.showLog'];
+const COMMANDS = ['attentionViz.showAttention', 'attentionViz.restartBackend', 'attentionViz.selectModel', 'attentionViz.exportPng', 'attentionViz.exportAttention', 'attentionViz.showLog'];
 
 test('commands, titles and activation on those commands only (plus panel revival)', () => {
   const c = pkg.contributes;

@@ -157,6 +157,25 @@ test('export PNG writes the visible heatmap', async () => {
   await vscode.workspace.fs.delete(target);
 });
 
+test('Export Attention writes CSV of the visible head and safetensors of the whole analysis through the backend', async () => {
+  await until('the webview to paint', () => api.lastRendered());
+  const s = api.session();
+  const csv = vscode.Uri.joinPath(ws(), 'export-test.csv');
+  assert.equal((await vscode.commands.executeCommand('attentionViz.exportAttention', csv)).toString(), csv.toString());
+  const lines = Buffer.from(await vscode.workspace.fs.readFile(csv)).toString('utf8').trim().split('\r\n');
+  assert.equal(lines.length, s.tokens + 1, 'a header row and one row per query token');
+  const row = lines[1].split(',').slice(-s.tokens).map(Number);
+  assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-4, `a softmax row sums to 1: ${row}`);
+  const st = vscode.Uri.joinPath(ws(), 'export-test.safetensors');
+  await vscode.commands.executeCommand('attentionViz.exportAttention', st);
+  const bytes = await vscode.workspace.fs.readFile(st);
+  const headerLength = Number(Buffer.from(bytes).readBigUInt64LE(0));
+  const header = JSON.parse(Buffer.from(bytes.slice(8, 8 + headerLength)).toString('utf8'));
+  assert.deepEqual(header.attentions.shape, [6, 12, s.tokens, s.tokens]);
+  await vscode.workspace.fs.delete(csv);
+  await vscode.workspace.fs.delete(st);
+});
+
 test('a hidden panel keeps its state (export reveals it, it repaints from getState)', async () => {
   const before = api.lastRendered();
   const other = await vscode.workspace.openTextDocument({ content: 'another editor on top of the panel' });
