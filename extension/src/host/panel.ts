@@ -5,6 +5,8 @@ import { parseWebviewMessage, type HostToWebview, type WebviewToHost, type ViewS
 
 export const PANEL_VIEW_TYPE = 'attentionViz.panel';
 
+export type PanelView = Pick<ViewState, 'layer' | 'head' | 'view'> & { hideSpecial: boolean; wordLevel: boolean };
+
 export class AttentionPanel implements vscode.Disposable {
   private static current: AttentionPanel | undefined;
   private readonly disposables: vscode.Disposable[] = [];
@@ -14,9 +16,8 @@ export class AttentionPanel implements vscode.Disposable {
   readonly onDidDispose = this.disposeEmitter.event;
   private ready = false;
   private queue: HostToWebview[] = [];
-  private pngWaiters = new Map<number, (dataUrl: string) => void>();
-  private nextPng = 1;
-  viewState: ViewState = { layer: 0, head: 0, view: 'head', locked: null };
+  /** What the webview last reported showing (its 'viewChanged'). */
+  viewState: PanelView = { layer: 0, head: 0, view: 'head', hideSpecial: false, wordLevel: false };
 
   static get instance(): AttentionPanel | undefined { return AttentionPanel.current; }
 
@@ -59,8 +60,7 @@ export class AttentionPanel implements vscode.Disposable {
         const m = parseWebviewMessage(raw);
         if (!m) return;
         if (m.type === 'ready') { this.ready = true; for (const q of this.queue.splice(0)) void webview.postMessage(q); }
-        if (m.type === 'viewChanged') this.viewState = { ...this.viewState, layer: m.layer, head: m.head, view: m.view };
-        if (m.type === 'png') { this.pngWaiters.get(m.requestId)?.(m.dataUrl); this.pngWaiters.delete(m.requestId); }
+        if (m.type === 'viewChanged') this.viewState = { layer: m.layer, head: m.head, view: m.view, hideSpecial: m.hideSpecial, wordLevel: m.wordLevel };
         this.messageEmitter.fire(m);
       }),
     );
@@ -80,17 +80,6 @@ export class AttentionPanel implements vscode.Disposable {
   }
 
   setTitle(title: string): void { this.panel.title = title; }
-
-  /** Asks the webview for the visible heatmap as a PNG data URL. */
-  requestPng(timeoutMs = 10_000): Promise<string> {
-    const requestId = this.nextPng++;
-    if (!this.panel.visible) this.panel.reveal(undefined, true);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.pngWaiters.delete(requestId); reject(new Error('the panel did not answer')); }, timeoutMs);
-      this.pngWaiters.set(requestId, (d) => { clearTimeout(timer); resolve(d); });
-      this.post({ type: 'exportPng', requestId });
-    });
-  }
 
   private disposed = false;
 

@@ -31,7 +31,6 @@ export type HostToWebview =
   | { type: 'error'; message: string }
   | { type: 'highlightToken'; token: number | null }
   | { type: 'setView'; layer?: number; head?: number; view?: 'head' | 'grid' }
-  | { type: 'exportPng'; requestId: number }
   /** The answer to an 'rpc'; a matrix answer (view/rollout) has its base64 `data` decoded into `data` here. */
   | { type: 'rpcResult'; requestId: number; result: Record<string, unknown>; data?: ArrayBuffer }
   | { type: 'rpcError'; requestId: number; message: string };
@@ -40,10 +39,10 @@ export type HostToWebview =
 export type WebviewToHost =
   | { type: 'ready' }
   | { type: 'requestMatrix'; requestId: number; analysisId: string; layer: number; head: number; maxSize?: number }
-  | { type: 'viewChanged'; layer: number; head: number; view: 'head' | 'grid' }
+  /** What the panel shows, so host commands (Export Heatmap PNG, Export Attention) export the same view. */
+  | { type: 'viewChanged'; layer: number; head: number; view: 'head' | 'grid'; hideSpecial: boolean; wordLevel: boolean }
   | { type: 'hoverToken'; token: number | null }
   | { type: 'rendered'; layer: number; head: number; litPixels: number }
-  | { type: 'png'; requestId: number; dataUrl: string }
   | { type: 'log'; message: string }
   /** An analysis method (docs/protocol.md "Analysis") on the shown analysis; params include analysisId. */
   | { type: 'rpc'; requestId: number; method: AnalysisMethod; params: Record<string, unknown> };
@@ -65,8 +64,9 @@ export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
       }
       return undefined;
     case 'viewChanged':
-      if (isLayerOrHead(m.layer) && isLayerOrHead(m.head) && (m.view === 'head' || m.view === 'grid')) {
-        return { type: 'viewChanged', layer: m.layer, head: m.head, view: m.view };
+      if (isLayerOrHead(m.layer) && isLayerOrHead(m.head) && (m.view === 'head' || m.view === 'grid') &&
+        typeof m.hideSpecial === 'boolean' && typeof m.wordLevel === 'boolean') {
+        return { type: 'viewChanged', layer: m.layer, head: m.head, view: m.view, hideSpecial: m.hideSpecial, wordLevel: m.wordLevel };
       }
       return undefined;
     case 'hoverToken':
@@ -74,11 +74,6 @@ export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
       return undefined;
     case 'rendered':
       if (isLayerOrHead(m.layer) && isLayerOrHead(m.head) && isInt(m.litPixels)) return { type: 'rendered', layer: m.layer, head: m.head, litPixels: m.litPixels };
-      return undefined;
-    case 'png':
-      if (isInt(m.requestId) && typeof m.dataUrl === 'string' && m.dataUrl.startsWith('data:image/png;base64,')) {
-        return { type: 'png', requestId: m.requestId, dataUrl: m.dataUrl };
-      }
       return undefined;
     case 'log':
       if (typeof m.message === 'string') return { type: 'log', message: m.message.slice(0, 2000) };
@@ -106,7 +101,6 @@ export function isHostMessage(m: unknown): m is HostToWebview {
     case 'busy': case 'error': return typeof m.message === 'string';
     case 'highlightToken': return m.token === null || isInt(m.token);
     case 'setView': return true;
-    case 'exportPng': return isInt(m.requestId);
     case 'rpcResult': return isInt(m.requestId) && isObj(m.result) && (m.data === undefined || m.data instanceof ArrayBuffer);
     case 'rpcError': return isInt(m.requestId) && typeof m.message === 'string';
     default: return false;

@@ -15,6 +15,7 @@ export const Methods = {
   rollout: 'attention/rollout',
   histogram: 'attention/histogram',
   exportAttention: 'attention/export',
+  renderPng: 'render/png',
   shutdown: 'shutdown',
   exit: 'exit',
 } as const;
@@ -101,5 +102,12 @@ export interface HistogramParams { analysisId: string; layer?: number; head?: nu
 export interface HistogramResult { counts: number[]; edges: number[]; min: number; max: number; total: number; metric?: string }
 
 /** The analysis methods the panel may ask for (through the host, which checks the analysisId). */
+/** A SkiaSharp image of one layer/head (or the whole grid); `png` is base64, left out when `path` was given. */
+export interface RenderPngParams {
+  analysisId: string; layer?: number; head?: number; grid?: boolean; cellSize?: number; size?: number; maxSize?: number;
+  colorMap?: 'viridis' | 'greys'; theme?: 'light' | 'dark'; scaleMax?: number; path?: string; hideSpecial?: boolean; wordLevel?: boolean;
+}
+export interface RenderPngResult { png?: string; width: number; height: number; path?: string; bytes?: number }
+
 export const ANALYSIS_METHODS = [Methods.metrics, Methods.modularity, Methods.modularityAll, Methods.view, Methods.rollout, Methods.histogram] as const;
 export type AnalysisMethod = typeof ANALYSIS_METHODS[number];

@@ -296,7 +296,7 @@ async function render(): Promise<void> {
   el.viewHead.setAttribute('aria-pressed', String(state.view === 'head'));
   el.viewGrid.setAttribute('aria-pressed', String(state.view === 'grid'));
   syncTabs();
-  vscode.postMessage({ type: 'viewChanged', layer: state.layer, head: state.head, view: state.view });
+  vscode.postMessage({ type: 'viewChanged', layer: state.layer, head: state.head, view: state.view, hideSpecial: options.hideSpecial, wordLevel: options.wordLevel });
   const tab = options.tab;
   rendering = tab === 'heatmap' ? (state.view === 'grid' ? showGrid() : showHead())
     : tab === 'heads' ? showHeads()
@@ -880,22 +880,7 @@ function handle(m: HostToWebview): void {
       el.status.textContent = `Could not load: ${m.message}`;
       return;
     }
-    case 'exportPng': {
-      void rendering.then(() => exportPng(m.requestId));
-      return;
-    }
   }
-}
-
-/** The visible heatmap as PNG, on the theme's background so labels stay readable anywhere. */
-function exportPng(requestId: number): void {
-  const c = document.createElement('canvas');
-  c.width = el.canvas.width; c.height = el.canvas.height;
-  const ctx = c.getContext('2d')!;
-  ctx.fillStyle = getComputedStyle(document.body).backgroundColor || '#ffffff';
-  ctx.fillRect(0, 0, c.width, c.height);
-  ctx.drawImage(el.canvas, 0, 0);
-  vscode.postMessage({ type: 'png', requestId, dataUrl: c.toDataURL('image/png') });
 }
 
 // Restore after the panel was hidden (the webview is recreated) or VS Code restarted.

@@ -24,8 +24,10 @@ public static partial class CliApp
         var colorMap = new Option<string?>("--color-map") { Description = "viridis (default) or greys." };
         var theme = new Option<string?>("--theme") { Description = "light (default) or dark background." };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Analyze at most this many tokens (special tokens included)." };
+        var hideSpecial = new Option<bool>("--hide-special") { Description = "Leave out special tokens ([CLS], [SEP], BOS…) and renormalise each row." };
+        var wordLevel = new Option<bool>("--word-level") { Description = "Merge subword tokens into words (to a word: sum over its pieces; from a word: mean)." };
         var command = new Command("render", "Run the model on a text and draw its attention as a PNG heatmap (one layer/head) or a grid of every layer and head.")
-        { ModelOption, TextOption, TextFileOption, ids, output, layer, head, grid, size, cellSize, maxSize, colorMap, theme, maxTokens };
+        { ModelOption, TextOption, TextFileOption, ids, output, layer, head, grid, size, cellSize, maxSize, colorMap, theme, maxTokens, hideSpecial, wordLevel };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
             var path = MatrixExport.CheckOutputPath(result.GetValue(output)!.FullName, ".png");
@@ -46,9 +48,10 @@ public static partial class CliApp
             {
                 analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(ReadText(result), ModelId(result.GetValue(ModelOption)), result.GetValue(maxTokens)), cancellationToken);
             }
+            var view = new ViewOptions(result.GetValue(hideSpecial), result.GetValue(wordLevel));
             var image = result.GetValue(grid)
-                ? AttentionRenderer.Grid(analysis, options)
-                : AttentionRenderer.Heatmap(analysis, result.GetValue(layer), result.GetValue(head), options);
+                ? AttentionRenderer.Grid(analysis, options, view)
+                : AttentionRenderer.Heatmap(analysis, result.GetValue(layer), result.GetValue(head), options, view);
             await File.WriteAllBytesAsync(path, image.Png, cancellationToken);
             Console.Error.WriteLine($"wrote {path} ({image.Width}×{image.Height}, {image.Png.Length} bytes)");
             return 0;

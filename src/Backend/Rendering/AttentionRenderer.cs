@@ -19,18 +19,34 @@ public static class AttentionRenderer
     private const int BarWidth = 14;
     private const int BarGap = 12;
 
-    /// <summary>One layer and head of an analysis (-1 = the mean, as in attention/matrix).</summary>
-    public static RenderedImage Heatmap(AttentionAnalysis analysis, int layer, int head, RenderOptions options)
+    /// <summary>
+    /// One layer and head of an analysis (-1 = the mean, as in attention/matrix), with the view options applied as in
+    /// attention/view (special tokens hidden and rows renormalised; subwords merged into words).
+    /// </summary>
+    public static RenderedImage Heatmap(AttentionAnalysis analysis, int layer, int head, RenderOptions options, ViewOptions? view = null)
     {
         options.Validate();
         CheckLayerHead(analysis.Model, layer, head);
         var n = analysis.Tokens.Count;
         var matrix = new float[n * n];
         analysis.Attention.Matrix(layer, head, matrix);
-        var title = $"{ModelName(analysis.Model)} · {(layer < 0 ? "mean of layers" : $"layer {layer}")} · {(head < 0 ? "mean of heads" : $"head {head}")}";
-        var labels = analysis.Tokens.Select(t => t.Text).ToArray();
-        return Heatmap(matrix, n, labels, labels, title, options);
+        var title = $"{ModelName(analysis.Model)} · {(layer < 0 ? "mean of layers" : $"layer {layer}")} · {(head < 0 ? "mean of heads" : $"head {head}")}{ViewCaption(view)}";
+        if (view is not { HideSpecial: true } and not { WordLevel: true })
+        {
+            var labels = analysis.Tokens.Select(t => t.Text).ToArray();
+            return Heatmap(matrix, n, labels, labels, title, options);
+        }
+        var viewed = AttentionViews.Apply(matrix, analysis.Tokens, view);
+        if (viewed.Size == 0) throw new InvalidRequestException(NothingLeft);
+        // Token units keep their raw text (so Ġ/▁ still show as the space marker); words show their joined text.
+        var unitLabels = viewed.Units.Select(u => view.WordLevel ? u.Text : analysis.Tokens[u.FirstToken].Text).ToArray();
+        return Heatmap(viewed.Data, viewed.Size, unitLabels, unitLabels, title, options);
     }
+
+    private const string NothingLeft = "Every token is a special token: with hideSpecial there is nothing left to draw.";
+
+    private static string ViewCaption(ViewOptions? view) =>
+        (view?.HideSpecial == true ? " · special tokens hidden" : "") + (view?.WordLevel == true ? " · words" : "");
 
     /// <summary>
     /// An n×n row-major matrix with raw token texts as labels (shown through <see cref="TokenLabels.Display"/>; empty
@@ -102,14 +118,20 @@ public static class AttentionRenderer
         return new RenderedImage(Encode(bitmap), width, height, layout);
     }
 
-    /// <summary>Every layer × head as thumbnails (layers down, heads across), on one shared colour scale.</summary>
-    public static RenderedImage Grid(AttentionAnalysis analysis, RenderOptions options)
+    /// <summary>
+    /// Every layer × head as thumbnails (layers down, heads across), on one shared colour scale, with the view options
+    /// applied to each head as in <see cref="Heatmap(AttentionAnalysis, int, int, RenderOptions, ViewOptions?)"/>.
+    /// </summary>
+    public static RenderedImage Grid(AttentionAnalysis analysis, RenderOptions options, ViewOptions? view = null)
     {
         options.Validate();
         if (options.CellSize is not null) throw new InvalidRequestException("cellSize applies to a single heatmap; give size (the thumbnail side) for the grid.");
         var (map, theme) = (options.Map, options.Colors);
         var a = analysis.Attention;
-        var n = a.Tokens;
+        var viewed = view is { HideSpecial: true } or { WordLevel: true };
+        var n = viewed ? AttentionViews.Apply(a.Head(0, 0), analysis.Tokens, view!).Size : a.Tokens;
+        if (n == 0) throw new InvalidRequestException(NothingLeft);
+        ReadOnlySpan<float> HeadMatrix(int l, int h) => viewed ? AttentionViews.Apply(a.Head(l, h), analysis.Tokens, view!).Data : a.Head(l, h);
         var thumbTarget = options.Size ?? 72;
         var factor = MatrixOps.PoolFactor(n, Math.Min(options.MaxSize ?? thumbTarget, thumbTarget));
         var cells = (n + factor - 1) / factor;
@@ -121,12 +143,15 @@ public static class AttentionRenderer
         var thumbnails = new float[a.Layers * a.Heads][];
         for (var l = 0; l < a.Layers; l++)
             for (var h = 0; h < a.Heads; h++)
-                thumbnails[l * a.Heads + h] = factor == 1 ? a.Head(l, h).ToArray() : MatrixOps.MaxPool(a.Head(l, h), n, factor);
+            {
+                var matrix = HeadMatrix(l, h);
+                thumbnails[l * a.Heads + h] = factor == 1 ? matrix.ToArray() : MatrixOps.MaxPool(matrix, n, factor);
+            }
         var scaleMax = options.ScaleMax ?? Math.Max(thumbnails.Max(Max), float.Epsilon);
 
         using var labelFont = LabelFont.Create(11);
         using var titleFont = LabelFont.Create(TitleSize);
-        var title = $"{ModelName(analysis.Model)} · {a.Layers} layers × {a.Heads} heads · {n} tokens{(factor > 1 ? $" · max-pooled ×{factor}" : "")}";
+        var title = $"{ModelName(analysis.Model)} · {a.Layers} layers × {a.Heads} heads · {n} {(view?.WordLevel == true ? "words" : "tokens")}{(factor > 1 ? $" · max-pooled ×{factor}" : "")}{ViewCaption(view is null ? null : view with { WordLevel = false })}";
         var rowGutter = (int)Math.Ceiling(labelFont.MeasureText($"L{a.Layers - 1}")) + 8;
         var columnGutter = (int)labelFont.Spacing + 4;
         var left = Pad + rowGutter;

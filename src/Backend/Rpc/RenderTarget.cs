@@ -8,7 +8,8 @@ namespace AttentionViz.Backend.Rpc;
 
 public sealed record RenderPngParams(
     string? AnalysisId, int Layer = -1, int Head = -1, bool Grid = false, int? CellSize = null, int? Size = null,
-    int? MaxSize = null, string? ColorMap = null, string? Theme = null, float? ScaleMax = null, string? Path = null);
+    int? MaxSize = null, string? ColorMap = null, string? Theme = null, float? ScaleMax = null, string? Path = null,
+    bool HideSpecial = false, bool WordLevel = false);
 
 /// <summary><c>png</c> is omitted when the image was written to <c>path</c>.</summary>
 public sealed record RenderPngResult(ReadOnlyMemory<byte>? Png, int Width, int Height, string? Path = null, long? Bytes = null);
@@ -29,9 +30,10 @@ public sealed class RenderTarget(AttentionService service)
         cancellationToken.ThrowIfCancellationRequested();
         if (request.Grid && (request.Layer != -1 || request.Head != -1))
             throw new InvalidRequestException("grid shows every layer and head: leave layer and head out.");
+        var view = new ViewOptions(request.HideSpecial, request.WordLevel);
         var image = request.Grid
-            ? AttentionRenderer.Grid(lease.Analysis, options)
-            : AttentionRenderer.Heatmap(lease.Analysis, request.Layer, request.Head, options);
+            ? AttentionRenderer.Grid(lease.Analysis, options, view)
+            : AttentionRenderer.Heatmap(lease.Analysis, request.Layer, request.Head, options, view);
         if (path is null) return new RenderPngResult(image.Png, image.Width, image.Height);
         File.WriteAllBytes(path, image.Png);
         return new RenderPngResult(null, image.Width, image.Height, path, image.Png.Length);

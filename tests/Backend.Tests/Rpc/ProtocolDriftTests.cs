@@ -59,6 +59,8 @@ public sealed partial class ProtocolDriftTests
     [DataRow("RolloutParams", typeof(RolloutParams))]
     [DataRow("HistogramParams", typeof(HistogramParams))]
     [DataRow("HistogramResult", typeof(HistogramDto))]
+    [DataRow("RenderPngParams", typeof(RenderPngParams))]
+    [DataRow("RenderPngResult", typeof(RenderPngResult))]
     public void TypeScriptFieldsMatchTheCSharpRecord(string tsInterface, Type record)
     {
         var body = Regex.Match(ProtocolTs, $@"export interface {tsInterface}\s*\{{(?<body>(?:[^{{}}]|\{{[^{{}}]*\}})*)\}}").Groups["body"].Value;
