@@ -8,7 +8,7 @@ import { Decorations } from './decorations';
 import { Session } from './session';
 import { readConfig } from './config';
 import { SetupError } from './locate';
-import { Methods, type AnalyzeResult, type MatrixResult, type RowResult, type ModelInfo } from '../shared/protocol';
+import { Methods, type AnalyzeResult, type MatrixResult, type RowResult, type ModelInfo, type RenderPngParams, type RenderPngResult } from '../shared/protocol';
 import { decodeFloat32 } from '../shared/matrix';
 import { displayToken, truncationSummary } from '../shared/tokens';
 import { parseWebviewMessage, type AnalysisView, type HostToWebview, type WebviewToHost } from '../shared/messages';
@@ -155,18 +155,39 @@ export class Controller implements vscode.Disposable {
     if (readConfig().modelPath.trim()) void vscode.window.showInformationMessage('AttentionViz: attentionViz.modelPath is set and takes precedence over the selected model.');
   }
 
+  /**
+   * Draws what the panel shows (one layer/head, or the all-heads grid, with its view options) with the backend's
+   * SkiaSharp renderer, so the image has labels and a colour bar whatever the panel's size, and saves it where the user
+   * picks; the dialog starts next to the analysed file.
+   */
   async exportPng(target?: vscode.Uri): Promise<vscode.Uri | undefined> {
     const panel = AttentionPanel.instance;
-    if (!panel || !this.session) { void vscode.window.showInformationMessage('AttentionViz: show attention for a selection first.'); return; }
-    const dataUrl = await panel.requestPng();
-    const { layer, head } = panel.viewState;
-    const name = `attention-L${layer < 0 ? 'mean' : layer}-H${head < 0 ? 'mean' : head}.png`;
-    const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
-    const uri = target ?? await vscode.window.showSaveDialog({ filters: { PNG: ['png'] }, ...(folder ? { defaultUri: vscode.Uri.joinPath(folder, name) } : {}) });
+    const session = this.session;
+    if (!panel || !session) { void vscode.window.showInformationMessage('AttentionViz: show attention for a selection first.'); return; }
+    const { layer, head, view, hideSpecial, wordLevel } = panel.viewState;
+    const grid = view === 'grid';
+    const stem = session.uri.path.slice(session.uri.path.lastIndexOf('/') + 1).replace(/\.[^.]*$/, '') || 'selection';
+    const name = `${stem}-attention-${grid ? 'grid' : `L${layer < 0 ? 'mean' : layer}-H${head < 0 ? 'mean' : head}`}.png`;
+    const folder = session.uri.scheme === 'untitled' ? vscode.workspace.workspaceFolders?.[0]?.uri : vscode.Uri.joinPath(session.uri, '..');
+    const uri = target ?? await vscode.window.showSaveDialog({
+      title: 'AttentionViz: export heatmap PNG', filters: { PNG: ['png'] }, ...(folder ? { defaultUri: vscode.Uri.joinPath(folder, name) } : {}),
+    });
     if (!uri) return;
-    await vscode.workspace.fs.writeFile(uri, Buffer.from(dataUrl.slice(dataUrl.indexOf(',') + 1), 'base64'));
-    void vscode.window.setStatusBarMessage(`AttentionViz: saved ${vscode.workspace.asRelativePath(uri)}`, 4000);
-    return uri;
+    const kind = vscode.window.activeColorTheme.kind;
+    const params: RenderPngParams = {
+      analysisId: session.analysisId, ...(grid ? { grid: true } : { layer, head }), hideSpecial, wordLevel,
+      theme: kind === vscode.ColorThemeKind.Dark || kind === vscode.ColorThemeKind.HighContrast ? 'dark' : 'light',
+    };
+    try {
+      const image = await this.backend.request<RenderPngResult>(Methods.renderPng, params);
+      if (!image.png) throw new Error('the backend sent no image');
+      await vscode.workspace.fs.writeFile(uri, Buffer.from(image.png, 'base64'));
+      void vscode.window.setStatusBarMessage(`AttentionViz: saved ${vscode.workspace.asRelativePath(uri)} (${image.width}×${image.height})`, 4000);
+      return uri;
+    } catch (e) {
+      void vscode.window.showErrorMessage(`AttentionViz: PNG export failed: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
   }
 
   /**
