@@ -3,7 +3,7 @@
 import * as vscode from 'vscode';
 import { Backend } from './backend';
 import { CancelledError, CancellationTokenSource } from './backendProcess';
-import { AttentionPanel } from './panel';
+import { AttentionPanel, type PanelView } from './panel';
 import { Decorations } from './decorations';
 import { Session } from './session';
 import { readConfig } from './config';
@@ -23,6 +23,11 @@ export interface TestApi {
   focusToken(token: number | null): Promise<void>;
   /** What the panel would get for an 'rpc' message (validated like one): rpcResult with the data's byte length, or rpcError. */
   analysisRpc(method: string, params: Record<string, unknown>): Promise<{ type: string; result?: Record<string, unknown>; dataBytes?: number; message?: string }>;
+  /** What the panel last reported showing, and a way to change it as its own controls would. */
+  panelView(): PanelView | undefined;
+  setPanelView(view: { layer?: number; head?: number; view?: 'head' | 'grid' }): void;
+  /** render/png straight from the backend, to compare with what Export Heatmap PNG saved. */
+  renderPng(params: Omit<RenderPngParams, 'analysisId'>): Promise<RenderPngResult>;
 }
 
 export class Controller implements vscode.Disposable {
@@ -435,6 +440,9 @@ export class Controller implements vscode.Disposable {
         if (a.type === 'rpcResult') return { type: a.type, result: a.result, ...(a.data ? { dataBytes: a.data.byteLength } : {}) };
         return a.type === 'rpcError' ? { type: a.type, message: a.message } : { type: a.type };
       },
+      panelView: () => this.panel?.viewState,
+      setPanelView: (view) => this.panel?.post({ type: 'setView', ...view }),
+      renderPng: (params) => this.backend.request<RenderPngResult>(Methods.renderPng, { ...params, analysisId: this.session?.analysisId }),
     };
   }
 

@@ -272,7 +272,8 @@ public static class AttentionRenderer
 
     /// <summary>A model folder's name rather than its whole path.</summary>
     private static string ModelName(ModelSummary model) =>
-        Path.IsPathFullyQualified(model.Id) ? Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Id)) : model.Id;
+        model.Id == Runtime.ModelRegistry.DefaultId ? Storage.EmbeddedModel.ModelName
+        : Path.IsPathFullyQualified(model.Id) ? Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Id)) : model.Id;
 
     /// <summary>
     /// PNG with the Sub filter and zlib level 3: on a 512×512 heatmap about twice as fast as all filters at level 6,

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using AttentionViz.Backend.Analysis;
 using AttentionViz.Backend.Rendering;
+using AttentionViz.Backend.Tokenization;
 using SkiaSharp;
 using static AttentionViz.Backend.Tests.Rendering.RenderTestSupport;
 
@@ -62,6 +63,75 @@ public sealed class HeatmapRenderTests
                 foreach (var (dx, dy) in new[] { (0, 0), (23, 0), (0, 23), (23, 23), (12, 12) })
                     AssertColor(expected, bitmap.GetPixel(layout.Left + k * 24 + dx, layout.Top + q * 24 + dy), 1, $"cell ({q}, {k}) pixel +({dx}, {dy})");
             }
+    }
+
+    // "[CLS] hel ##lo world [SEP]": two special tokens and a word of two pieces. Entry (q, k) = (1 + q + 2k) / Σ.
+    private static readonly Token[] PieceTokens =
+    [
+        new(101, "[CLS]", 0, 0, true), new(1, "hel", 0, 3, false), new(2, "##lo", 3, 5, false), new(3, "world", 6, 11, false), new(102, "[SEP]", 0, 0, true),
+    ];
+
+    private static float PieceValue(int q, int k) => (1 + q + 2 * k) / (float)Enumerable.Range(0, 5).Sum(j => 1 + q + 2 * j);
+
+    private static AttentionAnalysis Pieces() =>
+        HandMade(PieceTokens.Select(t => t.Text).ToArray(), 2, 2, (_, _, q, k) => PieceValue(q, k), tokens: PieceTokens);
+
+    /// <summary>The matrix shown with hideSpecial (and wordLevel), computed here from the definitions in docs/protocol.md.</summary>
+    private static double[,] ExpectedView(bool words)
+    {
+        int[] kept = [1, 2, 3];
+        var renormalised = new double[3, 3];
+        for (var r = 0; r < 3; r++)
+        {
+            var sum = kept.Sum(k => (double)PieceValue(kept[r], k));
+            for (var c = 0; c < 3; c++) renormalised[r, c] = PieceValue(kept[r], kept[c]) / sum;
+        }
+        if (!words) return renormalised;
+        int[][] groups = [[0, 1], [2]];                                                // "hel ##lo", "world"
+        var merged = new double[2, 2];
+        for (var gr = 0; gr < 2; gr++)
+            for (var gc = 0; gc < 2; gc++)
+                merged[gr, gc] = groups[gr].Sum(r => groups[gc].Sum(c => renormalised[r, c])) / groups[gr].Length;
+        return merged;
+    }
+
+    [TestMethod]
+    [DataRow(false, DisplayName = "hide special tokens")]
+    [DataRow(true, DisplayName = "hide special tokens, word level")]
+    public void ViewOptionsDrawTheViewedMatrix(bool words)
+    {
+        var image = AttentionRenderer.Heatmap(Pieces(), 1, 1, new RenderOptions(CellSize: 20), new ViewOptions(HideSpecial: true, WordLevel: words));
+        Save(words ? "view-words.png" : "view-no-special.png", image.Png);
+        using var bitmap = Decode(image.Png);
+        var expected = ExpectedView(words);
+        var size = expected.GetLength(0);
+        Assert.AreEqual(size, image.Layout.Cells, "one row and column per shown unit");
+        var max = expected.Cast<double>().Max();
+        Assert.AreEqual(max, image.Layout.ScaleMax, 1e-6);
+        for (var q = 0; q < size; q++)
+            for (var k = 0; k < size; k++)
+                AssertColor(ColorMap.Viridis.At(expected[q, k] / max), CellColor(bitmap, image.Layout.Left, image.Layout.Top, 20, q, k), 1, $"cell ({q}, {k})");
+        Assert.IsGreaterThan(30, Ink(bitmap, image.Layout.RowLabels, SKColors.White), "unit labels are drawn");
+    }
+
+    [TestMethod]
+    public void GridAppliesTheViewOptionsToEveryHead()
+    {
+        var image = AttentionRenderer.Grid(Pieces(), new RenderOptions(Size: 30), new ViewOptions(HideSpecial: true, WordLevel: true));
+        using var bitmap = Decode(image.Png);
+        Assert.AreEqual((2, 15), (image.Layout.Cells, image.Layout.Cell));
+        var expected = ExpectedView(words: true);
+        var max = expected.Cast<double>().Max();
+        AssertColor(ColorMap.Viridis.At(expected[1, 0] / max), CellColor(bitmap, image.Layout.Left + image.Layout.Pitch, image.Layout.Top + image.Layout.Pitch, 15, 1, 0), 1, "L1 H1 cell (1, 0)");
+    }
+
+    [TestMethod]
+    public void HidingEveryTokenIsABadRequestNotAnEmptyImage()
+    {
+        var onlySpecial = HandMade(["[CLS]", "[SEP]"], 1, 1, (_, _, _, _) => 0.5f, tokens: [new(101, "[CLS]", 0, 0, true), new(102, "[SEP]", 0, 0, true)]);
+        var error = Assert.ThrowsExactly<InvalidRequestException>(() => AttentionRenderer.Heatmap(onlySpecial, 0, 0, new RenderOptions(), new ViewOptions(HideSpecial: true)));
+        StringAssert.Contains(error.Message, "special");
+        Assert.ThrowsExactly<InvalidRequestException>(() => AttentionRenderer.Grid(onlySpecial, new RenderOptions(), new ViewOptions(HideSpecial: true)));
     }
 
     [TestMethod]

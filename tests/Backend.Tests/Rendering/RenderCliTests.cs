@@ -44,6 +44,22 @@ public sealed class RenderCliTests
     }
 
     [TestMethod]
+    public void RenderHideSpecialDrawsTwoRowsFewer()
+    {
+        var all = Temp("all.png");
+        var trimmed = Temp("trimmed.png");
+        foreach (var (path, extra) in new[] { (all, Array.Empty<string>()), (trimmed, new[] { "--hide-special" }) })
+        {
+            var (code, _, stderr) = Run(["render", "--ids", "101,7592,1010,2088,102", "--cell-size", "40", "--out", path, .. extra]);
+            Assert.AreEqual(0, code, stderr);
+        }
+        using var a = Decode(File.ReadAllBytes(all));
+        using var b = Decode(File.ReadAllBytes(trimmed));
+        // Two 40 px rows fewer; the rotated column labels' gutter may differ by a few pixels with [CLS]/[SEP] gone.
+        Assert.IsTrue(a.Height - b.Height is > 70 and <= 80, $"[CLS] and [SEP] rows are gone: {a.Height} → {b.Height}");
+    }
+
+    [TestMethod]
     public void AnalyzeToCsvWritesTheSelectedMatrix()
     {
         var output = Temp("hello.csv");

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using AttentionViz.Backend.Analysis;
 using AttentionViz.Backend.Rendering;
 using AttentionViz.Backend.Rpc;
 using AttentionViz.Backend.Runtime;
@@ -92,6 +93,25 @@ public sealed class RenderRpcTests
         Save("rpc-fox-mean-dark.png", meanPng);
         using var meanBitmap = Decode(meanPng);
         Assert.AreEqual(new SKColor(0x1e, 0x1e, 0x1e), meanBitmap.GetPixel(0, 0));
+    }
+
+    [TestMethod]
+    public async Task RenderPngAppliesTheViewOptionsAsTheProcessRendererDoes()
+    {
+        // "tokenization" is several WordPiece pieces: the word-level image has fewer columns than the token image.
+        var id = await Analyze("Tokenization of unbelievable words.");
+        using var lease = _host.Service.Acquire(id);
+        var tokens = lease.Analysis.Tokens.Count;
+        foreach (var (hide, words) in new[] { (true, false), (false, true), (true, true) })
+        {
+            var result = await Call("render/png", new { analysisId = id, layer = 1, head = 4, cellSize = 12, hideSpecial = hide, wordLevel = words });
+            var png = result.GetProperty("png").GetBytesFromBase64();
+            var local = AttentionRenderer.Heatmap(lease.Analysis, 1, 4, new RenderOptions(CellSize: 12), new ViewOptions(hide, words));
+            CollectionAssert.AreEqual(local.Png, png, $"hideSpecial={hide}, wordLevel={words}");
+            var viewed = AttentionViews.Apply(lease.Analysis.Attention.Head(1, 4), lease.Analysis.Tokens, new ViewOptions(hide, words));
+            Assert.AreEqual(viewed.Size, local.Layout.Cells);
+            Assert.IsLessThan(tokens, viewed.Size, "hidden or merged tokens leave fewer rows");
+        }
     }
 
     [TestMethod]

@@ -21,7 +21,7 @@ internal static class RenderTestSupport
     /// An analysis of <paramref name="texts"/> with <paramref name="layers"/>×<paramref name="heads"/> matrices whose
     /// entries are <paramref name="value"/>(layer, head, query, key).
     /// </summary>
-    public static AttentionAnalysis HandMade(string[] texts, int layers, int heads, Func<int, int, int, int, float> value, string modelId = "test-model")
+    public static AttentionAnalysis HandMade(string[] texts, int layers, int heads, Func<int, int, int, int, float> value, string modelId = "test-model", Token[]? tokens = null)
     {
         var n = texts.Length;
         var tensor = new AttentionTensor(layers, heads, n);
@@ -37,7 +37,7 @@ internal static class RenderTestSupport
         {
             Id = "hand-made",
             Model = new ModelSummary(modelId, "bert", layers, heads, false),
-            Tokens = texts.Select((t, i) => new Token(i, t, 0, 0, false)).ToArray(),
+            Tokens = tokens ?? texts.Select((t, i) => new Token(i, t, 0, 0, false)).ToArray(),
             Truncated = false,
             Attention = tensor,
             LastHiddenState = new float[n * 2],

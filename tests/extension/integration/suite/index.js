@@ -146,14 +146,34 @@ test('two selections analyze as a sentence pair; hovers map tokens of both texts
   editor.selection = new vscode.Selection(a.start, a.start);
 });
 
-test('export PNG writes the visible heatmap', async () => {
-  const target = vscode.Uri.joinPath(ws(), 'export-test.png');
+const pngSize = (bytes) => ({ width: Buffer.from(bytes).readUInt32BE(16), height: Buffer.from(bytes).readUInt32BE(20) });
+const themeName = () => [vscode.ColorThemeKind.Dark, vscode.ColorThemeKind.HighContrast].includes(vscode.window.activeColorTheme.kind) ? 'dark' : 'light';
+
+test("Export Heatmap PNG saves the backend's SkiaSharp image of the panel's view (one head, then the grid)", async () => {
   await until('the webview to paint', () => api.lastRendered());
+  const view = await until('the panel to report its view', () => api.panelView());
+  const target = vscode.Uri.joinPath(ws(), 'export-test.png');
   const uri = await vscode.commands.executeCommand('attentionViz.exportPng', target);
   assert.equal(uri.toString(), target.toString());
-  const bytes = await vscode.workspace.fs.readFile(target);
+  const bytes = Buffer.from(await vscode.workspace.fs.readFile(target));
   assert.deepEqual([...bytes.slice(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
-  assert.ok(bytes.length > 500);
+  // The same bytes as render/png for that view: the file is the labelled SkiaSharp image, not a canvas grab.
+  const direct = await api.renderPng({ layer: view.layer, head: view.head, hideSpecial: view.hideSpecial, wordLevel: view.wordLevel, theme: themeName() });
+  assert.deepEqual(pngSize(bytes), { width: direct.width, height: direct.height });
+  assert.ok(Buffer.from(direct.png, 'base64').equals(bytes), 'exported bytes equal render/png');
+  log(`  heatmap L${view.layer} H${view.head}: ${direct.width}×${direct.height}, ${bytes.length} bytes`);
+  fs.writeFileSync(path.join(__dirname, '../../.output/export-heatmap.png'), bytes); // kept to look at
+
+  api.setPanelView({ view: 'grid' });
+  await until('the grid view', () => api.panelView()?.view === 'grid');
+  await vscode.commands.executeCommand('attentionViz.exportPng', target);
+  const grid = Buffer.from(await vscode.workspace.fs.readFile(target));
+  const directGrid = await api.renderPng({ grid: true, theme: themeName() });
+  assert.ok(Buffer.from(directGrid.png, 'base64').equals(grid), 'grid export equals render/png grid');
+  fs.writeFileSync(path.join(__dirname, '../../.output/export-grid.png'), grid);
+  assert.ok(directGrid.width > direct.width, `the 12-head grid is wider than one heatmap: ${directGrid.width} vs ${direct.width}`);
+  api.setPanelView({ view: 'head' });
+  await until('the head view again', () => api.panelView()?.view === 'head');
   await vscode.workspace.fs.delete(target);
 });
 
@@ -176,7 +196,7 @@ test('Export Attention writes CSV of the visible head and safetensors of the who
   await vscode.workspace.fs.delete(st);
 });
 
-test('a hidden panel keeps its state (export reveals it, it repaints from getState)', async () => {
+test('a hidden panel still exports, and repaints from getState when shown again', async () => {
   const before = api.lastRendered();
   const other = await vscode.workspace.openTextDocument({ content: 'another editor on top of the panel' });
   const tab = webviewTabs()[0];
@@ -184,12 +204,13 @@ test('a hidden panel keeps its state (export reveals it, it repaints from getSta
   await until('the panel to be hidden', () => !webviewTabs()[0].isActive);
   const target = vscode.Uri.joinPath(ws(), 'export-hidden.png');
   await vscode.commands.executeCommand('attentionViz.exportPng', target);
-  assert.ok(webviewTabs()[0].isActive, 'revealed');
-  const after = await until('a repaint', () => api.lastRendered() !== before && api.lastRendered());
-  assert.ok(after.litPixels > 0);
   const bytes = await vscode.workspace.fs.readFile(target);
   assert.deepEqual([...bytes.slice(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   await vscode.workspace.fs.delete(target);
+  await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+  await until('the panel to be shown again', () => webviewTabs()[0]?.isActive);
+  const after = await until('a repaint', () => api.lastRendered() !== before && api.lastRendered());
+  assert.ok(after.litPixels > 0);
 });
 
 test('after the backend is killed, the next command restarts it and works', async () => {
