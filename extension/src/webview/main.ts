@@ -9,7 +9,7 @@ import { showHeads } from './tabs/heads';
 import { drawGraphNow, resetGraph, showGraph } from './tabs/graph';
 import { resetLines, showLines } from './tabs/lines';
 import { showDistributions } from './tabs/distributions';
-import { showRollout } from './tabs/rollout';
+import { resetRollout, showRollout } from './tabs/rollout';
 
 let rendering: Promise<void> = Promise.resolve();
 
@@ -86,6 +86,7 @@ function setAnalysis(a: AnalysisView, s?: Partial<ViewState>): void {
   resetHeatmap();
   resetGraph();
   resetLines();
+  resetRollout();
   el.headsMetric.replaceChildren();
   el.hideSpecial.checked = app.options.hideSpecial;
   el.wordLevel.checked = app.options.wordLevel;
@@ -203,8 +204,8 @@ function handle(m: HostToWebview): void {
       resolveRpc(m.requestId, { result: m.result, ...(m.data ? { data: new Float32Array(m.data) } : {}) });
       return;
     case 'rpcError':
-      resolveRpc(m.requestId, undefined);
-      el.status.textContent = `Could not load: ${m.message}`;
+      // A cancelled (superseded) request's error is nobody's business.
+      if (resolveRpc(m.requestId, undefined)) el.status.textContent = `Could not load: ${m.message}`;
       return;
   }
 }

@@ -3,7 +3,7 @@
 import { getApi } from './vscodeApi';
 import type { AnalysisView, ViewState } from '../shared/messages';
 import { axisLabel, displayToken } from '../shared/tokens';
-import type { AnalysisMethod, ViewUnit } from '../shared/protocol';
+import { Methods, type AnalysisMethod, type ViewUnit } from '../shared/protocol';
 
 export type TabId = 'heatmap' | 'heads' | 'graph' | 'lines' | 'distributions' | 'rollout';
 export const TABS: TabId[] = ['heatmap', 'heads', 'graph', 'lines', 'distributions', 'rollout'];
@@ -24,11 +24,13 @@ export const el = {
   hideSpecial: $<HTMLInputElement>('hide-special'), wordLevel: $<HTMLInputElement>('word-level'), tabs: $('tabs'),
   headsMetric: $<HTMLSelectElement>('heads-metric'), headsGrid: $('heads-grid'), headsHead: $('heads-head'), headsBody: $('heads-body'), headsSummary: $('heads-summary'),
   graphSource: $<HTMLSelectElement>('graph-source'), graphThreshold: $<HTMLInputElement>('graph-threshold'), graphThresholdValue: $('graph-threshold-value'),
-  graphQ: $('graph-q'), graphCanvas: $<HTMLCanvasElement>('graph-canvas'),
-  linesHeads: $('lines-heads'), linesLeft: $('lines-left'), linesRight: $('lines-right'), linesCanvas: $<HTMLCanvasElement>('lines-canvas'),
+  graphQ: $('graph-q'), graphCanvas: $<HTMLCanvasElement>('graph-canvas'), graphNote: $('graph-note'),
+  linesHeads: $('lines-heads'), linesLeft: $('lines-left'), linesRight: $('lines-right'), linesCanvas: $<HTMLCanvasElement>('lines-canvas'), linesNote: $('lines-note'),
   distWeights: $<HTMLCanvasElement>('dist-weights'), distWeightsTitle: $('dist-weights-title'), distMetric: $<HTMLSelectElement>('dist-metric'),
   distMetrics: $<HTMLCanvasElement>('dist-metrics'), distMetricTitle: $('dist-metric-title'),
   rolloutCanvas: $<HTMLCanvasElement>('rollout-canvas'), rolloutCaption: $('rollout-caption'),
+  flowToken: $<HTMLSelectElement>('flow-token'), flowStatus: $('flow-status'), flowFigure: $('flow-figure'), flowCaption: $('flow-caption'),
+  flowTable: $('flow-table'), flowBody: $('flow-body'),
 };
 
 /** The mutable panel state, one object so every module sees the same values. */
@@ -48,6 +50,7 @@ export const app: {
 
 const rpcCache = new Map<string, Promise<RpcAnswer | undefined>>();
 const rpcPending = new Map<number, (a: RpcAnswer | undefined) => void>();
+const rpcIds = new Map<string, number>();
 const cache = new Map<string, MatrixEntry>();
 const pending = new Map<number, { key: string; resolve: (m: MatrixEntry | undefined) => void }>();
 let nextRequest = 1;
@@ -76,13 +79,22 @@ export function rpc(method: AnalysisMethod, params: Record<string, unknown>): Pr
   const hit = rpcCache.get(k);
   if (hit) return hit;
   const requestId = nextRequest++;
+  rpcIds.set(k, requestId);
   const p = new Promise<RpcAnswer | undefined>((resolve) => {
     rpcPending.set(requestId, resolve);
     vscode.postMessage({ type: 'rpc', requestId, method, params: { ...params, analysisId: analysis.analysisId } });
   });
   rpcCache.set(k, p);
-  void p.then((a) => { if (!a) rpcCache.delete(k); });
+  void p.then((a) => { if (rpcIds.get(k) === requestId) rpcIds.delete(k); if (!a && rpcCache.get(k) === p) rpcCache.delete(k); });
   return p;
+}
+
+/** Cancels an analysis request still in flight (the host relays $/cancelRequest); it settles as undefined. */
+export function cancelRpc(method: AnalysisMethod, params: Record<string, unknown>): void {
+  const requestId = rpcIds.get(rpcKey(method, params));
+  if (requestId === undefined || !rpcPending.has(requestId)) return;
+  vscode.postMessage({ type: 'cancelRpc', requestId });
+  resolveRpc(requestId, undefined);
 }
 
 export function requestMatrix(layer: number, head: number, maxSize?: number): Promise<MatrixEntry | undefined> {
@@ -109,10 +121,12 @@ export function resolveMatrix(requestId: number, entry: MatrixEntry | undefined)
   return true;
 }
 
-export function resolveRpc(requestId: number, answer: RpcAnswer | undefined): void {
+/** An answer from the host; false when nobody waits for it (e.g. a cancelled request). */
+export function resolveRpc(requestId: number, answer: RpcAnswer | undefined): boolean {
   const r = rpcPending.get(requestId);
   rpcPending.delete(requestId);
   r?.(answer);
+  return r !== undefined;
 }
 
 /** Forgets every cached answer and settles every pending request (a new analysis). */
@@ -121,6 +135,7 @@ export function resetRequests(): void {
   rpcCache.clear();
   for (const r of rpcPending.values()) r(undefined);
   rpcPending.clear();
+  rpcIds.clear();
   for (const p of pending.values()) p.resolve(undefined);
   pending.clear();
 }
@@ -147,4 +162,30 @@ export function tokenName(i: number): string {
 export function syncControls(): void {
   el.layer.value = String(app.state.layer);
   el.head.value = String(app.state.head);
+}
+
+/** A square matrix of the current view: attention/view when a view option is on (units = its rows), else the raw matrix (units = null). */
+export interface ViewMatrix { data: Float32Array; n: number; units: ViewUnit[] | null }
+export async function viewMatrix(layer: number, head: number): Promise<ViewMatrix | undefined> {
+  const flags = viewFlags();
+  if (Object.keys(flags).length) {
+    const v = await rpc(Methods.view, { layer, head, ...flags });
+    if (!v?.data) return undefined;
+    const r = v.result as { rows: number; units: ViewUnit[] };
+    return { data: v.data, n: r.rows, units: r.units };
+  }
+  const m = await requestMatrix(layer, head);
+  return m ? { data: m.data, n: m.rows, units: null } : undefined;
+}
+
+/** Row/column i of a view: its unit's name, or the token's when units is null. */
+export function unitName(units: ViewUnit[] | null, i: number): string {
+  if (!units) return tokenName(i);
+  return units[i] ? displayToken(units[i]!.text).label : `#${i}`;
+}
+
+/** The token the editor tints for row/column i of a view: a word's first piece. */
+export function unitToken(units: ViewUnit[] | null, i: number): number | null {
+  if (!units) return i;
+  return units[i]?.firstToken ?? null;
 }

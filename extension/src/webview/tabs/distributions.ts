@@ -13,14 +13,16 @@ export async function showDistributions(): Promise<void> {
     for (const k of METRIC_NAMES) { const o = document.createElement('option'); o.value = k; o.textContent = `${METRIC_LABELS[k] ?? k} (${k})`; el.distMetric.append(o); }
   }
   el.distMetric.value = app.options.distMetric;
-  const weightsParams = { bins: BINS, ...(layer >= 0 ? { layer } : {}), ...(head >= 0 ? { head } : {}) };
+  // Hide special tokens: leave out every weight whose query or key is one (word level has no histogram counterpart).
+  const excludeSpecial = app.options.hideSpecial;
+  const weightsParams = { bins: BINS, ...(layer >= 0 ? { layer } : {}), ...(head >= 0 ? { head } : {}), ...(excludeSpecial ? { excludeSpecial } : {}) };
   const [w, mh] = await Promise.all([rpc(Methods.histogram, weightsParams), rpc(Methods.histogram, { bins: BINS, metric: app.options.distMetric })]);
-  if (app.options.tab !== 'distributions') return;
+  if (app.options.tab !== 'distributions' || excludeSpecial !== app.options.hideSpecial || layer !== app.state.layer || head !== app.state.head) return;
   const width = Math.max(320, Math.min(760, (document.body.clientWidth || 800) - 40));
-  const where = `${layer < 0 ? 'all layers' : `layer ${layer}`}, ${head < 0 ? 'all heads' : `head ${head}`}`;
+  const where = `${layer < 0 ? 'all layers' : `layer ${layer}`}, ${head < 0 ? 'all heads' : `head ${head}`}${excludeSpecial ? ', special tokens excluded' : ''}`;
   if (w) {
     const h = w.result as unknown as HistogramResult;
-    el.distWeightsTitle.textContent = `Attention weights — ${where} (${h.total} weights, ${h.counts.length} bins)`;
+    el.distWeightsTitle.textContent = `Attention weights — ${where} (${h.total} weights, ${h.counts.length} bins)${app.options.wordLevel ? ' · per token: word level does not apply here' : ''}`;
     drawHistogram(el.distWeights, h, width, 'attention weight');
     el.distWeights.setAttribute('aria-label', `Histogram of attention weights, ${where}: counts ${h.counts.join(', ')}`);
   }

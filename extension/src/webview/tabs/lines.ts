@@ -1,13 +1,17 @@
 // The Lines tab (BertViz head view): query tokens left, key tokens right, one colour per head.
 import { displayToken } from '../../shared/tokens';
 import { categorical, drawLines } from '../charts';
-import { app, el, requestMatrix, tokenName, vscode } from '../state';
+import type { ViewUnit } from '../../shared/protocol';
+import { app, el, unitName, unitToken, viewFlags, viewMatrix, vscode } from '../state';
 
 const LINE_ROW = 20;
 let linesIsolate: { side: 'left' | 'right'; token: number } | null = null;
 let linesHeads: (Float32Array | null)[] = [];
 let linesShown: boolean[] = [];
 let linesShownFor: string | undefined;
+/** The rows: the view's units when hide-special/word-level is on, else null (one per token). */
+let linesUnits: ViewUnit[] | null = null;
+let linesN = 0;
 
 export async function showLines(): Promise<void> {
   if (!app.analysis) return;
@@ -44,9 +48,18 @@ export async function showLines(): Promise<void> {
     });
     el.linesHeads.append(b);
   }
-  const ms = await Promise.all(Array.from({ length: heads }, (_, h) => requestMatrix(layer, h)));
-  if (app.options.tab !== 'lines' || layer !== app.state.layer) return;
+  const flags = JSON.stringify(viewFlags());
+  const ms = await Promise.all(Array.from({ length: heads }, (_, h) => viewMatrix(layer, h)));
+  if (app.options.tab !== 'lines' || layer !== app.state.layer || flags !== JSON.stringify(viewFlags())) return;
   linesHeads = ms.map((m) => m?.data ?? null);
+  const first = ms.find((m) => m);
+  linesUnits = first?.units ?? null;
+  linesN = first?.n ?? app.analysis.tokens.length;
+  if (linesIsolate && linesIsolate.token >= linesN) linesIsolate = null;
+  const o = app.options;
+  el.linesNote.hidden = !linesUnits;
+  el.linesNote.textContent = linesUnits ? `${linesN} rows of ${app.analysis.tokens.length} tokens: ${[o.hideSpecial ? 'special tokens hidden (rows renormalised without them)' : '', o.wordLevel ? 'one row per word (attention to a word: sum over its pieces; from a word: mean)' : ''].filter(Boolean).join('; ')}.` : '';
+  el.app.dataset.linesRows = String(linesN);
   buildLineTokens();
   drawLinesNow();
   el.app.dataset.lines = 'painted';
@@ -55,14 +68,17 @@ export async function showLines(): Promise<void> {
 function buildLineTokens(): void {
   for (const [col, side] of [[el.linesLeft, 'left'], [el.linesRight, 'right']] as const) {
     col.replaceChildren();
-    app.analysis?.tokens.forEach((t, i) => {
+    const rows = linesUnits ?? app.analysis?.tokens ?? [];
+    rows.forEach((t, i) => {
       const b = document.createElement('button');
       b.type = 'button';
       b.className = 'lines-tok' + (t.special ? ' special' : '');
       b.textContent = displayToken(t.text).label; // text, never markup
       b.dataset.index = String(i);
-      b.title = side === 'left' ? `${tokenName(i)} attends to… (hover or focus to isolate)` : `…attends to ${tokenName(i)} (hover or focus to isolate)`;
-      const on = () => { linesIsolate = { side, token: i }; drawLinesNow(); vscode.postMessage({ type: 'hoverToken', token: i }); };
+      const name = unitName(linesUnits, i);
+      b.title = side === 'left' ? `${name} attends to… (hover or focus to isolate)` : `…attends to ${name} (hover or focus to isolate)`;
+      // A word tints its first piece in the editor.
+      const on = () => { linesIsolate = { side, token: i }; drawLinesNow(); vscode.postMessage({ type: 'hoverToken', token: unitToken(linesUnits, i) }); };
       const off = () => { linesIsolate = null; drawLinesNow(); vscode.postMessage({ type: 'hoverToken', token: null }); };
       b.addEventListener('mouseenter', on); b.addEventListener('focus', on);
       b.addEventListener('mouseleave', off); b.addEventListener('blur', off);
@@ -80,11 +96,11 @@ function buildLineTokens(): void {
 
 function drawLinesNow(): void {
   if (!app.analysis) return;
-  const n = app.analysis.tokens.length;
+  const n = linesN;
   for (const col of [el.linesLeft, el.linesRight]) {
     Array.from(col.children).forEach((c, i) => c.classList.toggle('active', linesIsolate !== null && (col === el.linesLeft) === (linesIsolate.side === 'left') && linesIsolate.token === i));
   }
   drawLines(el.linesCanvas, { heads: linesHeads.map((m, h) => (linesShown[h] ? m : null)), n, rowHeight: LINE_ROW, isolate: linesIsolate }, 220);
 }
 
-export function resetLines(): void { linesIsolate = null; linesHeads = []; linesShown = []; }
+export function resetLines(): void { linesIsolate = null; linesHeads = []; linesShown = []; linesUnits = null; linesN = 0; }
