@@ -132,7 +132,7 @@ function drawFlow(u: number, f: FlowAnswer): void {
     o.wordLevel ? `flow from the word's first piece, summed over each word's pieces` : '',
     o.hideSpecial ? `special tokens hidden and the rest renormalised to sum 1, as the rollout rows are (${(100 * view.hidden).toFixed(1)}% of the flow went to them)` : '',
   ].filter(Boolean);
-  el.flowCaption.textContent = `“${name}”: rollout row (blue) and attention flow (orange, max-flow through layer ${f.layer} normalised to sum 1) per input token.`
+  el.flowCaption.textContent = `“${name}”: rollout row (blue) and attention flow (orange, max-flow through layer ${f.layer} normalised to sum 1) per input token, on one scale.`
     + (views.length ? ` Flow is computed on tokens: ${views.join('; ')}.` : '')
     + ` Computed in ${f.elapsedMs.toFixed(0)} ms${partial ? ' · partial: the backend stopped before the flow was complete' : ''}.`;
   el.flowTable.setAttribute('aria-label', `Rollout and attention flow of ${name}: ${rolloutUnits.map((_, j) => `${unitName(j)} rollout ${(rollout[j] ?? 0).toFixed(4)}, flow ${(flow[j] ?? 0).toFixed(4)}`).join('; ')}`);
