@@ -29,7 +29,7 @@ await build({
 });
 // Pure modules and the node-only host pieces, for the unit tests (they import these directly).
 await build({
-  ...common, entryPoints: ['shared/colour', 'shared/matrix', 'shared/tokens', 'shared/messages', 'shared/protocol', 'host/backendProcess', 'host/html', 'host/locate']
+  ...common, entryPoints: ['shared/colour', 'shared/matrix', 'shared/tokens', 'shared/units', 'shared/messages', 'shared/protocol', 'host/backendProcess', 'host/html', 'host/locate']
     .map((p) => join(root, 'src', p + '.ts')),
   outdir: join(root, 'out/lib'), outbase: join(root, 'src'), platform: 'node', format: 'cjs', sourcemap: false,
 });

@@ -36,6 +36,8 @@ export class Controller implements vscode.Disposable {
   private panelSubs: vscode.Disposable[] = [];
   private analyzeCts: CancellationTokenSource | undefined;
   private focusCts: CancellationTokenSource | undefined;
+  /** The panel's analysis requests in flight, by requestId, so a 'cancelRpc' reaches the backend as $/cancelRequest. */
+  private readonly rpcCts = new Map<number, CancellationTokenSource>();
   private followTimer: NodeJS.Timeout | undefined;
   private readonly disposables: vscode.Disposable[] = [];
   private readonly decorations = new Decorations();
@@ -280,6 +282,9 @@ export class Controller implements vscode.Disposable {
       case 'rpc':
         this.panel?.post(await this.answerRpc(m));
         return;
+      case 'cancelRpc':
+        this.rpcCts.get(m.requestId)?.cancel();
+        return;
       case 'viewChanged':
         if (this.session) { this.session.layer = m.layer; this.session.head = m.head; }
         await this.refreshDecorations();
@@ -304,8 +309,10 @@ export class Controller implements vscode.Disposable {
     if (!session || m.params.analysisId !== session.analysisId || !session.valid) {
       return { type: 'rpcError', requestId: m.requestId, message: 'this analysis is gone (the backend restarted or the text changed): run “Show Attention for Selection” again' };
     }
+    const cts = new CancellationTokenSource();
+    this.rpcCts.set(m.requestId, cts);
     try {
-      const r = await this.backend.request<Record<string, unknown>>(m.method, m.params);
+      const r = await this.backend.request<Record<string, unknown>>(m.method, m.params, cts.token);
       if (typeof r.data === 'string' && typeof r.rows === 'number' && typeof r.cols === 'number') {
         // Matrices (view, rollout) travel as an ArrayBuffer, not as base64 or JSON numbers.
         const data = decodeFloat32(r.data, r.rows * r.cols);
@@ -316,6 +323,8 @@ export class Controller implements vscode.Disposable {
       return { type: 'rpcResult', requestId: m.requestId, result: r };
     } catch (e) {
       return { type: 'rpcError', requestId: m.requestId, message: e instanceof Error ? e.message : String(e) };
+    } finally {
+      this.rpcCts.delete(m.requestId);
     }
   }
 

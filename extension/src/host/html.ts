@@ -82,10 +82,12 @@ export function panelHtml({ cspSource, scriptUri, styleUri, nonce }: PanelHtmlIn
         <output id="graph-threshold-value" for="graph-threshold">0.10</output>
         <span id="graph-q" class="meta" role="status"></span>
       </div>
+      <p id="graph-note" class="caption" hidden></p>
       <canvas id="graph-canvas" tabindex="0" aria-label="Attention graph: tokens as nodes on a circle, edges where attention is above the threshold, colours are modularity communities"></canvas>
     </div>
     <div role="tabpanel" id="panel-lines" aria-labelledby="tab-lines" tabindex="-1" hidden>
       <div class="tab-controls"><span id="lines-heads" role="group" aria-label="Heads shown"></span></div>
+      <p id="lines-note" class="caption" hidden></p>
       <div id="lines-view">
         <div id="lines-left" class="lines-col" aria-label="Query tokens"></div>
         <canvas id="lines-canvas" aria-hidden="true"></canvas>
@@ -101,7 +103,17 @@ export function panelHtml({ cspSource, scriptUri, styleUri, nonce }: PanelHtmlIn
     </div>
     <div role="tabpanel" id="panel-rollout" aria-labelledby="tab-rollout" tabindex="-1" hidden>
       <p id="rollout-caption" class="meta">Attention rollout (Abnar &amp; Zuidema 2020) through every layer: row i is how much token i's final representation draws on each input token.</p>
-      <canvas id="rollout-canvas" tabindex="0" aria-label="Attention rollout heatmap"></canvas>
+      <div class="tab-controls">
+        <label>Attention flow of <select id="flow-token" aria-label="Token whose attention flow to compare with its rollout row"></select></label>
+        <span id="flow-status" class="meta" role="status"></span>
+      </div>
+      <div id="rollout-view">
+        <canvas id="rollout-canvas" tabindex="0" aria-label="Attention rollout heatmap: click a row, or use the arrow keys, to compare its rollout with its attention flow"></canvas>
+        <figure id="flow-figure" hidden>
+          <figcaption id="flow-caption" class="caption"></figcaption>
+          <table id="flow-table" aria-describedby="flow-caption"><thead><tr><th scope="col">input</th><th scope="col">rollout</th><th scope="col">flow</th></tr></thead><tbody id="flow-body"></tbody></table>
+        </figure>
+      </div>
     </div>
   </main>
   <footer id="status" class="status" role="status"></footer>

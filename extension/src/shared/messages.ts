@@ -45,7 +45,9 @@ export type WebviewToHost =
   | { type: 'rendered'; layer: number; head: number; litPixels: number }
   | { type: 'log'; message: string }
   /** An analysis method (docs/protocol.md "Analysis") on the shown analysis; params include analysisId. */
-  | { type: 'rpc'; requestId: number; method: AnalysisMethod; params: Record<string, unknown> };
+  | { type: 'rpc'; requestId: number; method: AnalysisMethod; params: Record<string, unknown> }
+  /** The panel no longer needs the answer to this 'rpc' (e.g. a superseded attention/flow): cancel it. */
+  | { type: 'cancelRpc'; requestId: number };
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
 const isLayerOrHead = (v: unknown): v is number => isInt(v) && v >= -1 && v < 4096;
@@ -86,6 +88,9 @@ export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
       for (const v of Object.values(params)) if (!['string', 'number', 'boolean'].includes(typeof v)) return undefined;
       return { type: 'rpc', requestId: m.requestId, method: m.method as AnalysisMethod, params: { ...params } };
     }
+    case 'cancelRpc':
+      if (isInt(m.requestId)) return { type: 'cancelRpc', requestId: m.requestId };
+      return undefined;
     default:
       return undefined;
   }

@@ -13,6 +13,7 @@ export const Methods = {
   modularityAll: 'attention/modularityAll',
   view: 'attention/view',
   rollout: 'attention/rollout',
+  flow: 'attention/flow',
   histogram: 'attention/histogram',
   exportAttention: 'attention/export',
   renderPng: 'render/png',
@@ -96,6 +97,11 @@ export interface ViewResult {
 }
 export interface RolloutParams { analysisId: string; layer?: number; hideSpecial?: boolean; wordLevel?: boolean; maxSize?: number }
 
+/** Attention flow of one token (raw tokens, no view options); layer omitted = the last. */
+export interface FlowParams { analysisId: string; token: number; layer?: number }
+/** flow[j]: share of the max-flow from (layer, token) to input j (sums to 1); raw[j]: the max-flow itself. */
+export interface FlowResult { token: number; layer: number; flow: number[]; raw: number[]; elapsedMs: number }
+
 export type MetricName = 'entropy' | 'normalizedEntropy' | 'meanDistance' | 'firstToken' | 'cls' | 'sep' | 'previousToken' | 'self' | 'duplicateToken' | 'induction' | 'selfDistance';
 export const METRIC_NAMES: readonly MetricName[] = ['entropy', 'normalizedEntropy', 'meanDistance', 'firstToken', 'cls', 'sep', 'previousToken', 'self', 'duplicateToken', 'induction', 'selfDistance'];
 export interface HistogramParams { analysisId: string; layer?: number; head?: number; bins?: number; excludeSpecial?: boolean; metric?: MetricName }
@@ -109,5 +115,5 @@ export interface RenderPngParams {
 }
 export interface RenderPngResult { png?: string; width: number; height: number; path?: string; bytes?: number }
 
-export const ANALYSIS_METHODS = [Methods.metrics, Methods.modularity, Methods.modularityAll, Methods.view, Methods.rollout, Methods.histogram] as const;
+export const ANALYSIS_METHODS = [Methods.metrics, Methods.modularity, Methods.modularityAll, Methods.view, Methods.rollout, Methods.histogram, Methods.flow] as const;
 export type AnalysisMethod = typeof ANALYSIS_METHODS[number];

@@ -57,6 +57,8 @@ public sealed partial class ProtocolDriftTests
     [DataRow("ViewParams", typeof(ViewParams))]
     [DataRow("ViewResult", typeof(ViewDto))]
     [DataRow("RolloutParams", typeof(RolloutParams))]
+    [DataRow("FlowParams", typeof(FlowParams))]
+    [DataRow("FlowResult", typeof(FlowDto))]
     [DataRow("HistogramParams", typeof(HistogramParams))]
     [DataRow("HistogramResult", typeof(HistogramDto))]
     [DataRow("RenderPngParams", typeof(RenderPngParams))]

@@ -5,6 +5,7 @@ module.exports = {
   colour: require(path.join(lib, 'shared/colour.js')),
   matrix: require(path.join(lib, 'shared/matrix.js')),
   tokens: require(path.join(lib, 'shared/tokens.js')),
+  units: require(path.join(lib, 'shared/units.js')),
   messages: require(path.join(lib, 'shared/messages.js')),
   protocol: require(path.join(lib, 'shared/protocol.js')),
   html: require(path.join(lib, 'host/html.js')),

@@ -9,8 +9,9 @@ test('valid webview messages pass, with only known fields', () => {
   assert.deepEqual(parse({ type: 'requestMatrix', requestId: 3, analysisId: 'x', layer: -1, head: 11, maxSize: 48 }),
     { type: 'requestMatrix', requestId: 3, analysisId: 'x', layer: -1, head: 11, maxSize: 48 });
   assert.deepEqual(parse({ type: 'hoverToken', token: null }), { type: 'hoverToken', token: null });
-  assert.deepEqual(parse({ type: 'viewChanged', layer: 0, head: -1, view: 'grid', hideSpecial: true, wordLevel: false }),
-    { type: 'viewChanged', layer: 0, head: -1, view: 'grid', hideSpecial: true, wordLevel: false });
+  assert.deepEqual(parse({ type: 'viewChanged', layer: 0, head: -1, view: 'grid', hideSpecial: true, wordLevel: false }), { type: 'viewChanged', layer: 0, head: -1, view: 'grid', hideSpecial: true, wordLevel: false });
+  assert.deepEqual(parse({ type: 'cancelRpc', requestId: 7, extra: 'x' }), { type: 'cancelRpc', requestId: 7 });
+  assert.deepEqual(parse({ type: 'rpc', requestId: 8, method: 'attention/flow', params: { analysisId: 'a', token: 3 } }), { type: 'rpc', requestId: 8, method: 'attention/flow', params: { analysisId: 'a', token: 3 } });
   assert.equal(parse({ type: 'log', message: 'x'.repeat(5000) }).message.length, 2000);
 });
 
@@ -24,6 +25,9 @@ test('malformed or hostile webview messages are dropped', () => {
     { type: 'viewChanged', layer: 0, head: 0, view: 'evil' },
     { type: 'viewChanged', layer: 0, head: 0, view: 'head' }, // without its view options
     { type: 'viewChanged', layer: 0, head: 0, view: 'head', hideSpecial: 'yes', wordLevel: false },
+    { type: 'cancelRpc', requestId: '1' },
+    { type: 'cancelRpc' },
+    { type: 'rpc', requestId: 1, method: 'attention/analyze', params: { analysisId: 'a', text: 'x' } },
     { type: 'png', requestId: 1, dataUrl: 'data:image/png;base64,AAAA' }, // the canvas export is gone
   ]) assert.equal(parse(m), undefined, JSON.stringify(m));
 });

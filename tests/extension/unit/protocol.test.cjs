@@ -12,8 +12,9 @@ const keys = (o) => Object.keys(o).sort();
 
 test('method names', () => {
   assert.deepEqual(Object.values(protocol.Methods).sort(),
-    ['attention/analyze', 'attention/export', 'attention/histogram', 'attention/matrix', 'attention/metrics', 'attention/modularity', 'attention/modularityAll',
+    ['attention/analyze', 'attention/export', 'attention/flow', 'attention/histogram', 'attention/matrix', 'attention/metrics', 'attention/modularity', 'attention/modularityAll',
       'attention/rollout', 'attention/row', 'attention/view', 'exit', 'initialize', 'models/list', 'render/png', 'shutdown']);
+  assert.ok(protocol.ANALYSIS_METHODS.includes('attention/flow'), 'the panel may ask for attention flow');
   assert.equal(protocol.ErrorCodes.InvalidParams, -32602);
   assert.equal(protocol.ErrorCodes.RequestCancelled, -32800);
 });
@@ -84,4 +85,18 @@ test('recorded analysis responses (metrics, modularity, view, rollout, histogram
   assert.equal(h.counts.length, 20);
   assert.equal(h.total, n * n);
   for (const name of protocol.ANALYSIS_METHODS) assert.ok(Object.keys(r).some((k) => k.startsWith(name + ' ')), name);
+});
+
+test('recorded attention/flow answers: the FlowResult fields, one value per token, flow = raw normalised', () => {
+  const n = fixture.analysis.tokens.length;
+  const flows = Object.entries(fixture.rpc).filter(([k]) => k.startsWith('attention/flow '));
+  assert.equal(flows.length, n, 'one flow per token recorded');
+  for (const [, f] of flows) {
+    assert.deepEqual(keys(f), ['elapsedMs', 'flow', 'layer', 'raw', 'token']);
+    assert.equal(f.layer, fixture.analysis.model.layers - 1, 'layer omitted = the last');
+    assert.equal(f.flow.length, n); assert.equal(f.raw.length, n);
+    const sum = f.raw.reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(f.flow.reduce((a, b) => a + b, 0) - 1) < 1e-9);
+    f.raw.forEach((r, j) => assert.ok(Math.abs(r / sum - f.flow[j]) < 1e-9));
+  }
 });

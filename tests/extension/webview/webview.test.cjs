@@ -27,6 +27,8 @@ test.before(async () => {
       res.end(html.panelHtml({ cspSource: origin, scriptUri: `${origin}/media/webview.js`, styleUri: `${origin}/media/panel.css`, nonce }));
       return;
     }
+    // Chromium asks for a favicon on its own now and then (a webview never does): not an error of the panel.
+    if (url.pathname === '/favicon.ico') { res.writeHead(204); res.end(); return; }
     const file = path.join(ext, path.normalize(url.pathname));
     if (!file.startsWith(path.join(ext, 'media')) || !fs.existsSync(file)) { res.writeHead(404); res.end(); return; }
     res.writeHead(200, { 'content-type': file.endsWith('.js') ? 'text/javascript' : file.endsWith('.css') ? 'text/css' : 'application/octet-stream' });
@@ -71,12 +73,14 @@ async function openPanel(overrideTokens, savedState) {
           // The host's part: the recorded real answer, its base64 matrix decoded to an ArrayBuffer (controller.ts).
           const p = Object.fromEntries(Object.entries(m.params).filter(([k]) => k !== 'analysisId').sort(([a], [b]) => (a < b ? -1 : 1)));
           const key = `${m.method} ${JSON.stringify(p)}`;
-          const r = rpc[key];
+          // Tests may replace an answer (window.__override) or hold it back until they release it (window.__hold).
+          const r = window.__override?.[key] ?? rpc[key];
           let msg;
           if (!r || r.error) msg = { type: 'rpcError', requestId: m.requestId, message: r?.error ?? `not in fixture: ${key}` };
           else if (typeof r.data === 'string') { const { data, ...rest } = r; msg = { type: 'rpcResult', requestId: m.requestId, result: rest, data: b64ToBuffer(data) }; }
           else msg = { type: 'rpcResult', requestId: m.requestId, result: r };
           if (!r) window.__missingRpc = (window.__missingRpc ?? []).concat(key);
+          if (window.__hold?.(key)) { (window.__held ??= []).push(msg); return; }
           setTimeout(() => window.postMessage(msg, '*'), 5);
         }
       },
@@ -523,6 +527,10 @@ test('themes: tabs render with dark and high-contrast theme variables (screensho
       await page.waitForSelector(`#app[data-${tab}="painted"]`);
       await page.screenshot({ path: path.join(outDir, `tab-${tab}-${name}.png`), fullPage: tab !== 'heads' });
     }
+    // The flow bars beside the rollout, in this theme.
+    await page.selectOption('#flow-token', '4');
+    await page.waitForSelector('#app[data-flow="painted"]');
+    await page.screenshot({ path: path.join(outDir, `tab-rollout-flow-${name}.png`), fullPage: true });
     // Text drawn on the canvases takes the theme's foreground: bright pixels on the dark graph.
     await page.click('#tab-graph');
     await page.waitForSelector('#app[data-graph="painted"]');
@@ -553,4 +561,221 @@ test('the chosen tab and its options survive hiding the panel (getState)', async
   assert.equal(await again.locator('#graph-threshold').inputValue(), '0.25');
   await noErrors(again);
   await again.close();
+});
+
+// ---------- view options in Graph and Lines, attention flow in Rollout ----------
+
+const SPECIAL = /^\[(CLS|SEP)\]$/;
+/** Edges i→j (i ≠ j) of an n×n matrix at or above t. */
+const edgesAbove = (d, n, t) => { let e = 0; for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j && d[i * n + j] >= t) e++; return e; };
+const outEdges = (d, n, i, t) => Array.from({ length: n }, (_, j) => j).filter((j) => j !== i && d[i * n + j] >= t).length;
+
+test('graph: hide special tokens and word level draw the view\'s units as nodes, communities of their first token', async () => {
+  const page = await openPanel();
+  await page.click('#tab-graph');
+  await page.waitForSelector('#app[data-graph="painted"]');
+  const n = fixture.analysis.tokens.length;
+  const mod = rpcOf('attention/modularity', { layer: 0, head: 0 });
+  await page.check('#hide-special');
+  const v = rpcOf('attention/view', { layer: 0, head: 0, hideSpecial: true });
+  assert.equal(v.units.length, n - 2);
+  await page.waitForSelector(`#app[data-graph-nodes="${v.rows}"]`);
+  const ds = await page.evaluate(() => ({ ...document.getElementById('graph-canvas').dataset }));
+  assert.equal(ds.nodes, String(n - 2));
+  const d = decodeData(v);
+  assert.equal(ds.edges, String(edgesAbove(d, v.rows, 0.1)), 'edges of the renormalised view');
+  assert.match(await page.locator('#graph-note').textContent(), /^17 nodes of 19 tokens: special tokens hidden.*Communities and Q are computed on the full token graph/);
+  assert.match(await page.locator('#graph-q').textContent(), new RegExp(`Q = ${mod.q.toFixed(3)} · ${mod.communityCount} communities$`));
+  // Step through every node with the keyboard: names, communities and edge counts are the view's, no [CLS]/[SEP].
+  await page.locator('#graph-canvas').focus();
+  const { tokens } = require('../unit/lib.cjs');
+  for (let k = 0; k < v.rows; k++) {
+    await page.keyboard.press('ArrowRight');
+    const name = tokens.displayToken(v.units[k].text).label;
+    assert.doesNotMatch(name, SPECIAL);
+    await page.waitForFunction((t) => document.getElementById('graph-q').textContent.endsWith(t),
+      `${name}: community ${mod.communities[v.units[k].firstToken]}, ${outEdges(d, v.rows, k, 0.1)} edges out`);
+    const hovered = await page.evaluate(() => window.__posted.filter((m) => m.type === 'hoverToken').at(-1));
+    assert.equal(hovered.token, v.units[k].firstToken, 'the editor tints the node\'s token');
+  }
+  await page.keyboard.press('Escape');
+  // Word level as well: one node per word; a merged word takes its first piece's community.
+  await page.check('#word-level');
+  const both = rpcOf('attention/view', { layer: 0, head: 0, hideSpecial: true, wordLevel: true });
+  assert.ok(both.units.length < v.units.length);
+  await page.waitForSelector(`#app[data-graph-nodes="${both.units.length}"]`);
+  const bd = decodeData(both);
+  assert.equal(await page.evaluate(() => document.getElementById('graph-canvas').dataset.edges), String(edgesAbove(bd, both.rows, 0.1)));
+  const merged = both.units.findIndex((u) => u.lastToken > u.firstToken);
+  const mixed = both.units.filter((u) => new Set(mod.communities.slice(u.firstToken, u.lastToken + 1)).size > 1).length;
+  assert.match(await page.locator('#graph-note').textContent(), new RegExp(`^${both.units.length} nodes of 19 tokens: .*merged into words.*first token's community \\(${mixed} word`));
+  await page.locator('#graph-canvas').focus();
+  for (let k = 0; k <= merged; k++) await page.keyboard.press('ArrowRight');
+  await page.waitForFunction((t) => document.getElementById('graph-q').textContent.endsWith(t),
+    `${tokens.displayToken(both.units[merged].text).label}: community ${mod.communities[both.units[merged].firstToken]}, ${outEdges(bd, both.rows, merged, 0.1)} edges out`);
+  assert.equal((await page.evaluate(() => window.__posted.filter((m) => m.type === 'hoverToken').at(-1))).token, both.units[merged].firstToken);
+  await page.screenshot({ path: path.join(outDir, 'tab-graph-words.png'), fullPage: true });
+  // Back to tokens: every node again, no note.
+  await page.uncheck('#hide-special');
+  await page.uncheck('#word-level');
+  await page.waitForSelector(`#app[data-graph-nodes="${n}"]`);
+  assert.equal(await page.locator('#graph-note').isVisible(), false);
+  await noErrors(page);
+  await page.close();
+});
+
+test('lines: hide special tokens leaves no [CLS]/[SEP] buttons; word level has one button per unit; a word hovers its first token', async () => {
+  const page = await openPanel();
+  await page.click('#tab-lines');
+  await page.waitForSelector('#app[data-lines="painted"]');
+  const n = fixture.analysis.tokens.length;
+  const { heads } = fixture.analysis.model;
+  const lines = () => page.evaluate(() => document.getElementById('lines-canvas').dataset.lines);
+  const viewLines = (flags, hs, isolate) => {
+    let c = 0;
+    for (const h of hs) {
+      const r = rpcOf('attention/view', { layer: 0, head: h, ...flags });
+      const d = decodeData(r), m = r.rows;
+      for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) {
+        if (isolate && isolate.side === 'left' && i !== isolate.token) continue;
+        if (isolate && isolate.side === 'right' && j !== isolate.token) continue;
+        if (d[i * m + j] >= 0.02) c++;
+      }
+    }
+    return c;
+  };
+  await page.check('#hide-special');
+  await page.waitForSelector(`#app[data-lines-rows="${n - 2}"]`);
+  for (const side of ['left', 'right']) {
+    const texts = await page.locator(`#lines-${side} .lines-tok`).allTextContents();
+    assert.equal(texts.length, n - 2);
+    assert.ok(texts.every((t) => !SPECIAL.test(t)), texts.join(' '));
+  }
+  assert.equal(await lines(), String(viewLines({ hideSpecial: true }, [0])));
+  assert.match(await page.locator('#lines-note').textContent(), /^17 rows of 19 tokens: special tokens hidden/);
+  await page.click('#lines-all');
+  assert.equal(await lines(), String(viewLines({ hideSpecial: true }, Array.from({ length: heads }, (_, h) => h))));
+  await page.screenshot({ path: path.join(outDir, 'tab-lines-nospecial.png'), fullPage: true });
+  // Word level (special tokens stay hidden): one button per unit of the view.
+  await page.check('#word-level');
+  const flags = { hideSpecial: true, wordLevel: true };
+  const both = rpcOf('attention/view', { layer: 0, head: 0, ...flags });
+  await page.waitForSelector(`#app[data-lines-rows="${both.units.length}"]`);
+  assert.equal(await page.locator('#lines-left .lines-tok').count(), both.units.length);
+  assert.equal(await page.locator('#lines-right .lines-tok').count(), both.units.length);
+  const merged = both.units.findIndex((u) => u.lastToken > u.firstToken);
+  const { tokens } = require('../unit/lib.cjs');
+  assert.equal(await page.locator(`#lines-left .lines-tok[data-index="${merged}"]`).textContent(), tokens.displayToken(both.units[merged].text).label);
+  await page.hover(`#lines-left .lines-tok[data-index="${merged}"]`);
+  await page.waitForFunction((k) => document.getElementById('lines-canvas').dataset.isolated === `left:${k}`, merged);
+  const all = Array.from({ length: heads }, (_, h) => h);
+  assert.equal(await lines(), String(viewLines(flags, all, { side: 'left', token: merged })));
+  assert.equal((await page.evaluate(() => window.__posted.filter((m) => m.type === 'hoverToken').at(-1))).token, both.units[merged].firstToken);
+  await page.screenshot({ path: path.join(outDir, 'tab-lines-words.png'), fullPage: true });
+  // Keyboard still moves between the columns.
+  await page.locator('#lines-left .lines-tok[data-index="1"]').focus();
+  await page.keyboard.press('ArrowRight');
+  await page.waitForFunction(() => document.getElementById('lines-canvas').dataset.isolated === 'right:1');
+  await noErrors(page);
+  await page.close();
+});
+
+test('distributions: hide special tokens asks for the weights histogram with excludeSpecial', async () => {
+  const page = await openPanel();
+  await page.click('#tab-distributions');
+  await page.waitForSelector('#app[data-distributions="painted"]');
+  const all = rpcOf('attention/histogram', { bins: 20, layer: 0, head: 0 });
+  const w = rpcOf('attention/histogram', { bins: 20, layer: 0, head: 0, excludeSpecial: true });
+  assert.ok(w.total < all.total);
+  await page.check('#hide-special');
+  await page.waitForFunction((t) => document.getElementById('dist-weights').dataset.total === String(t), w.total);
+  assert.equal(await page.evaluate(() => document.getElementById('dist-weights').dataset.bars), String(w.counts.filter((c) => c > 0).length));
+  assert.match(await page.locator('#dist-weights-title').textContent(), new RegExp(`layer 0, head 0, special tokens excluded \\(${w.total} weights, 20 bins\\)`));
+  const asked = await page.evaluate(() => window.__posted.filter((m) => m.type === 'rpc' && m.method === 'attention/histogram' && m.params.excludeSpecial === true).length);
+  assert.ok(asked >= 1);
+  await noErrors(page);
+  await page.close();
+});
+
+test('rollout: picking a token shows its rollout row and its attention flow as recorded; stale answers are ignored', async () => {
+  const page = await openPanel();
+  await page.click('#tab-rollout');
+  await page.waitForSelector('#app[data-rollout="painted"]');
+  const n = fixture.analysis.tokens.length;
+  const roll = rpcOf('attention/rollout', {});
+  const rd = decodeData(roll);
+  const flowOf = (t) => rpcOf('attention/flow', { token: t });
+  assert.equal(await page.locator('#flow-figure').isVisible(), false, 'nothing is computed before a pick');
+  assert.equal(await page.locator('#flow-token option').count(), n + 1);
+  // Pick token 4 with the select, but hold its answer back: the panel says it is computing.
+  await page.evaluate(() => { window.__hold = (key) => key === 'attention/flow {"token":4}'; });
+  await page.selectOption('#flow-token', '4');
+  await page.waitForSelector('#app[data-flow="computing"]');
+  assert.match(await page.locator('#flow-status').textContent(), /computing the attention flow of “fox”/);
+  // Meanwhile a click on row 6's cells picks token 6, which answers first.
+  const geo = await page.evaluate(() => ({ ...document.getElementById('rollout-canvas').dataset }));
+  const box = await page.locator('#rollout-canvas').boundingBox();
+  const cell = Number(geo.cell);
+  await page.mouse.click(box.x + Number(geo.left) + 2.5 * cell, box.y + Number(geo.top) + 6.5 * cell);
+  await page.waitForSelector('#app[data-flow="painted"]');
+  assert.equal(await page.locator('#flow-token').inputValue(), '6');
+  // The superseded request was cancelled.
+  const posted = await page.evaluate(() => window.__posted);
+  const req4 = posted.find((m) => m.type === 'rpc' && m.method === 'attention/flow' && m.params.token === 4);
+  assert.ok(posted.some((m) => m.type === 'cancelRpc' && m.requestId === req4.requestId), 'cancelRpc for token 4');
+  // Now the stale answer for token 4 arrives: it changes nothing.
+  await page.evaluate(() => { window.__hold = undefined; for (const m of window.__held) window.postMessage(m, '*'); });
+  await page.waitForTimeout(150);
+  const check = async (t) => {
+    const f = flowOf(t);
+    assert.equal(await page.locator('#flow-figure').getAttribute('data-token'), String(t));
+    const cells = await page.locator('#flow-body td').evaluateAll((tds) => tds.map((td) => ({ kind: td.dataset.kind, value: Number(td.dataset.value), title: td.title })));
+    const flow = cells.filter((c) => c.kind === 'flow').map((c) => c.value);
+    const rollout = cells.filter((c) => c.kind === 'rollout').map((c) => c.value);
+    assert.deepEqual(flow, f.flow, `flow bars of token ${t} = the backend's answer`);
+    assert.deepEqual(rollout, Array.from(rd.subarray(t * n, (t + 1) * n)), `rollout bars = row ${t} of the rollout`);
+    assert.match(cells.find((c) => c.kind === 'flow').title, new RegExp(`: ${f.flow[0].toFixed(6)}$`));
+    assert.match(await page.locator('#flow-caption').textContent(), new RegExp(`through layer ${f.layer} .*Computed in ${f.elapsedMs.toFixed(0)} ms\\.$`));
+    const aria = await page.locator('#flow-table').getAttribute('aria-label');
+    assert.ok(aria.includes(`flow ${f.flow[n - 1].toFixed(4)}`), aria);
+    assert.equal(await page.locator('#flow-body tr.source').getAttribute('data-index'), String(t));
+  };
+  await check(6);
+  assert.ok(!(await page.locator('#status').textContent()).startsWith('Could not load'), 'a cancelled request is no error');
+  await page.screenshot({ path: path.join(outDir, 'tab-rollout-flow.png'), fullPage: true });
+  // Keyboard on the heatmap: down picks the next row (and does not step the layer).
+  await page.locator('#rollout-canvas').focus();
+  await page.keyboard.press('ArrowDown');
+  await page.waitForSelector('#flow-figure[data-token="7"]');
+  await page.waitForSelector('#app[data-flow="painted"]');
+  await check(7);
+  assert.equal(await page.locator('#layer').inputValue(), '0');
+  // A partial answer (complete: false, a backend with a time budget) says so.
+  await page.evaluate((f) => { window.__override = { 'attention/flow {"token":8}': { ...f, complete: false } }; }, flowOf(8));
+  await page.keyboard.press('ArrowDown');
+  await page.waitForSelector('#app[data-flow="partial"]');
+  assert.match(await page.locator('#flow-caption').textContent(), /partial/);
+  assert.match(await page.locator('#flow-status').textContent(), /\(partial\)$/);
+  // Hide special tokens and word level: flow summed over each word's pieces, renormalised without [CLS]/[SEP].
+  await page.keyboard.press('ArrowUp');
+  await page.waitForSelector('#flow-figure[data-token="7"]');
+  await page.check('#hide-special');
+  await page.check('#word-level');
+  const both = rpcOf('attention/rollout', { hideSpecial: true, wordLevel: true });
+  await page.waitForFunction((r) => document.getElementById('rollout-canvas').dataset.rows === String(r), both.rows);
+  await page.waitForFunction((r) => document.querySelectorAll('#flow-body tr').length === r, both.units.length);
+  const f7 = flowOf(7).flow, hidden = f7[0] + f7[n - 1];
+  const expected = both.units.map((u) => { let s = 0; for (let t = u.firstToken; t <= u.lastToken; t++) s += f7[t]; return s / (1 - hidden); });
+  const got = await page.locator('#flow-body td[data-kind="flow"]').evaluateAll((tds) => tds.map((td) => Number(td.dataset.value)));
+  got.forEach((g, k) => assert.ok(Math.abs(g - expected[k]) < 1e-12, `unit ${k}: ${g} vs ${expected[k]}`));
+  const heads = await page.locator('#flow-body th').allTextContents();
+  assert.ok(heads.every((t) => !SPECIAL.test(t)));
+  assert.match(await page.locator('#flow-caption').textContent(), new RegExp(`summed over each word's pieces; special tokens hidden and the rest renormalised to sum 1, as the rollout rows are \\(${(100 * hidden).toFixed(1)}% of the flow went to them\\)`));
+  await page.screenshot({ path: path.join(outDir, 'tab-rollout-flow-words.png'), fullPage: true });
+  // Escape clears the pick.
+  await page.locator('#rollout-canvas').focus();
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => document.getElementById('flow-figure').hidden);
+  await noErrors(page);
+  await page.close();
 });

@@ -1,0 +1,92 @@
+// The Graph tab: tokens (or the view's units) on a circle, edges above a threshold, Louvain communities as colours.
+import { Methods, type ModularityResult, type ViewUnit } from '../../shared/protocol';
+import { drawGraph, graphHit } from '../charts';
+import { unitCommunities } from '../../shared/units';
+import { app, el, labels, persist, rpc, unitLabels, unitName, unitToken, viewFlags, viewMatrix, vscode } from '../state';
+
+let graphHover: number | null = null;
+/** units: the view's nodes when hide-special/word-level is on (null: one node per token). */
+let graphData: { data: Float32Array; n: number; units: ViewUnit[] | null; communities?: number[] } | undefined;
+let graphSummary = '';
+
+function graphSize(): number {
+  return Math.max(360, Math.min(720, (document.body.clientWidth || 800) - 40));
+}
+
+export async function showGraph(): Promise<void> {
+  if (!app.analysis) return;
+  const layer = app.state.layer, head = app.options.graphSource === 'mean' ? -1 : app.state.head;
+  el.graphSource.value = app.options.graphSource;
+  el.graphThreshold.value = String(app.options.threshold);
+  el.graphThresholdValue.textContent = app.options.threshold.toFixed(2);
+  const flags = JSON.stringify(viewFlags());
+  const [m, mod] = await Promise.all([viewMatrix(layer, head), rpc(Methods.modularity, { layer, head })]);
+  if (!m || app.options.tab !== 'graph' || layer !== app.state.layer || flags !== JSON.stringify(viewFlags())) return;
+  const modularity = mod?.result as ModularityResult | undefined;
+  // Louvain runs on the token graph (attention/modularity has no view options): a node of the view
+  // takes its first token's community; Q stays the token graph's.
+  const mapped = modularity && m.units ? unitCommunities(m.units, modularity.communities) : undefined;
+  const communities = mapped?.communities ?? modularity?.communities;
+  if (graphHover !== null && graphHover >= m.n) graphHover = null;
+  graphData = { data: m.data, n: m.n, units: m.units, ...(communities ? { communities } : {}) };
+  const what = `${layer < 0 ? 'mean of layers' : `layer ${layer}`}, ${head < 0 ? 'mean of heads' : `head ${head}`}`;
+  graphSummary = modularity ? `${what} · modularity Q = ${modularity.q.toFixed(3)} · ${modularity.communityCount} communities` : `${what} · modularity unavailable`;
+  el.graphNote.textContent = m.units ? graphNote(m.units, mapped?.mixed ?? 0) : '';
+  el.graphNote.hidden = !m.units;
+  el.app.dataset.graphNodes = String(m.n);
+  drawGraphNow();
+  el.app.dataset.graph = 'painted';
+}
+
+/** What the view changed, said plainly: edges are the view's, communities and Q the token graph's. */
+function graphNote(units: ViewUnit[], mixed: number): string {
+  const o = app.options, n = app.analysis?.tokens.length ?? 0;
+  const parts = [
+    o.hideSpecial ? 'special tokens hidden (edges renormalised without them)' : '',
+    o.wordLevel ? 'subword pieces merged into words (attention to a word: sum over its pieces; from a word: mean)' : '',
+  ].filter(Boolean);
+  return `${units.length} nodes of ${n} tokens: ${parts.join('; ')}. Communities and Q are computed on the full token graph; `
+    + `each node takes its first token's community${o.wordLevel ? ` (${mixed} word${mixed === 1 ? '' : 's'} span${mixed === 1 ? 's' : ''} more than one)` : ''}.`;
+}
+
+function nodeName(i: number): string { return unitName(graphData?.units ?? null, i); }
+
+export function drawGraphNow(): void {
+  if (!graphData) return;
+  const nodeLabels = graphData.units ? unitLabels(graphData.units) : labels();
+  drawGraph(el.graphCanvas, { ...graphData, labels: nodeLabels, threshold: app.options.threshold }, graphSize(), graphHover);
+  // The focused/hovered node, in words (the canvas itself is not readable by a screen reader).
+  const h = graphHover;
+  el.graphQ.textContent = h === null ? graphSummary
+    : `${graphSummary} · ${nodeName(h)}: community ${graphData.communities?.[h] ?? '?'}, ${Array.from({ length: graphData.n }, (_, j) => j).filter((j) => j !== h && graphData!.data[h * graphData!.n + j]! >= app.options.threshold).length} edges out`;
+}
+
+function setGraphHover(i: number | null): void {
+  if (i === graphHover) return;
+  graphHover = i;
+  vscode.postMessage({ type: 'hoverToken', token: i === null ? null : unitToken(graphData?.units ?? null, i) });
+  drawGraphNow();
+}
+
+el.graphSource.addEventListener('change', () => { app.options.graphSource = el.graphSource.value === 'mean' ? 'mean' : 'head'; persist(); void showGraph(); });
+el.graphThreshold.addEventListener('input', () => {
+  app.options.threshold = Number(el.graphThreshold.value);
+  el.graphThresholdValue.textContent = app.options.threshold.toFixed(2);
+  persist();
+  drawGraphNow();
+});
+el.graphCanvas.addEventListener('mousemove', (e) => {
+  if (!graphData) return;
+  const r = el.graphCanvas.getBoundingClientRect();
+  const hit = graphHit(graphData.n, graphSize(), e.clientX - r.left, e.clientY - r.top);
+  if (hit !== graphHover) { el.graphCanvas.title = hit === null ? '' : `${nodeName(hit)}: community ${graphData.communities?.[hit] ?? '?'}`; setGraphHover(hit); }
+});
+el.graphCanvas.addEventListener('mouseleave', () => setGraphHover(null));
+el.graphCanvas.addEventListener('keydown', (e) => {
+  if (!graphData || (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft' && e.key !== 'Escape')) return;
+  e.preventDefault(); e.stopPropagation();
+  const n = graphData.n;
+  setGraphHover(e.key === 'Escape' ? null : graphHover === null ? 0 : (graphHover + (e.key === 'ArrowRight' ? 1 : n - 1)) % n);
+});
+
+export function resetGraph(): void { graphData = undefined; graphHover = null; }

@@ -1,0 +1,135 @@
+// The Heads tab: every layer × head as small multiples coloured by a metric, and a sortable table.
+import { scaleColour, cssColour } from '../../shared/colour';
+import { Methods, METRIC_NAMES, type HeadMetric, type MetricsResult, type ModularityAllResult } from '../../shared/protocol';
+import { $, app, el, persist, render, rpc, syncControls } from '../state';
+
+function openHead(layer: number, head: number): void {
+  app.state = { ...app.state, layer, head, view: 'head', locked: null };
+  app.options.tab = 'heatmap';
+  syncControls();
+  void render().then(() => $('tab-heatmap').focus());
+}
+
+type Column = { key: string; label: string; title: string; value: (m: HeadMetric, q?: { q: number; communityCount: number }) => number | undefined; digits: number };
+export const METRIC_LABELS: Record<string, string> = {
+  entropy: 'entropy', normalizedEntropy: 'norm. entropy', meanDistance: 'mean dist.', firstToken: 'first tok.', cls: '[CLS]', sep: '[SEP]',
+  previousToken: 'prev. tok.', self: 'self', duplicateToken: 'duplicate', induction: 'induction', selfDistance: '‖A−I‖/n', q: 'modularity Q', communityCount: 'communities',
+};
+const COLUMNS: Column[] = [
+  { key: 'layer', label: 'layer', title: 'layer', value: (m) => m.layer, digits: 0 },
+  { key: 'head', label: 'head', title: 'head', value: (m) => m.head, digits: 0 },
+  ...METRIC_NAMES.map((k): Column => ({ key: k, label: METRIC_LABELS[k] ?? k, title: k, value: (m) => m[k] as number | undefined, digits: 3 })),
+  { key: 'q', label: METRIC_LABELS.q!, title: 'Newman modularity Q of the symmetrised attention graph (Louvain communities)', value: (_m, q) => q?.q, digits: 3 },
+  { key: 'communityCount', label: METRIC_LABELS.communityCount!, title: 'number of Louvain communities', value: (_m, q) => q?.communityCount, digits: 0 },
+];
+
+async function headsData(): Promise<{ metrics: HeadMetric[]; q: Map<string, { q: number; communityCount: number }> } | undefined> {
+  const [m, q] = await Promise.all([rpc(Methods.metrics, {}), rpc(Methods.modularityAll, {})]);
+  if (!m) return undefined;
+  const qm = new Map<string, { q: number; communityCount: number }>();
+  for (const h of (q?.result as ModularityAllResult | undefined)?.heads ?? []) qm.set(`${h.layer}/${h.head}`, h);
+  return { metrics: (m.result as unknown as MetricsResult).metrics, q: qm };
+}
+
+export async function showHeads(): Promise<void> {
+  if (!app.analysis) return;
+  const d = await headsData();
+  if (!d || app.options.tab !== 'heads') return;
+  const present = COLUMNS.filter((c) => d.metrics.some((m) => c.value(m, d.q.get(`${m.layer}/${m.head}`)) !== undefined));
+  // Metric selector (once per analysis).
+  if (el.headsMetric.options.length !== present.length - 2) {
+    el.headsMetric.replaceChildren();
+    for (const c of present.slice(2)) {
+      const o = document.createElement('option'); o.value = c.key; o.textContent = c.label; el.headsMetric.append(o);
+    }
+  }
+  if (!present.some((c) => c.key === app.options.headsMetric)) app.options.headsMetric = 'entropy';
+  el.headsMetric.value = app.options.headsMetric;
+  const colour = present.find((c) => c.key === app.options.headsMetric)!;
+  const qOf = (m: HeadMetric) => d.q.get(`${m.layer}/${m.head}`);
+  // Small multiples: layers × heads, coloured by the chosen metric.
+  const { layers, heads } = app.analysis.model;
+  const values = d.metrics.map((m) => colour.value(m, qOf(m)) ?? NaN);
+  const finite = values.filter((v) => Number.isFinite(v));
+  const lo = Math.min(...finite), hi = Math.max(...finite);
+  el.headsGrid.replaceChildren();
+  el.headsGrid.style.gridTemplateColumns = `auto repeat(${heads}, minmax(42px, 1fr))`;
+  el.headsGrid.append(document.createElement('span'));
+  for (let h = 0; h < heads; h++) { const s = document.createElement('span'); s.className = 'grid-label'; s.textContent = `H${h}`; el.headsGrid.append(s); }
+  for (let l = 0; l < layers; l++) {
+    const s = document.createElement('span'); s.className = 'grid-label'; s.textContent = `L${l}`; el.headsGrid.append(s);
+    for (let h = 0; h < heads; h++) {
+      const idx = d.metrics.findIndex((m) => m.layer === l && m.head === h);
+      const v = values[idx] ?? NaN;
+      const b = document.createElement('button');
+      b.type = 'button'; b.className = 'cell';
+      const t = hi > lo ? (v - lo) / (hi - lo) : 0.5;
+      const [r, g, bl] = scaleColour(Number.isFinite(t) ? t : 0, 1);
+      b.style.backgroundColor = cssColour([r, g, bl]);
+      if (0.299 * r + 0.587 * g + 0.114 * bl < 140) b.classList.add('dark');
+      b.textContent = Number.isFinite(v) ? v.toFixed(colour.digits === 0 ? 0 : 2) : '–';
+      b.title = `layer ${l}, head ${h}: ${colour.label} ${Number.isFinite(v) ? v.toFixed(4) : 'n/a'}`;
+      b.setAttribute('aria-label', b.title);
+      b.dataset.layer = String(l); b.dataset.head = String(h);
+      b.addEventListener('click', () => openHead(l, h));
+      el.headsGrid.append(b);
+    }
+  }
+  el.headsSummary.textContent = `${colour.label}: ${lo.toFixed(3)} (dark) … ${hi.toFixed(3)} (bright)`;
+  // The table.
+  el.headsHead.replaceChildren();
+  for (const c of present) {
+    const th = document.createElement('th');
+    th.scope = 'col';
+    th.dataset.key = c.key;
+    th.setAttribute('aria-sort', app.options.sortKey === c.key ? (app.options.sortDesc ? 'descending' : 'ascending') : 'none');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = c.label + (app.options.sortKey === c.key ? (app.options.sortDesc ? ' ▼' : ' ▲') : '');
+    b.title = `${c.title}: click to sort`;
+    b.addEventListener('click', () => {
+      app.options.sortDesc = app.options.sortKey === c.key ? !app.options.sortDesc : c.key !== 'layer' && c.key !== 'head';
+      app.options.sortKey = c.key;
+      persist();
+      void showHeads().then(() => (el.headsHead.querySelector(`th[data-key="${c.key}"] button`) as HTMLButtonElement | null)?.focus());
+    });
+    th.append(b);
+    el.headsHead.append(th);
+  }
+  const rows = d.metrics.slice();
+  const sortCol = present.find((c) => c.key === app.options.sortKey);
+  if (sortCol) {
+    const val = (m: HeadMetric) => sortCol.value(m, qOf(m)) ?? -Infinity;
+    rows.sort((a, b) => (app.options.sortDesc ? val(b) - val(a) : val(a) - val(b)) || a.layer - b.layer || a.head - b.head);
+  }
+  el.headsBody.replaceChildren();
+  for (const m of rows) {
+    const tr = document.createElement('tr');
+    tr.tabIndex = 0;
+    tr.dataset.layer = String(m.layer); tr.dataset.head = String(m.head);
+    if (m.layer === app.state.layer && m.head === app.state.head) tr.classList.add('current');
+    tr.setAttribute('aria-label', `layer ${m.layer}, head ${m.head}: open in the heatmap`);
+    for (const c of present) {
+      const td = document.createElement('td');
+      const v = c.value(m, qOf(m));
+      td.textContent = v === undefined ? '–' : (Math.abs(v) < 0.5 * 10 ** -c.digits ? 0 : v).toFixed(c.digits); // no "-0.000"
+      if (v !== undefined) td.title = String(v);
+      td.dataset.key = c.key;
+      if (v !== undefined) td.dataset.value = String(v);
+      tr.append(td);
+    }
+    tr.addEventListener('click', () => openHead(m.layer, m.head));
+    tr.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); openHead(m.layer, m.head); }
+      else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        e.preventDefault(); e.stopPropagation();
+        const sib = (e.key === 'ArrowDown' ? tr.nextElementSibling : tr.previousElementSibling) as HTMLElement | null;
+        sib?.focus();
+      }
+    });
+    el.headsBody.append(tr);
+  }
+  el.app.dataset.heads = 'painted';
+}
+
+el.headsMetric.addEventListener('change', () => { app.options.headsMetric = el.headsMetric.value; persist(); void showHeads(); });

@@ -1,0 +1,235 @@
+// The Heatmap tab: one head large (with the token strip and the legend) or the all-heads grid.
+import { Heatmap, renderImage } from '../heatmap';
+import { displayToken } from '../../shared/tokens';
+import { legendTicks, rampColour, cssColour, scaleColour } from '../../shared/colour';
+import { maxValue } from '../../shared/matrix';
+import { Methods, type ViewUnit } from '../../shared/protocol';
+import { app, el, labels, persist, render, requestMatrix, rpc, syncControls, tokenName, unitLabels, viewFlags, vscode, type MatrixEntry } from '../state';
+
+const THUMB_SIZE = 48;
+const heatmap = new Heatmap(el.canvas);
+/** The heatmap's rows/columns when a view option (hide special, word level) is on; null = one per token. */
+let units: ViewUnit[] | null = null;
+let drawSeq = 0;
+
+export function resetHeatmap(): void { units = null; }
+
+function pooledLabels(m: MatrixEntry): string[] {
+  const l = labels();
+  if (m.poolFactor <= 1) return l;
+  return Array.from({ length: m.rows }, (_, i) => `${l[i * m.poolFactor] ?? ''}…`);
+}
+
+export async function showHead(): Promise<void> {
+  const analysis = app.analysis;
+  if (!analysis) return;
+  const seq = ++drawSeq;
+  const { layer, head } = app.state;
+  const flags = viewFlags();
+  if (Object.keys(flags).length) {
+    const v = await rpc(Methods.view, { layer, head, ...flags });
+    if (seq !== drawSeq || !v?.data) return;
+    const r = v.result as { rows: number; cols: number; poolFactor: number; units: ViewUnit[] };
+    units = r.units;
+    heatmap.set({ rows: r.rows, cols: r.cols, data: v.data, poolFactor: r.poolFactor }, unitLabels(r.units), unitLabels(r.units));
+    el.app.dataset.units = String(r.units.length);
+  } else {
+    const m = await requestMatrix(layer, head);
+    if (seq !== drawSeq || !m) return;
+    units = null;
+    delete el.app.dataset.units;
+    heatmap.set({ rows: m.rows, cols: m.cols, data: m.data, poolFactor: m.poolFactor }, pooledLabels(m), pooledLabels(m));
+  }
+  redraw();
+  drawLegend(heatmap.max);
+  paintStrip();
+  el.app.dataset.state = 'painted';
+  el.app.dataset.layer = String(layer);
+  el.app.dataset.head = String(head);
+  vscode.postMessage({ type: 'rendered', layer, head, litPixels: heatmap.litPixels() });
+  // Neighbouring heads next, so arrow keys feel instant.
+  if (analysis.model.heads > 1) void requestMatrix(layer, (head + 1) % analysis.model.heads);
+}
+
+function currentHighlight(): { row: number | null; col: number | null } {
+  const { state, hover, editorFocus } = app;
+  if (state.locked) return state.locked;
+  if (hover.row !== null || hover.col !== null) return hover;
+  return { row: editorFocus === null ? null : tokenToUnit(editorFocus), col: null };
+}
+
+function tokenToUnit(token: number): number | null {
+  if (!units) return token;
+  const k = units.findIndex((u) => token >= u.firstToken && token <= u.lastToken);
+  return k < 0 ? null : k;
+}
+
+/** The name of heatmap row/column i: a unit's text when a view option is on, else the token's. */
+function axisName(i: number): string {
+  if (units) return units[i] ? displayToken(units[i]!.text).label : `#${i}`;
+  return tokenName(i);
+}
+
+export function redraw(): void {
+  const width = Math.max(200, (el.headView.clientWidth || document.body.clientWidth) - 80);
+  heatmap.draw(width, currentHighlight());
+}
+
+function drawLegend(max: number): void {
+  const c = el.legendBar;
+  const ctx = c.getContext('2d');
+  if (!ctx) return;
+  for (let y = 0; y < c.height; y++) {
+    ctx.fillStyle = cssColour(rampColour(1 - y / (c.height - 1)));
+    ctx.fillRect(0, y, c.width, 1);
+  }
+  el.legendTicks.replaceChildren();
+  for (const t of legendTicks(max, 5).reverse()) {
+    const s = document.createElement('span');
+    s.textContent = t.label;
+    el.legendTicks.append(s);
+  }
+  el.legendBar.title = `Colour scale: 0 to ${max.toFixed(4)} (the largest weight of this view)`;
+}
+
+/** The token strip: each token coloured by how much the focus query token attends to it. */
+export function paintStrip(): void {
+  const analysis = app.analysis;
+  if (!analysis) return;
+  const m = heatmap.matrix;
+  const focus = units ? null : currentHighlight().row ?? app.editorFocus;
+  const spans = el.strip.children;
+  if (spans.length !== analysis.tokens.length) buildStrip();
+  let max = 0;
+  const row = m && focus !== null && m.poolFactor === 1 ? m.data.subarray(focus * m.cols, (focus + 1) * m.cols) : undefined;
+  if (row) max = maxValue(row);
+  for (let i = 0; i < el.strip.children.length; i++) {
+    const s = el.strip.children[i] as HTMLElement;
+    if (row) {
+      const [r, g, b] = scaleColour(row[i] ?? 0, max);
+      s.style.backgroundColor = cssColour([r, g, b], 0.25 + 0.75 * ((row[i] ?? 0) / (max || 1)));
+      s.title = `${tokenName(focus!)} → ${tokenName(i)}: ${(row[i] ?? 0).toFixed(4)}`;
+    } else {
+      s.style.backgroundColor = '';
+      s.title = '';
+    }
+    s.classList.toggle('focus', i === focus);
+  }
+}
+
+export function buildStrip(): void {
+  el.strip.replaceChildren();
+  app.analysis?.tokens.forEach((t, i) => {
+    const s = document.createElement('span');
+    const d = displayToken(t.text);
+    s.className = 'tok' + (t.special ? ' special' : '') + (d.continuation ? ' cont' : '') + (d.leadingSpace ? ' space' : '')
+      + (t.typeId === 1 ? ' segment-b' : '');
+    s.textContent = d.label; // text, never markup
+    s.dataset.index = String(i);
+    s.tabIndex = -1;
+    s.addEventListener('mouseenter', () => { if (!app.state.locked) { app.hover = { row: i, col: null }; redraw(); paintStrip(); } vscode.postMessage({ type: 'hoverToken', token: i }); });
+    s.addEventListener('mouseleave', () => { if (!app.state.locked) { app.hover = { row: null, col: null }; redraw(); paintStrip(); } vscode.postMessage({ type: 'hoverToken', token: null }); });
+    s.addEventListener('click', () => toggleLock({ row: i, col: null }));
+    el.strip.append(s);
+  });
+}
+
+export async function showGrid(): Promise<void> {
+  if (!app.analysis) return;
+  const { layers, heads } = app.analysis.model;
+  el.grid.replaceChildren();
+  el.grid.style.gridTemplateColumns = `auto repeat(${heads + 1}, minmax(10px, 64px))`;
+  const corner = document.createElement('span');
+  el.grid.append(corner);
+  for (let h = -1; h < heads; h++) {
+    const s = document.createElement('span');
+    s.className = 'grid-label';
+    s.textContent = h < 0 ? 'mean' : `H${h}`;
+    el.grid.append(s);
+  }
+  const jobs: Promise<void>[] = [];
+  for (let l = -1; l < layers; l++) {
+    const rowLabel = document.createElement('span');
+    rowLabel.className = 'grid-label';
+    rowLabel.textContent = l < 0 ? 'mean' : `L${l}`;
+    el.grid.append(rowLabel);
+    for (let h = -1; h < heads; h++) {
+      const b = document.createElement('button');
+      b.className = 'thumb';
+      b.type = 'button';
+      b.title = `${l < 0 ? 'mean of layers' : `layer ${l}`}, ${h < 0 ? 'mean of heads' : `head ${h}`}`;
+      b.setAttribute('aria-label', b.title);
+      b.dataset.layer = String(l);
+      b.dataset.head = String(h);
+      const c = document.createElement('canvas');
+      b.append(c);
+      b.addEventListener('click', () => { app.state = { ...app.state, layer: l, head: h, view: 'head', locked: null }; syncControls(); void render(); });
+      el.grid.append(b);
+      jobs.push(requestMatrix(l, h, THUMB_SIZE).then((m) => {
+        if (!m) return;
+        const img = renderImage(m.rows, m.cols, m.data, maxValue(m.data));
+        c.width = m.cols; c.height = m.rows;
+        c.getContext('2d')!.drawImage(img, 0, 0);
+        b.classList.add('painted');
+      }));
+    }
+  }
+  await Promise.all(jobs);
+  el.app.dataset.grid = 'painted';
+}
+
+export function toggleLock(target: { row: number | null; col: number | null }): void {
+  app.state.locked = app.state.locked ? null : target;
+  persist();
+  redraw();
+  paintStrip();
+}
+
+// ---------- tooltip ----------
+
+function showTooltip(x: number, y: number, text: string): void {
+  el.tooltip.textContent = text;
+  el.tooltip.hidden = false;
+  const w = el.wrap.clientWidth;
+  el.tooltip.style.left = `${Math.min(x + 14, Math.max(0, w - el.tooltip.offsetWidth - 4))}px`;
+  el.tooltip.style.top = `${y + 14}px`;
+}
+
+function cellText(row: number, col: number): string {
+  const m = heatmap.matrix!;
+  const v = m.data[row * m.cols + col]!;
+  if (m.poolFactor > 1) return `tokens ${row * m.poolFactor}… → ${col * m.poolFactor}…: max ${v.toFixed(4)}`;
+  return `${axisName(row)} → ${axisName(col)}: ${v.toFixed(4)}`;
+}
+
+el.canvas.addEventListener('mousemove', (e) => {
+  const r = el.canvas.getBoundingClientRect();
+  const x = e.clientX - r.left, y = e.clientY - r.top;
+  const h = heatmap.hit(x, y);
+  const wrapRect = el.wrap.getBoundingClientRect();
+  const tx = e.clientX - wrapRect.left, ty = e.clientY - wrapRect.top;
+  const { state } = app;
+  if (!h) { el.tooltip.hidden = true; if (!state.locked) { app.hover = { row: null, col: null }; redraw(); } return; }
+  if (h.kind === 'cell') showTooltip(tx, ty, cellText(state.locked?.row ?? h.row, state.locked?.col ?? h.col));
+  else if (h.kind === 'row') showTooltip(tx, ty, `${axisName(h.row)} (query) attends to its row`);
+  else showTooltip(tx, ty, `${axisName(h.col)} (key): its column`);
+  if (state.locked) return;
+  const next = h.kind === 'cell' ? { row: h.row, col: h.col } : h.kind === 'row' ? { row: h.row, col: null } : { row: null, col: h.col };
+  if (next.row !== app.hover.row || next.col !== app.hover.col) {
+    app.hover = next;
+    redraw();
+    paintStrip();
+    const row = app.hover.row;
+    if (heatmap.matrix?.poolFactor === 1) vscode.postMessage({ type: 'hoverToken', token: row === null ? null : units ? units[row]?.firstToken ?? null : row });
+  }
+});
+el.canvas.addEventListener('mouseleave', () => {
+  el.tooltip.hidden = true;
+  if (!app.state.locked) { app.hover = { row: null, col: null }; redraw(); paintStrip(); vscode.postMessage({ type: 'hoverToken', token: null }); }
+});
+el.canvas.addEventListener('click', (e) => {
+  const r = el.canvas.getBoundingClientRect();
+  const h = heatmap.hit(e.clientX - r.left, e.clientY - r.top);
+  if (!h) { if (app.state.locked) toggleLock({ row: null, col: null }); return; }
+  toggleLock(h.kind === 'cell' ? { row: h.row, col: h.col } : h.kind === 'row' ? { row: h.row, col: null } : { row: null, col: h.col });
+});

@@ -1,0 +1,106 @@
+// The Lines tab (BertViz head view): query tokens left, key tokens right, one colour per head.
+import { displayToken } from '../../shared/tokens';
+import { categorical, drawLines } from '../charts';
+import type { ViewUnit } from '../../shared/protocol';
+import { app, el, unitName, unitToken, viewFlags, viewMatrix, vscode } from '../state';
+
+const LINE_ROW = 20;
+let linesIsolate: { side: 'left' | 'right'; token: number } | null = null;
+let linesHeads: (Float32Array | null)[] = [];
+let linesShown: boolean[] = [];
+let linesShownFor: string | undefined;
+/** The rows: the view's units when hide-special/word-level is on, else null (one per token). */
+let linesUnits: ViewUnit[] | null = null;
+let linesN = 0;
+
+export async function showLines(): Promise<void> {
+  if (!app.analysis) return;
+  const { heads } = app.analysis.model;
+  const layer = app.state.layer;
+  // The selected head alone (its colour stands out), or every head for the mean; the checkboxes add or remove heads.
+  const shownKey = `${app.analysis.analysisId}/${app.state.head}`;
+  if (linesShown.length !== heads || linesShownFor !== shownKey) {
+    linesShown = Array.from({ length: heads }, (_, h) => app.state.head < 0 || h === app.state.head);
+    linesShownFor = shownKey;
+  }
+  // Head toggles, one colour each.
+  el.linesHeads.replaceChildren();
+  for (let h = 0; h < heads; h++) {
+    const label = document.createElement('label');
+    label.className = 'head-toggle';
+    const cb = document.createElement('input');
+    cb.type = 'checkbox'; cb.checked = linesShown[h]!; cb.dataset.head = String(h);
+    cb.setAttribute('aria-label', `show head ${h}`);
+    cb.addEventListener('change', () => { linesShown[h] = cb.checked; drawLinesNow(); });
+    const sw = document.createElement('span'); sw.className = 'swatch'; sw.style.backgroundColor = categorical(h);
+    const t = document.createElement('span'); t.textContent = `H${h}`;
+    label.append(cb, sw, t);
+    el.linesHeads.append(label);
+  }
+  for (const [text, on] of [['all', true], ['none', false]] as const) {
+    const b = document.createElement('button');
+    b.type = 'button'; b.textContent = text; b.id = `lines-${text}`;
+    b.setAttribute('aria-label', `${on ? 'show' : 'hide'} every head`);
+    b.addEventListener('click', () => {
+      linesShown = linesShown.map(() => on);
+      el.linesHeads.querySelectorAll('input').forEach((cb) => { cb.checked = on; });
+      drawLinesNow();
+    });
+    el.linesHeads.append(b);
+  }
+  const flags = JSON.stringify(viewFlags());
+  const ms = await Promise.all(Array.from({ length: heads }, (_, h) => viewMatrix(layer, h)));
+  if (app.options.tab !== 'lines' || layer !== app.state.layer || flags !== JSON.stringify(viewFlags())) return;
+  linesHeads = ms.map((m) => m?.data ?? null);
+  const first = ms.find((m) => m);
+  linesUnits = first?.units ?? null;
+  linesN = first?.n ?? app.analysis.tokens.length;
+  if (linesIsolate && linesIsolate.token >= linesN) linesIsolate = null;
+  const o = app.options;
+  el.linesNote.hidden = !linesUnits;
+  el.linesNote.textContent = linesUnits ? `${linesN} rows of ${app.analysis.tokens.length} tokens: ${[o.hideSpecial ? 'special tokens hidden (rows renormalised without them)' : '', o.wordLevel ? 'one row per word (attention to a word: sum over its pieces; from a word: mean)' : ''].filter(Boolean).join('; ')}.` : '';
+  el.app.dataset.linesRows = String(linesN);
+  buildLineTokens();
+  drawLinesNow();
+  el.app.dataset.lines = 'painted';
+}
+
+function buildLineTokens(): void {
+  for (const [col, side] of [[el.linesLeft, 'left'], [el.linesRight, 'right']] as const) {
+    col.replaceChildren();
+    const rows = linesUnits ?? app.analysis?.tokens ?? [];
+    rows.forEach((t, i) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'lines-tok' + (t.special ? ' special' : '');
+      b.textContent = displayToken(t.text).label; // text, never markup
+      b.dataset.index = String(i);
+      const name = unitName(linesUnits, i);
+      b.title = side === 'left' ? `${name} attends to… (hover or focus to isolate)` : `…attends to ${name} (hover or focus to isolate)`;
+      // A word tints its first piece in the editor.
+      const on = () => { linesIsolate = { side, token: i }; drawLinesNow(); vscode.postMessage({ type: 'hoverToken', token: unitToken(linesUnits, i) }); };
+      const off = () => { linesIsolate = null; drawLinesNow(); vscode.postMessage({ type: 'hoverToken', token: null }); };
+      b.addEventListener('mouseenter', on); b.addEventListener('focus', on);
+      b.addEventListener('mouseleave', off); b.addEventListener('blur', off);
+      b.addEventListener('keydown', (e) => {
+        if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp' && e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
+        e.preventDefault(); e.stopPropagation();
+        const other = side === 'left' ? el.linesRight : el.linesLeft;
+        const target = e.key === 'ArrowDown' ? b.nextElementSibling : e.key === 'ArrowUp' ? b.previousElementSibling : other.children[i];
+        (target as HTMLElement | null)?.focus();
+      });
+      col.append(b);
+    });
+  }
+}
+
+function drawLinesNow(): void {
+  if (!app.analysis) return;
+  const n = linesN;
+  for (const col of [el.linesLeft, el.linesRight]) {
+    Array.from(col.children).forEach((c, i) => c.classList.toggle('active', linesIsolate !== null && (col === el.linesLeft) === (linesIsolate.side === 'left') && linesIsolate.token === i));
+  }
+  drawLines(el.linesCanvas, { heads: linesHeads.map((m, h) => (linesShown[h] ? m : null)), n, rowHeight: LINE_ROW, isolate: linesIsolate }, 220);
+}
+
+export function resetLines(): void { linesIsolate = null; linesHeads = []; linesShown = []; linesUnits = null; linesN = 0; }

@@ -1,0 +1,184 @@
+// The Rollout tab: attention rollout through the layers as a heatmap, and for one picked token its
+// attention flow (attention/flow, last layer) beside its rollout row, as two bar columns.
+import { Heatmap } from '../heatmap';
+import { displayToken } from '../../shared/tokens';
+import { Methods, type FlowResult, type ViewUnit } from '../../shared/protocol';
+import { flowForView, unitOfToken } from '../../shared/units';
+import { app, cancelRpc, el, rpc, unitLabels, viewFlags } from '../state';
+
+/** A flow answer; `complete: false` (a faster backend's time budget ran out) marks it partial. */
+type FlowAnswer = FlowResult & { complete?: boolean };
+
+const rolloutMap = new Heatmap(el.rolloutCanvas);
+
+let rolloutUnits: ViewUnit[] = [];
+/** The picked token (a raw token index, so the pick survives the view options); null = none. */
+let flowToken: number | null = null;
+let flowSeq = 0;
+/** The flow request in flight, to cancel when the user picks another token. */
+let flowInFlight: number | null = null;
+
+export function resetRollout(): void { flowToken = null; flowSeq++; flowInFlight = null; rolloutUnits = []; }
+
+export async function showRollout(): Promise<void> {
+  if (!app.analysis) return;
+  const flags = viewFlags();
+  const r = await rpc(Methods.rollout, flags);
+  if (!r?.data || app.options.tab !== 'rollout' || JSON.stringify(flags) !== JSON.stringify(viewFlags())) return;
+  const res = r.result as { rows: number; cols: number; poolFactor: number; layer: number; units: ViewUnit[] };
+  rolloutUnits = res.units;
+  rolloutMap.set({ rows: res.rows, cols: res.cols, data: r.data, poolFactor: res.poolFactor }, unitLabels(res.units), unitLabels(res.units));
+  drawRollout();
+  el.rolloutCaption.textContent = `Attention rollout (Abnar & Zuidema 2020) through layer ${res.layer}: row i is how much token i's representation draws on each input token. Largest value ${rolloutMap.max.toFixed(3)}. Pick a token to compare its row with its attention flow.`;
+  fillFlowSelect();
+  el.app.dataset.rollout = 'painted';
+  void showFlow();
+}
+
+function pickedUnit(): number {
+  return flowToken === null ? -1 : unitOfToken(rolloutUnits, flowToken);
+}
+
+function drawRollout(): void {
+  const u = pickedUnit();
+  rolloutMap.draw(Math.max(200, (document.body.clientWidth || 800) - 40), { row: u < 0 ? null : u, col: null });
+}
+
+function unitName(i: number): string {
+  const u = rolloutUnits[i];
+  return u ? displayToken(u.text).label : `#${i}`;
+}
+
+function fillFlowSelect(): void {
+  el.flowToken.replaceChildren();
+  const none = document.createElement('option');
+  none.value = ''; none.textContent = '— pick a token —';
+  el.flowToken.append(none);
+  rolloutUnits.forEach((u, i) => {
+    const o = document.createElement('option');
+    o.value = String(u.firstToken);
+    o.textContent = `${i}: ${unitName(i)}`; // text, never markup
+    el.flowToken.append(o);
+  });
+  const u = pickedUnit();
+  el.flowToken.value = u < 0 ? '' : String(rolloutUnits[u]!.firstToken);
+}
+
+/** Picks the token of rollout row `unit` (null: none) and shows its flow. */
+function pick(unit: number | null): void {
+  const token = unit === null ? null : rolloutUnits[unit]?.firstToken ?? null;
+  if (token === flowToken) return;
+  flowToken = token;
+  el.flowToken.value = token === null ? '' : String(token);
+  drawRollout();
+  void showFlow();
+}
+
+async function showFlow(): Promise<void> {
+  const seq = ++flowSeq;
+  // A superseded request only costs the backend time: cancel it (its answer would be ignored anyway).
+  if (flowInFlight !== null && flowInFlight !== flowToken) cancelRpc(Methods.flow, { token: flowInFlight });
+  flowInFlight = null;
+  const u = pickedUnit();
+  if (flowToken !== null && u < 0) flowToken = null; // hidden by the view options
+  if (flowToken === null || u < 0) {
+    el.flowFigure.hidden = true;
+    el.flowStatus.textContent = '';
+    delete el.app.dataset.flow;
+    return;
+  }
+  const token = flowToken;
+  el.flowFigure.classList.add('computing');
+  el.flowTable.setAttribute('aria-busy', 'true');
+  el.flowStatus.textContent = `computing the attention flow of “${unitName(u)}”…`;
+  el.app.dataset.flow = 'computing';
+  flowInFlight = token;
+  const a = await rpc(Methods.flow, { token });
+  if (seq !== flowSeq) return; // the user picked another token meanwhile: this answer is stale
+  flowInFlight = null;
+  el.flowFigure.classList.remove('computing');
+  el.flowTable.removeAttribute('aria-busy');
+  if (!a) {
+    el.flowStatus.textContent = 'attention flow unavailable (see the status line)';
+    el.app.dataset.flow = 'error';
+    return;
+  }
+  drawFlow(u, a.result as unknown as FlowAnswer);
+}
+
+function drawFlow(u: number, f: FlowAnswer): void {
+  const m = rolloutMap.matrix;
+  if (!m) return;
+  const rollout = Array.from(m.data.subarray(u * m.cols, (u + 1) * m.cols));
+  const view = flowForView(f.flow, rolloutUnits);
+  const flow = view.values;
+  const max = Math.max(1e-9, ...rollout, ...flow);
+  const o = app.options;
+  const partial = f.complete === false;
+  const name = unitName(u);
+  el.flowBody.replaceChildren();
+  rolloutUnits.forEach((unit, j) => {
+    const tr = document.createElement('tr');
+    tr.dataset.index = String(j);
+    if (j === u) tr.className = 'source';
+    if (unit.special) tr.classList.add('special');
+    const th = document.createElement('th');
+    th.scope = 'row';
+    th.textContent = unitName(j); // text, never markup
+    tr.append(th, barCell('rollout', rollout[j] ?? 0, max, `rollout ${name} → ${unitName(j)}`), barCell('flow', flow[j] ?? 0, max, `flow ${name} → ${unitName(j)}`));
+    el.flowBody.append(tr);
+  });
+  const views = [
+    o.wordLevel ? `flow from the word's first piece, summed over each word's pieces` : '',
+    o.hideSpecial ? `special tokens hidden and the rest renormalised to sum 1, as the rollout rows are (${(100 * view.hidden).toFixed(1)}% of the flow went to them)` : '',
+  ].filter(Boolean);
+  el.flowCaption.textContent = `“${name}”: rollout row (blue) and attention flow (orange, max-flow through layer ${f.layer} normalised to sum 1) per input token, on one scale.`
+    + (views.length ? ` Flow is computed on tokens: ${views.join('; ')}.` : '')
+    + ` Computed in ${f.elapsedMs.toFixed(0)} ms${partial ? ' · partial: the backend stopped before the flow was complete' : ''}.`;
+  el.flowTable.setAttribute('aria-label', `Rollout and attention flow of ${name}: ${rolloutUnits.map((_, j) => `${unitName(j)} rollout ${(rollout[j] ?? 0).toFixed(4)}, flow ${(flow[j] ?? 0).toFixed(4)}`).join('; ')}`);
+  el.flowStatus.textContent = `flow of “${name}”: ${f.elapsedMs.toFixed(0)} ms${partial ? ' (partial)' : ''}`;
+  el.flowFigure.hidden = false;
+  el.app.dataset.flow = partial ? 'partial' : 'painted';
+  el.flowFigure.dataset.token = String(f.token);
+}
+
+function barCell(kind: 'rollout' | 'flow', v: number, max: number, what: string): HTMLTableCellElement {
+  const td = document.createElement('td');
+  td.dataset.kind = kind;
+  td.dataset.value = String(v);
+  td.title = `${what}: ${v.toFixed(6)}`;
+  td.setAttribute('aria-label', td.title);
+  const bar = document.createElement('span');
+  bar.className = `bar ${kind}`;
+  bar.style.width = `${Math.max(v > 0 ? 1 : 0, Math.round((v / max) * 100))}px`;
+  const num = document.createElement('span');
+  num.className = 'num';
+  num.textContent = v.toFixed(3);
+  td.append(bar, num);
+  return td;
+}
+
+el.rolloutCanvas.addEventListener('mousemove', (e) => {
+  const m = rolloutMap.matrix;
+  if (!m) return;
+  const r = el.rolloutCanvas.getBoundingClientRect();
+  const h = rolloutMap.hit(e.clientX - r.left, e.clientY - r.top);
+  el.rolloutCanvas.title = h?.kind === 'cell' ? `${rolloutUnits[h.row]?.text ?? h.row} → ${rolloutUnits[h.col]?.text ?? h.col}: ${m.data[h.row * m.cols + h.col]!.toFixed(4)}` : '';
+});
+// A click on a row (its label or a cell) picks that row's token.
+el.rolloutCanvas.addEventListener('click', (e) => {
+  const r = el.rolloutCanvas.getBoundingClientRect();
+  const h = rolloutMap.hit(e.clientX - r.left, e.clientY - r.top);
+  if (h && h.kind !== 'col') pick(h.row);
+});
+// Keyboard: up/down step the picked row, Escape clears it (without stepping the layer).
+el.rolloutCanvas.addEventListener('keydown', (e) => {
+  if (!rolloutUnits.length || (e.key !== 'ArrowUp' && e.key !== 'ArrowDown' && e.key !== 'Escape')) return;
+  e.preventDefault(); e.stopPropagation();
+  const u = pickedUnit(), n = rolloutUnits.length;
+  pick(e.key === 'Escape' ? null : u < 0 ? 0 : (u + (e.key === 'ArrowDown' ? 1 : n - 1)) % n);
+});
+el.flowToken.addEventListener('change', () => {
+  const token = el.flowToken.value === '' ? null : Number(el.flowToken.value);
+  pick(token === null ? null : unitOfToken(rolloutUnits, token));
+});
