@@ -241,6 +241,7 @@ export class Controller implements vscode.Disposable {
     this.panel = panel;
     this.panelSubs.push(
       panel.onMessage((m) => void this.onPanelMessage(m)),
+      panel.onDidHide(() => { for (const cts of this.rpcCts.values()) cts.cancel(); }),
       panel.onDidDispose(() => {
         this.panel = undefined;
         this.session = undefined;
@@ -260,11 +261,13 @@ export class Controller implements vscode.Disposable {
   }
 
   private async onPanelMessage(m: WebviewToHost): Promise<void> {
+    const generation = this.panel?.generation;
+    const answer = (reply: HostToWebview) => { if (this.panel?.generation === generation) this.panel?.post(reply); };
     switch (m.type) {
       case 'requestMatrix': {
         const session = this.session;
         if (!session || m.analysisId !== session.analysisId || !session.valid) {
-          this.panel?.post({ type: 'matrixError', requestId: m.requestId, message: 'this analysis is gone (the backend restarted or the text changed): run “Show Attention for Selection” again' });
+          answer({ type: 'matrixError', requestId: m.requestId, message: 'this analysis is gone (the backend restarted or the text changed): run “Show Attention for Selection” again' });
           return;
         }
         try {
@@ -273,14 +276,14 @@ export class Controller implements vscode.Disposable {
           });
           const data = decodeFloat32(r.data, r.rows * r.cols);
           const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer as ArrayBuffer : data.slice().buffer as ArrayBuffer;
-          this.panel?.post({ type: 'matrix', requestId: m.requestId, rows: r.rows, cols: r.cols, layer: r.layer, head: r.head, pooled: !!r.pooled, poolFactor: r.poolFactor ?? 1, data: buffer });
+          answer({ type: 'matrix', requestId: m.requestId, rows: r.rows, cols: r.cols, layer: r.layer, head: r.head, pooled: !!r.pooled, poolFactor: r.poolFactor ?? 1, data: buffer });
         } catch (e) {
-          this.panel?.post({ type: 'matrixError', requestId: m.requestId, message: e instanceof Error ? e.message : String(e) });
+          answer({ type: 'matrixError', requestId: m.requestId, message: e instanceof Error ? e.message : String(e) });
         }
         return;
       }
       case 'rpc':
-        this.panel?.post(await this.answerRpc(m));
+        answer(await this.answerRpc(m));
         return;
       case 'cancelRpc':
         this.rpcCts.get(m.requestId)?.cancel();
@@ -324,7 +327,7 @@ export class Controller implements vscode.Disposable {
     } catch (e) {
       return { type: 'rpcError', requestId: m.requestId, message: e instanceof Error ? e.message : String(e) };
     } finally {
-      this.rpcCts.delete(m.requestId);
+      if (this.rpcCts.get(m.requestId) === cts) this.rpcCts.delete(m.requestId);
     }
   }
 

@@ -14,6 +14,11 @@ export class AttentionPanel implements vscode.Disposable {
   readonly onMessage = this.messageEmitter.event;
   private readonly disposeEmitter = new vscode.EventEmitter<void>();
   readonly onDidDispose = this.disposeEmitter.event;
+  private readonly hideEmitter = new vscode.EventEmitter<void>();
+  /** The webview was torn down (hidden): its requests in flight are moot. */
+  readonly onDidHide = this.hideEmitter.event;
+  /** Counts webview instances: an answer is for the instance that asked (see onDidHide). */
+  generation = 0;
   private ready = false;
   private queue: HostToWebview[] = [];
   /** What the webview last reported showing (its 'viewChanged'). */
@@ -55,7 +60,14 @@ export class AttentionPanel implements vscode.Disposable {
     this.disposables.push(
       panel.onDidDispose(() => this.dispose()),
       // A hidden webview is torn down (its state lives in getState/setState); messages wait for its next 'ready'.
-      panel.onDidChangeViewState((e) => { if (!e.webviewPanel.visible) this.ready = false; }),
+      panel.onDidChangeViewState((e) => {
+        if (e.webviewPanel.visible || !this.ready) return;
+        // The hidden webview is gone: answers to its requests would reach the next one under reused request ids.
+        this.ready = false;
+        this.generation++;
+        this.queue = this.queue.filter((q) => !('requestId' in q));
+        this.hideEmitter.fire();
+      }),
       webview.onDidReceiveMessage((raw) => {
         const m = parseWebviewMessage(raw);
         if (!m) return;
@@ -95,5 +107,6 @@ export class AttentionPanel implements vscode.Disposable {
     this.panel.dispose();
     this.messageEmitter.dispose();
     this.disposeEmitter.dispose();
+    this.hideEmitter.dispose();
   }
 }
