@@ -39,75 +39,109 @@ public static class Rollout
 }
 
 /// <summary>How much of one token's representation at a layer flows from each input token.</summary>
-/// <param name="Flow">Max-flow values normalised to sum to 1 (all zero when nothing flows).</param>
-/// <param name="Raw">The max-flow values themselves (each ≤ 1).</param>
-public sealed record FlowResult(int Token, int Layer, double[] Flow, double[] Raw);
+/// <param name="Flow">Max-flow values normalised to sum to 1 (all zero when nothing flows); null unless complete.</param>
+/// <param name="Raw">The max-flow values themselves (each ≤ 1); NaN for inputs not computed within the budget.</param>
+/// <param name="UpperBound">A certified upper bound per input, min(source cut, sink cut): Raw[j] ≤ UpperBound[j].</param>
+/// <param name="Complete">Every input's exact flow was computed (false only when the time budget ran out).</param>
+public sealed record FlowResult(int Token, int Layer, double[]? Flow, double[] Raw, double[] UpperBound, bool Complete);
 
 /// <summary>
 /// Attention flow for one token: the DAG has (L+1)·n nodes and edges (l,i)→(l−1,j) with capacity Âˡᵢⱼ; the flow to
 /// input j is the max-flow from (L,token) to (0,j). One graph is built (the input layer collapsed to one sink whose
 /// n in-edges are re-weighted per j; the other input nodes are dead ends), and each of the n max-flows is Dinic's
-/// algorithm on it, the sinks spread over the cores. A run stops as soon as its flow reaches min(source cut, sink cut),
-/// which on real attention is almost always after the first blocking flow. Bound: O(V²E) per flow in theory, with
-/// V = (L−1)·n + 2 and E ≤ (L−2)·n² + 2n; measured O(E) per flow (one or two phases), so O(L·n³) for all n inputs.
+/// algorithm on it, the sinks handed out to the cores largest upper bound first. A run stops as soon as its flow reaches
+/// min(source cut, sink cut), which on real attention is almost always within the first blocking flow. Bound: O(V²E)
+/// per flow in theory, with V = (L−1)·n + 2 and E ≤ (L−2)·n² + 2n; measured O(E) per flow (one or two phases), so
+/// O(L·n³) for all n inputs. An optional time budget stops handing out inputs when it runs out: the result then says
+/// which inputs are exact (the others are NaN with their upper bound), never an approximation.
 /// </summary>
 public static class AttentionFlow
 {
     private const double Epsilon = 1e-10;
     private const double BoundTolerance = 1e-9;
 
-    public static FlowResult Compute(AttentionTensor attention, int token, int layer, CancellationToken cancellationToken = default)
+    public static FlowResult Compute(AttentionTensor attention, int token, int layer, CancellationToken cancellationToken = default) =>
+        Compute(attention, token, layer, null, cancellationToken);
+
+    /// <param name="budget">Wall time for the whole call (graph included); null: no limit.</param>
+    public static FlowResult Compute(AttentionTensor attention, int token, int layer, TimeSpan? budget, CancellationToken cancellationToken = default)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         double[][] capacities;
         using (NewDisposeScope())
         {
             var adjusted = Rollout.ResidualAdjusted(attention, layer + 1);            // (l+1, n, n)
-            capacities = Enumerable.Range(0, layer + 1).Select(l => adjusted[l].contiguous().data<double>().ToArray()).ToArray();
+            capacities = new double[layer + 1][];
+            for (var l = 0; l <= layer; l++)
+            {
+                // One bulk copy per layer: data<double>() copies element by element.
+                capacities[l] = new double[attention.Tokens * attention.Tokens];
+                adjusted[l].contiguous().bytes.CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(capacities[l].AsSpan()));
+            }
         }
-        return Compute(capacities, attention.Tokens, token, cancellationToken);
+        return Compute(capacities, attention.Tokens, token, budget - clock.Elapsed, cancellationToken);
     }
 
     /// <summary>Flow from <paramref name="token"/> at the top of the layers given (capacities[l] is Âˡ⁺¹, n×n row-major).</summary>
-    public static FlowResult Compute(double[][] capacities, int n, int token, CancellationToken cancellationToken = default)
+    public static FlowResult Compute(double[][] capacities, int n, int token, CancellationToken cancellationToken = default) =>
+        Compute(capacities, n, token, null, cancellationToken);
+
+    public static FlowResult Compute(double[][] capacities, int n, int token, TimeSpan? budget, CancellationToken cancellationToken = default)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var graph = new LayeredGraph(capacities, n, token);
+        var upper = new double[n];
+        for (var j = 0; j < n; j++) upper[j] = graph.UpperBound(j);
+        // Largest bounds first: if the budget runs out, the inputs that can matter most are the exact ones.
+        var order = Enumerable.Range(0, n).ToArray();
+        Array.Sort(upper.Select(u => -u).ToArray(), order);
         var raw = new double[n];
-        var options = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) };
-        Parallel.For(0, n, options, () => new Dinic(graph), (j, _, solver) =>
+        Array.Fill(raw, double.NaN);
+        var nextInput = -1;
+        var stopped = 0;
+        var workers = Math.Max(1, Math.Min(Environment.ProcessorCount, n));
+        var options = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = workers };
+        Parallel.For(0, workers, options, _ =>
         {
-            raw[j] = solver.MaxFlowTo(j, cancellationToken);
-            return solver;
-        }, _ => { });
-        var sum = raw.Sum();
-        var flow = raw.Select(v => sum > 0 ? v / sum : 0).ToArray();
-        return new FlowResult(token, capacities.Length - 1, flow, raw);
+            var solver = new Dinic(graph);
+            int k;
+            while ((k = Interlocked.Increment(ref nextInput)) < n)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (budget is { } b && clock.Elapsed >= b) { Volatile.Write(ref stopped, 1); return; }
+                raw[order[k]] = solver.MaxFlowTo(order[k], upper[order[k]], cancellationToken);
+            }
+        });
+        var complete = stopped == 0 || !raw.Any(double.IsNaN);
+        double[]? flow = null;
+        if (complete)
+        {
+            var sum = raw.Sum();
+            flow = raw.Select(v => sum > 0 ? v / sum : 0).ToArray();
+        }
+        return new FlowResult(token, capacities.Length - 1, flow, raw, upper, complete);
     }
 
     /// <summary>
-    /// The layered graph in compressed sparse rows with a reverse arc per arc. Node 0 is the source (top, token);
-    /// layer l (1 ≤ l &lt; L) token i is 1 + (l−1)·n + i; the last node is the sink standing for input token j.
+    /// The layered graph, forward arcs only, grouped by tail node in compressed sparse rows (each node's largest first);
+    /// the reverse (residual) direction is a second index of the same arcs by head node, needed only after the first
+    /// phase. Node 0 is the source (top, token); layer l (1 ≤ l &lt; L) token i is 1 + (L−1−l)·n + i, so the levels of
+    /// the first phase are the layers and the arcs into the sink (one per token of layer 1) are the last n arcs.
     /// </summary>
     internal sealed class LayeredGraph
     {
         public readonly int Nodes, Source, Sink, Layers, Tokens;
         /// <summary>One layer only: a single arc source → sink.</summary>
         public readonly bool Direct;
-        public readonly int[] Start, To, Reverse;
+        public readonly int[] Start, To;
         public readonly double[] Capacity;
-        /// <summary>Arc index into the sink from each token of layer 1 (or from the source when L = 1).</summary>
-        public readonly int[] SinkArcs;
+        /// <summary>Arcs into each node (for the reverse direction): InArc[InStart[v] .. InStart[v+1]) are arc indices.</summary>
+        public readonly int[] InStart, InArc, From;
+        /// <summary>First arc into the sink; arc SinkArcs + i comes from layer-1 token i (the one arc when Direct).</summary>
+        public readonly int SinkArcs;
         /// <summary>Capacity of those arcs for input j: SinkCapacity[i·n + j] = Â¹ᵢⱼ (or Â¹_{token,j} when Direct).</summary>
         public readonly double[] SinkCapacity;
-
-        private static int[] Descending(ReadOnlySpan<double> row)
-        {
-            var order = new int[row.Length];
-            for (var k = 0; k < order.Length; k++) order[k] = k;
-            var keys = row.ToArray();
-            for (var k = 0; k < keys.Length; k++) keys[k] = -keys[k];
-            Array.Sort(keys, order);
-            return order;
-        }
+        private readonly double _sourceCut;
 
         public LayeredGraph(double[][] capacities, int n, int token)
         {
@@ -116,99 +150,113 @@ public static class AttentionFlow
             Nodes = 2 + (layers - 1) * n;
             Source = 0;
             Sink = Nodes - 1;
-            int Node(int l, int i) => l == layers ? Source : 1 + (l - 1) * n + i;
-
-            var from = new List<int>();
-            var to = new List<int>();
-            var cap = new List<double>();
-            void Add(int u, int v, double c) { from.Add(u); to.Add(v); cap.Add(c); }
+            int Node(int l, int i) => l == layers ? Source : 1 + (layers - 1 - l) * n + i;
 
             if (layers == 1)
             {
                 Direct = true;
-                SinkArcs = [0];
-                Add(Source, Sink, 0);
+                (Start, To, Capacity, From) = ([0, 1, 1], [Sink], [0], [Source]);
+                SinkArcs = 0;
                 SinkCapacity = capacities[0].AsSpan(token * n, n).ToArray();
+                _sourceCut = double.PositiveInfinity;
             }
             else
             {
-                // Each node's arcs largest first: the search routes the bulk of the flow along few paths (the residual
-                // diagonal first) and reaches the cut bound sooner.
                 var top = capacities[layers - 1];
-                foreach (var k in Descending(top.AsSpan(token * n, n)))
-                    if (top[token * n + k] > 0) Add(Source, Node(layers - 1, k), top[token * n + k]);
-                for (var l = layers - 1; l >= 2; l--)
+                var edges = n;                                                         // the sink arcs
+                for (var k = 0; k < n; k++) if (top[token * n + k] > 0) edges++;
+                for (var l = 2; l < layers; l++)
+                    foreach (var c in capacities[l - 1]) if (c > 0) edges++;
+                Start = new int[Nodes + 1];
+                To = new int[edges];
+                From = new int[edges];
+                Capacity = new double[edges];
+                var e = 0;
+                var keys = new double[n];
+                var order = new int[n];
+                void AddRow(int from, double[] a, int row, int toLayer)
                 {
-                    var a = capacities[l - 1];                                         // Âˡ: layer l → l−1
-                    for (var i = 0; i < n; i++)
-                        foreach (var j in Descending(a.AsSpan(i * n, n)))
-                            if (a[i * n + j] > 0) Add(Node(l, i), Node(l - 1, j), a[i * n + j]);
+                    // Largest first: the search routes the bulk of the flow along few paths (the residual diagonal
+                    // first) and reaches the cut bound sooner.
+                    for (var k = 0; k < n; k++) (keys[k], order[k]) = (-a[row * n + k], k);
+                    Array.Sort(keys, order);
+                    for (var k = 0; k < n && keys[k] < 0; k++)
+                        (To[e], From[e], Capacity[e++]) = (Node(toLayer, order[k]), from, -keys[k]);
                 }
-                SinkArcs = new int[n];
+                AddRow(Source, top, token, layers - 1);
+                for (var k = 0; k < n; k++) _sourceCut += top[token * n + k];
+                for (var l = layers - 1; l >= 2; l--)
+                    for (var i = 0; i < n; i++)
+                    {
+                        Start[Node(l, i)] = e;
+                        AddRow(Node(l, i), capacities[l - 1], i, l - 1);              // Âˡ: layer l → l−1
+                    }
+                SinkArcs = e;
                 for (var i = 0; i < n; i++)
                 {
-                    SinkArcs[i] = from.Count;
-                    Add(Node(1, i), Sink, 0);
+                    Start[Node(1, i)] = e;
+                    (To[e], From[e], Capacity[e++]) = (Sink, Node(1, i), 0);
                 }
+                Start[Sink] = Start[Nodes] = e;
                 SinkCapacity = capacities[0];
             }
 
-            var edges = from.Count;
-            Start = new int[Nodes + 1];
-            foreach (var u in from) Start[u + 1]++;
-            foreach (var v in to) Start[v + 1]++;
-            for (var v = 0; v < Nodes; v++) Start[v + 1] += Start[v];
-            var next = Start[..Nodes];
-            To = new int[2 * edges];
-            Reverse = new int[2 * edges];
-            Capacity = new double[2 * edges];
-            var position = new int[edges];
-            for (var e = 0; e < edges; e++)
-            {
-                int forward = next[from[e]]++, backward = next[to[e]]++;
-                (To[forward], Capacity[forward], Reverse[forward]) = (to[e], cap[e], backward);
-                (To[backward], Capacity[backward], Reverse[backward]) = (from[e], 0, forward);
-                position[e] = forward;
-            }
-            for (var i = 0; i < SinkArcs.Length; i++) SinkArcs[i] = position[SinkArcs[i]];
+            InStart = new int[Nodes + 1];
+            foreach (var v in To) InStart[v + 1]++;
+            for (var v = 0; v < Nodes; v++) InStart[v + 1] += InStart[v];
+            InArc = new int[To.Length];
+            var next = InStart[..Nodes];
+            for (var a = 0; a < To.Length; a++) InArc[next[To[a]]++] = a;
+        }
+
+        /// <summary>min(source cut, sink cut) for input j: the run stops when its flow reaches it.</summary>
+        public double UpperBound(int input)
+        {
+            if (Direct) return SinkCapacity[input];
+            double sinkCut = 0;
+            for (var i = 0; i < Tokens; i++) sinkCut += SinkCapacity[i * Tokens + input];
+            return Math.Min(_sourceCut, sinkCut);
         }
     }
 
     /// <summary>Dinic's max-flow on <see cref="LayeredGraph"/>, with its own residual capacities (one per worker).</summary>
     internal sealed class Dinic(LayeredGraph graph)
     {
-        private readonly double[] _residual = new double[graph.Capacity.Length];
+        /// <summary>Residual capacity of each forward arc; its reverse arc's residual is Capacity − this (the flow).</summary>
+        private readonly double[] _residual = (double[])graph.Capacity.Clone();
         private readonly int[] _level = new int[graph.Nodes];
+        /// <summary>Current arc per node: forward arcs first, then (after the first phase) the arcs into the node.</summary>
         private readonly int[] _next = new int[graph.Nodes];
         private readonly int[] _queue = new int[graph.Nodes];
         private readonly List<int> _changed = [];
-        private bool _fresh;
 
-        public double MaxFlowTo(int input, CancellationToken cancellationToken)
+        public double MaxFlowTo(int input, double bound, CancellationToken cancellationToken)
         {
             // Only arcs that carried flow differ from the capacities: restore those instead of copying all of them.
-            if (!_fresh) graph.Capacity.CopyTo(_residual, 0);
-            else
-                foreach (var a in _changed) (_residual[a], _residual[graph.Reverse[a]]) = (graph.Capacity[a], graph.Capacity[graph.Reverse[a]]);
+            foreach (var a in _changed) _residual[a] = graph.Capacity[a];
             _changed.Clear();
-            _fresh = true;
-            if (graph.Direct) _residual[graph.SinkArcs[0]] = graph.SinkCapacity[input];
+            var n = graph.Tokens;
+            if (graph.Direct) _residual[graph.SinkArcs] = graph.SinkCapacity[input];
             else
-                for (var i = 0; i < graph.SinkArcs.Length; i++) _residual[graph.SinkArcs[i]] = graph.SinkCapacity[i * graph.SinkArcs.Length + input];
-            // Upper bound: the source cut (1 for normalised rows) and the sink cut (Σᵢ Â¹ᵢⱼ). Reaching it ends the search
-            // without the last breadth-first pass that would prove no augmenting path is left.
-            double sourceCut = 0, sinkCut = 0;
-            for (var a = graph.Start[graph.Source]; a < graph.Start[graph.Source + 1]; a++) sourceCut += _residual[a];
-            foreach (var a in graph.SinkArcs) sinkCut += _residual[a];
-            var bound = Math.Min(sourceCut, sinkCut);
+                for (var i = 0; i < n; i++) _residual[graph.SinkArcs + i] = graph.SinkCapacity[i * n + input];
             double flow = 0;
-            // The first level graph is the layering itself (no reverse arc has capacity yet): no breadth-first pass needed.
+            // The first level graph is the layering itself (no reverse arc has capacity yet): no breadth-first pass, and
+            // only forward arcs to scan. Reaching the bound ends the search without the last breadth-first pass that
+            // would prove no augmenting path is left.
             for (var first = true; flow < bound - BoundTolerance && (first ? LayerLevels() : Levels()); first = false)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                Array.Copy(graph.Start, _next, graph.Nodes);
                 double pushed;
-                while (bound - flow > BoundTolerance && (pushed = Push(graph.Source, bound - flow)) > Epsilon) flow += pushed;
+                if (first)
+                {
+                    Array.Copy(graph.Start, _next, graph.Nodes);
+                    while (bound - flow > BoundTolerance && (pushed = PushLayered(graph.Source, bound - flow)) > Epsilon) flow += pushed;
+                }
+                else
+                {
+                    Array.Clear(_next);
+                    while (bound - flow > BoundTolerance && (pushed = Push(graph.Source, bound - flow)) > Epsilon) flow += pushed;
+                }
             }
             return flow;
         }
@@ -217,7 +265,7 @@ public static class AttentionFlow
         {
             _level[graph.Source] = 0;
             _level[graph.Sink] = graph.Layers;
-            for (var v = 1; v < graph.Sink; v++) _level[v] = graph.Layers - 1 - (v - 1) / graph.Tokens;
+            for (var v = 1; v < graph.Sink; v++) _level[v] = 1 + (v - 1) / graph.Tokens;
             return true;
         }
 
@@ -227,13 +275,23 @@ public static class AttentionFlow
             var (head, tail) = (0, 0);
             _queue[tail++] = graph.Source;
             _level[graph.Source] = 0;
+            var (to, from, residual, capacity) = (graph.To, graph.From, _residual, graph.Capacity);
             while (head < tail)
             {
                 var v = _queue[head++];
+                if (v == graph.Sink) continue;
                 for (var a = graph.Start[v]; a < graph.Start[v + 1]; a++)
                 {
-                    var u = graph.To[a];
-                    if (_level[u] >= 0 || _residual[a] <= Epsilon) continue;
+                    var u = to[a];
+                    if (_level[u] >= 0 || residual[a] <= Epsilon) continue;
+                    _level[u] = _level[v] + 1;
+                    _queue[tail++] = u;
+                }
+                for (var k = graph.InStart[v]; k < graph.InStart[v + 1]; k++)
+                {
+                    var a = graph.InArc[k];
+                    var u = from[a];
+                    if (_level[u] >= 0 || capacity[a] - residual[a] <= Epsilon) continue;
                     _level[u] = _level[v] + 1;
                     _queue[tail++] = u;
                 }
@@ -241,22 +299,52 @@ public static class AttentionFlow
             return _level[graph.Sink] >= 0;
         }
 
+        /// <summary>
+        /// The first phase's blocking flow: every forward arc goes one level down, so an arc is admissible when it has
+        /// residual capacity and its head is not a dead end (level −1).
+        /// </summary>
+        private double PushLayered(int v, double limit)
+        {
+            if (v == graph.Sink) return limit;
+            double total = 0;
+            var (to, residual) = (graph.To, _residual);
+            var end = graph.Start[v + 1];
+            for (var a = _next[v]; a < end; a = ++_next[v])
+            {
+                var r = residual[a];
+                if (r <= Epsilon) continue;
+                var u = to[a];
+                if (_level[u] < 0) continue;
+                var pushed = PushLayered(u, Math.Min(limit - total, r));
+                if (pushed <= 0) continue;
+                _changed.Add(a);
+                residual[a] = r - pushed;
+                total += pushed;
+                if (limit - total <= Epsilon) return total;
+            }
+            _level[v] = -1;                                                            // dead end for this phase
+            return total;
+        }
+
         /// <summary>Pushes up to <paramref name="limit"/> from v along the level graph (blocking flow with current arcs).</summary>
         private double Push(int v, double limit)
         {
             if (v == graph.Sink) return limit;
             double total = 0;
-            var end = graph.Start[v + 1];
+            int start = graph.Start[v], forward = graph.Start[v + 1] - start, end = forward + graph.InStart[v + 1] - graph.InStart[v];
             for (; _next[v] < end; _next[v]++)
             {
-                var a = _next[v];
-                var u = graph.To[a];
-                if (_residual[a] <= Epsilon || _level[u] != _level[v] + 1) continue;
-                var pushed = Push(u, Math.Min(limit - total, _residual[a]));
+                var k = _next[v];
+                // Forward arc a = start + k, or the reverse of the k−forward'th arc into v (its flow is its residual).
+                var reverse = k >= forward;
+                var a = reverse ? graph.InArc[graph.InStart[v] + k - forward] : start + k;
+                var u = reverse ? graph.From[a] : graph.To[a];
+                var r = reverse ? graph.Capacity[a] - _residual[a] : _residual[a];
+                if (r <= Epsilon || _level[u] != _level[v] + 1) continue;
+                var pushed = Push(u, Math.Min(limit - total, r));
                 if (pushed <= 0) continue;
                 _changed.Add(a);
-                _residual[a] -= pushed;
-                _residual[graph.Reverse[a]] += pushed;
+                _residual[a] += reverse ? pushed : -pushed;
                 total += pushed;
                 if (limit - total <= Epsilon) return total;
             }

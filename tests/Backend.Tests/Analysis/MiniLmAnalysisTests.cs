@@ -145,7 +145,7 @@ public sealed class MiniLmAnalysisTests
         var n = _n;
         var flow = await _analytics.FlowAsync(_id, 4, null);
         Assert.AreEqual(5, flow.Layer);
-        Assert.AreEqual(1.0, flow.Flow.Sum(), 1e-9);
+        Assert.AreEqual(1.0, flow.Flow!.Sum(), 1e-9);
         Assert.IsTrue(flow.Raw.All(v => v is >= 0 and <= 1 + 1e-9));
         var one = await _analytics.FlowAsync(_id, 4, 0);
         for (var j = 0; j < n; j++)
@@ -196,7 +196,7 @@ public sealed class MiniLmAnalysisTests
             var flow = AttentionFlow.Compute(analysis.Attention, size / 2, 5);
             var flowMs = clock.Elapsed.TotalMilliseconds;
             var flowCpu = Cpu() - cpu;
-            Assert.AreEqual(1.0, flow.Flow.Sum(), 1e-9);
+            Assert.AreEqual(1.0, flow.Flow!.Sum(), 1e-9);
             clock.Restart();
             var q = Modularity.Compute(analysis.Attention.Head(5, 0), size, false);
             var modularityMs = clock.Elapsed.TotalMilliseconds;

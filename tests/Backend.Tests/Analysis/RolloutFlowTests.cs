@@ -120,7 +120,7 @@ public sealed class RolloutFlowTests
             var actual = AttentionFlow.Compute(attention, token, layers - 1);
             Assert.AreEqual(layers - 1, actual.Layer);
             for (var j = 0; j < n; j++) Assert.AreEqual(expected[j], actual.Raw[j], 1e-7, $"token {token} input {j}");
-            Assert.AreEqual(1.0, actual.Flow.Sum(), 1e-9);
+            Assert.AreEqual(1.0, actual.Flow!.Sum(), 1e-9);
             if (causal)
                 for (var j = token + 1; j < n; j++) Assert.AreEqual(0.0, actual.Raw[j], "no flow from later tokens in a causal model");
         }
@@ -144,7 +144,7 @@ public sealed class RolloutFlowTests
         var elapsed = clock.Elapsed;
         TestContext.WriteLine($"attention flow, 6 layers × 512 tokens (random softmax rows): {elapsed.TotalMilliseconds:F0} ms");
         Console.Error.WriteLine($"attention flow, 6 layers × 512 tokens (random softmax rows): {elapsed.TotalMilliseconds:F0} ms");
-        Assert.AreEqual(1.0, flow.Flow.Sum(), 1e-9);
+        Assert.AreEqual(1.0, flow.Flow!.Sum(), 1e-9);
         Assert.IsTrue(flow.Raw.All(v => v is >= 0 and <= 1 + 1e-9));
         Assert.IsLessThan(TimeSpan.FromMinutes(2), elapsed, "flow must stay interactive");
     }
