@@ -124,7 +124,7 @@ public static class AttentionFlow
 
     /// <summary>
     /// The layered graph, forward arcs only, grouped by tail node in compressed sparse rows (each node's largest first);
-    /// the reverse (residual) direction is a second index of the same arcs by head node, needed only after the first
+    /// the reverse (residual) direction is built by each solver from the arcs carrying flow, needed only after the first
     /// phase. Node 0 is the source (top, token); layer l (1 ≤ l &lt; L) token i is 1 + (L−1−l)·n + i, so the levels of
     /// the first phase are the layers and the arcs into the sink (one per token of layer 1) are the last n arcs.
     /// </summary>
@@ -135,10 +135,12 @@ public static class AttentionFlow
         public readonly bool Direct;
         public readonly int[] Start, To;
         public readonly double[] Capacity;
-        /// <summary>Arcs into each node (for the reverse direction): InArc[InStart[v] .. InStart[v+1]) are arc indices.</summary>
-        public readonly int[] InStart, InArc, From;
+        /// <summary>Tail of each arc (for the reverse direction).</summary>
+        public readonly int[] From;
         /// <summary>First arc into the sink; arc SinkArcs + i comes from layer-1 token i (the one arc when Direct).</summary>
         public readonly int SinkArcs;
+        /// <summary>Node of layer-1 token 0 (layer-1 token i is Bottom + i).</summary>
+        public readonly int Bottom;
         /// <summary>Capacity of those arcs for input j: SinkCapacity[i·n + j] = Â¹ᵢⱼ (or Â¹_{token,j} when Direct).</summary>
         public readonly double[] SinkCapacity;
         private readonly double _sourceCut;
@@ -157,6 +159,7 @@ public static class AttentionFlow
                 Direct = true;
                 (Start, To, Capacity, From) = ([0, 1, 1], [Sink], [0], [Source]);
                 SinkArcs = 0;
+                Bottom = Sink;
                 SinkCapacity = capacities[0].AsSpan(token * n, n).ToArray();
                 _sourceCut = double.PositiveInfinity;
             }
@@ -192,6 +195,7 @@ public static class AttentionFlow
                         AddRow(Node(l, i), capacities[l - 1], i, l - 1);              // Âˡ: layer l → l−1
                     }
                 SinkArcs = e;
+                Bottom = Node(1, 0);
                 for (var i = 0; i < n; i++)
                 {
                     Start[Node(1, i)] = e;
@@ -200,13 +204,6 @@ public static class AttentionFlow
                 Start[Sink] = Start[Nodes] = e;
                 SinkCapacity = capacities[0];
             }
-
-            InStart = new int[Nodes + 1];
-            foreach (var v in To) InStart[v + 1]++;
-            for (var v = 0; v < Nodes; v++) InStart[v + 1] += InStart[v];
-            InArc = new int[To.Length];
-            var next = InStart[..Nodes];
-            for (var a = 0; a < To.Length; a++) InArc[next[To[a]]++] = a;
         }
 
         /// <summary>min(source cut, sink cut) for input j: the run stops when its flow reaches it.</summary>
@@ -229,6 +226,14 @@ public static class AttentionFlow
         private readonly int[] _next = new int[graph.Nodes];
         private readonly int[] _queue = new int[graph.Nodes];
         private readonly List<int> _changed = [];
+        /// <summary>
+        /// The reverse direction for the current phase: the arcs carrying flow, grouped by head node. Only those have
+        /// residual capacity backwards, and they are few, so later phases never scan the full in-arc index.
+        /// </summary>
+        private readonly int[] _reverseStart = new int[graph.Nodes + 1];
+        private int[] _reverseArc = [];
+        private readonly int[] _seen = new int[graph.To.Length];
+        private int _phase;
 
         public double MaxFlowTo(int input, double bound, CancellationToken cancellationToken)
         {
@@ -254,6 +259,7 @@ public static class AttentionFlow
                 }
                 else
                 {
+                    // Levels() built the reverse lists for this phase.
                     Array.Clear(_next);
                     while (bound - flow > BoundTolerance && (pushed = Push(graph.Source, bound - flow)) > Epsilon) flow += pushed;
                 }
@@ -269,8 +275,35 @@ public static class AttentionFlow
             return true;
         }
 
+        /// <summary>Groups the arcs carrying flow by head node (sink arcs excluded: nothing leaves the sink).</summary>
+        private void BuildReverse()
+        {
+            _phase++;
+            Array.Clear(_reverseStart);
+            var count = 0;
+            foreach (var a in _changed)
+            {
+                if (_seen[a] == _phase || graph.To[a] == graph.Sink || graph.Capacity[a] - _residual[a] <= Epsilon) continue;
+                _seen[a] = _phase;
+                _reverseStart[graph.To[a] + 1]++;
+                count++;
+            }
+            for (var v = 0; v < graph.Nodes; v++) _reverseStart[v + 1] += _reverseStart[v];
+            if (_reverseArc.Length < count) _reverseArc = new int[Math.Max(count, 2 * _reverseArc.Length)];
+            var next = _next;                                                          // free until the phase starts
+            Array.Copy(_reverseStart, next, graph.Nodes);
+            _phase++;
+            foreach (var a in _changed)
+            {
+                if (_seen[a] != _phase - 1) continue;
+                _seen[a] = _phase;
+                _reverseArc[next[graph.To[a]]++] = a;
+            }
+        }
+
         private bool Levels()
         {
+            BuildReverse();
             Array.Fill(_level, -1);
             var (head, tail) = (0, 0);
             _queue[tail++] = graph.Source;
@@ -287,9 +320,9 @@ public static class AttentionFlow
                     _level[u] = _level[v] + 1;
                     _queue[tail++] = u;
                 }
-                for (var k = graph.InStart[v]; k < graph.InStart[v + 1]; k++)
+                for (var k = _reverseStart[v]; k < _reverseStart[v + 1]; k++)
                 {
-                    var a = graph.InArc[k];
+                    var a = _reverseArc[k];
                     var u = from[a];
                     if (_level[u] >= 0 || capacity[a] - residual[a] <= Epsilon) continue;
                     _level[u] = _level[v] + 1;
@@ -309,6 +342,28 @@ public static class AttentionFlow
             double total = 0;
             var (to, residual) = (graph.To, _residual);
             var end = graph.Start[v + 1];
+            if (_level[v] == graph.Layers - 2)
+            {
+                // v's arcs lead into layer 1, whose one arc each goes to the sink: take both arcs at once. Most of the
+                // search's time is spent here, mostly passing layer-1 tokens whose sink arc is already full.
+                var toSink = graph.SinkArcs - graph.Bottom;
+                for (var a = _next[v]; a < end; a = ++_next[v])
+                {
+                    var s = toSink + to[a];
+                    var rs = residual[s];
+                    if (rs <= Epsilon) continue;
+                    var r = residual[a];
+                    if (r <= Epsilon) continue;
+                    var pushed = Math.Min(limit - total, Math.Min(r, rs));
+                    _changed.Add(a);                                                   // sink arcs are reset per input anyway
+                    residual[a] = r - pushed;
+                    residual[s] = rs - pushed;
+                    total += pushed;
+                    if (limit - total <= Epsilon) return total;
+                }
+                _level[v] = -1;
+                return total;
+            }
             for (var a = _next[v]; a < end; a = ++_next[v])
             {
                 var r = residual[a];
@@ -331,13 +386,13 @@ public static class AttentionFlow
         {
             if (v == graph.Sink) return limit;
             double total = 0;
-            int start = graph.Start[v], forward = graph.Start[v + 1] - start, end = forward + graph.InStart[v + 1] - graph.InStart[v];
+            int start = graph.Start[v], forward = graph.Start[v + 1] - start, end = forward + _reverseStart[v + 1] - _reverseStart[v];
             for (; _next[v] < end; _next[v]++)
             {
                 var k = _next[v];
                 // Forward arc a = start + k, or the reverse of the k−forward'th arc into v (its flow is its residual).
                 var reverse = k >= forward;
-                var a = reverse ? graph.InArc[graph.InStart[v] + k - forward] : start + k;
+                var a = reverse ? _reverseArc[_reverseStart[v] + k - forward] : start + k;
                 var u = reverse ? graph.From[a] : graph.To[a];
                 var r = reverse ? graph.Capacity[a] - _residual[a] : _residual[a];
                 if (r <= Epsilon || _level[u] != _level[v] + 1) continue;
