@@ -141,6 +141,8 @@ public static class AttentionFlow
         public readonly int SinkArcs;
         /// <summary>Node of layer-1 token 0 (layer-1 token i is Bottom + i).</summary>
         public readonly int Bottom;
+        /// <summary>For nodes with arcs into layer 1: the token of their first arc (arc Start[v] + t − Low[v] goes to t).</summary>
+        public readonly int[] Low;
         /// <summary>Capacity of those arcs for input j: SinkCapacity[i·n + j] = Â¹ᵢⱼ (or Â¹_{token,j} when Direct).</summary>
         public readonly double[] SinkCapacity;
         private readonly double _sourceCut;
@@ -160,17 +162,34 @@ public static class AttentionFlow
                 (Start, To, Capacity, From) = ([0, 1, 1], [Sink], [0], [Source]);
                 SinkArcs = 0;
                 Bottom = Sink;
+                Low = [0, 0];
                 SinkCapacity = capacities[0].AsSpan(token * n, n).ToArray();
                 _sourceCut = double.PositiveInfinity;
             }
             else
             {
                 var top = capacities[layers - 1];
+                // Rows into layer 1 are dense, in token order over their nonzero span (see Dinic.PushLayered).
+                (int Low, int High) Span(double[] a, int row)
+                {
+                    int low = 0, high = n;
+                    while (low < n && a[row * n + low] <= 0) low++;
+                    while (high > low && a[row * n + high - 1] <= 0) high--;
+                    return (low, high);
+                }
+                int Positive(double[] a, int row)
+                {
+                    var count = 0;
+                    for (var k = 0; k < n; k++) if (a[row * n + k] > 0) count++;
+                    return count;
+                }
                 var edges = n;                                                         // the sink arcs
-                for (var k = 0; k < n; k++) if (top[token * n + k] > 0) edges++;
+                edges += layers == 2 ? Span(top, token).High - Span(top, token).Low : Positive(top, token);
                 for (var l = 2; l < layers; l++)
-                    foreach (var c in capacities[l - 1]) if (c > 0) edges++;
+                    for (var i = 0; i < n; i++)
+                        edges += l == 2 ? Span(capacities[1], i).High - Span(capacities[1], i).Low : Positive(capacities[l - 1], i);
                 Start = new int[Nodes + 1];
+                Low = new int[Nodes];
                 To = new int[edges];
                 From = new int[edges];
                 Capacity = new double[edges];
@@ -179,6 +198,13 @@ public static class AttentionFlow
                 var order = new int[n];
                 void AddRow(int from, double[] a, int row, int toLayer)
                 {
+                    if (toLayer == 1)
+                    {
+                        var (low, high) = Span(a, row);
+                        Low[from] = low;
+                        for (var k = low; k < high; k++) (To[e], From[e], Capacity[e++]) = (Node(1, k), from, a[row * n + k]);
+                        return;
+                    }
                     // Largest first: the search routes the bulk of the flow along few paths (the residual diagonal
                     // first) and reaches the cut bound sooner.
                     for (var k = 0; k < n; k++) (keys[k], order[k]) = (-a[row * n + k], k);
@@ -234,6 +260,7 @@ public static class AttentionFlow
         private int[] _reverseArc = [];
         private readonly int[] _seen = new int[graph.To.Length];
         private int _phase;
+        private readonly int[] _alive = new int[graph.Tokens + 1];
 
         public double MaxFlowTo(int input, double bound, CancellationToken cancellationToken)
         {
@@ -255,6 +282,7 @@ public static class AttentionFlow
                 if (first)
                 {
                     Array.Copy(graph.Start, _next, graph.Nodes);
+                    for (var i = 0; i <= n; i++) _alive[i] = i;
                     while (bound - flow > BoundTolerance && (pushed = PushLayered(graph.Source, bound - flow)) > Epsilon) flow += pushed;
                 }
                 else
@@ -336,6 +364,13 @@ public static class AttentionFlow
         /// The first phase's blocking flow: every forward arc goes one level down, so an arc is admissible when it has
         /// residual capacity and its head is not a dead end (level −1).
         /// </summary>
+        /// <summary>The first layer-1 token ≥ t whose sink arc may still take flow (n if none): union-find with path halving.</summary>
+        private int Alive(int t)
+        {
+            while (_alive[t] != t) t = _alive[t] = _alive[_alive[t]];
+            return t;
+        }
+
         private double PushLayered(int v, double limit)
         {
             if (v == graph.Sink) return limit;
@@ -344,23 +379,28 @@ public static class AttentionFlow
             var end = graph.Start[v + 1];
             if (_level[v] == graph.Layers - 2)
             {
-                // v's arcs lead into layer 1, whose one arc each goes to the sink: take both arcs at once. Most of the
-                // search's time is spent here, mostly passing layer-1 tokens whose sink arc is already full.
-                var toSink = graph.SinkArcs - graph.Bottom;
-                for (var a = _next[v]; a < end; a = ++_next[v])
+                // v's arcs lead into layer 1, whose one arc each goes to the sink: take both arcs at once. Soon most
+                // layer-1 tokens have a full sink arc (and stay full in this phase); _alive skips them in near-constant
+                // time instead of passing them one by one on every node's arc list.
+                int row = graph.Start[v] - graph.Low[v], sinkArcs = graph.SinkArcs;
+                var a = _next[v];
+                while (true)
                 {
-                    var s = toSink + to[a];
-                    var rs = residual[s];
-                    if (rs <= Epsilon) continue;
+                    var i = Alive(a - row);
+                    a = row + i;
+                    if (a >= end) break;
+                    var rs = residual[sinkArcs + i];
+                    if (rs <= Epsilon) { _alive[i] = i + 1; continue; }
                     var r = residual[a];
-                    if (r <= Epsilon) continue;
+                    if (r <= Epsilon) { a++; continue; }
                     var pushed = Math.Min(limit - total, Math.Min(r, rs));
                     _changed.Add(a);                                                   // sink arcs are reset per input anyway
                     residual[a] = r - pushed;
-                    residual[s] = rs - pushed;
+                    residual[sinkArcs + i] = rs - pushed;
                     total += pushed;
-                    if (limit - total <= Epsilon) return total;
+                    if (limit - total <= Epsilon) { _next[v] = a; return total; }
                 }
+                _next[v] = end;
                 _level[v] = -1;
                 return total;
             }
