@@ -141,7 +141,7 @@ public static class AttentionFlow
         public readonly int SinkArcs;
         /// <summary>Node of layer-1 token 0 (layer-1 token i is Bottom + i).</summary>
         public readonly int Bottom;
-        /// <summary>For nodes with arcs into layer 1: the token of their first arc (arc Start[v] + t − Low[v] goes to t).</summary>
+        /// <summary>The token of each node's first arc: arc Start[v] + t − Low[v] goes to token t of the next layer down.</summary>
         public readonly int[] Low;
         /// <summary>Capacity of those arcs for input j: SinkCapacity[i·n + j] = Â¹ᵢⱼ (or Â¹_{token,j} when Direct).</summary>
         public readonly double[] SinkCapacity;
@@ -169,7 +169,7 @@ public static class AttentionFlow
             else
             {
                 var top = capacities[layers - 1];
-                // Rows into layer 1 are dense, in token order over their nonzero span (see Dinic.PushLayered).
+                // Rows are dense, in token order over their nonzero span (see Dinic.PushLayered).
                 (int Low, int High) Span(double[] a, int row)
                 {
                     int low = 0, high = n;
@@ -177,40 +177,21 @@ public static class AttentionFlow
                     while (high > low && a[row * n + high - 1] <= 0) high--;
                     return (low, high);
                 }
-                int Positive(double[] a, int row)
-                {
-                    var count = 0;
-                    for (var k = 0; k < n; k++) if (a[row * n + k] > 0) count++;
-                    return count;
-                }
                 var edges = n;                                                         // the sink arcs
-                edges += layers == 2 ? Span(top, token).High - Span(top, token).Low : Positive(top, token);
+                edges += Span(top, token).High - Span(top, token).Low;
                 for (var l = 2; l < layers; l++)
-                    for (var i = 0; i < n; i++)
-                        edges += l == 2 ? Span(capacities[1], i).High - Span(capacities[1], i).Low : Positive(capacities[l - 1], i);
+                    for (var i = 0; i < n; i++) edges += Span(capacities[l - 1], i).High - Span(capacities[l - 1], i).Low;
                 Start = new int[Nodes + 1];
                 Low = new int[Nodes];
                 To = new int[edges];
                 From = new int[edges];
                 Capacity = new double[edges];
                 var e = 0;
-                var keys = new double[n];
-                var order = new int[n];
                 void AddRow(int from, double[] a, int row, int toLayer)
                 {
-                    if (toLayer == 1)
-                    {
-                        var (low, high) = Span(a, row);
-                        Low[from] = low;
-                        for (var k = low; k < high; k++) (To[e], From[e], Capacity[e++]) = (Node(1, k), from, a[row * n + k]);
-                        return;
-                    }
-                    // Largest first: the search routes the bulk of the flow along few paths (the residual diagonal
-                    // first) and reaches the cut bound sooner.
-                    for (var k = 0; k < n; k++) (keys[k], order[k]) = (-a[row * n + k], k);
-                    Array.Sort(keys, order);
-                    for (var k = 0; k < n && keys[k] < 0; k++)
-                        (To[e], From[e], Capacity[e++]) = (Node(toLayer, order[k]), from, -keys[k]);
+                    var (low, high) = Span(a, row);
+                    Low[from] = low;
+                    for (var k = low; k < high; k++) (To[e], From[e], Capacity[e++]) = (Node(toLayer, k), from, a[row * n + k]);
                 }
                 AddRow(Source, top, token, layers - 1);
                 for (var k = 0; k < n; k++) _sourceCut += top[token * n + k];
@@ -260,7 +241,8 @@ public static class AttentionFlow
         private int[] _reverseArc = [];
         private readonly int[] _seen = new int[graph.To.Length];
         private int _phase;
-        private readonly int[] _alive = new int[graph.Tokens + 1];
+        /// <summary>Per layer below the source (block d·(n+1) for level d+1): union-find over tokens still alive.</summary>
+        private readonly int[] _alive = new int[Math.Max(1, graph.Layers - 1) * (graph.Tokens + 1)];
 
         public double MaxFlowTo(int input, double bound, CancellationToken cancellationToken)
         {
@@ -268,9 +250,8 @@ public static class AttentionFlow
             foreach (var a in _changed) _residual[a] = graph.Capacity[a];
             _changed.Clear();
             var n = graph.Tokens;
-            if (graph.Direct) _residual[graph.SinkArcs] = graph.SinkCapacity[input];
-            else
-                for (var i = 0; i < n; i++) _residual[graph.SinkArcs + i] = graph.SinkCapacity[i * n + input];
+            if (graph.Direct) return bound;                                            // one arc: its capacity
+            for (var i = 0; i < n; i++) _residual[graph.SinkArcs + i] = graph.SinkCapacity[i * n + input];
             double flow = 0;
             // The first level graph is the layering itself (no reverse arc has capacity yet): no breadth-first pass, and
             // only forward arcs to scan. Reaching the bound ends the search without the last breadth-first pass that
@@ -282,8 +263,10 @@ public static class AttentionFlow
                 if (first)
                 {
                     Array.Copy(graph.Start, _next, graph.Nodes);
-                    for (var i = 0; i <= n; i++) _alive[i] = i;
-                    while (bound - flow > BoundTolerance && (pushed = PushLayered(graph.Source, bound - flow)) > Epsilon) flow += pushed;
+                    for (var b = 0; b < _alive.Length; b += n + 1)
+                        for (var i = 0; i <= n; i++) _alive[b + i] = i;
+                    while (bound - flow > BoundTolerance && _level[graph.Source] >= 0 && (pushed = PushLayered(graph.Source, bound - flow)) > Epsilon)
+                        flow += pushed;
                 }
                 else
                 {
@@ -360,37 +343,36 @@ public static class AttentionFlow
             return _level[graph.Sink] >= 0;
         }
 
-        /// <summary>
-        /// The first phase's blocking flow: every forward arc goes one level down, so an arc is admissible when it has
-        /// residual capacity and its head is not a dead end (level −1).
-        /// </summary>
-        /// <summary>The first layer-1 token ≥ t whose sink arc may still take flow (n if none): union-find with path halving.</summary>
-        private int Alive(int t)
+        /// <summary>The first token ≥ t still alive in a layer's block of _alive (n if none): union-find with path halving.</summary>
+        private int Alive(int block, int t)
         {
-            while (_alive[t] != t) t = _alive[t] = _alive[_alive[t]];
+            while (_alive[block + t] != t) t = _alive[block + t] = _alive[block + _alive[block + t]];
             return t;
         }
 
+        /// <summary>
+        /// The first phase's blocking flow: every forward arc goes one level down. A node that cannot take more stays
+        /// so for the whole phase (a dead end, or for layer 1 a full sink arc); _alive skips such tokens in near-constant
+        /// time, so a node's arcs are not passed one by one on every visit. Layer-1 tokens are handled inline: their
+        /// one arc goes to the sink.
+        /// </summary>
         private double PushLayered(int v, double limit)
         {
-            if (v == graph.Sink) return limit;
             double total = 0;
-            var (to, residual) = (graph.To, _residual);
-            var end = graph.Start[v + 1];
-            if (_level[v] == graph.Layers - 2)
+            var residual = _residual;
+            var n = graph.Tokens;
+            int depth = _level[v], block = depth * (n + 1), row = graph.Start[v] - graph.Low[v], end = graph.Start[v + 1];
+            var a = _next[v];
+            if (depth == graph.Layers - 2)
             {
-                // v's arcs lead into layer 1, whose one arc each goes to the sink: take both arcs at once. Soon most
-                // layer-1 tokens have a full sink arc (and stay full in this phase); _alive skips them in near-constant
-                // time instead of passing them one by one on every node's arc list.
-                int row = graph.Start[v] - graph.Low[v], sinkArcs = graph.SinkArcs;
-                var a = _next[v];
+                var sinkArcs = graph.SinkArcs;
                 while (true)
                 {
-                    var i = Alive(a - row);
+                    var i = Alive(block, a - row);
                     a = row + i;
                     if (a >= end) break;
                     var rs = residual[sinkArcs + i];
-                    if (rs <= Epsilon) { _alive[i] = i + 1; continue; }
+                    if (rs <= Epsilon) { _alive[block + i] = i + 1; continue; }
                     var r = residual[a];
                     if (r <= Epsilon) { a++; continue; }
                     var pushed = Math.Min(limit - total, Math.Min(r, rs));
@@ -400,24 +382,32 @@ public static class AttentionFlow
                     total += pushed;
                     if (limit - total <= Epsilon) { _next[v] = a; return total; }
                 }
-                _next[v] = end;
-                _level[v] = -1;
-                return total;
             }
-            for (var a = _next[v]; a < end; a = ++_next[v])
+            else
             {
-                var r = residual[a];
-                if (r <= Epsilon) continue;
-                var u = to[a];
-                if (_level[u] < 0) continue;
-                var pushed = PushLayered(u, Math.Min(limit - total, r));
-                if (pushed <= 0) continue;
-                _changed.Add(a);
-                residual[a] = r - pushed;
-                total += pushed;
-                if (limit - total <= Epsilon) return total;
+                var down = 1 + depth * n;                                              // node of token 0 one layer down
+                while (true)
+                {
+                    var t = Alive(block, a - row);
+                    a = row + t;
+                    if (a >= end) break;
+                    var r = residual[a];
+                    if (r <= Epsilon) { a++; continue; }
+                    var pushed = PushLayered(down + t, Math.Min(limit - total, r));
+                    if (pushed > 0)
+                    {
+                        _changed.Add(a);
+                        residual[a] = r - pushed;
+                        total += pushed;
+                        if (limit - total <= Epsilon) { _next[v] = a; return total; }
+                    }
+                    // Not limited by v: the arc is full or the token below is now dead (and skipped).
+                    if (residual[a] <= Epsilon) a++;
+                }
             }
+            _next[v] = end;
             _level[v] = -1;                                                            // dead end for this phase
+            if (depth > 0) _alive[block - (n + 1) + v - (1 + (depth - 1) * n)] = v - (1 + (depth - 1) * n) + 1;
             return total;
         }
 
