@@ -1,3 +1,4 @@
+using System.Buffers;
 using static TorchSharp.torch;
 
 namespace AttentionViz.Backend.Analysis;
@@ -67,19 +68,36 @@ public static class AttentionFlow
     public static FlowResult Compute(AttentionTensor attention, int token, int layer, TimeSpan? budget, CancellationToken cancellationToken = default)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        double[][] capacities;
-        using (NewDisposeScope())
+        var (n, heads) = (attention.Tokens, attention.Heads);
+        // Âˡ as in Rollout.ResidualAdjusted, computed here into pooled buffers: fresh memory costs a page fault per 4 KB
+        // on first touch, which at 512 tokens was a sizeable part of the whole call.
+        var capacities = new double[layer + 1][];
+        try
         {
-            var adjusted = Rollout.ResidualAdjusted(attention, layer + 1);            // (l+1, n, n)
-            capacities = new double[layer + 1][];
-            for (var l = 0; l <= layer; l++)
+            Parallel.For(0, layer + 1, new ParallelOptions { CancellationToken = cancellationToken }, l =>
             {
-                // One bulk copy per layer: data<double>() copies element by element.
-                capacities[l] = new double[attention.Tokens * attention.Tokens];
-                adjusted[l].contiguous().bytes.CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(capacities[l].AsSpan()));
-            }
+                var a = capacities[l] = ArrayPool<double>.Shared.Rent(n * n);
+                var all = attention.Layer(l);
+                a.AsSpan(0, n * n).Clear();
+                for (var h = 0; h < heads; h++)
+                {
+                    var m = all.Slice(h * n * n, n * n);
+                    for (var k = 0; k < m.Length; k++) a[k] += m[k];
+                }
+                for (var i = 0; i < n; i++)
+                {
+                    var row = a.AsSpan(i * n, n);
+                    double sum = 0;
+                    for (var k = 0; k < n; k++) sum += row[k] = row[k] / heads * 0.5 + (k == i ? 0.5 : 0);
+                    for (var k = 0; k < n; k++) row[k] /= sum;
+                }
+            });
+            return Compute(capacities, n, token, budget - clock.Elapsed, cancellationToken);
         }
-        return Compute(capacities, attention.Tokens, token, budget - clock.Elapsed, cancellationToken);
+        finally
+        {
+            foreach (var a in capacities) if (a is not null) ArrayPool<double>.Shared.Return(a);
+        }
     }
 
     /// <summary>Flow from <paramref name="token"/> at the top of the layers given (capacities[l] is Âˡ⁺¹, n×n row-major).</summary>
@@ -89,7 +107,7 @@ public static class AttentionFlow
     public static FlowResult Compute(double[][] capacities, int n, int token, TimeSpan? budget, CancellationToken cancellationToken = default)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var graph = new LayeredGraph(capacities, n, token);
+        using var graph = new LayeredGraph(capacities, n, token);
         var upper = new double[n];
         for (var j = 0; j < n; j++) upper[j] = graph.UpperBound(j);
         // Largest bounds first: if the budget runs out, the inputs that can matter most are the exact ones.
@@ -103,7 +121,7 @@ public static class AttentionFlow
         var options = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = workers };
         Parallel.For(0, workers, options, _ =>
         {
-            var solver = new Dinic(graph);
+            using var solver = new Dinic(graph);
             int k;
             while ((k = Interlocked.Increment(ref nextInput)) < n)
             {
@@ -128,9 +146,9 @@ public static class AttentionFlow
     /// phase. Node 0 is the source (top, token); layer l (1 ≤ l &lt; L) token i is 1 + (L−1−l)·n + i, so the levels of
     /// the first phase are the layers and the arcs into the sink (one per token of layer 1) are the last n arcs.
     /// </summary>
-    internal sealed class LayeredGraph
+    internal sealed class LayeredGraph : IDisposable
     {
-        public readonly int Nodes, Source, Sink, Layers, Tokens;
+        public readonly int Nodes, Source, Sink, Layers, Tokens, Arcs;
         /// <summary>One layer only: a single arc source → sink.</summary>
         public readonly bool Direct;
         public readonly int[] Start, To;
@@ -159,7 +177,7 @@ public static class AttentionFlow
             if (layers == 1)
             {
                 Direct = true;
-                (Start, To, Capacity, From) = ([0, 1, 1], [Sink], [0], [Source]);
+                (Start, To, Capacity, From, Arcs) = ([0, 1, 1], [Sink], [0], [Source], 1);
                 SinkArcs = 0;
                 Bottom = Sink;
                 Low = [0, 0];
@@ -183,9 +201,11 @@ public static class AttentionFlow
                     for (var i = 0; i < n; i++) edges += Span(capacities[l - 1], i).High - Span(capacities[l - 1], i).Low;
                 Start = new int[Nodes + 1];
                 Low = new int[Nodes];
-                To = new int[edges];
-                From = new int[edges];
-                Capacity = new double[edges];
+                // Pooled (longer than needed): see Compute(AttentionTensor, …) on fresh memory.
+                Arcs = edges;
+                To = ArrayPool<int>.Shared.Rent(edges);
+                From = ArrayPool<int>.Shared.Rent(edges);
+                Capacity = ArrayPool<double>.Shared.Rent(edges);
                 var e = 0;
                 void AddRow(int from, double[] a, int row, int toLayer)
                 {
@@ -213,6 +233,14 @@ public static class AttentionFlow
             }
         }
 
+        public void Dispose()
+        {
+            if (Direct) return;
+            ArrayPool<int>.Shared.Return(To);
+            ArrayPool<int>.Shared.Return(From);
+            ArrayPool<double>.Shared.Return(Capacity);
+        }
+
         /// <summary>min(source cut, sink cut) for input j: the run stops when its flow reaches it.</summary>
         public double UpperBound(int input)
         {
@@ -224,25 +252,39 @@ public static class AttentionFlow
     }
 
     /// <summary>Dinic's max-flow on <see cref="LayeredGraph"/>, with its own residual capacities (one per worker).</summary>
-    internal sealed class Dinic(LayeredGraph graph)
+    internal sealed class Dinic : IDisposable
     {
+        private readonly LayeredGraph graph;
+
+        public Dinic(LayeredGraph graph)
+        {
+            this.graph = graph;
+            _residual = ArrayPool<double>.Shared.Rent(graph.Arcs);
+            Array.Copy(graph.Capacity, _residual, graph.Arcs);
+            _level = new int[graph.Nodes];
+            _next = new int[graph.Nodes];
+            _queue = new int[graph.Nodes];
+            _reverseStart = new int[graph.Nodes + 1];
+            _alive = new int[Math.Max(1, graph.Layers - 1) * (graph.Tokens + 1)];
+        }
+
+        public void Dispose() => ArrayPool<double>.Shared.Return(_residual);
+
         /// <summary>Residual capacity of each forward arc; its reverse arc's residual is Capacity − this (the flow).</summary>
-        private readonly double[] _residual = (double[])graph.Capacity.Clone();
-        private readonly int[] _level = new int[graph.Nodes];
+        private readonly double[] _residual;
+        private readonly int[] _level;
         /// <summary>Current arc per node: forward arcs first, then (after the first phase) the arcs into the node.</summary>
-        private readonly int[] _next = new int[graph.Nodes];
-        private readonly int[] _queue = new int[graph.Nodes];
+        private readonly int[] _next;
+        private readonly int[] _queue;
         private readonly List<int> _changed = [];
         /// <summary>
         /// The reverse direction for the current phase: the arcs carrying flow, grouped by head node. Only those have
         /// residual capacity backwards, and they are few, so later phases never scan the full in-arc index.
         /// </summary>
-        private readonly int[] _reverseStart = new int[graph.Nodes + 1];
+        private readonly int[] _reverseStart;
         private int[] _reverseArc = [];
-        private readonly int[] _seen = new int[graph.To.Length];
-        private int _phase;
         /// <summary>Per layer below the source (block d·(n+1) for level d+1): union-find over tokens still alive.</summary>
-        private readonly int[] _alive = new int[Math.Max(1, graph.Layers - 1) * (graph.Tokens + 1)];
+        private readonly int[] _alive;
 
         public double MaxFlowTo(int input, double bound, CancellationToken cancellationToken)
         {
@@ -289,13 +331,13 @@ public static class AttentionFlow
         /// <summary>Groups the arcs carrying flow by head node (sink arcs excluded: nothing leaves the sink).</summary>
         private void BuildReverse()
         {
-            _phase++;
+            // _changed may hold an arc twice (flow back to zero, then pushed again): a duplicate reverse entry is
+            // harmless, one more scan.
             Array.Clear(_reverseStart);
             var count = 0;
             foreach (var a in _changed)
             {
-                if (_seen[a] == _phase || graph.To[a] == graph.Sink || graph.Capacity[a] - _residual[a] <= Epsilon) continue;
-                _seen[a] = _phase;
+                if (graph.To[a] == graph.Sink || graph.Capacity[a] - _residual[a] <= Epsilon) continue;
                 _reverseStart[graph.To[a] + 1]++;
                 count++;
             }
@@ -303,13 +345,8 @@ public static class AttentionFlow
             if (_reverseArc.Length < count) _reverseArc = new int[Math.Max(count, 2 * _reverseArc.Length)];
             var next = _next;                                                          // free until the phase starts
             Array.Copy(_reverseStart, next, graph.Nodes);
-            _phase++;
             foreach (var a in _changed)
-            {
-                if (_seen[a] != _phase - 1) continue;
-                _seen[a] = _phase;
-                _reverseArc[next[graph.To[a]]++] = a;
-            }
+                if (graph.To[a] != graph.Sink && graph.Capacity[a] - _residual[a] > Epsilon) _reverseArc[next[graph.To[a]]++] = a;
         }
 
         private bool Levels()
@@ -376,7 +413,8 @@ public static class AttentionFlow
                     var r = residual[a];
                     if (r <= Epsilon) { a++; continue; }
                     var pushed = Math.Min(limit - total, Math.Min(r, rs));
-                    _changed.Add(a);                                                   // sink arcs are reset per input anyway
+                    if (r == graph.Capacity[a]) _changed.Add(a);                       // first touch; sink arcs are reset per input
+
                     residual[a] = r - pushed;
                     residual[sinkArcs + i] = rs - pushed;
                     total += pushed;
@@ -396,7 +434,7 @@ public static class AttentionFlow
                     var pushed = PushLayered(down + t, Math.Min(limit - total, r));
                     if (pushed > 0)
                     {
-                        _changed.Add(a);
+                        if (r == graph.Capacity[a]) _changed.Add(a);
                         residual[a] = r - pushed;
                         total += pushed;
                         if (limit - total <= Epsilon) { _next[v] = a; return total; }
@@ -428,7 +466,7 @@ public static class AttentionFlow
                 if (r <= Epsilon || _level[u] != _level[v] + 1) continue;
                 var pushed = Push(u, Math.Min(limit - total, r));
                 if (pushed <= 0) continue;
-                _changed.Add(a);
+                if (!reverse && r == graph.Capacity[a]) _changed.Add(a);              // a reverse arc is listed already
                 _residual[a] += reverse ? pushed : -pushed;
                 total += pushed;
                 if (limit - total <= Epsilon) return total;
