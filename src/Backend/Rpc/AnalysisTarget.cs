@@ -71,9 +71,13 @@ public sealed class AnalysisTarget(AttentionAnalytics analytics)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var f = await analytics.FlowAsync(RequireId(request?.AnalysisId), request!.Token, request.Layer, request.TimeBudgetMs, cancellationToken);
-        var raw = f.Raw.Select(v => double.IsNaN(v) ? (double?)null : v).ToArray();
-        return new FlowDto(f.Token, f.Layer, f.Flow, raw, f.UpperBound, f.Complete, Math.Round(clock.Elapsed.TotalMilliseconds, 2));
+        return ToDto(f, clock.Elapsed.TotalMilliseconds);
     });
+
+    /// <summary>Inputs not computed within the budget (NaN) go out as null: JSON has no NaN.</summary>
+    internal static FlowDto ToDto(FlowResult f, double elapsedMs) =>
+        new(f.Token, f.Layer, f.Flow, f.Raw.Select(v => double.IsNaN(v) ? (double?)null : v).ToArray(), f.UpperBound, f.Complete,
+            Math.Round(elapsedMs, 2));
 
     [JsonRpcMethod("attention/histogram", UseSingleObjectParameterDeserialization = true)]
     public Task<HistogramDto> HistogramAsync(HistogramParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
