@@ -51,10 +51,10 @@ public sealed record FlowResult(int Token, int Layer, double[]? Flow, double[] R
 /// input j is the max-flow from (L,token) to (0,j). One graph is built (the input layer collapsed to one sink whose
 /// n in-edges are re-weighted per j; the other input nodes are dead ends), and each of the n max-flows is Dinic's
 /// algorithm on it, the sinks handed out to the cores largest upper bound first. A run stops as soon as its flow reaches
-/// min(source cut, sink cut), which on real attention is almost always within the first blocking flow. Bound: O(V²E)
-/// per flow in theory, with V = (L−1)·n + 2 and E ≤ (L−2)·n² + 2n; measured O(E) per flow (one or two phases), so
-/// O(L·n³) for all n inputs. An optional time budget stops handing out inputs when it runs out: the result then says
-/// which inputs are exact (the others are NaN with their upper bound), never an approximation.
+/// min(source cut, sink cut), which on real attention is almost always within the first blocking flow; that phase skips
+/// tokens that can take no more flow by union-find, so it costs far less than one pass over the E ≈ (L−2)·n² arcs.
+/// Dinic's bound is O(V²E) per flow, V = (L−1)·n + 2. An optional time budget stops handing out inputs when it runs
+/// out: the result then says which inputs are exact (the others are NaN, with their upper bound), never an approximation.
 /// </summary>
 public static class AttentionFlow
 {
@@ -141,7 +141,8 @@ public static class AttentionFlow
     }
 
     /// <summary>
-    /// The layered graph, forward arcs only, grouped by tail node in compressed sparse rows (each node's largest first);
+    /// The layered graph, forward arcs only, grouped by tail node in compressed sparse rows (each row in token order over
+    /// its nonzero span, so the arc to a token is found by arithmetic);
     /// the reverse (residual) direction is built by each solver from the arcs carrying flow, needed only after the first
     /// phase. Node 0 is the source (top, token); layer l (1 ≤ l &lt; L) token i is 1 + (L−1−l)·n + i, so the levels of
     /// the first phase are the layers and the arcs into the sink (one per token of layer 1) are the last n arcs.
@@ -157,8 +158,6 @@ public static class AttentionFlow
         public readonly int[] From;
         /// <summary>First arc into the sink; arc SinkArcs + i comes from layer-1 token i (the one arc when Direct).</summary>
         public readonly int SinkArcs;
-        /// <summary>Node of layer-1 token 0 (layer-1 token i is Bottom + i).</summary>
-        public readonly int Bottom;
         /// <summary>The token of each node's first arc: arc Start[v] + t − Low[v] goes to token t of the next layer down.</summary>
         public readonly int[] Low;
         /// <summary>Capacity of those arcs for input j: SinkCapacity[i·n + j] = Â¹ᵢⱼ (or Â¹_{token,j} when Direct).</summary>
@@ -179,7 +178,6 @@ public static class AttentionFlow
                 Direct = true;
                 (Start, To, Capacity, From, Arcs) = ([0, 1, 1], [Sink], [0], [Source], 1);
                 SinkArcs = 0;
-                Bottom = Sink;
                 Low = [0, 0];
                 SinkCapacity = capacities[0].AsSpan(token * n, n).ToArray();
                 _sourceCut = double.PositiveInfinity;
@@ -222,7 +220,6 @@ public static class AttentionFlow
                         AddRow(Node(l, i), capacities[l - 1], i, l - 1);              // Âˡ: layer l → l−1
                     }
                 SinkArcs = e;
-                Bottom = Node(1, 0);
                 for (var i = 0; i < n; i++)
                 {
                     Start[Node(1, i)] = e;
@@ -273,7 +270,7 @@ public static class AttentionFlow
         /// <summary>Residual capacity of each forward arc; its reverse arc's residual is Capacity − this (the flow).</summary>
         private readonly double[] _residual;
         private readonly int[] _level;
-        /// <summary>Current arc per node: forward arcs first, then (after the first phase) the arcs into the node.</summary>
+        /// <summary>Current arc per node: an arc index in the first phase; later, a position in its forward arcs followed by its reverse list.</summary>
         private readonly int[] _next;
         private readonly int[] _queue;
         private readonly List<int> _changed = [];
