@@ -160,7 +160,10 @@ public static class AttentionFlow
         public readonly int SinkArcs;
         /// <summary>The token of each node's first arc: arc Start[v] + t − Low[v] goes to token t of the next layer down.</summary>
         public readonly int[] Low;
-        /// <summary>Capacity of those arcs for input j: SinkCapacity[i·n + j] = Â¹ᵢⱼ (or Â¹_{token,j} when Direct).</summary>
+        /// <summary>
+        /// Capacity of those arcs for input j: SinkCapacity[j·n + i] = Â¹ᵢⱼ, the columns of Â¹ contiguous (or Â¹_{token,j}
+        /// when Direct).
+        /// </summary>
         public readonly double[] SinkCapacity;
         private readonly double _sourceCut;
 
@@ -226,7 +229,10 @@ public static class AttentionFlow
                     (To[e], From[e], Capacity[e++]) = (Sink, Node(1, i), 0);
                 }
                 Start[Sink] = Start[Nodes] = e;
-                SinkCapacity = capacities[0];
+                SinkCapacity = ArrayPool<double>.Shared.Rent(n * n);
+                var first = capacities[0];
+                for (var i = 0; i < n; i++)
+                    for (var j = 0; j < n; j++) SinkCapacity[j * n + i] = first[i * n + j];
             }
         }
 
@@ -236,6 +242,7 @@ public static class AttentionFlow
             ArrayPool<int>.Shared.Return(To);
             ArrayPool<int>.Shared.Return(From);
             ArrayPool<double>.Shared.Return(Capacity);
+            ArrayPool<double>.Shared.Return(SinkCapacity);
         }
 
         /// <summary>min(source cut, sink cut) for input j: the run stops when its flow reaches it.</summary>
@@ -243,7 +250,7 @@ public static class AttentionFlow
         {
             if (Direct) return SinkCapacity[input];
             double sinkCut = 0;
-            for (var i = 0; i < Tokens; i++) sinkCut += SinkCapacity[i * Tokens + input];
+            foreach (var c in SinkCapacity.AsSpan(input * Tokens, Tokens)) sinkCut += c;
             return Math.Min(_sourceCut, sinkCut);
         }
     }
@@ -290,7 +297,7 @@ public static class AttentionFlow
             _changed.Clear();
             var n = graph.Tokens;
             if (graph.Direct) return bound;                                            // one arc: its capacity
-            for (var i = 0; i < n; i++) _residual[graph.SinkArcs + i] = graph.SinkCapacity[i * n + input];
+            graph.SinkCapacity.AsSpan(input * n, n).CopyTo(_residual.AsSpan(graph.SinkArcs, n));
             double flow = 0;
             // The first level graph is the layering itself (no reverse arc has capacity yet): no breadth-first pass, and
             // only forward arcs to scan. Reaching the bound ends the search without the last breadth-first pass that
@@ -346,32 +353,49 @@ public static class AttentionFlow
                 if (graph.To[a] != graph.Sink && graph.Capacity[a] - _residual[a] > Epsilon) _reverseArc[next[graph.To[a]]++] = a;
         }
 
+        /// <summary>
+        /// Breadth-first levels over the residual graph. Forward arcs: each layer's unvisited tokens are found through
+        /// _alive (free after the first phase), so a row is not scanned past tokens visited already; only arcs that are
+        /// full are passed one by one.
+        /// </summary>
         private bool Levels()
         {
             BuildReverse();
             Array.Fill(_level, -1);
+            var n = graph.Tokens;
+            for (var b = 0; b < _alive.Length; b += n + 1)
+                for (var i = 0; i <= n; i++) _alive[b + i] = i;
             var (head, tail) = (0, 0);
             _queue[tail++] = graph.Source;
             _level[graph.Source] = 0;
-            var (to, from, residual, capacity) = (graph.To, graph.From, _residual, graph.Capacity);
+            var (from, residual, capacity) = (graph.From, _residual, graph.Capacity);
+            void Visit(int u, int level)
+            {
+                _level[u] = level;
+                _queue[tail++] = u;
+                if (u != graph.Sink) _alive[(u - 1) / n * (n + 1) + (u - 1) % n] = (u - 1) % n + 1;
+            }
             while (head < tail)
             {
                 var v = _queue[head++];
                 if (v == graph.Sink) continue;
-                for (var a = graph.Start[v]; a < graph.Start[v + 1]; a++)
+                var depth = v == graph.Source ? 0 : 1 + (v - 1) / n;
+                if (depth == graph.Layers - 1)
                 {
-                    var u = to[a];
-                    if (_level[u] >= 0 || residual[a] <= Epsilon) continue;
-                    _level[u] = _level[v] + 1;
-                    _queue[tail++] = u;
+                    if (_level[graph.Sink] < 0 && residual[graph.Start[v]] > Epsilon) Visit(graph.Sink, _level[v] + 1);
+                }
+                else
+                {
+                    int row = graph.Start[v] - graph.Low[v], end = graph.Start[v + 1], block = depth * (n + 1), down = 1 + depth * n;
+                    for (var t = Alive(block, graph.Low[v]); row + t < end; t = Alive(block, t + 1))
+                        if (residual[row + t] > Epsilon) Visit(down + t, _level[v] + 1);
                 }
                 for (var k = _reverseStart[v]; k < _reverseStart[v + 1]; k++)
                 {
                     var a = _reverseArc[k];
                     var u = from[a];
                     if (_level[u] >= 0 || capacity[a] - residual[a] <= Epsilon) continue;
-                    _level[u] = _level[v] + 1;
-                    _queue[tail++] = u;
+                    Visit(u, _level[v] + 1);
                 }
             }
             return _level[graph.Sink] >= 0;
