@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using static TorchSharp.torch;
 
 namespace AttentionViz.Backend.Analysis;
@@ -68,35 +69,40 @@ public static class AttentionFlow
     public static FlowResult Compute(AttentionTensor attention, int token, int layer, TimeSpan? budget, CancellationToken cancellationToken = default)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var (n, heads) = (attention.Tokens, attention.Heads);
+        var n = attention.Tokens;
         // Âˡ as in Rollout.ResidualAdjusted, computed here into pooled buffers: fresh memory costs a page fault per 4 KB
         // on first touch, which at 512 tokens was a sizeable part of the whole call.
         var capacities = new double[layer + 1][];
         try
         {
-            Parallel.For(0, layer + 1, new ParallelOptions { CancellationToken = cancellationToken }, l =>
-            {
-                var a = capacities[l] = ArrayPool<double>.Shared.Rent(n * n);
-                var all = attention.Layer(l);
-                a.AsSpan(0, n * n).Clear();
-                for (var h = 0; h < heads; h++)
-                {
-                    var m = all.Slice(h * n * n, n * n);
-                    for (var k = 0; k < m.Length; k++) a[k] += m[k];
-                }
-                for (var i = 0; i < n; i++)
-                {
-                    var row = a.AsSpan(i * n, n);
-                    double sum = 0;
-                    for (var k = 0; k < n; k++) sum += row[k] = row[k] / heads * 0.5 + (k == i ? 0.5 : 0);
-                    for (var k = 0; k < n; k++) row[k] /= sum;
-                }
-            });
+            Parallel.For(0, layer + 1, new ParallelOptions { CancellationToken = cancellationToken },
+                l => Adjust(attention, l, capacities[l] = ArrayPool<double>.Shared.Rent(n * n)));
             return Compute(capacities, n, token, budget - clock.Elapsed, cancellationToken);
         }
         finally
         {
             foreach (var a in capacities) if (a is not null) ArrayPool<double>.Shared.Return(a);
+        }
+    }
+
+    /// <summary>Âˡ⁺¹ into <paramref name="a"/> (n×n): rownorm(0.5·mean over heads + 0.5·I).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Adjust(AttentionTensor attention, int layer, double[] a)
+    {
+        var (n, heads) = (attention.Tokens, attention.Heads);
+        var all = attention.Layer(layer);
+        a.AsSpan(0, n * n).Clear();
+        for (var h = 0; h < heads; h++)
+        {
+            var m = all.Slice(h * n * n, n * n);
+            for (var k = 0; k < m.Length; k++) a[k] += m[k];
+        }
+        for (var i = 0; i < n; i++)
+        {
+            var row = a.AsSpan(i * n, n);
+            double sum = 0;
+            for (var k = 0; k < n; k++) sum += row[k] = row[k] / heads * 0.5 + (k == i ? 0.5 : 0);
+            for (var k = 0; k < n; k++) row[k] /= sum;
         }
     }
 
@@ -167,6 +173,7 @@ public static class AttentionFlow
         public readonly double[] SinkCapacity;
         private readonly double _sourceCut;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public LayeredGraph(double[][] capacities, int n, int token)
         {
             var layers = capacities.Length;
@@ -290,6 +297,7 @@ public static class AttentionFlow
         /// <summary>Per layer below the source (block d·(n+1) for level d+1): union-find over tokens still alive.</summary>
         private readonly int[] _alive;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]                         // hot from the first call: no tier-0 code
         public double MaxFlowTo(int input, double bound, CancellationToken cancellationToken)
         {
             // Only arcs that carried flow differ from the capacities: restore those instead of copying all of them.
@@ -333,6 +341,7 @@ public static class AttentionFlow
         }
 
         /// <summary>Groups the arcs carrying flow by head node (sink arcs excluded: nothing leaves the sink).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void BuildReverse()
         {
             // _changed may hold an arc twice (flow back to zero, then pushed again): a duplicate reverse entry is
@@ -358,6 +367,7 @@ public static class AttentionFlow
         /// _alive (free after the first phase), so a row is not scanned past tokens visited already; only arcs that are
         /// full are passed one by one.
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private bool Levels()
         {
             BuildReverse();
@@ -402,6 +412,7 @@ public static class AttentionFlow
         }
 
         /// <summary>The first token ≥ t still alive in a layer's block of _alive (n if none): union-find with path halving.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private int Alive(int block, int t)
         {
             while (_alive[block + t] != t) t = _alive[block + t] = _alive[block + _alive[block + t]];
@@ -414,6 +425,7 @@ public static class AttentionFlow
         /// time, so a node's arcs are not passed one by one on every visit. Layer-1 tokens are handled inline: their
         /// one arc goes to the sink.
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private double PushLayered(int v, double limit)
         {
             double total = 0;
@@ -471,6 +483,7 @@ public static class AttentionFlow
         }
 
         /// <summary>Pushes up to <paramref name="limit"/> from v along the level graph (blocking flow with current arcs).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private double Push(int v, double limit)
         {
             if (v == graph.Sink) return limit;
