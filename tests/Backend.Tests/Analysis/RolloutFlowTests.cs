@@ -226,35 +226,42 @@ public sealed class RolloutFlowTests
     }
 
     /// <summary>
-    /// A budget far too small for 512 tokens: the call returns soon after it, says it is incomplete, and what it does
+    /// Budgets too small for 512 tokens: the call returns soon after the budget, says it is incomplete, and what it does
     /// return is exact (the same as without a budget), the largest upper bounds first.
     /// </summary>
     [TestMethod]
     public void FlowHonoursItsTimeBudget()
     {
         using var attention = AnalysisTestData.Random(6, 2, 512, seed: 7, sharpness: 4);
-        var full = AttentionFlow.Compute(attention, 100, 5);
+        var full = AttentionFlow.Compute(attention, 100, 5);                          // also warms up
         Assert.IsTrue(full.Complete);
-        var budget = TimeSpan.FromMilliseconds(30);
         var clock = Stopwatch.StartNew();
-        var partial = AttentionFlow.Compute(attention, 100, 5, budget);
-        var elapsed = clock.Elapsed;
-        TestContext.WriteLine($"budget {budget.TotalMilliseconds} ms: returned after {elapsed.TotalMilliseconds:F0} ms with {partial.Raw.Count(double.IsFinite)} of 512 inputs");
-        // Slack: building the graph (not interruptible) and one input per worker in flight.
-        Assert.IsLessThan(budget + TimeSpan.FromMilliseconds(1000), elapsed);
-        Assert.IsFalse(partial.Complete);
-        Assert.IsNull(partial.Flow);
-        Assert.IsTrue(partial.Raw.Any(double.IsNaN));
-        CollectionAssert.AreEqual(full.UpperBound, partial.UpperBound);
-        var minDone = double.PositiveInfinity;
-        var maxMissing = double.NegativeInfinity;
-        for (var j = 0; j < 512; j++)
+        AttentionFlow.Compute(attention, 100, 5);
+        var fullTime = clock.Elapsed;
+        // About 40% of a full run: the graph is built and some inputs are done, but not all of them.
+        foreach (var budget in new[] { TimeSpan.FromMilliseconds(1), fullTime * 0.4 })
         {
-            if (double.IsNaN(partial.Raw[j])) { maxMissing = Math.Max(maxMissing, partial.UpperBound[j]); continue; }
-            Assert.AreEqual(full.Raw[j], partial.Raw[j], "what a partial result returns is exact");
-            minDone = Math.Min(minDone, partial.UpperBound[j]);
+            clock.Restart();
+            var partial = AttentionFlow.Compute(attention, 100, 5, budget);
+            var elapsed = clock.Elapsed;
+            var done = partial.Raw.Count(double.IsFinite);
+            TestContext.WriteLine($"full run {fullTime.TotalMilliseconds:F0} ms; budget {budget.TotalMilliseconds:F0} ms: returned after {elapsed.TotalMilliseconds:F0} ms with {done} of 512 inputs");
+            // Slack: building the graph (not interruptible) and one input per worker in flight.
+            Assert.IsLessThan(budget + TimeSpan.FromMilliseconds(1000), elapsed);
+            Assert.IsFalse(partial.Complete);
+            Assert.IsNull(partial.Flow);
+            Assert.IsTrue(partial.Raw.Any(double.IsNaN));
+            CollectionAssert.AreEqual(full.UpperBound, partial.UpperBound);
+            var minDone = double.PositiveInfinity;
+            var maxMissing = double.NegativeInfinity;
+            for (var j = 0; j < 512; j++)
+            {
+                if (double.IsNaN(partial.Raw[j])) { maxMissing = Math.Max(maxMissing, partial.UpperBound[j]); continue; }
+                Assert.AreEqual(full.Raw[j], partial.Raw[j], "what a partial result returns is exact");
+                minDone = Math.Min(minDone, partial.UpperBound[j]);
+            }
+            if (done > 0) Assert.IsGreaterThanOrEqualTo(maxMissing, minDone, "inputs are done largest upper bound first");
         }
-        if (double.IsFinite(minDone)) Assert.IsGreaterThanOrEqualTo(maxMissing, minDone, "inputs are done largest upper bound first");
     }
 
     [TestMethod]
