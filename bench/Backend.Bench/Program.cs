@@ -10,8 +10,8 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 
 // Measures, on this machine and in one run: in-process analyze latency, time to first heatmap over JSON-RPC
 // (analyze + one matrix, the real backend process over stdio), and ONNX Runtime's plain inference of the same ONNX
-// graph at the same thread count as the baseline. Prints a Markdown table.
-//   dotnet run -c Release --project bench/Backend.Bench -- [--runs N] [--write docs/performance.md]
+// graph at the same thread count as the baseline, and attention flow for one token. Prints Markdown tables.
+//   dotnet run -c Release --project bench/Backend.Bench -- [--runs N] [--write docs/performance.md] [--flow-only]
 
 var runs = ArgValue("--runs") is { } r ? int.Parse(r) : 30;
 var writeTo = ArgValue("--write");
@@ -21,9 +21,22 @@ var text = string.Concat(Enumerable.Repeat("Attention shows which tokens a trans
 
 Console.Error.WriteLine($"threads {threads}, runs {runs}, OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY")}");
 var rows = new List<(int Tokens, Stats Analyze, Stats FirstHeatmap, Stats Ort)>();
+var flowRows = new List<(int Tokens, Stats Wall, double CpuMs)>();
 
 using (var host = new BackendHost())
 {
+    // Attention flow for the middle token through all 6 layers: the most expensive analysis request.
+    foreach (var n in new[] { 128, 512 })
+    {
+        var a = host.Service.AnalyzeAsync(new AnalyzeOptions(text, null, n), CancellationToken.None).GetAwaiter().GetResult();
+        var flowRuns = Math.Max(3, runs / 6);
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var wall = Measure(flowRuns, () => AttentionFlow.Compute(a.Attention, n / 2, a.Attention.Layers - 1));
+        var cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds / (flowRuns + 3);
+        flowRows.Add((n, wall, cpuMs));
+        Console.Error.WriteLine($"attention flow, {n} tokens: {wall} ms wall, {cpuMs:F0} ms CPU per call");
+    }
+    if (Environment.GetCommandLineArgs().Contains("--flow-only")) return 0;
     foreach (var n in sizes)
     {
         var analyze = Measure(runs, () =>
@@ -82,6 +95,10 @@ foreach (var row in rows)
     table.AppendLine($"| {row.Tokens} | {row.Analyze} | {row.FirstHeatmap} | {row.Ort} | {row.FirstHeatmap.Median / row.Ort.Median:F2}× |");
 var cpu = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() : "?";
 var header = $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {cpu}, {Environment.ProcessorCount} cores, {threads} threads for both libtorch and ONNX Runtime; median (p90) of {runs} runs after warm-up, milliseconds.";
+table.AppendLine();
+table.AppendLine("| tokens | attention flow, one token, all layers (in-process) | CPU per call |");
+table.AppendLine("|---:|---:|---:|");
+foreach (var row in flowRows) table.AppendLine($"| {row.Tokens} | {row.Wall} | {row.CpuMs:F0} |");
 table.AppendLine();
 table.AppendLine($"An empty JSON-RPC round trip (`initialize`) over stdio: {roundTrip} ms.");
 Console.WriteLine(header);

@@ -101,14 +101,22 @@ public sealed class AttentionAnalytics(AttentionService service, ModelThread? mo
         return Finish(matrix, analysis, upTo, -1, options, maxSize);
     }
 
-    public async Task<FlowResult> FlowAsync(string analysisId, int token, int? layer, CancellationToken cancellationToken = default)
+    /// <summary>Flow's default time budget: keeps the panel responsive at 512 tokens on a loaded 2-core machine.</summary>
+    public const int DefaultFlowBudgetMs = 3000;
+    public const int MaxFlowBudgetMs = 600_000;
+
+    /// <summary>Attention flow for one token within <paramref name="timeBudgetMs"/> (null: the default).</summary>
+    public async Task<FlowResult> FlowAsync(string analysisId, int token, int? layer, int? timeBudgetMs = null, CancellationToken cancellationToken = default)
     {
+        var budget = timeBudgetMs ?? DefaultFlowBudgetMs;
+        if (budget is < 1 or > MaxFlowBudgetMs)
+            throw new InvalidRequestException($"timeBudgetMs must be between 1 and {MaxFlowBudgetMs}, got {budget}.");
         using var lease = service.Acquire(analysisId);
         var analysis = lease.Analysis;
         var upTo = ResolveLayer(analysis, layer);
         var n = analysis.Tokens.Count;
         if (token < 0 || token >= n) throw new InvalidRequestException($"token {token} is out of range: the analysis has {n} tokens (0..{n - 1}).");
-        return await Task.Run(() => AttentionFlow.Compute(analysis.Attention, token, upTo, cancellationToken), cancellationToken);
+        return await Task.Run(() => AttentionFlow.Compute(analysis.Attention, token, upTo, TimeSpan.FromMilliseconds(budget), cancellationToken), cancellationToken);
     }
 
     /// <summary>Histogram of attention weights, or of one metric across all heads when <paramref name="metric"/> is given.</summary>

@@ -19,8 +19,9 @@ public sealed record ViewParams(string? AnalysisId, int Layer, int Head, bool Hi
 public sealed record RolloutParams(string? AnalysisId, int? Layer = null, bool HideSpecial = false, bool WordLevel = false, int? MaxSize = null);
 public sealed record ViewDto(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data, ViewUnit[] Units);
 
-public sealed record FlowParams(string? AnalysisId, int Token, int? Layer = null);
-public sealed record FlowDto(int Token, int Layer, double[] Flow, double[] Raw, double ElapsedMs);
+public sealed record FlowParams(string? AnalysisId, int Token, int? Layer = null, int? TimeBudgetMs = null);
+/// <summary>Raw[j] is null for inputs not reached within the budget; Flow is null unless Complete.</summary>
+public sealed record FlowDto(int Token, int Layer, double[]? Flow, double?[] Raw, double[] UpperBound, bool Complete, double ElapsedMs);
 
 public sealed record HistogramParams(string? AnalysisId, int? Layer = null, int? Head = null, int? Bins = null, bool ExcludeSpecial = false, string? Metric = null);
 public sealed record HistogramDto(long[] Counts, double[] Edges, double Min, double Max, long Total, string? Metric);
@@ -69,9 +70,14 @@ public sealed class AnalysisTarget(AttentionAnalytics analytics)
     public Task<FlowDto> FlowAsync(FlowParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var f = await analytics.FlowAsync(RequireId(request?.AnalysisId), request!.Token, request.Layer, cancellationToken);
-        return new FlowDto(f.Token, f.Layer, f.Flow, f.Raw, Math.Round(clock.Elapsed.TotalMilliseconds, 2));
+        var f = await analytics.FlowAsync(RequireId(request?.AnalysisId), request!.Token, request.Layer, request.TimeBudgetMs, cancellationToken);
+        return ToDto(f, clock.Elapsed.TotalMilliseconds);
     });
+
+    /// <summary>Inputs not computed within the budget (NaN) go out as null: JSON has no NaN.</summary>
+    internal static FlowDto ToDto(FlowResult f, double elapsedMs) =>
+        new(f.Token, f.Layer, f.Flow, f.Raw.Select(v => double.IsNaN(v) ? (double?)null : v).ToArray(), f.UpperBound, f.Complete,
+            Math.Round(elapsedMs, 2));
 
     [JsonRpcMethod("attention/histogram", UseSingleObjectParameterDeserialization = true)]
     public Task<HistogramDto> HistogramAsync(HistogramParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>

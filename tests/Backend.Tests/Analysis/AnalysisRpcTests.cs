@@ -137,7 +137,30 @@ public sealed class AnalysisRpcTests
         var flow = result.GetProperty("flow").EnumerateArray().Select(e => e.GetDouble()).ToArray();
         Assert.HasCount(_n, flow);
         Assert.AreEqual(1.0, flow.Sum(), 1e-9);
-        Assert.HasCount(_n, result.GetProperty("raw").EnumerateArray().ToList());
+        var raw = result.GetProperty("raw").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.HasCount(_n, raw);
+        Assert.IsTrue(result.GetProperty("complete").GetBoolean());
+        var upper = result.GetProperty("upperBound").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.HasCount(_n, upper);
+        for (var j = 0; j < _n; j++) Assert.IsLessThanOrEqualTo(upper[j] + 1e-9, raw[j]);
+        var budgeted = await Call("attention/flow", new { analysisId = _id, token = 4, layer = 2, timeBudgetMs = 60_000 });
+        Assert.IsTrue(budgeted.GetProperty("complete").GetBoolean());
+        Assert.AreEqual(2, budgeted.GetProperty("layer").GetInt32());
+    }
+
+    [TestMethod]
+    public void AnIncompleteFlowSaysSoAndSendsNoNumberItDidNotCompute()
+    {
+        var partial = new AttentionViz.Backend.Analysis.FlowResult(1, 5, null, [0.5, double.NaN, 0.25], [0.9, 0.6, 0.3], false);
+        // The server's own options: null properties are left out, null array elements stay.
+        var json = JsonSerializer.SerializeToElement(AnalysisTarget.ToDto(partial, 12.3456), BackendServer.CreateFormatter().JsonSerializerOptions);
+        Assert.IsFalse(json.GetProperty("complete").GetBoolean());
+        Assert.IsFalse(json.TryGetProperty("flow", out _), "no normalised flow unless complete");
+        var raw = json.GetProperty("raw").EnumerateArray().ToArray();
+        Assert.AreEqual(0.5, raw[0].GetDouble());
+        Assert.AreEqual(JsonValueKind.Null, raw[1].ValueKind);
+        Assert.AreEqual(0.6, json.GetProperty("upperBound")[1].GetDouble());
+        Assert.AreEqual(12.35, json.GetProperty("elapsedMs").GetDouble());
     }
 
     [TestMethod]
@@ -173,6 +196,8 @@ public sealed class AnalysisRpcTests
         Assert.AreEqual(invalid, await ErrorCode("attention/view", new { analysisId = _id, layer = 0, head = 0, maxSize = 0 }));
         Assert.AreEqual(invalid, await ErrorCode("attention/view", new { analysisId = _id, layer = 0, head = -1, headReduce = "median" }));
         Assert.AreEqual(invalid, await ErrorCode("attention/rollout", new { analysisId = _id, layer = 6 }));
+        Assert.AreEqual(invalid, await ErrorCode("attention/flow", new { analysisId = _id, token = 0, timeBudgetMs = 0 }));
+        Assert.AreEqual(invalid, await ErrorCode("attention/flow", new { analysisId = _id, token = 0, timeBudgetMs = 600_001 }));
         Assert.AreEqual(invalid, await ErrorCode("attention/rollout", new { analysisId = "nope" }));
         Assert.AreEqual(invalid, await ErrorCode("attention/flow", new { analysisId = _id, token = _n }));
         Assert.AreEqual(invalid, await ErrorCode("attention/flow", new { analysisId = _id, token = -1 }));

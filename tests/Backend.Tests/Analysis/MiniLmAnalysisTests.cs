@@ -145,7 +145,7 @@ public sealed class MiniLmAnalysisTests
         var n = _n;
         var flow = await _analytics.FlowAsync(_id, 4, null);
         Assert.AreEqual(5, flow.Layer);
-        Assert.AreEqual(1.0, flow.Flow.Sum(), 1e-9);
+        Assert.AreEqual(1.0, flow.Flow!.Sum(), 1e-9);
         Assert.IsTrue(flow.Raw.All(v => v is >= 0 and <= 1 + 1e-9));
         var one = await _analytics.FlowAsync(_id, 4, 0);
         for (var j = 0; j < n; j++)
@@ -193,10 +193,10 @@ public sealed class MiniLmAnalysisTests
             Assert.IsTrue(metrics.All(m => double.IsFinite(m.Entropy) && double.IsFinite(m.Induction) && m.NormalizedEntropy <= 1));
             clock.Restart();
             cpu = Cpu();
-            var flow = AttentionFlow.Compute(analysis.Attention, size / 2, 5);
+            var flow = AttentionFlow.Compute(analysis.Attention, size / 2, 5, TimeSpan.FromMilliseconds(AttentionAnalytics.DefaultFlowBudgetMs));
             var flowMs = clock.Elapsed.TotalMilliseconds;
             var flowCpu = Cpu() - cpu;
-            Assert.AreEqual(1.0, flow.Flow.Sum(), 1e-9);
+            Assert.AreEqual(1.0, flow.Flow!.Sum(), 1e-9);
             clock.Restart();
             var q = Modularity.Compute(analysis.Attention.Head(5, 0), size, false);
             var modularityMs = clock.Elapsed.TotalMilliseconds;
@@ -204,7 +204,7 @@ public sealed class MiniLmAnalysisTests
             Rollout.Compute(analysis.Attention, 5);
             var rolloutMs = clock.Elapsed.TotalMilliseconds;
             lines.Add($"n={size}: metrics (6×12 heads) {metricsMs:F0} ms wall / {metricsCpu:F0} ms CPU, flow (one token) {flowMs:F0} ms wall / {flowCpu:F0} ms CPU, modularity (one head) {modularityMs:F0} ms, rollout {rolloutMs:F0} ms; Q={q.Q:F3}");
-            Assert.IsLessThan(120_000, flowMs, "flow is bounded");
+            Assert.IsTrue(flow.Complete, $"flow of the real model completes within attention/flow's default budget ({flowMs:F0} ms)");
         }
         foreach (var line in lines) TestContext.WriteLine(line);
         if (Environment.GetEnvironmentVariable("ATTENTIONVIZ_TIMINGS") is { Length: > 0 } file) File.AppendAllLines(file, lines);
