@@ -97,10 +97,13 @@ export interface ViewResult {
 }
 export interface RolloutParams { analysisId: string; layer?: number; hideSpecial?: boolean; wordLevel?: boolean; maxSize?: number }
 
-/** Attention flow of one token (raw tokens, no view options); layer omitted = the last. */
-export interface FlowParams { analysisId: string; token: number; layer?: number }
-/** flow[j]: share of the max-flow from (layer, token) to input j (sums to 1); raw[j]: the max-flow itself. */
-export interface FlowResult { token: number; layer: number; flow: number[]; raw: number[]; elapsedMs: number }
+/** Attention flow of one token (raw tokens, no view options); layer omitted = the last; timeBudgetMs default 3000. */
+export interface FlowParams { analysisId: string; token: number; layer?: number; timeBudgetMs?: number }
+/**
+ * raw[j]: the max-flow from (layer, token) to input j, null when the time budget ran out first (complete: false);
+ * flow: raw normalised to sum 1, only when complete; upperBound[j] ≥ raw[j] always.
+ */
+export interface FlowResult { token: number; layer: number; flow?: number[]; raw: (number | null)[]; upperBound: number[]; complete: boolean; elapsedMs: number }
 
 export type MetricName = 'entropy' | 'normalizedEntropy' | 'meanDistance' | 'firstToken' | 'cls' | 'sep' | 'previousToken' | 'self' | 'duplicateToken' | 'induction' | 'selfDistance';
 export const METRIC_NAMES: readonly MetricName[] = ['entropy', 'normalizedEntropy', 'meanDistance', 'firstToken', 'cls', 'sep', 'previousToken', 'self', 'duplicateToken', 'induction', 'selfDistance'];

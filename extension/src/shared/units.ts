@@ -39,3 +39,20 @@ export function flowForView(flow: readonly number[], units: readonly ViewUnit[])
   const hidden = total > 0 ? Math.max(0, (total - shown) / total) : 0;
   return { values: shown > 0 && hidden > 0 ? summed.map((v) => v / shown) : summed, hidden };
 }
+
+/**
+ * An incomplete flow (the backend's time budget ran out) on a view's units: the exact max-flow where every piece of
+ * the unit was computed, else null, with the summed upper bounds. Not normalised: normalising needs every input.
+ */
+export function partialFlowForView(raw: readonly (number | null)[], upperBound: readonly number[], units: readonly ViewUnit[]): { values: (number | null)[]; upper: number[] } {
+  const values = units.map((u) => {
+    let s = 0;
+    for (let t = u.firstToken; t <= u.lastToken; t++) {
+      const v = raw[t];
+      if (v === null || v === undefined) return null;
+      s += v;
+    }
+    return s;
+  });
+  return { values, upper: sumPerUnit(upperBound, units) };
+}

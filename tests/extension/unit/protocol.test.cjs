@@ -92,7 +92,9 @@ test('recorded attention/flow answers: the FlowResult fields, one value per toke
   const flows = Object.entries(fixture.rpc).filter(([k]) => k.startsWith('attention/flow '));
   assert.equal(flows.length, n, 'one flow per token recorded');
   for (const [, f] of flows) {
-    assert.deepEqual(keys(f), ['elapsedMs', 'flow', 'layer', 'raw', 'token']);
+    assert.deepEqual(keys(f), ['complete', 'elapsedMs', 'flow', 'layer', 'raw', 'token', 'upperBound']);
+    assert.equal(f.complete, true, 'a short text finishes within the default budget');
+    f.raw.forEach((r, j) => assert.ok(r <= f.upperBound[j] + 1e-12, `raw ≤ upperBound at ${j}`));
     assert.equal(f.layer, fixture.analysis.model.layers - 1, 'layer omitted = the last');
     assert.equal(f.flow.length, n); assert.equal(f.raw.length, n);
     const sum = f.raw.reduce((a, b) => a + b, 0);

@@ -51,3 +51,20 @@ test('flowForView on the recorded flow: identity units keep it, words sum pieces
     assert.ok(Math.abs(h.values[k] - s / (1 - specials)) < 1e-12);
   });
 });
+
+test('partialFlowForView: exact sums where every piece was computed, null otherwise, upper bounds summed', () => {
+  const f = fixture.rpc[rpcKey('attention/flow', { token: 4 })];
+  const words = view({ wordLevel: true }).units;
+  const merged = words.findIndex((u) => u.lastToken > u.firstToken);
+  assert.ok(merged >= 0, 'the fixture has a word of several pieces');
+  // The budget ran out before the merged word's last piece: that word has no value; a single-piece word keeps its own.
+  const raw = f.raw.map((v, t) => (t === words[merged].lastToken ? null : v));
+  const p = U.partialFlowForView(raw, f.upperBound, words);
+  assert.equal(p.values[merged], null);
+  words.forEach((u, k) => {
+    let bound = 0, exact = 0;
+    for (let t = u.firstToken; t <= u.lastToken; t++) { bound += f.upperBound[t]; exact += f.raw[t]; }
+    assert.ok(Math.abs(p.upper[k] - bound) < 1e-12);
+    if (k !== merged) assert.ok(Math.abs(p.values[k] - exact) < 1e-12, `word ${k}`);
+  });
+});

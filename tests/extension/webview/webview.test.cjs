@@ -750,12 +750,23 @@ test('rollout: picking a token shows its rollout row and its attention flow as r
   await page.waitForSelector('#app[data-flow="painted"]');
   await check(7);
   assert.equal(await page.locator('#layer').inputValue(), '0');
-  // A partial answer (complete: false, a backend with a time budget) says so.
-  await page.evaluate((f) => { window.__override = { 'attention/flow {"token":8}': { ...f, complete: false } }; }, flowOf(8));
+  // A partial answer (the time budget ran out: no normalised flow, null where not computed) shows the exact raw
+  // max-flow where computed and a dash with the upper bound elsewhere; nothing is made up.
+  const f8 = flowOf(8);
+  const partial = { ...f8, complete: false, raw: f8.raw.map((v, j) => (j % 3 === 1 ? null : v)) };
+  delete partial.flow;
+  await page.evaluate((f) => { window.__override = { 'attention/flow {"token":8}': f }; }, partial);
   await page.keyboard.press('ArrowDown');
   await page.waitForSelector('#app[data-flow="partial"]');
-  assert.match(await page.locator('#flow-caption').textContent(), /partial/);
+  assert.match(await page.locator('#flow-caption').textContent(), new RegExp(`Partial: .* after ${n - Math.floor((n + 1) / 3)} of ${n} inputs`));
   assert.match(await page.locator('#flow-status').textContent(), /\(partial\)$/);
+  const pcells = await page.locator('#flow-body td[data-kind="flow"]').evaluateAll((tds) => tds.map((td) => ({ missing: td.dataset.missing === 'true', value: td.dataset.value, text: td.textContent, title: td.title })));
+  pcells.forEach((c, j) => {
+    if (j % 3 === 1) {
+      assert.ok(c.missing && c.text === '—', `input ${j} not computed: ${JSON.stringify(c)}`);
+      assert.match(c.title, new RegExp(`at most ${f8.upperBound[j].toFixed(6)}\\)$`));
+    } else assert.equal(Number(c.value), f8.raw[j], `input ${j}: the exact raw max-flow`);
+  });
   // Hide special tokens and word level: flow summed over each word's pieces, renormalised without [CLS]/[SEP].
   await page.keyboard.press('ArrowUp');
   await page.waitForSelector('#flow-figure[data-token="7"]');

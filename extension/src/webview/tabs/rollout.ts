@@ -3,11 +3,9 @@
 import { Heatmap } from '../heatmap';
 import { displayToken } from '../../shared/tokens';
 import { Methods, type FlowResult, type ViewUnit } from '../../shared/protocol';
-import { flowForView, unitOfToken } from '../../shared/units';
+import { flowForView, partialFlowForView, unitOfToken } from '../../shared/units';
 import { app, cancelRpc, el, rpc, unitLabels, viewFlags } from '../state';
 
-/** A flow answer; `complete: false` (a faster backend's time budget ran out) marks it partial. */
-type FlowAnswer = FlowResult & { complete?: boolean };
 
 const rolloutMap = new Heatmap(el.rolloutCanvas);
 
@@ -103,18 +101,21 @@ async function showFlow(): Promise<void> {
     el.app.dataset.flow = 'error';
     return;
   }
-  drawFlow(u, a.result as unknown as FlowAnswer);
+  drawFlow(u, a.result as unknown as FlowResult);
 }
 
-function drawFlow(u: number, f: FlowAnswer): void {
+function drawFlow(u: number, f: FlowResult): void {
   const m = rolloutMap.matrix;
   if (!m) return;
   const rollout = Array.from(m.data.subarray(u * m.cols, (u + 1) * m.cols));
-  const view = flowForView(f.flow, rolloutUnits);
-  const flow = view.values;
-  const max = Math.max(1e-9, ...rollout, ...flow);
+  // Complete: flow normalised to sum 1 (per unit). Partial: the exact max-flow where computed, nothing made up for
+  // the rest (their upper bound goes in the title).
+  const partial = !f.complete || !f.flow;
+  const view = partial ? undefined : flowForView(f.flow!, rolloutUnits);
+  const part = partial ? partialFlowForView(f.raw, f.upperBound, rolloutUnits) : undefined;
+  const flow: (number | null)[] = view ? view.values : part!.values;
+  const max = Math.max(1e-9, ...rollout, ...flow.map((v) => v ?? 0));
   const o = app.options;
-  const partial = f.complete === false;
   const name = unitName(u);
   el.flowBody.replaceChildren();
   rolloutUnits.forEach((unit, j) => {
@@ -125,21 +126,40 @@ function drawFlow(u: number, f: FlowAnswer): void {
     const th = document.createElement('th');
     th.scope = 'row';
     th.textContent = unitName(j); // text, never markup
-    tr.append(th, barCell('rollout', rollout[j] ?? 0, max, `rollout ${name} → ${unitName(j)}`), barCell('flow', flow[j] ?? 0, max, `flow ${name} → ${unitName(j)}`));
+    const what = `flow ${name} → ${unitName(j)}`;
+    const v = flow[j] ?? null;
+    tr.append(th, barCell('rollout', rollout[j] ?? 0, max, `rollout ${name} → ${unitName(j)}`),
+      v === null ? missingCell(`${what}: not computed within the time budget (at most ${part!.upper[j]!.toFixed(6)})`) : barCell('flow', v, max, what));
     el.flowBody.append(tr);
   });
+  const computed = flow.filter((v) => v !== null).length;
   const views = [
     o.wordLevel ? `flow from the word's first piece, summed over each word's pieces` : '',
-    o.hideSpecial ? `special tokens hidden and the rest renormalised to sum 1, as the rollout rows are (${(100 * view.hidden).toFixed(1)}% of the flow went to them)` : '',
+    o.hideSpecial && view ? `special tokens hidden and the rest renormalised to sum 1, as the rollout rows are (${(100 * view.hidden).toFixed(1)}% of the flow went to them)` : '',
   ].filter(Boolean);
-  el.flowCaption.textContent = `“${name}”: rollout row (blue) and attention flow (orange, max-flow through layer ${f.layer} normalised to sum 1) per input token, on one scale.`
+  el.flowCaption.textContent = (partial
+    ? `“${name}”: rollout row (blue) and attention flow (orange) per input token. Partial: the backend's time budget ran out after ${computed} of ${flow.length} inputs; shown is the exact max-flow through layer ${f.layer} where computed (not normalised, as that needs every input), — where not.`
+    : `“${name}”: rollout row (blue) and attention flow (orange, max-flow through layer ${f.layer} normalised to sum 1) per input token, on one scale.`)
     + (views.length ? ` Flow is computed on tokens: ${views.join('; ')}.` : '')
-    + ` Computed in ${f.elapsedMs.toFixed(0)} ms${partial ? ' · partial: the backend stopped before the flow was complete' : ''}.`;
-  el.flowTable.setAttribute('aria-label', `Rollout and attention flow of ${name}: ${rolloutUnits.map((_, j) => `${unitName(j)} rollout ${(rollout[j] ?? 0).toFixed(4)}, flow ${(flow[j] ?? 0).toFixed(4)}`).join('; ')}`);
+    + ` Computed in ${f.elapsedMs.toFixed(0)} ms.`;
+  el.flowTable.setAttribute('aria-label', `Rollout and attention flow of ${name}: ${rolloutUnits.map((_, j) => `${unitName(j)} rollout ${(rollout[j] ?? 0).toFixed(4)}, flow ${flow[j] === null ? 'not computed' : (flow[j] ?? 0).toFixed(4)}`).join('; ')}`);
   el.flowStatus.textContent = `flow of “${name}”: ${f.elapsedMs.toFixed(0)} ms${partial ? ' (partial)' : ''}`;
   el.flowFigure.hidden = false;
   el.app.dataset.flow = partial ? 'partial' : 'painted';
   el.flowFigure.dataset.token = String(f.token);
+}
+
+function missingCell(title: string): HTMLTableCellElement {
+  const td = document.createElement('td');
+  td.dataset.kind = 'flow';
+  td.dataset.missing = 'true';
+  td.title = title;
+  td.setAttribute('aria-label', title);
+  const num = document.createElement('span');
+  num.className = 'num';
+  num.textContent = '—';
+  td.append(num);
+  return td;
 }
 
 function barCell(kind: 'rollout' | 'flow', v: number, max: number, what: string): HTMLTableCellElement {
