@@ -80,13 +80,13 @@ function onViewOption(): void {
 el.hideSpecial.addEventListener('change', onViewOption);
 el.wordLevel.addEventListener('change', onViewOption);
 
-function setAnalysis(a: AnalysisView, s?: Partial<ViewState>): void {
+function setAnalysis(a: AnalysisView, s?: Partial<ViewState>, flowToken: number | null = null): void {
   app.analysis = a;
   resetRequests();
   resetHeatmap();
   resetGraph();
   resetLines();
-  resetRollout();
+  resetRollout(flowToken);
   el.headsMetric.replaceChildren();
   el.hideSpecial.checked = app.options.hideSpecial;
   el.wordLevel.checked = app.options.wordLevel;
@@ -217,6 +217,6 @@ if (saved?.analysis) {
   app.state = state;
   app.options = { ...app.options, ...saved.options };
   if (!TABS.includes(app.options.tab)) app.options.tab = 'heatmap';
-  setAnalysis(saved.analysis, state);
+  setAnalysis(saved.analysis, state, saved.flowToken ?? null);
 }
 vscode.postMessage({ type: 'ready' });

@@ -8,7 +8,7 @@ import { Methods, type AnalysisMethod, type ViewUnit } from '../shared/protocol'
 export type TabId = 'heatmap' | 'heads' | 'graph' | 'lines' | 'distributions' | 'rollout';
 export const TABS: TabId[] = ['heatmap', 'heads', 'graph', 'lines', 'distributions', 'rollout'];
 export interface Options { tab: TabId; hideSpecial: boolean; wordLevel: boolean; headsMetric: string; distMetric: string; graphSource: 'head' | 'mean'; threshold: number; sortKey: string; sortDesc: boolean }
-export interface Persisted extends ViewState { analysis?: AnalysisView; options?: Partial<Options> }
+export interface Persisted extends ViewState { analysis?: AnalysisView; options?: Partial<Options>; flowToken?: number | null }
 export interface MatrixEntry { rows: number; cols: number; layer: number; head: number; pooled: boolean; poolFactor: number; data: Float32Array }
 export interface RpcAnswer { result: Record<string, unknown>; data?: Float32Array }
 
@@ -40,12 +40,15 @@ export const app: {
   options: Options;
   hover: { row: number | null; col: number | null };
   editorFocus: number | null;
+  /** The Rollout tab's picked token (its attention flow is shown), kept across hide/restore. */
+  flowToken: number | null;
 } = {
   analysis: undefined,
   state: { layer: 0, head: 0, view: 'head', locked: null },
   options: { tab: 'heatmap', hideSpecial: false, wordLevel: false, headsMetric: 'entropy', distMetric: 'selfDistance', graphSource: 'head', threshold: 0.1, sortKey: '', sortDesc: false },
   hover: { row: null, col: null },
   editorFocus: null,
+  flowToken: null,
 };
 
 const rpcCache = new Map<string, Promise<RpcAnswer | undefined>>();
@@ -63,7 +66,7 @@ export function setRenderHook(f: () => Promise<void>): void { renderHook = f; }
 export function render(): Promise<void> { return renderHook(); }
 
 export function persist(): void {
-  vscode.setState({ ...app.state, options: app.options, ...(app.analysis ? { analysis: app.analysis } : {}) });
+  vscode.setState({ ...app.state, options: app.options, flowToken: app.flowToken, ...(app.analysis ? { analysis: app.analysis } : {}) });
 }
 
 /** Canonical key of an analysis request: the method and its params without analysisId, keys sorted. */

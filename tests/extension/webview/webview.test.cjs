@@ -563,6 +563,23 @@ test('the chosen tab and its options survive hiding the panel (getState)', async
   await again.close();
 });
 
+test('the Rollout tab\'s picked token survives hiding the panel: its flow is shown again', async () => {
+  const page = await openPanel();
+  await page.click('#tab-rollout');
+  await page.waitForSelector('#app[data-rollout="painted"]');
+  await page.selectOption('#flow-token', '5');
+  await page.waitForSelector('#app[data-flow="painted"]');
+  const saved = await page.evaluate(() => window.__state);
+  assert.equal(saved.flowToken, 5);
+  await page.close();
+  const again = await openPanel(undefined, saved);
+  await again.waitForSelector('#app[data-tab="rollout"][data-flow="painted"]');
+  assert.equal(await again.locator('#flow-token').inputValue(), '5');
+  assert.equal(await again.locator('#flow-figure').getAttribute('data-token'), '5');
+  await noErrors(again);
+  await again.close();
+});
+
 // ---------- view options in Graph and Lines, attention flow in Rollout ----------
 
 const SPECIAL = /^\[(CLS|SEP)\]$/;

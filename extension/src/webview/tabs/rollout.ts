@@ -4,19 +4,19 @@ import { Heatmap } from '../heatmap';
 import { displayToken } from '../../shared/tokens';
 import { Methods, type FlowResult, type ViewUnit } from '../../shared/protocol';
 import { flowForView, partialFlowForView, unitOfToken } from '../../shared/units';
-import { app, cancelRpc, el, rpc, unitLabels, viewFlags } from '../state';
+import { app, cancelRpc, el, persist, rpc, unitLabels, viewFlags } from '../state';
 
 
 const rolloutMap = new Heatmap(el.rolloutCanvas);
 
 let rolloutUnits: ViewUnit[] = [];
 /** The picked token (a raw token index, so the pick survives the view options); null = none. */
-let flowToken: number | null = null;
 let flowSeq = 0;
 /** The flow request in flight, to cancel when the user picks another token. */
 let flowInFlight: number | null = null;
 
-export function resetRollout(): void { flowToken = null; flowSeq++; flowInFlight = null; rolloutUnits = []; }
+/** A new analysis: no flow shown, unless restoring the panel (`token`, the one picked before it was hidden). */
+export function resetRollout(token: number | null = null): void { app.flowToken = token; flowSeq++; flowInFlight = null; rolloutUnits = []; }
 
 export async function showRollout(): Promise<void> {
   if (!app.analysis) return;
@@ -34,7 +34,7 @@ export async function showRollout(): Promise<void> {
 }
 
 function pickedUnit(): number {
-  return flowToken === null ? -1 : unitOfToken(rolloutUnits, flowToken);
+  return app.flowToken === null ? -1 : unitOfToken(rolloutUnits, app.flowToken);
 }
 
 function drawRollout(): void {
@@ -65,8 +65,9 @@ function fillFlowSelect(): void {
 /** Picks the token of rollout row `unit` (null: none) and shows its flow. */
 function pick(unit: number | null): void {
   const token = unit === null ? null : rolloutUnits[unit]?.firstToken ?? null;
-  if (token === flowToken) return;
-  flowToken = token;
+  if (token === app.flowToken) return;
+  app.flowToken = token;
+  persist();
   el.flowToken.value = token === null ? '' : String(token);
   drawRollout();
   void showFlow();
@@ -75,17 +76,17 @@ function pick(unit: number | null): void {
 async function showFlow(): Promise<void> {
   const seq = ++flowSeq;
   // A superseded request only costs the backend time: cancel it (its answer would be ignored anyway).
-  if (flowInFlight !== null && flowInFlight !== flowToken) cancelRpc(Methods.flow, { token: flowInFlight });
+  if (flowInFlight !== null && flowInFlight !== app.flowToken) cancelRpc(Methods.flow, { token: flowInFlight });
   flowInFlight = null;
   const u = pickedUnit();
-  if (flowToken !== null && u < 0) flowToken = null; // hidden by the view options
-  if (flowToken === null || u < 0) {
+  if (app.flowToken !== null && u < 0) app.flowToken = null; // hidden by the view options
+  if (app.flowToken === null || u < 0) {
     el.flowFigure.hidden = true;
     el.flowStatus.textContent = '';
     delete el.app.dataset.flow;
     return;
   }
-  const token = flowToken;
+  const token = app.flowToken;
   el.flowFigure.classList.add('computing');
   el.flowTable.setAttribute('aria-busy', 'true');
   el.flowStatus.textContent = `computing the attention flow of “${unitName(u)}”…`;
