@@ -27,7 +27,7 @@ export interface TestApi {
   panelView(): PanelView | undefined;
   setPanelView(view: { layer?: number; head?: number; view?: 'head' | 'grid' }): void;
   /** render/png straight from the backend, to compare with what Export Heatmap PNG saved. */
-  renderPng(params: Omit<RenderPngParams, 'analysisId'>): Promise<RenderPngResult>;
+  renderPng(params: Omit<RenderPngParams, 'analysisId'> & { analysisId?: string }): Promise<RenderPngResult>;
 }
 
 export class Controller implements vscode.Disposable {
@@ -117,6 +117,7 @@ export class Controller implements vscode.Disposable {
     const session = new Session(++this.sessionSeq, doc.uri, doc.version, doc.offsetAt(range.start), text, result,
       pair ? { baseOffset: doc.offsetAt(pair.range.start), text: pair.text } : undefined);
     if (keep && this.session) { session.layer = this.session.layer; session.head = this.session.head; }
+    this.release(this.session);
     this.session = session;
     this.backend.log(`analyzed ${result.tokens.length} tokens in ${result.elapsedMs} ms (round trip ${Date.now() - started} ms)${result.truncated ? `, truncated at ${result.truncatedAt}` : ''}`);
     const startLine = range.start.line + 1, endLine = range.end.line + 1;
@@ -244,6 +245,7 @@ export class Controller implements vscode.Disposable {
       panel.onDidHide(() => { for (const cts of this.rpcCts.values()) cts.cancel(); }),
       panel.onDidDispose(() => {
         this.panel = undefined;
+        this.release(this.session);
         this.session = undefined;
         this.decorations.clear();
         for (const d of this.panelSubs.splice(0)) d.dispose();
@@ -427,6 +429,14 @@ export class Controller implements vscode.Disposable {
     return new vscode.Hover(md, session.tokenRange(doc, index));
   }
 
+  /** Lets the backend reuse a replaced analysis's memory (nothing asks for it again: requests carry the current id). */
+  private release(session: Session | undefined): void {
+    const kind = this.backend.state.kind;
+    if (!session || !session.valid || (kind !== 'ready' && kind !== 'busy')) return;
+    this.backend.request(Methods.release, { analysisId: session.analysisId })
+      .catch((e: unknown) => this.backend.log(`release ${session.analysisId}: ${e instanceof Error ? e.message : String(e)}`));
+  }
+
   private unchangedSince(session: Session, doc: vscode.TextDocument): boolean {
     // Versions also change on edits after the range, which do not invalidate the session (onEdit decides).
     return session.valid && doc.uri.toString() === session.uri.toString();
@@ -454,7 +464,7 @@ export class Controller implements vscode.Disposable {
       },
       panelView: () => this.panel?.viewState,
       setPanelView: (view) => this.panel?.post({ type: 'setView', ...view }),
-      renderPng: (params) => this.backend.request<RenderPngResult>(Methods.renderPng, { ...params, analysisId: this.session?.analysisId }),
+      renderPng: (params) => this.backend.request<RenderPngResult>(Methods.renderPng, { analysisId: this.session?.analysisId, ...params }),
     };
   }
 

@@ -17,6 +17,7 @@ export const Methods = {
   histogram: 'attention/histogram',
   exportAttention: 'attention/export',
   renderPng: 'render/png',
+  release: 'attention/release',
   shutdown: 'shutdown',
   exit: 'exit',
 } as const;
@@ -59,6 +60,9 @@ export interface AnalyzeResult {
 }
 
 /** layer -1 = mean over layers, head -1 = mean over heads. */
+export interface ReleaseParams { analysisId: string }
+export interface ReleaseResult { released: boolean }
+
 export interface MatrixParams { analysisId: string; layer: number; head: number; maxSize?: number }
 
 /** data: base64 of little-endian float32, row-major [rows, cols]; row = query token, column = key token. */

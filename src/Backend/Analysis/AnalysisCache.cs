@@ -28,6 +28,22 @@ public sealed class AnalysisCache(long capacityBytes, int maxEntries = 64)
         }
     }
 
+    /// <summary>
+    /// Drops an analysis the client no longer shows; its buffers go back to the pool once no request holds a lease, so
+    /// the next analysis reuses them instead of touching fresh memory. False when the id is unknown or already evicted.
+    /// </summary>
+    public bool Remove(string id)
+    {
+        lock (_lock)
+        {
+            if (!_byId.Remove(id, out var node)) return false;
+            _order.Remove(node);
+            _bytes -= node.Value.Attention.SizeInBytes;
+            node.Value.Release();
+            return true;
+        }
+    }
+
     /// <summary>The analysis with a lease that keeps its buffers alive until disposed, or null when unknown or evicted.</summary>
     public AttentionAnalysis.Lease? Acquire(string id)
     {

@@ -124,6 +124,9 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         return Run(loaded, tokens, truncatedAt, clock, cancellationToken);
     }
 
+    /// <summary>Forgets an analysis (see <see cref="AnalysisCache.Remove"/>); false when it was not stored.</summary>
+    public bool Release(string analysisId) => cache.Remove(analysisId);
+
     public AttentionAnalysis.Lease Acquire(string analysisId) =>
         cache.Acquire(analysisId) ?? throw new InvalidRequestException($"Unknown analysisId '{analysisId}' (it may have been evicted: analyze again).");
 

@@ -29,6 +29,9 @@ public sealed class AttentionTensor : IDisposable
 
     private float[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(AttentionTensor));
 
+    /// <summary>The pooled array itself, so tests can see that a released analysis's memory is reused.</summary>
+    internal object? PooledArray => _buffer;
+
     public Span<float> All => Buffer.AsSpan(0, (int)Length);
 
     /// <summary>All heads of one layer: [head, query, key].</summary>

@@ -72,6 +72,10 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
         return Task.FromResult(new RowDto(r.Scores, r.Top.Select(t => new TopEntry(t.Token, t.Score)).ToArray()));
     });
 
+    [JsonRpcMethod("attention/release", UseSingleObjectParameterDeserialization = true)]
+    public Task<ReleaseResult> ReleaseAsync(ReleaseParams request) =>
+        Guard(() => Task.FromResult(new ReleaseResult(service.Release(RequireId(request?.AnalysisId)))));
+
     private static string RequireId(string? id) => id ?? throw new InvalidRequestException("Missing parameter 'analysisId'.");
 
     /// <summary>Maps expected failures to JSON-RPC errors; shared by every area's target.</summary>

@@ -35,6 +35,8 @@ public sealed record AnalyzeParams(string? Text, string? ModelId = null, int? Ma
 public sealed record TokenDto(int Id, string Text, int Start, int End, bool Special, int TypeId);
 public sealed record AnalyzeResult(string AnalysisId, ModelSummary Model, TokenDto[] Tokens, bool Truncated, int? TruncatedAt, double ElapsedMs);
 
+public sealed record ReleaseParams(string? AnalysisId);
+public sealed record ReleaseResult(bool Released);
 public sealed record MatrixParams(string? AnalysisId, int Layer, int Head, int? MaxSize = null);
 public sealed record MatrixDto(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data);
 

@@ -61,6 +61,8 @@ public sealed partial class ProtocolDriftTests
     [DataRow("FlowResult", typeof(FlowDto))]
     [DataRow("HistogramParams", typeof(HistogramParams))]
     [DataRow("HistogramResult", typeof(HistogramDto))]
+    [DataRow("ReleaseParams", typeof(ReleaseParams))]
+    [DataRow("ReleaseResult", typeof(ReleaseResult))]
     [DataRow("RenderPngParams", typeof(RenderPngParams))]
     [DataRow("RenderPngResult", typeof(RenderPngResult))]
     public void TypeScriptFieldsMatchTheCSharpRecord(string tsInterface, Type record)

@@ -245,6 +245,45 @@ public sealed class RpcServerTests
     }
 
     [TestMethod]
+    public async Task ReleasedAnalysesAreGoneAndTheirMemoryIsReused()
+    {
+        var first = (await Call("attention/analyze", new { text = FoxText })).GetProperty("analysisId").GetString()!;
+        object? firstArray;
+        using (var lease = _host.Service.Acquire(first)) firstArray = lease.Analysis.Attention.PooledArray;
+        var released = await Call("attention/release", new { analysisId = first });
+        Assert.IsTrue(released.GetProperty("released").GetBoolean());
+        Assert.AreEqual(-32602, await ErrorCode("attention/matrix", new { analysisId = first, layer = 0, head = 0 }), "a released id is unknown");
+        Assert.IsFalse((await Call("attention/release", new { analysisId = first })).GetProperty("released").GetBoolean(), "releasing twice is harmless");
+        Assert.AreEqual(-32602, await ErrorCode("attention/release", new { }), "analysisId is required");
+
+        // The same text again: the released analysis's pooled array comes back instead of fresh memory.
+        var second = (await Call("attention/analyze", new { text = FoxText })).GetProperty("analysisId").GetString()!;
+        using var again = _host.Service.Acquire(second);
+        Assert.IsNotNull(firstArray);
+        Assert.AreSame(firstArray, again.Analysis.Attention.PooledArray);
+    }
+
+    [TestMethod]
+    public void ARequestHoldingALeaseKeepsAReleasedAnalysisAlive()
+    {
+        using var attention = new AttentionViz.Backend.Analysis.AttentionTensor(1, 1, 2);
+        var cache = new AttentionViz.Backend.Analysis.AnalysisCache(1 << 20);
+        var analysis = new AttentionViz.Backend.Analysis.AttentionAnalysis
+        {
+            Id = "a", Model = new("m", "bert", 1, 1, false), Tokens = [new(1, "x", 0, 1, false), new(2, "y", 2, 3, false)],
+            Truncated = false, Attention = attention, LastHiddenState = new float[2], HiddenSize = 1,
+        };
+        cache.Add(analysis);
+        var lease = cache.Acquire("a")!;
+        Assert.IsTrue(cache.Remove("a"));
+        Assert.AreEqual(0, cache.Count);
+        Assert.IsNull(cache.Acquire("a"), "gone for new requests");
+        Assert.AreEqual(4, lease.Analysis.Attention.All.Length, "the running request still reads its buffer");
+        lease.Dispose();
+        Assert.ThrowsExactly<ObjectDisposedException>(() => attention.All.Length, "returned to the pool after the last lease");
+    }
+
+    [TestMethod]
     public async Task CancelledAnalyzeLeavesTheServerUsable()
     {
         var longText = string.Concat(Enumerable.Repeat("the model attends to every token here ", 120));

@@ -13,7 +13,7 @@ const keys = (o) => Object.keys(o).sort();
 test('method names', () => {
   assert.deepEqual(Object.values(protocol.Methods).sort(),
     ['attention/analyze', 'attention/export', 'attention/flow', 'attention/histogram', 'attention/matrix', 'attention/metrics', 'attention/modularity', 'attention/modularityAll',
-      'attention/rollout', 'attention/row', 'attention/view', 'exit', 'initialize', 'models/list', 'render/png', 'shutdown']);
+      'attention/release', 'attention/rollout', 'attention/row', 'attention/view', 'exit', 'initialize', 'models/list', 'render/png', 'shutdown']);
   assert.ok(protocol.ANALYSIS_METHODS.includes('attention/flow'), 'the panel may ask for attention flow');
   assert.equal(protocol.ErrorCodes.InvalidParams, -32602);
   assert.equal(protocol.ErrorCodes.RequestCancelled, -32800);

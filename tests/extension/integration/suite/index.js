@@ -118,10 +118,15 @@ test('an empty selection analyzes the current line', async () => {
   const editor = await openPrompt();
   const line = 2;
   editor.selection = new vscode.Selection(new vscode.Position(line, 3), new vscode.Position(line, 3));
-  const before = api.session().seq;
+  const previous = api.session();
   await vscode.commands.executeCommand('attentionViz.showAttention');
-  const s = await until('analysis of the line', () => api.session()?.seq !== before && api.session());
+  const s = await until('analysis of the line', () => api.session()?.seq !== previous.seq && api.session());
   assert.ok(s.tokens > 3);
+  // The replaced analysis was released in the backend (its memory is reused): its id is unknown there now.
+  await until('the previous analysis to be released', async () => {
+    try { await api.renderPng({ analysisId: previous.analysisId }); return false; } catch (e) { return /Unknown analysisId/.test(e.message); }
+  }, 10_000);
+  assert.ok((await api.renderPng({})).width > 0, 'the current analysis is still there');
 });
 
 test('two selections analyze as a sentence pair; hovers map tokens of both texts', async () => {
