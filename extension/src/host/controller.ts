@@ -13,6 +13,8 @@ import { decodeFloat32 } from '../shared/matrix';
 import { displayToken, truncationSummary } from '../shared/tokens';
 import { parseWebviewMessage, type AnalysisView, type HostToWebview, type WebviewToHost } from '../shared/messages';
 
+const GONE = 'this analysis is gone (the backend restarted or the text changed): run “Show Attention for Selection” again';
+
 export interface TestApi {
   backendPid(): number | undefined;
   backendState(): string;
@@ -25,7 +27,7 @@ export interface TestApi {
   analysisRpc(method: string, params: Record<string, unknown>): Promise<{ type: string; result?: Record<string, unknown>; dataBytes?: number; message?: string }>;
   /** What the panel last reported showing, and a way to change it as its own controls would. */
   panelView(): PanelView | undefined;
-  setPanelView(view: { layer?: number; head?: number; view?: 'head' | 'grid' }): void;
+  setPanelView(view: { layer?: number; head?: number; view?: 'head' | 'grid'; hideSpecial?: boolean; wordLevel?: boolean }): void;
   /** render/png straight from the backend, to compare with what Export Heatmap PNG saved. */
   renderPng(params: Omit<RenderPngParams, 'analysisId'> & { analysisId?: string }): Promise<RenderPngResult>;
 }
@@ -172,6 +174,7 @@ export class Controller implements vscode.Disposable {
     const panel = AttentionPanel.instance;
     const session = this.session;
     if (!panel || !session) { void vscode.window.showInformationMessage('AttentionViz: show attention for a selection first.'); return; }
+    if (!session.valid) { void vscode.window.showInformationMessage(`AttentionViz: ${GONE}`); return; }
     const { layer, head, view, hideSpecial, wordLevel } = panel.viewState;
     const grid = view === 'grid';
     const stem = session.uri.path.slice(session.uri.path.lastIndexOf('/') + 1).replace(/\.[^.]*$/, '') || 'selection';
@@ -205,6 +208,7 @@ export class Controller implements vscode.Disposable {
   async exportAttention(target?: vscode.Uri): Promise<vscode.Uri | undefined> {
     const panel = AttentionPanel.instance;
     if (!panel || !this.session) { void vscode.window.showInformationMessage('AttentionViz: show attention for a selection first.'); return; }
+    if (!this.session.valid) { void vscode.window.showInformationMessage(`AttentionViz: ${GONE}`); return; }
     const { layer, head } = panel.viewState;
     const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
     const name = `attention-L${layer < 0 ? 'mean' : layer}-H${head < 0 ? 'mean' : head}.csv`;
@@ -242,8 +246,9 @@ export class Controller implements vscode.Disposable {
     this.panel = panel;
     this.panelSubs.push(
       panel.onMessage((m) => void this.onPanelMessage(m)),
-      panel.onDidHide(() => { for (const cts of this.rpcCts.values()) cts.cancel(); }),
+      panel.onDidHide(() => this.cancelPanelRequests()),
       panel.onDidDispose(() => {
+        this.cancelPanelRequests();
         this.panel = undefined;
         this.release(this.session);
         this.session = undefined;
@@ -263,13 +268,15 @@ export class Controller implements vscode.Disposable {
   }
 
   private async onPanelMessage(m: WebviewToHost): Promise<void> {
-    const generation = this.panel?.generation;
-    const answer = (reply: HostToWebview) => { if (this.panel?.generation === generation) this.panel?.post(reply); };
+    // Only the webview that asked gets the answer: not a later panel, nor the same panel's next webview (both
+    // number their requests from 1 again).
+    const panel = this.panel, generation = panel?.generation;
+    const answer = (reply: HostToWebview) => { if (panel && this.panel === panel && panel.generation === generation) panel.post(reply); };
     switch (m.type) {
       case 'requestMatrix': {
         const session = this.session;
         if (!session || m.analysisId !== session.analysisId || !session.valid) {
-          answer({ type: 'matrixError', requestId: m.requestId, message: 'this analysis is gone (the backend restarted or the text changed): run “Show Attention for Selection” again' });
+          answer({ type: 'matrixError', requestId: m.requestId, message: GONE });
           return;
         }
         try {
@@ -312,7 +319,7 @@ export class Controller implements vscode.Disposable {
   private async answerRpc(m: Extract<WebviewToHost, { type: 'rpc' }>): Promise<HostToWebview> {
     const session = this.session;
     if (!session || m.params.analysisId !== session.analysisId || !session.valid) {
-      return { type: 'rpcError', requestId: m.requestId, message: 'this analysis is gone (the backend restarted or the text changed): run “Show Attention for Selection” again' };
+      return { type: 'rpcError', requestId: m.requestId, message: GONE };
     }
     const cts = new CancellationTokenSource();
     this.rpcCts.set(m.requestId, cts);
@@ -427,6 +434,11 @@ export class Controller implements vscode.Disposable {
       md.appendMarkdown(`\`${t.score.toFixed(4)}\`\n`);
     });
     return new vscode.Hover(md, session.tokenRange(doc, index));
+  }
+
+  private cancelPanelRequests(): void {
+    for (const cts of this.rpcCts.values()) cts.cancel();
+    this.rpcCts.clear();
   }
 
   /** Lets the backend reuse a replaced analysis's memory (nothing asks for it again: requests carry the current id). */

@@ -30,7 +30,7 @@ export type HostToWebview =
   | { type: 'busy'; message: string }
   | { type: 'error'; message: string }
   | { type: 'highlightToken'; token: number | null }
-  | { type: 'setView'; layer?: number; head?: number; view?: 'head' | 'grid' }
+  | { type: 'setView'; layer?: number; head?: number; view?: 'head' | 'grid'; hideSpecial?: boolean; wordLevel?: boolean }
   /** The answer to an 'rpc'; a matrix answer (view/rollout) has its base64 `data` decoded into `data` here. */
   | { type: 'rpcResult'; requestId: number; result: Record<string, unknown>; data?: ArrayBuffer }
   | { type: 'rpcError'; requestId: number; message: string };

@@ -197,7 +197,10 @@ function handle(m: HostToWebview): void {
       if (m.layer !== undefined) app.state.layer = m.layer;
       if (m.head !== undefined) app.state.head = m.head;
       if (m.view) app.state.view = m.view;
+      if (m.hideSpecial !== undefined) el.hideSpecial.checked = m.hideSpecial;
+      if (m.wordLevel !== undefined) el.wordLevel.checked = m.wordLevel;
       syncControls();
+      if (m.hideSpecial !== undefined || m.wordLevel !== undefined) { onViewOption(); return; }
       void render();
       return;
     case 'rpcResult':

@@ -88,7 +88,11 @@ export function rpc(method: AnalysisMethod, params: Record<string, unknown>): Pr
     vscode.postMessage({ type: 'rpc', requestId, method, params: { ...params, analysisId: analysis.analysisId } });
   });
   rpcCache.set(k, p);
-  void p.then((a) => { if (rpcIds.get(k) === requestId) rpcIds.delete(k); if (!a && rpcCache.get(k) === p) rpcCache.delete(k); });
+  // Failed answers and partial ones (a flow whose time budget ran out) are asked again next time, not kept.
+  void p.then((a) => {
+    if (rpcIds.get(k) === requestId) rpcIds.delete(k);
+    if ((!a || a.result.complete === false) && rpcCache.get(k) === p) rpcCache.delete(k);
+  });
   return p;
 }
 
@@ -136,7 +140,8 @@ export function resolveRpc(requestId: number, answer: RpcAnswer | undefined): bo
 export function resetRequests(): void {
   cache.clear();
   rpcCache.clear();
-  for (const r of rpcPending.values()) r(undefined);
+  // A new analysis: the backend need not finish the old one's requests (a flow can keep the cores busy for seconds).
+  for (const [requestId, r] of rpcPending) { vscode.postMessage({ type: 'cancelRpc', requestId }); r(undefined); }
   rpcPending.clear();
   rpcIds.clear();
   for (const p of pending.values()) p.resolve(undefined);

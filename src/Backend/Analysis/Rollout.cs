@@ -128,11 +128,14 @@ public static class AttentionFlow
         Parallel.For(0, workers, options, _ =>
         {
             using var solver = new Dinic(graph);
-            int k;
-            while ((k = Interlocked.Increment(ref nextInput)) < n)
+            while (true)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                // The clock is read before an input is claimed: every claimed input is computed, so the inputs done are
+                // always the first ones of `order` (largest upper bound first).
                 if (budget is { } b && clock.Elapsed >= b) { Volatile.Write(ref stopped, 1); return; }
+                var k = Interlocked.Increment(ref nextInput);
+                if (k >= n) return;
                 raw[order[k]] = solver.MaxFlowTo(order[k], upper[order[k]], cancellationToken);
             }
         });
@@ -319,14 +322,22 @@ public static class AttentionFlow
                     Array.Copy(graph.Start, _next, graph.Nodes);
                     for (var b = 0; b < _alive.Length; b += n + 1)
                         for (var i = 0; i <= n; i++) _alive[b + i] = i;
-                    while (bound - flow > BoundTolerance && _level[graph.Source] >= 0 && (pushed = PushLayered(graph.Source, bound - flow)) > Epsilon)
-                        flow += pushed;
+                    // Every push has changed the residuals, however small: count it, then stop once pushes dry up.
+                    while (bound - flow > BoundTolerance && _level[graph.Source] >= 0)
+                    {
+                        flow += pushed = PushLayered(graph.Source, bound - flow);
+                        if (pushed <= Epsilon) break;
+                    }
                 }
                 else
                 {
                     // Levels() built the reverse lists for this phase.
                     Array.Clear(_next);
-                    while (bound - flow > BoundTolerance && (pushed = Push(graph.Source, bound - flow)) > Epsilon) flow += pushed;
+                    while (bound - flow > BoundTolerance)
+                    {
+                        flow += pushed = Push(graph.Source, bound - flow);
+                        if (pushed <= Epsilon) break;
+                    }
                 }
             }
             return flow;

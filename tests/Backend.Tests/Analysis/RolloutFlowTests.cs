@@ -248,10 +248,17 @@ public sealed class RolloutFlowTests
             TestContext.WriteLine($"full run {fullTime.TotalMilliseconds:F0} ms; budget {budget.TotalMilliseconds:F0} ms: returned after {elapsed.TotalMilliseconds:F0} ms with {done} of 512 inputs");
             // Slack: building the graph (not interruptible) and one input per worker in flight.
             Assert.IsLessThan(budget + TimeSpan.FromMilliseconds(1000), elapsed);
-            Assert.IsFalse(partial.Complete);
+            CollectionAssert.AreEqual(full.UpperBound, partial.UpperBound);
+            // 1 ms is over before the graph is even built: nothing is computed. At 40% a faster second run may finish:
+            // then it is the full result; otherwise what it has is exact and ordered.
+            if (budget.TotalMilliseconds <= 1) Assert.IsFalse(partial.Complete, "a 1 ms budget cannot finish 512 inputs");
+            if (partial.Complete)
+            {
+                CollectionAssert.AreEqual(full.Raw, partial.Raw);
+                continue;
+            }
             Assert.IsNull(partial.Flow);
             Assert.IsTrue(partial.Raw.Any(double.IsNaN));
-            CollectionAssert.AreEqual(full.UpperBound, partial.UpperBound);
             var minDone = double.PositiveInfinity;
             var maxMissing = double.NegativeInfinity;
             for (var j = 0; j < 512; j++)

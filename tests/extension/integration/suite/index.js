@@ -169,6 +169,17 @@ test("Export Heatmap PNG saves the backend's SkiaSharp image of the panel's view
   log(`  heatmap L${view.layer} H${view.head}: ${direct.width}×${direct.height}, ${bytes.length} bytes`);
   fs.writeFileSync(path.join(__dirname, '../../.output/export-heatmap.png'), bytes); // kept to look at
 
+  // Hide special tokens in the panel: the export follows.
+  api.setPanelView({ hideSpecial: true });
+  await until('the panel to hide special tokens', () => api.panelView()?.hideSpecial === true);
+  await vscode.commands.executeCommand('attentionViz.exportPng', target);
+  const trimmed = Buffer.from(await vscode.workspace.fs.readFile(target));
+  const directTrimmed = await api.renderPng({ layer: view.layer, head: view.head, hideSpecial: true, theme: themeName() });
+  assert.ok(Buffer.from(directTrimmed.png, 'base64').equals(trimmed), 'the export uses the panel\'s hideSpecial');
+  assert.ok(!trimmed.equals(bytes), 'a different image than with [CLS]/[SEP]');
+  api.setPanelView({ hideSpecial: false });
+  await until('special tokens shown again', () => api.panelView()?.hideSpecial === false);
+
   api.setPanelView({ view: 'grid' });
   await until('the grid view', () => api.panelView()?.view === 'grid');
   await vscode.commands.executeCommand('attentionViz.exportPng', target);
