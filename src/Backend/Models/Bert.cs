@@ -212,13 +212,13 @@ internal sealed class BertEncoder : Module
 }
 
 /// <summary>BertModel / RobertaModel without the pooler (the pooler plays no part in attention or last_hidden_state).</summary>
-public sealed class BertModel : Module, ICheckpointModel
+public sealed class BertModel : CheckpointModel
 {
     private readonly BertConfig _config;
     private readonly BertEmbeddings _embeddings;
     private readonly BertEncoder _encoder;
 
-    public BertModel(BertConfig config, string source = "config.json") : base(nameof(BertModel))
+    public BertModel(BertConfig config, string source = "config.json") : base(nameof(BertModel), config.Shape)
     {
         config.Validate(source);
         _config = config;
@@ -227,24 +227,15 @@ public sealed class BertModel : Module, ICheckpointModel
         eval();
     }
 
-    public string Architecture => _config.ModelType;
-    public int Layers => _config.NumLayers;
-    public int Heads => _config.NumHeads;
-    public int KeyValueHeads => _config.NumHeads;
-    public int HiddenSize => _config.HiddenSize;
-    public int VocabularySize => _config.VocabSize;
-    public bool Causal => false;
-    public int MaxPositions => _config.Window;
-
     /// <summary>Copies the checkpoint in (bare, bert.- or roberta.-prefixed names) and returns the unused keys (pooler, cls.*, lm_head.*).</summary>
-    public IReadOnlyList<string> LoadWeights(IWeightSource source)
+    public override IReadOnlyList<string> LoadWeights(IWeightSource source)
     {
         var loader = new WeightLoader(source);
         loader.LoadModule(this, _config.IsRoberta ? ["roberta."] : ["bert."]);
         return loader.Finish();
     }
 
-    public ForwardResult Forward(ForwardInput input, CancellationToken cancellationToken = default)
+    public override ForwardResult Forward(ForwardInput input, CancellationToken cancellationToken = default)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();

@@ -142,13 +142,13 @@ internal sealed class DistilBertTransformer : Module
 }
 
 /// <summary>DistilBertModel: attention and last_hidden_state.</summary>
-public sealed class DistilBertModel : Module, ICheckpointModel
+public sealed class DistilBertModel : CheckpointModel
 {
     private readonly DistilBertConfig _config;
     private readonly DistilBertEmbeddings _embeddings;
     private readonly DistilBertTransformer _transformer;
 
-    public DistilBertModel(DistilBertConfig config, string source = "config.json") : base(nameof(DistilBertModel))
+    public DistilBertModel(DistilBertConfig config, string source = "config.json") : base(nameof(DistilBertModel), config.Shape)
     {
         config.Validate(source);
         _config = config;
@@ -157,24 +157,15 @@ public sealed class DistilBertModel : Module, ICheckpointModel
         eval();
     }
 
-    public string Architecture => "distilbert";
-    public int Layers => _config.NLayers;
-    public int Heads => _config.NHeads;
-    public int KeyValueHeads => _config.NHeads;
-    public int HiddenSize => _config.Dim;
-    public int VocabularySize => _config.VocabSize;
-    public bool Causal => false;
-    public int MaxPositions => _config.MaxPositionEmbeddings;
-
     /// <summary>Copies the checkpoint in (bare or distilbert.-prefixed names) and returns the unused keys (vocab_*, classifier, …).</summary>
-    public IReadOnlyList<string> LoadWeights(IWeightSource source)
+    public override IReadOnlyList<string> LoadWeights(IWeightSource source)
     {
         var loader = new WeightLoader(source);
         loader.LoadModule(this, ["distilbert."]);
         return loader.Finish();
     }
 
-    public ForwardResult Forward(ForwardInput input, CancellationToken cancellationToken = default)
+    public override ForwardResult Forward(ForwardInput input, CancellationToken cancellationToken = default)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();

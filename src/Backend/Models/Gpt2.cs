@@ -131,7 +131,7 @@ internal sealed class Gpt2Transformer : Module
 }
 
 /// <summary>GPT2LMHeadModel: attention, last_hidden_state (after ln_f) and logits (lm_head, tied to wte unless the config unties it).</summary>
-public sealed class Gpt2Model : Module, ICheckpointModel
+public sealed class Gpt2Model : CheckpointModel
 {
     /// <summary>GPT-2's Conv1D weights, stored [in, out] in HF checkpoints: the only tensors transposed on load.</summary>
     public static readonly string[] Conv1DWeights = ["attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight"];
@@ -140,7 +140,7 @@ public sealed class Gpt2Model : Module, ICheckpointModel
     private readonly Gpt2Transformer _transformer;
     private readonly Dense? _lmHead;
 
-    public Gpt2Model(Gpt2Config config, string source = "config.json") : base(nameof(Gpt2Model))
+    public Gpt2Model(Gpt2Config config, string source = "config.json") : base(nameof(Gpt2Model), config.Shape)
     {
         config.Validate(source);
         _config = config;
@@ -149,17 +149,8 @@ public sealed class Gpt2Model : Module, ICheckpointModel
         eval();
     }
 
-    public string Architecture => "gpt2";
-    public int Layers => _config.NLayer;
-    public int Heads => _config.NHead;
-    public int KeyValueHeads => _config.NHead;
-    public int HiddenSize => _config.NEmbd;
-    public int VocabularySize => _config.VocabSize;
-    public bool Causal => true;
-    public int MaxPositions => _config.NPositions;
-
     /// <summary>Copies the checkpoint in (bare GPT2Model or transformer.-prefixed names) and returns the unused keys.</summary>
-    public IReadOnlyList<string> LoadWeights(IWeightSource source)
+    public override IReadOnlyList<string> LoadWeights(IWeightSource source)
     {
         var loader = new WeightLoader(source);
         loader.LoadModule(_transformer, ["transformer."],
@@ -168,7 +159,7 @@ public sealed class Gpt2Model : Module, ICheckpointModel
         return loader.Finish();
     }
 
-    public ForwardResult Forward(ForwardInput input, CancellationToken cancellationToken = default)
+    public override ForwardResult Forward(ForwardInput input, CancellationToken cancellationToken = default)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();

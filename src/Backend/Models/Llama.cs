@@ -169,14 +169,14 @@ internal sealed class LlamaBackbone : Module
 }
 
 /// <summary>LlamaForCausalLM (and Mistral, Qwen2): attention, last_hidden_state (after the final norm) and logits.</summary>
-public sealed class LlamaModel : Module, ICheckpointModel
+public sealed class LlamaModel : CheckpointModel
 {
     private readonly LlamaConfig _config;
     private readonly LlamaBackbone _model;
     private readonly Dense? _lmHead;
     private readonly RotaryEmbedding _rotary;
 
-    public LlamaModel(LlamaConfig config, string source = "config.json") : base(nameof(LlamaModel))
+    public LlamaModel(LlamaConfig config, string source = "config.json") : base(nameof(LlamaModel), config.Shape)
     {
         config.Validate(source);
         _config = config;
@@ -186,17 +186,8 @@ public sealed class LlamaModel : Module, ICheckpointModel
         eval();
     }
 
-    public string Architecture => _config.ModelType;
-    public int Layers => _config.NumLayers;
-    public int Heads => _config.NumHeads;
-    public int KeyValueHeads => _config.KeyValueHeads;
-    public int HiddenSize => _config.HiddenSize;
-    public int VocabularySize => _config.VocabSize;
-    public bool Causal => true;
-    public int MaxPositions => _config.MaxPositionEmbeddings;
-
     /// <summary>Copies the checkpoint in (bare LlamaModel or model.-prefixed names, lm_head when untied) and returns the unused keys.</summary>
-    public IReadOnlyList<string> LoadWeights(IWeightSource source)
+    public override IReadOnlyList<string> LoadWeights(IWeightSource source)
     {
         var loader = new WeightLoader(source);
         loader.LoadModule(_model, ["model."]);
@@ -204,7 +195,7 @@ public sealed class LlamaModel : Module, ICheckpointModel
         return loader.Finish();
     }
 
-    public ForwardResult Forward(ForwardInput input, CancellationToken cancellationToken = default)
+    public override ForwardResult Forward(ForwardInput input, CancellationToken cancellationToken = default)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();

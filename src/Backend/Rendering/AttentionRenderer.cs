@@ -78,21 +78,9 @@ public static class AttentionRenderer
 
         var left = Pad + rowGutter;
         var top = Pad + TitleSize + 10 + columnGutter;
-        var barHeight = Math.Max(side, 120);
-        var bar = SKRectI.Create(left + side + BarGap, top, BarWidth, barHeight);
-        var ticks = Ticks(scaleMax);
-        var tickWidth = (int)Math.Ceiling(ticks.Max(t => labelFont.MeasureText(t.Text)));
-        var width = Math.Max(bar.Right + 6 + tickWidth + Pad, Math.Min((int)titleFont.MeasureText(title) + 2 * Pad, 1200));
-        var height = top + barHeight + Pad + (int)labelFont.Spacing / 2;
-        CheckSize(width, height);
-
-        using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
-        using var canvas = new SKCanvas(bitmap);
-        canvas.Clear(theme.Background);
-        using var text = new SKPaint { Color = theme.Text, IsAntialias = true };
+        using var frame = new Frame(left, top, side, side, title, 1200, scaleMax, theme, titleFont, labelFont);
+        var (canvas, text, bar) = (frame.Canvas, frame.Text, frame.Bar);
         using var muted = new SKPaint { Color = theme.Muted, IsAntialias = true };
-
-        canvas.DrawText(TokenLabels.Fit(title, titleFont, width - 2 * Pad), Pad, Pad + TitleSize, SKTextAlign.Left, titleFont, text);
         DrawCells(canvas, shown, cells, map, scaleMax, SKRectI.Create(left, top, side, side));
 
         var centre = Baseline(labelFont);
@@ -111,11 +99,11 @@ public static class AttentionRenderer
         canvas.DrawText("query ↓", left - 4, captionBaseline, SKTextAlign.Right, labelFont, muted);
         canvas.DrawText("key →", left - 4, captionBaseline - labelFont.Spacing, SKTextAlign.Right, labelFont, muted);
 
-        DrawColorBar(canvas, bar, map, scaleMax, ticks, labelFont, text);
+        frame.DrawColorBar(map);
         var layout = new RenderLayout(left, top, cell, cells, 0, bar,
             SKRectI.Create(Pad, top, rowGutter - 4, side), SKRectI.Create(left, Pad + TitleSize + 10, side, columnGutter - 4),
             scaleMax, factor, step);
-        return new RenderedImage(Encode(bitmap), width, height, layout);
+        return frame.Finish(layout);
     }
 
     /// <summary>
@@ -158,19 +146,8 @@ public static class AttentionRenderer
         var top = Pad + TitleSize + 10 + columnGutter;
         var gridWidth = a.Heads * pitch - gap;
         var gridHeight = a.Layers * pitch - gap;
-        var barHeight = Math.Max(gridHeight, 120);
-        var bar = SKRectI.Create(left + gridWidth + BarGap, top, BarWidth, barHeight);
-        var ticks = Ticks(scaleMax);
-        var tickWidth = (int)Math.Ceiling(ticks.Max(t => labelFont.MeasureText(t.Text)));
-        var width = Math.Max(bar.Right + 6 + tickWidth + Pad, Math.Min((int)titleFont.MeasureText(title) + 2 * Pad, 1600));
-        var height = top + barHeight + Pad + (int)labelFont.Spacing / 2;
-        CheckSize(width, height);
-
-        using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
-        using var canvas = new SKCanvas(bitmap);
-        canvas.Clear(theme.Background);
-        using var text = new SKPaint { Color = theme.Text, IsAntialias = true };
-        canvas.DrawText(TokenLabels.Fit(title, titleFont, width - 2 * Pad), Pad, Pad + TitleSize, SKTextAlign.Left, titleFont, text);
+        using var frame = new Frame(left, top, gridWidth, gridHeight, title, 1600, scaleMax, theme, titleFont, labelFont);
+        var (canvas, text, bar) = (frame.Canvas, frame.Text, frame.Bar);
         var centre = Baseline(labelFont);
         for (var h = 0; h < a.Heads; h++)
             canvas.DrawText($"H{h}", left + h * pitch + thumb / 2f, top - 4 - labelFont.Metrics.Descent, SKTextAlign.Center, labelFont, text);
@@ -180,10 +157,10 @@ public static class AttentionRenderer
             for (var h = 0; h < a.Heads; h++)
                 DrawCells(canvas, thumbnails[l * a.Heads + h], cells, map, scaleMax, SKRectI.Create(left + h * pitch, top + l * pitch, thumb, thumb));
         }
-        DrawColorBar(canvas, bar, map, scaleMax, ticks, labelFont, text);
+        frame.DrawColorBar(map);
         var layout = new RenderLayout(left, top, cell, cells, pitch, bar,
             SKRectI.Create(Pad, top, rowGutter - 4, gridHeight), SKRectI.Create(left, Pad + TitleSize + 10, gridWidth, columnGutter), scaleMax, factor, 1);
-        return new RenderedImage(Encode(bitmap), width, height, layout);
+        return frame.Finish(layout);
     }
 
     /// <summary>Paints cells×cells values as pixels, scaled by a whole number into <paramref name="target"/>.</summary>
@@ -200,6 +177,49 @@ public static class AttentionRenderer
         }
         using var image = SKImage.FromBitmap(bitmap);
         canvas.DrawImage(image, target, new SKSamplingOptions(SKFilterMode.Nearest));
+    }
+
+    /// <summary>
+    /// What both images share: the canvas with the title at the top, the content at (left, top), and the colour bar to
+    /// its right with ticks. Sizes the image from the content and checks it against the limits.
+    /// </summary>
+    private sealed class Frame : IDisposable
+    {
+        private readonly SKBitmap _bitmap;
+        private readonly float _scaleMax;
+        private readonly (float Value, string Text)[] _ticks;
+        private readonly SKFont _labelFont;
+        public SKCanvas Canvas { get; }
+        public SKPaint Text { get; }
+        public SKRectI Bar { get; }
+
+        public Frame(int left, int top, int contentWidth, int contentHeight, string title, int maxTitleWidth, float scaleMax, Theme theme, SKFont titleFont, SKFont labelFont)
+        {
+            (_scaleMax, _labelFont) = (scaleMax, labelFont);
+            var barHeight = Math.Max(contentHeight, 120);
+            Bar = SKRectI.Create(left + contentWidth + BarGap, top, BarWidth, barHeight);
+            _ticks = Ticks(scaleMax);
+            var tickWidth = (int)Math.Ceiling(_ticks.Max(t => labelFont.MeasureText(t.Text)));
+            var width = Math.Max(Bar.Right + 6 + tickWidth + Pad, Math.Min((int)titleFont.MeasureText(title) + 2 * Pad, maxTitleWidth));
+            var height = top + barHeight + Pad + (int)labelFont.Spacing / 2;
+            CheckSize(width, height);
+            _bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
+            Canvas = new SKCanvas(_bitmap);
+            Canvas.Clear(theme.Background);
+            Text = new SKPaint { Color = theme.Text, IsAntialias = true };
+            Canvas.DrawText(TokenLabels.Fit(title, titleFont, width - 2 * Pad), Pad, Pad + TitleSize, SKTextAlign.Left, titleFont, Text);
+        }
+
+        public void DrawColorBar(ColorMap map) => AttentionRenderer.DrawColorBar(Canvas, Bar, map, _scaleMax, _ticks, _labelFont, Text);
+
+        public RenderedImage Finish(RenderLayout layout) => new(Encode(_bitmap), _bitmap.Width, _bitmap.Height, layout);
+
+        public void Dispose()
+        {
+            Text.Dispose();
+            Canvas.Dispose();
+            _bitmap.Dispose();
+        }
     }
 
     /// <summary>A vertical colour bar: the map's top (<paramref name="scaleMax"/>) at the top, 0 at the bottom, with ticks.</summary>

@@ -61,3 +61,19 @@ public interface ICheckpointModel : ITransformerModel
     /// <summary>Copies the weights in with a strict name and shape check; returns the checkpoint keys left unused (heads, buffers).</summary>
     IReadOnlyList<string> LoadWeights(IWeightSource source);
 }
+
+/// <summary>The top module of a family: what <see cref="ITransformerModel"/> reports comes from the config's shape, once.</summary>
+public abstract class CheckpointModel(string name, ModelShape shape) : nn.Module(name), ICheckpointModel
+{
+    public string Architecture => shape.Architecture;
+    public int Layers => shape.Layers;
+    public int Heads => shape.Heads;
+    public int KeyValueHeads => shape.KeyValueHeads;
+    public int HiddenSize => shape.HiddenSize;
+    public int VocabularySize => shape.VocabularySize;
+    public bool Causal => shape.Causal;
+    public int MaxPositions => shape.MaxPositions;
+
+    public abstract IReadOnlyList<string> LoadWeights(IWeightSource source);
+    public abstract ForwardResult Forward(ForwardInput input, CancellationToken cancellationToken = default);
+}
