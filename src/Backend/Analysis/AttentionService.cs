@@ -6,9 +6,6 @@ using AttentionViz.Backend.Tokenization;
 
 namespace AttentionViz.Backend.Analysis;
 
-/// <summary>A request the caller got wrong (unknown analysis, layer out of range, …): JSON-RPC -32602 / CLI exit 2.</summary>
-public sealed class InvalidRequestException(string message) : Exception(message);
-
 /// <param name="TextPair">the second text of a sentence pair (segment 1), or null</param>
 public sealed record AnalyzeOptions(string Text, string? ModelId = null, int? MaxTokens = null, string? TextPair = null);
 

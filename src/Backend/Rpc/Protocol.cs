@@ -11,14 +11,6 @@ public static class ProtocolInfo
     public static string ServerVersion => typeof(ProtocolInfo).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 }
 
-/// <summary>Error codes besides JSON-RPC's own (-32601 unknown method, -32602 bad params, -32800 cancelled).</summary>
-public enum AppErrorCode
-{
-    ModelLoadFailed = -32001,
-    ModelFileInvalid = -32002,
-    InternalError = -32003,
-}
-
 public sealed record InitializeParams(string? ClientName = null, string? ClientVersion = null, bool? AllowPickle = null);
 public sealed record InitializeResult(string ServerVersion, string ProtocolVersion, string DefaultModel);
 

@@ -50,7 +50,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
             return new ModelInfo(d.Folder, name, d.Architecture, d.Layers, d.Heads, source, d.Folder, d.WeightBytes,
                 d.WeightFormat == "none" ? $"{folder} has no weights (model.safetensors)." : null);
         }
-        catch (Exception e) when (e is Models.Core.ModelLoadException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ModelLoadException or IOException or UnauthorizedAccessException)
         {
             return new ModelInfo(folder, name, "unknown", 0, 0, source, folder, null, e.Message);
         }
@@ -69,7 +69,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
     private static string NormalizePath(string id)
     {
         if (!Path.IsPathFullyQualified(id))
-            throw new Models.Core.ModelLoadException($"Unknown model '{id}': use \"default\" or the absolute path of a model folder.");
+            throw new ModelLoadException($"Unknown model '{id}': use \"default\" or the absolute path of a model folder.");
         return Path.GetFullPath(id);
     }
 

@@ -78,6 +78,3 @@ public static class ConfigChecks
             $"the config describes about {shape.EstimatedParameters:N0} parameters; more than {MaxParameters:N0} is not a model this backend can load.");
     }
 }
-
-/// <summary>A model folder that cannot be loaded: the message names the path and the reason.</summary>
-public sealed class ModelLoadException(string message, Exception? inner = null) : Exception(message, inner);
