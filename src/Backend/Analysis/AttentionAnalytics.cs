@@ -6,12 +6,7 @@ namespace AttentionViz.Backend.Analysis;
 
 public sealed record MetricsResult(int Layers, int Heads, bool Causal, double SinkThreshold, HeadMetric[] Metrics, double ElapsedMs);
 
-/// <summary>A viewed matrix, possibly max-pooled for display (see attention/matrix): Units label the rows and columns before pooling.</summary>
-public sealed record ViewResult(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, float[] Data, ViewUnit[] Units);
-
 public sealed record HeadModularity(int Layer, int Head, double Q, int CommunityCount);
-
-public sealed record ViewRequest(int Layer, int Head, ViewOptions Options, int? MaxSize = null, string? HeadReduce = null);
 
 /// <summary>
 /// The analysis area (head metrics, modularity, rollout, flow, views, histograms) over stored analyses. TorchSharp work
@@ -45,7 +40,7 @@ public sealed class AttentionAnalytics(AttentionService service, ModelThread? mo
     {
         using var lease = service.Acquire(analysisId);
         var analysis = lease.Analysis;
-        CheckLayerHead(analysis, layer, head, allowMean: true);
+        RequestChecks.LayerHead(analysis.Model.Layers, analysis.Model.Heads, layer, head, RequestChecks.MinusOneIsMean);
         var n = analysis.Tokens.Count;
         var matrix = new float[n * n];
         analysis.Attention.Matrix(layer, head, matrix);
@@ -71,23 +66,7 @@ public sealed class AttentionAnalytics(AttentionService service, ModelThread? mo
     public ViewResult View(string analysisId, ViewRequest request)
     {
         using var lease = service.Acquire(analysisId);
-        var analysis = lease.Analysis;
-        CheckLayerHead(analysis, request.Layer, request.Head, allowMean: true);
-        CheckMaxSize(request.MaxSize);
-        var n = analysis.Tokens.Count;
-        var matrix = new float[n * n];
-        switch (request.HeadReduce ?? "mean")
-        {
-            case "mean":
-                analysis.Attention.Matrix(request.Layer, request.Head, matrix);
-                break;
-            case "max":
-                MaxOver(analysis.Attention, request.Layer, request.Head, matrix);
-                break;
-            default:
-                throw new InvalidRequestException($"headReduce must be \"mean\" or \"max\"; got \"{request.HeadReduce}\".");
-        }
-        return Finish(matrix, analysis, request.Layer, request.Head, request.Options, request.MaxSize);
+        return AttentionViews.View(lease.Analysis, request);
     }
 
     /// <summary>Rollout up to <paramref name="layer"/> (−1 or null: the last layer), with the view options.</summary>
@@ -96,9 +75,9 @@ public sealed class AttentionAnalytics(AttentionService service, ModelThread? mo
         using var lease = service.Acquire(analysisId);
         var analysis = lease.Analysis;
         var upTo = ResolveLayer(analysis, layer);
-        CheckMaxSize(maxSize);
+        RequestChecks.MaxSize(maxSize);
         var matrix = await OnModelThread(_ => Rollout.Compute(analysis.Attention, upTo), cancellationToken);
-        return Finish(matrix, analysis, upTo, -1, options, maxSize);
+        return AttentionViews.Shape(matrix, analysis, upTo, -1, options, maxSize);
     }
 
     /// <summary>Flow's default time budget: keeps the panel responsive at 512 tokens on a loaded 2-core machine.</summary>
@@ -109,13 +88,12 @@ public sealed class AttentionAnalytics(AttentionService service, ModelThread? mo
     public async Task<FlowResult> FlowAsync(string analysisId, int token, int? layer, int? timeBudgetMs = null, CancellationToken cancellationToken = default)
     {
         var budget = timeBudgetMs ?? DefaultFlowBudgetMs;
-        if (budget is < 1 or > MaxFlowBudgetMs)
-            throw new InvalidRequestException($"timeBudgetMs must be between 1 and {MaxFlowBudgetMs}, got {budget}.");
+        RequestChecks.Between("timeBudgetMs", budget, 1, MaxFlowBudgetMs);
         using var lease = service.Acquire(analysisId);
         var analysis = lease.Analysis;
         var upTo = ResolveLayer(analysis, layer);
         var n = analysis.Tokens.Count;
-        if (token < 0 || token >= n) throw new InvalidRequestException($"token {token} is out of range: the analysis has {n} tokens (0..{n - 1}).");
+        RequestChecks.Token(n, token);
         return await Task.Run(() => AttentionFlow.Compute(analysis.Attention, token, upTo, TimeSpan.FromMilliseconds(budget), cancellationToken), cancellationToken);
     }
 
@@ -125,10 +103,9 @@ public sealed class AttentionAnalytics(AttentionService service, ModelThread? mo
         using var lease = service.Acquire(analysisId);
         var analysis = lease.Analysis;
         var binCount = bins ?? Histograms.DefaultBins;
-        if (binCount < 1 || binCount > Histograms.MaxBins)
-            throw new InvalidRequestException($"bins must be between 1 and {Histograms.MaxBins}; got {binCount}.");
-        if (layer is { } l) CheckLayerHead(analysis, l, 0, allowMean: false);
-        if (head is { } h) CheckLayerHead(analysis, 0, h, allowMean: false);
+        RequestChecks.Between("bins", binCount, 1, Histograms.MaxBins);
+        if (layer is { } l) RequestChecks.Layer(analysis.Model.Layers, l);
+        if (head is { } h) RequestChecks.Head(analysis.Model.Heads, h);
         if (metric is not null)
         {
             if (!HeadMetrics.Names.Contains(metric))
@@ -142,53 +119,11 @@ public sealed class AttentionAnalytics(AttentionService service, ModelThread? mo
         return await OnModelThread(_ => Histograms.Weights(analysis.Attention, analysis.Tokens, analysis.Model.Causal, layer, head, binCount, excludeSpecial), cancellationToken);
     }
 
-    private static ViewResult Finish(float[] matrix, AttentionAnalysis analysis, int layer, int head, ViewOptions options, int? maxSize)
-    {
-        var viewed = AttentionViews.Apply(matrix, analysis.Tokens, options);
-        var size = viewed.Size;
-        var factor = MatrixOps.PoolFactor(size, maxSize ?? size);
-        if (factor == 1) return new ViewResult(size, size, layer, head, false, 1, viewed.Data, viewed.Units);
-        var pooled = MatrixOps.MaxPool(viewed.Data, size, factor);
-        var m = (size + factor - 1) / factor;
-        return new ViewResult(m, m, layer, head, true, factor, pooled, viewed.Units);
-    }
-
-    /// <summary>Element-wise max over heads (head −1) and/or layers (layer −1).</summary>
-    internal static void MaxOver(AttentionTensor attention, int layer, int head, Span<float> destination)
-    {
-        var n2 = attention.Tokens * attention.Tokens;
-        destination = destination[..n2];
-        destination.Fill(float.NegativeInfinity);
-        for (var l = 0; l < attention.Layers; l++)
-        {
-            if (layer >= 0 && l != layer) continue;
-            for (var h = 0; h < attention.Heads; h++)
-                if (head < 0 || h == head) System.Numerics.Tensors.TensorPrimitives.Max(destination, attention.Head(l, h), destination);
-        }
-    }
-
     private static int ResolveLayer(AttentionAnalysis analysis, int? layer)
     {
         var layers = analysis.Model.Layers;
         if (layer is null or -1) return layers - 1;
-        if (layer < 0 || layer >= layers)
-            throw new InvalidRequestException($"layer {layer} is out of range: the model has {layers} layers (0..{layers - 1}, or -1 for the last).");
+        RequestChecks.Layer(layers, layer.Value, RequestChecks.MinusOneIsLast);
         return layer.Value;
-    }
-
-    private static void CheckMaxSize(int? maxSize)
-    {
-        if (maxSize is < 1) throw new InvalidRequestException($"maxSize must be at least 1; got {maxSize}.");
-    }
-
-    private static void CheckLayerHead(AttentionAnalysis analysis, int layer, int head, bool allowMean)
-    {
-        var (layers, heads) = (analysis.Model.Layers, analysis.Model.Heads);
-        var low = allowMean ? -1 : 0;
-        var mean = allowMean ? ", or -1 for all" : "";
-        if (layer < low || layer >= layers)
-            throw new InvalidRequestException($"layer {layer} is out of range: the model has {layers} layers (0..{layers - 1}{mean}).");
-        if (head < low || head >= heads)
-            throw new InvalidRequestException($"head {head} is out of range: the model has {heads} heads (0..{heads - 1}{mean}).");
     }
 }

@@ -9,8 +9,6 @@ namespace AttentionViz.Backend.Analysis;
 /// <param name="TextPair">the second text of a sentence pair (segment 1), or null</param>
 public sealed record AnalyzeOptions(string Text, string? ModelId = null, int? MaxTokens = null, string? TextPair = null);
 
-public sealed record MatrixResult(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data);
-
 public sealed record RowResult(float[] Scores, ScoredToken[] Top);
 
 /// <summary>Tokenizes, runs the model on its thread, keeps the attention, and answers questions about it.</summary>
@@ -127,53 +125,19 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
     public AttentionAnalysis.Lease Acquire(string analysisId) =>
         cache.Acquire(analysisId) ?? throw new InvalidRequestException($"Unknown analysisId '{analysisId}' (it may have been evicted: analyze again).");
 
-    public MatrixResult Matrix(string analysisId, int layer, int head, int? maxSize)
-    {
-        using var lease = Acquire(analysisId);
-        var analysis = lease.Analysis;
-        CheckLayerHead(analysis, layer, head);
-        if (maxSize is < 1) throw new InvalidRequestException($"maxSize must be at least 1; got {maxSize}.");
-        var n = analysis.Tokens.Count;
-        var matrix = new float[n * n];
-        analysis.Attention.Matrix(layer, head, matrix);
-        var factor = MatrixOps.PoolFactor(n, maxSize ?? n);
-        if (factor == 1) return new MatrixResult(n, n, layer, head, false, 1, ToBytes(matrix));
-        var pooled = MatrixOps.MaxPool(matrix, n, factor);
-        var m = (n + factor - 1) / factor;
-        return new MatrixResult(m, m, layer, head, true, factor, ToBytes(pooled));
-    }
-
     public RowResult Row(string analysisId, int layer, int head, int token, string direction, int? topK)
     {
         using var lease = Acquire(analysisId);
         var analysis = lease.Analysis;
-        CheckLayerHead(analysis, layer, head);
+        RequestChecks.LayerHead(analysis.Model.Layers, analysis.Model.Heads, layer, head, RequestChecks.MinusOneIsMean);
         var n = analysis.Tokens.Count;
-        if (token < 0 || token >= n) throw new InvalidRequestException($"token {token} is out of range: the analysis has {n} tokens (0..{n - 1}).");
+        RequestChecks.Token(n, token);
         if (topK is < 0) throw new InvalidRequestException($"topK must not be negative; got {topK}.");
         var matrix = new float[n * n];
         analysis.Attention.Matrix(layer, head, matrix);
-        var scores = direction switch
-        {
-            "from" => matrix.AsSpan(token * n, n).ToArray(),
-            "to" => MatrixOps.Column(matrix, n, token),
-            _ => throw new InvalidRequestException($"direction must be \"from\" or \"to\"; got \"{direction}\"."),
-        };
+        var scores = RequestChecks.OneOf("direction", direction, "from", "to") == "from"
+            ? matrix.AsSpan(token * n, n).ToArray()
+            : MatrixOps.Column(matrix, n, token);
         return new RowResult(scores, MatrixOps.TopK(scores, topK ?? 5));
-    }
-
-    private static void CheckLayerHead(AttentionAnalysis analysis, int layer, int head)
-    {
-        var (layers, heads) = (analysis.Model.Layers, analysis.Model.Heads);
-        if (layer < -1 || layer >= layers)
-            throw new InvalidRequestException($"layer {layer} is out of range: the model has {layers} layers (0..{layers - 1}, or -1 for the mean).");
-        if (head < -1 || head >= heads)
-            throw new InvalidRequestException($"head {head} is out of range: the model has {heads} heads (0..{heads - 1}, or -1 for the mean).");
-    }
-
-    private static ReadOnlyMemory<byte> ToBytes(float[] values)
-    {
-        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("The wire format is little-endian float32.");
-        return MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
     }
 }

@@ -12,9 +12,62 @@ public sealed record ViewOptions(bool HideSpecial = false, bool WordLevel = fals
 
 public sealed record ViewedMatrix(float[] Data, int Size, ViewUnit[] Units);
 
+/// <summary>A viewed matrix, possibly max-pooled for display: Units label the rows and columns before pooling.</summary>
+public sealed record ViewResult(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, float[] Data, ViewUnit[] Units);
+
+/// <param name="HeadReduce">how -1 combines heads and layers: "mean" (default) or "max"</param>
+public sealed record ViewRequest(int Layer, int Head, ViewOptions Options, int? MaxSize = null, string? HeadReduce = null);
+
 /// <summary>The view options that apply to every matrix: hide special tokens (rows renormalised), merge subwords into words.</summary>
 public static class AttentionViews
 {
+    /// <summary>
+    /// The matrix of one layer and head (-1: combined by <see cref="ViewRequest.HeadReduce"/>) with the view options
+    /// applied and pooled to maxSize: the one path behind attention/matrix, attention/view and render/png.
+    /// </summary>
+    public static ViewResult View(AttentionAnalysis analysis, ViewRequest request)
+    {
+        var reduce = RequestChecks.OneOf("headReduce", request.HeadReduce ?? "mean", "mean", "max");
+        var (layers, heads) = (analysis.Model.Layers, analysis.Model.Heads);
+        var minusOne = reduce == "mean" ? RequestChecks.MinusOneIsMean : RequestChecks.MinusOneIsMax;
+        RequestChecks.LayerHead(layers, heads, request.Layer, request.Head, minusOne);
+        RequestChecks.MaxSize(request.MaxSize);
+        var n = analysis.Tokens.Count;
+        var matrix = new float[n * n];
+        if (reduce == "mean") analysis.Attention.Matrix(request.Layer, request.Head, matrix);
+        else MaxOver(analysis.Attention, request.Layer, request.Head, matrix);
+        return Shape(matrix, analysis, request.Layer, request.Head, request.Options, request.MaxSize);
+    }
+
+    /// <summary>The second half of <see cref="View"/> for any n×n matrix over the analysis's tokens (e.g. rollout).</summary>
+    public static ViewResult Shape(float[] matrix, AttentionAnalysis analysis, int layer, int head, ViewOptions options, int? maxSize)
+    {
+        var viewed = options is { HideSpecial: false, WordLevel: false } ? AsTokens(matrix, analysis.Tokens) : Apply(matrix, analysis.Tokens, options);
+        var (data, size, factor) = MatrixOps.Pool(viewed.Data, viewed.Size, maxSize);
+        return new ViewResult(size, size, layer, head, factor > 1, factor, data, viewed.Units);
+    }
+
+    /// <summary>Element-wise max over heads (head −1) and/or layers (layer −1).</summary>
+    internal static void MaxOver(AttentionTensor attention, int layer, int head, Span<float> destination)
+    {
+        var n2 = attention.Tokens * attention.Tokens;
+        destination = destination[..n2];
+        destination.Fill(float.NegativeInfinity);
+        for (var l = 0; l < attention.Layers; l++)
+        {
+            if (layer >= 0 && l != layer) continue;
+            for (var h = 0; h < attention.Heads; h++)
+                if (head < 0 || h == head) System.Numerics.Tensors.TensorPrimitives.Max(destination, attention.Head(l, h), destination);
+        }
+    }
+
+    /// <summary>No options: the matrix as it is (not copied), one unit per token.</summary>
+    private static ViewedMatrix AsTokens(float[] matrix, IReadOnlyList<Token> tokens) =>
+        new(matrix, tokens.Count, tokens.Select((t, i) => TokenUnit(t, i)).ToArray());
+
+    private static ViewUnit TokenUnit(Token token, int index) =>
+        new(DisplayText(token), token.Start, token.End, index, index, token.Special);
+
     /// <summary>
     /// Groups tokens into words. A token continues the previous token's word when neither is special and either its
     /// text starts with <c>##</c> (WordPiece), or its span is non-empty, starts exactly where the previous token's
@@ -76,7 +129,7 @@ public static class AttentionViews
         var keptTokens = kept.Select(i => tokens[i]).ToArray();
         if (!options.WordLevel)
         {
-            var units = kept.Select(i => new ViewUnit(DisplayText(tokens[i]), tokens[i].Start, tokens[i].End, i, i, tokens[i].Special)).ToArray();
+            var units = kept.Select(i => TokenUnit(tokens[i], i)).ToArray();
             return new ViewedMatrix(data, m, units);
         }
 

@@ -8,6 +8,16 @@ public static class MatrixOps
     /// <summary>The block size that brings n tokens down to at most maxSize: ceil(n / maxSize).</summary>
     public static int PoolFactor(int n, int maxSize) => maxSize >= n ? 1 : (n + maxSize - 1) / maxSize;
 
+    /// <summary>
+    /// An n×n matrix brought down to at most <paramref name="maxSize"/> rows and columns (null: as it is): the one
+    /// pooling every matrix on the wire and in an image goes through. Factor 1 hands back the matrix itself.
+    /// </summary>
+    public static (float[] Data, int Size, int Factor) Pool(float[] matrix, int n, int? maxSize)
+    {
+        var factor = PoolFactor(n, maxSize ?? n);
+        return factor == 1 ? (matrix, n, 1) : (MaxPool(matrix, n, factor), (n + factor - 1) / factor, factor);
+    }
+
     /// <summary>Max-pools an n×n matrix over factor×factor blocks (the last block may be smaller) into m×m, m = ceil(n / factor).</summary>
     public static float[] MaxPool(ReadOnlySpan<float> matrix, int n, int factor)
     {

@@ -26,21 +26,13 @@ public static class AttentionRenderer
     public static RenderedImage Heatmap(AttentionAnalysis analysis, int layer, int head, RenderOptions options, ViewOptions? view = null)
     {
         options.Validate();
-        CheckLayerHead(analysis.Model, layer, head);
-        var n = analysis.Tokens.Count;
-        var matrix = new float[n * n];
-        analysis.Attention.Matrix(layer, head, matrix);
+        var shown = view ?? new ViewOptions();
+        var viewed = AttentionViews.View(analysis, new ViewRequest(layer, head, shown, options.MaxSize));
         var title = $"{ModelName(analysis.Model)} · {(layer < 0 ? "mean of layers" : $"layer {layer}")} · {(head < 0 ? "mean of heads" : $"head {head}")}{ViewCaption(view)}";
-        if (view is not { HideSpecial: true } and not { WordLevel: true })
-        {
-            var labels = analysis.Tokens.Select(t => t.Text).ToArray();
-            return Heatmap(matrix, n, labels, labels, title, options);
-        }
-        var viewed = AttentionViews.Apply(matrix, analysis.Tokens, view);
-        if (viewed.Size == 0) throw new InvalidRequestException(NothingLeft);
+        if (viewed.Units.Length == 0) throw new InvalidRequestException(NothingLeft);
         // Token units keep their raw text (so Ġ/▁ still show as the space marker); words show their joined text.
-        var unitLabels = viewed.Units.Select(u => view.WordLevel ? u.Text : analysis.Tokens[u.FirstToken].Text).ToArray();
-        return Heatmap(viewed.Data, viewed.Size, unitLabels, unitLabels, title, options);
+        var labels = viewed.Units.Select(u => shown.WordLevel ? u.Text : analysis.Tokens[u.FirstToken].Text).ToArray();
+        return Draw(viewed.Data, viewed.Rows, viewed.PoolFactor, labels, labels, title, options);
     }
 
     private const string NothingLeft = "Every token is a special token: with hideSpecial there is nothing left to draw.";
@@ -56,12 +48,18 @@ public static class AttentionRenderer
     {
         options.Validate();
         if (n < 1 || matrix.Length < n * n) throw new ArgumentException("matrix must hold n×n values", nameof(matrix));
-        if (rowTokens.Count != n || columnTokens.Count != n) throw new ArgumentException("one label per token is needed");
-        var (map, theme) = (options.Map, options.Colors);
+        var (pooled, cells, factor) = MatrixOps.Pool(matrix[..(n * n)].ToArray(), n, options.MaxSize);
+        return Draw(pooled, cells, factor, rowTokens, columnTokens, title, options);
+    }
 
-        var factor = MatrixOps.PoolFactor(n, options.MaxSize ?? n);
-        var cells = (n + factor - 1) / factor;
-        float[] shown = factor == 1 ? matrix[..(n * n)].ToArray() : MatrixOps.MaxPool(matrix, n, factor);
+    /// <summary>A pooled cells×cells matrix; the labels are per token (n = cells × factor at most).</summary>
+    private static RenderedImage Draw(float[] shown, int cells, int factor, IReadOnlyList<string> rowTokens,
+        IReadOnlyList<string> columnTokens, string title, RenderOptions options)
+    {
+        var n = rowTokens.Count;
+        if (n < 1 || columnTokens.Count != n || (n + factor - 1) / factor != cells)
+            throw new ArgumentException("one label per token is needed");
+        var (map, theme) = (options.Map, options.Colors);
         if (factor > 1) title += $" · max-pooled ×{factor}";
         var cell = options.CellSize ?? (options.Size is { } size ? Math.Max(1, size / cells) : Math.Clamp(640 / cells, 1, 28));
         var side = cell * cells;
@@ -116,25 +114,18 @@ public static class AttentionRenderer
         if (options.CellSize is not null) throw new InvalidRequestException("cellSize applies to a single heatmap; give size (the thumbnail side) for the grid.");
         var (map, theme) = (options.Map, options.Colors);
         var a = analysis.Attention;
-        var viewed = view is { HideSpecial: true } or { WordLevel: true };
-        var n = viewed ? AttentionViews.Apply(a.Head(0, 0), analysis.Tokens, view!).Size : a.Tokens;
-        if (n == 0) throw new InvalidRequestException(NothingLeft);
-        ReadOnlySpan<float> HeadMatrix(int l, int h) => viewed ? AttentionViews.Apply(a.Head(l, h), analysis.Tokens, view!).Data : a.Head(l, h);
         var thumbTarget = options.Size ?? 72;
-        var factor = MatrixOps.PoolFactor(n, Math.Min(options.MaxSize ?? thumbTarget, thumbTarget));
-        var cells = (n + factor - 1) / factor;
+        var request = new ViewRequest(0, 0, view ?? new ViewOptions(), Math.Min(options.MaxSize ?? thumbTarget, thumbTarget));
+        var views = new ViewResult[a.Layers * a.Heads];
+        for (var k = 0; k < views.Length; k++)
+            views[k] = AttentionViews.View(analysis, request with { Layer = k / a.Heads, Head = k % a.Heads });
+        var (n, factor, cells) = (views[0].Units.Length, views[0].PoolFactor, views[0].Rows);
+        if (n == 0) throw new InvalidRequestException(NothingLeft);
         var cell = Math.Max(1, thumbTarget / cells);
         var thumb = cell * cells;
         var gap = Math.Max(4, thumb / 12);
         var pitch = thumb + gap;
-
-        var thumbnails = new float[a.Layers * a.Heads][];
-        for (var l = 0; l < a.Layers; l++)
-            for (var h = 0; h < a.Heads; h++)
-            {
-                var matrix = HeadMatrix(l, h);
-                thumbnails[l * a.Heads + h] = factor == 1 ? matrix.ToArray() : MatrixOps.MaxPool(matrix, n, factor);
-            }
+        var thumbnails = views.Select(v => v.Data).ToArray();
         var scaleMax = options.ScaleMax ?? Math.Max(thumbnails.Max(Max), float.Epsilon);
 
         using var labelFont = LabelFont.Create(11);
@@ -280,14 +271,6 @@ public static class AttentionRenderer
     {
         if (width > RenderOptions.MaxImageSide || height > RenderOptions.MaxImageSide || (long)width * height > RenderOptions.MaxImagePixels)
             throw new InvalidRequestException($"The image would be {width}×{height} pixels (at most {RenderOptions.MaxImageSide} per side and {RenderOptions.MaxImagePixels >> 20} M pixels): lower cellSize or size, or set maxSize.");
-    }
-
-    internal static void CheckLayerHead(ModelSummary model, int layer, int head)
-    {
-        if (layer < -1 || layer >= model.Layers)
-            throw new InvalidRequestException($"layer {layer} is out of range: the model has {model.Layers} layers (0..{model.Layers - 1}, or -1 for the mean).");
-        if (head < -1 || head >= model.Heads)
-            throw new InvalidRequestException($"head {head} is out of range: the model has {model.Heads} heads (0..{model.Heads - 1}, or -1 for the mean).");
     }
 
     /// <summary>A model folder's name rather than its whole path.</summary>

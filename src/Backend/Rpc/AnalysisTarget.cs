@@ -26,53 +26,54 @@ public sealed record FlowDto(int Token, int Layer, double[]? Flow, double?[] Raw
 public sealed record HistogramParams(string? AnalysisId, int? Layer = null, int? Head = null, int? Bins = null, bool ExcludeSpecial = false, string? Metric = null);
 public sealed record HistogramDto(long[] Counts, double[] Edges, double Min, double Max, long Total, string? Metric);
 
-/// <summary>Thin handlers over <see cref="AttentionAnalytics"/>; errors go through <see cref="BackendServer.Guard"/>.</summary>
+/// <summary>Thin handlers over <see cref="AttentionAnalytics"/>; errors become replies in <see cref="BackendJsonRpc"/>.</summary>
 public sealed class AnalysisTarget(AttentionAnalytics analytics)
 {
     [JsonRpcMethod("attention/metrics", UseSingleObjectParameterDeserialization = true)]
-    public Task<MetricsDto> MetricsAsync(MetricsParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
+    public async Task<MetricsDto> MetricsAsync(MetricsParams request, CancellationToken cancellationToken)
     {
-        var m = await analytics.MetricsAsync(RequireId(request?.AnalysisId), cancellationToken);
+        var m = await analytics.MetricsAsync(RequestChecks.AnalysisId(request?.AnalysisId), cancellationToken);
         return new MetricsDto(m.Layers, m.Heads, m.Causal, m.SinkThreshold, m.Metrics, Math.Round(m.ElapsedMs, 2));
-    });
+    }
 
     [JsonRpcMethod("attention/modularity", UseSingleObjectParameterDeserialization = true)]
-    public Task<ModularityDto> ModularityAsync(ModularityParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
+    public async Task<ModularityDto> ModularityAsync(ModularityParams request, CancellationToken cancellationToken)
     {
-        var r = await analytics.ModularityAsync(RequireId(request?.AnalysisId), request!.Layer, request.Head, request.IncludeSelfLoops, cancellationToken);
+        var r = await analytics.ModularityAsync(RequestChecks.AnalysisId(request?.AnalysisId), request!.Layer, request.Head, request.IncludeSelfLoops, cancellationToken);
         return new ModularityDto(request.Layer, request.Head, r.Q, r.Communities, r.CommunityCount, request.IncludeSelfLoops);
-    });
+    }
 
     [JsonRpcMethod("attention/modularityAll", UseSingleObjectParameterDeserialization = true)]
-    public Task<ModularityAllDto> ModularityAllAsync(ModularityAllParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
+    public async Task<ModularityAllDto> ModularityAllAsync(ModularityAllParams request, CancellationToken cancellationToken)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var heads = await analytics.ModularityAllAsync(RequireId(request?.AnalysisId), request!.IncludeSelfLoops, cancellationToken);
+        var heads = await analytics.ModularityAllAsync(RequestChecks.AnalysisId(request?.AnalysisId), request!.IncludeSelfLoops, cancellationToken);
         return new ModularityAllDto(request.IncludeSelfLoops, heads, Math.Round(clock.Elapsed.TotalMilliseconds, 2));
-    });
+    }
 
     [JsonRpcMethod("attention/view", UseSingleObjectParameterDeserialization = true)]
-    public Task<ViewDto> ViewAsync(ViewParams request) => BackendServer.Guard(() =>
+    public Task<ViewDto> ViewAsync(ViewParams request)
     {
-        var id = RequireId(request?.AnalysisId);
-        var v = analytics.View(id, new ViewRequest(request!.Layer, request.Head, new ViewOptions(request.HideSpecial, request.WordLevel), request.MaxSize, request.HeadReduce));
+        var id = RequestChecks.AnalysisId(request?.AnalysisId);
+        var options = new ViewOptions(request!.HideSpecial, request.WordLevel);
+        var v = analytics.View(id, new ViewRequest(request.Layer, request.Head, options, request.MaxSize, request.HeadReduce));
         return Task.FromResult(ToDto(v));
-    });
+    }
 
     [JsonRpcMethod("attention/rollout", UseSingleObjectParameterDeserialization = true)]
-    public Task<ViewDto> RolloutAsync(RolloutParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
+    public async Task<ViewDto> RolloutAsync(RolloutParams request, CancellationToken cancellationToken)
     {
-        var id = RequireId(request?.AnalysisId);
+        var id = RequestChecks.AnalysisId(request?.AnalysisId);
         return ToDto(await analytics.RolloutAsync(id, request!.Layer, new ViewOptions(request.HideSpecial, request.WordLevel), request.MaxSize, cancellationToken));
-    });
+    }
 
     [JsonRpcMethod("attention/flow", UseSingleObjectParameterDeserialization = true)]
-    public Task<FlowDto> FlowAsync(FlowParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
+    public async Task<FlowDto> FlowAsync(FlowParams request, CancellationToken cancellationToken)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var f = await analytics.FlowAsync(RequireId(request?.AnalysisId), request!.Token, request.Layer, request.TimeBudgetMs, cancellationToken);
+        var f = await analytics.FlowAsync(RequestChecks.AnalysisId(request?.AnalysisId), request!.Token, request.Layer, request.TimeBudgetMs, cancellationToken);
         return ToDto(f, clock.Elapsed.TotalMilliseconds);
-    });
+    }
 
     /// <summary>Inputs not computed within the budget (NaN) go out as null: JSON has no NaN.</summary>
     internal static FlowDto ToDto(FlowResult f, double elapsedMs) =>
@@ -80,14 +81,12 @@ public sealed class AnalysisTarget(AttentionAnalytics analytics)
             Math.Round(elapsedMs, 2));
 
     [JsonRpcMethod("attention/histogram", UseSingleObjectParameterDeserialization = true)]
-    public Task<HistogramDto> HistogramAsync(HistogramParams request, CancellationToken cancellationToken) => BackendServer.Guard(async () =>
+    public async Task<HistogramDto> HistogramAsync(HistogramParams request, CancellationToken cancellationToken)
     {
-        var h = await analytics.HistogramAsync(RequireId(request?.AnalysisId), request!.Layer, request.Head, request.Bins, request.ExcludeSpecial, request.Metric, cancellationToken);
+        var h = await analytics.HistogramAsync(RequestChecks.AnalysisId(request?.AnalysisId), request!.Layer, request.Head, request.Bins, request.ExcludeSpecial, request.Metric, cancellationToken);
         return new HistogramDto(h.Counts, h.Edges, h.Min, h.Max, h.Total, request.Metric);
-    });
+    }
 
     private static ViewDto ToDto(ViewResult v) =>
         new(v.Rows, v.Cols, v.Layer, v.Head, v.Pooled, v.PoolFactor, AttentionTensor.AsBytes(v.Data).ToArray(), v.Units);
-
-    private static string RequireId(string? id) => id ?? throw new InvalidRequestException("Missing parameter 'analysisId'.");
 }

@@ -1,18 +1,15 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using AttentionViz.Backend.Analysis;
-using AttentionViz.Backend.Models.Core;
 using AttentionViz.Backend.Runtime;
-using AttentionViz.Backend.Storage;
 using StreamJsonRpc;
 using StreamJsonRpc.Protocol;
 
 namespace AttentionViz.Backend.Rpc;
 
 /// <summary>
-/// The protocol surface: thin handlers that validate, delegate to <see cref="AttentionService"/> and turn expected
-/// failures into JSON-RPC errors with a message a user can act on. Unexpected ones are logged with their stack to
-/// stderr and answered without it.
+/// The protocol surface: thin handlers that validate and delegate to <see cref="AttentionService"/>. Their exceptions
+/// become JSON-RPC errors in one place, <see cref="BackendJsonRpc"/>.
 /// </summary>
 public sealed class BackendServer(AttentionService service, IReadOnlyList<object> areaTargets)
 {
@@ -46,69 +43,40 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
 
     [JsonRpcMethod("models/list", UseSingleObjectParameterDeserialization = true)]
     public Task<ModelListEntry[]> ListModelsAsync(ModelsListParams? request = null) =>
-        Guard(() => Task.Run(() => service.Models.List(request?.Paths).Select(ModelListEntry.From).ToArray()));
+        Task.Run(() => service.Models.List(request?.Paths).Select(ModelListEntry.From).ToArray());
 
     [JsonRpcMethod("attention/analyze", UseSingleObjectParameterDeserialization = true)]
-    public Task<AnalyzeResult> AnalyzeAsync(AnalyzeParams request, CancellationToken cancellationToken) => Guard(async () =>
+    public async Task<AnalyzeResult> AnalyzeAsync(AnalyzeParams request, CancellationToken cancellationToken)
     {
-        if (request?.Text is null) throw new InvalidRequestException("Missing parameter 'text'.");
-        var analysis = await service.AnalyzeAsync(new AnalyzeOptions(request.Text, request.ModelId, request.MaxTokens, request.TextPair), cancellationToken);
+        var text = request?.Text ?? throw RequestChecks.Missing("text");
+        var options = new AnalyzeOptions(text, request.ModelId, request.MaxTokens, request.TextPair);
+        var analysis = await service.AnalyzeAsync(options, cancellationToken);
         return new AnalyzeResult(analysis.Id, analysis.Model,
             analysis.Tokens.Select(t => new TokenDto(t.Id, t.Text, t.Start, t.End, t.Special, t.TypeId)).ToArray(),
             analysis.Truncated, analysis.TruncatedAt, Math.Round(analysis.ElapsedMs, 2));
-    });
+    }
 
+    /// <summary>The view with default options (see <see cref="AttentionViews.View"/>), without the units.</summary>
     [JsonRpcMethod("attention/matrix", UseSingleObjectParameterDeserialization = true)]
-    public Task<MatrixDto> MatrixAsync(MatrixParams request) => Guard(() =>
+    public Task<MatrixDto> MatrixAsync(MatrixParams request)
     {
-        var m = service.Matrix(RequireId(request?.AnalysisId), request!.Layer, request.Head, request.MaxSize);
-        return Task.FromResult(new MatrixDto(m.Rows, m.Cols, m.Layer, m.Head, m.Pooled, m.PoolFactor, m.Data));
-    });
+        using var lease = service.Acquire(RequestChecks.AnalysisId(request?.AnalysisId));
+        var v = AttentionViews.View(lease.Analysis, new ViewRequest(request!.Layer, request.Head, new ViewOptions(), request.MaxSize));
+        var data = AttentionTensor.AsBytes(v.Data).ToArray();
+        return Task.FromResult(new MatrixDto(v.Rows, v.Cols, v.Layer, v.Head, v.Pooled, v.PoolFactor, data));
+    }
 
     [JsonRpcMethod("attention/row", UseSingleObjectParameterDeserialization = true)]
-    public Task<RowDto> RowAsync(RowParams request) => Guard(() =>
+    public Task<RowDto> RowAsync(RowParams request)
     {
-        var r = service.Row(RequireId(request?.AnalysisId), request!.Layer, request.Head, request.Token, request.Direction ?? "from", request.TopK);
+        var id = RequestChecks.AnalysisId(request?.AnalysisId);
+        var r = service.Row(id, request!.Layer, request.Head, request.Token, request.Direction ?? "from", request.TopK);
         return Task.FromResult(new RowDto(r.Scores, r.Top.Select(t => new TopEntry(t.Token, t.Score)).ToArray()));
-    });
+    }
 
     [JsonRpcMethod("attention/release", UseSingleObjectParameterDeserialization = true)]
     public Task<ReleaseResult> ReleaseAsync(ReleaseParams request) =>
-        Guard(() => Task.FromResult(new ReleaseResult(service.Release(RequireId(request?.AnalysisId)))));
-
-    private static string RequireId(string? id) => id ?? throw new InvalidRequestException("Missing parameter 'analysisId'.");
-
-    /// <summary>Maps expected failures to JSON-RPC errors; shared by every area's target.</summary>
-    public static async Task<T> Guard<T>(Func<Task<T>> handler)
-    {
-        try
-        {
-            return await handler();
-        }
-        catch (OperationCanceledException)
-        {
-            throw; // StreamJsonRpc answers -32800 (RequestCanceled).
-        }
-        catch (InvalidRequestException e)
-        {
-            throw new LocalRpcException(e.Message) { ErrorCode = (int)JsonRpcErrorCode.InvalidParams };
-        }
-        catch (ModelLoadException e)
-        {
-            Log.Error(e.Message);
-            throw new LocalRpcException(e.Message) { ErrorCode = (int)AppErrorCode.ModelLoadFailed };
-        }
-        catch (ModelFormatException e)
-        {
-            Log.Error(e.Message);
-            throw new LocalRpcException(e.Message) { ErrorCode = (int)AppErrorCode.ModelFileInvalid };
-        }
-        catch (Exception e) when (e is not LocalRpcException)
-        {
-            Log.Error($"internal error: {e}");
-            throw new LocalRpcException($"Internal error: {e.Message} (details in the backend log)") { ErrorCode = (int)AppErrorCode.InternalError };
-        }
-    }
+        Task.FromResult(new ReleaseResult(service.Release(RequestChecks.AnalysisId(request?.AnalysisId))));
 
     public static SystemTextJsonFormatter CreateFormatter()
     {
@@ -122,10 +90,10 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
     public async Task<int> RunAsync(Stream input, Stream output)
     {
         var handler = new HeaderDelimitedMessageHandler(output, input, CreateFormatter());
-        using var rpc = new JsonRpc(handler);
+        object[] targets = [this, .. areaTargets];
+        using var rpc = new BackendJsonRpc(handler, targets);
         var options = new JsonRpcTargetOptions { MethodNameTransform = CommonMethodNameTransforms.CamelCase };
-        rpc.AddLocalRpcTarget(this, options);
-        foreach (var target in areaTargets) rpc.AddLocalRpcTarget(target, options);
+        foreach (var target in targets) rpc.AddLocalRpcTarget(target, options);
         rpc.StartListening();
         var finished = await Task.WhenAny(rpc.Completion, ExitRequested);
         if (finished == ExitRequested) return await ExitRequested;

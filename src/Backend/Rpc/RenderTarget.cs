@@ -21,10 +21,10 @@ public sealed record ExportResult(string Path, long Bytes);
 public sealed class RenderTarget(AttentionService service)
 {
     [JsonRpcMethod("render/png", UseSingleObjectParameterDeserialization = true)]
-    public Task<RenderPngResult> RenderPngAsync(RenderPngParams request, CancellationToken cancellationToken) => BackendServer.Guard(() => Task.Run(() =>
+    public Task<RenderPngResult> RenderPngAsync(RenderPngParams request, CancellationToken cancellationToken) => Task.Run(() =>
     {
-        var id = request?.AnalysisId ?? throw new InvalidRequestException("Missing parameter 'analysisId'.");
-        var path = request.Path is null ? null : MatrixExport.CheckOutputPath(request.Path, ".png");
+        var id = RequestChecks.AnalysisId(request?.AnalysisId);
+        var path = request!.Path is null ? null : MatrixExport.CheckOutputPath(request.Path, ".png");
         var options = new RenderOptions(request.CellSize, request.Size, request.MaxSize, request.ColorMap, request.Theme, request.ScaleMax);
         using var lease = service.Acquire(id);
         cancellationToken.ThrowIfCancellationRequested();
@@ -37,16 +37,16 @@ public sealed class RenderTarget(AttentionService service)
         if (path is null) return new RenderPngResult(image.Png, image.Width, image.Height);
         File.WriteAllBytes(path, image.Png);
         return new RenderPngResult(null, image.Width, image.Height, path, image.Png.Length);
-    }, cancellationToken));
+    }, cancellationToken);
 
     [JsonRpcMethod("attention/export", UseSingleObjectParameterDeserialization = true)]
-    public Task<ExportResult> ExportAsync(ExportParams request, CancellationToken cancellationToken) => BackendServer.Guard(() => Task.Run(() =>
+    public Task<ExportResult> ExportAsync(ExportParams request, CancellationToken cancellationToken) => Task.Run(() =>
     {
-        var id = request?.AnalysisId ?? throw new InvalidRequestException("Missing parameter 'analysisId'.");
-        var path = MatrixExport.CheckOutputPath(request.Path);
+        var id = RequestChecks.AnalysisId(request?.AnalysisId);
+        var path = MatrixExport.CheckOutputPath(request!.Path);
         using var lease = service.Acquire(id);
         var (layer, head) = (request.Layer ?? -1, request.Head ?? -1);
-        switch (request.Format)
+        switch (RequestChecks.OneOf("format", request.Format, "csv", "json", "safetensors"))
         {
             case "csv": MatrixExport.WriteCsv(lease.Analysis, layer, head, path); break;
             case "json": MatrixExport.WriteJson(lease.Analysis, layer, head, path); break;
@@ -55,8 +55,7 @@ public sealed class RenderTarget(AttentionService service)
                     throw new InvalidRequestException("safetensors holds the whole analysis (every layer and head): leave layer and head out.");
                 AnalysisExport.WriteSafetensors(lease.Analysis, path);
                 break;
-            default: throw new InvalidRequestException($"format must be \"csv\", \"json\" or \"safetensors\"; got \"{request.Format}\".");
         }
         return new ExportResult(path, new FileInfo(path).Length);
-    }, cancellationToken));
+    }, cancellationToken);
 }

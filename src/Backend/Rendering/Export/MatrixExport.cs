@@ -66,7 +66,7 @@ public static class MatrixExport
 
     private static (float[] Matrix, int N) Matrix(AttentionAnalysis analysis, int layer, int head)
     {
-        AttentionRenderer.CheckLayerHead(analysis.Model, layer, head);
+        RequestChecks.LayerHead(analysis.Model.Layers, analysis.Model.Heads, layer, head, RequestChecks.MinusOneIsMean);
         var n = analysis.Tokens.Count;
         var matrix = new float[n * n];
         analysis.Attention.Matrix(layer, head, matrix);
