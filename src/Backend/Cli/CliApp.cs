@@ -1,14 +1,15 @@
 using System.CommandLine;
 using System.Text.Json;
 using AttentionViz.Backend.Analysis;
-using AttentionViz.Backend.Models.Core;
 using AttentionViz.Backend.Rpc;
 using AttentionViz.Backend.Runtime;
-using AttentionViz.Backend.Storage;
 
 namespace AttentionViz.Backend.Cli;
 
-/// <summary>The command line: serve (default), analyze, tokenize. Exit codes: 0 ok, 1 runtime failure, 2 bad input.</summary>
+/// <summary>
+/// The command line: serve (default), analyze, tokenize, render. Exit codes: 0 ok, 1 the model or a file could not be
+/// used (or an internal error), 2 bad input, 130 cancelled.
+/// </summary>
 public static partial class CliApp
 {
     public static async Task<int> RunAsync(string[] args)
@@ -21,14 +22,14 @@ public static partial class CliApp
         root.Subcommands.Add(AnalyzeCommand());
         root.Subcommands.Add(TokenizeCommand());
         root.Subcommands.Add(RenderCommand());
-        root.SetAction((_, _) => ServeAsync());
+        root.SetAction((_, _) => Guard(ServeAsync));
         return await root.Parse(args).InvokeAsync();
     }
 
     private static Command ServeCommand()
     {
         var command = new Command("serve", "Serve JSON-RPC 2.0 with LSP framing on stdin/stdout (logs on stderr).");
-        command.SetAction((_, _) => ServeAsync());
+        command.SetAction((_, _) => Guard(ServeAsync));
         return command;
     }
 
@@ -165,22 +166,21 @@ public static partial class CliApp
         return parts.Select(p => long.TryParse(p, out var id) ? id : throw new InvalidRequestException($"'{p}' in --ids is not an integer token id.")).ToArray();
     }
 
-    /// <summary>Bad input is a one-line message and exit code 2; a model that fails to load, exit code 1.</summary>
+    /// <summary>
+    /// Failures through the mapping the server uses too: one line <c>error: …</c> on stderr, never a stack, and the
+    /// exit code of <see cref="ErrorMapping.ExitCode"/> (docs/protocol.md, "Command line").
+    /// </summary>
     private static async Task<int> Guard(Func<Task<int>> action)
     {
         try
         {
             return await action();
         }
-        catch (InvalidRequestException e)
+        catch (Exception e)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 2;
-        }
-        catch (Exception e) when (e is ModelLoadException or ModelFormatException or IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 1;
+            var failure = ErrorMapping.Describe(e);
+            Console.Error.WriteLine($"error: {failure.Message.ReplaceLineEndings(" ")}");
+            return ErrorMapping.ExitCode(failure.Code);
         }
     }
 }

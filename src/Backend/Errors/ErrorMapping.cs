@@ -25,6 +25,8 @@ public static class ErrorMapping
             // problem, not the backend, but the log keeps the stack so that the reader can be taught to wrap it.
             InvalidDataException or JsonException => new(AppErrorCode.ModelFileInvalid, e.Message, $"unwrapped {e}"),
             NotSupportedException => new(AppErrorCode.ModelLoadFailed, e.Message, $"unwrapped {e}"),
+            // A file the user named could not be read or written: the environment, not a bug, so no stack.
+            IOException or UnauthorizedAccessException => new(AppErrorCode.InternalError, e.Message, $"file error: {e.Message}"),
             _ => new(AppErrorCode.InternalError, $"Internal error: {e.Message}", $"internal error: {e}"),
         };
     }

@@ -33,10 +33,10 @@ public sealed record RenderOptions(
 
     internal void Validate()
     {
-        if (CellSize is < 1 or > 64) throw new InvalidRequestException($"cellSize must be between 1 and 64 pixels; got {CellSize}.");
-        if (Size is < 8 or > 8192) throw new InvalidRequestException($"size must be between 8 and 8192 pixels; got {Size}.");
+        RequestChecks.Between("cellSize", CellSize, 1, 64, "pixels");
+        RequestChecks.Between("size", Size, 8, 8192, "pixels");
         if (CellSize is not null && Size is not null) throw new InvalidRequestException("Give either cellSize or size, not both.");
-        if (MaxSize is < 1) throw new InvalidRequestException($"maxSize must be at least 1; got {MaxSize}.");
+        RequestChecks.MaxSize(MaxSize);
         if (ScaleMax is { } max && !(max > 0 && float.IsFinite(max))) throw new InvalidRequestException($"scaleMax must be a positive number; got {max}.");
         _ = Map;
         _ = Colors;

@@ -318,8 +318,11 @@ public sealed class PickleFuzzTests
         {
             var bytes = new byte[random.Next(0, 200)];
             random.NextBytes(bytes);
-            try { new RestrictedUnpickler(bytes).Load(); }
-            catch (RestrictedUnpickler.PickleException) { }
+            // Refused with the unpickler's own error (any other exception fails the test too), never loaded.
+            var error = Assert.ThrowsExactly<RestrictedUnpickler.PickleException>(() => new RestrictedUnpickler(bytes).Load(),
+                $"case {i}: {Convert.ToHexString(bytes)}");
+            Assert.IsTrue(error.Message.Contains("(at byte ", StringComparison.Ordinal) || error.Message.Contains("Nothing was executed"),
+                $"case {i}: the message says where or what: {error.Message}");
         }
     }
 }
