@@ -1,9 +1,9 @@
 // The panel's wiring: tab switching, the view options, layer/head keys, host messages and restore.
 // Each tab lives in tabs/; what they share (DOM, state, requests) in state.ts.
 // All token text goes into the DOM through textContent (or onto a canvas), never through innerHTML.
-import { isHostMessage, type AnalysisView, type HostToWebview, type ViewState } from '../shared/messages';
+import { isHostMessage, type AnalysisView, type HostToWebview, type ShownView, type ViewState } from '../shared/messages';
 import { truncationSummary } from '../shared/tokens';
-import { $, app, el, persist, resetRequests, resolveMatrix, resolveRpc, setRenderHook, syncControls, TABS, vscode, type TabId } from './state';
+import { $, app, el, persist, resetRequests, resolveRpc, setRenderHook, syncControls, TABS, vscode, type TabId } from './state';
 import { buildStrip, paintStrip, redraw, resetHeatmap, showGrid, showHead, toggleLock } from './tabs/heatmap';
 import { showHeads } from './tabs/heads';
 import { drawGraphNow, resetGraph, showGraph } from './tabs/graph';
@@ -12,6 +12,15 @@ import { showDistributions } from './tabs/distributions';
 import { resetRollout, showRollout } from './tabs/rollout';
 
 let rendering: Promise<void> = Promise.resolve();
+let toldView = '';
+
+/** Tells the host what the panel shows when it changed (the editor tint and the exports follow); no answer comes back. */
+function tellView(view: ShownView): void {
+  const json = JSON.stringify(view);
+  if (json === toldView) return;
+  toldView = json;
+  vscode.postMessage({ type: 'viewChanged', ...view });
+}
 
 async function render(): Promise<void> {
   const { state, options } = app;
@@ -21,7 +30,7 @@ async function render(): Promise<void> {
   el.viewHead.setAttribute('aria-pressed', String(state.view === 'head'));
   el.viewGrid.setAttribute('aria-pressed', String(state.view === 'grid'));
   syncTabs();
-  vscode.postMessage({ type: 'viewChanged', layer: state.layer, head: state.head, view: state.view, hideSpecial: options.hideSpecial, wordLevel: options.wordLevel });
+  tellView({ layer: state.layer, head: state.head, view: state.view, hideSpecial: options.hideSpecial, wordLevel: options.wordLevel });
   const tab = options.tab;
   rendering = tab === 'heatmap' ? (state.view === 'grid' ? showGrid() : showHead())
     : tab === 'heads' ? showHeads()
@@ -173,13 +182,6 @@ function handle(m: HostToWebview): void {
   switch (m.type) {
     case 'analysis':
       setAnalysis(m.analysis, m.state);
-      return;
-    case 'matrix':
-      resolveMatrix(m.requestId, { rows: m.rows, cols: m.cols, layer: m.layer, head: m.head, pooled: m.pooled, poolFactor: m.poolFactor, data: new Float32Array(m.data) });
-      return;
-    case 'matrixError':
-      resolveMatrix(m.requestId, undefined);
-      el.status.textContent = `Could not load the matrix: ${m.message}`;
       return;
     case 'busy':
       el.status.textContent = m.message;

@@ -27,13 +27,13 @@ export async function showGraph(): Promise<void> {
   // takes its first token's community; Q stays the token graph's.
   const mapped = modularity && m.units ? unitCommunities(m.units, modularity.communities) : undefined;
   const communities = mapped?.communities ?? modularity?.communities;
-  if (graphHover !== null && graphHover >= m.n) graphHover = null;
-  graphData = { data: m.data, n: m.n, units: m.units, ...(communities ? { communities } : {}) };
+  if (graphHover !== null && graphHover >= m.rows) graphHover = null;
+  graphData = { data: m.data, n: m.rows, units: m.units, ...(communities ? { communities } : {}) };
   const what = `${layer < 0 ? 'mean of layers' : `layer ${layer}`}, ${head < 0 ? 'mean of heads' : `head ${head}`}`;
   graphSummary = modularity ? `${what} · modularity Q = ${modularity.q.toFixed(3)} · ${modularity.communityCount} communities` : `${what} · modularity unavailable`;
   el.graphNote.textContent = m.units ? graphNote(m.units, mapped?.mixed ?? 0) : '';
   el.graphNote.hidden = !m.units;
-  el.app.dataset.graphNodes = String(m.n);
+  el.app.dataset.graphNodes = String(m.rows);
   drawGraphNow();
   el.app.dataset.graph = 'painted';
 }

@@ -3,8 +3,8 @@ import { Heatmap, renderImage } from '../heatmap';
 import { displayToken } from '../../shared/tokens';
 import { legendTicks, rampColour, cssColour, scaleColour } from '../../shared/colour';
 import { maxValue } from '../../shared/matrix';
-import { Methods, type ViewUnit } from '../../shared/protocol';
-import { app, el, labels, persist, render, requestMatrix, rpc, syncControls, tokenName, unitLabels, viewFlags, vscode, type MatrixEntry } from '../state';
+import type { ViewUnit } from '../../shared/protocol';
+import { app, el, labels, persist, render, syncControls, tokenName, unitLabels, viewMatrix, vscode, type ViewMatrix } from '../state';
 
 const THUMB_SIZE = 48;
 const heatmap = new Heatmap(el.canvas);
@@ -14,7 +14,7 @@ let drawSeq = 0;
 
 export function resetHeatmap(): void { units = null; }
 
-function pooledLabels(m: MatrixEntry): string[] {
+function pooledLabels(m: ViewMatrix): string[] {
   const l = labels();
   if (m.poolFactor <= 1) return l;
   return Array.from({ length: m.rows }, (_, i) => `${l[i * m.poolFactor] ?? ''}…`);
@@ -25,21 +25,13 @@ export async function showHead(): Promise<void> {
   if (!analysis) return;
   const seq = ++drawSeq;
   const { layer, head } = app.state;
-  const flags = viewFlags();
-  if (Object.keys(flags).length) {
-    const v = await rpc(Methods.view, { layer, head, ...flags });
-    if (seq !== drawSeq || !v?.data) return;
-    const r = v.result as { rows: number; cols: number; poolFactor: number; units: ViewUnit[] };
-    units = r.units;
-    heatmap.set({ rows: r.rows, cols: r.cols, data: v.data, poolFactor: r.poolFactor }, unitLabels(r.units), unitLabels(r.units));
-    el.app.dataset.units = String(r.units.length);
-  } else {
-    const m = await requestMatrix(layer, head);
-    if (seq !== drawSeq || !m) return;
-    units = null;
-    delete el.app.dataset.units;
-    heatmap.set({ rows: m.rows, cols: m.cols, data: m.data, poolFactor: m.poolFactor }, pooledLabels(m), pooledLabels(m));
-  }
+  const m = await viewMatrix(layer, head);
+  if (seq !== drawSeq || !m) return;
+  units = m.units;
+  const axis = m.units ? unitLabels(m.units) : pooledLabels(m);
+  heatmap.set(m, axis, axis);
+  if (m.units) el.app.dataset.units = String(m.units.length);
+  else delete el.app.dataset.units;
   redraw();
   drawLegend(heatmap.max);
   paintStrip();
@@ -48,7 +40,7 @@ export async function showHead(): Promise<void> {
   el.app.dataset.head = String(head);
   vscode.postMessage({ type: 'rendered', layer, head, litPixels: heatmap.litPixels() });
   // Neighbouring heads next, so arrow keys feel instant.
-  if (analysis.model.heads > 1) void requestMatrix(layer, (head + 1) % analysis.model.heads);
+  if (analysis.model.heads > 1) void viewMatrix(layer, (head + 1) % analysis.model.heads);
 }
 
 function currentHighlight(): { row: number | null; col: number | null } {
@@ -165,7 +157,8 @@ export async function showGrid(): Promise<void> {
       b.append(c);
       b.addEventListener('click', () => { app.state = { ...app.state, layer: l, head: h, view: 'head', locked: null }; syncControls(); void render(); });
       el.grid.append(b);
-      jobs.push(requestMatrix(l, h, THUMB_SIZE).then((m) => {
+      // The view options apply here as in the big heatmap and the exported grid.
+      jobs.push(viewMatrix(l, h, THUMB_SIZE).then((m) => {
         if (!m) return;
         const img = renderImage(m.rows, m.cols, m.data, maxValue(m.data));
         c.width = m.cols; c.height = m.rows;

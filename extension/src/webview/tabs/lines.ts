@@ -54,7 +54,7 @@ export async function showLines(): Promise<void> {
   linesHeads = ms.map((m) => m?.data ?? null);
   const first = ms.find((m) => m);
   linesUnits = first?.units ?? null;
-  linesN = first?.n ?? app.analysis.tokens.length;
+  linesN = first?.rows ?? app.analysis.tokens.length;
   if (linesIsolate && linesIsolate.token >= linesN) linesIsolate = null;
   const o = app.options;
   el.linesNote.hidden = !linesUnits;
