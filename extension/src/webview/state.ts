@@ -1,37 +1,16 @@
-// What every tab shares: the DOM elements, the shown analysis and the view state, and the one
+// What every tab shares: the shown analysis and the view state, and the one
 // request path to the host (analysis methods through 'rpc', matrices included), cached per analysis.
 import { getApi } from './vscodeApi';
 import type { AnalysisView, ViewState } from '../shared/messages';
 import { axisLabel, displayToken } from '../shared/tokens';
 import { Methods, type AnalysisMethod, type ViewUnit } from '../shared/protocol';
+import { frame, type TabId } from './frame';
 
-export type TabId = 'heatmap' | 'heads' | 'graph' | 'lines' | 'distributions' | 'rollout';
-export const TABS: TabId[] = ['heatmap', 'heads', 'graph', 'lines', 'distributions', 'rollout'];
 export interface Options { tab: TabId; hideSpecial: boolean; wordLevel: boolean; headsMetric: string; distMetric: string; graphSource: 'head' | 'mean'; threshold: number; sortKey: string; sortDesc: boolean }
 export interface Persisted extends ViewState { analysis?: AnalysisView; options?: Partial<Options>; flowToken?: number | null }
 export interface RpcAnswer { result: Record<string, unknown>; data?: Float32Array }
 
 export const vscode = getApi<Persisted>();
-export const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-
-export const el = {
-  app: $('app'), layer: $<HTMLSelectElement>('layer'), head: $<HTMLSelectElement>('head'),
-  viewHead: $<HTMLButtonElement>('view-head'), viewGrid: $<HTMLButtonElement>('view-grid'),
-  meta: $('meta'), notice: $('notice'), headView: $('head-view'), gridView: $('grid-view'), grid: $('grid'),
-  canvas: $<HTMLCanvasElement>('heatmap'), tooltip: $('tooltip'), legendBar: $<HTMLCanvasElement>('legend-bar'),
-  legendTicks: $('legend-ticks'), strip: $('token-strip'), status: $('status'), wrap: $('heatmap-wrap'),
-  hideSpecial: $<HTMLInputElement>('hide-special'), wordLevel: $<HTMLInputElement>('word-level'), tabs: $('tabs'),
-  headsMetric: $<HTMLSelectElement>('heads-metric'), headsGrid: $('heads-grid'), headsHead: $('heads-head'), headsBody: $('heads-body'), headsSummary: $('heads-summary'),
-  graphSource: $<HTMLSelectElement>('graph-source'), graphThreshold: $<HTMLInputElement>('graph-threshold'), graphThresholdValue: $('graph-threshold-value'),
-  graphQ: $('graph-q'), graphCanvas: $<HTMLCanvasElement>('graph-canvas'), graphNote: $('graph-note'),
-  linesHeads: $('lines-heads'), linesLeft: $('lines-left'), linesRight: $('lines-right'), linesCanvas: $<HTMLCanvasElement>('lines-canvas'), linesNote: $('lines-note'),
-  distWeights: $<HTMLCanvasElement>('dist-weights'), distWeightsTitle: $('dist-weights-title'), distMetric: $<HTMLSelectElement>('dist-metric'),
-  distMetrics: $<HTMLCanvasElement>('dist-metrics'), distMetricTitle: $('dist-metric-title'),
-  rolloutCanvas: $<HTMLCanvasElement>('rollout-canvas'), rolloutCaption: $('rollout-caption'),
-  flowToken: $<HTMLSelectElement>('flow-token'), flowStatus: $('flow-status'), flowFigure: $('flow-figure'), flowCaption: $('flow-caption'),
-  flowTable: $('flow-table'), flowBody: $('flow-body'),
-};
-
 /** The mutable panel state, one object so every module sees the same values. */
 export const app: {
   analysis: AnalysisView | undefined;
@@ -136,8 +115,8 @@ export function tokenName(i: number): string {
 }
 
 export function syncControls(): void {
-  el.layer.value = String(app.state.layer);
-  el.head.value = String(app.state.head);
+  frame.layer.value = String(app.state.layer);
+  frame.head.value = String(app.state.head);
 }
 
 /**

@@ -54,6 +54,7 @@ test('panel HTML: strict CSP with a fresh nonce, no inline script without it', (
   const scripts = page.match(/<script[^>]*>/g);
   assert.equal(scripts.length, 1);
   assert.match(scripts[0], new RegExp(`nonce="${n1}"`));
+  assert.deepEqual(page.match(/\sid="[^"]*"/g), [' id="app"'], 'one root: each tab builds its own elements');
   const evil = html.panelHtml({ cspSource: 'x', scriptUri: '"><script>alert(1)</script>', styleUri: 's', nonce: n1 });
   assert.equal(evil.match(/<script/g).length, 1, 'URIs are attribute-escaped');
 });
