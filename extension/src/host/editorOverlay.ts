@@ -28,7 +28,9 @@ export class EditorOverlay implements vscode.Disposable {
     private readonly router: PanelRouter, private readonly analyzer: SelectionAnalyzer) {
     this.disposables.push(
       this.decorations,
-      vscode.languages.registerHoverProvider({ scheme: '*' }, { provideHover: (d, p, t) => this.provideHover(d, p, t) }),
+      vscode.languages.registerHoverProvider({ scheme: '*' }, {
+        provideHover: (d, p, t) => this.provideHover(d, p, t),
+      }),
       vscode.window.onDidChangeTextEditorSelection((e) => this.onSelection(e)),
       vscode.workspace.onDidChangeTextDocument((e) => this.onEdit(e)),
       vscode.window.onDidChangeVisibleTextEditors(() => void this.refresh()),
@@ -66,7 +68,8 @@ export class EditorOverlay implements vscode.Disposable {
       // The panel highlights the cursor's token; a token it hovered itself it knows already.
       if (focus === undefined) this.tellFocus(session, token);
     } catch (e) {
-      if (!(e instanceof CancelledError)) this.backend.log(`decorations: ${e instanceof Error ? e.message : String(e)}`);
+      if (e instanceof CancelledError) return;
+      this.backend.log(`decorations: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
@@ -114,7 +117,8 @@ export class EditorOverlay implements vscode.Disposable {
   private async provideHover(doc: vscode.TextDocument, pos: vscode.Position,
     token: vscode.CancellationToken): Promise<vscode.Hover | undefined> {
     const session = this.shown.session;
-    if (!session || !session.valid || doc.version !== session.version && !this.unchangedSince(session, doc)) return undefined;
+    if (!session || !session.valid) return undefined;
+    if (doc.version !== session.version && !this.unchangedSince(session, doc)) return undefined;
     const index = session.tokenAt(doc, pos);
     if (index < 0) return undefined;
     const cts = new CancellationTokenSource();

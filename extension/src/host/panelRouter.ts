@@ -94,7 +94,8 @@ export class PanelRouter implements vscode.Disposable {
     // which did not survive the reload: ask for a new one.
     const s = state as { analysis?: { source?: string } } | undefined;
     const was = s?.analysis?.source ? ` (was ${s.analysis.source})` : '';
-    panel.post({ type: 'busy', message: `Select text and run “AttentionViz: Show Attention for Selection” to refresh${was}.` });
+    const message = `Select text and run “AttentionViz: Show Attention for Selection” to refresh${was}.`;
+    panel.post({ type: 'busy', message });
   }
 
   private async onMessage(m: WebviewToHost): Promise<void> {
@@ -147,7 +148,8 @@ export class PanelRouter implements vscode.Disposable {
       if (typeof r.data === 'string' && typeof r.rows === 'number' && typeof r.cols === 'number') {
         // Matrices (view, rollout) travel as an ArrayBuffer, not as base64 or JSON numbers.
         const { data, ...rest } = r;
-        return { type: 'rpcResult', requestId: m.requestId, result: rest, data: toArrayBuffer(decodeFloat32(data, r.rows * r.cols)) };
+        const values = decodeFloat32(data, r.rows * r.cols);
+        return { type: 'rpcResult', requestId: m.requestId, result: rest, data: toArrayBuffer(values) };
       }
       return { type: 'rpcResult', requestId: m.requestId, result: r };
     } catch (e) {

@@ -107,7 +107,9 @@ export class ShownAnalysis implements vscode.Disposable {
     const kind = this.backend.state.kind;
     if (!session || !session.valid || (kind !== 'ready' && kind !== 'busy')) return;
     this.backend.request(Methods.release, { analysisId: session.analysisId })
-      .catch((e: unknown) => this.backend.log(`release ${session.analysisId}: ${e instanceof Error ? e.message : String(e)}`));
+      .catch((e: unknown) => {
+        this.backend.log(`release ${session.analysisId}: ${e instanceof Error ? e.message : String(e)}`);
+      });
   }
 
   dispose(): void {

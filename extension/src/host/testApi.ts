@@ -17,7 +17,8 @@ export interface TestApi {
   lastRendered(): { layer: number; head: number; litPixels: number } | undefined;
   panelOpen(): boolean;
   focusToken(token: number | null): Promise<void>;
-  /** What the panel would get for an 'rpc' message (validated like one): rpcResult with the data's byte length, or rpcError. */
+  /** What the panel would get for an 'rpc' message (validated like one): rpcResult with the data's byte length, or
+   * rpcError. */
   analysisRpc(method: string, params: Record<string, unknown>):
     Promise<{ type: string; result?: Record<string, unknown>; dataBytes?: number; message?: string }>;
   /** What the panel last reported showing, and a way to change it as its own controls would. */
@@ -56,6 +57,8 @@ export function createTestApi(backend: Backend, shown: ShownAnalysis, router: Pa
     },
     panelView: () => (router.panel ? router.view : undefined),
     setPanelView: (view) => router.post({ type: 'setView', ...view }),
-    renderPng: (params) => backend.request<RenderPngResult>(Methods.renderPng, { analysisId: shown.session?.analysisId, ...params }),
+    renderPng: (params) => backend.request<RenderPngResult>(Methods.renderPng, {
+      analysisId: shown.session?.analysisId, ...params,
+    }),
   };
 }

@@ -5,7 +5,8 @@ import { h, OWN_KEYS } from './dom';
 
 export type TabId = 'heatmap' | 'heads' | 'graph' | 'lines' | 'distributions' | 'rollout';
 const TAB_LABELS: Record<TabId, string> = {
-  heatmap: 'Heatmap', heads: 'Heads', graph: 'Graph', lines: 'Lines', distributions: 'Distributions', rollout: 'Rollout',
+  heatmap: 'Heatmap', heads: 'Heads', graph: 'Graph', lines: 'Lines', distributions: 'Distributions',
+  rollout: 'Rollout',
 };
 export const TABS = Object.keys(TAB_LABELS) as TabId[];
 
@@ -31,13 +32,18 @@ function buildFrame() {
       type: 'button', role: 'tab', id: `tab-${t}`, 'aria-controls': `panel-${t}`, 'aria-selected': String(first),
       tabindex: first ? 0 : -1,
     }, TAB_LABELS[t]);
-    tabPanels[t] = h('div', { role: 'tabpanel', id: `panel-${t}`, 'aria-labelledby': `tab-${t}`, tabindex: -1, hidden: !first });
+    tabPanels[t] = h('div', {
+      role: 'tabpanel', id: `panel-${t}`, 'aria-labelledby': `tab-${t}`, tabindex: -1, hidden: !first,
+    });
   }
-  const tabs = h('div', { id: 'tabs', role: 'tablist', 'aria-label': 'Views', [OWN_KEYS]: true }, ...TABS.map((t) => tabButtons[t]));
+  const tabs = h('div', { id: 'tabs', role: 'tablist', 'aria-label': 'Views', [OWN_KEYS]: true },
+    ...TABS.map((t) => tabButtons[t]));
   const notice = h('div', { id: 'notice', class: 'notice', hidden: true });
   const status = h('footer', { id: 'status', class: 'status', role: 'status' });
   app.append(toolbar, tabs, notice, h('main', { id: 'main' }, ...TABS.map((t) => tabPanels[t])), status);
-  return { app, layer, head, viewHead, viewGrid, hideSpecial, wordLevel, meta, tabs, tabButtons, tabPanels, notice, status };
+  return {
+    app, layer, head, viewHead, viewGrid, hideSpecial, wordLevel, meta, tabs, tabButtons, tabPanels, notice, status,
+  };
 }
 
 /** The frame's elements (built once, when the bundle loads). */

@@ -16,7 +16,7 @@ import { resetRollout, showRollout } from './tabs/rollout';
 let rendering: Promise<void> = Promise.resolve();
 let toldView = '';
 
-/** Tells the host what the panel shows when it changed (the editor tint and the exports follow); no answer comes back. */
+/** Tells the host what the panel shows when it changed (the editor tint and the exports follow); nothing answers. */
 function tellView(view: ShownView): void {
   const json = JSON.stringify(view);
   if (json === toldView) return;
@@ -30,7 +30,8 @@ async function render(): Promise<void> {
   frame.viewHead.setAttribute('aria-pressed', String(state.view === 'head'));
   frame.viewGrid.setAttribute('aria-pressed', String(state.view === 'grid'));
   syncTabs();
-  tellView({ layer: state.layer, head: state.head, view: state.view, hideSpecial: options.hideSpecial, wordLevel: options.wordLevel });
+  const { hideSpecial, wordLevel } = options;
+  tellView({ layer: state.layer, head: state.head, view: state.view, hideSpecial, wordLevel });
   const tab = options.tab;
   rendering = tab === 'heatmap' ? showHeatmap()
     : tab === 'heads' ? showHeads()

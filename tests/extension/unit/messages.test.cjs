@@ -37,7 +37,8 @@ test('host messages: a matrix answer must carry exactly rows×cols float32 bytes
   assert.ok(!messages.isHostMessage({ ...ok, data: new ArrayBuffer(12) }));
   assert.ok(!messages.isHostMessage({ ...ok, data: [1, 2, 3, 4] }), 'no JSON number arrays');
   assert.ok(!messages.isHostMessage({ ...ok, result: { q: 1 } }), 'data without its shape');
-  assert.ok(!messages.isHostMessage({ type: 'matrix', requestId: 1, ...result, data: new ArrayBuffer(16) }), 'one path: rpcResult');
+  const oldMatrix = { type: 'matrix', requestId: 1, ...result, data: new ArrayBuffer(16) };
+  assert.ok(!messages.isHostMessage(oldMatrix), 'one path: rpcResult');
   assert.ok(messages.isHostMessage({ type: 'highlightToken', token: null }));
   assert.ok(!messages.isHostMessage({ type: 'other' }));
 });
@@ -70,7 +71,8 @@ test('rpc messages: only the analysis methods, an analysisId and scalar params p
   assert.equal(parse({ type: 'rpc', requestId: 5, method: 'attention/view', params: { analysisId: 'a1', path: { x: 1 } } }), undefined);
   assert.equal(parse({ type: 'rpc', requestId: 'x', method: 'attention/metrics', params: { analysisId: 'a1' } }), undefined);
   assert.ok(messages.isHostMessage({ type: 'rpcResult', requestId: 1, result: { q: 1 } }));
-  assert.ok(messages.isHostMessage({ type: 'rpcResult', requestId: 1, result: { rows: 1, cols: 1 }, data: new ArrayBuffer(4) }));
+  const oneValue = { type: 'rpcResult', requestId: 1, result: { rows: 1, cols: 1 }, data: new ArrayBuffer(4) };
+  assert.ok(messages.isHostMessage(oneValue));
   assert.ok(!messages.isHostMessage({ type: 'rpcResult', requestId: 1, result: [] }));
   assert.ok(messages.isHostMessage({ type: 'rpcError', requestId: 1, message: 'gone' }));
 });

@@ -66,9 +66,12 @@ async function openPanel(overrideTokens, savedState) {
         const k = `${method} ${JSON.stringify(unpooled)}`;
         if (rpc[k]) return rpc[k];
       }
-      if (unpooled.hideSpecial || unpooled.wordLevel || (maxSize !== undefined && maxSize < tokens.length)) return undefined;
+      const pooled = maxSize !== undefined && maxSize < tokens.length;
+      if (unpooled.hideSpecial || unpooled.wordLevel || pooled) return undefined;
       const r = matrices[`${unpooled.layer}/${unpooled.head}`];
-      const units = tokens.map((t, i) => ({ text: t.text, start: t.start, end: t.end, firstToken: i, lastToken: i, special: t.special }));
+      const units = tokens.map((t, i) => ({
+        text: t.text, start: t.start, end: t.end, firstToken: i, lastToken: i, special: t.special,
+      }));
       return r && { ...r, units };
     };
     let state = savedState;
@@ -129,9 +132,10 @@ test('heatmap pixels change with the head, and the rendered message reports pain
   assert.equal(await page.locator('#head option[value="-1"]').textContent(), 'mean of heads');
   const rendered = await page.evaluate(() => window.__posted.filter((m) => m.type === 'rendered'));
   assert.ok(rendered.length >= 3 && rendered.every((r) => r.litPixels > 0));
-  const views = await page.evaluate(() => window.__posted.filter((m) => m.type === 'rpc' && m.method === 'attention/view'));
+  const posted = await page.evaluate(() => window.__posted);
+  const views = posted.filter((m) => m.type === 'rpc' && m.method === 'attention/view');
   assert.ok(views.length >= 3 && !views.some((m) => m.params.maxSize), 'the big view is not pooled');
-  assert.ok(!(await page.evaluate(() => window.__posted)).some((m) => m.type === 'requestMatrix'), 'one path: rpc attention/view');
+  assert.ok(!posted.some((m) => m.type === 'requestMatrix'), 'one path: rpc attention/view');
   await page.screenshot({ path: path.join(outDir, 'webview-head.png') });
   assert.deepEqual(page.errors, []);
   await page.close();
@@ -209,7 +213,8 @@ test('all-heads grid paints one thumbnail per layer × head (plus means); a clic
   await page.waitForSelector('#app[data-grid="painted"]');
   const { layers, heads } = fixture.analysis.model;
   assert.equal(await page.locator('.thumb.painted').count(), (layers + 1) * (heads + 1));
-  const maxSizes = await page.evaluate(() => window.__posted.filter((m) => m.type === 'rpc' && m.params.maxSize).map((m) => m.params.maxSize));
+  const maxSizes = await page.evaluate(() => window.__posted
+    .filter((m) => m.type === 'rpc' && m.params.maxSize).map((m) => m.params.maxSize));
   assert.ok(maxSizes.length >= layers * heads && maxSizes.every((s) => s === 48), 'thumbnails ask for pooled matrices');
   assert.equal(await page.locator('#head-view').isVisible(), false, 'the grid replaces the big heatmap');
   await page.screenshot({ path: path.join(outDir, 'webview-grid.png') });
@@ -221,7 +226,7 @@ test('all-heads grid paints one thumbnail per layer × head (plus means); a clic
   await page.close();
 });
 
-test('all-heads grid honours the view options, as the exported grid does: hidden special tokens leave its thumbnails', async () => {
+test('all-heads grid honours the view options as the exported grid does: no [CLS]/[SEP] in its thumbnails', async () => {
   const page = await openPanel();
   await page.check('#hide-special');
   await page.waitForSelector('#app[data-state="painted"][data-units]');
@@ -233,7 +238,8 @@ test('all-heads grid honours the view options, as the exported grid does: hidden
   // Layer 0's views with hidden special tokens are recorded: those thumbnails have one pixel per shown token.
   const shown = fixture.rpc['attention/view {"head":0,"hideSpecial":true,"layer":0}'].units.length;
   assert.equal(shown, fixture.analysis.tokens.length - 2);
-  const widths = await page.evaluate(() => Array.from(document.querySelectorAll('.thumb.painted[data-layer="0"] canvas'), (c) => c.width));
+  const widths = await page.evaluate(() => Array.from(
+    document.querySelectorAll('.thumb.painted[data-layer="0"] canvas'), (c) => c.width));
   assert.equal(widths.length, fixture.analysis.model.heads + 1);
   assert.ok(widths.every((w) => w === shown), `thumbnails without [CLS]/[SEP]: ${widths}`);
   await page.close();
@@ -254,7 +260,8 @@ test('the panel tells the host its view once per change; a repaint of the same v
   await page.waitForSelector('#app[data-state="painted"][data-head="2"]');
   const all = await told();
   assert.equal(all.length, 2);
-  assert.deepEqual(all[1], { type: 'viewChanged', layer: 0, head: 2, view: 'head', hideSpecial: false, wordLevel: false });
+  const expected = { type: 'viewChanged', layer: 0, head: 2, view: 'head', hideSpecial: false, wordLevel: false };
+  assert.deepEqual(all[1], expected);
   assert.deepEqual(page.errors, []);
   await page.close();
 });

@@ -25,7 +25,10 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
 
   async showAttention(): Promise<void> {
     const editor = vscode.window.activeTextEditor;
-    if (!editor) { void vscode.window.showInformationMessage('AttentionViz: open a file and select some text first.'); return; }
+    if (!editor) {
+      void vscode.window.showInformationMessage('AttentionViz: open a file and select some text first.');
+      return;
+    }
     const doc = editor.document;
     // Two selections (multi-cursor): a sentence pair, first text = the earlier selection.
     const nonEmpty = editor.selections.filter((s) => !s.isEmpty).sort((a, b) => a.start.compareTo(b.start));
@@ -35,9 +38,13 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       if (textA.trim() && textB.trim()) { await this.analyze(doc, a, textA, true, { range: b, text: textB }); return; }
     }
     let range: vscode.Range = editor.selection;
-    if (editor.selection.isEmpty) range = doc.lineAt(editor.selection.active.line).range; // empty selection → current line
+    // An empty selection: the current line.
+    if (editor.selection.isEmpty) range = doc.lineAt(editor.selection.active.line).range;
     const text = doc.getText(range);
-    if (!text.trim()) { void vscode.window.showInformationMessage('AttentionViz: the selection (or current line) is empty.'); return; }
+    if (!text.trim()) {
+      void vscode.window.showInformationMessage('AttentionViz: the selection (or current line) is empty.');
+      return;
+    }
     await this.analyze(doc, range, text, true);
   }
 
@@ -69,7 +76,8 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     try {
       result = withProgress
         ? await vscode.window.withProgress({
-          location: vscode.ProgressLocation.Notification, title: 'AttentionViz: analyzing selection…', cancellable: true,
+          location: vscode.ProgressLocation.Notification, title: 'AttentionViz: analyzing selection…',
+          cancellable: true,
         }, (_p, token) => run(token))
         : await run();
     } catch (e) {
@@ -94,13 +102,15 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     const source = sourceLabel(doc, range, pair);
     const view: AnalysisView = {
       analysisId: result.analysisId, model: result.model, tokens: result.tokens, text, truncated: result.truncated,
-      ...(result.truncatedAt !== undefined ? { truncatedAt: result.truncatedAt } : {}), elapsedMs: result.elapsedMs, source,
+      ...(result.truncatedAt !== undefined ? { truncatedAt: result.truncatedAt } : {}),
+      elapsedMs: result.elapsedMs, source,
     };
     panel.setTitle(`Attention: ${source}`);
     this.router.showAnalysis(panel, view, this.shown.session !== undefined);
     this.shown.show(session); // releases the replaced analysis; the editor tint follows
     if (result.truncated) {
-      void vscode.window.showWarningMessage(`AttentionViz: ${truncationSummary(result.tokens, text, result.truncatedAt)}`);
+      const summary = truncationSummary(result.tokens, text, result.truncatedAt);
+      void vscode.window.showWarningMessage(`AttentionViz: ${summary}`);
     }
   }
 
@@ -111,5 +121,6 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
 function sourceLabel(doc: vscode.TextDocument, range: vscode.Range, pair: Pair | undefined): string {
   const startLine = range.start.line + 1, endLine = range.end.line + 1;
   const pairLine = pair ? ` + ${pair.range.start.line + 1}` : '';
-  return `${vscode.workspace.asRelativePath(doc.uri)}:${startLine}${endLine !== startLine ? '–' + endLine : ''}${pairLine}`;
+  const lines = `${startLine}${endLine !== startLine ? '–' + endLine : ''}${pairLine}`;
+  return `${vscode.workspace.asRelativePath(doc.uri)}:${lines}`;
 }

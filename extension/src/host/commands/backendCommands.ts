@@ -28,7 +28,8 @@ export async function selectModel(context: vscode.ExtensionContext, backend: Bac
   }
   const selected = context.workspaceState.get<string>(SELECTED_MODEL_KEY) ?? 'default';
   const pick = await vscode.window.showQuickPick(models.map((m) => ({
-    label: m.name, description: `${m.architecture} · ${m.layers} layers × ${m.heads} heads`, detail: m.source, id: m.id,
+    label: m.name, description: `${m.architecture} · ${m.layers} layers × ${m.heads} heads`, detail: m.source,
+    id: m.id,
     picked: m.id === selected,
   })), { title: 'AttentionViz: model', placeHolder: 'Model used for the next analysis' });
   if (!pick) return;

@@ -43,14 +43,16 @@ export class Exports {
       void vscode.window.setStatusBarMessage(`AttentionViz: ${saved}`, 4000);
       return uri;
     } catch (e) {
-      void vscode.window.showErrorMessage(`AttentionViz: PNG export failed: ${e instanceof Error ? e.message : String(e)}`);
+      const message = e instanceof Error ? e.message : String(e);
+      void vscode.window.showErrorMessage(`AttentionViz: PNG export failed: ${message}`);
       return;
     }
   }
 
   /**
    * Writes the analysis through the backend's attention/export: the visible layer/head as CSV or JSON, or the whole
-   * analysis (every layer and head, ids, offsets, hidden states) as safetensors. The format follows the file's extension.
+   * analysis (every layer and head, ids, offsets, hidden states) as safetensors. The format follows the file's
+   * extension.
    */
   async exportAttention(target?: vscode.Uri): Promise<vscode.Uri | undefined> {
     const session = this.exportable();
@@ -60,7 +62,8 @@ export class Exports {
     const uri = target ?? await vscode.window.showSaveDialog({
       title: 'AttentionViz: export attention',
       filters: {
-        'CSV (this layer/head)': ['csv'], 'JSON (this layer/head)': ['json'], 'safetensors (whole analysis)': ['safetensors'],
+        'CSV (this layer/head)': ['csv'], 'JSON (this layer/head)': ['json'],
+        'safetensors (whole analysis)': ['safetensors'],
       },
       ...(folder ? { defaultUri: vscode.Uri.joinPath(folder, `attention-${layerHeadName(layer, head)}.csv`) } : {}),
     });

@@ -17,7 +17,8 @@ const ui = {
   graphNote: h('p', { id: 'graph-note', class: 'caption', hidden: true }),
   graphCanvas: h('canvas', {
     id: 'graph-canvas', tabindex: 0,
-    'aria-label': 'Attention graph: tokens as nodes on a circle, edges where attention is above the threshold, colours are modularity communities',
+    'aria-label': 'Attention graph: tokens as nodes on a circle, edges where attention is above the threshold, '
+      + 'colours are modularity communities',
   }),
 };
 frame.tabPanels.graph.append(

@@ -11,7 +11,9 @@ import { h } from '../dom';
 const ui = {
   headView: h('section', { id: 'head-view', 'aria-label': 'Attention heatmap' }),
   wrap: h('div', { id: 'heatmap-wrap' }),
-  canvas: h('canvas', { id: 'heatmap', tabindex: 0, 'aria-label': 'Attention heatmap: rows are query tokens, columns are key tokens' }),
+  canvas: h('canvas', {
+    id: 'heatmap', tabindex: 0, 'aria-label': 'Attention heatmap: rows are query tokens, columns are key tokens',
+  }),
   tooltip: h('div', { id: 'tooltip', class: 'tooltip', role: 'status', hidden: true }),
   legendBar: h('canvas', { id: 'legend-bar', width: 14, height: 200 }),
   legendTicks: h('div', { id: 'legend-ticks' }),

@@ -10,19 +10,24 @@ import { h } from '../dom';
 
 const ui = {
   rolloutCaption: h('p', { id: 'rollout-caption', class: 'meta' },
-    'Attention rollout (Abnar & Zuidema 2020) through every layer: row i is how much token i\'s final representation draws on each input token.'),
-  flowToken: h('select', { id: 'flow-token', 'aria-label': 'Token whose attention flow to compare with its rollout row' }),
+    'Attention rollout (Abnar & Zuidema 2020) through every layer: row i is how much token i\'s final '
+    + 'representation draws on each input token.'),
+  flowToken: h('select', {
+    id: 'flow-token', 'aria-label': 'Token whose attention flow to compare with its rollout row',
+  }),
   flowStatus: h('span', { id: 'flow-status', class: 'meta', role: 'status' }),
   rolloutCanvas: h('canvas', {
     id: 'rollout-canvas', tabindex: 0,
-    'aria-label': 'Attention rollout heatmap: click a row, or use the arrow keys, to compare its rollout with its attention flow',
+    'aria-label': 'Attention rollout heatmap: click a row, or use the arrow keys, to compare its rollout with its '
+      + 'attention flow',
   }),
   flowFigure: h('figure', { id: 'flow-figure', hidden: true }),
   flowCaption: h('figcaption', { id: 'flow-caption', class: 'caption' }),
   flowTable: h('table', { id: 'flow-table', 'aria-describedby': 'flow-caption' }),
   flowBody: h('tbody', { id: 'flow-body' }),
 };
-ui.flowTable.append(h('thead', {}, h('tr', {}, ...['input', 'rollout', 'flow'].map((c) => h('th', { scope: 'col' }, c)))), ui.flowBody);
+const flowColumns = ['input', 'rollout', 'flow'].map((c) => h('th', { scope: 'col' }, c));
+ui.flowTable.append(h('thead', {}, h('tr', {}, ...flowColumns)), ui.flowBody);
 ui.flowFigure.append(ui.flowCaption, ui.flowTable);
 frame.tabPanels.rollout.append(
   ui.rolloutCaption,
