@@ -1,7 +1,13 @@
 // Entry point: only wiring. Commands are registered from one table.
 import * as vscode from 'vscode';
 import { Backend } from './backend';
-import { Controller, type TestApi } from './controller';
+import { ShownAnalysis } from './session';
+import { PanelRouter } from './panelRouter';
+import { EditorOverlay } from './editorOverlay';
+import { Analyzer } from './commands/analyze';
+import { Exports } from './commands/export';
+import { restartBackend, selectModel } from './commands/backendCommands';
+import { createTestApi, type TestApi } from './testApi';
 import { StatusItem } from './status';
 import { readConfig, RESTART_SETTINGS } from './config';
 
@@ -9,24 +15,28 @@ export function activate(context: vscode.ExtensionContext): TestApi {
   const output = vscode.window.createOutputChannel('AttentionViz');
   const version = String((context.extension.packageJSON as { version?: string }).version ?? '0.0.0');
   const backend = new Backend(context.extensionPath, version, output, readConfig);
-  const controller = new Controller(context, backend);
+  const shown = new ShownAnalysis(backend);
+  const router = new PanelRouter(context, backend, shown);
+  const analyzer = new Analyzer(context, backend, shown, router);
+  const overlay = new EditorOverlay(backend, shown, router, analyzer);
+  const exports = new Exports(backend, shown, router);
   const commands: Record<string, (...args: never[]) => unknown> = {
-    'attentionViz.showAttention': () => controller.showAttention(),
-    'attentionViz.restartBackend': () => controller.restartBackend(),
-    'attentionViz.selectModel': () => controller.selectModel(),
-    'attentionViz.exportPng': (target?: vscode.Uri) => controller.exportPng(target),
-    'attentionViz.exportAttention': (target?: vscode.Uri) => controller.exportAttention(target),
+    'attentionViz.showAttention': () => analyzer.showAttention(),
+    'attentionViz.restartBackend': () => restartBackend(backend),
+    'attentionViz.selectModel': () => selectModel(context, backend),
+    'attentionViz.exportPng': (target?: vscode.Uri) => exports.exportPng(target),
+    'attentionViz.exportAttention': (target?: vscode.Uri) => exports.exportAttention(target),
     'attentionViz.showLog': () => output.show(true),
   };
   context.subscriptions.push(
-    output, backend, controller, new StatusItem(backend),
+    output, backend, shown, router, analyzer, overlay, new StatusItem(backend),
     ...Object.entries(commands).map(([id, fn]) => vscode.commands.registerCommand(id, fn)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('attentionViz.trace.server')) void backend.setTrace(readConfig().trace);
-      if (RESTART_SETTINGS.some((s) => e.affectsConfiguration(s)) && backend.pid) void controller.restartBackend();
+      if (RESTART_SETTINGS.some((s) => e.affectsConfiguration(s)) && backend.pid) void restartBackend(backend);
     }),
   );
-  return controller.testApi();
+  return createTestApi(backend, shown, router, overlay);
 }
 
 export function deactivate(): void {

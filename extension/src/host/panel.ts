@@ -1,11 +1,9 @@
 // The attention panel: one webview panel beside the editor (createOrShow / revive / dispose).
 import * as vscode from 'vscode';
 import { makeNonce, panelHtml } from './html';
-import { parseWebviewMessage, type HostToWebview, type WebviewToHost, type ViewState } from '../shared/messages';
+import { parseWebviewMessage, type HostToWebview, type WebviewToHost } from '../shared/messages';
 
 export const PANEL_VIEW_TYPE = 'attentionViz.panel';
-
-export type PanelView = Pick<ViewState, 'layer' | 'head' | 'view'> & { hideSpecial: boolean; wordLevel: boolean };
 
 export class AttentionPanel implements vscode.Disposable {
   private static current: AttentionPanel | undefined;
@@ -21,8 +19,6 @@ export class AttentionPanel implements vscode.Disposable {
   generation = 0;
   private ready = false;
   private queue: HostToWebview[] = [];
-  /** What the webview last reported showing (its 'viewChanged'). */
-  viewState: PanelView = { layer: 0, head: 0, view: 'head', hideSpecial: false, wordLevel: false };
 
   static get instance(): AttentionPanel | undefined { return AttentionPanel.current; }
 
@@ -72,7 +68,6 @@ export class AttentionPanel implements vscode.Disposable {
         const m = parseWebviewMessage(raw);
         if (!m) return;
         if (m.type === 'ready') { this.ready = true; for (const q of this.queue.splice(0)) void webview.postMessage(q); }
-        if (m.type === 'viewChanged') this.viewState = { layer: m.layer, head: m.head, view: m.view, hideSpecial: m.hideSpecial, wordLevel: m.wordLevel };
         this.messageEmitter.fire(m);
       }),
     );
@@ -84,7 +79,7 @@ export class AttentionPanel implements vscode.Disposable {
   post(message: HostToWebview): void {
     // Messages sent before the webview's script runs would be lost: queue them until 'ready'.
     if (!this.ready) {
-      if (message.type === 'analysis') this.queue = this.queue.filter((q) => q.type !== 'analysis' && q.type !== 'matrix' && q.type !== 'rpcResult');
+      if (message.type === 'analysis') this.queue = this.queue.filter((q) => q.type !== 'analysis' && q.type !== 'rpcResult');
       this.queue.push(message);
       return;
     }

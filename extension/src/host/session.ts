@@ -1,7 +1,8 @@
-// The analysis shown in the panel: which text of which document, the backend's answer, and the
-// current layer/head. Editor decorations and hovers read it.
+// The analysis shown in the panel: which text of which document and the backend's answer. Editor
+// decorations, hovers, the panel's requests and the exports read it; the layer/head is the panel's.
 import * as vscode from 'vscode';
-import type { AnalyzeResult } from '../shared/protocol';
+import type { Backend } from './backend';
+import { Methods, type AnalyzeResult } from '../shared/protocol';
 import { segmentTokenIndexAt, tokenIndexAt } from '../shared/tokens';
 
 /** The second text of a sentence pair: where it starts in the document, and the text. */
@@ -9,8 +10,6 @@ export interface PairSegment { baseOffset: number; text: string }
 
 export class Session {
   valid = true;
-  layer = 0;
-  head = 0;
   constructor(
     readonly seq: number,
     readonly uri: vscode.Uri,
@@ -54,5 +53,68 @@ export class Session {
     const t = this.result.tokens[index]!;
     const base = this.pair && t.typeId === 1 ? this.pair.baseOffset : this.baseOffset;
     return new vscode.Range(document.positionAt(base + t.start), document.positionAt(base + t.end));
+  }
+}
+
+/** The one shown analysis: replacing or closing it releases it in the backend; a restart or an edit invalidates it. */
+export class ShownAnalysis implements vscode.Disposable {
+  private current: Session | undefined;
+  private seq = 0;
+  private readonly changeEmitter = new vscode.EventEmitter<void>();
+  /** Shown, cleared or invalidated. */
+  readonly onDidChange = this.changeEmitter.event;
+  private readonly invalidateEmitter = new vscode.EventEmitter<string>();
+  /** The shown analysis became stale; the message says why and what to do. */
+  readonly onDidInvalidate = this.invalidateEmitter.event;
+  private readonly subscription: vscode.Disposable;
+
+  constructor(private readonly backend: Backend) {
+    // A new backend process does not know the old analysis: its overlay and hovers are gone.
+    this.subscription = backend.onDidChangeState((s) => {
+      if (s.kind === 'starting' || s.kind === 'error' || s.kind === 'stopped') {
+        this.invalidate('The backend restarted: run “Show Attention for Selection” again to refresh.');
+      }
+    });
+  }
+
+  get session(): Session | undefined { return this.current; }
+
+  /** The sequence number of the next session (tests tell analyses apart by it). */
+  nextSeq(): number { return ++this.seq; }
+
+  show(session: Session): void {
+    this.release(this.current);
+    this.current = session;
+    this.changeEmitter.fire();
+  }
+
+  clear(): void {
+    this.release(this.current);
+    this.current = undefined;
+    this.changeEmitter.fire();
+  }
+
+  invalidate(message: string): void {
+    const session = this.current;
+    if (!session || !session.valid) return;
+    session.valid = false;
+    this.invalidateEmitter.fire(message);
+    this.changeEmitter.fire();
+  }
+
+  /** Lets the backend reuse a replaced analysis's memory (nothing asks for it again: requests carry the current id). */
+  private release(session: Session | undefined): void {
+    const kind = this.backend.state.kind;
+    if (!session || !session.valid || (kind !== 'ready' && kind !== 'busy')) return;
+    this.backend.request(Methods.release, { analysisId: session.analysisId })
+      .catch((e: unknown) => {
+        this.backend.log(`release ${session.analysisId}: ${e instanceof Error ? e.message : String(e)}`);
+      });
+  }
+
+  dispose(): void {
+    this.subscription.dispose();
+    this.changeEmitter.dispose();
+    this.invalidateEmitter.dispose();
   }
 }

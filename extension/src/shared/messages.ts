@@ -22,25 +22,32 @@ export interface ViewState {
   locked: { row: number | null; col: number | null } | null;
 }
 
+/** What the panel shows, as the host needs it: the editor tint's layer/head and what the exports draw. */
+export interface ShownView {
+  layer: number;
+  head: number;
+  view: 'head' | 'grid';
+  hideSpecial: boolean;
+  wordLevel: boolean;
+}
+
 // ----- host → webview -----
 export type HostToWebview =
   | { type: 'analysis'; analysis: AnalysisView; state?: Partial<ViewState> }
-  | { type: 'matrix'; requestId: number; rows: number; cols: number; layer: number; head: number; pooled: boolean; poolFactor: number; data: ArrayBuffer }
-  | { type: 'matrixError'; requestId: number; message: string }
   | { type: 'busy'; message: string }
   | { type: 'error'; message: string }
+  /** The token under the editor's cursor, told when it changes (the panel highlights its row). */
   | { type: 'highlightToken'; token: number | null }
-  | { type: 'setView'; layer?: number; head?: number; view?: 'head' | 'grid'; hideSpecial?: boolean; wordLevel?: boolean }
-  /** The answer to an 'rpc'; a matrix answer (view/rollout) has its base64 `data` decoded into `data` here. */
+  | ({ type: 'setView' } & Partial<ShownView>)
+  /** The answer to an 'rpc'; a matrix answer (view, rollout) has its base64 `data` decoded into `data` here. */
   | { type: 'rpcResult'; requestId: number; result: Record<string, unknown>; data?: ArrayBuffer }
   | { type: 'rpcError'; requestId: number; message: string };
 
 // ----- webview → host -----
 export type WebviewToHost =
   | { type: 'ready' }
-  | { type: 'requestMatrix'; requestId: number; analysisId: string; layer: number; head: number; maxSize?: number }
-  /** What the panel shows, so host commands (Export Heatmap PNG, Export Attention) export the same view. */
-  | { type: 'viewChanged'; layer: number; head: number; view: 'head' | 'grid'; hideSpecial: boolean; wordLevel: boolean }
+  /** What the panel shows, sent when it changes: the editor tint follows it, the exports draw it. */
+  | ({ type: 'viewChanged' } & ShownView)
   | { type: 'hoverToken'; token: number | null }
   | { type: 'rendered'; layer: number; head: number; litPixels: number }
   | { type: 'log'; message: string }
@@ -59,16 +66,11 @@ export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
   switch (m.type) {
     case 'ready':
       return { type: 'ready' };
-    case 'requestMatrix':
-      if (isInt(m.requestId) && typeof m.analysisId === 'string' && isLayerOrHead(m.layer) && isLayerOrHead(m.head) &&
-        (m.maxSize === undefined || (isInt(m.maxSize) && m.maxSize > 0))) {
-        return { type: 'requestMatrix', requestId: m.requestId, analysisId: m.analysisId, layer: m.layer, head: m.head, ...(m.maxSize !== undefined ? { maxSize: m.maxSize as number } : {}) };
-      }
-      return undefined;
     case 'viewChanged':
       if (isLayerOrHead(m.layer) && isLayerOrHead(m.head) && (m.view === 'head' || m.view === 'grid') &&
         typeof m.hideSpecial === 'boolean' && typeof m.wordLevel === 'boolean') {
-        return { type: 'viewChanged', layer: m.layer, head: m.head, view: m.view, hideSpecial: m.hideSpecial, wordLevel: m.wordLevel };
+        const { layer, head, view, hideSpecial, wordLevel } = m;
+        return { type: 'viewChanged', layer, head, view, hideSpecial, wordLevel };
       }
       return undefined;
     case 'hoverToken':
@@ -96,17 +98,21 @@ export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
   }
 }
 
+/** A matrix answer's data: an ArrayBuffer of exactly rows×cols float32 values (never a JSON number array). */
+function isMatrixData(result: Record<string, unknown>, data: unknown): boolean {
+  return data instanceof ArrayBuffer && isInt(result.rows) && isInt(result.cols)
+    && data.byteLength === result.rows * result.cols * 4;
+}
+
 /** Validates a message from the host (the webview checks too: a malformed message is dropped, not half-applied). */
 export function isHostMessage(m: unknown): m is HostToWebview {
   if (!isObj(m) || typeof m.type !== 'string') return false;
   switch (m.type) {
     case 'analysis': return isObj(m.analysis) && Array.isArray((m.analysis as Record<string, unknown>).tokens);
-    case 'matrix': return isInt(m.requestId) && isInt(m.rows) && isInt(m.cols) && m.data instanceof ArrayBuffer && m.data.byteLength === (m.rows as number) * (m.cols as number) * 4;
-    case 'matrixError': return isInt(m.requestId) && typeof m.message === 'string';
     case 'busy': case 'error': return typeof m.message === 'string';
     case 'highlightToken': return m.token === null || isInt(m.token);
     case 'setView': return true;
-    case 'rpcResult': return isInt(m.requestId) && isObj(m.result) && (m.data === undefined || m.data instanceof ArrayBuffer);
+    case 'rpcResult': return isInt(m.requestId) && isObj(m.result) && (m.data === undefined || isMatrixData(m.result, m.data));
     case 'rpcError': return isInt(m.requestId) && typeof m.message === 'string';
     default: return false;
   }

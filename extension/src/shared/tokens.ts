@@ -28,7 +28,6 @@ export function axisLabel(text: string, maxLength = 14): string {
   return s;
 }
 
-/** Index of the non-special token whose [start, end) contains `offset` (relative to the analyzed text), or -1. */
 /**
  * For a sentence pair: the token of segment `typeId` (0 = first text, 1 = second) whose span holds `offset`, an offset
  * into that segment's own text; -1 when none. Spans restart at 0 in each segment, so the search stays in one segment.
@@ -41,6 +40,7 @@ export function segmentTokenIndexAt(tokens: readonly Token[], typeId: number, of
   return -1;
 }
 
+/** Index of the non-special token whose [start, end) contains `offset` (relative to the analyzed text), or -1. */
 export function tokenIndexAt(tokens: readonly Token[], offset: number): number {
   // Binary search over the non-special tokens (their starts are non-decreasing).
   let lo = 0, hi = tokens.length - 1, found = -1;
@@ -83,9 +83,4 @@ export function truncationSummary(tokens: readonly Token[], text: string, trunca
   const snippet = text.slice(Math.max(0, at - 20), at).replace(/\s+/g, ' ');
   return `Truncated: the model's window holds ${tokens.length} tokens; analysis stops after token ${analyzed} ` +
     `(character ${at} of ${total}, after “…${snippet}”).`;
-}
-
-/** The UTF-16 length of `s` (JavaScript strings are UTF-16 already; this documents the unit). */
-export function utf16Length(s: string): number {
-  return s.length;
 }

@@ -1,29 +1,39 @@
 // The panel's wiring: tab switching, the view options, layer/head keys, host messages and restore.
 // Each tab lives in tabs/; what they share (DOM, state, requests) in state.ts.
 // All token text goes into the DOM through textContent (or onto a canvas), never through innerHTML.
-import { isHostMessage, type AnalysisView, type HostToWebview, type ViewState } from '../shared/messages';
+import { isHostMessage, type AnalysisView, type HostToWebview, type ShownView, type ViewState } from '../shared/messages';
 import { truncationSummary } from '../shared/tokens';
-import { $, app, el, persist, resetRequests, resolveMatrix, resolveRpc, setRenderHook, syncControls, TABS, vscode, type TabId } from './state';
-import { buildStrip, paintStrip, redraw, resetHeatmap, showGrid, showHead, toggleLock } from './tabs/heatmap';
-import { showHeads } from './tabs/heads';
+import { app, persist, resetRequests, resolveRpc, setRenderHook, syncControls, vscode } from './state';
+import { frame, TABS, type TabId } from './frame';
+import { OWN_KEYS } from './dom';
+import { buildStrip, paintStrip, redraw, resetHeatmap, showHeatmap, toggleLock } from './tabs/heatmap';
+import { resetHeads, showHeads } from './tabs/heads';
 import { drawGraphNow, resetGraph, showGraph } from './tabs/graph';
 import { resetLines, showLines } from './tabs/lines';
 import { showDistributions } from './tabs/distributions';
 import { resetRollout, showRollout } from './tabs/rollout';
 
 let rendering: Promise<void> = Promise.resolve();
+let toldView = '';
+
+/** Tells the host what the panel shows when it changed (the editor tint and the exports follow); nothing answers. */
+function tellView(view: ShownView): void {
+  const json = JSON.stringify(view);
+  if (json === toldView) return;
+  toldView = json;
+  vscode.postMessage({ type: 'viewChanged', ...view });
+}
 
 async function render(): Promise<void> {
   const { state, options } = app;
   persist();
-  el.headView.hidden = state.view !== 'head';
-  el.gridView.hidden = state.view !== 'grid';
-  el.viewHead.setAttribute('aria-pressed', String(state.view === 'head'));
-  el.viewGrid.setAttribute('aria-pressed', String(state.view === 'grid'));
+  frame.viewHead.setAttribute('aria-pressed', String(state.view === 'head'));
+  frame.viewGrid.setAttribute('aria-pressed', String(state.view === 'grid'));
   syncTabs();
-  vscode.postMessage({ type: 'viewChanged', layer: state.layer, head: state.head, view: state.view, hideSpecial: options.hideSpecial, wordLevel: options.wordLevel });
+  const { hideSpecial, wordLevel } = options;
+  tellView({ layer: state.layer, head: state.head, view: state.view, hideSpecial, wordLevel });
   const tab = options.tab;
-  rendering = tab === 'heatmap' ? (state.view === 'grid' ? showGrid() : showHead())
+  rendering = tab === 'heatmap' ? showHeatmap()
     : tab === 'heads' ? showHeads()
     : tab === 'graph' ? showGraph()
     : tab === 'lines' ? showLines()
@@ -35,27 +45,25 @@ setRenderHook(render);
 
 // ---------- tabs ----------
 
-function tabButton(t: TabId): HTMLButtonElement { return $<HTMLButtonElement>(`tab-${t}`); }
-
 function syncTabs(): void {
   for (const t of TABS) {
-    const b = tabButton(t), selected = t === app.options.tab;
+    const b = frame.tabButtons[t], selected = t === app.options.tab;
     b.setAttribute('aria-selected', String(selected));
     b.tabIndex = selected ? 0 : -1;
-    $(`panel-${t}`).hidden = !selected;
+    frame.tabPanels[t].hidden = !selected;
   }
-  el.app.dataset.tab = app.options.tab;
-  el.viewHead.disabled = el.viewGrid.disabled = app.options.tab !== 'heatmap';
+  frame.app.dataset.tab = app.options.tab;
+  frame.viewHead.disabled = frame.viewGrid.disabled = app.options.tab !== 'heatmap';
 }
 
 function selectTab(t: TabId, focus = false): void {
   app.options.tab = t;
-  if (focus) tabButton(t).focus();
+  if (focus) frame.tabButtons[t].focus();
   void render();
 }
 
-for (const t of TABS) tabButton(t).addEventListener('click', () => selectTab(t));
-el.tabs.addEventListener('keydown', (e) => {
+for (const t of TABS) frame.tabButtons[t].addEventListener('click', () => selectTab(t));
+frame.tabs.addEventListener('keydown', (e) => {
   const i = TABS.indexOf(app.options.tab);
   let next: number | undefined;
   if (e.key === 'ArrowRight') next = (i + 1) % TABS.length;
@@ -71,14 +79,14 @@ el.tabs.addEventListener('keydown', (e) => {
 // ---------- view options ----------
 
 function onViewOption(): void {
-  app.options.hideSpecial = el.hideSpecial.checked;
-  app.options.wordLevel = el.wordLevel.checked;
+  app.options.hideSpecial = frame.hideSpecial.checked;
+  app.options.wordLevel = frame.wordLevel.checked;
   app.state.locked = null;
   app.hover = { row: null, col: null };
   void render();
 }
-el.hideSpecial.addEventListener('change', onViewOption);
-el.wordLevel.addEventListener('change', onViewOption);
+frame.hideSpecial.addEventListener('change', onViewOption);
+frame.wordLevel.addEventListener('change', onViewOption);
 
 function setAnalysis(a: AnalysisView, s?: Partial<ViewState>, flowToken: number | null = null): void {
   app.analysis = a;
@@ -87,27 +95,27 @@ function setAnalysis(a: AnalysisView, s?: Partial<ViewState>, flowToken: number 
   resetGraph();
   resetLines();
   resetRollout(flowToken);
-  el.headsMetric.replaceChildren();
-  el.hideSpecial.checked = app.options.hideSpecial;
-  el.wordLevel.checked = app.options.wordLevel;
+  resetHeads();
+  frame.hideSpecial.checked = app.options.hideSpecial;
+  frame.wordLevel.checked = app.options.wordLevel;
   app.hover = { row: null, col: null };
   app.editorFocus = null;
   const state = app.state = { ...app.state, ...s, locked: null };
   if (state.layer >= a.model.layers) state.layer = 0;
   if (state.head >= a.model.heads) state.head = 0;
-  fillSelect(el.layer, a.model.layers, 'mean of layers', state.layer);
-  fillSelect(el.head, a.model.heads, 'mean of heads', state.head);
+  fillSelect(frame.layer, a.model.layers, 'mean of layers', state.layer);
+  fillSelect(frame.head, a.model.heads, 'mean of heads', state.head);
   const n = a.tokens.length;
-  el.meta.textContent = `${a.model.id} · ${a.model.architecture} · ${a.model.layers}×${a.model.heads}${a.model.causal ? ' · causal' : ''} · ${n} tokens · ${Math.round(a.elapsedMs)} ms`;
-  el.status.textContent = `${a.source} — rows: query tokens, columns: key tokens. Hover for scores, click to lock, arrow keys step layer/head.`;
+  frame.meta.textContent = `${a.model.id} · ${a.model.architecture} · ${a.model.layers}×${a.model.heads}${a.model.causal ? ' · causal' : ''} · ${n} tokens · ${Math.round(a.elapsedMs)} ms`;
+  frame.status.textContent = `${a.source} — rows: query tokens, columns: key tokens. Hover for scores, click to lock, arrow keys step layer/head.`;
   if (a.truncated) {
-    el.notice.hidden = false;
-    el.notice.textContent = truncationSummary(a.tokens, a.text, a.truncatedAt);
+    frame.notice.hidden = false;
+    frame.notice.textContent = truncationSummary(a.tokens, a.text, a.truncatedAt);
   } else {
-    el.notice.hidden = true;
-    el.notice.textContent = '';
+    frame.notice.hidden = true;
+    frame.notice.textContent = '';
   }
-  el.app.dataset.state = 'loading';
+  frame.app.dataset.state = 'loading';
   buildStrip();
   void render();
 }
@@ -127,15 +135,15 @@ function fillSelect(select: HTMLSelectElement, count: number, meanLabel: string,
 
 // ---------- controls ----------
 
-el.layer.addEventListener('change', () => { app.state.layer = Number(el.layer.value); app.state.locked = null; void render(); });
-el.head.addEventListener('change', () => { app.state.head = Number(el.head.value); app.state.locked = null; void render(); });
-el.viewHead.addEventListener('click', () => { app.state.view = 'head'; void render(); });
-el.viewGrid.addEventListener('click', () => { app.state.view = 'grid'; void render(); });
+frame.layer.addEventListener('change', () => { app.state.layer = Number(frame.layer.value); app.state.locked = null; void render(); });
+frame.head.addEventListener('change', () => { app.state.head = Number(frame.head.value); app.state.locked = null; void render(); });
+frame.viewHead.addEventListener('click', () => { app.state.view = 'head'; void render(); });
+frame.viewGrid.addEventListener('click', () => { app.state.view = 'grid'; void render(); });
 
 window.addEventListener('keydown', (e) => {
   const { analysis, state } = app;
   if (!analysis || e.target instanceof HTMLSelectElement || e.target instanceof HTMLInputElement || e.altKey || e.ctrlKey || e.metaKey) return;
-  if (e.target instanceof HTMLElement && e.target.closest('#tabs, #heads-table, .lines-col')) return;
+  if (e.target instanceof HTMLElement && e.target.closest(`[${OWN_KEYS}]`)) return;
   const step = (v: number, count: number, d: number) => Math.min(count - 1, Math.max(-1, v + d));
   if (e.key === 'ArrowLeft' || e.key === 'ArrowRight') {
     state.head = step(state.head, analysis.model.heads, e.key === 'ArrowRight' ? 1 : -1);
@@ -174,20 +182,13 @@ function handle(m: HostToWebview): void {
     case 'analysis':
       setAnalysis(m.analysis, m.state);
       return;
-    case 'matrix':
-      resolveMatrix(m.requestId, { rows: m.rows, cols: m.cols, layer: m.layer, head: m.head, pooled: m.pooled, poolFactor: m.poolFactor, data: new Float32Array(m.data) });
-      return;
-    case 'matrixError':
-      resolveMatrix(m.requestId, undefined);
-      el.status.textContent = `Could not load the matrix: ${m.message}`;
-      return;
     case 'busy':
-      el.status.textContent = m.message;
-      if (!app.analysis) el.app.dataset.state = 'empty';
+      frame.status.textContent = m.message;
+      if (!app.analysis) frame.app.dataset.state = 'empty';
       return;
     case 'error':
-      el.status.textContent = m.message;
-      el.app.dataset.state = app.analysis ? el.app.dataset.state ?? 'painted' : 'error';
+      frame.status.textContent = m.message;
+      frame.app.dataset.state = app.analysis ? frame.app.dataset.state ?? 'painted' : 'error';
       return;
     case 'highlightToken':
       app.editorFocus = m.token;
@@ -197,8 +198,8 @@ function handle(m: HostToWebview): void {
       if (m.layer !== undefined) app.state.layer = m.layer;
       if (m.head !== undefined) app.state.head = m.head;
       if (m.view) app.state.view = m.view;
-      if (m.hideSpecial !== undefined) el.hideSpecial.checked = m.hideSpecial;
-      if (m.wordLevel !== undefined) el.wordLevel.checked = m.wordLevel;
+      if (m.hideSpecial !== undefined) frame.hideSpecial.checked = m.hideSpecial;
+      if (m.wordLevel !== undefined) frame.wordLevel.checked = m.wordLevel;
       syncControls();
       if (m.hideSpecial !== undefined || m.wordLevel !== undefined) { onViewOption(); return; }
       void render();
@@ -208,7 +209,7 @@ function handle(m: HostToWebview): void {
       return;
     case 'rpcError':
       // A cancelled (superseded) request's error is nobody's business.
-      if (resolveRpc(m.requestId, undefined)) el.status.textContent = `Could not load: ${m.message}`;
+      if (resolveRpc(m.requestId, undefined)) frame.status.textContent = `Could not load: ${m.message}`;
       return;
   }
 }

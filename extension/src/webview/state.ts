@@ -1,38 +1,16 @@
-// What every tab shares: the DOM elements, the shown analysis and the view state, and the two
-// request paths to the host (matrices, and analysis methods through 'rpc'), both cached per analysis.
+// What every tab shares: the shown analysis and the view state, and the one
+// request path to the host (analysis methods through 'rpc', matrices included), cached per analysis.
 import { getApi } from './vscodeApi';
 import type { AnalysisView, ViewState } from '../shared/messages';
 import { axisLabel, displayToken } from '../shared/tokens';
 import { Methods, type AnalysisMethod, type ViewUnit } from '../shared/protocol';
+import { frame, type TabId } from './frame';
 
-export type TabId = 'heatmap' | 'heads' | 'graph' | 'lines' | 'distributions' | 'rollout';
-export const TABS: TabId[] = ['heatmap', 'heads', 'graph', 'lines', 'distributions', 'rollout'];
 export interface Options { tab: TabId; hideSpecial: boolean; wordLevel: boolean; headsMetric: string; distMetric: string; graphSource: 'head' | 'mean'; threshold: number; sortKey: string; sortDesc: boolean }
 export interface Persisted extends ViewState { analysis?: AnalysisView; options?: Partial<Options>; flowToken?: number | null }
-export interface MatrixEntry { rows: number; cols: number; layer: number; head: number; pooled: boolean; poolFactor: number; data: Float32Array }
 export interface RpcAnswer { result: Record<string, unknown>; data?: Float32Array }
 
 export const vscode = getApi<Persisted>();
-export const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-
-export const el = {
-  app: $('app'), layer: $<HTMLSelectElement>('layer'), head: $<HTMLSelectElement>('head'),
-  viewHead: $<HTMLButtonElement>('view-head'), viewGrid: $<HTMLButtonElement>('view-grid'),
-  meta: $('meta'), notice: $('notice'), headView: $('head-view'), gridView: $('grid-view'), grid: $('grid'),
-  canvas: $<HTMLCanvasElement>('heatmap'), tooltip: $('tooltip'), legendBar: $<HTMLCanvasElement>('legend-bar'),
-  legendTicks: $('legend-ticks'), strip: $('token-strip'), status: $('status'), wrap: $('heatmap-wrap'),
-  hideSpecial: $<HTMLInputElement>('hide-special'), wordLevel: $<HTMLInputElement>('word-level'), tabs: $('tabs'),
-  headsMetric: $<HTMLSelectElement>('heads-metric'), headsGrid: $('heads-grid'), headsHead: $('heads-head'), headsBody: $('heads-body'), headsSummary: $('heads-summary'),
-  graphSource: $<HTMLSelectElement>('graph-source'), graphThreshold: $<HTMLInputElement>('graph-threshold'), graphThresholdValue: $('graph-threshold-value'),
-  graphQ: $('graph-q'), graphCanvas: $<HTMLCanvasElement>('graph-canvas'), graphNote: $('graph-note'),
-  linesHeads: $('lines-heads'), linesLeft: $('lines-left'), linesRight: $('lines-right'), linesCanvas: $<HTMLCanvasElement>('lines-canvas'), linesNote: $('lines-note'),
-  distWeights: $<HTMLCanvasElement>('dist-weights'), distWeightsTitle: $('dist-weights-title'), distMetric: $<HTMLSelectElement>('dist-metric'),
-  distMetrics: $<HTMLCanvasElement>('dist-metrics'), distMetricTitle: $('dist-metric-title'),
-  rolloutCanvas: $<HTMLCanvasElement>('rollout-canvas'), rolloutCaption: $('rollout-caption'),
-  flowToken: $<HTMLSelectElement>('flow-token'), flowStatus: $('flow-status'), flowFigure: $('flow-figure'), flowCaption: $('flow-caption'),
-  flowTable: $('flow-table'), flowBody: $('flow-body'),
-};
-
 /** The mutable panel state, one object so every module sees the same values. */
 export const app: {
   analysis: AnalysisView | undefined;
@@ -54,11 +32,7 @@ export const app: {
 const rpcCache = new Map<string, Promise<RpcAnswer | undefined>>();
 const rpcPending = new Map<number, (a: RpcAnswer | undefined) => void>();
 const rpcIds = new Map<string, number>();
-const cache = new Map<string, MatrixEntry>();
-const pending = new Map<number, { key: string; resolve: (m: MatrixEntry | undefined) => void }>();
 let nextRequest = 1;
-
-const key = (layer: number, head: number, maxSize?: number) => `${layer}/${head}/${maxSize ?? 0}`;
 
 /** Set by main.ts: redraws the current tab (tabs call it to navigate without importing main). */
 let renderHook: () => Promise<void> = () => Promise.resolve();
@@ -104,30 +78,6 @@ export function cancelRpc(method: AnalysisMethod, params: Record<string, unknown
   resolveRpc(requestId, undefined);
 }
 
-export function requestMatrix(layer: number, head: number, maxSize?: number): Promise<MatrixEntry | undefined> {
-  const k = key(layer, head, maxSize);
-  const hit = cache.get(k);
-  if (hit) return Promise.resolve(hit);
-  for (const p of pending.values()) if (p.key === k) return new Promise((r) => { const prev = p.resolve; p.resolve = (m) => { prev(m); r(m); }; });
-  const analysis = app.analysis;
-  if (!analysis) return Promise.resolve(undefined);
-  const requestId = nextRequest++;
-  return new Promise((resolve) => {
-    pending.set(requestId, { key: k, resolve });
-    vscode.postMessage({ type: 'requestMatrix', requestId, analysisId: analysis.analysisId, layer, head, ...(maxSize ? { maxSize } : {}) });
-  });
-}
-
-/** A matrix answer from the host; false when nobody asked for it. */
-export function resolveMatrix(requestId: number, entry: MatrixEntry | undefined): boolean {
-  const p = pending.get(requestId);
-  if (!p) return false;
-  pending.delete(requestId);
-  if (entry) cache.set(p.key, entry);
-  p.resolve(entry);
-  return true;
-}
-
 /** An answer from the host; false when nobody waits for it (e.g. a cancelled request). */
 export function resolveRpc(requestId: number, answer: RpcAnswer | undefined): boolean {
   const r = rpcPending.get(requestId);
@@ -138,14 +88,11 @@ export function resolveRpc(requestId: number, answer: RpcAnswer | undefined): bo
 
 /** Forgets every cached answer and settles every pending request (a new analysis). */
 export function resetRequests(): void {
-  cache.clear();
   rpcCache.clear();
   // A new analysis: the backend need not finish the old one's requests (a flow can keep the cores busy for seconds).
   for (const [requestId, r] of rpcPending) { vscode.postMessage({ type: 'cancelRpc', requestId }); r(undefined); }
   rpcPending.clear();
   rpcIds.clear();
-  for (const p of pending.values()) p.resolve(undefined);
-  pending.clear();
 }
 
 /** Only the options that are on travel (so equal views share one request). */
@@ -168,22 +115,22 @@ export function tokenName(i: number): string {
 }
 
 export function syncControls(): void {
-  el.layer.value = String(app.state.layer);
-  el.head.value = String(app.state.head);
+  frame.layer.value = String(app.state.layer);
+  frame.head.value = String(app.state.head);
 }
 
-/** A square matrix of the current view: attention/view when a view option is on (units = its rows), else the raw matrix (units = null). */
-export interface ViewMatrix { data: Float32Array; n: number; units: ViewUnit[] | null }
-export async function viewMatrix(layer: number, head: number): Promise<ViewMatrix | undefined> {
+/**
+ * One layer/head of the current view (attention/view: hide special tokens and word level applied, pooled to
+ * `maxSize` cells when given). units: the rows/columns when a view option is on; null when they are the tokens.
+ */
+export interface ViewMatrix { rows: number; cols: number; poolFactor: number; data: Float32Array; units: ViewUnit[] | null }
+export async function viewMatrix(layer: number, head: number, maxSize?: number): Promise<ViewMatrix | undefined> {
   const flags = viewFlags();
-  if (Object.keys(flags).length) {
-    const v = await rpc(Methods.view, { layer, head, ...flags });
-    if (!v?.data) return undefined;
-    const r = v.result as { rows: number; units: ViewUnit[] };
-    return { data: v.data, n: r.rows, units: r.units };
-  }
-  const m = await requestMatrix(layer, head);
-  return m ? { data: m.data, n: m.rows, units: null } : undefined;
+  const v = await rpc(Methods.view, { layer, head, ...flags, ...(maxSize ? { maxSize } : {}) });
+  if (!v?.data) return undefined;
+  const r = v.result as { rows: number; cols: number; poolFactor: number; units: ViewUnit[] };
+  const units = Object.keys(flags).length ? r.units : null;
+  return { rows: r.rows, cols: r.cols, poolFactor: r.poolFactor, data: v.data, units };
 }
 
 /** Row/column i of a view: its unit's name, or the token's when units is null. */

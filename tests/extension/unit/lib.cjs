@@ -1,9 +1,11 @@
-// Loads the extension's pure modules as built by extension/scripts/build.mjs (out/lib).
+// Loads the extension's pure modules as built by extension/scripts/build.mjs (out/lib). `matrix` also
+// carries the tests' reference pooling and ranking (reference.cjs), which the backend's answers are held against.
 const path = require('node:path');
+const reference = require('./reference.cjs');
 const lib = path.join(__dirname, '../../../extension/out/lib');
 module.exports = {
   colour: require(path.join(lib, 'shared/colour.js')),
-  matrix: require(path.join(lib, 'shared/matrix.js')),
+  matrix: { ...require(path.join(lib, 'shared/matrix.js')), ...reference },
   tokens: require(path.join(lib, 'shared/tokens.js')),
   units: require(path.join(lib, 'shared/units.js')),
   messages: require(path.join(lib, 'shared/messages.js')),

@@ -34,20 +34,16 @@ test('base64ToBytes without Buffer (browser path, atob)', () => {
   }
 });
 
-test('maxPool takes the max of each block, ragged last block included', () => {
+test('reference maxPool takes the max of each block, ragged last block included', () => {
   // 5×5 values 0..24, factor 2 → 3×3
   const d = Float32Array.from({ length: 25 }, (_, i) => i);
   const p = matrix.maxPool(d, 5, 5, 2);
   assert.equal(p.rows, 3); assert.equal(p.cols, 3);
   assert.deepEqual(Array.from(p.data), [6, 8, 9, 16, 18, 19, 21, 23, 24]);
   assert.equal(matrix.maxPool(d, 5, 5, 1).data, d);
-  assert.equal(matrix.poolFactorFor(100, 48), 3);
-  assert.equal(matrix.poolFactorFor(48, 48), 1);
-  assert.deepEqual(matrix.cellTokens(2, 3, 8), [6, 7]);
-  assert.deepEqual(matrix.cellTokens(0, 1, 8), [0, 0]);
 });
 
-test('topK: best first, ties by index, exclusions, k bounds', () => {
+test('reference topK: best first, ties by index, exclusions, k bounds', () => {
   const s = [0.1, 0.4, 0.2, 0.4, 0.05];
   assert.deepEqual(matrix.topK(s, 3), [{ token: 1, score: 0.4 }, { token: 3, score: 0.4 }, { token: 2, score: 0.2 }]);
   assert.deepEqual(matrix.topK(s, 2, (i) => i === 1).map((t) => t.token), [3, 2]);

@@ -6,8 +6,8 @@ const parse = messages.parseWebviewMessage;
 
 test('valid webview messages pass, with only known fields', () => {
   assert.deepEqual(parse({ type: 'ready', extra: 1 }), { type: 'ready' });
-  assert.deepEqual(parse({ type: 'requestMatrix', requestId: 3, analysisId: 'x', layer: -1, head: 11, maxSize: 48 }),
-    { type: 'requestMatrix', requestId: 3, analysisId: 'x', layer: -1, head: 11, maxSize: 48 });
+  assert.equal(parse({ type: 'requestMatrix', requestId: 3, analysisId: 'x', layer: -1, head: 11 }), undefined,
+    'matrices come through rpc attention/view');
   assert.deepEqual(parse({ type: 'hoverToken', token: null }), { type: 'hoverToken', token: null });
   assert.deepEqual(parse({ type: 'viewChanged', layer: 0, head: -1, view: 'grid', hideSpecial: true, wordLevel: false }), { type: 'viewChanged', layer: 0, head: -1, view: 'grid', hideSpecial: true, wordLevel: false });
   assert.deepEqual(parse({ type: 'cancelRpc', requestId: 7, extra: 'x' }), { type: 'cancelRpc', requestId: 7 });
@@ -17,10 +17,8 @@ test('valid webview messages pass, with only known fields', () => {
 
 test('malformed or hostile webview messages are dropped', () => {
   for (const m of [null, 42, 'ready', [], {}, { type: 'nope' },
-    { type: 'requestMatrix', requestId: 1, analysisId: 'x', layer: -2, head: 0 },
-    { type: 'requestMatrix', requestId: 1, analysisId: 'x', layer: 0, head: 1.5 },
-    { type: 'requestMatrix', requestId: '1', analysisId: 'x', layer: 0, head: 0 },
-    { type: 'requestMatrix', requestId: 1, analysisId: 'x', layer: 0, head: 0, maxSize: 0 },
+    { type: 'viewChanged', layer: -2, head: 0, view: 'head', hideSpecial: false, wordLevel: false },
+    { type: 'viewChanged', layer: 0, head: 1.5, view: 'head', hideSpecial: false, wordLevel: false },
     { type: 'hoverToken', token: -1 },
     { type: 'viewChanged', layer: 0, head: 0, view: 'evil' },
     { type: 'viewChanged', layer: 0, head: 0, view: 'head' }, // without its view options
@@ -32,11 +30,15 @@ test('malformed or hostile webview messages are dropped', () => {
   ]) assert.equal(parse(m), undefined, JSON.stringify(m));
 });
 
-test('host messages: a matrix must carry exactly rows×cols float32 bytes', () => {
-  const ok = { type: 'matrix', requestId: 1, rows: 2, cols: 2, layer: 0, head: 0, pooled: false, poolFactor: 1, data: new ArrayBuffer(16) };
+test('host messages: a matrix answer must carry exactly rows×cols float32 bytes', () => {
+  const result = { rows: 2, cols: 2, layer: 0, head: 0, pooled: false, poolFactor: 1, units: [] };
+  const ok = { type: 'rpcResult', requestId: 1, result, data: new ArrayBuffer(16) };
   assert.ok(messages.isHostMessage(ok));
   assert.ok(!messages.isHostMessage({ ...ok, data: new ArrayBuffer(12) }));
   assert.ok(!messages.isHostMessage({ ...ok, data: [1, 2, 3, 4] }), 'no JSON number arrays');
+  assert.ok(!messages.isHostMessage({ ...ok, result: { q: 1 } }), 'data without its shape');
+  const oldMatrix = { type: 'matrix', requestId: 1, ...result, data: new ArrayBuffer(16) };
+  assert.ok(!messages.isHostMessage(oldMatrix), 'one path: rpcResult');
   assert.ok(messages.isHostMessage({ type: 'highlightToken', token: null }));
   assert.ok(!messages.isHostMessage({ type: 'other' }));
 });
@@ -53,6 +55,7 @@ test('panel HTML: strict CSP with a fresh nonce, no inline script without it', (
   const scripts = page.match(/<script[^>]*>/g);
   assert.equal(scripts.length, 1);
   assert.match(scripts[0], new RegExp(`nonce="${n1}"`));
+  assert.deepEqual(page.match(/\sid="[^"]*"/g), [' id="app"'], 'one root: each tab builds its own elements');
   const evil = html.panelHtml({ cspSource: 'x', scriptUri: '"><script>alert(1)</script>', styleUri: 's', nonce: n1 });
   assert.equal(evil.match(/<script/g).length, 1, 'URIs are attribute-escaped');
 });
@@ -68,7 +71,8 @@ test('rpc messages: only the analysis methods, an analysisId and scalar params p
   assert.equal(parse({ type: 'rpc', requestId: 5, method: 'attention/view', params: { analysisId: 'a1', path: { x: 1 } } }), undefined);
   assert.equal(parse({ type: 'rpc', requestId: 'x', method: 'attention/metrics', params: { analysisId: 'a1' } }), undefined);
   assert.ok(messages.isHostMessage({ type: 'rpcResult', requestId: 1, result: { q: 1 } }));
-  assert.ok(messages.isHostMessage({ type: 'rpcResult', requestId: 1, result: {}, data: new ArrayBuffer(4) }));
+  const oneValue = { type: 'rpcResult', requestId: 1, result: { rows: 1, cols: 1 }, data: new ArrayBuffer(4) };
+  assert.ok(messages.isHostMessage(oneValue));
   assert.ok(!messages.isHostMessage({ type: 'rpcResult', requestId: 1, result: [] }));
   assert.ok(messages.isHostMessage({ type: 'rpcError', requestId: 1, message: 'gone' }));
 });

@@ -55,26 +55,37 @@ async function openPanel(overrideTokens, savedState) {
   page.errors = errors;
   const analysis = { ...fixture.analysis, text: fixture.text, source: 'fixture.txt:1' };
   if (overrideTokens) analysis.tokens = analysis.tokens.map((t, i) => ({ ...t, ...(overrideTokens[i] ?? {}) }));
-  await page.addInitScript(({ matrices, savedState, rpc }) => {
+  await page.addInitScript(({ matrices, savedState, rpc, tokens }) => {
     const posted = [];
+    // attention/view answers the fixture holds in other words: the backend pools only above maxSize (these
+    // matrices are smaller), and without view options the view is the recorded matrix over the tokens.
+    const recordedView = (method, p) => {
+      if (method !== 'attention/view') return undefined;
+      const { maxSize, ...unpooled } = p;
+      if (maxSize !== undefined && maxSize >= tokens.length) {
+        const k = `${method} ${JSON.stringify(unpooled)}`;
+        if (rpc[k]) return rpc[k];
+      }
+      const pooled = maxSize !== undefined && maxSize < tokens.length;
+      if (unpooled.hideSpecial || unpooled.wordLevel || pooled) return undefined;
+      const r = matrices[`${unpooled.layer}/${unpooled.head}`];
+      const units = tokens.map((t, i) => ({
+        text: t.text, start: t.start, end: t.end, firstToken: i, lastToken: i, special: t.special,
+      }));
+      return r && { ...r, units };
+    };
     let state = savedState;
     window.__posted = posted;
     const b64ToBuffer = (b64) => { const s = atob(b64); const u = new Uint8Array(s.length); for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i); return u.buffer; };
     window.acquireVsCodeApi = () => ({
       postMessage(m) {
         posted.push(m);
-        if (m.type === 'requestMatrix') {
-          const r = matrices[`${m.layer}/${m.head}`];
-          setTimeout(() => window.postMessage(r
-            ? { type: 'matrix', requestId: m.requestId, rows: r.rows, cols: r.cols, layer: r.layer, head: r.head, pooled: r.pooled, poolFactor: r.poolFactor, data: b64ToBuffer(r.data) }
-            : { type: 'matrixError', requestId: m.requestId, message: 'not in fixture' }, '*'), 5);
-        }
         if (m.type === 'rpc') {
           // The host's part: the recorded real answer, its base64 matrix decoded to an ArrayBuffer (controller.ts).
           const p = Object.fromEntries(Object.entries(m.params).filter(([k]) => k !== 'analysisId').sort(([a], [b]) => (a < b ? -1 : 1)));
           const key = `${m.method} ${JSON.stringify(p)}`;
           // Tests may replace an answer (window.__override) or hold it back until they release it (window.__hold).
-          const r = window.__override?.[key] ?? rpc[key];
+          const r = window.__override?.[key] ?? rpc[key] ?? recordedView(m.method, p);
           let msg;
           if (!r || r.error) msg = { type: 'rpcError', requestId: m.requestId, message: r?.error ?? `not in fixture: ${key}` };
           else if (typeof r.data === 'string') { const { data, ...rest } = r; msg = { type: 'rpcResult', requestId: m.requestId, result: rest, data: b64ToBuffer(data) }; }
@@ -87,7 +98,7 @@ async function openPanel(overrideTokens, savedState) {
       getState: () => state,
       setState: (s) => { state = s; window.__state = s; },
     });
-  }, { matrices: fixture.matrices, savedState, rpc: fixture.rpc });
+  }, { matrices: fixture.matrices, savedState, rpc: fixture.rpc, tokens: analysis.tokens });
   await page.goto(`${origin}/panel.html`);
   await page.waitForFunction(() => window.__posted.some((m) => m.type === 'ready'));
   if (savedState) return page; // restored from getState(), as after the panel was hidden
@@ -121,7 +132,10 @@ test('heatmap pixels change with the head, and the rendered message reports pain
   assert.equal(await page.locator('#head option[value="-1"]').textContent(), 'mean of heads');
   const rendered = await page.evaluate(() => window.__posted.filter((m) => m.type === 'rendered'));
   assert.ok(rendered.length >= 3 && rendered.every((r) => r.litPixels > 0));
-  assert.ok(!(await page.evaluate(() => window.__posted)).some((m) => m.type === 'requestMatrix' && m.maxSize), 'the big view is not pooled');
+  const posted = await page.evaluate(() => window.__posted);
+  const views = posted.filter((m) => m.type === 'rpc' && m.method === 'attention/view');
+  assert.ok(views.length >= 3 && !views.some((m) => m.params.maxSize), 'the big view is not pooled');
+  assert.ok(!posted.some((m) => m.type === 'requestMatrix'), 'one path: rpc attention/view');
   await page.screenshot({ path: path.join(outDir, 'webview-head.png') });
   assert.deepEqual(page.errors, []);
   await page.close();
@@ -199,7 +213,8 @@ test('all-heads grid paints one thumbnail per layer × head (plus means); a clic
   await page.waitForSelector('#app[data-grid="painted"]');
   const { layers, heads } = fixture.analysis.model;
   assert.equal(await page.locator('.thumb.painted').count(), (layers + 1) * (heads + 1));
-  const maxSizes = await page.evaluate(() => window.__posted.filter((m) => m.type === 'requestMatrix' && m.maxSize).map((m) => m.maxSize));
+  const maxSizes = await page.evaluate(() => window.__posted
+    .filter((m) => m.type === 'rpc' && m.params.maxSize).map((m) => m.params.maxSize));
   assert.ok(maxSizes.length >= layers * heads && maxSizes.every((s) => s === 48), 'thumbnails ask for pooled matrices');
   assert.equal(await page.locator('#head-view').isVisible(), false, 'the grid replaces the big heatmap');
   await page.screenshot({ path: path.join(outDir, 'webview-grid.png') });
@@ -208,6 +223,46 @@ test('all-heads grid paints one thumbnail per layer × head (plus means); a clic
   assert.equal(await page.locator('#head-view').isVisible(), true);
   const state = await page.evaluate(() => window.acquireVsCodeApi && null);
   assert.equal(state, null);
+  await page.close();
+});
+
+test('all-heads grid honours the view options as the exported grid does: no [CLS]/[SEP] in its thumbnails', async () => {
+  const page = await openPanel();
+  await page.check('#hide-special');
+  await page.waitForSelector('#app[data-state="painted"][data-units]');
+  await page.click('#view-grid');
+  await page.waitForSelector('#app[data-grid="painted"]');
+  const thumbs = await page.evaluate(() => window.__posted.filter((m) => m.type === 'rpc' && m.params.maxSize === 48));
+  assert.ok(thumbs.length > 0 && thumbs.every((m) => m.method === 'attention/view' && m.params.hideSpecial === true),
+    'every thumbnail asks for the view with the panel\'s options');
+  // Layer 0's views with hidden special tokens are recorded: those thumbnails have one pixel per shown token.
+  const shown = fixture.rpc['attention/view {"head":0,"hideSpecial":true,"layer":0}'].units.length;
+  assert.equal(shown, fixture.analysis.tokens.length - 2);
+  const widths = await page.evaluate(() => Array.from(
+    document.querySelectorAll('.thumb.painted[data-layer="0"] canvas'), (c) => c.width));
+  assert.equal(widths.length, fixture.analysis.model.heads + 1);
+  assert.ok(widths.every((w) => w === shown), `thumbnails without [CLS]/[SEP]: ${widths}`);
+  await page.close();
+});
+
+test('the panel tells the host its view once per change; a repaint of the same view sends nothing', async () => {
+  const page = await openPanel();
+  const told = () => page.evaluate(() => window.__posted.filter((m) => m.type === 'viewChanged'));
+  assert.equal((await told()).length, 1);
+  // The host's highlight of the cursor's token repaints the heatmap: no viewChanged, so no answer loop.
+  await page.evaluate(() => window.postMessage({ type: 'highlightToken', token: 3 }, '*'));
+  await page.locator('#tab-heads').click();
+  await page.waitForSelector('#app[data-heads="painted"]');
+  await page.locator('#tab-heatmap').click();
+  await page.waitForSelector('#app[data-state="painted"]');
+  assert.equal((await told()).length, 1, 'same layer/head/options: nothing new to tell');
+  await page.selectOption('#head', '2');
+  await page.waitForSelector('#app[data-state="painted"][data-head="2"]');
+  const all = await told();
+  assert.equal(all.length, 2);
+  const expected = { type: 'viewChanged', layer: 0, head: 2, view: 'head', hideSpecial: false, wordLevel: false };
+  assert.deepEqual(all[1], expected);
+  assert.deepEqual(page.errors, []);
   await page.close();
 });
 

@@ -2,7 +2,30 @@
 import { Methods, type ModularityResult, type ViewUnit } from '../../shared/protocol';
 import { drawGraph, graphHit } from '../charts';
 import { unitCommunities } from '../../shared/units';
-import { app, el, labels, persist, rpc, unitLabels, unitName, unitToken, viewFlags, viewMatrix, vscode } from '../state';
+import { app, labels, persist, rpc, unitLabels, unitName, unitToken, viewFlags, viewMatrix, vscode } from '../state';
+import { frame } from '../frame';
+import { h } from '../dom';
+
+const ui = {
+  graphSource: h('select', { id: 'graph-source', 'aria-label': 'Graph source' },
+    h('option', { value: 'head' }, 'the selected head'), h('option', { value: 'mean' }, 'the layer mean')),
+  graphThreshold: h('input', {
+    type: 'range', id: 'graph-threshold', min: 0.01, max: 0.5, step: 0.01, value: 0.1, 'aria-label': 'Edge threshold',
+  }),
+  graphThresholdValue: h('output', { id: 'graph-threshold-value', for: 'graph-threshold' }, '0.10'),
+  graphQ: h('span', { id: 'graph-q', class: 'meta', role: 'status' }),
+  graphNote: h('p', { id: 'graph-note', class: 'caption', hidden: true }),
+  graphCanvas: h('canvas', {
+    id: 'graph-canvas', tabindex: 0,
+    'aria-label': 'Attention graph: tokens as nodes on a circle, edges where attention is above the threshold, '
+      + 'colours are modularity communities',
+  }),
+};
+frame.tabPanels.graph.append(
+  h('div', { class: 'tab-controls' }, h('label', {}, 'Edges from ', ui.graphSource), ' ',
+    h('label', {}, 'Threshold ', ui.graphThreshold), ' ', ui.graphThresholdValue, ' ', ui.graphQ),
+  ui.graphNote, ui.graphCanvas,
+);
 
 let graphHover: number | null = null;
 /** units: the view's nodes when hide-special/word-level is on (null: one node per token). */
@@ -16,9 +39,9 @@ function graphSize(): number {
 export async function showGraph(): Promise<void> {
   if (!app.analysis) return;
   const layer = app.state.layer, head = app.options.graphSource === 'mean' ? -1 : app.state.head;
-  el.graphSource.value = app.options.graphSource;
-  el.graphThreshold.value = String(app.options.threshold);
-  el.graphThresholdValue.textContent = app.options.threshold.toFixed(2);
+  ui.graphSource.value = app.options.graphSource;
+  ui.graphThreshold.value = String(app.options.threshold);
+  ui.graphThresholdValue.textContent = app.options.threshold.toFixed(2);
   const flags = JSON.stringify(viewFlags());
   const [m, mod] = await Promise.all([viewMatrix(layer, head), rpc(Methods.modularity, { layer, head })]);
   if (!m || app.options.tab !== 'graph' || layer !== app.state.layer || flags !== JSON.stringify(viewFlags())) return;
@@ -27,15 +50,15 @@ export async function showGraph(): Promise<void> {
   // takes its first token's community; Q stays the token graph's.
   const mapped = modularity && m.units ? unitCommunities(m.units, modularity.communities) : undefined;
   const communities = mapped?.communities ?? modularity?.communities;
-  if (graphHover !== null && graphHover >= m.n) graphHover = null;
-  graphData = { data: m.data, n: m.n, units: m.units, ...(communities ? { communities } : {}) };
+  if (graphHover !== null && graphHover >= m.rows) graphHover = null;
+  graphData = { data: m.data, n: m.rows, units: m.units, ...(communities ? { communities } : {}) };
   const what = `${layer < 0 ? 'mean of layers' : `layer ${layer}`}, ${head < 0 ? 'mean of heads' : `head ${head}`}`;
   graphSummary = modularity ? `${what} · modularity Q = ${modularity.q.toFixed(3)} · ${modularity.communityCount} communities` : `${what} · modularity unavailable`;
-  el.graphNote.textContent = m.units ? graphNote(m.units, mapped?.mixed ?? 0) : '';
-  el.graphNote.hidden = !m.units;
-  el.app.dataset.graphNodes = String(m.n);
+  ui.graphNote.textContent = m.units ? graphNote(m.units, mapped?.mixed ?? 0) : '';
+  ui.graphNote.hidden = !m.units;
+  frame.app.dataset.graphNodes = String(m.rows);
   drawGraphNow();
-  el.app.dataset.graph = 'painted';
+  frame.app.dataset.graph = 'painted';
 }
 
 /** What the view changed, said plainly: edges are the view's, communities and Q the token graph's. */
@@ -54,10 +77,10 @@ function nodeName(i: number): string { return unitName(graphData?.units ?? null,
 export function drawGraphNow(): void {
   if (!graphData) return;
   const nodeLabels = graphData.units ? unitLabels(graphData.units) : labels();
-  drawGraph(el.graphCanvas, { ...graphData, labels: nodeLabels, threshold: app.options.threshold }, graphSize(), graphHover);
+  drawGraph(ui.graphCanvas, { ...graphData, labels: nodeLabels, threshold: app.options.threshold }, graphSize(), graphHover);
   // The focused/hovered node, in words (the canvas itself is not readable by a screen reader).
   const h = graphHover;
-  el.graphQ.textContent = h === null ? graphSummary
+  ui.graphQ.textContent = h === null ? graphSummary
     : `${graphSummary} · ${nodeName(h)}: community ${graphData.communities?.[h] ?? '?'}, ${Array.from({ length: graphData.n }, (_, j) => j).filter((j) => j !== h && graphData!.data[h * graphData!.n + j]! >= app.options.threshold).length} edges out`;
 }
 
@@ -68,21 +91,21 @@ function setGraphHover(i: number | null): void {
   drawGraphNow();
 }
 
-el.graphSource.addEventListener('change', () => { app.options.graphSource = el.graphSource.value === 'mean' ? 'mean' : 'head'; persist(); void showGraph(); });
-el.graphThreshold.addEventListener('input', () => {
-  app.options.threshold = Number(el.graphThreshold.value);
-  el.graphThresholdValue.textContent = app.options.threshold.toFixed(2);
+ui.graphSource.addEventListener('change', () => { app.options.graphSource = ui.graphSource.value === 'mean' ? 'mean' : 'head'; persist(); void showGraph(); });
+ui.graphThreshold.addEventListener('input', () => {
+  app.options.threshold = Number(ui.graphThreshold.value);
+  ui.graphThresholdValue.textContent = app.options.threshold.toFixed(2);
   persist();
   drawGraphNow();
 });
-el.graphCanvas.addEventListener('mousemove', (e) => {
+ui.graphCanvas.addEventListener('mousemove', (e) => {
   if (!graphData) return;
-  const r = el.graphCanvas.getBoundingClientRect();
+  const r = ui.graphCanvas.getBoundingClientRect();
   const hit = graphHit(graphData.n, graphSize(), e.clientX - r.left, e.clientY - r.top);
-  if (hit !== graphHover) { el.graphCanvas.title = hit === null ? '' : `${nodeName(hit)}: community ${graphData.communities?.[hit] ?? '?'}`; setGraphHover(hit); }
+  if (hit !== graphHover) { ui.graphCanvas.title = hit === null ? '' : `${nodeName(hit)}: community ${graphData.communities?.[hit] ?? '?'}`; setGraphHover(hit); }
 });
-el.graphCanvas.addEventListener('mouseleave', () => setGraphHover(null));
-el.graphCanvas.addEventListener('keydown', (e) => {
+ui.graphCanvas.addEventListener('mouseleave', () => setGraphHover(null));
+ui.graphCanvas.addEventListener('keydown', (e) => {
   if (!graphData || (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft' && e.key !== 'Escape')) return;
   e.preventDefault(); e.stopPropagation();
   const n = graphData.n;

@@ -1,20 +1,33 @@
 // The Heads tab: every layer × head as small multiples coloured by a metric, and a sortable table.
 import { scaleColour, cssColour } from '../../shared/colour';
 import { Methods, METRIC_NAMES, type HeadMetric, type MetricsResult, type ModularityAllResult } from '../../shared/protocol';
-import { $, app, el, persist, render, rpc, syncControls } from '../state';
+import { app, persist, render, rpc, syncControls } from '../state';
+import { frame } from '../frame';
+import { h, OWN_KEYS } from '../dom';
+import { METRIC_LABELS } from '../metricLabels';
+
+const ui = {
+  headsMetric: h('select', { id: 'heads-metric', 'aria-label': 'Metric for the heads grid' }),
+  headsSummary: h('span', { id: 'heads-summary', class: 'meta' }),
+  headsGrid: h('div', { id: 'heads-grid', role: 'group', 'aria-label': 'Heads coloured by the chosen metric' }),
+  headsHead: h('tr', { id: 'heads-head' }),
+  headsBody: h('tbody', { id: 'heads-body' }),
+};
+frame.tabPanels.heads.append(
+  h('div', { class: 'tab-controls' }, h('label', {}, 'Colour heads by ', ui.headsMetric), ' ', ui.headsSummary),
+  ui.headsGrid,
+  h('table', { id: 'heads-table', 'aria-label': 'Metrics of every layer and head', [OWN_KEYS]: true },
+    h('thead', {}, ui.headsHead), ui.headsBody),
+);
 
 function openHead(layer: number, head: number): void {
   app.state = { ...app.state, layer, head, view: 'head', locked: null };
   app.options.tab = 'heatmap';
   syncControls();
-  void render().then(() => $('tab-heatmap').focus());
+  void render().then(() => frame.tabButtons.heatmap.focus());
 }
 
 type Column = { key: string; label: string; title: string; value: (m: HeadMetric, q?: { q: number; communityCount: number }) => number | undefined; digits: number };
-export const METRIC_LABELS: Record<string, string> = {
-  entropy: 'entropy', normalizedEntropy: 'norm. entropy', meanDistance: 'mean dist.', firstToken: 'first tok.', cls: '[CLS]', sep: '[SEP]',
-  previousToken: 'prev. tok.', self: 'self', duplicateToken: 'duplicate', induction: 'induction', selfDistance: '‖A−I‖/n', q: 'modularity Q', communityCount: 'communities',
-};
 const COLUMNS: Column[] = [
   { key: 'layer', label: 'layer', title: 'layer', value: (m) => m.layer, digits: 0 },
   { key: 'head', label: 'head', title: 'head', value: (m) => m.head, digits: 0 },
@@ -31,20 +44,23 @@ async function headsData(): Promise<{ metrics: HeadMetric[]; q: Map<string, { q:
   return { metrics: (m.result as unknown as MetricsResult).metrics, q: qm };
 }
 
+/** A new analysis: its metrics decide the selector's options. */
+export function resetHeads(): void { ui.headsMetric.replaceChildren(); }
+
 export async function showHeads(): Promise<void> {
   if (!app.analysis) return;
   const d = await headsData();
   if (!d || app.options.tab !== 'heads') return;
   const present = COLUMNS.filter((c) => d.metrics.some((m) => c.value(m, d.q.get(`${m.layer}/${m.head}`)) !== undefined));
   // Metric selector (once per analysis).
-  if (el.headsMetric.options.length !== present.length - 2) {
-    el.headsMetric.replaceChildren();
+  if (ui.headsMetric.options.length !== present.length - 2) {
+    ui.headsMetric.replaceChildren();
     for (const c of present.slice(2)) {
-      const o = document.createElement('option'); o.value = c.key; o.textContent = c.label; el.headsMetric.append(o);
+      const o = document.createElement('option'); o.value = c.key; o.textContent = c.label; ui.headsMetric.append(o);
     }
   }
   if (!present.some((c) => c.key === app.options.headsMetric)) app.options.headsMetric = 'entropy';
-  el.headsMetric.value = app.options.headsMetric;
+  ui.headsMetric.value = app.options.headsMetric;
   const colour = present.find((c) => c.key === app.options.headsMetric)!;
   const qOf = (m: HeadMetric) => d.q.get(`${m.layer}/${m.head}`);
   // Small multiples: layers × heads, coloured by the chosen metric.
@@ -52,12 +68,12 @@ export async function showHeads(): Promise<void> {
   const values = d.metrics.map((m) => colour.value(m, qOf(m)) ?? NaN);
   const finite = values.filter((v) => Number.isFinite(v));
   const lo = Math.min(...finite), hi = Math.max(...finite);
-  el.headsGrid.replaceChildren();
-  el.headsGrid.style.gridTemplateColumns = `auto repeat(${heads}, minmax(42px, 1fr))`;
-  el.headsGrid.append(document.createElement('span'));
-  for (let h = 0; h < heads; h++) { const s = document.createElement('span'); s.className = 'grid-label'; s.textContent = `H${h}`; el.headsGrid.append(s); }
+  ui.headsGrid.replaceChildren();
+  ui.headsGrid.style.gridTemplateColumns = `auto repeat(${heads}, minmax(42px, 1fr))`;
+  ui.headsGrid.append(document.createElement('span'));
+  for (let h = 0; h < heads; h++) { const s = document.createElement('span'); s.className = 'grid-label'; s.textContent = `H${h}`; ui.headsGrid.append(s); }
   for (let l = 0; l < layers; l++) {
-    const s = document.createElement('span'); s.className = 'grid-label'; s.textContent = `L${l}`; el.headsGrid.append(s);
+    const s = document.createElement('span'); s.className = 'grid-label'; s.textContent = `L${l}`; ui.headsGrid.append(s);
     for (let h = 0; h < heads; h++) {
       const idx = d.metrics.findIndex((m) => m.layer === l && m.head === h);
       const v = values[idx] ?? NaN;
@@ -72,12 +88,12 @@ export async function showHeads(): Promise<void> {
       b.setAttribute('aria-label', b.title);
       b.dataset.layer = String(l); b.dataset.head = String(h);
       b.addEventListener('click', () => openHead(l, h));
-      el.headsGrid.append(b);
+      ui.headsGrid.append(b);
     }
   }
-  el.headsSummary.textContent = `${colour.label}: ${lo.toFixed(3)} (dark) … ${hi.toFixed(3)} (bright)`;
+  ui.headsSummary.textContent = `${colour.label}: ${lo.toFixed(3)} (dark) … ${hi.toFixed(3)} (bright)`;
   // The table.
-  el.headsHead.replaceChildren();
+  ui.headsHead.replaceChildren();
   for (const c of present) {
     const th = document.createElement('th');
     th.scope = 'col';
@@ -91,10 +107,10 @@ export async function showHeads(): Promise<void> {
       app.options.sortDesc = app.options.sortKey === c.key ? !app.options.sortDesc : c.key !== 'layer' && c.key !== 'head';
       app.options.sortKey = c.key;
       persist();
-      void showHeads().then(() => (el.headsHead.querySelector(`th[data-key="${c.key}"] button`) as HTMLButtonElement | null)?.focus());
+      void showHeads().then(() => (ui.headsHead.querySelector(`th[data-key="${c.key}"] button`) as HTMLButtonElement | null)?.focus());
     });
     th.append(b);
-    el.headsHead.append(th);
+    ui.headsHead.append(th);
   }
   const rows = d.metrics.slice();
   const sortCol = present.find((c) => c.key === app.options.sortKey);
@@ -102,7 +118,7 @@ export async function showHeads(): Promise<void> {
     const val = (m: HeadMetric) => sortCol.value(m, qOf(m)) ?? -Infinity;
     rows.sort((a, b) => (app.options.sortDesc ? val(b) - val(a) : val(a) - val(b)) || a.layer - b.layer || a.head - b.head);
   }
-  el.headsBody.replaceChildren();
+  ui.headsBody.replaceChildren();
   for (const m of rows) {
     const tr = document.createElement('tr');
     tr.tabIndex = 0;
@@ -127,9 +143,9 @@ export async function showHeads(): Promise<void> {
         sib?.focus();
       }
     });
-    el.headsBody.append(tr);
+    ui.headsBody.append(tr);
   }
-  el.app.dataset.heads = 'painted';
+  frame.app.dataset.heads = 'painted';
 }
 
-el.headsMetric.addEventListener('change', () => { app.options.headsMetric = el.headsMetric.value; persist(); void showHeads(); });
+ui.headsMetric.addEventListener('change', () => { app.options.headsMetric = ui.headsMetric.value; persist(); void showHeads(); });

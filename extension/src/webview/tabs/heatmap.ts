@@ -3,52 +3,72 @@ import { Heatmap, renderImage } from '../heatmap';
 import { displayToken } from '../../shared/tokens';
 import { legendTicks, rampColour, cssColour, scaleColour } from '../../shared/colour';
 import { maxValue } from '../../shared/matrix';
-import { Methods, type ViewUnit } from '../../shared/protocol';
-import { app, el, labels, persist, render, requestMatrix, rpc, syncControls, tokenName, unitLabels, viewFlags, vscode, type MatrixEntry } from '../state';
+import type { ViewUnit } from '../../shared/protocol';
+import { app, labels, persist, render, syncControls, tokenName, unitLabels, viewMatrix, vscode, type ViewMatrix } from '../state';
+import { frame } from '../frame';
+import { h } from '../dom';
+
+const ui = {
+  headView: h('section', { id: 'head-view', 'aria-label': 'Attention heatmap' }),
+  wrap: h('div', { id: 'heatmap-wrap' }),
+  canvas: h('canvas', {
+    id: 'heatmap', tabindex: 0, 'aria-label': 'Attention heatmap: rows are query tokens, columns are key tokens',
+  }),
+  tooltip: h('div', { id: 'tooltip', class: 'tooltip', role: 'status', hidden: true }),
+  legendBar: h('canvas', { id: 'legend-bar', width: 14, height: 200 }),
+  legendTicks: h('div', { id: 'legend-ticks' }),
+  gridView: h('section', { id: 'grid-view', 'aria-label': 'All layers and heads', hidden: true }),
+  grid: h('div', { id: 'grid' }),
+  strip: h('section', { id: 'token-strip', 'aria-label': 'Tokens coloured by attention' }),
+};
+ui.wrap.append(ui.canvas, ui.tooltip);
+ui.headView.append(ui.wrap, h('aside', { id: 'legend', 'aria-label': 'Colour scale' }, ui.legendBar, ui.legendTicks));
+ui.gridView.append(ui.grid);
+frame.tabPanels.heatmap.append(ui.headView, ui.gridView, ui.strip);
 
 const THUMB_SIZE = 48;
-const heatmap = new Heatmap(el.canvas);
+const heatmap = new Heatmap(ui.canvas);
 /** The heatmap's rows/columns when a view option (hide special, word level) is on; null = one per token. */
 let units: ViewUnit[] | null = null;
 let drawSeq = 0;
 
 export function resetHeatmap(): void { units = null; }
 
-function pooledLabels(m: MatrixEntry): string[] {
+function pooledLabels(m: ViewMatrix): string[] {
   const l = labels();
   if (m.poolFactor <= 1) return l;
   return Array.from({ length: m.rows }, (_, i) => `${l[i * m.poolFactor] ?? ''}…`);
 }
 
-export async function showHead(): Promise<void> {
+/** One head large, or the all-heads grid (the toolbar's view switch). */
+export function showHeatmap(): Promise<void> {
+  const grid = app.state.view === 'grid';
+  ui.headView.hidden = grid;
+  ui.gridView.hidden = !grid;
+  return grid ? showGrid() : showHead();
+}
+
+async function showHead(): Promise<void> {
   const analysis = app.analysis;
   if (!analysis) return;
   const seq = ++drawSeq;
   const { layer, head } = app.state;
-  const flags = viewFlags();
-  if (Object.keys(flags).length) {
-    const v = await rpc(Methods.view, { layer, head, ...flags });
-    if (seq !== drawSeq || !v?.data) return;
-    const r = v.result as { rows: number; cols: number; poolFactor: number; units: ViewUnit[] };
-    units = r.units;
-    heatmap.set({ rows: r.rows, cols: r.cols, data: v.data, poolFactor: r.poolFactor }, unitLabels(r.units), unitLabels(r.units));
-    el.app.dataset.units = String(r.units.length);
-  } else {
-    const m = await requestMatrix(layer, head);
-    if (seq !== drawSeq || !m) return;
-    units = null;
-    delete el.app.dataset.units;
-    heatmap.set({ rows: m.rows, cols: m.cols, data: m.data, poolFactor: m.poolFactor }, pooledLabels(m), pooledLabels(m));
-  }
+  const m = await viewMatrix(layer, head);
+  if (seq !== drawSeq || !m) return;
+  units = m.units;
+  const axis = m.units ? unitLabels(m.units) : pooledLabels(m);
+  heatmap.set(m, axis, axis);
+  if (m.units) frame.app.dataset.units = String(m.units.length);
+  else delete frame.app.dataset.units;
   redraw();
   drawLegend(heatmap.max);
   paintStrip();
-  el.app.dataset.state = 'painted';
-  el.app.dataset.layer = String(layer);
-  el.app.dataset.head = String(head);
+  frame.app.dataset.state = 'painted';
+  frame.app.dataset.layer = String(layer);
+  frame.app.dataset.head = String(head);
   vscode.postMessage({ type: 'rendered', layer, head, litPixels: heatmap.litPixels() });
   // Neighbouring heads next, so arrow keys feel instant.
-  if (analysis.model.heads > 1) void requestMatrix(layer, (head + 1) % analysis.model.heads);
+  if (analysis.model.heads > 1) void viewMatrix(layer, (head + 1) % analysis.model.heads);
 }
 
 function currentHighlight(): { row: number | null; col: number | null } {
@@ -71,25 +91,25 @@ function axisName(i: number): string {
 }
 
 export function redraw(): void {
-  const width = Math.max(200, (el.headView.clientWidth || document.body.clientWidth) - 80);
+  const width = Math.max(200, (ui.headView.clientWidth || document.body.clientWidth) - 80);
   heatmap.draw(width, currentHighlight());
 }
 
 function drawLegend(max: number): void {
-  const c = el.legendBar;
+  const c = ui.legendBar;
   const ctx = c.getContext('2d');
   if (!ctx) return;
   for (let y = 0; y < c.height; y++) {
     ctx.fillStyle = cssColour(rampColour(1 - y / (c.height - 1)));
     ctx.fillRect(0, y, c.width, 1);
   }
-  el.legendTicks.replaceChildren();
+  ui.legendTicks.replaceChildren();
   for (const t of legendTicks(max, 5).reverse()) {
     const s = document.createElement('span');
     s.textContent = t.label;
-    el.legendTicks.append(s);
+    ui.legendTicks.append(s);
   }
-  el.legendBar.title = `Colour scale: 0 to ${max.toFixed(4)} (the largest weight of this view)`;
+  ui.legendBar.title = `Colour scale: 0 to ${max.toFixed(4)} (the largest weight of this view)`;
 }
 
 /** The token strip: each token coloured by how much the focus query token attends to it. */
@@ -98,13 +118,13 @@ export function paintStrip(): void {
   if (!analysis) return;
   const m = heatmap.matrix;
   const focus = units ? null : currentHighlight().row ?? app.editorFocus;
-  const spans = el.strip.children;
+  const spans = ui.strip.children;
   if (spans.length !== analysis.tokens.length) buildStrip();
   let max = 0;
   const row = m && focus !== null && m.poolFactor === 1 ? m.data.subarray(focus * m.cols, (focus + 1) * m.cols) : undefined;
   if (row) max = maxValue(row);
-  for (let i = 0; i < el.strip.children.length; i++) {
-    const s = el.strip.children[i] as HTMLElement;
+  for (let i = 0; i < ui.strip.children.length; i++) {
+    const s = ui.strip.children[i] as HTMLElement;
     if (row) {
       const [r, g, b] = scaleColour(row[i] ?? 0, max);
       s.style.backgroundColor = cssColour([r, g, b], 0.25 + 0.75 * ((row[i] ?? 0) / (max || 1)));
@@ -118,7 +138,7 @@ export function paintStrip(): void {
 }
 
 export function buildStrip(): void {
-  el.strip.replaceChildren();
+  ui.strip.replaceChildren();
   app.analysis?.tokens.forEach((t, i) => {
     const s = document.createElement('span');
     const d = displayToken(t.text);
@@ -130,29 +150,29 @@ export function buildStrip(): void {
     s.addEventListener('mouseenter', () => { if (!app.state.locked) { app.hover = { row: i, col: null }; redraw(); paintStrip(); } vscode.postMessage({ type: 'hoverToken', token: i }); });
     s.addEventListener('mouseleave', () => { if (!app.state.locked) { app.hover = { row: null, col: null }; redraw(); paintStrip(); } vscode.postMessage({ type: 'hoverToken', token: null }); });
     s.addEventListener('click', () => toggleLock({ row: i, col: null }));
-    el.strip.append(s);
+    ui.strip.append(s);
   });
 }
 
-export async function showGrid(): Promise<void> {
+async function showGrid(): Promise<void> {
   if (!app.analysis) return;
   const { layers, heads } = app.analysis.model;
-  el.grid.replaceChildren();
-  el.grid.style.gridTemplateColumns = `auto repeat(${heads + 1}, minmax(10px, 64px))`;
+  ui.grid.replaceChildren();
+  ui.grid.style.gridTemplateColumns = `auto repeat(${heads + 1}, minmax(10px, 64px))`;
   const corner = document.createElement('span');
-  el.grid.append(corner);
+  ui.grid.append(corner);
   for (let h = -1; h < heads; h++) {
     const s = document.createElement('span');
     s.className = 'grid-label';
     s.textContent = h < 0 ? 'mean' : `H${h}`;
-    el.grid.append(s);
+    ui.grid.append(s);
   }
   const jobs: Promise<void>[] = [];
   for (let l = -1; l < layers; l++) {
     const rowLabel = document.createElement('span');
     rowLabel.className = 'grid-label';
     rowLabel.textContent = l < 0 ? 'mean' : `L${l}`;
-    el.grid.append(rowLabel);
+    ui.grid.append(rowLabel);
     for (let h = -1; h < heads; h++) {
       const b = document.createElement('button');
       b.className = 'thumb';
@@ -164,8 +184,9 @@ export async function showGrid(): Promise<void> {
       const c = document.createElement('canvas');
       b.append(c);
       b.addEventListener('click', () => { app.state = { ...app.state, layer: l, head: h, view: 'head', locked: null }; syncControls(); void render(); });
-      el.grid.append(b);
-      jobs.push(requestMatrix(l, h, THUMB_SIZE).then((m) => {
+      ui.grid.append(b);
+      // The view options apply here as in the big heatmap and the exported grid.
+      jobs.push(viewMatrix(l, h, THUMB_SIZE).then((m) => {
         if (!m) return;
         const img = renderImage(m.rows, m.cols, m.data, maxValue(m.data));
         c.width = m.cols; c.height = m.rows;
@@ -175,7 +196,7 @@ export async function showGrid(): Promise<void> {
     }
   }
   await Promise.all(jobs);
-  el.app.dataset.grid = 'painted';
+  frame.app.dataset.grid = 'painted';
 }
 
 export function toggleLock(target: { row: number | null; col: number | null }): void {
@@ -188,11 +209,11 @@ export function toggleLock(target: { row: number | null; col: number | null }): 
 // ---------- tooltip ----------
 
 function showTooltip(x: number, y: number, text: string): void {
-  el.tooltip.textContent = text;
-  el.tooltip.hidden = false;
-  const w = el.wrap.clientWidth;
-  el.tooltip.style.left = `${Math.min(x + 14, Math.max(0, w - el.tooltip.offsetWidth - 4))}px`;
-  el.tooltip.style.top = `${y + 14}px`;
+  ui.tooltip.textContent = text;
+  ui.tooltip.hidden = false;
+  const w = ui.wrap.clientWidth;
+  ui.tooltip.style.left = `${Math.min(x + 14, Math.max(0, w - ui.tooltip.offsetWidth - 4))}px`;
+  ui.tooltip.style.top = `${y + 14}px`;
 }
 
 function cellText(row: number, col: number): string {
@@ -202,14 +223,14 @@ function cellText(row: number, col: number): string {
   return `${axisName(row)} → ${axisName(col)}: ${v.toFixed(4)}`;
 }
 
-el.canvas.addEventListener('mousemove', (e) => {
-  const r = el.canvas.getBoundingClientRect();
+ui.canvas.addEventListener('mousemove', (e) => {
+  const r = ui.canvas.getBoundingClientRect();
   const x = e.clientX - r.left, y = e.clientY - r.top;
   const h = heatmap.hit(x, y);
-  const wrapRect = el.wrap.getBoundingClientRect();
+  const wrapRect = ui.wrap.getBoundingClientRect();
   const tx = e.clientX - wrapRect.left, ty = e.clientY - wrapRect.top;
   const { state } = app;
-  if (!h) { el.tooltip.hidden = true; if (!state.locked) { app.hover = { row: null, col: null }; redraw(); } return; }
+  if (!h) { ui.tooltip.hidden = true; if (!state.locked) { app.hover = { row: null, col: null }; redraw(); } return; }
   if (h.kind === 'cell') showTooltip(tx, ty, cellText(state.locked?.row ?? h.row, state.locked?.col ?? h.col));
   else if (h.kind === 'row') showTooltip(tx, ty, `${axisName(h.row)} (query) attends to its row`);
   else showTooltip(tx, ty, `${axisName(h.col)} (key): its column`);
@@ -223,12 +244,12 @@ el.canvas.addEventListener('mousemove', (e) => {
     if (heatmap.matrix?.poolFactor === 1) vscode.postMessage({ type: 'hoverToken', token: row === null ? null : units ? units[row]?.firstToken ?? null : row });
   }
 });
-el.canvas.addEventListener('mouseleave', () => {
-  el.tooltip.hidden = true;
+ui.canvas.addEventListener('mouseleave', () => {
+  ui.tooltip.hidden = true;
   if (!app.state.locked) { app.hover = { row: null, col: null }; redraw(); paintStrip(); vscode.postMessage({ type: 'hoverToken', token: null }); }
 });
-el.canvas.addEventListener('click', (e) => {
-  const r = el.canvas.getBoundingClientRect();
+ui.canvas.addEventListener('click', (e) => {
+  const r = ui.canvas.getBoundingClientRect();
   const h = heatmap.hit(e.clientX - r.left, e.clientY - r.top);
   if (!h) { if (app.state.locked) toggleLock({ row: null, col: null }); return; }
   toggleLock(h.kind === 'cell' ? { row: h.row, col: h.col } : h.kind === 'row' ? { row: h.row, col: null } : { row: null, col: h.col });

@@ -2,7 +2,21 @@
 import { displayToken } from '../../shared/tokens';
 import { categorical, drawLines } from '../charts';
 import type { ViewUnit } from '../../shared/protocol';
-import { app, el, unitName, unitToken, viewFlags, viewMatrix, vscode } from '../state';
+import { app, unitName, unitToken, viewFlags, viewMatrix, vscode } from '../state';
+import { frame } from '../frame';
+import { h, OWN_KEYS } from '../dom';
+
+const ui = {
+  linesHeads: h('span', { id: 'lines-heads', role: 'group', 'aria-label': 'Heads shown' }),
+  linesNote: h('p', { id: 'lines-note', class: 'caption', hidden: true }),
+  linesLeft: h('div', { id: 'lines-left', class: 'lines-col', 'aria-label': 'Query tokens', [OWN_KEYS]: true }),
+  linesCanvas: h('canvas', { id: 'lines-canvas', 'aria-hidden': 'true' }),
+  linesRight: h('div', { id: 'lines-right', class: 'lines-col', 'aria-label': 'Key tokens', [OWN_KEYS]: true }),
+};
+frame.tabPanels.lines.append(
+  h('div', { class: 'tab-controls' }, ui.linesHeads), ui.linesNote,
+  h('div', { id: 'lines-view' }, ui.linesLeft, ui.linesCanvas, ui.linesRight),
+);
 
 const LINE_ROW = 20;
 let linesIsolate: { side: 'left' | 'right'; token: number } | null = null;
@@ -24,7 +38,7 @@ export async function showLines(): Promise<void> {
     linesShownFor = shownKey;
   }
   // Head toggles, one colour each.
-  el.linesHeads.replaceChildren();
+  ui.linesHeads.replaceChildren();
   for (let h = 0; h < heads; h++) {
     const label = document.createElement('label');
     label.className = 'head-toggle';
@@ -35,7 +49,7 @@ export async function showLines(): Promise<void> {
     const sw = document.createElement('span'); sw.className = 'swatch'; sw.style.backgroundColor = categorical(h);
     const t = document.createElement('span'); t.textContent = `H${h}`;
     label.append(cb, sw, t);
-    el.linesHeads.append(label);
+    ui.linesHeads.append(label);
   }
   for (const [text, on] of [['all', true], ['none', false]] as const) {
     const b = document.createElement('button');
@@ -43,10 +57,10 @@ export async function showLines(): Promise<void> {
     b.setAttribute('aria-label', `${on ? 'show' : 'hide'} every head`);
     b.addEventListener('click', () => {
       linesShown = linesShown.map(() => on);
-      el.linesHeads.querySelectorAll('input').forEach((cb) => { cb.checked = on; });
+      ui.linesHeads.querySelectorAll('input').forEach((cb) => { cb.checked = on; });
       drawLinesNow();
     });
-    el.linesHeads.append(b);
+    ui.linesHeads.append(b);
   }
   const flags = JSON.stringify(viewFlags());
   const ms = await Promise.all(Array.from({ length: heads }, (_, h) => viewMatrix(layer, h)));
@@ -54,19 +68,19 @@ export async function showLines(): Promise<void> {
   linesHeads = ms.map((m) => m?.data ?? null);
   const first = ms.find((m) => m);
   linesUnits = first?.units ?? null;
-  linesN = first?.n ?? app.analysis.tokens.length;
+  linesN = first?.rows ?? app.analysis.tokens.length;
   if (linesIsolate && linesIsolate.token >= linesN) linesIsolate = null;
   const o = app.options;
-  el.linesNote.hidden = !linesUnits;
-  el.linesNote.textContent = linesUnits ? `${linesN} rows of ${app.analysis.tokens.length} tokens: ${[o.hideSpecial ? 'special tokens hidden (rows renormalised without them)' : '', o.wordLevel ? 'one row per word (attention to a word: sum over its pieces; from a word: mean)' : ''].filter(Boolean).join('; ')}.` : '';
-  el.app.dataset.linesRows = String(linesN);
+  ui.linesNote.hidden = !linesUnits;
+  ui.linesNote.textContent = linesUnits ? `${linesN} rows of ${app.analysis.tokens.length} tokens: ${[o.hideSpecial ? 'special tokens hidden (rows renormalised without them)' : '', o.wordLevel ? 'one row per word (attention to a word: sum over its pieces; from a word: mean)' : ''].filter(Boolean).join('; ')}.` : '';
+  frame.app.dataset.linesRows = String(linesN);
   buildLineTokens();
   drawLinesNow();
-  el.app.dataset.lines = 'painted';
+  frame.app.dataset.lines = 'painted';
 }
 
 function buildLineTokens(): void {
-  for (const [col, side] of [[el.linesLeft, 'left'], [el.linesRight, 'right']] as const) {
+  for (const [col, side] of [[ui.linesLeft, 'left'], [ui.linesRight, 'right']] as const) {
     col.replaceChildren();
     const rows = linesUnits ?? app.analysis?.tokens ?? [];
     rows.forEach((t, i) => {
@@ -85,7 +99,7 @@ function buildLineTokens(): void {
       b.addEventListener('keydown', (e) => {
         if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp' && e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
         e.preventDefault(); e.stopPropagation();
-        const other = side === 'left' ? el.linesRight : el.linesLeft;
+        const other = side === 'left' ? ui.linesRight : ui.linesLeft;
         const target = e.key === 'ArrowDown' ? b.nextElementSibling : e.key === 'ArrowUp' ? b.previousElementSibling : other.children[i];
         (target as HTMLElement | null)?.focus();
       });
@@ -97,10 +111,10 @@ function buildLineTokens(): void {
 function drawLinesNow(): void {
   if (!app.analysis) return;
   const n = linesN;
-  for (const col of [el.linesLeft, el.linesRight]) {
-    Array.from(col.children).forEach((c, i) => c.classList.toggle('active', linesIsolate !== null && (col === el.linesLeft) === (linesIsolate.side === 'left') && linesIsolate.token === i));
+  for (const col of [ui.linesLeft, ui.linesRight]) {
+    Array.from(col.children).forEach((c, i) => c.classList.toggle('active', linesIsolate !== null && (col === ui.linesLeft) === (linesIsolate.side === 'left') && linesIsolate.token === i));
   }
-  drawLines(el.linesCanvas, { heads: linesHeads.map((m, h) => (linesShown[h] ? m : null)), n, rowHeight: LINE_ROW, isolate: linesIsolate }, 220);
+  drawLines(ui.linesCanvas, { heads: linesHeads.map((m, h) => (linesShown[h] ? m : null)), n, rowHeight: LINE_ROW, isolate: linesIsolate }, 220);
 }
 
 export function resetLines(): void { linesIsolate = null; linesHeads = []; linesShown = []; linesUnits = null; linesN = 0; }

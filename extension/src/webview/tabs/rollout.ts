@@ -4,10 +4,38 @@ import { Heatmap } from '../heatmap';
 import { displayToken } from '../../shared/tokens';
 import { Methods, type FlowResult, type ViewUnit } from '../../shared/protocol';
 import { flowForView, partialFlowForView, unitOfToken } from '../../shared/units';
-import { app, cancelRpc, el, persist, rpc, unitLabels, viewFlags } from '../state';
+import { app, cancelRpc, persist, rpc, unitLabels, viewFlags } from '../state';
+import { frame } from '../frame';
+import { h } from '../dom';
 
+const ui = {
+  rolloutCaption: h('p', { id: 'rollout-caption', class: 'meta' },
+    'Attention rollout (Abnar & Zuidema 2020) through every layer: row i is how much token i\'s final '
+    + 'representation draws on each input token.'),
+  flowToken: h('select', {
+    id: 'flow-token', 'aria-label': 'Token whose attention flow to compare with its rollout row',
+  }),
+  flowStatus: h('span', { id: 'flow-status', class: 'meta', role: 'status' }),
+  rolloutCanvas: h('canvas', {
+    id: 'rollout-canvas', tabindex: 0,
+    'aria-label': 'Attention rollout heatmap: click a row, or use the arrow keys, to compare its rollout with its '
+      + 'attention flow',
+  }),
+  flowFigure: h('figure', { id: 'flow-figure', hidden: true }),
+  flowCaption: h('figcaption', { id: 'flow-caption', class: 'caption' }),
+  flowTable: h('table', { id: 'flow-table', 'aria-describedby': 'flow-caption' }),
+  flowBody: h('tbody', { id: 'flow-body' }),
+};
+const flowColumns = ['input', 'rollout', 'flow'].map((c) => h('th', { scope: 'col' }, c));
+ui.flowTable.append(h('thead', {}, h('tr', {}, ...flowColumns)), ui.flowBody);
+ui.flowFigure.append(ui.flowCaption, ui.flowTable);
+frame.tabPanels.rollout.append(
+  ui.rolloutCaption,
+  h('div', { class: 'tab-controls' }, h('label', {}, 'Attention flow of ', ui.flowToken), ' ', ui.flowStatus),
+  h('div', { id: 'rollout-view' }, ui.rolloutCanvas, ui.flowFigure),
+);
 
-const rolloutMap = new Heatmap(el.rolloutCanvas);
+const rolloutMap = new Heatmap(ui.rolloutCanvas);
 
 let rolloutUnits: ViewUnit[] = [];
 /** The picked token (a raw token index, so the pick survives the view options); null = none. */
@@ -27,9 +55,9 @@ export async function showRollout(): Promise<void> {
   rolloutUnits = res.units;
   rolloutMap.set({ rows: res.rows, cols: res.cols, data: r.data, poolFactor: res.poolFactor }, unitLabels(res.units), unitLabels(res.units));
   drawRollout();
-  el.rolloutCaption.textContent = `Attention rollout (Abnar & Zuidema 2020) through layer ${res.layer}: row i is how much token i's representation draws on each input token. Largest value ${rolloutMap.max.toFixed(3)}. Pick a token to compare its row with its attention flow.`;
+  ui.rolloutCaption.textContent = `Attention rollout (Abnar & Zuidema 2020) through layer ${res.layer}: row i is how much token i's representation draws on each input token. Largest value ${rolloutMap.max.toFixed(3)}. Pick a token to compare its row with its attention flow.`;
   fillFlowSelect();
-  el.app.dataset.rollout = 'painted';
+  frame.app.dataset.rollout = 'painted';
   void showFlow();
 }
 
@@ -48,18 +76,18 @@ function unitName(i: number): string {
 }
 
 function fillFlowSelect(): void {
-  el.flowToken.replaceChildren();
+  ui.flowToken.replaceChildren();
   const none = document.createElement('option');
   none.value = ''; none.textContent = '— pick a token —';
-  el.flowToken.append(none);
+  ui.flowToken.append(none);
   rolloutUnits.forEach((u, i) => {
     const o = document.createElement('option');
     o.value = String(u.firstToken);
     o.textContent = `${i}: ${unitName(i)}`; // text, never markup
-    el.flowToken.append(o);
+    ui.flowToken.append(o);
   });
   const u = pickedUnit();
-  el.flowToken.value = u < 0 ? '' : String(rolloutUnits[u]!.firstToken);
+  ui.flowToken.value = u < 0 ? '' : String(rolloutUnits[u]!.firstToken);
 }
 
 /** Picks the token of rollout row `unit` (null: none) and shows its flow. */
@@ -68,7 +96,7 @@ function pick(unit: number | null): void {
   if (token === app.flowToken) return;
   app.flowToken = token;
   persist();
-  el.flowToken.value = token === null ? '' : String(token);
+  ui.flowToken.value = token === null ? '' : String(token);
   drawRollout();
   void showFlow();
 }
@@ -81,25 +109,25 @@ async function showFlow(): Promise<void> {
   const u = pickedUnit();
   if (app.flowToken !== null && u < 0) app.flowToken = null; // hidden by the view options
   if (app.flowToken === null || u < 0) {
-    el.flowFigure.hidden = true;
-    el.flowStatus.textContent = '';
-    delete el.app.dataset.flow;
+    ui.flowFigure.hidden = true;
+    ui.flowStatus.textContent = '';
+    delete frame.app.dataset.flow;
     return;
   }
   const token = app.flowToken;
-  el.flowFigure.classList.add('computing');
-  el.flowTable.setAttribute('aria-busy', 'true');
-  el.flowStatus.textContent = `computing the attention flow of “${unitName(u)}”…`;
-  el.app.dataset.flow = 'computing';
+  ui.flowFigure.classList.add('computing');
+  ui.flowTable.setAttribute('aria-busy', 'true');
+  ui.flowStatus.textContent = `computing the attention flow of “${unitName(u)}”…`;
+  frame.app.dataset.flow = 'computing';
   flowInFlight = token;
   const a = await rpc(Methods.flow, { token });
   if (seq !== flowSeq) return; // the user picked another token meanwhile: this answer is stale
   flowInFlight = null;
-  el.flowFigure.classList.remove('computing');
-  el.flowTable.removeAttribute('aria-busy');
+  ui.flowFigure.classList.remove('computing');
+  ui.flowTable.removeAttribute('aria-busy');
   if (!a) {
-    el.flowStatus.textContent = 'attention flow unavailable (see the status line)';
-    el.app.dataset.flow = 'error';
+    ui.flowStatus.textContent = 'attention flow unavailable (see the status line)';
+    frame.app.dataset.flow = 'error';
     return;
   }
   drawFlow(u, a.result as unknown as FlowResult);
@@ -118,7 +146,7 @@ function drawFlow(u: number, f: FlowResult): void {
   const max = Math.max(1e-9, ...rollout, ...flow.map((v) => v ?? 0));
   const o = app.options;
   const name = unitName(u);
-  el.flowBody.replaceChildren();
+  ui.flowBody.replaceChildren();
   rolloutUnits.forEach((unit, j) => {
     const tr = document.createElement('tr');
     tr.dataset.index = String(j);
@@ -131,23 +159,23 @@ function drawFlow(u: number, f: FlowResult): void {
     const v = flow[j] ?? null;
     tr.append(th, barCell('rollout', rollout[j] ?? 0, max, `rollout ${name} → ${unitName(j)}`),
       v === null ? missingCell(`${what}: not computed within the time budget (at most ${part!.upper[j]!.toFixed(6)})`) : barCell('flow', v, max, what));
-    el.flowBody.append(tr);
+    ui.flowBody.append(tr);
   });
   const computed = flow.filter((v) => v !== null).length;
   const views = [
     o.wordLevel ? `flow from the word's first piece, summed over each word's pieces` : '',
     o.hideSpecial && view ? `special tokens hidden and the rest renormalised to sum 1, as the rollout rows are (${(100 * view.hidden).toFixed(1)}% of the flow went to them)` : '',
   ].filter(Boolean);
-  el.flowCaption.textContent = (partial
+  ui.flowCaption.textContent = (partial
     ? `“${name}”: rollout row (blue) and attention flow (orange) per input token. Partial: the backend's time budget ran out after ${computed} of ${flow.length} inputs; shown is the exact max-flow through layer ${f.layer} where computed (not normalised, as that needs every input), — where not.`
     : `“${name}”: rollout row (blue) and attention flow (orange, max-flow through layer ${f.layer} normalised to sum 1) per input token, on one scale.`)
     + (views.length ? ` Flow is computed on tokens: ${views.join('; ')}.` : '')
     + ` Computed in ${f.elapsedMs.toFixed(0)} ms.`;
-  el.flowTable.setAttribute('aria-label', `Rollout and attention flow of ${name}: ${rolloutUnits.map((_, j) => `${unitName(j)} rollout ${(rollout[j] ?? 0).toFixed(4)}, flow ${flow[j] === null ? 'not computed' : (flow[j] ?? 0).toFixed(4)}`).join('; ')}`);
-  el.flowStatus.textContent = `flow of “${name}”: ${f.elapsedMs.toFixed(0)} ms${partial ? ' (partial)' : ''}`;
-  el.flowFigure.hidden = false;
-  el.app.dataset.flow = partial ? 'partial' : 'painted';
-  el.flowFigure.dataset.token = String(f.token);
+  ui.flowTable.setAttribute('aria-label', `Rollout and attention flow of ${name}: ${rolloutUnits.map((_, j) => `${unitName(j)} rollout ${(rollout[j] ?? 0).toFixed(4)}, flow ${flow[j] === null ? 'not computed' : (flow[j] ?? 0).toFixed(4)}`).join('; ')}`);
+  ui.flowStatus.textContent = `flow of “${name}”: ${f.elapsedMs.toFixed(0)} ms${partial ? ' (partial)' : ''}`;
+  ui.flowFigure.hidden = false;
+  frame.app.dataset.flow = partial ? 'partial' : 'painted';
+  ui.flowFigure.dataset.token = String(f.token);
 }
 
 function missingCell(title: string): HTMLTableCellElement {
@@ -179,27 +207,27 @@ function barCell(kind: 'rollout' | 'flow', v: number, max: number, what: string)
   return td;
 }
 
-el.rolloutCanvas.addEventListener('mousemove', (e) => {
+ui.rolloutCanvas.addEventListener('mousemove', (e) => {
   const m = rolloutMap.matrix;
   if (!m) return;
-  const r = el.rolloutCanvas.getBoundingClientRect();
+  const r = ui.rolloutCanvas.getBoundingClientRect();
   const h = rolloutMap.hit(e.clientX - r.left, e.clientY - r.top);
-  el.rolloutCanvas.title = h?.kind === 'cell' ? `${rolloutUnits[h.row]?.text ?? h.row} → ${rolloutUnits[h.col]?.text ?? h.col}: ${m.data[h.row * m.cols + h.col]!.toFixed(4)}` : '';
+  ui.rolloutCanvas.title = h?.kind === 'cell' ? `${rolloutUnits[h.row]?.text ?? h.row} → ${rolloutUnits[h.col]?.text ?? h.col}: ${m.data[h.row * m.cols + h.col]!.toFixed(4)}` : '';
 });
 // A click on a row (its label or a cell) picks that row's token.
-el.rolloutCanvas.addEventListener('click', (e) => {
-  const r = el.rolloutCanvas.getBoundingClientRect();
+ui.rolloutCanvas.addEventListener('click', (e) => {
+  const r = ui.rolloutCanvas.getBoundingClientRect();
   const h = rolloutMap.hit(e.clientX - r.left, e.clientY - r.top);
   if (h && h.kind !== 'col') pick(h.row);
 });
 // Keyboard: up/down step the picked row, Escape clears it (without stepping the layer).
-el.rolloutCanvas.addEventListener('keydown', (e) => {
+ui.rolloutCanvas.addEventListener('keydown', (e) => {
   if (!rolloutUnits.length || (e.key !== 'ArrowUp' && e.key !== 'ArrowDown' && e.key !== 'Escape')) return;
   e.preventDefault(); e.stopPropagation();
   const u = pickedUnit(), n = rolloutUnits.length;
   pick(e.key === 'Escape' ? null : u < 0 ? 0 : (u + (e.key === 'ArrowDown' ? 1 : n - 1)) % n);
 });
-el.flowToken.addEventListener('change', () => {
-  const token = el.flowToken.value === '' ? null : Number(el.flowToken.value);
+ui.flowToken.addEventListener('change', () => {
+  const token = ui.flowToken.value === '' ? null : Number(ui.flowToken.value);
   pick(token === null ? null : unitOfToken(rolloutUnits, token));
 });

@@ -1,0 +1,126 @@
+// Show Attention for Selection: analyze the selection (or a sentence pair, or the current line)
+// and show it in the panel; a newer analysis cancels the older one.
+import * as vscode from 'vscode';
+import type { Backend } from '../backend';
+import { CancelledError, CancellationTokenSource } from '../backendProcess';
+import type { PanelRouter } from '../panelRouter';
+import { Session, type ShownAnalysis } from '../session';
+import type { SelectionAnalyzer } from '../editorOverlay';
+import { readConfig } from '../config';
+import { SetupError } from '../locate';
+import { Methods, type AnalyzeParams, type AnalyzeResult } from '../../shared/protocol';
+import { truncationSummary } from '../../shared/tokens';
+import type { AnalysisView } from '../../shared/messages';
+
+/** The workspace state key of the model picked with Select Model. */
+export const SELECTED_MODEL_KEY = 'attentionViz.model';
+
+interface Pair { range: vscode.Range; text: string }
+
+export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
+  private cts: CancellationTokenSource | undefined;
+
+  constructor(private readonly context: vscode.ExtensionContext, private readonly backend: Backend,
+    private readonly shown: ShownAnalysis, private readonly router: PanelRouter) {}
+
+  async showAttention(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    if (!editor) {
+      void vscode.window.showInformationMessage('AttentionViz: open a file and select some text first.');
+      return;
+    }
+    const doc = editor.document;
+    // Two selections (multi-cursor): a sentence pair, first text = the earlier selection.
+    const nonEmpty = editor.selections.filter((s) => !s.isEmpty).sort((a, b) => a.start.compareTo(b.start));
+    if (nonEmpty.length === 2 && !nonEmpty[0]!.intersection(nonEmpty[1]!)) {
+      const [a, b] = nonEmpty as [vscode.Selection, vscode.Selection];
+      const textA = doc.getText(a), textB = doc.getText(b);
+      if (textA.trim() && textB.trim()) { await this.analyze(doc, a, textA, true, { range: b, text: textB }); return; }
+    }
+    let range: vscode.Range = editor.selection;
+    // An empty selection: the current line.
+    if (editor.selection.isEmpty) range = doc.lineAt(editor.selection.active.line).range;
+    const text = doc.getText(range);
+    if (!text.trim()) {
+      void vscode.window.showInformationMessage('AttentionViz: the selection (or current line) is empty.');
+      return;
+    }
+    await this.analyze(doc, range, text, true);
+  }
+
+  analyzeQuietly(doc: vscode.TextDocument, range: vscode.Range, text: string): Promise<void> {
+    return this.analyze(doc, range, text, false);
+  }
+
+  /** A newer request makes the older one stale: $/cancelRequest. */
+  cancel(): void { this.cts?.cancel(); }
+
+  private async analyze(doc: vscode.TextDocument, range: vscode.Range, text: string, withProgress: boolean,
+    pair?: Pair): Promise<void> {
+    this.cancel();
+    const cts = new CancellationTokenSource();
+    this.cts = cts;
+    const cfg = readConfig();
+    const modelId = cfg.modelPath.trim() || this.context.workspaceState.get<string>(SELECTED_MODEL_KEY);
+    const params: AnalyzeParams = {
+      text, maxTokens: cfg.maxTokens, ...(modelId ? { modelId } : {}), ...(pair ? { textPair: pair.text } : {}),
+    };
+    const started = Date.now();
+    const panel = this.router.ensurePanel();
+    panel.post({ type: 'busy', message: `Analyzing ${text.length} characters…` });
+    const run = async (token?: vscode.CancellationToken) => {
+      token?.onCancellationRequested(() => cts.cancel());
+      return this.backend.request<AnalyzeResult>(Methods.analyze, params, cts.token, 'analyzing');
+    };
+    let result: AnalyzeResult;
+    try {
+      result = withProgress
+        ? await vscode.window.withProgress({
+          location: vscode.ProgressLocation.Notification, title: 'AttentionViz: analyzing selection…',
+          cancellable: true,
+        }, (_p, token) => run(token))
+        : await run();
+    } catch (e) {
+      if (e instanceof CancelledError || cts.token.isCancellationRequested) return;
+      const message = e instanceof Error ? e.message : String(e);
+      this.backend.log(`analyze failed: ${message}`);
+      panel.post({ type: 'error', message: e instanceof SetupError ? `${message} ${e.hint}` : message });
+      // A setup problem (no backend, no dotnet) was already told once by the Backend.
+      if (withProgress && !(e instanceof SetupError)) {
+        void vscode.window.showErrorMessage(message.startsWith('AttentionViz') ? message : `AttentionViz: ${message}`);
+      }
+      return;
+    } finally {
+      if (this.cts === cts) this.cts = undefined;
+    }
+    if (cts.token.isCancellationRequested) return;
+    const session = new Session(this.shown.nextSeq(), doc.uri, doc.version, doc.offsetAt(range.start), text, result,
+      pair ? { baseOffset: doc.offsetAt(pair.range.start), text: pair.text } : undefined);
+    const truncation = result.truncated ? `, truncated at ${result.truncatedAt}` : '';
+    this.backend.log(`analyzed ${result.tokens.length} tokens in ${result.elapsedMs} ms `
+      + `(round trip ${Date.now() - started} ms)${truncation}`);
+    const source = sourceLabel(doc, range, pair);
+    const view: AnalysisView = {
+      analysisId: result.analysisId, model: result.model, tokens: result.tokens, text, truncated: result.truncated,
+      ...(result.truncatedAt !== undefined ? { truncatedAt: result.truncatedAt } : {}),
+      elapsedMs: result.elapsedMs, source,
+    };
+    panel.setTitle(`Attention: ${source}`);
+    this.router.showAnalysis(panel, view, this.shown.session !== undefined);
+    this.shown.show(session); // releases the replaced analysis; the editor tint follows
+    if (result.truncated) {
+      const summary = truncationSummary(result.tokens, text, result.truncatedAt);
+      void vscode.window.showWarningMessage(`AttentionViz: ${summary}`);
+    }
+  }
+
+  dispose(): void { this.cancel(); }
+}
+
+/** Where the text came from, e.g. "prompt.md:3–5" (+ the pair's line). */
+function sourceLabel(doc: vscode.TextDocument, range: vscode.Range, pair: Pair | undefined): string {
+  const startLine = range.start.line + 1, endLine = range.end.line + 1;
+  const pairLine = pair ? ` + ${pair.range.start.line + 1}` : '';
+  const lines = `${startLine}${endLine !== startLine ? '–' + endLine : ''}${pairLine}`;
+  return `${vscode.workspace.asRelativePath(doc.uri)}:${lines}`;
+}

@@ -1,0 +1,64 @@
+// What the integration tests read and drive inside the real extension host (activate()'s exports).
+import type { Backend } from './backend';
+import type { EditorOverlay } from './editorOverlay';
+import type { PanelRouter } from './panelRouter';
+import type { ShownAnalysis } from './session';
+import { Methods, type RenderPngParams, type RenderPngResult } from '../shared/protocol';
+import { parseWebviewMessage, type ShownView } from '../shared/messages';
+
+export interface TestApi {
+  backendPid(): number | undefined;
+  backendState(): string;
+  session(): {
+    seq: number; analysisId: string; tokens: number; pairTokens: number; valid: boolean; layer: number; head: number;
+    truncated: boolean; truncatedAt?: number;
+  } | undefined;
+  decorationCount(): number;
+  lastRendered(): { layer: number; head: number; litPixels: number } | undefined;
+  panelOpen(): boolean;
+  focusToken(token: number | null): Promise<void>;
+  /** What the panel would get for an 'rpc' message (validated like one): rpcResult with the data's byte length, or
+   * rpcError. */
+  analysisRpc(method: string, params: Record<string, unknown>):
+    Promise<{ type: string; result?: Record<string, unknown>; dataBytes?: number; message?: string }>;
+  /** What the panel last reported showing, and a way to change it as its own controls would. */
+  panelView(): ShownView | undefined;
+  setPanelView(view: Partial<ShownView>): void;
+  /** render/png straight from the backend, to compare with what Export Heatmap PNG saved. */
+  renderPng(params: Omit<RenderPngParams, 'analysisId'> & { analysisId?: string }): Promise<RenderPngResult>;
+}
+
+export function createTestApi(backend: Backend, shown: ShownAnalysis, router: PanelRouter,
+  overlay: EditorOverlay): TestApi {
+  return {
+    backendPid: () => backend.pid,
+    backendState: () => backend.state.kind,
+    session: () => {
+      const s = shown.session;
+      if (!s) return undefined;
+      const { result } = s;
+      return {
+        seq: s.seq, analysisId: s.analysisId, tokens: result.tokens.length,
+        pairTokens: result.tokens.filter((t) => t.typeId === 1 && !t.special).length, valid: s.valid,
+        layer: router.view.layer, head: router.view.head, truncated: result.truncated,
+        ...(result.truncatedAt !== undefined ? { truncatedAt: result.truncatedAt } : {}),
+      };
+    },
+    decorationCount: () => overlay.decorationCount,
+    lastRendered: () => router.rendered,
+    panelOpen: () => !!router.panel,
+    focusToken: (t) => overlay.refresh(t ?? undefined),
+    analysisRpc: async (method, params) => {
+      const m = parseWebviewMessage({ type: 'rpc', requestId: 0, method, params });
+      if (!m || m.type !== 'rpc') return { type: 'rejected' };
+      const a = await router.answerRpc(m);
+      if (a.type === 'rpcError') return { type: a.type, message: a.message };
+      return { type: a.type, result: a.result, ...(a.data ? { dataBytes: a.data.byteLength } : {}) };
+    },
+    panelView: () => (router.panel ? router.view : undefined),
+    setPanelView: (view) => router.post({ type: 'setView', ...view }),
+    renderPng: (params) => backend.request<RenderPngResult>(Methods.renderPng, {
+      analysisId: shown.session?.analysisId, ...params,
+    }),
+  };
+}
