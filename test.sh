@@ -16,6 +16,12 @@ if ! ./build.sh; then
   exit 1
 fi
 
+# Repository habits (ESLint, Prettier, dotnet format): one check each, counted like tests.
+scripts/lint.sh 2>&1 | tee "$out/lint.log"
+l_passed=$(grep -E '^lint: [0-9]+ passed' "$out/lint.log" | awk '{print $2}'); l_passed=${l_passed:-0}
+l_failed=$(grep -E '^lint: [0-9]+ passed' "$out/lint.log" | awk '{print $4}'); l_failed=${l_failed:-1}
+passed=$((passed + l_passed)); failed=$((failed + l_failed))
+
 # The independent reference tokenizer (JavaScript) that some backend tests run at test time.
 if ! (cd tests/reference/tokenizer && npm ci --no-audit --no-fund >/dev/null); then
   echo "npm ci in tests/reference/tokenizer failed"
