@@ -71,4 +71,24 @@ public sealed class BackendProcessTests
         var ok = await client.CallAsync("initialize", new { });
         Assert.IsNotNull(ok["result"], client.Stderr);
     }
+
+    [TestMethod]
+    public async Task ErrorRepliesCarryNoStackAndNoDotNetTypeNames()
+    {
+        await using var client = RawRpcClient.Start("serve");
+        client.WriteFrame("""{"jsonrpc":"2.0","id":7,"method":"attention/export","params":{"analysisId":"x","layer":"one"}}""");
+        var wrongType = (await client.ResponseAsync(7))["error"]!;
+        // Before: -32000 "could not be converted to AttentionViz.Backend.Rpc.ExportParams", the stack in data.
+        Assert.AreEqual(-32602, wrongType["code"]!.GetValue<int>(), wrongType.ToJsonString());
+        StringAssert.Contains(wrongType["message"]!.GetValue<string>(), "'layer' must be an integer");
+        var unknown = (await client.CallAsync("attention/matrix", new { analysisId = "nope", layer = 0, head = 0 }))["error"]!;
+        Assert.AreEqual(-32602, unknown["code"]!.GetValue<int>());
+        foreach (var error in new[] { wrongType, unknown })
+        {
+            Assert.IsNull(error["data"], $"error.data must stay empty: {error.ToJsonString()}");
+            Assert.DoesNotContain("AttentionViz.", error["message"]!.GetValue<string>());
+            Assert.DoesNotContain("System.", error["message"]!.GetValue<string>());
+        }
+        Assert.IsNotNull((await client.CallAsync("initialize", new { }))["result"], client.Stderr);
+    }
 }
