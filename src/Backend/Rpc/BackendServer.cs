@@ -81,7 +81,7 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
 
     public static SystemTextJsonFormatter CreateFormatter()
     {
-        var formatter = new SystemTextJsonFormatter();
+        var formatter = new BackendFormatter();
         formatter.JsonSerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
         formatter.JsonSerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
         return formatter;

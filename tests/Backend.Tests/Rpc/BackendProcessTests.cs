@@ -91,4 +91,20 @@ public sealed class BackendProcessTests
         }
         Assert.IsNotNull((await client.CallAsync("initialize", new { }))["result"], client.Stderr);
     }
+
+    [TestMethod]
+    [DataRow("\"a string\"")]
+    [DataRow("42")]
+    [DataRow("true")]
+    public async Task ParamsThatAreNotAnObjectAreInvalidParams(string parameters)
+    {
+        // Before: "connection closed with an error: Unexpected value kind" and the server exited.
+        await using var client = RawRpcClient.Start("serve");
+        client.WriteFrame($$"""{"jsonrpc":"2.0","id":5,"method":"attention/export","params":{{parameters}}}""");
+        var error = (await client.ResponseAsync(5))["error"]!;
+        Assert.AreEqual(-32602, error["code"]!.GetValue<int>(), error.ToJsonString());
+        StringAssert.Contains(error["message"]!.GetValue<string>(), "params must be an object of named parameters");
+        Assert.IsNull(error["data"]);
+        Assert.IsNotNull((await client.CallAsync("initialize", new { }))["result"], client.Stderr);
+    }
 }
