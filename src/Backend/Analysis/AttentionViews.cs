@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using AttentionViz.Backend.Tokenization;
 
 namespace AttentionViz.Backend.Analysis;
@@ -13,10 +14,12 @@ public sealed record ViewOptions(bool HideSpecial = false, bool WordLevel = fals
 public sealed record ViewedMatrix(float[] Data, int Size, ViewUnit[] Units);
 
 /// <summary>A viewed matrix, possibly max-pooled for display: Units label the rows and columns before pooling.</summary>
-public sealed record ViewResult(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, float[] Data, ViewUnit[] Units);
+public sealed record ViewResult(
+    int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, float[] Data, ViewUnit[] Units);
 
 /// <param name="HeadReduce">how -1 combines heads and layers: "mean" (default) or "max"</param>
-public sealed record ViewRequest(int Layer, int Head, ViewOptions Options, int? MaxSize = null, string? HeadReduce = null);
+public sealed record ViewRequest(
+    int Layer, int Head, ViewOptions Options, int? MaxSize = null, string? HeadReduce = null);
 
 /// <summary>The view options that apply to every matrix: hide special tokens (rows renormalised), merge subwords into words.</summary>
 public static class AttentionViews
@@ -39,10 +42,13 @@ public static class AttentionViews
         return Shape(matrix, analysis, request.Layer, request.Head, request.Options, request.MaxSize);
     }
 
-    /// <summary>The second half of <see cref="View"/> for any n×n matrix over the analysis's tokens (e.g. rollout).</summary>
-    public static ViewResult Shape(float[] matrix, AttentionAnalysis analysis, int layer, int head, ViewOptions options, int? maxSize)
+    /// <summary>The second half of <see cref="View"/>, for any n×n matrix over the analysis's tokens (rollout).</summary>
+    public static ViewResult Shape(
+        float[] matrix, AttentionAnalysis analysis, int layer, int head, ViewOptions options, int? maxSize)
     {
-        var viewed = options is { HideSpecial: false, WordLevel: false } ? AsTokens(matrix, analysis.Tokens) : Apply(matrix, analysis.Tokens, options);
+        var viewed = options is { HideSpecial: false, WordLevel: false }
+            ? AsTokens(matrix, analysis.Tokens)
+            : Apply(matrix, analysis.Tokens, options);
         var (data, size, factor) = MatrixOps.Pool(viewed.Data, viewed.Size, maxSize);
         return new ViewResult(size, size, layer, head, factor > 1, factor, data, viewed.Units);
     }
@@ -57,7 +63,7 @@ public static class AttentionViews
         {
             if (layer >= 0 && l != layer) continue;
             for (var h = 0; h < attention.Heads; h++)
-                if (head < 0 || h == head) System.Numerics.Tensors.TensorPrimitives.Max(destination, attention.Head(l, h), destination);
+                if (head < 0 || h == head) TensorPrimitives.Max(destination, attention.Head(l, h), destination);
         }
     }
 

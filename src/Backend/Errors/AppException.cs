@@ -4,12 +4,13 @@ namespace AttentionViz.Backend.Errors;
 /// An expected failure: its message is for the user as it stands (no stack), and its code says what kind it is, for
 /// the RPC reply and the CLI's exit code alike (<see cref="ErrorMapping"/>).
 /// </summary>
-public abstract class AppException(AppErrorCode code, string message, Exception? inner = null) : Exception(message, inner)
+public abstract class AppException(AppErrorCode code, string message, Exception? inner = null)
+    : Exception(message, inner)
 {
     public AppErrorCode Code => code;
 }
 
-/// <summary>A request the caller got wrong (unknown analysis, layer out of range, …): JSON-RPC -32602, CLI exit 2.</summary>
+/// <summary>A request the caller got wrong (unknown analysis, layer out of range, …): -32602, CLI exit 2.</summary>
 public sealed class InvalidRequestException(string message) : AppException(AppErrorCode.InvalidParams, message);
 
 /// <summary>A model folder that cannot be loaded: the message names the path and the reason.</summary>

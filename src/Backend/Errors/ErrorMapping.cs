@@ -26,7 +26,8 @@ public static class ErrorMapping
             InvalidDataException or JsonException => new(AppErrorCode.ModelFileInvalid, e.Message, $"unwrapped {e}"),
             NotSupportedException => new(AppErrorCode.ModelLoadFailed, e.Message, $"unwrapped {e}"),
             // A file the user named could not be read or written: the environment, not a bug, so no stack.
-            IOException or UnauthorizedAccessException => new(AppErrorCode.InternalError, e.Message, $"file error: {e.Message}"),
+            IOException or UnauthorizedAccessException =>
+                new(AppErrorCode.InternalError, e.Message, $"file error: {e.Message}"),
             _ => new(AppErrorCode.InternalError, $"Internal error: {e.Message}", $"internal error: {e}"),
         };
     }

@@ -16,7 +16,7 @@ public static class RequestChecks
 
     public static string AnalysisId(string? id) => id ?? throw Missing("analysisId");
 
-    /// <summary>Layer and head in [0, count), or -1 as well when <paramref name="minusOne"/> says what it means.</summary>
+    /// <summary>Layer and head in [0, count), and -1 too when <paramref name="minusOne"/> says what it means.</summary>
     public static void LayerHead(int layers, int heads, int layer, int head, string? minusOne)
     {
         Layer(layers, layer, minusOne);
@@ -39,8 +39,9 @@ public static class RequestChecks
     /// <summary>An integer in [min, max]; <paramref name="unit"/> (e.g. "pixels") follows the bounds.</summary>
     public static void Between(string name, int? value, int min, int max, string? unit = null)
     {
-        if (value is { } v && (v < min || v > max))
-            throw new InvalidRequestException($"{name} must be between {min} and {max}{(unit is null ? "" : " " + unit)}; got {v}.");
+        if (value is not { } v || (v >= min && v <= max)) return;
+        var bounds = unit is null ? $"{min} and {max}" : $"{min} and {max} {unit}";
+        throw new InvalidRequestException($"{name} must be between {bounds}; got {v}.");
     }
 
     /// <summary>One of <paramref name="allowed"/> (compared exactly), or the message listing them.</summary>

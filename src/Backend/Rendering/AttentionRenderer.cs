@@ -115,7 +115,8 @@ public static class AttentionRenderer
         var (map, theme) = (options.Map, options.Colors);
         var a = analysis.Attention;
         var thumbTarget = options.Size ?? 72;
-        var request = new ViewRequest(0, 0, view ?? new ViewOptions(), Math.Min(options.MaxSize ?? thumbTarget, thumbTarget));
+        var maxSize = Math.Min(options.MaxSize ?? thumbTarget, thumbTarget);
+        var request = new ViewRequest(0, 0, view ?? new ViewOptions(), maxSize);
         var views = new ViewResult[a.Layers * a.Heads];
         for (var k = 0; k < views.Length; k++)
             views[k] = AttentionViews.View(analysis, request with { Layer = k / a.Heads, Head = k % a.Heads });

@@ -26,7 +26,7 @@ public sealed record FlowDto(int Token, int Layer, double[]? Flow, double?[] Raw
 public sealed record HistogramParams(string? AnalysisId, int? Layer = null, int? Head = null, int? Bins = null, bool ExcludeSpecial = false, string? Metric = null);
 public sealed record HistogramDto(long[] Counts, double[] Edges, double Min, double Max, long Total, string? Metric);
 
-/// <summary>Thin handlers over <see cref="AttentionAnalytics"/>; errors become replies in <see cref="BackendJsonRpc"/>.</summary>
+/// <summary>Thin handlers over <see cref="AttentionAnalytics"/>; <see cref="BackendJsonRpc"/> answers their errors.</summary>
 public sealed class AnalysisTarget(AttentionAnalytics analytics)
 {
     [JsonRpcMethod("attention/metrics", UseSingleObjectParameterDeserialization = true)]
@@ -39,7 +39,8 @@ public sealed class AnalysisTarget(AttentionAnalytics analytics)
     [JsonRpcMethod("attention/modularity", UseSingleObjectParameterDeserialization = true)]
     public async Task<ModularityDto> ModularityAsync(ModularityParams request, CancellationToken cancellationToken)
     {
-        var r = await analytics.ModularityAsync(RequestChecks.AnalysisId(request?.AnalysisId), request!.Layer, request.Head, request.IncludeSelfLoops, cancellationToken);
+        var id = RequestChecks.AnalysisId(request?.AnalysisId);
+        var r = await analytics.ModularityAsync(id, request!.Layer, request.Head, request.IncludeSelfLoops, cancellationToken);
         return new ModularityDto(request.Layer, request.Head, r.Q, r.Communities, r.CommunityCount, request.IncludeSelfLoops);
     }
 
@@ -47,7 +48,8 @@ public sealed class AnalysisTarget(AttentionAnalytics analytics)
     public async Task<ModularityAllDto> ModularityAllAsync(ModularityAllParams request, CancellationToken cancellationToken)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var heads = await analytics.ModularityAllAsync(RequestChecks.AnalysisId(request?.AnalysisId), request!.IncludeSelfLoops, cancellationToken);
+        var id = RequestChecks.AnalysisId(request?.AnalysisId);
+        var heads = await analytics.ModularityAllAsync(id, request!.IncludeSelfLoops, cancellationToken);
         return new ModularityAllDto(request.IncludeSelfLoops, heads, Math.Round(clock.Elapsed.TotalMilliseconds, 2));
     }
 
@@ -71,7 +73,8 @@ public sealed class AnalysisTarget(AttentionAnalytics analytics)
     public async Task<FlowDto> FlowAsync(FlowParams request, CancellationToken cancellationToken)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var f = await analytics.FlowAsync(RequestChecks.AnalysisId(request?.AnalysisId), request!.Token, request.Layer, request.TimeBudgetMs, cancellationToken);
+        var id = RequestChecks.AnalysisId(request?.AnalysisId);
+        var f = await analytics.FlowAsync(id, request!.Token, request.Layer, request.TimeBudgetMs, cancellationToken);
         return ToDto(f, clock.Elapsed.TotalMilliseconds);
     }
 
@@ -83,7 +86,9 @@ public sealed class AnalysisTarget(AttentionAnalytics analytics)
     [JsonRpcMethod("attention/histogram", UseSingleObjectParameterDeserialization = true)]
     public async Task<HistogramDto> HistogramAsync(HistogramParams request, CancellationToken cancellationToken)
     {
-        var h = await analytics.HistogramAsync(RequestChecks.AnalysisId(request?.AnalysisId), request!.Layer, request.Head, request.Bins, request.ExcludeSpecial, request.Metric, cancellationToken);
+        var id = RequestChecks.AnalysisId(request?.AnalysisId);
+        var h = await analytics.HistogramAsync(id, request!.Layer, request.Head, request.Bins, request.ExcludeSpecial,
+            request.Metric, cancellationToken);
         return new HistogramDto(h.Counts, h.Edges, h.Min, h.Max, h.Total, request.Metric);
     }
 

@@ -21,7 +21,8 @@ internal sealed class BackendJsonRpc : JsonRpc
         _paramsTypes = targets
             .SelectMany(t => t.GetType().GetMethods())
             .Select(m => (Attribute: m.GetCustomAttribute<JsonRpcMethodAttribute>(), Parameters: m.GetParameters()))
-            .Where(m => m.Attribute is { UseSingleObjectParameterDeserialization: true, Name: not null } && m.Parameters.Length > 0)
+            .Where(m => m.Attribute is { UseSingleObjectParameterDeserialization: true, Name: not null }
+                && m.Parameters.Length > 0)
             .ToDictionary(m => m.Attribute!.Name!, m => m.Parameters[0].ParameterType);
     }
 
@@ -31,7 +32,9 @@ internal sealed class BackendJsonRpc : JsonRpc
             ? new Failure(AppErrorCode.InvalidParams, ParameterTypeMessage(request.Method, json), null)
             : ErrorMapping.Describe(exception);
         if (failure.LogLine is { } line) Log.Error(line);
-        var message = failure.Code == AppErrorCode.InternalError ? $"{failure.Message} (details in the backend log)" : failure.Message;
+        var message = failure.Code == AppErrorCode.InternalError
+            ? $"{failure.Message} (details in the backend log)"
+            : failure.Message;
         return new JsonRpcError.ErrorDetail { Code = (JsonRpcErrorCode)failure.Code, Message = message };
     }
 
@@ -40,9 +43,10 @@ internal sealed class BackendJsonRpc : JsonRpc
     /// frames on its stack is the caller's params, not a file the backend read.
     /// </summary>
     private static bool IsParameterBinding(JsonException e) =>
-        !new StackTrace(e).GetFrames().Any(f => f.GetMethod()?.DeclaringType?.Namespace?.StartsWith("AttentionViz.", StringComparison.Ordinal) == true);
+        !new StackTrace(e).GetFrames().Any(f =>
+            f.GetMethod()?.DeclaringType?.Namespace?.StartsWith("AttentionViz.", StringComparison.Ordinal) == true);
 
-    /// <summary>"'layer' must be an integer": the parameter and its type in plain words, never .NET type names.</summary>
+    /// <summary>"'layer' must be an integer": the parameter and its type in plain words, no .NET type names.</summary>
     private string ParameterTypeMessage(string? method, JsonException e)
     {
         var prefix = $"Invalid params for '{method}'";
@@ -51,7 +55,8 @@ internal sealed class BackendJsonRpc : JsonRpc
             : null;
         if (name is null || method is null || !_paramsTypes.TryGetValue(method, out var paramsType))
             return $"{prefix}: params must be an object of named parameters.";
-        var property = paramsType.GetProperties().FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
+        var property = paramsType.GetProperties()
+            .FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
         return property is null
             ? $"{prefix}: '{name}' has the wrong type."
             : $"{prefix}: '{name}' must be {PlainType(property.PropertyType)}.";

@@ -61,7 +61,8 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
     public Task<MatrixDto> MatrixAsync(MatrixParams request)
     {
         using var lease = service.Acquire(RequestChecks.AnalysisId(request?.AnalysisId));
-        var v = AttentionViews.View(lease.Analysis, new ViewRequest(request!.Layer, request.Head, new ViewOptions(), request.MaxSize));
+        var view = new ViewRequest(request!.Layer, request.Head, new ViewOptions(), request.MaxSize);
+        var v = AttentionViews.View(lease.Analysis, view);
         var data = AttentionTensor.AsBytes(v.Data).ToArray();
         return Task.FromResult(new MatrixDto(v.Rows, v.Cols, v.Layer, v.Head, v.Pooled, v.PoolFactor, data));
     }
@@ -80,7 +81,7 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
 
     public static SystemTextJsonFormatter CreateFormatter()
     {
-        var formatter = new SystemTextJsonFormatter();
+        var formatter = new BackendFormatter();
         formatter.JsonSerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
         formatter.JsonSerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
         return formatter;

@@ -185,4 +185,20 @@ public sealed class CliTests
         StringAssert.Contains(stderr, "model.safetensors");
         Assert.DoesNotContain("   at ", stderr);
     }
+
+    [TestMethod]
+    [DataRow("""{"model":{"type":"Nonsense"}}""", "Nonsense", DisplayName = "unsupported tokenizer model (NotSupportedException)")]
+    [DataRow("""{"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a c"]}}""", "a c", DisplayName = "merge outside the vocabulary (InvalidDataException)")]
+    public void LibraryExceptionsFromModelFilesAreOneLineErrors(string tokenizerJson, string named)
+    {
+        // Before the shared mapping these escaped the CLI's guard: "Unhandled exception" and a stack trace.
+        var folder = Directory.CreateTempSubdirectory("avz-bad-tokenizer").FullName;
+        File.WriteAllText(Path.Combine(folder, "tokenizer.json"), tokenizerJson);
+        var (code, _, stderr) = Run("tokenize", "--model", folder, "--text", "abc");
+        Assert.AreEqual(1, code, stderr);
+        StringAssert.StartsWith(stderr.Trim().Split('\n')[^1], "error: ");
+        StringAssert.Contains(stderr, named);
+        Assert.DoesNotContain("   at ", stderr, "no stack trace");
+        Assert.DoesNotContain("Unhandled exception", stderr);
+    }
 }

@@ -71,4 +71,40 @@ public sealed class BackendProcessTests
         var ok = await client.CallAsync("initialize", new { });
         Assert.IsNotNull(ok["result"], client.Stderr);
     }
+
+    [TestMethod]
+    public async Task ErrorRepliesCarryNoStackAndNoDotNetTypeNames()
+    {
+        await using var client = RawRpcClient.Start("serve");
+        client.WriteFrame("""{"jsonrpc":"2.0","id":7,"method":"attention/export","params":{"analysisId":"x","layer":"one"}}""");
+        var wrongType = (await client.ResponseAsync(7))["error"]!;
+        // Before: -32000 "could not be converted to AttentionViz.Backend.Rpc.ExportParams", the stack in data.
+        Assert.AreEqual(-32602, wrongType["code"]!.GetValue<int>(), wrongType.ToJsonString());
+        StringAssert.Contains(wrongType["message"]!.GetValue<string>(), "'layer' must be an integer");
+        var unknown = (await client.CallAsync("attention/matrix", new { analysisId = "nope", layer = 0, head = 0 }))["error"]!;
+        Assert.AreEqual(-32602, unknown["code"]!.GetValue<int>());
+        foreach (var error in new[] { wrongType, unknown })
+        {
+            Assert.IsNull(error["data"], $"error.data must stay empty: {error.ToJsonString()}");
+            Assert.DoesNotContain("AttentionViz.", error["message"]!.GetValue<string>());
+            Assert.DoesNotContain("System.", error["message"]!.GetValue<string>());
+        }
+        Assert.IsNotNull((await client.CallAsync("initialize", new { }))["result"], client.Stderr);
+    }
+
+    [TestMethod]
+    [DataRow("\"a string\"")]
+    [DataRow("42")]
+    [DataRow("true")]
+    public async Task ParamsThatAreNotAnObjectAreInvalidParams(string parameters)
+    {
+        // Before: "connection closed with an error: Unexpected value kind" and the server exited.
+        await using var client = RawRpcClient.Start("serve");
+        client.WriteFrame($$"""{"jsonrpc":"2.0","id":5,"method":"attention/export","params":{{parameters}}}""");
+        var error = (await client.ResponseAsync(5))["error"]!;
+        Assert.AreEqual(-32602, error["code"]!.GetValue<int>(), error.ToJsonString());
+        StringAssert.Contains(error["message"]!.GetValue<string>(), "params must be an object of named parameters");
+        Assert.IsNull(error["data"]);
+        Assert.IsNotNull((await client.CallAsync("initialize", new { }))["result"], client.Stderr);
+    }
 }

@@ -13,6 +13,9 @@ public sealed class InMemoryBackend : IDisposable
     private readonly JsonRpc _client;
 
     public BackendHost Host { get; } = new();
+
+    /// <summary>The client end, for tests that look at the whole error reply.</summary>
+    public JsonRpc Client => _client;
     public Task<int> Serving { get; }
 
     public InMemoryBackend()
