@@ -1,5 +1,5 @@
 using AttentionViz.Backend.Analysis;
-using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Models;
 
 namespace AttentionViz.Backend.Rpc;
 

@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
-using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Platform;
 using AttentionViz.Backend.Storage;
+using AttentionViz.Backend.Tokenization;
 
-namespace AttentionViz.Backend.Runtime;
+namespace AttentionViz.Backend.Models;
 
 /// <summary>
 /// The models the backend can run: the embedded default (id "default") and model folders on disk (id = the folder's
@@ -50,7 +52,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
             return new ModelInfo(d.Folder, name, d.Architecture, d.Layers, d.Heads, source, d.Folder, d.WeightBytes,
                 d.WeightFormat == "none" ? $"{folder} has no weights (model.safetensors)." : null);
         }
-        catch (Exception e) when (e is Models.Core.ModelLoadException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ModelLoadException or IOException or UnauthorizedAccessException)
         {
             return new ModelInfo(folder, name, "unknown", 0, 0, source, folder, null, e.Message);
         }
@@ -69,7 +71,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
     private static string NormalizePath(string id)
     {
         if (!Path.IsPathFullyQualified(id))
-            throw new Models.Core.ModelLoadException($"Unknown model '{id}': use \"default\" or the absolute path of a model folder.");
+            throw new ModelLoadException($"Unknown model '{id}': use \"default\" or the absolute path of a model folder.");
         return Path.GetFullPath(id);
     }
 
@@ -84,7 +86,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
         return ModelFolder.Load(key, null, options);
     }
 
-    public static Tokenization.IModelTokenizer LoadTokenizer(string id) =>
+    public static IModelTokenizer LoadTokenizer(string id) =>
         ModelFolder.LoadTokenizer(id == DefaultId ? EmbeddedModel.EnsureConverted() : NormalizePath(id));
 
     public void Dispose()
