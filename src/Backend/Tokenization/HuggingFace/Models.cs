@@ -245,11 +245,12 @@ internal sealed class BpeModel : TokenModel
     }
 }
 
-/// <summary>HF's WordPiece model: greedy longest match with a continuation prefix; a word that fails is one unk token.
-/// Written here because it must work on pieces with their own unit offsets (the library re-normalizes its input).</summary>
+/// <summary>HF's WordPiece model (the algorithm is <see cref="WordPiece"/>, shared with the vocab.txt tokenizer); a word
+/// that fails is one unk token. Written here because it must work on pieces with their own unit offsets (the library
+/// re-normalizes its input).</summary>
 internal sealed class WordPieceModel(Dictionary<string, int> vocab, string unkToken, string prefix, int maxChars) : TokenModel
 {
-    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _lookup = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+    private readonly WordPiece _wordPiece = new(vocab, prefix, maxChars);
     private readonly int _unkId = vocab.TryGetValue(unkToken, out int u) ? u
         : throw new InvalidDataException($"The WordPiece unk_token \"{unkToken}\" is not in the vocabulary.");
 
@@ -262,32 +263,13 @@ internal sealed class WordPieceModel(Dictionary<string, int> vocab, string unkTo
     public override void Tokenize(string piece, List<PieceToken> output)
     {
         if (piece.Length == 0) return;
-        int chars = 0;
-        foreach (var _ in piece.EnumerateRunes()) chars++;
-        if (chars > maxChars) { output.Add(new PieceToken(_unkId, 0, piece.Length)); return; }
-        int mark = output.Count;
-        for (int start = 0; start < piece.Length;)
+        var pieces = new List<WordPieceMatch>();
+        if (!_wordPiece.Split(piece, pieces))
         {
-            int found = -1, foundEnd = -1;
-            for (int end = piece.Length; end > start; end--)
-            {
-                if (end < piece.Length && char.IsLowSurrogate(piece[end]) && char.IsHighSurrogate(piece[end - 1])) continue;
-                int id;
-                if (start == 0) { if (!_lookup.TryGetValue(piece.AsSpan(start, end - start), out id)) continue; }
-                else if (!vocab.TryGetValue(prefix + piece[start..end], out id)) continue;
-                found = id;
-                foundEnd = end;
-                break;
-            }
-            if (found < 0)
-            {
-                output.RemoveRange(mark, output.Count - mark);
-                output.Add(new PieceToken(_unkId, 0, piece.Length));
-                return;
-            }
-            output.Add(new PieceToken(found, start, foundEnd));
-            start = foundEnd;
+            output.Add(new PieceToken(_unkId, 0, piece.Length));
+            return;
         }
+        foreach (var (id, start, end) in pieces) output.Add(new PieceToken(id, start, end));
     }
 }
 

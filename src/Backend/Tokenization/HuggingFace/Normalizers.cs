@@ -202,7 +202,7 @@ internal sealed class BertNormalizer(bool cleanText, bool chineseChars, bool? st
                 return null;
             });
         }
-        if (chineseChars) text = MapCodePoints(text, r => IsChinese(r.Value) ? " " + r + " " : null);
+        if (chineseChars) text = MapCodePoints(text, r => BertCharacterClasses.IsChineseChar(r.Value) ? " " + r + " " : null);
         if (stripAccents ?? lowercase)
         {
             text = new UnicodeNormalizer(NormalizationForm.FormD).Normalize(text);
@@ -211,10 +211,6 @@ internal sealed class BertNormalizer(bool cleanText, bool chineseChars, bool? st
         if (lowercase) text = new LowercaseNormalizer().Normalize(text);
         return text;
     }
-
-    internal static bool IsChinese(int c) =>
-        c is (>= 0x4E00 and <= 0x9FFF) or (>= 0x3400 and <= 0x4DBF) or (>= 0x20000 and <= 0x2A6DF) or (>= 0x2A700 and <= 0x2B73F)
-            or (>= 0x2B740 and <= 0x2B81F) or (>= 0x2B820 and <= 0x2CEAF) or (>= 0xF900 and <= 0xFAFF) or (>= 0x2F800 and <= 0x2FA1F);
 }
 
 /// <summary>A tokenizer.json pattern: {"String": literal} or {"Regex": Oniguruma-style regex}.</summary>

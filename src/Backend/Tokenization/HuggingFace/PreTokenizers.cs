@@ -192,19 +192,10 @@ internal sealed class PunctuationPreTokenizer(SplitBehavior behavior) : PreToken
         for (int i = 0; i < s.Length;)
         {
             int n = Normalizer.CodePointLength(s, i);
-            if (IsPunctuation(s, i)) result.Add((i, i + n));
+            if (BertCharacterClasses.IsPunctuation(n == 2 ? char.ConvertToUtf32(s[i], s[i + 1]) : s[i])) result.Add((i, i + n));
             i += n;
         }
         return result;
-    }
-
-    private static bool IsPunctuation(string s, int i)
-    {
-        char c = s[i];
-        if (c < 128) return char.IsAsciiLetterOrDigit(c) is false && c > ' ' && c != 0x7F;
-        return CharUnicodeInfo.GetUnicodeCategory(s, i) is UnicodeCategory.ConnectorPunctuation or UnicodeCategory.DashPunctuation
-            or UnicodeCategory.OpenPunctuation or UnicodeCategory.ClosePunctuation or UnicodeCategory.InitialQuotePunctuation
-            or UnicodeCategory.FinalQuotePunctuation or UnicodeCategory.OtherPunctuation;
     }
 }
 
