@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using AttentionViz.Backend.Storage;
 
 namespace AttentionViz.Backend.Tokenization;
 
@@ -83,8 +84,11 @@ public sealed class BertTokenizer : IModelTokenizer
     }
 
     /// <summary>Reads a vocab.txt (one token per line; LF, CRLF or CR line endings, as Python's universal newlines).</summary>
-    public static BertTokenizer FromVocabFile(string path, bool lowerCase = true) =>
-        new(File.ReadLines(path, Encoding.UTF8).ToList(), lowerCase);
+    public static BertTokenizer FromVocabFile(string path, bool lowerCase = true)
+    {
+        var lines = File.ReadLines(path, Encoding.UTF8).ToList();
+        return TokenizerFile.Read(path, () => new BertTokenizer(lines, lowerCase));
+    }
 
     public string? IdToToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;
 

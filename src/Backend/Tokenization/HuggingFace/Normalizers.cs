@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using AttentionViz.Backend.Storage;
 
 namespace AttentionViz.Backend.Tokenization.HuggingFace;
 
@@ -30,7 +31,7 @@ internal abstract class Normalizer
                 Json.Bool(json, "clean_text", true), Json.Bool(json, "handle_chinese_chars", true),
                 Json.OptionalBool(json, "strip_accents"), Json.Bool(json, "lowercase", true)),
             "Precompiled" when IsEmptyCharsmap(json) => new SequenceNormalizer([]),
-            _ => throw new NotSupportedException($"Unsupported tokenizer.json normalizer type \"{type}\"."),
+            _ => throw new ModelFormatException($"Unsupported tokenizer.json normalizer type \"{type}\"."),
         };
     }
 
@@ -231,7 +232,7 @@ internal sealed class Pattern
     {
         if (json.TryGetProperty("String", out var s)) return new Pattern(s.GetString()!, null);
         if (json.TryGetProperty("Regex", out var r)) return new Pattern(null, new CodePointRegex(r.GetString()!));
-        throw new NotSupportedException($"Unsupported tokenizer.json pattern {json.GetRawText()}.");
+        throw new ModelFormatException($"Unsupported tokenizer.json pattern {json.GetRawText()}.");
     }
 
     public static Pattern FromRegex(string regex) => new(null, new CodePointRegex(regex));
