@@ -45,16 +45,6 @@ public static class AttentionViews
     private static bool StartsWord(string text) =>
         text.Length > 0 && (text[0] is 'Ġ' or '▁' or 'Ċ' || char.IsWhiteSpace(text[0]));
 
-    /// <summary>A token's text for display: without the ## / Ġ / ▁ markers.</summary>
-    public static string DisplayText(Token token)
-    {
-        var text = token.Text;
-        if (token.Special) return text;
-        if (text.StartsWith("##", StringComparison.Ordinal) && text.Length > 2) return text[2..];
-        if (text.Length > 1 && text[0] is 'Ġ' or '▁') return text[1..];
-        return text;
-    }
-
     /// <summary>
     /// Applies the options to an n×n matrix over <paramref name="tokens"/>: first hides special tokens (drops their rows
     /// and columns and renormalises each remaining row to sum 1; an all-zero row stays zero), then merges words
@@ -76,7 +66,7 @@ public static class AttentionViews
         var keptTokens = kept.Select(i => tokens[i]).ToArray();
         if (!options.WordLevel)
         {
-            var units = kept.Select(i => new ViewUnit(DisplayText(tokens[i]), tokens[i].Start, tokens[i].End, i, i, tokens[i].Special)).ToArray();
+            var units = kept.Select(i => new ViewUnit(TokenDisplay.WithoutMarkers(tokens[i]), tokens[i].Start, tokens[i].End, i, i, tokens[i].Special)).ToArray();
             return new ViewedMatrix(data, m, units);
         }
 
@@ -99,7 +89,7 @@ public static class AttentionViews
         var wordUnits = groups.Select(g =>
         {
             var (first, last) = (keptTokens[g.First], keptTokens[g.Last]);
-            var text = string.Concat(Enumerable.Range(g.First, g.Last - g.First + 1).Select(i => DisplayText(keptTokens[i])));
+            var text = string.Concat(Enumerable.Range(g.First, g.Last - g.First + 1).Select(i => TokenDisplay.WithoutMarkers(keptTokens[i])));
             return new ViewUnit(text, first.Start, last.End, kept[g.First], kept[g.Last], first.Special);
         }).ToArray();
         return new ViewedMatrix(merged, w, wordUnits);

@@ -55,7 +55,7 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
         if (request?.Text is null) throw new InvalidRequestException("Missing parameter 'text'.");
         var analysis = await service.AnalyzeAsync(new AnalyzeOptions(request.Text, request.ModelId, request.MaxTokens, request.TextPair), cancellationToken);
         return new AnalyzeResult(analysis.Id, analysis.Model,
-            analysis.Tokens.Select(t => new TokenDto(t.Id, t.Text, t.Start, t.End, t.Special, t.TypeId)).ToArray(),
+            analysis.Tokens.Select(TokenDto.From).ToArray(),
             analysis.Truncated, analysis.TruncatedAt, Math.Round(analysis.ElapsedMs, 2));
     });
 
