@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using AttentionViz.Backend.Analysis;
 
+using AttentionViz.Backend.Models;
 using AttentionViz.Backend.Runtime;
 using AttentionViz.Backend.Storage;
 using Microsoft.ML.OnnxRuntime;

@@ -45,7 +45,11 @@ export interface ModelsListParams { paths?: string[] }
 export interface AnalyzeParams { text: string; modelId?: string; maxTokens?: number; textPair?: string }
 
 /** One token; [start, end) are UTF-16 offsets into the text that was sent. Special tokens: [0, 0), special = true. */
-export interface Token { id: number; text: string; start: number; end: number; special: boolean; typeId: number }
+export interface Token {
+  id: number; text: string; start: number; end: number; special: boolean; typeId: number;
+  /** The token as shown (markers dropped, invisible characters escaped): the backend's TokenDisplay. */
+  display?: string; continuation?: boolean; leadingSpace?: boolean;
+}
 
 export interface AnalyzedModel { id: string; architecture: string; layers: number; heads: number; causal: boolean }
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Models;
 
 namespace AttentionViz.Backend.Analysis;
 

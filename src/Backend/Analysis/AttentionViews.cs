@@ -72,7 +72,7 @@ public static class AttentionViews
         new(matrix, tokens.Count, tokens.Select((t, i) => TokenUnit(t, i)).ToArray());
 
     private static ViewUnit TokenUnit(Token token, int index) =>
-        new(DisplayText(token), token.Start, token.End, index, index, token.Special);
+        new(TokenDisplay.WithoutMarkers(token), token.Start, token.End, index, index, token.Special);
 
     /// <summary>
     /// Groups tokens into words. A token continues the previous token's word when neither is special and either its
@@ -103,16 +103,6 @@ public static class AttentionViews
 
     private static bool StartsWord(string text) =>
         text.Length > 0 && (text[0] is 'Ġ' or '▁' or 'Ċ' || char.IsWhiteSpace(text[0]));
-
-    /// <summary>A token's text for display: without the ## / Ġ / ▁ markers.</summary>
-    public static string DisplayText(Token token)
-    {
-        var text = token.Text;
-        if (token.Special) return text;
-        if (text.StartsWith("##", StringComparison.Ordinal) && text.Length > 2) return text[2..];
-        if (text.Length > 1 && text[0] is 'Ġ' or '▁') return text[1..];
-        return text;
-    }
 
     /// <summary>
     /// Applies the options to an n×n matrix over <paramref name="tokens"/>: first hides special tokens (drops their rows
@@ -158,7 +148,7 @@ public static class AttentionViews
         var wordUnits = groups.Select(g =>
         {
             var (first, last) = (keptTokens[g.First], keptTokens[g.Last]);
-            var text = string.Concat(Enumerable.Range(g.First, g.Last - g.First + 1).Select(i => DisplayText(keptTokens[i])));
+            var text = string.Concat(Enumerable.Range(g.First, g.Last - g.First + 1).Select(i => TokenDisplay.WithoutMarkers(keptTokens[i])));
             return new ViewUnit(text, first.Start, last.End, kept[g.First], kept[g.Last], first.Special);
         }).ToArray();
         return new ViewedMatrix(merged, w, wordUnits);

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using AttentionViz.Backend.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -52,22 +51,6 @@ public static class HeadMetrics
         _ => throw new InvalidRequestException($"Unknown metric '{name}'; known: {string.Join(", ", Names)}."),
     };
 
-    /// <summary>One layer's heads as a (H, n, n) float64 tensor (a copy; dispose it, or let a dispose scope).</summary>
-    public static Tensor LayerTensor(AttentionTensor attention, int layer)
-    {
-        using var single = LayerTensor32(attention, layer);
-        return single.to(float64);
-    }
-
-    /// <summary>One layer's heads as a (H, n, n) float32 tensor (a copy).</summary>
-    public static Tensor LayerTensor32(AttentionTensor attention, int layer)
-    {
-        var (h, n) = (attention.Heads, attention.Tokens);
-        var t = empty([h, n, n], float32);                                            // (H, n, n)
-        attention.Layer(layer).CopyTo(MemoryMarshal.Cast<byte, float>(t.bytes));
-        return t;
-    }
-
     public static HeadMetric[] Compute(AttentionTensor attention, IReadOnlyList<Token> tokens, bool causal, CancellationToken cancellationToken = default)
     {
         var n = attention.Tokens;
@@ -101,7 +84,7 @@ public static class HeadMetrics
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var layerScope = NewDisposeScope();
-            var a = LayerTensor(attention, layer);                                    // (H, n, n)
+            var a = attention.LayerTensor(layer);                                    // (H, n, n)
             var smoothed = (a * 0.9999 + (0.0001 / rowLength).unsqueeze(1)).masked_fill(valid.logical_not(), 1.0);
             var rowEntropy = -(smoothed * smoothed.log()).sum(-1);                    // (H, n)
             var entropy = rowEntropy.mean([-1]);

@@ -35,7 +35,7 @@ public static class Histograms
             {
                 if (layer is { } only && only != l) continue;
                 using var layerScope = NewDisposeScope();
-                var a = HeadMetrics.LayerTensor32(attention, l);                                  // (H, n, n)
+                var a = attention.LayerTensor32(l);                                  // (H, n, n)
                 if (head is { } h) a = a[h].unsqueeze(0);
                 var values = a.masked_select(mask.expand_as(a));
                 total += values.shape[0];

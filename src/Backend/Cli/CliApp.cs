@@ -1,6 +1,10 @@
 using System.CommandLine;
 using System.Text.Json;
 using AttentionViz.Backend.Analysis;
+using AttentionViz.Backend.Export;
+using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Platform;
 using AttentionViz.Backend.Rpc;
 using AttentionViz.Backend.Runtime;
 

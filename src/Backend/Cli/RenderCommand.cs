@@ -1,8 +1,7 @@
 using System.CommandLine;
 using AttentionViz.Backend.Analysis;
+using AttentionViz.Backend.Export;
 using AttentionViz.Backend.Rendering;
-using AttentionViz.Backend.Rendering.Export;
-using AttentionViz.Backend.Runtime;
 
 namespace AttentionViz.Backend.Cli;
 

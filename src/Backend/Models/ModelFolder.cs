@@ -1,5 +1,5 @@
 using AttentionViz.Backend.Models.Core;
-using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Platform;
 using AttentionViz.Backend.Storage;
 using AttentionViz.Backend.Tokenization;
 

@@ -276,7 +276,7 @@ public static class AttentionRenderer
 
     /// <summary>A model folder's name rather than its whole path.</summary>
     private static string ModelName(ModelSummary model) =>
-        model.Id == Runtime.ModelRegistry.DefaultId ? Storage.EmbeddedModel.ModelName
+        model.Id == Models.ModelRegistry.DefaultId ? Storage.EmbeddedModel.ModelName
         : Path.IsPathFullyQualified(model.Id) ? Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Id)) : model.Id;
 
     /// <summary>

@@ -14,7 +14,7 @@ public sealed class ColorMap
     public const string ViridisName = "viridis";
     public const string GreysName = "greys";
 
-    private static readonly (double R, double G, double B)[] ViridisPoints =
+    private static readonly (double R, double G, double B)[] ViridisTable =
     [
         (0.267004, 0.004874, 0.329415), (0.273809, 0.031497, 0.358853), (0.278791, 0.062145, 0.386592), (0.281924, 0.089666, 0.412415), // 0..15
         (0.283197, 0.115680, 0.436115), (0.282623, 0.140926, 0.457517), (0.280255, 0.165693, 0.476498), (0.276194, 0.190074, 0.493001), // 20..35
@@ -31,7 +31,13 @@ public sealed class ColorMap
         (0.845561, 0.887322, 0.099702), (0.896320, 0.893616, 0.096335), (0.945636, 0.899815, 0.112838), (0.993248, 0.906157, 0.143936), // 240..255
     ];
 
-    public static ColorMap Viridis { get; } = new(ViridisName, ViridisPoints);
+    /// <summary>
+    /// Viridis' control points in sRGB (0–1), evenly spaced: point k is t = k / (count − 1). The one definition: the
+    /// client's copy (extension/src/shared/colour.ts) is generated from it.
+    /// </summary>
+    public static IReadOnlyList<(double R, double G, double B)> ViridisPoints { get; } = Array.AsReadOnly(ViridisTable);
+
+    public static ColorMap Viridis { get; } = new(ViridisName, ViridisTable);
 
     /// <summary>White (0) to black (1), as matplotlib's "Greys": for printing.</summary>
     public static ColorMap Greys { get; } = new(GreysName, [(1, 1, 1), (0, 0, 0)]);

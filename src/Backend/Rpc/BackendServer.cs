@@ -1,7 +1,10 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using AttentionViz.Backend.Analysis;
-using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Platform;
+using AttentionViz.Backend.Storage;
 using StreamJsonRpc;
 using StreamJsonRpc.Protocol;
 
@@ -52,7 +55,7 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
         var options = new AnalyzeOptions(text, request.ModelId, request.MaxTokens, request.TextPair);
         var analysis = await service.AnalyzeAsync(options, cancellationToken);
         return new AnalyzeResult(analysis.Id, analysis.Model,
-            analysis.Tokens.Select(t => new TokenDto(t.Id, t.Text, t.Start, t.End, t.Special, t.TypeId)).ToArray(),
+            analysis.Tokens.Select(TokenDto.From).ToArray(),
             analysis.Truncated, analysis.TruncatedAt, Math.Round(analysis.ElapsedMs, 2));
     }
 

@@ -1,5 +1,6 @@
 using AttentionViz.Backend.Analysis;
-using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Tokenization;
 
 namespace AttentionViz.Backend.Rpc;
 
@@ -24,7 +25,18 @@ public sealed record ModelListEntry(string Id, string Name, string Architecture,
 
 public sealed record AnalyzeParams(string? Text, string? ModelId = null, int? MaxTokens = null, string? TextPair = null);
 /// <param name="TypeId">segment: 0, or 1 for the second text of a pair (whose offsets point into that text)</param>
-public sealed record TokenDto(int Id, string Text, int Start, int End, bool Special, int TypeId);
+/// <param name="Display">the text as shown, markers dropped and invisible characters escaped; with
+/// <paramref name="Continuation"/> (WordPiece ##) and <paramref name="LeadingSpace"/> (Ġ, ▁): Tokenization/TokenDisplay.cs</param>
+public sealed record TokenDto(int Id, string Text, int Start, int End, bool Special, int TypeId, string Display,
+    bool Continuation, bool LeadingSpace)
+{
+    public static TokenDto From(Token token)
+    {
+        var (display, continuation, leadingSpace) = TokenDisplay.ForClient(token);
+        return new(token.Id, token.Text, token.Start, token.End, token.Special, token.TypeId,
+            display, continuation, leadingSpace);
+    }
+}
 public sealed record AnalyzeResult(string AnalysisId, ModelSummary Model, TokenDto[] Tokens, bool Truncated, int? TruncatedAt, double ElapsedMs);
 
 public sealed record ReleaseParams(string? AnalysisId);

@@ -1,7 +1,6 @@
 using AttentionViz.Backend.Analysis;
-using AttentionViz.Backend.Cli;
 using AttentionViz.Backend.Rendering;
-using AttentionViz.Backend.Rendering.Export;
+using AttentionViz.Backend.Export;
 using StreamJsonRpc;
 
 namespace AttentionViz.Backend.Rpc;

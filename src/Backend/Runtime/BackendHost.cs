@@ -1,4 +1,5 @@
 using AttentionViz.Backend.Analysis;
+using AttentionViz.Backend.Models;
 using AttentionViz.Backend.Rpc;
 
 namespace AttentionViz.Backend.Runtime;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Platform;
 using TorchSharp;
 
 namespace AttentionViz.Backend.Storage;

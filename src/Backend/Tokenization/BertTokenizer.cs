@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using AttentionViz.Backend.Storage;
 
 namespace AttentionViz.Backend.Tokenization;
 
@@ -38,10 +39,8 @@ public sealed class BertTokenizer : IModelTokenizer
     private static readonly string[] SpecialTokenStrings = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
     private readonly string[] _idToToken;
-    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _wordStart;
-    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _wordContinuation;
     private readonly Dictionary<string, int> _vocab;
-    private readonly int _maxStartChars, _maxContinuationChars;
+    private readonly WordPiece _wordPiece;
     private readonly HashSet<int> _specialIds = [];
     private readonly (string Text, int Id)[] _specialInText;
 
@@ -59,20 +58,9 @@ public sealed class BertTokenizer : IModelTokenizer
         _idToToken = [.. vocab];
         // As HF's load_vocab: a duplicated line maps to its last id.
         _vocab = new Dictionary<string, int>(_idToToken.Length, StringComparer.Ordinal);
-        var continuation = new Dictionary<string, int>(_idToToken.Length / 4, StringComparer.Ordinal);
         for (int id = 0; id < _idToToken.Length; id++)
-        {
-            string token = _idToToken[id] ?? throw new ArgumentException($"Vocabulary entry {id} is null.", nameof(vocab));
-            _vocab[token] = id;
-            _maxStartChars = Math.Max(_maxStartChars, token.Length);
-            if (token.Length > ContinuationPrefix.Length && token.StartsWith(ContinuationPrefix, StringComparison.Ordinal))
-            {
-                continuation[token[ContinuationPrefix.Length..]] = id;
-                _maxContinuationChars = Math.Max(_maxContinuationChars, token.Length - ContinuationPrefix.Length);
-            }
-        }
-        _wordStart = _vocab.GetAlternateLookup<ReadOnlySpan<char>>();
-        _wordContinuation = continuation.GetAlternateLookup<ReadOnlySpan<char>>();
+            _vocab[_idToToken[id] ?? throw new ArgumentException($"Vocabulary entry {id} is null.", nameof(vocab))] = id;
+        _wordPiece = new WordPiece(_vocab, ContinuationPrefix, MaxInputCharsPerWord);
 
         UnknownTokenId = Require("[UNK]");
         ClsTokenId = Require("[CLS]");
@@ -96,8 +84,11 @@ public sealed class BertTokenizer : IModelTokenizer
     }
 
     /// <summary>Reads a vocab.txt (one token per line; LF, CRLF or CR line endings, as Python's universal newlines).</summary>
-    public static BertTokenizer FromVocabFile(string path, bool lowerCase = true) =>
-        new(File.ReadLines(path, Encoding.UTF8).ToList(), lowerCase);
+    public static BertTokenizer FromVocabFile(string path, bool lowerCase = true)
+    {
+        var lines = File.ReadLines(path, Encoding.UTF8).ToList();
+        return TokenizerFile.Read(path, () => new BertTokenizer(lines, lowerCase));
+    }
 
     public string? IdToToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;
 
@@ -170,21 +161,6 @@ public sealed class BertTokenizer : IModelTokenizer
     // Python's str.split() also splits on U+2028/U+2029 (categories Zl, Zp), which HF's clean_text keeps.
     private static bool IsSpace(UnicodeCategory cat) => cat is UnicodeCategory.SpaceSeparator
         or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator;
-
-    private static bool IsPunctuation(int cp)
-    {
-        if (cp < 128) return AsciiClass[cp] == AsciiPunct;
-        return CharUnicodeInfo.GetUnicodeCategory(cp) is UnicodeCategory.ConnectorPunctuation
-            or UnicodeCategory.DashPunctuation or UnicodeCategory.OpenPunctuation or UnicodeCategory.ClosePunctuation
-            or UnicodeCategory.InitialQuotePunctuation or UnicodeCategory.FinalQuotePunctuation
-            or UnicodeCategory.OtherPunctuation;
-    }
-
-    /// <summary>HF's _is_chinese_char: the CJK Unified Ideographs blocks (not Hangul, kana or CJK punctuation).</summary>
-    private static bool IsChineseChar(int cp) =>
-        cp is (>= 0x4E00 and <= 0x9FFF) or (>= 0x3400 and <= 0x4DBF) or (>= 0x20000 and <= 0x2A6DF)
-            or (>= 0x2A700 and <= 0x2B73F) or (>= 0x2B740 and <= 0x2B81F) or (>= 0x2B820 and <= 0x2CEAF)
-            or (>= 0xF900 and <= 0xFAFF) or (>= 0x2F800 and <= 0x2FA1F);
 
     // Unicode Case_Ignorable and Cased, for the Final_Sigma condition of SpecialCasing.txt (what Python's str.lower uses).
     private static bool IsCaseIgnorable(int cp, UnicodeCategory cat) =>
@@ -259,6 +235,7 @@ public sealed class BertTokenizer : IModelTokenizer
 
         // The current word in normalized form, with the original span of each UTF-16 unit.
         private char[] _chars = new char[64];
+        private readonly List<WordPieceMatch> _pieces = [];
         private int[] _starts = new int[64], _ends = new int[64];
         private int _length;
         private bool _full;
@@ -305,7 +282,7 @@ public sealed class BertTokenizer : IModelTokenizer
                 var cat = CharUnicodeInfo.GetUnicodeCategory(cp);
                 if (cp == 0xFFFD || IsDropped(cat)) continue;
                 if (IsSpace(cat)) { FlushWord(); continue; }
-                bool chinese = IsChineseChar(cp);
+                bool chinese = BertCharacterClasses.IsChineseChar(cp);
                 if (chinese) FlushWord();
                 if (!lower)
                 {
@@ -369,7 +346,7 @@ public sealed class BertTokenizer : IModelTokenizer
 
         private void AppendNormalized(int cp, int start, int end)
         {
-            if (IsPunctuation(cp)) Isolated(cp, start, end);
+            if (BertCharacterClasses.IsPunctuation(cp)) Isolated(cp, start, end);
             else AppendCodePoint(cp, start, end);
         }
 
@@ -413,56 +390,25 @@ public sealed class BertTokenizer : IModelTokenizer
             if (Tokens.Count >= maxTokens) _full = true;
         }
 
-        /// <summary>WordPiece on the current word: greedy longest match first, whole word → [UNK] when a piece fails.</summary>
+        /// <summary>WordPiece on the current word; the whole word is [UNK] when it cannot be split.</summary>
         private void FlushWord()
         {
             int n = _length;
             if (n == 0 || _full) return;
             _length = 0;
-            var word = _chars.AsSpan(0, n);
-            if (n > MaxInputCharsPerWord && CountCodePoints(word) > MaxInputCharsPerWord)
+            _pieces.Clear();
+            if (!owner._wordPiece.Split(_chars.AsSpan(0, n), _pieces))
             {
                 Emit(owner.UnknownTokenId, _starts[0], _ends[n - 1]);
                 return;
             }
-            int firstToken = Tokens.Count;
-            for (int start = 0; start < n;)
-            {
-                bool continuation = start > 0;
-                int end = Math.Min(n, start + (continuation ? owner._maxContinuationChars : owner._maxStartChars));
-                if (end < n && char.IsLowSurrogate(word[end]) && char.IsHighSurrogate(word[end - 1])) end--;
-                int id = -1;
-                while (end > start)
-                {
-                    var candidate = word[start..end];
-                    if (continuation ? owner._wordContinuation.TryGetValue(candidate, out id) : owner._wordStart.TryGetValue(candidate, out id)) break;
-                    id = -1;
-                    end--;
-                    if (end > start && char.IsLowSurrogate(word[end]) && char.IsHighSurrogate(word[end - 1])) end--;
-                }
-                if (id < 0)
-                {
-                    Tokens.RemoveRange(firstToken, Tokens.Count - firstToken);
-                    Emit(owner.UnknownTokenId, _starts[0], _ends[n - 1]);
-                    return;
-                }
-                // Pieces are emitted as found; an [UNK] later in the word replaces them, so the cap is applied after.
+            foreach (var (id, start, end) in _pieces)
                 Tokens.Add(new Token(id, owner._idToToken[id], _starts[start], _ends[end - 1], false));
-                start = end;
-            }
             if (Tokens.Count >= maxTokens)
             {
                 if (Tokens.Count > maxTokens) Tokens.RemoveRange(maxTokens, Tokens.Count - maxTokens);
                 _full = true;
             }
-        }
-
-        private static int CountCodePoints(ReadOnlySpan<char> s)
-        {
-            int count = s.Length;
-            for (int i = 1; i < s.Length; i++)
-                if (char.IsLowSurrogate(s[i]) && char.IsHighSurrogate(s[i - 1])) count--;
-            return count;
         }
     }
 }

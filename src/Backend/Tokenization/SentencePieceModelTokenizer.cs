@@ -1,4 +1,5 @@
 using System.Text.Json;
+using AttentionViz.Backend.Storage;
 using Microsoft.ML.Tokenizers;
 
 namespace AttentionViz.Backend.Tokenization;
@@ -29,7 +30,7 @@ public sealed class SentencePieceModelTokenizer : IModelTokenizer
         bool addBos = true, addEos = false;
         if (configPath is not null && File.Exists(configPath))
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(configPath));
+            using var doc = TokenizerFile.Read(configPath, () => JsonDocument.Parse(File.ReadAllText(configPath)));
             if (doc.RootElement.TryGetProperty("add_bos_token", out var b) && b.ValueKind is JsonValueKind.True or JsonValueKind.False) addBos = b.GetBoolean();
             if (doc.RootElement.TryGetProperty("add_eos_token", out var e) && e.ValueKind is JsonValueKind.True or JsonValueKind.False) addEos = e.GetBoolean();
         }
@@ -40,7 +41,7 @@ public sealed class SentencePieceModelTokenizer : IModelTokenizer
         }
         catch (Exception ex) when (ex is not OutOfMemoryException) // the file is open: any failure is its content
         {
-            throw new InvalidDataException($"{modelPath}: not a supported SentencePiece model ({ex.Message}).", ex);
+            throw ModelFormatException.For(modelPath, null, $"not a supported SentencePiece model ({ex.Message}).", ex);
         }
     }
 

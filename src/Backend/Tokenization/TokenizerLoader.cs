@@ -1,3 +1,4 @@
+using AttentionViz.Backend.Storage;
 using AttentionViz.Backend.Tokenization.HuggingFace;
 
 namespace AttentionViz.Backend.Tokenization;
@@ -8,8 +9,8 @@ namespace AttentionViz.Backend.Tokenization;
 public static class TokenizerLoader
 {
     /// <summary>The folder's tokenizer, or null when it ships no tokenizer files. A file that is present but unsupported
-    /// or malformed throws (<see cref="NotSupportedException"/> naming the unsupported type, or
-    /// <see cref="InvalidDataException"/> naming the file).</summary>
+    /// or malformed throws a <see cref="ModelFormatException"/> naming the file (and the unsupported type or field).
+    /// </summary>
     public static IModelTokenizer? TryLoad(string folder)
     {
         string json = Path.Combine(folder, "tokenizer.json");

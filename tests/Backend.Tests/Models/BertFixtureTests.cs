@@ -1,6 +1,5 @@
 using AttentionViz.Backend.Models;
 using AttentionViz.Backend.Models.Core;
-using AttentionViz.Backend.Runtime;
 using AttentionViz.Backend.Tests.Support;
 using static TorchSharp.torch;
 

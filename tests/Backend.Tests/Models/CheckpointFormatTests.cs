@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json.Nodes;
 using AttentionViz.Backend.Models;
 using AttentionViz.Backend.Models.Core;
-using AttentionViz.Backend.Runtime;
 using AttentionViz.Backend.Storage;
 using AttentionViz.Backend.Tests.Support;
 using static AttentionViz.Backend.Tests.Models.ModelTestSupport;

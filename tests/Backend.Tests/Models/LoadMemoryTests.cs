@@ -2,7 +2,6 @@ using System.Text;
 using System.Text.Json.Nodes;
 using AttentionViz.Backend.Models;
 using AttentionViz.Backend.Models.Core;
-using AttentionViz.Backend.Runtime;
 using static AttentionViz.Backend.Tests.Models.ModelTestSupport;
 
 namespace AttentionViz.Backend.Tests.Models;

@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using AttentionViz.Backend.Models;
 using AttentionViz.Backend.Models.Core;
-using AttentionViz.Backend.Runtime;
 using AttentionViz.Backend.Storage;
 using AttentionViz.Backend.Tests.Support;
 using TorchSharp;

@@ -1,5 +1,5 @@
 using AttentionViz.Backend.Models.Core;
-using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Models;
 using static TorchSharp.torch;
 
 namespace AttentionViz.Backend.Tests.Models;

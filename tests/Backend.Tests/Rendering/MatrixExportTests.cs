@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using AttentionViz.Backend.Analysis;
-using AttentionViz.Backend.Rendering.Export;
+using AttentionViz.Backend.Export;
 using static AttentionViz.Backend.Tests.Rendering.RenderTestSupport;
 
 namespace AttentionViz.Backend.Tests.Rendering;

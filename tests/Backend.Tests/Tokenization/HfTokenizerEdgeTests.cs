@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using AttentionViz.Backend.Storage;
 using AttentionViz.Backend.Tokenization;
 using AttentionViz.Backend.Tokenization.HuggingFace;
 using HuggingFace = AttentionViz.Backend.Tokenization.HuggingFace;
@@ -33,7 +34,7 @@ public sealed class HfTokenizerEdgeTests
     [DataRow("post_processor", "FancyTemplate")]
     public void UnknownComponentTypeIsAClearError(string section, string type)
     {
-        var e = Assert.ThrowsExactly<NotSupportedException>(() => FromJson(TinyBpe($"\"{section}\": {{ \"type\": \"{type}\" }},")));
+        var e = Assert.ThrowsExactly<ModelFormatException>(() => FromJson(TinyBpe($"\"{section}\": {{ \"type\": \"{type}\" }},")));
         StringAssert.Contains(e.Message, type);
         StringAssert.Contains(e.Message, section);
     }
@@ -41,14 +42,14 @@ public sealed class HfTokenizerEdgeTests
     [TestMethod]
     public void UnknownModelTypeIsAClearError()
     {
-        var e = Assert.ThrowsExactly<NotSupportedException>(() => FromJson("""{ "model": { "type": "WordLevel", "vocab": {} } }"""));
+        var e = Assert.ThrowsExactly<ModelFormatException>(() => FromJson("""{ "model": { "type": "WordLevel", "vocab": {} } }"""));
         StringAssert.Contains(e.Message, "WordLevel");
     }
 
     [TestMethod]
     public void PrecompiledCharsmapIsRefusedByName()
     {
-        var e = Assert.ThrowsExactly<NotSupportedException>(() => FromJson(TinyBpe("""
+        var e = Assert.ThrowsExactly<ModelFormatException>(() => FromJson(TinyBpe("""
             "normalizer": { "type": "Precompiled", "precompiled_charsmap": "ALQCAACEAAAA" },
             """)));
         StringAssert.Contains(e.Message, "Precompiled");
@@ -261,9 +262,9 @@ public sealed class HfTokenizerEdgeTests
             Assert.IsInstanceOfType<HfTokenizer>(json);
             Assert.AreEqual(4, json.Tokenize("abc")[0].Id);
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), TinyBpe("\"normalizer\": { \"type\": \"Nope\" },"));
-            StringAssert.Contains(Assert.ThrowsExactly<NotSupportedException>(() => TokenizerLoader.TryLoad(dir)).Message, "Nope");
+            StringAssert.Contains(Assert.ThrowsExactly<ModelFormatException>(() => TokenizerLoader.TryLoad(dir)).Message, "Nope");
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), "{ \"model\": ");
-            StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => TokenizerLoader.TryLoad(dir)).Message, "tokenizer.json");
+            StringAssert.Contains(Assert.ThrowsExactly<ModelFormatException>(() => TokenizerLoader.TryLoad(dir)).Message, "tokenizer.json");
         }
         finally
         {

@@ -1,3 +1,4 @@
+using AttentionViz.Backend.Storage;
 using AttentionViz.Backend.Tokenization;
 using Google.Protobuf;
 
@@ -74,7 +75,7 @@ public sealed class SentencePieceModelTests
             var noBos = TokenizerLoader.TryLoad(dir)!;
             CollectionAssert.AreEqual(new[] { 12, 2 }, noBos.AddSpecialTokens(noBos.Tokenize("hello")).Select(x => x.Id).ToArray());
             File.WriteAllBytes(Path.Combine(dir, "tokenizer.model"), [1, 2, 3, 4, 5]);
-            StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => TokenizerLoader.TryLoad(dir)).Message, "tokenizer.model");
+            StringAssert.Contains(Assert.ThrowsExactly<ModelFormatException>(() => TokenizerLoader.TryLoad(dir)).Message, "tokenizer.model");
         }
         finally
         {

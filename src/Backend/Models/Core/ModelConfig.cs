@@ -25,7 +25,7 @@ public static class ConfigJson
 
     public static T Load<T>(string path) where T : class
     {
-        var length = Storage.FileLength.Of(path);
+        var length = Platform.FileLength.Of(path);
         if (length > MaxBytes) throw new ModelLoadException($"{path} is {length} bytes: too big for a config.json (at most {MaxBytes}).");
         T? config;
         try

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using AttentionViz.Backend.Storage;
 
 namespace AttentionViz.Backend.Tokenization.HuggingFace;
 
@@ -75,25 +76,19 @@ public sealed class HfTokenizer : IModelTokenizer
     /// for add_bos_token/add_eos_token of Llama-family tokenizer classes, as transformers' LlamaTokenizerFast does.</summary>
     public static HfTokenizer FromTokenizerJson(string path, string? configPath = null)
     {
-        string? current = path;
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 256 });
-            current = configPath;
-            using var config = configPath is not null && File.Exists(configPath) ? JsonDocument.Parse(File.ReadAllBytes(configPath)) : null;
-            current = path;
-            return FromJson(doc.RootElement, config?.RootElement, path);
-        }
-        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException or JsonException
-                                      or IndexOutOfRangeException)
-        {
-            throw new InvalidDataException($"{current}: malformed tokenizer file ({e.Message}).", e);
-        }
+        using var doc = TokenizerFile.Read(path,
+            () => JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 256 }));
+        using var config = configPath is not null && File.Exists(configPath)
+            ? TokenizerFile.Read(configPath, () => JsonDocument.Parse(File.ReadAllBytes(configPath)))
+            : null;
+        return TokenizerFile.Read(path, () => FromJson(doc.RootElement, config?.RootElement, path));
     }
 
     internal static HfTokenizer FromJson(JsonElement root, JsonElement? config, string source)
     {
-        var model = TokenModel.Parse(root.GetProperty("model"));
+        var model = TokenModel.Parse(root.ValueKind == JsonValueKind.Object && root.TryGetProperty("model", out var m)
+            ? m
+            : throw new ModelFormatException("tokenizer.json has no \"model\" section."));
         var normalizer = root.TryGetProperty("normalizer", out var n) ? Normalizer.Parse(n) : null;
         var pre = root.TryGetProperty("pre_tokenizer", out var p) ? PreTokenizer.Parse(p) : null;
         var added = new List<AddedToken>();
@@ -104,16 +99,20 @@ public sealed class HfTokenizer : IModelTokenizer
                     Json.Bool(a, "special", false)));
         int IdOf(string token) =>
             added.FirstOrDefault(a => a.Content == token)?.Id
-            ?? (model.Vocab.TryGetValue(token, out int id) ? id : throw new InvalidDataException($"{source}: unknown token \"{token}\"."));
+            ?? (model.Vocab.TryGetValue(token, out int id)
+                ? id
+                : throw ModelFormatException.For(source, null, $"unknown token \"{token}\"."));
         var post = root.TryGetProperty("post_processor", out var pp) ? PostProcessor.Parse(pp, IdOf) : PostProcessor.None;
         if (config is JsonElement c && IsLlamaClass(c) &&
             (c.TryGetProperty("add_bos_token", out _) || c.TryGetProperty("add_eos_token", out _)))
         {
             bool addBos = Json.Bool(c, "add_bos_token", true), addEos = Json.Bool(c, "add_eos_token", false);
-            int? bos = addBos ? IdOf(TokenString(c, "bos_token") ?? throw new InvalidDataException($"{source}: add_bos_token without bos_token.")) : null;
-            int? eos = addEos ? IdOf(TokenString(c, "eos_token") ?? throw new InvalidDataException($"{source}: add_eos_token without eos_token.")) : null;
+            int? bos = addBos ? IdOf(TokenString(c, "bos_token") ?? throw MissingToken("bos")) : null;
+            int? eos = addEos ? IdOf(TokenString(c, "eos_token") ?? throw MissingToken("eos")) : null;
             post = PostProcessor.LlamaStyle(bos, eos);
         }
+        ModelFormatException MissingToken(string which) =>
+            ModelFormatException.For(source, null, $"add_{which}_token without {which}_token.");
         string modelType = model switch { BpeModel => "BPE", WordPieceModel => "WordPiece", _ => "Unigram" };
         return new HfTokenizer(normalizer, pre, model, post, added, $"{modelType} (tokenizer.json)");
     }
@@ -131,17 +130,22 @@ public sealed class HfTokenizer : IModelTokenizer
     /// the text (as GPT2TokenizerFast); "&lt;|endoftext|&gt;" is a special added token when the vocabulary has it.</summary>
     public static HfTokenizer FromVocabAndMerges(string vocabJsonPath, string mergesPath)
     {
-        Dictionary<string, int> vocab;
-        using (var doc = JsonDocument.Parse(File.ReadAllText(vocabJsonPath))) vocab = Json.Vocab(doc.RootElement);
+        var vocab = TokenizerFile.Read(vocabJsonPath, () =>
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(vocabJsonPath));
+            return Json.Vocab(doc.RootElement);
+        });
         var merges = new List<(string, string)>();
         foreach (string line in File.ReadLines(mergesPath, Encoding.UTF8))
         {
             if (line.StartsWith("#version", StringComparison.Ordinal) || line.Length == 0) continue;
             int space = line.IndexOf(' ', 1);
-            if (space < 0) throw new InvalidDataException($"{mergesPath}: line \"{line}\" is not of the form \"a b\".");
+            if (space < 0)
+                throw ModelFormatException.For(mergesPath, null, $"line \"{line}\" is not of the form \"a b\".");
             merges.Add((line[..space], line[(space + 1)..]));
         }
-        var model = new BpeModel(vocab, merges, null, null, null, byteFallback: false, fuseUnk: false, ignoreMerges: false);
+        var model = TokenizerFile.Read(mergesPath,
+            () => new BpeModel(vocab, merges, null, null, null, byteFallback: false, fuseUnk: false, ignoreMerges: false));
         var added = vocab.TryGetValue("<|endoftext|>", out int eot) ? [new AddedToken(eot, "<|endoftext|>", false, false, false, true)] : new List<AddedToken>();
         return new HfTokenizer(null, new ByteLevelPreTokenizer(addPrefixSpace: false, useRegex: true), model,
             new PostProcessor(PostProcessor.None.Single, PostProcessor.None.Pair, trimOffsets: false, addPrefixSpace: false), added,

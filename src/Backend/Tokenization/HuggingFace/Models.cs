@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using AttentionViz.Backend.Storage;
 
 namespace AttentionViz.Backend.Tokenization.HuggingFace;
 
@@ -23,7 +24,7 @@ internal abstract class TokenModel
             "BPE" => BpeModel.FromJson(json),
             "WordPiece" => WordPieceModel.FromJson(json),
             "Unigram" => UnigramModel.FromJson(json),
-            _ => throw new NotSupportedException($"Unsupported tokenizer.json model type \"{type}\"."),
+            _ => throw new ModelFormatException($"Unsupported tokenizer.json model type \"{type}\"."),
         };
     }
 
@@ -32,7 +33,7 @@ internal abstract class TokenModel
         json.TryGetProperty("merges", out _) ? "BPE"
         : json.TryGetProperty("vocab", out var v) && v.ValueKind == JsonValueKind.Array ? "Unigram"
         : json.TryGetProperty("max_input_chars_per_word", out _) ? "WordPiece"
-        : throw new NotSupportedException("tokenizer.json model has no \"type\" and is not recognizable.");
+        : throw new ModelFormatException("tokenizer.json model has no \"type\" and is not recognizable.");
 }
 
 /// <summary>
@@ -66,16 +67,16 @@ internal sealed class BpeModel : TokenModel
         _ignoreMerges = ignoreMerges;
         if (unkToken is not null)
             _unkId = vocab.TryGetValue(unkToken, out int u) ? u
-                : throw new InvalidDataException($"The BPE unk_token \"{unkToken}\" is not in the vocabulary.");
+                : throw new ModelFormatException($"The BPE unk_token \"{unkToken}\" is not in the vocabulary.");
         _merges = [];
         int rank = 0;
         foreach (var (left, right) in merges)
         {
             if (!vocab.TryGetValue(left, out int a) || !vocab.TryGetValue(right, out int b))
-                throw new InvalidDataException($"BPE merge \"{left} {right}\" refers to a token that is not in the vocabulary.");
+                throw new ModelFormatException($"BPE merge \"{left} {right}\" refers to a token that is not in the vocabulary.");
             string merged = left + (_prefix is not null && right.StartsWith(_prefix, StringComparison.Ordinal) ? right[_prefix.Length..] : right);
             if (!vocab.TryGetValue(merged, out int id))
-                throw new InvalidDataException($"BPE merge \"{left} {right}\" makes \"{merged}\", which is not in the vocabulary.");
+                throw new ModelFormatException($"BPE merge \"{left} {right}\" makes \"{merged}\", which is not in the vocabulary.");
             _merges.TryAdd(Key(a, b), (rank, id));
             rank++;
         }
@@ -106,12 +107,12 @@ internal sealed class BpeModel : TokenModel
                 }
                 string s = merge.GetString()!;
                 int space = s.IndexOf(' ', 1); // "a b"; a merge of " " itself is impossible in this form
-                if (space < 0) throw new InvalidDataException($"BPE merge \"{s}\" is not of the form \"a b\".");
+                if (space < 0) throw new ModelFormatException($"BPE merge \"{s}\" is not of the form \"a b\".");
                 merges.Add((s[..space], s[(space + 1)..]));
             }
         }
         if (json.TryGetProperty("dropout", out var d) && d.ValueKind == JsonValueKind.Number && d.GetDouble() > 0)
-            throw new NotSupportedException("BPE dropout is not supported (it makes tokenization random).");
+            throw new ModelFormatException("BPE dropout is not supported (it makes tokenization random).");
         return new BpeModel(vocab, merges, Json.OptionalString(json, "unk_token"),
             Json.OptionalString(json, "continuing_subword_prefix"), Json.OptionalString(json, "end_of_word_suffix"),
             Json.Bool(json, "byte_fallback", false), Json.Bool(json, "fuse_unk", false), Json.Bool(json, "ignore_merges", false));
@@ -245,13 +246,14 @@ internal sealed class BpeModel : TokenModel
     }
 }
 
-/// <summary>HF's WordPiece model: greedy longest match with a continuation prefix; a word that fails is one unk token.
-/// Written here because it must work on pieces with their own unit offsets (the library re-normalizes its input).</summary>
+/// <summary>HF's WordPiece model (the algorithm is <see cref="WordPiece"/>, shared with the vocab.txt tokenizer); a word
+/// that fails is one unk token. Written here because it must work on pieces with their own unit offsets (the library
+/// re-normalizes its input).</summary>
 internal sealed class WordPieceModel(Dictionary<string, int> vocab, string unkToken, string prefix, int maxChars) : TokenModel
 {
-    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _lookup = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+    private readonly WordPiece _wordPiece = new(vocab, prefix, maxChars);
     private readonly int _unkId = vocab.TryGetValue(unkToken, out int u) ? u
-        : throw new InvalidDataException($"The WordPiece unk_token \"{unkToken}\" is not in the vocabulary.");
+        : throw new ModelFormatException($"The WordPiece unk_token \"{unkToken}\" is not in the vocabulary.");
 
     public override Dictionary<string, int> Vocab => vocab;
 
@@ -262,32 +264,13 @@ internal sealed class WordPieceModel(Dictionary<string, int> vocab, string unkTo
     public override void Tokenize(string piece, List<PieceToken> output)
     {
         if (piece.Length == 0) return;
-        int chars = 0;
-        foreach (var _ in piece.EnumerateRunes()) chars++;
-        if (chars > maxChars) { output.Add(new PieceToken(_unkId, 0, piece.Length)); return; }
-        int mark = output.Count;
-        for (int start = 0; start < piece.Length;)
+        var pieces = new List<WordPieceMatch>();
+        if (!_wordPiece.Split(piece, pieces))
         {
-            int found = -1, foundEnd = -1;
-            for (int end = piece.Length; end > start; end--)
-            {
-                if (end < piece.Length && char.IsLowSurrogate(piece[end]) && char.IsHighSurrogate(piece[end - 1])) continue;
-                int id;
-                if (start == 0) { if (!_lookup.TryGetValue(piece.AsSpan(start, end - start), out id)) continue; }
-                else if (!vocab.TryGetValue(prefix + piece[start..end], out id)) continue;
-                found = id;
-                foundEnd = end;
-                break;
-            }
-            if (found < 0)
-            {
-                output.RemoveRange(mark, output.Count - mark);
-                output.Add(new PieceToken(_unkId, 0, piece.Length));
-                return;
-            }
-            output.Add(new PieceToken(found, start, foundEnd));
-            start = foundEnd;
+            output.Add(new PieceToken(_unkId, 0, piece.Length));
+            return;
         }
+        foreach (var (id, start, end) in pieces) output.Add(new PieceToken(id, start, end));
     }
 }
 
@@ -319,7 +302,7 @@ internal sealed class UnigramModel : TokenModel
             _maxLength = Math.Max(_maxLength, pieces[i].Piece.Length);
         }
         _lookup = _vocab.GetAlternateLookup<ReadOnlySpan<char>>();
-        _unkId = unkId ?? throw new NotSupportedException("Unigram models without unk_id are not supported.");
+        _unkId = unkId ?? throw new ModelFormatException("Unigram models without unk_id are not supported.");
         _unkScore = min - 10.0;
         _byteFallback = byteFallback;
         for (int i = 0; i < 256; i++) _byteIds[i] = _vocab.TryGetValue($"<0x{i:X2}>", out int id) ? id : -1;
@@ -427,7 +410,7 @@ internal static class Json
     public static string Type(JsonElement json, string what) =>
         json.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String
             ? t.GetString()!
-            : throw new InvalidDataException($"tokenizer.json {what} has no \"type\".");
+            : throw new ModelFormatException($"tokenizer.json {what} has no \"type\".");
 
     public static bool Bool(JsonElement json, string name, bool fallback) =>
         json.TryGetProperty(name, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : fallback;

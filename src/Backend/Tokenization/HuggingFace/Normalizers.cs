@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using AttentionViz.Backend.Storage;
 
 namespace AttentionViz.Backend.Tokenization.HuggingFace;
 
@@ -30,7 +31,7 @@ internal abstract class Normalizer
                 Json.Bool(json, "clean_text", true), Json.Bool(json, "handle_chinese_chars", true),
                 Json.OptionalBool(json, "strip_accents"), Json.Bool(json, "lowercase", true)),
             "Precompiled" when IsEmptyCharsmap(json) => new SequenceNormalizer([]),
-            _ => throw new NotSupportedException($"Unsupported tokenizer.json normalizer type \"{type}\"."),
+            _ => throw new ModelFormatException($"Unsupported tokenizer.json normalizer type \"{type}\"."),
         };
     }
 
@@ -202,7 +203,7 @@ internal sealed class BertNormalizer(bool cleanText, bool chineseChars, bool? st
                 return null;
             });
         }
-        if (chineseChars) text = MapCodePoints(text, r => IsChinese(r.Value) ? " " + r + " " : null);
+        if (chineseChars) text = MapCodePoints(text, r => BertCharacterClasses.IsChineseChar(r.Value) ? " " + r + " " : null);
         if (stripAccents ?? lowercase)
         {
             text = new UnicodeNormalizer(NormalizationForm.FormD).Normalize(text);
@@ -211,10 +212,6 @@ internal sealed class BertNormalizer(bool cleanText, bool chineseChars, bool? st
         if (lowercase) text = new LowercaseNormalizer().Normalize(text);
         return text;
     }
-
-    internal static bool IsChinese(int c) =>
-        c is (>= 0x4E00 and <= 0x9FFF) or (>= 0x3400 and <= 0x4DBF) or (>= 0x20000 and <= 0x2A6DF) or (>= 0x2A700 and <= 0x2B73F)
-            or (>= 0x2B740 and <= 0x2B81F) or (>= 0x2B820 and <= 0x2CEAF) or (>= 0xF900 and <= 0xFAFF) or (>= 0x2F800 and <= 0x2FA1F);
 }
 
 /// <summary>A tokenizer.json pattern: {"String": literal} or {"Regex": Oniguruma-style regex}.</summary>
@@ -235,7 +232,7 @@ internal sealed class Pattern
     {
         if (json.TryGetProperty("String", out var s)) return new Pattern(s.GetString()!, null);
         if (json.TryGetProperty("Regex", out var r)) return new Pattern(null, new CodePointRegex(r.GetString()!));
-        throw new NotSupportedException($"Unsupported tokenizer.json pattern {json.GetRawText()}.");
+        throw new ModelFormatException($"Unsupported tokenizer.json pattern {json.GetRawText()}.");
     }
 
     public static Pattern FromRegex(string regex) => new(null, new CodePointRegex(regex));

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using AttentionViz.Backend.Storage;
 
 namespace AttentionViz.Backend.Tokenization.HuggingFace;
 
@@ -74,7 +75,7 @@ internal sealed class PostProcessor
                 return new PostProcessor(template.Single, template.Pair, trimming is not null, trimming?.AddPrefixSpace ?? false);
             }
             default:
-                throw new NotSupportedException($"Unsupported tokenizer.json post_processor type \"{type}\".");
+                throw new ModelFormatException($"Unsupported tokenizer.json post_processor type \"{type}\".");
         }
     }
 
@@ -86,17 +87,17 @@ internal sealed class PostProcessor
             if (item.TryGetProperty("Sequence", out var seq))
             {
                 string id = seq.GetProperty("id").GetString()!;
-                result.Add(new(id == "A" ? 0 : id == "B" ? 1 : throw new InvalidDataException($"Template sequence \"{id}\"."),
+                result.Add(new(id == "A" ? 0 : id == "B" ? 1 : throw new ModelFormatException($"Template sequence \"{id}\"."),
                     [], seq.GetProperty("type_id").GetInt32()));
             }
             else if (item.TryGetProperty("SpecialToken", out var sp))
             {
                 string id = sp.GetProperty("id").GetString()!;
                 if (!specials.TryGetValue(id, out var ids))
-                    throw new InvalidDataException($"Template special token \"{id}\" is missing from special_tokens.");
+                    throw new ModelFormatException($"Template special token \"{id}\" is missing from special_tokens.");
                 result.Add(new(-1, ids, sp.GetProperty("type_id").GetInt32()));
             }
-            else throw new InvalidDataException($"Unsupported template item {item.GetRawText()}.");
+            else throw new ModelFormatException($"Unsupported template item {item.GetRawText()}.");
         }
         return [.. result];
     }

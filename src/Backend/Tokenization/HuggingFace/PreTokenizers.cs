@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using AttentionViz.Backend.Storage;
 
 namespace AttentionViz.Backend.Tokenization.HuggingFace;
 
@@ -25,7 +26,7 @@ internal abstract class PreTokenizer
             "Digits" => new DigitsPreTokenizer(Json.Bool(json, "individual_digits", false)),
             "Split" => new SplitPreTokenizer(Pattern.Parse(json.GetProperty("pattern")),
                 SplitBehaviors.Parse(json, "behavior", SplitBehavior.Isolated), Json.Bool(json, "invert", false)),
-            _ => throw new NotSupportedException($"Unsupported tokenizer.json pre_tokenizer type \"{type}\"."),
+            _ => throw new ModelFormatException($"Unsupported tokenizer.json pre_tokenizer type \"{type}\"."),
         };
     }
 
@@ -53,7 +54,7 @@ internal static class SplitBehaviors
             "MergedWithPrevious" => SplitBehavior.MergedWithPrevious,
             "MergedWithNext" => SplitBehavior.MergedWithNext,
             "Contiguous" => SplitBehavior.Contiguous,
-            var other => throw new NotSupportedException($"Unsupported tokenizer.json split behavior \"{other}\"."),
+            var other => throw new ModelFormatException($"Unsupported tokenizer.json split behavior \"{other}\"."),
         };
     }
 
@@ -192,19 +193,10 @@ internal sealed class PunctuationPreTokenizer(SplitBehavior behavior) : PreToken
         for (int i = 0; i < s.Length;)
         {
             int n = Normalizer.CodePointLength(s, i);
-            if (IsPunctuation(s, i)) result.Add((i, i + n));
+            if (BertCharacterClasses.IsPunctuation(n == 2 ? char.ConvertToUtf32(s[i], s[i + 1]) : s[i])) result.Add((i, i + n));
             i += n;
         }
         return result;
-    }
-
-    private static bool IsPunctuation(string s, int i)
-    {
-        char c = s[i];
-        if (c < 128) return char.IsAsciiLetterOrDigit(c) is false && c > ' ' && c != 0x7F;
-        return CharUnicodeInfo.GetUnicodeCategory(s, i) is UnicodeCategory.ConnectorPunctuation or UnicodeCategory.DashPunctuation
-            or UnicodeCategory.OpenPunctuation or UnicodeCategory.ClosePunctuation or UnicodeCategory.InitialQuotePunctuation
-            or UnicodeCategory.FinalQuotePunctuation or UnicodeCategory.OtherPunctuation;
     }
 }
 
@@ -232,8 +224,8 @@ internal sealed class MetaspacePreTokenizer(char replacement, string prependSche
             ? p.GetString()!
             : Json.Bool(json, "add_prefix_space", true) ? "always" : "never";
         if (scheme is not ("always" or "first" or "never"))
-            throw new NotSupportedException($"Unsupported Metaspace prepend_scheme \"{scheme}\".");
-        if (rep.Length != 1) throw new NotSupportedException($"Unsupported Metaspace replacement \"{rep}\" (one UTF-16 unit expected).");
+            throw new ModelFormatException($"Unsupported Metaspace prepend_scheme \"{scheme}\".");
+        if (rep.Length != 1) throw new ModelFormatException($"Unsupported Metaspace replacement \"{rep}\" (one UTF-16 unit expected).");
         return new MetaspacePreTokenizer(rep[0], scheme, Json.Bool(json, "split", true));
     }
 

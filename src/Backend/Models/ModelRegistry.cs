@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
-using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Platform;
 using AttentionViz.Backend.Storage;
+using AttentionViz.Backend.Tokenization;
 
-namespace AttentionViz.Backend.Runtime;
+namespace AttentionViz.Backend.Models;
 
 /// <summary>
 /// The models the backend can run: the embedded default (id "default") and model folders on disk (id = the folder's
@@ -84,7 +86,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
         return ModelFolder.Load(key, null, options);
     }
 
-    public static Tokenization.IModelTokenizer LoadTokenizer(string id) =>
+    public static IModelTokenizer LoadTokenizer(string id) =>
         ModelFolder.LoadTokenizer(id == DefaultId ? EmbeddedModel.EnsureConverted() : NormalizePath(id));
 
     public void Dispose()

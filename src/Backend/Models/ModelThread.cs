@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace AttentionViz.Backend.Runtime;
+namespace AttentionViz.Backend.Models;
 
 /// <summary>
 /// One dedicated thread runs all model work. libtorch's OpenMP keeps a worker team per calling thread; hopping between

@@ -1,4 +1,4 @@
-namespace AttentionViz.Backend.Storage;
+namespace AttentionViz.Backend.Platform;
 
 /// <summary>File sizes that follow symbolic links (the Hugging Face cache links snapshot files to ../../blobs).</summary>
 public static class FileLength

@@ -1,7 +1,7 @@
-using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Models;
 using AttentionViz.Backend.Tests.Support;
 
-namespace AttentionViz.Backend.Tests.Runtime;
+namespace AttentionViz.Backend.Tests.Models;
 
 [TestClass]
 public sealed class ModelDiscoveryTests

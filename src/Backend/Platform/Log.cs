@@ -1,4 +1,4 @@
-namespace AttentionViz.Backend.Runtime;
+namespace AttentionViz.Backend.Platform;
 
 /// <summary>Logs go to stderr: stdout belongs to the JSON-RPC protocol.</summary>
 public static class Log

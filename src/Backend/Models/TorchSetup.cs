@@ -1,6 +1,6 @@
 using TorchSharp;
 
-namespace AttentionViz.Backend.Runtime;
+namespace AttentionViz.Backend.Models;
 
 /// <summary>Process-wide libtorch settings, applied once before the first model runs.</summary>
 public static class TorchSetup

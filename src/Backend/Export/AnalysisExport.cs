@@ -3,7 +3,7 @@ using System.Text.Json;
 using AttentionViz.Backend.Analysis;
 using AttentionViz.Backend.Storage;
 
-namespace AttentionViz.Backend.Cli;
+namespace AttentionViz.Backend.Export;
 
 /// <summary>
 /// Writes an analysis as safetensors (the CLI's format) or JSON, with the same names: input_ids I64[n],
@@ -18,7 +18,7 @@ public static class AnalysisExport
             throw new InvalidRequestException("--layer and --head select the matrix of a .csv export; .safetensors and .json hold every layer and head.");
         switch (extension)
         {
-            case ".csv": Rendering.Export.MatrixExport.WriteCsv(analysis, layer, head, path); break;
+            case ".csv": MatrixExport.WriteCsv(analysis, layer, head, path); break;
             case ".safetensors": WriteSafetensors(analysis, path); break;
             case ".json": WriteJson(analysis, path); break;
             default: throw new InvalidRequestException($"--out must end in .safetensors, .json or .csv: {path}");

@@ -1,4 +1,6 @@
-namespace AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Platform;
+
+namespace AttentionViz.Backend.Models;
 
 /// <summary>
 /// Finds model folders without loading weights: folders the client configured, and the Hugging Face cache

@@ -1,7 +1,7 @@
 using AttentionViz.Backend.Models.Core;
 using AttentionViz.Backend.Tokenization;
 
-namespace AttentionViz.Backend.Runtime;
+namespace AttentionViz.Backend.Models;
 
 /// <summary>What models/list reports about a model, known without loading its weights.</summary>
 /// <param name="Source">"embedded", "path" (a folder the client named) or "hf-cache"</param>

@@ -4,7 +4,7 @@ using System.Text.Json;
 using AttentionViz.Backend.Analysis;
 using AttentionViz.Backend.Rendering;
 
-namespace AttentionViz.Backend.Rendering.Export;
+namespace AttentionViz.Backend.Export;
 
 /// <summary>
 /// One attention matrix (a layer and head, -1 = the mean) as CSV or JSON. CSV follows RFC 4180: CRLF line ends, and a

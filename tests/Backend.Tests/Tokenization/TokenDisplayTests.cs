@@ -1,0 +1,77 @@
+using AttentionViz.Backend.Rendering;
+using AttentionViz.Backend.Tests.Support;
+using AttentionViz.Backend.Tokenization;
+
+namespace AttentionViz.Backend.Tests.Tokenization;
+
+[TestClass]
+public sealed class TokenDisplayTests
+{
+    [TestMethod]
+    [DataRow("##ing", "ing", true, false, DisplayName = "WordPiece continuation")]
+    [DataRow("##", "##", false, false, DisplayName = "a bare ## is text")]
+    [DataRow("Ġthe", "the", false, true, DisplayName = "byte-level leading space")]
+    [DataRow("▁the", "the", false, true, DisplayName = "SentencePiece leading space")]
+    [DataRow("Ġ", "", false, true, DisplayName = "a space alone")]
+    [DataRow("ĠĠ", "␣", false, true, DisplayName = "two spaces")]
+    [DataRow("ĊĊ", "\\n\\n", false, false, DisplayName = "byte-level newlines")]
+    [DataRow("a\nb\tc", "a\\nb\\tc", false, false, DisplayName = "raw newline and tab")]
+    [DataRow("\u202Eevil", "\\u{202E}evil", false, false, DisplayName = "bidi override")]
+    [DataRow("中", "中", false, false, DisplayName = "no font fallback for the client")]
+    public void TheClientSeesMarkersAsFlagsAndTheRestEscaped(string text, string display, bool continuation, bool space)
+    {
+        var shown = TokenDisplay.ForClient(new Token(1, text, 0, 1, false));
+        Assert.AreEqual(new TokenDisplayText(display, continuation, space), shown);
+    }
+
+    [TestMethod]
+    public void SpecialTokensKeepTheirText()
+    {
+        Assert.AreEqual(new TokenDisplayText("[CLS]", false, false), TokenDisplay.ForClient(new Token(101, "[CLS]", 0, 0, true)));
+        Assert.AreEqual("##x", TokenDisplay.WithoutMarkers(new Token(5, "##x", 0, 0, true)));
+    }
+
+    [TestMethod]
+    [DataRow("##ing", "ing")]
+    [DataRow("Ġthe", "the")]
+    [DataRow("▁the", "the")]
+    [DataRow("Ġ", "Ġ")]
+    [DataRow("##", "##")]
+    [DataRow("plain", "plain")]
+    public void WithoutMarkersJoinsPiecesIntoWords(string text, string expected) =>
+        Assert.AreEqual(expected, TokenDisplay.WithoutMarkers(new Token(1, text, 0, 1, false)));
+
+    /// <summary>The client's form is the image label minus the markers, for every character the font can draw.</summary>
+    [TestMethod]
+    [DataRow("##ing")]
+    [DataRow("Ġthe")]
+    [DataRow("▁a▁b")]
+    [DataRow("ĠĊĉ\r")]
+    [DataRow("a\u200Db\u0007")]
+    [DataRow("naïve")]
+    public void TheClientFormAgreesWithTheImageLabels(string text)
+    {
+        using var font = LabelFont.Create(12);
+        var (display, continuation, leadingSpace) = TokenDisplay.ForClient(new Token(1, text, 0, 1, false));
+        var marker = continuation ? "##" : leadingSpace ? "␣" : "";
+        Assert.AreEqual(TokenLabels.Display(text, font), marker + display);
+    }
+
+    [TestMethod]
+    public async Task AnalyzeResultsCarryTheDisplay()
+    {
+        using var backend = new InMemoryBackend();
+        var result = await backend.Call("attention/analyze", new { text = "Tokenization works" });
+        var tokens = result.GetProperty("tokens").EnumerateArray().ToList();
+        foreach (var token in tokens)
+        {
+            var text = token.GetProperty("text").GetString()!;
+            var special = token.GetProperty("special").GetBoolean();
+            var expected = TokenDisplay.ForClient(new Token(0, text, 0, 0, special));
+            Assert.AreEqual(expected.Display, token.GetProperty("display").GetString(), text);
+            Assert.AreEqual(expected.Continuation, token.GetProperty("continuation").GetBoolean(), text);
+            Assert.AreEqual(expected.LeadingSpace, token.GetProperty("leadingSpace").GetBoolean(), text);
+        }
+        Assert.IsTrue(tokens.Any(t => t.GetProperty("continuation").GetBoolean()), "MiniLM splits 'Tokenization'");
+    }
+}
