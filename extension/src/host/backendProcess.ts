@@ -119,7 +119,11 @@ export class BackendProcess {
   async request(method: string, params: unknown, token?: CancellationToken): Promise<unknown> {
     if (!this.connection || this.exited) throw new Error('backend is not running');
     try {
-      return await this.connection.sendRequest(method, params, token ?? new CancellationTokenSource().token);
+      const cancel = token ?? new CancellationTokenSource().token;
+      // vscode-jsonrpc would send undefined params as [null], which a method without params refuses (-32602).
+      return await (params === undefined
+        ? this.connection.sendRequest(method, cancel)
+        : this.connection.sendRequest(method, params, cancel));
     } catch (e) {
       if (e instanceof ResponseError && e.code === ErrorCodes.RequestCancelled) throw new CancelledError();
       if (token?.isCancellationRequested) throw new CancelledError();
@@ -134,7 +138,8 @@ export class BackendProcess {
     const conn = this.connection;
     try {
       if (conn) {
-        await Promise.race([conn.sendRequest(Methods.shutdown, null), delay(graceMs)]);
+        // No params at all: `null` would go out as [null], which the backend refuses, and it then exits with 1.
+        await Promise.race([conn.sendRequest(Methods.shutdown), delay(graceMs)]);
         await conn.sendNotification(Methods.exit).catch(() => undefined);
       }
     } catch { /* the process may already be gone */ }

@@ -9,6 +9,7 @@ const path = require('node:path');
 const { protocol, matrix } = require('./lib.cjs');
 const { typecheck } = require('../fixtures/typecheck.cjs');
 const { rpcMethod } = require('../fixtures/record-fixture.cjs');
+const fakeAnswers = require('../fake/answers.cjs');
 
 const fixturePath = path.join(__dirname, '../fixtures/minilm-analysis.json');
 const fixture = JSON.parse(fs.readFileSync(fixturePath, 'utf8'));
@@ -49,6 +50,16 @@ ${rpc.join('\n')}
   // The check has teeth: a field the types do not declare fails.
   const extra = typecheck(`export const r = ${json({ ...fixture.row, extra: 1 })} satisfies Result<'attention/row'>;`);
   assert.match(extra.join('\n'), /extra\W* does not exist in type 'RowDto'/);
+});
+
+test('the fake backend\'s answers, recorded from the real backend, type-check against the generated types', () => {
+  const { recordedWith, answers } = JSON.parse(fs.readFileSync(fakeAnswers.file, 'utf8'));
+  assert.match(recordedWith, /real model/);
+  const methods = new Set(Object.values(protocol.Methods));
+  const typed = answers.filter((a) => methods.has(a.method));
+  assert.deepEqual(answers.filter((a) => !methods.has(a.method)).map((a) => [a.method, a.error?.code]), [['no/such', -32601]]);
+  assert.deepEqual(typecheck(`export const answers = ${JSON.stringify(typed)} satisfies Recording[];`), []);
+  assert.equal(typed.find((a) => a.method === protocol.Methods.initialize).result.protocolVersion, '1.0');
 });
 
 test('recorded responses carry exactly the fields the client reads', () => {
