@@ -151,7 +151,8 @@ export class Backend implements vscode.Disposable {
    * The untyped form, only for call sites that name the result type (`request<R>(…)`); without one, `params`
    * is `never`, so a request that does not fit the map fails to compile instead of landing here.
    */
-  request<R = never>(method: string, params: [R] extends [never] ? never : object, token?: vscode.CancellationToken, what?: string): Promise<R>;
+  request<R = never>(method: string, params: [R] extends [never] ? never : object, token?: vscode.CancellationToken,
+    what?: string): Promise<R>;
   async request(method: string, params: object, token?: vscode.CancellationToken, what?: string): Promise<unknown> {
     const proc = await this.ensureStarted();
     const model = this.defaultModel;

@@ -115,7 +115,8 @@ export class BackendProcess {
    * The untyped form, only for call sites that name the result type (`request<R>(…)`); without one, `params`
    * is `never`, so a request that does not fit the map fails to compile instead of landing here.
    */
-  request<R = never>(method: string, params: [R] extends [never] ? never : object, token?: CancellationToken): Promise<R>;
+  request<R = never>(method: string, params: [R] extends [never] ? never : object, token?: CancellationToken):
+    Promise<R>;
   async request(method: string, params: unknown, token?: CancellationToken): Promise<unknown> {
     if (!this.connection || this.exited) throw new Error('backend is not running');
     try {

@@ -22,18 +22,20 @@ public sealed partial class GeneratedProtocolTests
         {
             Assert.AreEqual(0, ProtocolTypeScript.Write(fresh.FullName));
             var written = fresh.GetFiles().Select(f => f.Name).Order().ToList();
-            CollectionAssert.AreEqual(new[] { ProtocolTypeScript.ProtocolFile, ProtocolTypeScript.ViridisFile }, written);
+            string[] files = [ProtocolTypeScript.ProtocolFile, ProtocolTypeScript.ViridisFile];
+            CollectionAssert.AreEqual(files, written);
             foreach (var name in written)
             {
                 var committed = Path.Combine(GeneratedFolder, name);
                 Assert.IsTrue(File.Exists(committed), $"{committed} is missing: run ./build.sh");
-                var (expected, actual) = (File.ReadAllLines(Path.Combine(fresh.FullName, name)), File.ReadAllLines(committed));
+                var generated = Path.Combine(fresh.FullName, name);
+                var (expected, actual) = (File.ReadAllLines(generated), File.ReadAllLines(committed));
                 var line = Enumerable.Range(0, Math.Max(expected.Length, actual.Length))
                     .FirstOrDefault(i => expected.ElementAtOrDefault(i) != actual.ElementAtOrDefault(i), -1);
                 Assert.AreEqual(-1, line, $"extension/src/shared/generated/{name} is stale from line {line + 1} on " +
-                    $"(generated: \"{expected.ElementAtOrDefault(line)}\", committed: \"{actual.ElementAtOrDefault(line)}\"): " +
-                    "run ./build.sh and commit the result");
-                Assert.AreEqual(File.ReadAllText(Path.Combine(fresh.FullName, name)), File.ReadAllText(committed), $"{name}: line ends");
+                    $"(generated: \"{expected.ElementAtOrDefault(line)}\", " +
+                    $"committed: \"{actual.ElementAtOrDefault(line)}\"): run ./build.sh and commit the result");
+                Assert.AreEqual(File.ReadAllText(generated), File.ReadAllText(committed), $"{name}: line ends");
             }
         }
         finally
@@ -64,8 +66,8 @@ public sealed partial class GeneratedProtocolTests
         StringAssert.Contains(ts, "  truncatedAt?: number;\n", "a nullable result field is left out when null");
         StringAssert.Contains(ts, "  raw: (number | null)[];\n", "double?[] keeps its nulls");
         StringAssert.Contains(ts, "  png?: string;\n", "ReadOnlyMemory<byte>? is optional base64");
-        StringAssert.Contains(ts, "  text: string;\n  modelId?: string;\n", "a param is optional when it has a default");
-        StringAssert.Contains(ts, "export interface MetricsParams {\n  analysisId: string;\n}", "a required param stays required");
+        StringAssert.Contains(ts, "  text: string;\n  modelId?: string;\n", "a param with a default is optional");
+        StringAssert.Contains(ts, "export interface MetricsParams {\n  analysisId: string;\n}", "no default: required");
         StringAssert.Contains(ts, "  ModelFileInvalid: -32002,\n");
         StringAssert.Contains(ts, "  RequestCanceled: -32800,\n");
     }
@@ -79,14 +81,16 @@ public sealed partial class GeneratedProtocolTests
     {
         var docs = File.ReadAllText(Path.Combine(Fixtures.RepoRoot, "docs", "protocol.md"));
         var documented = new Dictionary<string, string>();
-        foreach (Match m in InlineSignature().Matches(docs)) documented.TryAdd(m.Groups["method"].Value, m.Groups["params"].Value);
+        foreach (Match m in InlineSignature().Matches(docs))
+            documented.TryAdd(m.Groups["method"].Value, m.Groups["params"].Value);
         foreach (Match m in TableSignature().Matches(docs))
             documented.TryAdd(m.Groups["method"].Value, m.Groups["params"].Success ? m.Groups["params"].Value : "");
 
         var methods = ProtocolTypeScript.Methods();
         foreach (var method in methods)
         {
-            Assert.IsTrue(documented.TryGetValue(method.WireName, out var list), $"docs/protocol.md does not document {method.WireName}");
+            var wire = method.WireName;
+            Assert.IsTrue(documented.TryGetValue(wire, out var list), $"docs/protocol.md does not document {wire}");
             var fields = list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
                 .ToDictionary(f => f.TrimEnd('?'), f => f.EndsWith('?'));
             var record = method.Params?.GetProperties(BindingFlags.Public | BindingFlags.Instance) ?? [];
@@ -94,21 +98,23 @@ public sealed partial class GeneratedProtocolTests
             foreach (var property in record)
             {
                 var name = char.ToLowerInvariant(property.Name[0]) + property.Name[1..];
-                Assert.IsTrue(fields.Remove(name, out var docsOptional), $"docs/protocol.md: {method.WireName} does not document '{name}'");
-                if (docsOptional) Assert.Contains(property.Name, optional, $"docs/protocol.md: {method.WireName} calls '{name}' optional");
+                Assert.IsTrue(fields.Remove(name, out var docsOptional), $"docs/protocol.md: {wire} lacks '{name}'");
+                if (docsOptional) Assert.Contains(property.Name, optional, $"docs/protocol.md: {wire} needs '{name}'");
             }
-            Assert.IsEmpty(fields, $"docs/protocol.md: {method.WireName} documents params it does not have: {string.Join(", ", fields.Keys)}");
+            Assert.IsEmpty(fields, $"docs/protocol.md: {wire} has no params {string.Join(", ", fields.Keys)}");
         }
         var unknown = documented.Keys.Except(methods.Select(m => m.WireName)).ToList();
         Assert.IsEmpty(unknown, $"docs/protocol.md documents methods nobody serves: {string.Join(", ", unknown)}");
     }
 
     private static HashSet<string> OptionalParams(Type? record) =>
-        record?.GetConstructors().SelectMany(c => c.GetParameters()).Where(p => p.HasDefaultValue).Select(p => p.Name!).ToHashSet() ?? [];
+        record?.GetConstructors().SelectMany(c => c.GetParameters()).Where(p => p.HasDefaultValue)
+            .Select(p => p.Name!).ToHashSet() ?? [];
 
     [GeneratedRegex(@"`(?<method>[a-z]+(?:/[a-zA-Z]+)?) \{(?<params>[^}]*)\}`")]
     private static partial Regex InlineSignature();
 
-    [GeneratedRegex(@"^\| `(?<method>[a-z]+(?:/[a-zA-Z]+)?)`[^|]*\| (?:`\{(?<params>[^}]*)\}`|none) \|", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^\| `(?<method>[a-z]+(?:/[a-zA-Z]+)?)`[^|]*\| (?:`\{(?<params>[^}]*)\}`|none) \|",
+        RegexOptions.Multiline)]
     private static partial Regex TableSignature();
 }

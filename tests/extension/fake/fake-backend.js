@@ -10,14 +10,15 @@ const path = require('node:path');
 const rpc = require(path.join(__dirname, '../../../extension/node_modules/vscode-jsonrpc/lib/node/main.js'));
 const { answerKey, loadAnswers } = require('./answers.cjs');
 
-const conn = rpc.createMessageConnection(new rpc.StreamMessageReader(process.stdin), new rpc.StreamMessageWriter(process.stdout));
+const conn = rpc.createMessageConnection(
+  new rpc.StreamMessageReader(process.stdin), new rpc.StreamMessageWriter(process.stdout));
 const answers = loadAnswers();
 const NOT_RECORDED = -32603;
 
 function answer(method, params) {
   // The handshake's params name the client; every client gets the recorded handshake.
   const recorded = answers.get(answerKey(method, method === 'initialize' ? {} : params));
-  if (!recorded) throw new rpc.ResponseError(NOT_RECORDED, `fake backend: no recorded answer for ${answerKey(method, params)}`);
+  if (!recorded) throw new rpc.ResponseError(NOT_RECORDED, `fake backend: not recorded: ${answerKey(method, params)}`);
   if (recorded.error) throw new rpc.ResponseError(recorded.error.code, recorded.error.message);
   return recorded.result;
 }

@@ -15,7 +15,8 @@ const TEXTS = ['The cat 😀 sat.', 'still alive', 'SLOW text', 'x'];
   const spec = realBackend();
   if (!spec) throw new Error('real backend not built: run `dotnet build src/Backend -c Release`');
   const exits = [];
-  const proc = new bp.BackendProcess(spec, { log: (l) => process.stderr.write(l + '\n'), onExit: (i) => exits.push(i) });
+  const log = (line) => process.stderr.write(line + '\n');
+  const proc = new bp.BackendProcess(spec, { log, onExit: (info) => exits.push(info) });
   const init = await proc.start('record-answers', 180_000);
   const answers = [{ method: protocol.Methods.initialize, params: {}, result: init }];
   const ask = async (method, params) => {
