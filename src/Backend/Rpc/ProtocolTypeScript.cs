@@ -40,14 +40,15 @@ internal static class ProtocolTypeScript
     /// <summary>Every <c>[JsonRpcMethod]</c> on a public class of this assembly, ordered by wire name.</summary>
     public static IReadOnlyList<RpcMethod> Methods()
     {
+        const BindingFlags Declared = BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly;
+        var handlers = typeof(BackendServer).Assembly.GetTypes().Where(t => t.IsClass && t.IsPublic)
+            .SelectMany(t => t.GetMethods(Declared));
         var methods = new List<RpcMethod>();
-        foreach (var type in typeof(BackendServer).Assembly.GetTypes().Where(t => t.IsClass && t.IsPublic))
-        foreach (var method in type.GetMethods(BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly))
+        foreach (var method in handlers)
         {
             if (method.GetCustomAttribute<JsonRpcMethodAttribute>()?.Name is not { } wire) continue;
             var parameters = method.GetParameters().Where(p => p.ParameterType != typeof(CancellationToken)).ToArray();
-            if (parameters.Length > 1)
-                throw new NotSupportedException($"{type.Name}.{method.Name}: one params record expected.");
+            if (parameters.Length > 1) throw new NotSupportedException($"{method.Name}: more than one params record.");
             var single = parameters.FirstOrDefault();
             var optional = single is not null
                            && (single.HasDefaultValue || IsNullable(single.ParameterType, Nullability.Create(single)));
@@ -126,7 +127,8 @@ internal static class ProtocolTypeScript
             JsonRpcErrorCode.InvalidParams, JsonRpcErrorCode.RequestCanceled,
         ];
         foreach (var code in standard) yield return (code.ToString(), (int)code);
-        var app = typeof(BackendServer).Assembly.GetTypes().Single(t => t.IsEnum && t.Name == "AppErrorCode");
+        var app = typeof(BackendServer).Assembly.GetTypes().SingleOrDefault(t => t.IsEnum && t.Name == "AppErrorCode")
+                  ?? throw new InvalidOperationException("the error-code enum AppErrorCode was not found.");
         var members = Enum.GetNames(app)
             .Select(name => (name, Convert.ToInt32(Enum.Parse(app, name), CultureInfo.InvariantCulture)));
         foreach (var member in members.OrderByDescending(m => m.Item2)) yield return member;
