@@ -3,6 +3,8 @@ using System.Reflection;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
+using System.Xml.Linq;
 using AttentionViz.Backend.Rendering;
 using StreamJsonRpc;
 using StreamJsonRpc.Protocol;
@@ -23,7 +25,7 @@ namespace AttentionViz.Backend.Rpc;
 /// param is optional when its constructor parameter has a default. A nullable param without a default is required:
 /// the handler refuses it missing ("Missing parameter"), the type is nullable only so that the refusal is readable.
 /// </remarks>
-internal static class ProtocolTypeScript
+internal static partial class ProtocolTypeScript
 {
     public const string ProtocolFile = "protocol.ts";
     public const string ViridisFile = "viridis.ts";
@@ -150,6 +152,7 @@ internal static class ProtocolTypeScript
     private sealed class InterfaceEmitter
     {
         private readonly Dictionary<Type, bool> _emitted = []; // record → emitted as params (true) or as a result
+        private readonly DocComments _docs = new(typeof(ProtocolTypeScript).Assembly);
         public List<string> Declarations { get; } = [];
 
         public string Reference(Type type, bool asParams, NullabilityInfo? nullability = null)
@@ -195,9 +198,75 @@ internal static class ProtocolTypeScript
                 var info = Nullability.Create(property);
                 var optional = asParams ? defaults.Contains(property.Name) : IsNullable(property.PropertyType, info);
                 var type = Reference(property.PropertyType, asParams, info);
+                fields.Append(DocComments.Comment(_docs.Field(property), "  "));
                 fields.Append(CultureInfo.InvariantCulture, $"  {name}{(optional ? "?" : "")}: {type};\n");
             }
-            Declarations.Add($"export interface {record.Name} {{\n{fields}}}\n");
+            var comment = DocComments.Comment(_docs.Summary(record), "");
+            Declarations.Add($"{comment}export interface {record.Name} {{\n{fields}}}\n");
         }
+    }
+
+    /// <summary>The records' XML doc comments (the build writes them beside the assembly) as TypeScript ones.</summary>
+    private sealed partial class DocComments(Assembly assembly)
+    {
+        private const int Width = 120;
+
+        private readonly Dictionary<string, XElement> _members = Load(assembly);
+
+        public string? Summary(Type record) => Text(Member("T:" + record.FullName)?.Element("summary"));
+
+        /// <summary>A positional record documents its fields as <c>param</c>s; a property may have its own.</summary>
+        public string? Field(PropertyInfo property)
+        {
+            var record = property.DeclaringType!.FullName;
+            var param = Member("T:" + record)?.Elements("param")
+                .FirstOrDefault(e => (string?)e.Attribute("name") == property.Name);
+            return Text(param) ?? Text(Member($"P:{record}.{property.Name}")?.Element("summary"));
+        }
+
+        /// <summary><c>/** text */</c> on one line when it fits, else wrapped at <see cref="Width"/> columns.</summary>
+        public static string Comment(string? text, string indent)
+        {
+            if (text is null) return "";
+            text = text.Replace("*/", "*\\/", StringComparison.Ordinal);
+            if (indent.Length + text.Length + 7 <= Width) return $"{indent}/** {text} */\n";
+            var lines = new List<string> { "" };
+            foreach (var word in text.Split(' '))
+            {
+                var full = lines[^1].Length > 0 && indent.Length + 3 + lines[^1].Length + 1 + word.Length > Width;
+                if (full) lines.Add("");
+                lines[^1] = lines[^1].Length == 0 ? word : lines[^1] + " " + word;
+            }
+            return $"{indent}/**\n{string.Concat(lines.Select(l => $"{indent} * {l}\n"))}{indent} */\n";
+        }
+
+        private XElement? Member(string name) => _members.GetValueOrDefault(name);
+
+        private static Dictionary<string, XElement> Load(Assembly assembly)
+        {
+            var file = Path.ChangeExtension(assembly.Location, ".xml");
+            if (!File.Exists(file)) throw new FileNotFoundException("the backend's XML doc comments are missing", file);
+            return XDocument.Load(file).Descendants("member").ToDictionary(m => (string)m.Attribute("name")!);
+        }
+
+        /// <summary>The element's text on one line; <c>see cref</c> becomes the name it points to.</summary>
+        private static string? Text(XElement? element)
+        {
+            if (element is null) return null;
+            var parts = element.Nodes().Select(node => node switch
+            {
+                XText text => text.Value,
+                XElement { Name.LocalName: "see" } see => CrefName((string?)see.Attribute("cref")) ?? see.Value,
+                XElement other => other.Value,
+                _ => "",
+            });
+            var text = Whitespace().Replace(string.Concat(parts), " ").Trim();
+            return text.Length == 0 ? null : text;
+        }
+
+        private static string? CrefName(string? cref) => cref?.Split(':').Last().Split('(')[0].Split('.').Last();
+
+        [GeneratedRegex(@"\s+")]
+        private static partial Regex Whitespace();
     }
 }

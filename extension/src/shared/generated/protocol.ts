@@ -76,6 +76,7 @@ export interface TokenDto {
   start: number;
   end: number;
   special: boolean;
+  /** segment: 0, or 1 for the second text of a pair (whose offsets point into that text) */
   typeId: number;
 }
 
@@ -108,6 +109,7 @@ export interface FlowParams {
   timeBudgetMs?: number;
 }
 
+/** Raw[j] is null for inputs not reached within the budget; Flow is null unless Complete. */
 export interface FlowDto {
   token: number;
   layer: number;
@@ -157,20 +159,36 @@ export interface MetricsParams {
   analysisId: string;
 }
 
+/**
+ * Diagnostics of one head, as defined in ../shared/docs/anchors.md (A is the head's matrix, row i = query, column j =
+ * key, rows sum to 1; causal models have j ≤ i, so row i has i + 1 keys).
+ */
 export interface HeadMetric {
   layer: number;
   head: number;
+  /** (1/n) Σᵢ −Σⱼ Ãᵢⱼ log Ãᵢⱼ in nats, Ã = 0.9999·A + 0.0001/len(i) on the row's keys. */
   entropy: number;
+  /** The same with row i divided by log len(i) (1 = uniform); rows with one key are left out. */
   normalizedEntropy: number;
+  /** (1/n) Σᵢ Σⱼ Aᵢⱼ |i − j|, in tokens. */
   meanDistance: number;
+  /** Sink α of the first token: the mean over rows of column 0. */
   firstToken: number;
+  /** Mean over rows of the mass on the leading special tokens ([CLS], BOS); null when there are none. */
   cls?: number;
+  /** Mean over rows of the mass on the other special tokens ([SEP], EOS); null when there are none. */
   sep?: number;
+  /** FirstToken > 0.3: the head parks its attention on the first token. */
   sink: boolean;
+  /** Mean of A_{i,i−1} over i ≥ 1 (0 for one token). */
   previousToken: number;
+  /** Mean of the diagonal A_{i,i}. */
   self: number;
+  /** Σ(A ⊙ P)/ΣA, P_{ij} = 1 when token_i = token_j and j < i (TransformerLens). */
   duplicateToken: number;
+  /** Σ(A ⊙ P)/ΣA with P the duplicate pattern shifted one column right, j < i (TransformerLens). */
   induction: number;
+  /** ‖A − I‖_F / n: the notebook's "modularity", which measures distance from pure self-attention. */
   selfDistance: number;
 }
 
@@ -233,6 +251,10 @@ export interface RolloutParams {
   maxSize?: number;
 }
 
+/**
+ * One row/column of a viewed matrix: a token, or a word of several tokens. Tokens [FirstToken, LastToken] (inclusive)
+ * of the analysis; Start/End the UTF-16 span of the text ([0,0) for special tokens).
+ */
 export interface ViewUnit {
   text: string;
   start: number;
@@ -326,6 +348,7 @@ export interface RenderPngParams {
   wordLevel?: boolean;
 }
 
+/** png is omitted when the image was written to path. */
 export interface RenderPngResult {
   png?: string;
   width: number;
