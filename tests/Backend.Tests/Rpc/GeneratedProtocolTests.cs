@@ -70,7 +70,7 @@ public sealed partial class GeneratedProtocolTests
         StringAssert.Contains(ts, "export interface MetricsParams {\n  analysisId: string;\n}", "no default: required");
         StringAssert.Contains(ts, "  ModelFileInvalid: -32002,\n");
         StringAssert.Contains(ts, "  RequestCanceled: -32800,\n");
-        StringAssert.Contains(ts, "  /** segment: 0, or 1 for the second text of a pair", "a record's <param> documents its field");
+        StringAssert.Contains(ts, "  /** segment: 0, or 1 for the second text", "a <param> documents its field");
     }
 
     /// <summary>
