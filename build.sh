@@ -9,6 +9,9 @@ if ! command -v dotnet >/dev/null 2>&1; then
 fi
 
 dotnet build AttentionViz.sln -c Release -nologo -clp:ErrorsOnly
+# The extension's protocol types come from the C# records (Backend.Tests fails when the committed ones are stale).
+dotnet src/Backend/bin/Release/net10.0/linux-x64/attentionviz-backend.dll generate-protocol \
+  extension/src/shared/generated
 
 if [ -x extension/scripts/package.sh ]; then
   extension/scripts/package.sh

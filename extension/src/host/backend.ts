@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { appendFileSync } from 'node:fs';
 import { BackendProcess, CancelledError, restartDelay, type LaunchSpec, type TraceLevel } from './backendProcess';
 import { resolveBackend, SetupError } from './locate';
-import { Methods, type InitializeResult } from '../shared/protocol';
+import { Methods, type InitializeResult, type RequestMap } from '../shared/protocol';
 import type { Config } from './config';
 
 export type BackendState =
@@ -89,7 +89,7 @@ export class Backend implements vscode.Disposable {
       this.defaultModel = init.defaultModel;
       // A readable model name for the status bar (models/list reads no weights).
       try {
-        const models = await proc.request<{ id: string; name: string }[]>(Methods.modelsList, {});
+        const models = await proc.request(Methods.modelsList, {});
         this.defaultModel = models.find((m) => m.id === init.defaultModel)?.name ?? init.defaultModel;
       } catch { /* keep the id */ }
       this.log(`backend ready: server ${init.serverVersion}, protocol ${init.protocolVersion}, default model ${init.defaultModel}, pid ${proc.pid}`);
@@ -141,13 +141,24 @@ export class Backend implements vscode.Disposable {
     }
   }
 
-  /** A request with the state shown in the status bar; cancelled requests reject with CancelledError. */
-  async request<R>(method: string, params: object, token?: vscode.CancellationToken, what?: string): Promise<R> {
+  /**
+   * A request with the state shown in the status bar; cancelled requests reject with CancelledError.
+   * Params and result are typed by the generated RequestMap.
+   */
+  request<M extends keyof RequestMap>(method: M, params: RequestMap[M]['params'], token?: vscode.CancellationToken,
+    what?: string): Promise<RequestMap[M]['result']>;
+  /**
+   * The untyped form, only for call sites that name the result type (`request<R>(…)`); without one, `params`
+   * is `never`, so a request that does not fit the map fails to compile instead of landing here.
+   */
+  request<R = never>(method: string, params: [R] extends [never] ? never : object, token?: vscode.CancellationToken,
+    what?: string): Promise<R>;
+  async request(method: string, params: object, token?: vscode.CancellationToken, what?: string): Promise<unknown> {
     const proc = await this.ensureStarted();
     const model = this.defaultModel;
     if (what) { this.busyCount++; this.setState({ kind: 'busy', model, what, since: Date.now() }); }
     try {
-      return await proc.request<R>(method, params, token);
+      return await proc.request<unknown>(method, params, token);
     } finally {
       if (what && --this.busyCount === 0 && this.proc?.running) this.setState({ kind: 'ready', model });
     }

@@ -6,7 +6,7 @@ import {
   createMessageConnection, StreamMessageReader, StreamMessageWriter, CancellationTokenSource,
   ResponseError, Trace, type MessageConnection, type CancellationToken,
 } from 'vscode-jsonrpc/node';
-import { Methods, ErrorCodes, type InitializeResult } from '../shared/protocol';
+import { Methods, ErrorCodes, type InitializeParams, type InitializeResult, type RequestMap } from '../shared/protocol';
 
 export interface LaunchSpec {
   command: string;
@@ -82,9 +82,10 @@ export class BackendProcess {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`backend did not answer initialize within ${timeoutMs / 1000} s`)), timeoutMs);
     });
+    const params: InitializeParams = { clientName: 'AttentionViz for VS Code', clientVersion, allowPickle };
     try {
       const result = await Promise.race([
-        connection.sendRequest<InitializeResult>(Methods.initialize, { clientName: 'AttentionViz for VS Code', clientVersion, allowPickle }),
+        connection.sendRequest<InitializeResult>(Methods.initialize, params),
         spawnError, exitInfo, timeout,
       ]);
       this.initializeResult = result;
@@ -106,12 +107,24 @@ export class BackendProcess {
 
   /**
    * Sends a request. With `token`, cancelling it sends `$/cancelRequest` and rejects with CancelledError
-   * (also when the server answers -32800).
+   * (also when the server answers -32800). Params and result are typed by the generated RequestMap.
    */
-  async request<R>(method: string, params: object, token?: CancellationToken): Promise<R> {
+  request<M extends keyof RequestMap>(method: M, params: RequestMap[M]['params'], token?: CancellationToken):
+    Promise<RequestMap[M]['result']>;
+  /**
+   * The untyped form, only for call sites that name the result type (`request<R>(…)`); without one, `params`
+   * is `never`, so a request that does not fit the map fails to compile instead of landing here.
+   */
+  request<R = never>(method: string, params: [R] extends [never] ? never : object, token?: CancellationToken):
+    Promise<R>;
+  async request(method: string, params: unknown, token?: CancellationToken): Promise<unknown> {
     if (!this.connection || this.exited) throw new Error('backend is not running');
     try {
-      return await this.connection.sendRequest<R>(method, params, token ?? new CancellationTokenSource().token);
+      const cancel = token ?? new CancellationTokenSource().token;
+      // vscode-jsonrpc would send undefined params as [null], which a method without params refuses (-32602).
+      return await (params === undefined
+        ? this.connection.sendRequest(method, cancel)
+        : this.connection.sendRequest(method, params, cancel));
     } catch (e) {
       if (e instanceof ResponseError && e.code === ErrorCodes.RequestCancelled) throw new CancelledError();
       if (token?.isCancellationRequested) throw new CancelledError();
@@ -126,7 +139,8 @@ export class BackendProcess {
     const conn = this.connection;
     try {
       if (conn) {
-        await Promise.race([conn.sendRequest(Methods.shutdown, null), delay(graceMs)]);
+        // No params at all: `null` would go out as [null], which the backend refuses, and it then exits with 1.
+        await Promise.race([conn.sendRequest(Methods.shutdown), delay(graceMs)]);
         await conn.sendNotification(Methods.exit).catch(() => undefined);
       }
     } catch { /* the process may already be gone */ }

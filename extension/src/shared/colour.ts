@@ -1,26 +1,23 @@
-// Colour scale for attention weights: a sequential, colour-blind-safe ramp (viridis, sampled at
-// 9 stops and interpolated linearly in sRGB). 0 maps to the first stop, `max` to the last.
+// Colour scale for attention weights: viridis, a sequential, colour-blind-safe ramp, with the backend's
+// control points (generated from Rendering/ColorMap.cs) interpolated and rounded as the backend does, so
+// the panel and the exported PNGs agree to the level. 0 maps to the first point, `max` to the last.
+
+import { VIRIDIS_POINTS } from './generated/viridis';
 
 export type RGB = [number, number, number];
-
-export const VIRIDIS: readonly RGB[] = [
-  [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
-  [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37],
-];
+/** A control point: sRGB channels in [0, 1]. */
+export type RampPoint = readonly [number, number, number];
 
 /** Maps t in [0, 1] (clamped; NaN → 0) onto the ramp. */
-export function rampColour(t: number, ramp: readonly RGB[] = VIRIDIS): RGB {
+export function rampColour(t: number, ramp: readonly RampPoint[] = VIRIDIS_POINTS): RGB {
   if (!(t > 0)) t = 0;
   if (t > 1) t = 1;
   const x = t * (ramp.length - 1);
   const i = Math.min(ramp.length - 2, Math.floor(x));
   const f = x - i;
   const a = ramp[i]!, b = ramp[i + 1]!;
-  return [
-    Math.round(a[0] + (b[0] - a[0]) * f),
-    Math.round(a[1] + (b[1] - a[1]) * f),
-    Math.round(a[2] + (b[2] - a[2]) * f),
-  ];
+  const channel = (k: 0 | 1 | 2): number => Math.round((a[k] + (b[k] - a[k]) * f) * 255);
+  return [channel(0), channel(1), channel(2)];
 }
 
 /** The scale of one view: values in [0, max] → colours; max 0 (all zero) is treated as 1. */

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Reflection;
 using System.Text.Json;
-using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Platform;
 using StreamJsonRpc;
 using StreamJsonRpc.Protocol;
 

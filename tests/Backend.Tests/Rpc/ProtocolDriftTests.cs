@@ -9,13 +9,15 @@ using StreamJsonRpc;
 namespace AttentionViz.Backend.Tests.Rpc;
 
 /// <summary>
-/// The extension's TypeScript copy of the protocol (extension/src/shared/protocol.ts) must not drift from the C# side:
-/// every method it calls is served, and the fields of each message match the C# records' camelCase names.
+/// The extension's TypeScript side of the protocol (extension/src/shared/generated/protocol.ts, which protocol.ts
+/// re-exports) must not drift from the C# side: every method it calls is served, and the fields of each message match
+/// the C# records' camelCase names. A cross-check of the generator, read back as a client would.
 /// </summary>
 [TestClass]
 public sealed partial class ProtocolDriftTests
 {
-    private static string ProtocolTs => File.ReadAllText(Path.Combine(Fixtures.RepoRoot, "extension", "src", "shared", "protocol.ts"));
+    private static string ProtocolTs =>
+        File.ReadAllText(Path.Combine(Fixtures.RepoRoot, "extension", "src", "shared", "generated", "protocol.ts"));
 
     private static IEnumerable<string> ServedMethods() =>
         typeof(BackendServer).Assembly.GetTypes()
@@ -36,35 +38,37 @@ public sealed partial class ProtocolDriftTests
     [TestMethod]
     [DataRow("InitializeParams", typeof(InitializeParams))]
     [DataRow("InitializeResult", typeof(InitializeResult))]
-    [DataRow("ModelInfo", typeof(ModelListEntry))]
+    [DataRow("ModelListEntry", typeof(ModelListEntry))]
     [DataRow("ModelsListParams", typeof(ModelsListParams))]
     [DataRow("AnalyzeParams", typeof(AnalyzeParams))]
     [DataRow("AnalyzeResult", typeof(AnalyzeResult))]
-    [DataRow("Token", typeof(TokenDto))]
-    [DataRow("AnalyzedModel", typeof(ModelSummary))]
+    [DataRow("TokenDto", typeof(TokenDto))]
+    [DataRow("ModelSummary", typeof(ModelSummary))]
     [DataRow("MatrixParams", typeof(MatrixParams))]
-    [DataRow("MatrixResult", typeof(MatrixDto))]
+    [DataRow("MatrixDto", typeof(MatrixDto))]
     [DataRow("RowParams", typeof(RowParams))]
-    [DataRow("RowResult", typeof(RowDto))]
+    [DataRow("RowDto", typeof(RowDto))]
     [DataRow("HeadMetric", typeof(HeadMetric))]
     [DataRow("MetricsParams", typeof(MetricsParams))]
-    [DataRow("MetricsResult", typeof(MetricsDto))]
+    [DataRow("MetricsDto", typeof(MetricsDto))]
     [DataRow("ModularityParams", typeof(ModularityParams))]
-    [DataRow("ModularityResult", typeof(ModularityDto))]
+    [DataRow("ModularityDto", typeof(ModularityDto))]
     [DataRow("ModularityAllParams", typeof(ModularityAllParams))]
-    [DataRow("ModularityAllResult", typeof(ModularityAllDto))]
+    [DataRow("ModularityAllDto", typeof(ModularityAllDto))]
     [DataRow("ViewUnit", typeof(ViewUnit))]
     [DataRow("ViewParams", typeof(ViewParams))]
-    [DataRow("ViewResult", typeof(ViewDto))]
+    [DataRow("ViewDto", typeof(ViewDto))]
     [DataRow("RolloutParams", typeof(RolloutParams))]
     [DataRow("FlowParams", typeof(FlowParams))]
-    [DataRow("FlowResult", typeof(FlowDto))]
+    [DataRow("FlowDto", typeof(FlowDto))]
     [DataRow("HistogramParams", typeof(HistogramParams))]
-    [DataRow("HistogramResult", typeof(HistogramDto))]
+    [DataRow("HistogramDto", typeof(HistogramDto))]
     [DataRow("ReleaseParams", typeof(ReleaseParams))]
     [DataRow("ReleaseResult", typeof(ReleaseResult))]
     [DataRow("RenderPngParams", typeof(RenderPngParams))]
     [DataRow("RenderPngResult", typeof(RenderPngResult))]
+    [DataRow("ExportParams", typeof(ExportParams))]
+    [DataRow("ExportResult", typeof(ExportResult))]
     public void TypeScriptFieldsMatchTheCSharpRecord(string tsInterface, Type record)
     {
         var body = Regex.Match(ProtocolTs, $@"export interface {tsInterface}\s*\{{(?<body>(?:[^{{}}]|\{{[^{{}}]*\}})*)\}}").Groups["body"].Value;

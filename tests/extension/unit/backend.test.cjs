@@ -1,5 +1,5 @@
-// The client's process handling against the fake backend (synthetic numbers; the real backend is
-// exercised by the integration and e2e suites).
+// The client's process handling against the fake backend (answers recorded from the real backend by
+// fake/record-answers.cjs; the real process is exercised by the integration and e2e suites).
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -19,6 +19,7 @@ test('initialize, analyze, matrix (binary, pooled), row, shutdown/exit', async (
   const { proc, logs, exits } = start();
   const init = await proc.start('test');
   assert.equal(init.defaultModel, 'default');
+  assert.equal(init.protocolVersion, '1.0', 'the recorded handshake, as the real backend answers it');
   const text = 'The cat 😀 sat.';
   const a = await proc.request(protocol.Methods.analyze, { text });
   assert.equal(a.tokens[0].special, true);

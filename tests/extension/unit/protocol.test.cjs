@@ -1,22 +1,68 @@
-// The TypeScript side of the protocol must not drift from the backend: compare the client's field
-// lists with responses recorded from the REAL backend (fixtures/minilm-analysis.json, recorded by
-// fixtures/record-fixture.cjs).
+// The TypeScript side of the protocol is generated from the C# records (extension/src/shared/generated;
+// Backend.Tests fails when it is stale). Here: the client's method table is the generated map, and the
+// responses recorded from the REAL backend (fixtures/minilm-analysis.json, recorded by
+// fixtures/record-fixture.cjs) type-check against the generated types.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { protocol, matrix } = require('./lib.cjs');
+const { typecheck } = require('../fixtures/typecheck.cjs');
+const { rpcMethod } = require('../fixtures/record-fixture.cjs');
+const fakeAnswers = require('../fake/answers.cjs');
 
-const fixture = JSON.parse(fs.readFileSync(path.join(__dirname, '../fixtures/minilm-analysis.json'), 'utf8'));
+const fixturePath = path.join(__dirname, '../fixtures/minilm-analysis.json');
+const fixture = JSON.parse(fs.readFileSync(fixturePath, 'utf8'));
 const keys = (o) => Object.keys(o).sort();
 
-test('method names', () => {
-  assert.deepEqual(Object.values(protocol.Methods).sort(),
-    ['attention/analyze', 'attention/export', 'attention/flow', 'attention/histogram', 'attention/matrix', 'attention/metrics', 'attention/modularity', 'attention/modularityAll',
-      'attention/release', 'attention/rollout', 'attention/row', 'attention/view', 'exit', 'initialize', 'models/list', 'render/png', 'shutdown']);
+test('the client\'s method table is the generated RequestMap; the error codes include the backend\'s', () => {
+  const protocolModule = path.resolve(__dirname, '../../../extension/src/shared/protocol');
+  const errors = typecheck(`
+import { Methods, ANALYSIS_METHODS } from ${JSON.stringify(protocolModule)};
+type Equal<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export const everyMethodHasAKey: Equal<(typeof Methods)[keyof typeof Methods], keyof RequestMap> = true;
+export const analysisMethodsAreMethods: (typeof ANALYSIS_METHODS)[number] extends keyof RequestMap ? true : false = true;
+`);
+  assert.deepEqual(errors, []);
   assert.ok(protocol.ANALYSIS_METHODS.includes('attention/flow'), 'the panel may ask for attention flow');
-  assert.equal(protocol.ErrorCodes.InvalidParams, -32602);
-  assert.equal(protocol.ErrorCodes.RequestCancelled, -32800);
+  assert.equal(protocol.Methods.exportAttention, 'attention/export');
+  const codes = protocol.ErrorCodes;
+  assert.deepEqual([codes.InvalidParams, codes.MethodNotFound, codes.RequestCancelled], [-32602, -32601, -32800]);
+  assert.deepEqual([codes.ModelLoadFailed, codes.ModelFileInvalid, codes.InternalError], [-32001, -32002, -32003]);
+});
+
+test('the recorded real responses type-check against the generated types (no field more, none missing)', () => {
+  const json = (v) => JSON.stringify(v);
+  const rpc = Object.entries(fixture.rpc).map(([key, result]) => {
+    const { method, params } = rpcMethod(key);
+    const withId = { analysisId: fixture.analysis.analysisId, ...params };
+    return `  { method: ${json(method)}, params: ${json(withId)}, result: ${json(result)} },`;
+  });
+  const errors = typecheck(`
+export const initialize = ${json(fixture.initialize)} satisfies Result<'initialize'>;
+export const models = ${json(fixture.models)} satisfies Result<'models/list'>;
+export const analysis = ${json(fixture.analysis)} satisfies Result<'attention/analyze'>;
+export const matrices = ${json(fixture.matrices)} satisfies Record<string, Result<'attention/matrix'>>;
+export const row = ${json(fixture.row)} satisfies Result<'attention/row'>;
+export const rpc = [
+${rpc.join('\n')}
+] satisfies Recording[];
+`);
+  assert.deepEqual(errors, []);
+  // The check has teeth: a field the types do not declare fails.
+  const extra = typecheck(`export const r = ${json({ ...fixture.row, extra: 1 })} satisfies Result<'attention/row'>;`);
+  assert.match(extra.join('\n'), /extra\W* does not exist in type 'RowDto'/);
+});
+
+test('the fake backend\'s answers, recorded from the real backend, type-check against the generated types', () => {
+  const { recordedWith, answers } = JSON.parse(fs.readFileSync(fakeAnswers.file, 'utf8'));
+  assert.match(recordedWith, /real model/);
+  const methods = new Set(Object.values(protocol.Methods));
+  const typed = answers.filter((a) => methods.has(a.method));
+  const unknown = answers.filter((a) => !methods.has(a.method));
+  assert.deepEqual(unknown.map((a) => [a.method, a.error?.code]), [['no/such', -32601]]);
+  assert.deepEqual(typecheck(`export const answers = ${JSON.stringify(typed)} satisfies Recording[];`), []);
+  assert.equal(typed.find((a) => a.method === protocol.Methods.initialize).result.protocolVersion, '1.0');
 });
 
 test('recorded responses carry exactly the fields the client reads', () => {
