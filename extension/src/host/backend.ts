@@ -147,18 +147,12 @@ export class Backend implements vscode.Disposable {
    */
   request<M extends keyof RequestMap>(method: M, params: RequestMap[M]['params'], token?: vscode.CancellationToken,
     what?: string): Promise<RequestMap[M]['result']>;
-  /**
-   * The untyped form, only for call sites that name the result type (`request<R>(…)`); without one, `params`
-   * is `never`, so a request that does not fit the map fails to compile instead of landing here.
-   */
-  request<R = never>(method: string, params: [R] extends [never] ? never : object, token?: vscode.CancellationToken,
-    what?: string): Promise<R>;
   async request(method: string, params: object, token?: vscode.CancellationToken, what?: string): Promise<unknown> {
     const proc = await this.ensureStarted();
     const model = this.defaultModel;
     if (what) { this.busyCount++; this.setState({ kind: 'busy', model, what, since: Date.now() }); }
     try {
-      return await proc.request<unknown>(method, params, token);
+      return await proc.request(method as keyof RequestMap, params as never, token);
     } finally {
       if (what && --this.busyCount === 0 && this.proc?.running) this.setState({ kind: 'ready', model });
     }

@@ -111,12 +111,6 @@ export class BackendProcess {
    */
   request<M extends keyof RequestMap>(method: M, params: RequestMap[M]['params'], token?: CancellationToken):
     Promise<RequestMap[M]['result']>;
-  /**
-   * The untyped form, only for call sites that name the result type (`request<R>(…)`); without one, `params`
-   * is `never`, so a request that does not fit the map fails to compile instead of landing here.
-   */
-  request<R = never>(method: string, params: [R] extends [never] ? never : object, token?: CancellationToken):
-    Promise<R>;
   async request(method: string, params: unknown, token?: CancellationToken): Promise<unknown> {
     if (!this.connection || this.exited) throw new Error('backend is not running');
     try {

@@ -8,7 +8,7 @@ import type { PanelRouter } from './panelRouter';
 import type { Session, ShownAnalysis } from './session';
 import { readConfig } from './config';
 import { Methods, type RowParams, type RowResult } from '../shared/protocol';
-import { displayToken } from '../shared/tokens';
+import { tokenLabel } from '../shared/tokens';
 
 /** Analyzes a selection without a progress notification (follow-selection), and cancels a pending one. */
 export interface SelectionAnalyzer {
@@ -62,7 +62,7 @@ export class EditorOverlay implements vscode.Disposable {
     const cts = new CancellationTokenSource();
     this.focusCts = cts;
     try {
-      const row = await this.backend.request<RowResult>(Methods.row, this.rowParams(session, token), cts.token);
+      const row = await this.backend.request(Methods.row, this.rowParams(session, token), cts.token);
       if (cts.token.isCancellationRequested || this.shown.session !== session || !session.valid) return;
       this.decorations.apply(session, token, row.scores);
       // The panel highlights the cursor's token; a token it hovered itself it knows already.
@@ -125,14 +125,14 @@ export class EditorOverlay implements vscode.Disposable {
     token.onCancellationRequested(() => cts.cancel());
     let row: RowResult;
     try {
-      row = await this.backend.request<RowResult>(Methods.row, this.rowParams(session, index, 5), cts.token);
+      row = await this.backend.request(Methods.row, this.rowParams(session, index, 5), cts.token);
     } catch {
       return undefined;
     }
     const tokens = session.result.tokens;
     const label = (i: number) => {
       const t = tokens[i];
-      return t ? displayToken(t.text).label : `#${i}`;
+      return t ? tokenLabel(t) : `#${i}`;
     };
     const { layer, head } = this.router.view;
     const where = `${layer < 0 ? 'mean of layers' : `layer ${layer}`}, ${head < 0 ? 'mean of heads' : `head ${head}`}`;

@@ -7,7 +7,7 @@ import { CancellationTokenSource } from './backendProcess';
 import { AttentionPanel, PANEL_VIEW_TYPE } from './panel';
 import type { ShownAnalysis } from './session';
 import { decodeFloat32 } from '../shared/matrix';
-import type { AnalyzedModel } from '../shared/protocol';
+import type { AnalysisMethod, AnalyzedModel, RequestMap } from '../shared/protocol';
 import type { AnalysisView, HostToWebview, ShownView, WebviewToHost } from '../shared/messages';
 
 export const GONE =
@@ -144,7 +144,9 @@ export class PanelRouter implements vscode.Disposable {
     const cts = new CancellationTokenSource();
     this.rpcCts.set(m.requestId, cts);
     try {
-      const r = await this.backend.request<Record<string, unknown>>(m.method, m.params, cts.token);
+      // The webview's params were checked for shape at its boundary; the backend checks their values.
+      const params = m.params as unknown as RequestMap[AnalysisMethod]['params'];
+      const r = (await this.backend.request(m.method, params, cts.token)) as unknown as Record<string, unknown>;
       if (typeof r.data === 'string' && typeof r.rows === 'number' && typeof r.cols === 'number') {
         // Matrices (view, rollout) travel as an ArrayBuffer, not as base64 or JSON numbers.
         const { data, ...rest } = r;

@@ -57,8 +57,10 @@ export function createTestApi(backend: Backend, shown: ShownAnalysis, router: Pa
     },
     panelView: () => (router.panel ? router.view : undefined),
     setPanelView: (view) => router.post({ type: 'setView', ...view }),
-    renderPng: (params) => backend.request<RenderPngResult>(Methods.renderPng, {
-      analysisId: shown.session?.analysisId, ...params,
-    }),
+    renderPng: (params) => {
+      const analysisId = params.analysisId ?? shown.session?.analysisId;
+      if (analysisId === undefined) return Promise.reject(new Error('no analysis is shown'));
+      return backend.request(Methods.renderPng, { ...params, analysisId });
+    },
   };
 }

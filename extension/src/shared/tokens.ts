@@ -5,25 +5,22 @@
 import type { Token } from './protocol';
 
 /**
- * A token as a person reads it: WordPiece's `##` continuation marker dropped (shown joined to
- * the previous piece), GPT-2's byte-level `Ġ` (space) and `Ċ` (newline) and SentencePiece's `▁`
- * shown as a visible leading space marker. Returns the label and whether it continues a word.
+ * What a token or view unit reads as. The backend defines it once (Tokenization/TokenDisplay.cs): markers dropped
+ * (WordPiece's `##` → `continuation`, a leading `Ġ`/`▁` → `leadingSpace`) and invisible characters escaped as the
+ * exported images label them (`\n`, `\t`, `\u{202E}`). A token that is only a space reads `␣`.
  */
-export function displayToken(text: string): { label: string; continuation: boolean; leadingSpace: boolean } {
-  if (text.length > 2 && text.startsWith('##')) return { label: text.slice(2), continuation: true, leadingSpace: false };
-  let leadingSpace = false;
-  let t = text;
-  if (t.startsWith('Ġ') || t.startsWith('▁')) { leadingSpace = true; t = t.slice(1); }
-  t = t.replace(/[Ġ▁]/g, ' ').replace(/Ċ/g, '↵').replace(/ĉ/g, '⇥');
-  t = t.replace(/\n/g, '↵').replace(/\t/g, '⇥');
-  if (t.length === 0) t = leadingSpace ? '␣' : text;
-  return { label: t, continuation: false, leadingSpace };
+export function tokenLabel(x: { display: string; text: string; leadingSpace?: boolean }): string {
+  return x.display || (x.leadingSpace ? '␣' : x.text);
 }
 
-/** A short label for axes: continuation pieces get a leading `·`, space-led ones a leading `␣`-free form. */
-export function axisLabel(text: string, maxLength = 14): string {
-  const d = displayToken(text);
-  let s = d.continuation ? '·' + d.label : d.label;
+/** A token's label and the two markers the strip draws its own way. */
+export function displayToken(t: Token): { label: string; continuation: boolean; leadingSpace: boolean } {
+  return { label: tokenLabel(t), continuation: t.continuation, leadingSpace: t.leadingSpace };
+}
+
+/** A short label for axes: continuation pieces get a leading `·`. */
+export function axisLabel(x: { display: string; text: string; leadingSpace?: boolean; continuation?: boolean }, maxLength = 14): string {
+  let s = (x.continuation ? '·' : '') + tokenLabel(x);
   if (s.length > maxLength) s = s.slice(0, maxLength - 1) + '…';
   return s;
 }

@@ -2,7 +2,7 @@
 // request path to the host (analysis methods through 'rpc', matrices included), cached per analysis.
 import { getApi } from './vscodeApi';
 import type { AnalysisView, ViewState } from '../shared/messages';
-import { axisLabel, displayToken } from '../shared/tokens';
+import { axisLabel, tokenLabel } from '../shared/tokens';
 import { Methods, type AnalysisMethod, type ViewUnit } from '../shared/protocol';
 import { frame, type TabId } from './frame';
 
@@ -101,17 +101,17 @@ export function viewFlags(): Record<string, boolean> {
 }
 
 export function unitLabels(u: ViewUnit[]): string[] {
-  return u.map((x) => axisLabel(x.text));
+  return u.map((x) => axisLabel(x));
 }
 
 export function labels(): string[] {
-  return (app.analysis?.tokens ?? []).map((t) => axisLabel(t.text));
+  return (app.analysis?.tokens ?? []).map((t) => axisLabel(t));
 }
 
 export function tokenName(i: number): string {
   const t = app.analysis?.tokens[i];
   if (!t) return `#${i}`;
-  return displayToken(t.text).label;
+  return tokenLabel(t);
 }
 
 export function syncControls(): void {
@@ -136,7 +136,7 @@ export async function viewMatrix(layer: number, head: number, maxSize?: number):
 /** Row/column i of a view: its unit's name, or the token's when units is null. */
 export function unitName(units: ViewUnit[] | null, i: number): string {
   if (!units) return tokenName(i);
-  return units[i] ? displayToken(units[i]!.text).label : `#${i}`;
+  return units[i] ? tokenLabel(units[i]!) : `#${i}`;
 }
 
 /** The token the editor tints for row/column i of a view: a word's first piece. */

@@ -7,7 +7,11 @@ namespace AttentionViz.Backend.Analysis;
 /// One row/column of a viewed matrix: a token, or a word of several tokens. Tokens [FirstToken, LastToken] (inclusive)
 /// of the analysis; Start/End the UTF-16 span of the text ([0,0) for special tokens).
 /// </summary>
-public sealed record ViewUnit(string Text, int Start, int End, int FirstToken, int LastToken, bool Special);
+public sealed record ViewUnit(string Text, int Start, int End, int FirstToken, int LastToken, bool Special)
+{
+    /// <summary>The unit as shown (invisible characters escaped, as the images label it): Tokenization/TokenDisplay.</summary>
+    public string Display => TokenDisplay.Escape(Text);
+}
 
 public sealed record ViewOptions(bool HideSpecial = false, bool WordLevel = false);
 

@@ -119,28 +119,14 @@ internal static partial class ProtocolTypeScript
         return text.ToString();
     }
 
-    /// <summary>The JSON-RPC codes a client meets, then every member of the backend's error-code enum (found by
-    /// name: it may move between namespaces).</summary>
-    private static IEnumerable<(string Name, int Code)> ErrorCodes()
-    {
-        JsonRpcErrorCode[] standard =
-        [
-            JsonRpcErrorCode.ParseError, JsonRpcErrorCode.InvalidRequest, JsonRpcErrorCode.MethodNotFound,
-            JsonRpcErrorCode.InvalidParams, JsonRpcErrorCode.RequestCanceled,
-        ];
-        foreach (var code in standard) yield return (code.ToString(), (int)code);
-        var app = typeof(BackendServer).Assembly.GetTypes().SingleOrDefault(t => t.IsEnum && t.Name == "AppErrorCode")
-                  ?? throw new InvalidOperationException("the error-code enum AppErrorCode was not found.");
-        var members = Enum.GetNames(app)
-            .Select(name => (name, Convert.ToInt32(Enum.Parse(app, name), CultureInfo.InvariantCulture)));
-        foreach (var member in members.OrderByDescending(m => m.Item2)) yield return member;
-    }
+    /// <summary>Every code of the backend's one error-code enum (JSON-RPC's own and the application's), in its
+    /// declared order.</summary>
+    private static IEnumerable<(string Name, int Code)> ErrorCodes() =>
+        Enum.GetValues<AppErrorCode>().Select(code => (code.ToString(), (int)code));
 
     private static string ViridisSource()
     {
-        var field = typeof(ColorMap).GetField("ViridisPoints", BindingFlags.NonPublic | BindingFlags.Static)
-                    ?? throw new MissingFieldException(nameof(ColorMap), "ViridisPoints");
-        var points = ((double R, double G, double B)[])field.GetValue(null)!;
+        var points = ColorMap.ViridisPoints;
         var text = new StringBuilder(Header);
         text.Append("\n/** The backend's viridis control points (sRGB in [0, 1]), interpolated linearly. */\n");
         text.Append("export const VIRIDIS_POINTS: readonly (readonly [number, number, number])[] = [\n");

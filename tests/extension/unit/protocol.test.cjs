@@ -72,7 +72,9 @@ test('recorded responses carry exactly the fields the client reads', () => {
   const a = fixture.analysis;
   for (const k of ['analysisId', 'model', 'tokens', 'truncated', 'elapsedMs']) assert.ok(k in a, k);
   assert.deepEqual(keys(a.model), ['architecture', 'causal', 'heads', 'id', 'layers']);
-  for (const t of a.tokens) assert.deepEqual(keys(t), ['end', 'id', 'special', 'start', 'text', 'typeId']);
+  for (const t of a.tokens) {
+    assert.deepEqual(keys(t), ['continuation', 'display', 'end', 'id', 'leadingSpace', 'special', 'start', 'text', 'typeId']);
+  }
   for (const m of Object.values(fixture.matrices)) assert.deepEqual(keys(m), ['cols', 'data', 'head', 'layer', 'poolFactor', 'pooled', 'rows']);
   assert.deepEqual(keys(fixture.row), ['scores', 'top']);
 });
@@ -122,7 +124,9 @@ test('recorded analysis responses (metrics, modularity, view, rollout, histogram
   const view = r['attention/view {"head":0,"hideSpecial":true,"layer":0}'];
   assert.deepEqual(keys(view), ['cols', 'data', 'head', 'layer', 'poolFactor', 'pooled', 'rows', 'units']);
   assert.equal(view.rows, n - 2, 'hideSpecial drops [CLS] and [SEP]');
-  for (const u of view.units) assert.deepEqual(keys(u), ['end', 'firstToken', 'lastToken', 'special', 'start', 'text']);
+  for (const u of view.units) {
+    assert.deepEqual(keys(u), ['display', 'end', 'firstToken', 'lastToken', 'special', 'start', 'text']);
+  }
   const rollout = r['attention/rollout {}'];
   assert.equal(rollout.head, -1);
   assert.equal(rollout.layer, layers - 1);

@@ -4,16 +4,19 @@ const { tokens } = require('./lib.cjs');
 
 const tok = (text, start, end, special = false) => ({ id: 0, text, start, end, special });
 
-test('displayToken: WordPiece continuation, byte-level and SentencePiece space markers', () => {
-  assert.deepEqual(tokens.displayToken('##ing'), { label: 'ing', continuation: true, leadingSpace: false });
-  assert.deepEqual(tokens.displayToken('Ġhello'), { label: 'hello', continuation: false, leadingSpace: true });
-  assert.deepEqual(tokens.displayToken('▁world'), { label: 'world', continuation: false, leadingSpace: true });
-  assert.equal(tokens.displayToken('Ċ').label, '↵');
-  assert.equal(tokens.displayToken('Ġ').label, '␣');
-  assert.equal(tokens.displayToken('##').label, '##', 'a literal ## token stays');
-  assert.equal(tokens.displayToken('[CLS]').label, '[CLS]');
-  assert.equal(tokens.axisLabel('##ization'), '·ization');
-  assert.equal(tokens.axisLabel('supercalifragilistic', 8), 'superca…');
+// The display text itself is the backend's (Tokenization/TokenDisplay.cs, tested there); the client only draws it.
+const shown = (text, display, flags = {}) => ({ text, display, continuation: false, leadingSpace: false, ...flags });
+test('labels come from the backend\'s display text: continuation and leading-space flags, a lone space as ␣', () => {
+  assert.deepEqual(tokens.displayToken(shown('##ing', 'ing', { continuation: true })),
+    { label: 'ing', continuation: true, leadingSpace: false });
+  assert.deepEqual(tokens.displayToken(shown('Ġhello', 'hello', { leadingSpace: true })),
+    { label: 'hello', continuation: false, leadingSpace: true });
+  assert.equal(tokens.tokenLabel(shown('Ċ', '\\n')), '\\n', 'an escape is shown as the backend wrote it');
+  assert.equal(tokens.tokenLabel(shown('Ġ', '', { leadingSpace: true })), '␣');
+  assert.equal(tokens.tokenLabel(shown('[CLS]', '[CLS]', { special: true })), '[CLS]');
+  assert.equal(tokens.tokenLabel({ text: 'hel lo', display: 'hel lo' }), 'hel lo', 'a view unit has no flags');
+  assert.equal(tokens.axisLabel(shown('##ization', 'ization', { continuation: true })), '·ization');
+  assert.equal(tokens.axisLabel(shown('supercalifragilistic', 'supercalifragilistic'), 8), 'superca…');
 });
 
 test('tokenIndexAt maps UTF-16 offsets, including astral characters (surrogate pairs)', () => {

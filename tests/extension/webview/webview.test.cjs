@@ -70,7 +70,7 @@ async function openPanel(overrideTokens, savedState) {
       if (unpooled.hideSpecial || unpooled.wordLevel || pooled) return undefined;
       const r = matrices[`${unpooled.layer}/${unpooled.head}`];
       const units = tokens.map((t, i) => ({
-        text: t.text, start: t.start, end: t.end, firstToken: i, lastToken: i, special: t.special,
+        text: t.text, display: t.display, start: t.start, end: t.end, firstToken: i, lastToken: i, special: t.special,
       }));
       return r && { ...r, units };
     };
@@ -153,7 +153,7 @@ test('hovering a known cell shows its exact score and highlights its row and col
   const tip = page.locator('#tooltip');
   await tip.waitFor({ state: 'visible' });
   const { tokens } = require('../unit/lib.cjs');
-  const name = (i) => tokens.displayToken(fixture.analysis.tokens[i].text).label;
+  const name = (i) => tokens.tokenLabel(fixture.analysis.tokens[i]);
   assert.equal(await tip.textContent(), `${name(row)} → ${name(col)}: ${data[row * m.cols + col].toFixed(4)}`);
   // The hovered row is the focus of the token strip: its tokens carry this row's scores.
   assert.equal(await page.locator(`#token-strip .tok[data-index="${col}"]`).getAttribute('title'), `${name(row)} → ${name(col)}: ${data[row * m.cols + col].toFixed(4)}`);
@@ -169,7 +169,7 @@ test('hovering a known cell shows its exact score and highlights its row and col
 });
 
 test('a hostile token renders as text, never as markup', async () => {
-  const page = await openPanel({ 3: { text: HOSTILE } });
+  const page = await openPanel({ 3: { text: HOSTILE, display: HOSTILE } });
   assert.equal(await page.locator('#token-strip .tok[data-index="3"]').textContent(), HOSTILE);
   assert.equal(await page.locator('img').count(), 0);
   // Hover its cell: the tooltip shows it as text too.
@@ -340,7 +340,7 @@ test('heatmap: hide special tokens and word level switch to attention/view with 
   await page.mouse.move(box.x + Number(geo.left) + 1.5 * cell, box.y + Number(geo.top) + 0.5 * cell);
   await page.locator('#tooltip').waitFor({ state: 'visible' });
   const d = decodeData(v);
-  assert.equal(await page.locator('#tooltip').textContent(), `${v.units[0].text} → ${v.units[1].text}: ${d[1].toFixed(4)}`);
+  assert.equal(await page.locator('#tooltip').textContent(), `${v.units[0].display} → ${v.units[1].display}: ${d[1].toFixed(4)}`);
   await page.check('#word-level');
   const both = rpcOf('attention/view', { layer: 0, head: 0, hideSpecial: true, wordLevel: true });
   await page.waitForSelector(`#app[data-units="${both.units.length}"]`);
@@ -508,7 +508,7 @@ test('graph: n nodes on a stable circle, edges above the threshold, communities 
 });
 
 test('lines: query and key columns of tokens, one colour per head, hovering a token isolates its lines', async () => {
-  const page = await openPanel([undefined, undefined, { text: HOSTILE }]);
+  const page = await openPanel([undefined, undefined, { text: HOSTILE, display: HOSTILE }]);
   await page.click('#tab-lines');
   await page.waitForSelector('#app[data-lines="painted"]');
   const n = fixture.analysis.tokens.length;
@@ -663,7 +663,7 @@ test('graph: hide special tokens and word level draw the view\'s units as nodes,
   const { tokens } = require('../unit/lib.cjs');
   for (let k = 0; k < v.rows; k++) {
     await page.keyboard.press('ArrowRight');
-    const name = tokens.displayToken(v.units[k].text).label;
+    const name = tokens.tokenLabel(v.units[k]);
     assert.doesNotMatch(name, SPECIAL);
     await page.waitForFunction((t) => document.getElementById('graph-q').textContent.endsWith(t),
       `${name}: community ${mod.communities[v.units[k].firstToken]}, ${outEdges(d, v.rows, k, 0.1)} edges out`);
@@ -684,7 +684,7 @@ test('graph: hide special tokens and word level draw the view\'s units as nodes,
   await page.locator('#graph-canvas').focus();
   for (let k = 0; k <= merged; k++) await page.keyboard.press('ArrowRight');
   await page.waitForFunction((t) => document.getElementById('graph-q').textContent.endsWith(t),
-    `${tokens.displayToken(both.units[merged].text).label}: community ${mod.communities[both.units[merged].firstToken]}, ${outEdges(bd, both.rows, merged, 0.1)} edges out`);
+    `${tokens.tokenLabel(both.units[merged])}: community ${mod.communities[both.units[merged].firstToken]}, ${outEdges(bd, both.rows, merged, 0.1)} edges out`);
   assert.equal((await page.evaluate(() => window.__posted.filter((m) => m.type === 'hoverToken').at(-1))).token, both.units[merged].firstToken);
   await page.screenshot({ path: path.join(outDir, 'tab-graph-words.png'), fullPage: true });
   // Back to tokens: every node again, no note.
@@ -737,7 +737,7 @@ test('lines: hide special tokens leaves no [CLS]/[SEP] buttons; word level has o
   assert.equal(await page.locator('#lines-right .lines-tok').count(), both.units.length);
   const merged = both.units.findIndex((u) => u.lastToken > u.firstToken);
   const { tokens } = require('../unit/lib.cjs');
-  assert.equal(await page.locator(`#lines-left .lines-tok[data-index="${merged}"]`).textContent(), tokens.displayToken(both.units[merged].text).label);
+  assert.equal(await page.locator(`#lines-left .lines-tok[data-index="${merged}"]`).textContent(), tokens.tokenLabel(both.units[merged]));
   await page.hover(`#lines-left .lines-tok[data-index="${merged}"]`);
   await page.waitForFunction((k) => document.getElementById('lines-canvas').dataset.isolated === `left:${k}`, merged);
   const all = Array.from({ length: heads }, (_, h) => h);

@@ -70,7 +70,7 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     panel.post({ type: 'busy', message: `Analyzing ${text.length} characters…` });
     const run = async (token?: vscode.CancellationToken) => {
       token?.onCancellationRequested(() => cts.cancel());
-      return this.backend.request<AnalyzeResult>(Methods.analyze, params, cts.token, 'analyzing');
+      return this.backend.request(Methods.analyze, params, cts.token, 'analyzing');
     };
     let result: AnalyzeResult;
     try {

@@ -21,7 +21,7 @@ export async function selectModel(context: vscode.ExtensionContext, backend: Bac
   try {
     const modelPath = readConfig().modelPath.trim();
     const params: ModelsListParams = modelPath ? { paths: [modelPath] } : {};
-    models = await backend.request<ModelInfo[]>(Methods.modelsList, params);
+    models = await backend.request(Methods.modelsList, params);
   } catch (e) {
     void vscode.window.showErrorMessage(e instanceof Error ? e.message : String(e));
     return;

@@ -36,7 +36,7 @@ export class Exports {
       theme: dark ? 'dark' : 'light',
     };
     try {
-      const image = await this.backend.request<RenderPngResult>(Methods.renderPng, params);
+      const image = await this.backend.request(Methods.renderPng, params);
       if (!image.png) throw new Error('the backend sent no image');
       await vscode.workspace.fs.writeFile(uri, Buffer.from(image.png, 'base64'));
       const saved = `saved ${vscode.workspace.asRelativePath(uri)} (${image.width}×${image.height})`;
@@ -77,7 +77,7 @@ export class Exports {
       analysisId: session.analysisId, format, path: uri.fsPath, ...(format === 'safetensors' ? {} : { layer, head }),
     };
     try {
-      const result = await this.backend.request<{ path: string; bytes: number }>(Methods.exportAttention, params);
+      const result = await this.backend.request(Methods.exportAttention, params);
       const saved = `saved ${vscode.workspace.asRelativePath(uri)} (${result.bytes} bytes)`;
       void vscode.window.setStatusBarMessage(`AttentionViz: ${saved}`, 4000);
       return uri;

@@ -24,14 +24,14 @@ export const Methods = {
 
 /** Every error code a request may answer: JSON-RPC's own, then the backend's. */
 export const ErrorCodes = {
-  ParseError: -32700,
-  InvalidRequest: -32600,
-  MethodNotFound: -32601,
-  InvalidParams: -32602,
   RequestCanceled: -32800,
-  ModelLoadFailed: -32001,
-  ModelFileInvalid: -32002,
+  ParseError: -32700,
+  InvalidParams: -32602,
+  MethodNotFound: -32601,
+  InvalidRequest: -32600,
   InternalError: -32003,
+  ModelFileInvalid: -32002,
+  ModelLoadFailed: -32001,
 } as const;
 
 /** Method → params and result (lsp_ext.ts' RequestType<P, R>, as one map). */
@@ -78,6 +78,13 @@ export interface TokenDto {
   special: boolean;
   /** segment: 0, or 1 for the second text of a pair (whose offsets point into that text) */
   typeId: number;
+  /**
+   * the text as shown, markers dropped and invisible characters escaped; with (WordPiece ##) and (Ġ, ▁):
+   * Tokenization/TokenDisplay.cs
+   */
+  display: string;
+  continuation: boolean;
+  leadingSpace: boolean;
 }
 
 export interface AnalyzeResult {
@@ -262,6 +269,8 @@ export interface ViewUnit {
   firstToken: number;
   lastToken: number;
   special: boolean;
+  /** The unit as shown (invisible characters escaped, as the images label it): Tokenization/TokenDisplay. */
+  display: string;
 }
 
 export interface ViewDto {

@@ -1,6 +1,6 @@
 // The Heatmap tab: one head large (with the token strip and the legend) or the all-heads grid.
 import { Heatmap, renderImage } from '../heatmap';
-import { displayToken } from '../../shared/tokens';
+import { displayToken, tokenLabel } from '../../shared/tokens';
 import { legendTicks, rampColour, cssColour, scaleColour } from '../../shared/colour';
 import { maxValue } from '../../shared/matrix';
 import type { ViewUnit } from '../../shared/protocol';
@@ -86,7 +86,7 @@ function tokenToUnit(token: number): number | null {
 
 /** The name of heatmap row/column i: a unit's text when a view option is on, else the token's. */
 function axisName(i: number): string {
-  if (units) return units[i] ? displayToken(units[i]!.text).label : `#${i}`;
+  if (units) return units[i] ? tokenLabel(units[i]!) : `#${i}`;
   return tokenName(i);
 }
 
@@ -141,7 +141,7 @@ export function buildStrip(): void {
   ui.strip.replaceChildren();
   app.analysis?.tokens.forEach((t, i) => {
     const s = document.createElement('span');
-    const d = displayToken(t.text);
+    const d = displayToken(t);
     s.className = 'tok' + (t.special ? ' special' : '') + (d.continuation ? ' cont' : '') + (d.leadingSpace ? ' space' : '')
       + (t.typeId === 1 ? ' segment-b' : '');
     s.textContent = d.label; // text, never markup

@@ -1,5 +1,5 @@
 // The Lines tab (BertViz head view): query tokens left, key tokens right, one colour per head.
-import { displayToken } from '../../shared/tokens';
+import { tokenLabel } from '../../shared/tokens';
 import { categorical, drawLines } from '../charts';
 import type { ViewUnit } from '../../shared/protocol';
 import { app, unitName, unitToken, viewFlags, viewMatrix, vscode } from '../state';
@@ -87,7 +87,7 @@ function buildLineTokens(): void {
       const b = document.createElement('button');
       b.type = 'button';
       b.className = 'lines-tok' + (t.special ? ' special' : '');
-      b.textContent = displayToken(t.text).label; // text, never markup
+      b.textContent = tokenLabel(t); // text, never markup
       b.dataset.index = String(i);
       const name = unitName(linesUnits, i);
       b.title = side === 'left' ? `${name} attends to… (hover or focus to isolate)` : `…attends to ${name} (hover or focus to isolate)`;

@@ -1,7 +1,7 @@
 // The Rollout tab: attention rollout through the layers as a heatmap, and for one picked token its
 // attention flow (attention/flow, last layer) beside its rollout row, as two bar columns.
 import { Heatmap } from '../heatmap';
-import { displayToken } from '../../shared/tokens';
+import { tokenLabel } from '../../shared/tokens';
 import { Methods, type FlowResult, type ViewUnit } from '../../shared/protocol';
 import { flowForView, partialFlowForView, unitOfToken } from '../../shared/units';
 import { app, cancelRpc, persist, rpc, unitLabels, viewFlags } from '../state';
@@ -72,7 +72,7 @@ function drawRollout(): void {
 
 function unitName(i: number): string {
   const u = rolloutUnits[i];
-  return u ? displayToken(u.text).label : `#${i}`;
+  return u ? tokenLabel(u) : `#${i}`;
 }
 
 function fillFlowSelect(): void {
