@@ -120,7 +120,7 @@ export class BackendProcess {
         ? this.connection.sendRequest(method, cancel)
         : this.connection.sendRequest(method, params, cancel));
     } catch (e) {
-      if (e instanceof ResponseError && e.code === ErrorCodes.RequestCancelled) throw new CancelledError();
+      if (e instanceof ResponseError && e.code === ErrorCodes.RequestCanceled) throw new CancelledError();
       if (token?.isCancellationRequested) throw new CancelledError();
       throw e;
     }

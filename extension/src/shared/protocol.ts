@@ -9,17 +9,14 @@ export * from './generated/protocol';
 /** The generated method keys, plus the name the client has always used for attention/export. */
 export const Methods = { ...generated.Methods, exportAttention: generated.Methods.export } as const;
 
-/** The generated codes, the client's spelling of -32800, and the JSON-RPC range reserved for servers. */
+/** The generated codes and the JSON-RPC range reserved for servers. */
 export const ErrorCodes = {
   ...generated.ErrorCodes,
-  RequestCancelled: generated.ErrorCodes.RequestCanceled,
   AppErrorFirst: -32099,
   AppErrorLast: -32000,
 } as const;
 
 // The client's names for records whose C# names differ.
-/** source: 'embedded' | 'path' | 'hf-cache'; error says why a listed folder cannot be loaded. */
-export type ModelInfo = generated.ModelListEntry;
 /** One token; [start, end) are UTF-16 offsets into the text that was sent. Special tokens: [0, 0), special = true. */
 export type Token = generated.TokenDto;
 export type AnalyzedModel = generated.ModelSummary;
@@ -43,9 +40,6 @@ export type MetricName = 'entropy' | 'normalizedEntropy' | 'meanDistance' | 'fir
   | 'previousToken' | 'self' | 'duplicateToken' | 'induction' | 'selfDistance';
 export const METRIC_NAMES: readonly MetricName[] = ['entropy', 'normalizedEntropy', 'meanDistance', 'firstToken', 'cls',
   'sep', 'previousToken', 'self', 'duplicateToken', 'induction', 'selfDistance'];
-
-/** layer -1 = mean over layers, head -1 = mean over heads. */
-export const MEAN = -1;
 
 /** The analysis methods the panel may ask for (through the host, which checks the analysisId). */
 export const ANALYSIS_METHODS = [Methods.metrics, Methods.modularity, Methods.modularityAll, Methods.view,

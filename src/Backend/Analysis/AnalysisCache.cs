@@ -3,14 +3,14 @@ namespace AttentionViz.Backend.Analysis;
 /// <summary>Analyses by id, least recently used evicted first, bounded by the bytes their attention tensors hold.</summary>
 public sealed class AnalysisCache(long capacityBytes, int maxEntries = 64)
 {
-    private readonly LinkedList<AttentionAnalysis> _order = new();
-    private readonly Dictionary<string, LinkedListNode<AttentionAnalysis>> _byId = new();
+    private readonly LinkedList<StoredAnalysis> _order = new();
+    private readonly Dictionary<string, LinkedListNode<StoredAnalysis>> _byId = new();
     private readonly Lock _lock = new();
     private long _bytes;
 
     public long CapacityBytes => capacityBytes;
 
-    public void Add(AttentionAnalysis analysis)
+    public void Add(StoredAnalysis analysis)
     {
         lock (_lock)
         {
@@ -45,7 +45,7 @@ public sealed class AnalysisCache(long capacityBytes, int maxEntries = 64)
     }
 
     /// <summary>The analysis with a lease that keeps its buffers alive until disposed, or null when unknown or evicted.</summary>
-    public AttentionAnalysis.Lease? Acquire(string id)
+    public StoredAnalysis.Lease? Acquire(string id)
     {
         lock (_lock)
         {

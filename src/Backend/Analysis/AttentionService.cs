@@ -18,7 +18,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
 
     public ModelRegistry Models => models;
 
-    public async Task<AttentionAnalysis> AnalyzeAsync(AnalyzeOptions options, CancellationToken cancellationToken)
+    public async Task<StoredAnalysis> AnalyzeAsync(AnalyzeOptions options, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(options.Text)) throw new InvalidRequestException("The text is empty: select some text to analyze.");
         var loaded = await models.GetAsync(options.ModelId ?? ModelRegistry.DefaultId, cancellationToken);
@@ -46,7 +46,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
     }
 
     /// <summary>Runs raw token ids as given: no special tokens added, offsets [0,0) (the CLI's --ids).</summary>
-    public async Task<AttentionAnalysis> AnalyzeIdsAsync(IReadOnlyList<long> ids, string? modelId, CancellationToken cancellationToken,
+    public async Task<StoredAnalysis> AnalyzeIdsAsync(IReadOnlyList<long> ids, string? modelId, CancellationToken cancellationToken,
         IReadOnlyList<long>? tokenTypeIds = null)
     {
         if (ids.Count == 0) throw new InvalidRequestException("No token ids given.");
@@ -66,7 +66,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         return await modelThread.RunAsync(ct => Run(loaded, tokens, null, Stopwatch.StartNew(), ct, tokenTypeIds), cancellationToken);
     }
 
-    private AttentionAnalysis Run(LoadedModel loaded, IReadOnlyList<Token> tokens, int? truncatedAt, Stopwatch clock, CancellationToken cancellationToken,
+    private StoredAnalysis Run(LoadedModel loaded, IReadOnlyList<Token> tokens, int? truncatedAt, Stopwatch clock, CancellationToken cancellationToken,
         IReadOnlyList<long>? tokenTypeIds = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -80,7 +80,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
             for (var layer = 0; layer < model.Layers; layer++)
                 MemoryMarshal.Cast<byte, float>(result.Attentions[layer].contiguous().bytes).CopyTo(attention.Layer(layer));
             var hidden = MemoryMarshal.Cast<byte, float>(result.LastHiddenState.contiguous().bytes).ToArray();
-            var analysis = new AttentionAnalysis
+            var analysis = new StoredAnalysis
             {
                 Id = $"a{Interlocked.Increment(ref _nextId)}",
                 Model = new ModelSummary(loaded.Info.Id, model.Architecture, model.Layers, model.Heads, model.Causal),
@@ -106,7 +106,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
     /// A sentence pair, truncated longest-first as Hugging Face does by default; tokens of the second text carry
     /// TypeId 1 and offsets into that text. truncatedAt is the UTF-16 offset where the first text's analyzed part ends.
     /// </summary>
-    private AttentionAnalysis AnalyzePair(LoadedModel loaded, IReadOnlyList<Token> first, IReadOnlyList<Token> second, int contentLimit,
+    private StoredAnalysis AnalyzePair(LoadedModel loaded, IReadOnlyList<Token> first, IReadOnlyList<Token> second, int contentLimit,
         Stopwatch clock, CancellationToken cancellationToken)
     {
         if (second.Count == 0) throw new InvalidRequestException("The second text has no tokens.");
@@ -122,7 +122,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
     /// <summary>Forgets an analysis (see <see cref="AnalysisCache.Remove"/>); false when it was not stored.</summary>
     public bool Release(string analysisId) => cache.Remove(analysisId);
 
-    public AttentionAnalysis.Lease Acquire(string analysisId) =>
+    public StoredAnalysis.Lease Acquire(string analysisId) =>
         cache.Acquire(analysisId) ?? throw new InvalidRequestException($"Unknown analysisId '{analysisId}' (it may have been evicted: analyze again).");
 
     public RowResult Row(string analysisId, int layer, int head, int token, string direction, int? topK)

@@ -32,7 +32,7 @@ public static class AttentionViews
     /// The matrix of one layer and head (-1: combined by <see cref="ViewRequest.HeadReduce"/>) with the view options
     /// applied and pooled to maxSize: the one path behind attention/matrix, attention/view and render/png.
     /// </summary>
-    public static ViewResult View(AttentionAnalysis analysis, ViewRequest request)
+    public static ViewResult View(StoredAnalysis analysis, ViewRequest request)
     {
         var reduce = RequestChecks.OneOf("headReduce", request.HeadReduce ?? "mean", "mean", "max");
         var (layers, heads) = (analysis.Model.Layers, analysis.Model.Heads);
@@ -48,7 +48,7 @@ public static class AttentionViews
 
     /// <summary>The second half of <see cref="View"/>, for any n×n matrix over the analysis's tokens (rollout).</summary>
     public static ViewResult Shape(
-        float[] matrix, AttentionAnalysis analysis, int layer, int head, ViewOptions options, int? maxSize)
+        float[] matrix, StoredAnalysis analysis, int layer, int head, ViewOptions options, int? maxSize)
     {
         var viewed = options is { HideSpecial: false, WordLevel: false }
             ? AsTokens(matrix, analysis.Tokens)

@@ -5,7 +5,7 @@ namespace AttentionViz.Backend.Cli;
 /// <summary>The human-readable result of `analyze` without --out.</summary>
 public static class AnalysisSummary
 {
-    public static void Print(AttentionAnalysis analysis, TextWriter output)
+    public static void Print(StoredAnalysis analysis, TextWriter output)
     {
         var model = analysis.Model;
         var tokens = analysis.Tokens;

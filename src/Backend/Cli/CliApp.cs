@@ -79,7 +79,7 @@ public static partial class CliApp
         {
             var modelId = ModelId(result.GetValue(ModelOption));
             using var backend = CreateHost(result);
-            AttentionAnalysis analysis;
+            StoredAnalysis analysis;
             if (result.GetValue(ids) is { } idList)
             {
                 if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null || result.GetValue(textPair) is not null)

@@ -36,7 +36,7 @@ public static partial class CliApp
             if (result.GetValue(grid) && (result.GetResult(layer) is { Implicit: false } || result.GetResult(head) is { Implicit: false }))
                 throw new InvalidRequestException("--grid shows every layer and head: leave out --layer and --head.");
             using var backend = CreateHost(result);
-            AttentionAnalysis analysis;
+            StoredAnalysis analysis;
             if (result.GetValue(ids) is { } idList)
             {
                 if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null)

@@ -11,7 +11,7 @@ namespace AttentionViz.Backend.Export;
 /// </summary>
 public static class AnalysisExport
 {
-    public static void Write(AttentionAnalysis analysis, string path, int layer = -1, int head = -1)
+    public static void Write(StoredAnalysis analysis, string path, int layer = -1, int head = -1)
     {
         var extension = Path.GetExtension(path).ToLowerInvariant();
         if (extension != ".csv" && (layer, head) != (-1, -1))
@@ -25,14 +25,14 @@ public static class AnalysisExport
         }
     }
 
-    private static Dictionary<string, string> Metadata(AttentionAnalysis analysis) => new()
+    private static Dictionary<string, string> Metadata(StoredAnalysis analysis) => new()
     {
         ["tokens"] = JsonSerializer.Serialize(analysis.Tokens.Select(t => t.Text)),
         ["model"] = analysis.Model.Id,
         ["architecture"] = analysis.Model.Architecture,
     };
 
-    public static void WriteSafetensors(AttentionAnalysis analysis, string path)
+    public static void WriteSafetensors(StoredAnalysis analysis, string path)
     {
         var tokens = analysis.Tokens;
         var n = tokens.Count;
@@ -52,7 +52,7 @@ public static class AnalysisExport
 
     private static ReadOnlyMemory<byte> Bytes<T>(T[] values) where T : unmanaged => MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
 
-    public static void WriteJson(AttentionAnalysis analysis, string path)
+    public static void WriteJson(StoredAnalysis analysis, string path)
     {
         var a = analysis.Attention;
         var n = a.Tokens;

@@ -16,7 +16,7 @@ public static class MatrixExport
 {
     public const string Corner = "query \\ key";
 
-    public static void WriteCsv(AttentionAnalysis analysis, int layer, int head, string path)
+    public static void WriteCsv(StoredAnalysis analysis, int layer, int head, string path)
     {
         var (matrix, n) = Matrix(analysis, layer, head);
         using var writer = new StreamWriter(path, false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
@@ -48,7 +48,7 @@ public static class MatrixExport
     public static string Field(string value) =>
         value.AsSpan().IndexOfAny(",\"\r\n") < 0 ? value : "\"" + value.Replace("\"", "\"\"") + "\"";
 
-    public static void WriteJson(AttentionAnalysis analysis, int layer, int head, string path)
+    public static void WriteJson(StoredAnalysis analysis, int layer, int head, string path)
     {
         var (matrix, n) = Matrix(analysis, layer, head);
         var rows = new float[n][];
@@ -64,7 +64,7 @@ public static class MatrixExport
         }, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
     }
 
-    private static (float[] Matrix, int N) Matrix(AttentionAnalysis analysis, int layer, int head)
+    private static (float[] Matrix, int N) Matrix(StoredAnalysis analysis, int layer, int head)
     {
         RequestChecks.LayerHead(analysis.Model.Layers, analysis.Model.Heads, layer, head, RequestChecks.MinusOneIsMean);
         var n = analysis.Tokens.Count;

@@ -6,14 +6,14 @@ namespace AttentionViz.Backend.Models;
 /// <summary>What models/list reports about a model, known without loading its weights.</summary>
 /// <param name="Source">"embedded", "path" (a folder the client named) or "hf-cache"</param>
 /// <param name="Error">why the model cannot be loaded (unsupported architecture, unreadable config), or null</param>
-public sealed record ModelInfo(string Id, string Name, string Architecture, int Layers, int Heads, string Source, string? Path,
+public sealed record ModelCatalogEntry(string Id, string Name, string Architecture, int Layers, int Heads, string Source, string? Path,
     long? SizeBytes = null, string? Error = null);
 
 /// <summary>A model ready to run, with its tokenizer.</summary>
 /// <remarks>The tokenizer is null for a folder that ships none: such a model still runs raw ids.</remarks>
-public sealed class LoadedModel(ModelInfo info, ITransformerModel model, IModelTokenizer? tokenizer) : IDisposable
+public sealed class LoadedModel(ModelCatalogEntry info, ITransformerModel model, IModelTokenizer? tokenizer) : IDisposable
 {
-    public ModelInfo Info { get; } = info;
+    public ModelCatalogEntry Info { get; } = info;
     public ITransformerModel Model { get; } = model;
     public IModelTokenizer? Tokenizer { get; } = tokenizer;
 

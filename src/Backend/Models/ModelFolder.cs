@@ -157,7 +157,7 @@ public static class ModelFolder
     /// <summary>Loads config, weights and tokenizer.</summary>
     /// <exception cref="ModelLoadException">Not a supported model folder, a bad config, or weights that do not match the model.</exception>
     /// <exception cref="ModelFormatException">A weight file or index is malformed or hostile (including refused pickle contents).</exception>
-    public static LoadedModel Load(string folder, ModelInfo? info, ModelLoadOptions? options = null)
+    public static LoadedModel Load(string folder, ModelCatalogEntry? info, ModelLoadOptions? options = null)
     {
         var config = ReadConfig(folder);
         var shape = config.Shape;
@@ -180,7 +180,7 @@ public static class ModelFolder
             model.Dispose();
             throw;
         }
-        info ??= new ModelInfo(folder, Path.GetFileName(folder.TrimEnd('/')), shape.Architecture, shape.Layers, shape.Heads, "path", folder);
+        info ??= new ModelCatalogEntry(folder, Path.GetFileName(folder.TrimEnd('/')), shape.Architecture, shape.Layers, shape.Heads, "path", folder);
         return new LoadedModel(info, model, tokenizer);
     }
 

@@ -22,16 +22,16 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
     public bool AllowPickle { get; set; }
     private readonly ConcurrentDictionary<string, Lazy<Task<LoadedModel>>> _loaded = new(StringComparer.Ordinal);
 
-    public static ModelInfo DefaultInfo => new(DefaultId, "all-MiniLM-L6-v2 (embedded)", "bert", 6, 12, "embedded", null);
+    public static ModelCatalogEntry DefaultInfo => new(DefaultId, "all-MiniLM-L6-v2 (embedded)", "bert", 6, 12, "embedded", null);
 
     /// <summary>
     /// The embedded default, the folders the client names (e.g. the attentionViz.modelPath setting), and the Hugging
     /// Face cache, described from their config.json without loading weights. A folder that cannot be used is listed
     /// with the reason.
     /// </summary>
-    public IReadOnlyList<ModelInfo> List(IEnumerable<string>? paths = null)
+    public IReadOnlyList<ModelCatalogEntry> List(IEnumerable<string>? paths = null)
     {
-        var list = new List<ModelInfo> { DefaultInfo };
+        var list = new List<ModelCatalogEntry> { DefaultInfo };
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var path in paths ?? [])
         {
@@ -44,17 +44,17 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
         return list;
     }
 
-    private static ModelInfo Describe(string folder, string name, string source)
+    private static ModelCatalogEntry Describe(string folder, string name, string source)
     {
         try
         {
             var d = ModelFolder.Describe(folder);
-            return new ModelInfo(d.Folder, name, d.Architecture, d.Layers, d.Heads, source, d.Folder, d.WeightBytes,
+            return new ModelCatalogEntry(d.Folder, name, d.Architecture, d.Layers, d.Heads, source, d.Folder, d.WeightBytes,
                 d.WeightFormat == "none" ? $"{folder} has no weights (model.safetensors)." : null);
         }
         catch (Exception e) when (e is ModelLoadException or IOException or UnauthorizedAccessException)
         {
-            return new ModelInfo(folder, name, "unknown", 0, 0, source, folder, null, e.Message);
+            return new ModelCatalogEntry(folder, name, "unknown", 0, 0, source, folder, null, e.Message);
         }
     }
 

@@ -23,7 +23,7 @@ public static class AttentionRenderer
     /// One layer and head of an analysis (-1 = the mean, as in attention/matrix), with the view options applied as in
     /// attention/view (special tokens hidden and rows renormalised; subwords merged into words).
     /// </summary>
-    public static RenderedImage Heatmap(AttentionAnalysis analysis, int layer, int head, RenderOptions options, ViewOptions? view = null)
+    public static RenderedImage Heatmap(StoredAnalysis analysis, int layer, int head, RenderOptions options, ViewOptions? view = null)
     {
         options.Validate();
         var shown = view ?? new ViewOptions();
@@ -106,9 +106,9 @@ public static class AttentionRenderer
 
     /// <summary>
     /// Every layer × head as thumbnails (layers down, heads across), on one shared colour scale, with the view options
-    /// applied to each head as in <see cref="Heatmap(AttentionAnalysis, int, int, RenderOptions, ViewOptions?)"/>.
+    /// applied to each head as in <see cref="Heatmap(StoredAnalysis, int, int, RenderOptions, ViewOptions?)"/>.
     /// </summary>
-    public static RenderedImage Grid(AttentionAnalysis analysis, RenderOptions options, ViewOptions? view = null)
+    public static RenderedImage Grid(StoredAnalysis analysis, RenderOptions options, ViewOptions? view = null)
     {
         options.Validate();
         if (options.CellSize is not null) throw new InvalidRequestException("cellSize applies to a single heatmap; give size (the thumbnail side) for the grid.");

@@ -26,8 +26,8 @@ public sealed record FlowDto(int Token, int Layer, double[]? Flow, double?[] Raw
 public sealed record HistogramParams(string? AnalysisId, int? Layer = null, int? Head = null, int? Bins = null, bool ExcludeSpecial = false, string? Metric = null);
 public sealed record HistogramDto(long[] Counts, double[] Edges, double Min, double Max, long Total, string? Metric);
 
-/// <summary>Thin handlers over <see cref="AttentionAnalytics"/>; <see cref="BackendJsonRpc"/> answers their errors.</summary>
-public sealed class AnalysisTarget(AttentionAnalytics analytics)
+/// <summary>Thin handlers over <see cref="AnalysisQueries"/>; <see cref="BackendJsonRpc"/> answers their errors.</summary>
+public sealed class AnalysisTarget(AnalysisQueries analytics)
 {
     [JsonRpcMethod("attention/metrics", UseSingleObjectParameterDeserialization = true)]
     public async Task<MetricsDto> MetricsAsync(MetricsParams request, CancellationToken cancellationToken)

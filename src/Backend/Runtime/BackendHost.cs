@@ -18,7 +18,7 @@ public sealed class BackendHost : IDisposable
         Registry = new ModelRegistry(_thread);
         Service = new AttentionService(Registry, new AnalysisCache(CacheBytes), _thread);
         // Each protocol area is one target class; the server registers them all.
-        Server = new BackendServer(Service, [new RenderTarget(Service), new AnalysisTarget(new AttentionAnalytics(Service, _thread))]);
+        Server = new BackendServer(Service, [new RenderTarget(Service), new AnalysisTarget(new AnalysisQueries(Service, _thread))]);
     }
 
     public ModelRegistry Registry { get; }

@@ -34,7 +34,7 @@ public sealed class AnyModelAnalysisTests
         var attentions = expected["s0.attentions"];                                    // (L, H, n, n) from the reference
         var (layers, heads, n) = ((int)attentions.shape[0], (int)attentions.shape[1], ids.Length);
         var analysis = await _host.Service.AnalyzeIdsAsync(ids, Fixtures.Folder(fixture), CancellationToken.None);
-        var analytics = new AttentionAnalytics(_host.Service);
+        var analytics = new AnalysisQueries(_host.Service);
         Assert.AreEqual((layers, heads, causal), (analysis.Model.Layers, analysis.Model.Heads, analysis.Model.Causal));
         float Reference(int l, int h, int q, int k) => attentions[l, h, q, k].item<float>();
 

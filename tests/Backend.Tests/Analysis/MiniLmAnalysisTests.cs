@@ -14,7 +14,7 @@ public sealed class MiniLmAnalysisTests
 {
     private const string FoxText = "The quick brown fox jumps over the lazy dog.";
     private static BackendHost _host = null!;
-    private static AttentionAnalytics _analytics = null!;
+    private static AnalysisQueries _analytics = null!;
     private static string _id = null!;
     private static float[][][] _expected = null!;                                     // [layer][head] → n×n
     private static int _n;
@@ -25,7 +25,7 @@ public sealed class MiniLmAnalysisTests
     public static void Start(TestContext _)
     {
         _host = new BackendHost();
-        _analytics = new AttentionAnalytics(_host.Service);
+        _analytics = new AnalysisQueries(_host.Service);
         _id = _host.Service.AnalyzeAsync(new AnalyzeOptions(FoxText), CancellationToken.None).GetAwaiter().GetResult().Id;
         var attentions = Fixtures.Expected("minilm-real")["s0.attentions"];          // (L, H, T, T)
         _n = (int)attentions.shape[2];
@@ -193,7 +193,7 @@ public sealed class MiniLmAnalysisTests
             Assert.IsTrue(metrics.All(m => double.IsFinite(m.Entropy) && double.IsFinite(m.Induction) && m.NormalizedEntropy <= 1));
             clock.Restart();
             cpu = Cpu();
-            var flow = AttentionFlow.Compute(analysis.Attention, size / 2, 5, TimeSpan.FromMilliseconds(AttentionAnalytics.DefaultFlowBudgetMs));
+            var flow = AttentionFlow.Compute(analysis.Attention, size / 2, 5, TimeSpan.FromMilliseconds(AnalysisQueries.DefaultFlowBudgetMs));
             var flowMs = clock.Elapsed.TotalMilliseconds;
             var flowCpu = Cpu() - cpu;
             Assert.AreEqual(1.0, flow.Flow!.Sum(), 1e-9);

@@ -213,7 +213,7 @@ public sealed class RolloutFlowTests
         using var attention = AnalysisTestData.Random(6, 2, 512, seed: 7, sharpness: 4);
         var clock = Stopwatch.StartNew();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-        var flow = AttentionFlow.Compute(attention, 100, 5, TimeSpan.FromMilliseconds(AttentionAnalytics.DefaultFlowBudgetMs));
+        var flow = AttentionFlow.Compute(attention, 100, 5, TimeSpan.FromMilliseconds(AnalysisQueries.DefaultFlowBudgetMs));
         var elapsed = clock.Elapsed;
         var line = $"attention flow, 6 layers × 512 tokens (random softmax rows): {elapsed.TotalMilliseconds:F0} ms wall, "
             + $"{(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMilliseconds:F0} ms CPU";

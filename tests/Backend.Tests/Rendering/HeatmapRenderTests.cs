@@ -42,7 +42,7 @@ public sealed class HeatmapRenderTests
 
     private static readonly string[] Tokens = ["[CLS]", "hello", "world", "[SEP]"];
 
-    private static AttentionAnalysis Known() =>
+    private static StoredAnalysis Known() =>
         HandMade(Tokens, 2, 3, (l, h, q, k) => l == 1 && h == 2 ? KnownIndices[q, k] / 255f : 0.25f);
 
     [TestMethod]
@@ -73,7 +73,7 @@ public sealed class HeatmapRenderTests
 
     private static float PieceValue(int q, int k) => (1 + q + 2 * k) / (float)Enumerable.Range(0, 5).Sum(j => 1 + q + 2 * j);
 
-    private static AttentionAnalysis Pieces() =>
+    private static StoredAnalysis Pieces() =>
         HandMade(PieceTokens.Select(t => t.Text).ToArray(), 2, 2, (_, _, q, k) => PieceValue(q, k), tokens: PieceTokens);
 
     /// <summary>The matrix shown with hideSpecial (and wordLevel), computed here from the definitions in docs/protocol.md.</summary>

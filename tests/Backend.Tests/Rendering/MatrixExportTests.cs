@@ -14,7 +14,7 @@ public sealed class MatrixExportTests
 
     private static string Temp(string name) => Path.Combine(Directory.CreateTempSubdirectory("avz-export").FullName, name);
 
-    private static float[] Expected(AttentionAnalysis analysis, int layer, int head)
+    private static float[] Expected(StoredAnalysis analysis, int layer, int head)
     {
         var n = analysis.Tokens.Count;
         var matrix = new float[n * n];

@@ -21,7 +21,7 @@ internal static class RenderTestSupport
     /// An analysis of <paramref name="texts"/> with <paramref name="layers"/>×<paramref name="heads"/> matrices whose
     /// entries are <paramref name="value"/>(layer, head, query, key).
     /// </summary>
-    public static AttentionAnalysis HandMade(string[] texts, int layers, int heads, Func<int, int, int, int, float> value, string modelId = "test-model", Token[]? tokens = null)
+    public static StoredAnalysis HandMade(string[] texts, int layers, int heads, Func<int, int, int, int, float> value, string modelId = "test-model", Token[]? tokens = null)
     {
         var n = texts.Length;
         var tensor = new AttentionTensor(layers, heads, n);
@@ -33,7 +33,7 @@ internal static class RenderTestSupport
                     for (var k = 0; k < n; k++)
                         layer[(h * n + q) * n + k] = value(l, h, q, k);
         }
-        return new AttentionAnalysis
+        return new StoredAnalysis
         {
             Id = "hand-made",
             Model = new ModelSummary(modelId, "bert", layers, heads, false),

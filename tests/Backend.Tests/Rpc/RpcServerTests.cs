@@ -268,7 +268,7 @@ public sealed class RpcServerTests
     {
         using var attention = new AttentionViz.Backend.Analysis.AttentionTensor(1, 1, 2);
         var cache = new AttentionViz.Backend.Analysis.AnalysisCache(1 << 20);
-        var analysis = new AttentionViz.Backend.Analysis.AttentionAnalysis
+        var analysis = new AttentionViz.Backend.Analysis.StoredAnalysis
         {
             Id = "a", Model = new("m", "bert", 1, 1, false), Tokens = [new(1, "x", 0, 1, false), new(2, "y", 2, 3, false)],
             Truncated = false, Attention = attention, LastHiddenState = new float[2], HiddenSize = 1,

@@ -27,7 +27,7 @@ export const analysisMethodsAreMethods: (typeof ANALYSIS_METHODS)[number] extend
   assert.ok(protocol.ANALYSIS_METHODS.includes('attention/flow'), 'the panel may ask for attention flow');
   assert.equal(protocol.Methods.exportAttention, 'attention/export');
   const codes = protocol.ErrorCodes;
-  assert.deepEqual([codes.InvalidParams, codes.MethodNotFound, codes.RequestCancelled], [-32602, -32601, -32800]);
+  assert.deepEqual([codes.InvalidParams, codes.MethodNotFound, codes.RequestCanceled], [-32602, -32601, -32800]);
   assert.deepEqual([codes.ModelLoadFailed, codes.ModelFileInvalid, codes.InternalError], [-32001, -32002, -32003]);
 });
 

@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import type { Backend } from '../backend';
 import { readConfig } from '../config';
 import { SetupError } from '../locate';
-import { Methods, type ModelInfo, type ModelsListParams } from '../../shared/protocol';
+import { Methods, type ModelListEntry, type ModelsListParams } from '../../shared/protocol';
 import { SELECTED_MODEL_KEY } from './analyze';
 
 export async function restartBackend(backend: Backend): Promise<void> {
@@ -17,7 +17,7 @@ export async function restartBackend(backend: Backend): Promise<void> {
 
 /** Picks the model of the next analyses (kept per workspace); attentionViz.modelPath, when set, wins. */
 export async function selectModel(context: vscode.ExtensionContext, backend: Backend): Promise<void> {
-  let models: ModelInfo[];
+  let models: ModelListEntry[];
   try {
     const modelPath = readConfig().modelPath.trim();
     const params: ModelsListParams = modelPath ? { paths: [modelPath] } : {};

@@ -12,9 +12,9 @@ public sealed record HeadModularity(int Layer, int Head, double Q, int Community
 /// The analysis area (head metrics, modularity, rollout, flow, views, histograms) over stored analyses. TorchSharp work
 /// runs on the model thread (one OpenMP team); the graph algorithms run on the thread pool.
 /// </summary>
-public sealed class AttentionAnalytics(AttentionService service, ModelThread? modelThread = null)
+public sealed class AnalysisQueries(AttentionService service, ModelThread? modelThread = null)
 {
-    private readonly ConditionalWeakTable<AttentionAnalysis, HeadMetric[]> _metrics = new();
+    private readonly ConditionalWeakTable<StoredAnalysis, HeadMetric[]> _metrics = new();
 
     private Task<T> OnModelThread<T>(Func<CancellationToken, T> work, CancellationToken cancellationToken) =>
         modelThread is null ? Task.Run(() => work(cancellationToken), cancellationToken) : modelThread.RunAsync(work, cancellationToken);
@@ -28,7 +28,7 @@ public sealed class AttentionAnalytics(AttentionService service, ModelThread? mo
         return new MetricsResult(analysis.Model.Layers, analysis.Model.Heads, analysis.Model.Causal, HeadMetrics.SinkThreshold, metrics, clock.Elapsed.TotalMilliseconds);
     }
 
-    private async Task<HeadMetric[]> MetricsOf(AttentionAnalysis analysis, CancellationToken cancellationToken)
+    private async Task<HeadMetric[]> MetricsOf(StoredAnalysis analysis, CancellationToken cancellationToken)
     {
         if (_metrics.TryGetValue(analysis, out var cached)) return cached;
         var metrics = await OnModelThread(ct => HeadMetrics.Compute(analysis.Attention, analysis.Tokens, analysis.Model.Causal, ct), cancellationToken);
@@ -119,7 +119,7 @@ public sealed class AttentionAnalytics(AttentionService service, ModelThread? mo
         return await OnModelThread(_ => Histograms.Weights(analysis.Attention, analysis.Tokens, analysis.Model.Causal, layer, head, binCount, excludeSpecial), cancellationToken);
     }
 
-    private static int ResolveLayer(AttentionAnalysis analysis, int? layer)
+    private static int ResolveLayer(StoredAnalysis analysis, int? layer)
     {
         var layers = analysis.Model.Layers;
         if (layer is null or -1) return layers - 1;

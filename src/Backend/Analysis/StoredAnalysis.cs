@@ -8,7 +8,7 @@ public sealed record ModelSummary(string Id, string Architecture, int Layers, in
 /// One analyzed text: its tokens, every layer's and head's attention, and the final hidden states. Reference-counted,
 /// so that eviction from the cache never frees a buffer a request is still reading.
 /// </summary>
-public sealed class AttentionAnalysis
+public sealed class StoredAnalysis
 {
     private int _references = 1;
 
@@ -43,10 +43,10 @@ public sealed class AttentionAnalysis
         if (Interlocked.Decrement(ref _references) == 0) Attention.Dispose();
     }
 
-    public sealed class Lease(AttentionAnalysis analysis) : IDisposable
+    public sealed class Lease(StoredAnalysis analysis) : IDisposable
     {
         private int _disposed;
-        public AttentionAnalysis Analysis { get; } = analysis;
+        public StoredAnalysis Analysis { get; } = analysis;
 
         public void Dispose()
         {
