@@ -14,7 +14,13 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
       eqeqeq: ['error', 'always', { null: 'ignore' }],
-      'no-restricted-syntax': ['error', { selector: "CallExpression[callee.property.name='getElementById']", message: 'Tabs own their DOM: keep a typed reference instead of looking an element up by id.' }],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.property.name='getElementById']",
+          message: 'Tabs own their DOM: keep a typed reference instead of looking an element up by id.',
+        },
+      ],
     },
   },
   {

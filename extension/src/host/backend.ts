@@ -38,9 +38,15 @@ export class Backend implements vscode.Disposable {
     private readonly config: () => Config,
   ) {}
 
-  get state(): BackendState { return this._state; }
-  get pid(): number | undefined { return this.proc?.running ? this.proc.pid : undefined; }
-  get initializeResult(): InitializeResult | undefined { return this.proc?.initializeResult; }
+  get state(): BackendState {
+    return this._state;
+  }
+  get pid(): number | undefined {
+    return this.proc?.running ? this.proc.pid : undefined;
+  }
+  get initializeResult(): InitializeResult | undefined {
+    return this.proc?.initializeResult;
+  }
 
   private setState(s: BackendState): void {
     this._state = s;
@@ -52,14 +58,23 @@ export class Backend implements vscode.Disposable {
     this.output.appendLine(stamped);
     // Test runs also collect the log in a file (the output channel is not readable from outside).
     const file = process.env.ATTENTIONVIZ_LOG_FILE;
-    if (file) { try { appendFileSync(file, stamped + '\n'); } catch { /* best effort */ } }
+    if (file) {
+      try {
+        appendFileSync(file, stamped + '\n');
+      } catch {
+        /* best effort */
+      }
+    }
   }
 
   /** The running backend, starting it (with progress) if needed. Rejects with a user-facing message. */
   async ensureStarted(): Promise<BackendProcess> {
     if (this.disposed) throw new Error('AttentionViz is shutting down');
     if (this.proc?.running) return this.proc;
-    if (this.restartTimer) { clearTimeout(this.restartTimer); this.restartTimer = undefined; }
+    if (this.restartTimer) {
+      clearTimeout(this.restartTimer);
+      this.restartTimer = undefined;
+    }
     if (!this.starting) {
       this.starting = this.spawnAndInit().finally(() => (this.starting = undefined));
     }
@@ -76,10 +91,14 @@ export class Backend implements vscode.Disposable {
     }
     this.setState({ kind: 'starting' });
     this.log(`starting backend: ${spec.command} ${spec.args.join(' ')}`);
-    const proc = new BackendProcess(spec, {
-      log: (l) => this.log(l),
-      onExit: (info) => this.onProcessExit(proc, info),
-    }, this.config().trace);
+    const proc = new BackendProcess(
+      spec,
+      {
+        log: (l) => this.log(l),
+        onExit: (info) => this.onProcessExit(proc, info),
+      },
+      this.config().trace,
+    );
     try {
       const init = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Window, title: 'AttentionViz: starting backend…' },
@@ -91,15 +110,21 @@ export class Backend implements vscode.Disposable {
       try {
         const models = await proc.request(Methods.modelsList, {});
         this.defaultModel = models.find((m) => m.id === init.defaultModel)?.name ?? init.defaultModel;
-      } catch { /* keep the id */ }
-      this.log(`backend ready: server ${init.serverVersion}, protocol ${init.protocolVersion}, default model ${init.defaultModel}, pid ${proc.pid}`);
+      } catch {
+        /* keep the id */
+      }
+      this.log(
+        `backend ready: server ${init.serverVersion}, protocol ${init.protocolVersion}, default model ${init.defaultModel}, pid ${proc.pid}`,
+      );
       this.setState({ kind: 'ready', model: this.defaultModel });
       return proc;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       this.log(`backend failed to start: ${message}`);
       this.setState({ kind: 'error', message });
-      throw new Error(`AttentionViz backend failed to start: ${message}. See "AttentionViz: Show Backend Log".`);
+      throw new Error(`AttentionViz backend failed to start: ${message}. See "AttentionViz: Show Backend Log".`, {
+        cause: e,
+      });
     }
   }
 
@@ -111,24 +136,39 @@ export class Backend implements vscode.Disposable {
       this.log(e.hint);
       if (this.toldUserAboutSetup !== message) {
         this.toldUserAboutSetup = message;
-        void vscode.window.showErrorMessage(`${message} ${e.hint}`, 'Show Log').then((c) => c && this.output.show(true));
+        void vscode.window
+          .showErrorMessage(`${message} ${e.hint}`, 'Show Log')
+          .then((c) => c && this.output.show(true));
       }
     }
   }
 
-  private onProcessExit(proc: BackendProcess, info: { code: number | null; signal: NodeJS.Signals | null; expected: boolean }): void {
+  private onProcessExit(
+    proc: BackendProcess,
+    info: { code: number | null; signal: NodeJS.Signals | null; expected: boolean },
+  ): void {
     this.log(`backend exited (code ${info.code}, signal ${info.signal})${info.expected ? '' : ' unexpectedly'}`);
     if (this.proc !== proc) return; // a start that failed, or an old process
     this.proc = undefined;
-    if (info.expected || this.disposed) { this.setState({ kind: 'stopped' }); return; }
+    if (info.expected || this.disposed) {
+      this.setState({ kind: 'stopped' });
+      return;
+    }
     const now = Date.now();
     this.crashCount = now - this.lastCrashAt > 120_000 ? 1 : this.crashCount + 1;
     this.lastCrashAt = now;
     const wait = restartDelay(this.crashCount);
-    this.setState({ kind: 'error', message: `backend crashed (code ${info.code}, signal ${info.signal}); restarting in ${(wait / 1000).toFixed(1)} s` });
+    this.setState({
+      kind: 'error',
+      message: `backend crashed (code ${info.code}, signal ${info.signal}); restarting in ${(wait / 1000).toFixed(1)} s`,
+    });
     if (!this.toldUserAboutCrash) {
       this.toldUserAboutCrash = true;
-      void vscode.window.showWarningMessage('AttentionViz: the backend stopped unexpectedly and is being restarted. The log has the details.', 'Show Log')
+      void vscode.window
+        .showWarningMessage(
+          'AttentionViz: the backend stopped unexpectedly and is being restarted. The log has the details.',
+          'Show Log',
+        )
         .then((c) => c && this.output.show(true));
     }
     if (this.crashCount <= 5) {
@@ -145,12 +185,19 @@ export class Backend implements vscode.Disposable {
    * A request with the state shown in the status bar; cancelled requests reject with CancelledError.
    * Params and result are typed by the generated RequestMap.
    */
-  request<M extends keyof RequestMap>(method: M, params: RequestMap[M]['params'], token?: vscode.CancellationToken,
-    what?: string): Promise<RequestMap[M]['result']>;
+  request<M extends keyof RequestMap>(
+    method: M,
+    params: RequestMap[M]['params'],
+    token?: vscode.CancellationToken,
+    what?: string,
+  ): Promise<RequestMap[M]['result']>;
   async request(method: string, params: object, token?: vscode.CancellationToken, what?: string): Promise<unknown> {
     const proc = await this.ensureStarted();
     const model = this.defaultModel;
-    if (what) { this.busyCount++; this.setState({ kind: 'busy', model, what, since: Date.now() }); }
+    if (what) {
+      this.busyCount++;
+      this.setState({ kind: 'busy', model, what, since: Date.now() });
+    }
     try {
       return await proc.request(method as keyof RequestMap, params as never, token);
     } finally {
@@ -162,11 +209,16 @@ export class Backend implements vscode.Disposable {
     this.crashCount = 0;
     const old = this.proc;
     this.proc = undefined;
-    if (old) { this.log('restarting backend'); await old.stop(); }
+    if (old) {
+      this.log('restarting backend');
+      await old.stop();
+    }
     await this.ensureStarted();
   }
 
-  async setTrace(level: TraceLevel): Promise<void> { await this.proc?.setTrace(level); }
+  async setTrace(level: TraceLevel): Promise<void> {
+    await this.proc?.setTrace(level);
+  }
 
   async stop(): Promise<void> {
     if (this.restartTimer) clearTimeout(this.restartTimer);

@@ -3,8 +3,14 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
-  createMessageConnection, StreamMessageReader, StreamMessageWriter, CancellationTokenSource,
-  ResponseError, Trace, type MessageConnection, type CancellationToken,
+  createMessageConnection,
+  StreamMessageReader,
+  StreamMessageWriter,
+  CancellationTokenSource,
+  ResponseError,
+  Trace,
+  type MessageConnection,
+  type CancellationToken,
 } from 'vscode-jsonrpc/node';
 import { Methods, ErrorCodes, type InitializeParams, type InitializeResult, type RequestMap } from '../shared/protocol';
 
@@ -24,7 +30,10 @@ export interface ProcessHooks {
 }
 
 export class CancelledError extends Error {
-  constructor() { super('cancelled'); this.name = 'CancelledError'; }
+  constructor() {
+    super('cancelled');
+    this.name = 'CancelledError';
+  }
 }
 
 export class BackendProcess {
@@ -36,17 +45,28 @@ export class BackendProcess {
   private resolveExit!: () => void;
   initializeResult: InitializeResult | undefined;
 
-  constructor(private readonly spec: LaunchSpec, private readonly hooks: ProcessHooks, private trace: TraceLevel = 'off') {
+  constructor(
+    private readonly spec: LaunchSpec,
+    private readonly hooks: ProcessHooks,
+    private trace: TraceLevel = 'off',
+  ) {
     this.exitPromise = new Promise((r) => (this.resolveExit = r));
   }
 
-  get pid(): number | undefined { return this.child?.pid; }
-  get running(): boolean { return !!this.child && !this.exited; }
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+  get running(): boolean {
+    return !!this.child && !this.exited;
+  }
 
   /** Spawns the process and runs the `initialize` handshake. Rejects (and kills the process) on failure. */
   async start(clientVersion: string, timeoutMs = 60_000, allowPickle = false): Promise<InitializeResult> {
     const child = spawn(this.spec.command, this.spec.args, {
-      cwd: this.spec.cwd, env: this.spec.env, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true,
+      cwd: this.spec.cwd,
+      env: this.spec.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      windowsHide: true,
     });
     this.child = child;
     const spawnError = new Promise<never>((_, reject) => {
@@ -62,7 +82,11 @@ export class BackendProcess {
       child.once('exit', (code, signal) => {
         this.exited = true;
         // Reject first: during start, this message (with stderr's last lines) is the one the user sees.
-        reject(new Error(`backend exited during start (code ${code}, signal ${signal})${stderrTail ? ': ' + stderrTail.trim().split('\n').slice(-3).join(' | ') : ''}`));
+        reject(
+          new Error(
+            `backend exited during start (code ${code}, signal ${signal})${stderrTail ? ': ' + stderrTail.trim().split('\n').slice(-3).join(' | ') : ''}`,
+          ),
+        );
         this.connection?.dispose();
         this.hooks.onExit({ code, signal, expected: this.stopping });
         this.resolveExit();
@@ -71,7 +95,10 @@ export class BackendProcess {
     exitInfo.catch(() => undefined);
     spawnError.catch(() => undefined);
 
-    const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+    const connection = createMessageConnection(
+      new StreamMessageReader(child.stdout!),
+      new StreamMessageWriter(child.stdin!),
+    );
     this.connection = connection;
     connection.onError(([e]) => this.hooks.log(`[rpc] error: ${e.message}`));
     child.stdin!.on('error', (e) => this.hooks.log(`[rpc] stdin: ${e.message}`));
@@ -80,13 +107,18 @@ export class BackendProcess {
 
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`backend did not answer initialize within ${timeoutMs / 1000} s`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`backend did not answer initialize within ${timeoutMs / 1000} s`)),
+        timeoutMs,
+      );
     });
     const params: InitializeParams = { clientName: 'AttentionViz for VS Code', clientVersion, allowPickle };
     try {
       const result = await Promise.race([
         connection.sendRequest<InitializeResult>(Methods.initialize, params),
-        spawnError, exitInfo, timeout,
+        spawnError,
+        exitInfo,
+        timeout,
       ]);
       this.initializeResult = result;
       return result;
@@ -102,15 +134,20 @@ export class BackendProcess {
     this.trace = level;
     if (!this.connection) return;
     const t = level === 'verbose' ? Trace.Verbose : level === 'messages' ? Trace.Messages : Trace.Off;
-    await this.connection.trace(t, { log: (m: string, d?: string) => this.hooks.log(`[trace] ${m}${d ? '\n' + d : ''}`) });
+    await this.connection.trace(t, {
+      log: (m: string, d?: string) => this.hooks.log(`[trace] ${m}${d ? '\n' + d : ''}`),
+    });
   }
 
   /**
    * Sends a request. With `token`, cancelling it sends `$/cancelRequest` and rejects with CancelledError
    * (also when the server answers -32800). Params and result are typed by the generated RequestMap.
    */
-  request<M extends keyof RequestMap>(method: M, params: RequestMap[M]['params'], token?: CancellationToken):
-    Promise<RequestMap[M]['result']>;
+  request<M extends keyof RequestMap>(
+    method: M,
+    params: RequestMap[M]['params'],
+    token?: CancellationToken,
+  ): Promise<RequestMap[M]['result']>;
   async request(method: string, params: unknown, token?: CancellationToken): Promise<unknown> {
     if (!this.connection || this.exited) throw new Error('backend is not running');
     try {
@@ -137,7 +174,9 @@ export class BackendProcess {
         await Promise.race([conn.sendRequest(Methods.shutdown), delay(graceMs)]);
         await conn.sendNotification(Methods.exit).catch(() => undefined);
       }
-    } catch { /* the process may already be gone */ }
+    } catch {
+      /* the process may already be gone */
+    }
     await Promise.race([this.exitPromise, delay(graceMs)]);
     this.kill();
     await Promise.race([this.exitPromise, delay(graceMs)]);
@@ -145,11 +184,17 @@ export class BackendProcess {
 
   kill(): void {
     if (this.child && !this.exited) {
-      try { this.child.kill('SIGKILL'); } catch { /* gone */ }
+      try {
+        this.child.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
     }
   }
 
-  whenExited(): Promise<void> { return this.exitPromise; }
+  whenExited(): Promise<void> {
+    return this.exitPromise;
+  }
 }
 
 export function delay(ms: number): Promise<void> {

@@ -22,16 +22,22 @@ export class Decorations implements vscode.Disposable {
       });
     });
     this.focusType = vscode.window.createTextEditorDecorationType({
-      outlineWidth: '1px', outlineStyle: 'solid', outlineColor: new vscode.ThemeColor('editorCursor.foreground'),
+      outlineWidth: '1px',
+      outlineStyle: 'solid',
+      outlineColor: new vscode.ThemeColor('editorCursor.foreground'),
       borderRadius: '2px',
     });
   }
 
   /** Tints the tokens of `session` in every visible editor of its document by `scores` (one per token). */
   apply(session: Session, focus: number, scores: ArrayLike<number>): void {
-    const editors = vscode.window.visibleTextEditors.filter((e) => e.document.uri.toString() === session.uri.toString());
+    const editors = vscode.window.visibleTextEditors.filter(
+      (e) => e.document.uri.toString() === session.uri.toString(),
+    );
     let max = 0;
-    session.result.tokens.forEach((t, i) => { if (!t.special && scores[i]! > max) max = scores[i]!; });
+    session.result.tokens.forEach((t, i) => {
+      if (!t.special && scores[i]! > max) max = scores[i]!;
+    });
     for (const editor of editors) {
       const byBucket: vscode.Range[][] = this.types.map(() => []);
       let count = 0;

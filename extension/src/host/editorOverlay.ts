@@ -24,35 +24,53 @@ export class EditorOverlay implements vscode.Disposable {
   private toldFocus: { session: Session; token: number } | undefined;
   private readonly disposables: vscode.Disposable[] = [];
 
-  constructor(private readonly backend: Backend, private readonly shown: ShownAnalysis,
-    private readonly router: PanelRouter, private readonly analyzer: SelectionAnalyzer) {
+  constructor(
+    private readonly backend: Backend,
+    private readonly shown: ShownAnalysis,
+    private readonly router: PanelRouter,
+    private readonly analyzer: SelectionAnalyzer,
+  ) {
     this.disposables.push(
       this.decorations,
-      vscode.languages.registerHoverProvider({ scheme: '*' }, {
-        provideHover: (d, p, t) => this.provideHover(d, p, t),
-      }),
+      vscode.languages.registerHoverProvider(
+        { scheme: '*' },
+        {
+          provideHover: (d, p, t) => this.provideHover(d, p, t),
+        },
+      ),
       vscode.window.onDidChangeTextEditorSelection((e) => this.onSelection(e)),
       vscode.workspace.onDidChangeTextDocument((e) => this.onEdit(e)),
       vscode.window.onDidChangeVisibleTextEditors(() => void this.refresh()),
       shown.onDidChange(() => {
-        if (shown.session?.valid) { void this.refresh(); return; }
+        if (shown.session?.valid) {
+          void this.refresh();
+          return;
+        }
         this.focusCts?.cancel();
         this.decorations.clear();
       }),
       router.onDidChangeLayerHead(() => void this.refresh()),
       router.onDidHoverToken((token) => void this.refresh(token ?? undefined)),
       // A new webview (shown again after hiding) has no highlight yet.
-      router.onDidOpenWebview(() => { this.toldFocus = undefined; void this.refresh(); }),
+      router.onDidOpenWebview(() => {
+        this.toldFocus = undefined;
+        void this.refresh();
+      }),
     );
   }
 
   /** Number of ranges tinted now (read by the integration tests). */
-  get decorationCount(): number { return this.decorations.count; }
+  get decorationCount(): number {
+    return this.decorations.count;
+  }
 
   /** Re-tints the analyzed range for the token under the cursor (or `focus`, a token hovered in the panel). */
   async refresh(focus?: number): Promise<void> {
     const session = this.shown.session;
-    if (!session || !session.valid) { this.decorations.clear(); return; }
+    if (!session || !session.valid) {
+      this.decorations.clear();
+      return;
+    }
     const editor = vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === session.uri.toString());
     if (!editor) return;
     let token = focus ?? session.tokenAt(editor.document, editor.selection.active);
@@ -114,8 +132,11 @@ export class EditorOverlay implements vscode.Disposable {
     }
   }
 
-  private async provideHover(doc: vscode.TextDocument, pos: vscode.Position,
-    token: vscode.CancellationToken): Promise<vscode.Hover | undefined> {
+  private async provideHover(
+    doc: vscode.TextDocument,
+    pos: vscode.Position,
+    token: vscode.CancellationToken,
+  ): Promise<vscode.Hover | undefined> {
     const session = this.shown.session;
     if (!session || !session.valid) return undefined;
     if (doc.version !== session.version && !this.unchangedSince(session, doc)) return undefined;

@@ -29,7 +29,13 @@ export function activate(context: vscode.ExtensionContext): TestApi {
     'attentionViz.showLog': () => output.show(true),
   };
   context.subscriptions.push(
-    output, backend, shown, router, analyzer, overlay, new StatusItem(backend),
+    output,
+    backend,
+    shown,
+    router,
+    analyzer,
+    overlay,
+    new StatusItem(backend),
     ...Object.entries(commands).map(([id, fn]) => vscode.commands.registerCommand(id, fn)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('attentionViz.trace.server')) void backend.setTrace(readConfig().trace);

@@ -20,15 +20,21 @@ export class AttentionPanel implements vscode.Disposable {
   private ready = false;
   private queue: HostToWebview[] = [];
 
-  static get instance(): AttentionPanel | undefined { return AttentionPanel.current; }
+  static get instance(): AttentionPanel | undefined {
+    return AttentionPanel.current;
+  }
 
   static createOrShow(extensionUri: vscode.Uri): AttentionPanel {
     if (AttentionPanel.current) {
       AttentionPanel.current.panel.reveal(vscode.ViewColumn.Beside, true);
       return AttentionPanel.current;
     }
-    const panel = vscode.window.createWebviewPanel(PANEL_VIEW_TYPE, 'Attention', { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
-      AttentionPanel.options(extensionUri));
+    const panel = vscode.window.createWebviewPanel(
+      PANEL_VIEW_TYPE,
+      'Attention',
+      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+      AttentionPanel.options(extensionUri),
+    );
     return (AttentionPanel.current = new AttentionPanel(panel, extensionUri));
   }
 
@@ -43,7 +49,10 @@ export class AttentionPanel implements vscode.Disposable {
     return { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'media')] };
   }
 
-  private constructor(readonly panel: vscode.WebviewPanel, extensionUri: vscode.Uri) {
+  private constructor(
+    readonly panel: vscode.WebviewPanel,
+    extensionUri: vscode.Uri,
+  ) {
     const webview = panel.webview;
     const media = vscode.Uri.joinPath(extensionUri, 'media');
     panel.iconPath = vscode.Uri.joinPath(media, 'icon.svg');
@@ -67,26 +76,34 @@ export class AttentionPanel implements vscode.Disposable {
       webview.onDidReceiveMessage((raw) => {
         const m = parseWebviewMessage(raw);
         if (!m) return;
-        if (m.type === 'ready') { this.ready = true; for (const q of this.queue.splice(0)) void webview.postMessage(q); }
+        if (m.type === 'ready') {
+          this.ready = true;
+          for (const q of this.queue.splice(0)) void webview.postMessage(q);
+        }
         this.messageEmitter.fire(m);
       }),
     );
     void vscode.commands.executeCommand('setContext', 'attentionViz.panelOpen', true);
   }
 
-  get visible(): boolean { return this.panel.visible; }
+  get visible(): boolean {
+    return this.panel.visible;
+  }
 
   post(message: HostToWebview): void {
     // Messages sent before the webview's script runs would be lost: queue them until 'ready'.
     if (!this.ready) {
-      if (message.type === 'analysis') this.queue = this.queue.filter((q) => q.type !== 'analysis' && q.type !== 'rpcResult');
+      if (message.type === 'analysis')
+        this.queue = this.queue.filter((q) => q.type !== 'analysis' && q.type !== 'rpcResult');
       this.queue.push(message);
       return;
     }
     void this.panel.webview.postMessage(message);
   }
 
-  setTitle(title: string): void { this.panel.title = title; }
+  setTitle(title: string): void {
+    this.panel.title = title;
+  }
 
   private disposed = false;
 

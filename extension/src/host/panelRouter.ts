@@ -37,10 +37,15 @@ export class PanelRouter implements vscode.Disposable {
   /** A webview instance started (the panel opened, or was shown again after hiding). */
   readonly onDidOpenWebview = this.openEmitter.event;
 
-  constructor(private readonly context: vscode.ExtensionContext, private readonly backend: Backend,
-    private readonly shown: ShownAnalysis) {
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly backend: Backend,
+    private readonly shown: ShownAnalysis,
+  ) {
     this.disposables.push(
-      this.layerHeadEmitter, this.hoverEmitter, this.openEmitter,
+      this.layerHeadEmitter,
+      this.hoverEmitter,
+      this.openEmitter,
       shown.onDidInvalidate((message) => this.current?.post({ type: 'busy', message })),
       vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, {
         deserializeWebviewPanel: async (panel, state: unknown) => this.revive(panel, state),
@@ -48,10 +53,14 @@ export class PanelRouter implements vscode.Disposable {
     );
   }
 
-  get panel(): AttentionPanel | undefined { return this.current; }
+  get panel(): AttentionPanel | undefined {
+    return this.current;
+  }
 
   /** What the panel reports showing (its last 'viewChanged'). */
-  get view(): ShownView { return this.shownView; }
+  get view(): ShownView {
+    return this.shownView;
+  }
 
   /** The panel, opened beside the editor if it is not. */
   ensurePanel(): AttentionPanel {
@@ -62,7 +71,9 @@ export class PanelRouter implements vscode.Disposable {
     return this.attach(AttentionPanel.createOrShow(this.context.extensionUri));
   }
 
-  post(message: HostToWebview): void { this.current?.post(message); }
+  post(message: HostToWebview): void {
+    this.current?.post(message);
+  }
 
   /** Sends a new analysis; the panel keeps its layer/head when the new model has them (else layer 0, head 0). */
   showAnalysis(panel: AttentionPanel, analysis: AnalysisView, hadAnalysis: boolean): void {
@@ -101,7 +112,8 @@ export class PanelRouter implements vscode.Disposable {
   private async onMessage(m: WebviewToHost): Promise<void> {
     // Only the webview that asked gets the answer: not a later panel, nor the same panel's next webview (both
     // number their requests from 1 again).
-    const panel = this.current, generation = panel?.generation;
+    const panel = this.current,
+      generation = panel?.generation;
     switch (m.type) {
       case 'rpc': {
         const reply = await this.answerRpc(m);

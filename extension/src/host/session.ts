@@ -6,7 +6,10 @@ import { Methods, type AnalyzeResult } from '../shared/protocol';
 import { segmentTokenIndexAt, tokenIndexAt } from '../shared/tokens';
 
 /** The second text of a sentence pair: where it starts in the document, and the text. */
-export interface PairSegment { baseOffset: number; text: string }
+export interface PairSegment {
+  baseOffset: number;
+  text: string;
+}
 
 export class Session {
   valid = true;
@@ -22,7 +25,9 @@ export class Session {
     readonly pair?: PairSegment,
   ) {}
 
-  get analysisId(): string { return this.result.analysisId; }
+  get analysisId(): string {
+    return this.result.analysisId;
+  }
 
   /** End of the analyzed text in the document (earlier than the selection's end when truncated). */
   get endOffset(): number {
@@ -77,10 +82,14 @@ export class ShownAnalysis implements vscode.Disposable {
     });
   }
 
-  get session(): Session | undefined { return this.current; }
+  get session(): Session | undefined {
+    return this.current;
+  }
 
   /** The sequence number of the next session (tests tell analyses apart by it). */
-  nextSeq(): number { return ++this.seq; }
+  nextSeq(): number {
+    return ++this.seq;
+  }
 
   show(session: Session): void {
     this.release(this.current);
@@ -106,10 +115,9 @@ export class ShownAnalysis implements vscode.Disposable {
   private release(session: Session | undefined): void {
     const kind = this.backend.state.kind;
     if (!session || !session.valid || (kind !== 'ready' && kind !== 'busy')) return;
-    this.backend.request(Methods.release, { analysisId: session.analysisId })
-      .catch((e: unknown) => {
-        this.backend.log(`release ${session.analysisId}: ${e instanceof Error ? e.message : String(e)}`);
-      });
+    this.backend.request(Methods.release, { analysisId: session.analysisId }).catch((e: unknown) => {
+      this.backend.log(`release ${session.analysisId}: ${e instanceof Error ? e.message : String(e)}`);
+    });
   }
 
   dispose(): void {

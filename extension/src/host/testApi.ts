@@ -9,18 +9,29 @@ import { parseWebviewMessage, type ShownView } from '../shared/messages';
 export interface TestApi {
   backendPid(): number | undefined;
   backendState(): string;
-  session(): {
-    seq: number; analysisId: string; tokens: number; pairTokens: number; valid: boolean; layer: number; head: number;
-    truncated: boolean; truncatedAt?: number;
-  } | undefined;
+  session():
+    | {
+        seq: number;
+        analysisId: string;
+        tokens: number;
+        pairTokens: number;
+        valid: boolean;
+        layer: number;
+        head: number;
+        truncated: boolean;
+        truncatedAt?: number;
+      }
+    | undefined;
   decorationCount(): number;
   lastRendered(): { layer: number; head: number; litPixels: number } | undefined;
   panelOpen(): boolean;
   focusToken(token: number | null): Promise<void>;
   /** What the panel would get for an 'rpc' message (validated like one): rpcResult with the data's byte length, or
    * rpcError. */
-  analysisRpc(method: string, params: Record<string, unknown>):
-    Promise<{ type: string; result?: Record<string, unknown>; dataBytes?: number; message?: string }>;
+  analysisRpc(
+    method: string,
+    params: Record<string, unknown>,
+  ): Promise<{ type: string; result?: Record<string, unknown>; dataBytes?: number; message?: string }>;
   /** What the panel last reported showing, and a way to change it as its own controls would. */
   panelView(): ShownView | undefined;
   setPanelView(view: Partial<ShownView>): void;
@@ -28,8 +39,12 @@ export interface TestApi {
   renderPng(params: Omit<RenderPngParams, 'analysisId'> & { analysisId?: string }): Promise<RenderPngResult>;
 }
 
-export function createTestApi(backend: Backend, shown: ShownAnalysis, router: PanelRouter,
-  overlay: EditorOverlay): TestApi {
+export function createTestApi(
+  backend: Backend,
+  shown: ShownAnalysis,
+  router: PanelRouter,
+  overlay: EditorOverlay,
+): TestApi {
   return {
     backendPid: () => backend.pid,
     backendState: () => backend.state.kind,
@@ -38,9 +53,14 @@ export function createTestApi(backend: Backend, shown: ShownAnalysis, router: Pa
       if (!s) return undefined;
       const { result } = s;
       return {
-        seq: s.seq, analysisId: s.analysisId, tokens: result.tokens.length,
-        pairTokens: result.tokens.filter((t) => t.typeId === 1 && !t.special).length, valid: s.valid,
-        layer: router.view.layer, head: router.view.head, truncated: result.truncated,
+        seq: s.seq,
+        analysisId: s.analysisId,
+        tokens: result.tokens.length,
+        pairTokens: result.tokens.filter((t) => t.typeId === 1 && !t.special).length,
+        valid: s.valid,
+        layer: router.view.layer,
+        head: router.view.head,
+        truncated: result.truncated,
         ...(result.truncatedAt !== undefined ? { truncatedAt: result.truncatedAt } : {}),
       };
     },

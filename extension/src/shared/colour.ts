@@ -15,7 +15,8 @@ export function rampColour(t: number, ramp: readonly RampPoint[] = VIRIDIS_POINT
   const x = t * (ramp.length - 1);
   const i = Math.min(ramp.length - 2, Math.floor(x));
   const f = x - i;
-  const a = ramp[i]!, b = ramp[i + 1]!;
+  const a = ramp[i]!,
+    b = ramp[i + 1]!;
   const channel = (k: 0 | 1 | 2): number => Math.round((a[k] + (b[k] - a[k]) * f) * 255);
   return [channel(0), channel(1), channel(2)];
 }

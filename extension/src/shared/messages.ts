@@ -67,23 +67,36 @@ export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
     case 'ready':
       return { type: 'ready' };
     case 'viewChanged':
-      if (isLayerOrHead(m.layer) && isLayerOrHead(m.head) && (m.view === 'head' || m.view === 'grid') &&
-        typeof m.hideSpecial === 'boolean' && typeof m.wordLevel === 'boolean') {
+      if (
+        isLayerOrHead(m.layer) &&
+        isLayerOrHead(m.head) &&
+        (m.view === 'head' || m.view === 'grid') &&
+        typeof m.hideSpecial === 'boolean' &&
+        typeof m.wordLevel === 'boolean'
+      ) {
         const { layer, head, view, hideSpecial, wordLevel } = m;
         return { type: 'viewChanged', layer, head, view, hideSpecial, wordLevel };
       }
       return undefined;
     case 'hoverToken':
-      if (m.token === null || (isInt(m.token) && m.token >= 0)) return { type: 'hoverToken', token: m.token as number | null };
+      if (m.token === null || (isInt(m.token) && m.token >= 0))
+        return { type: 'hoverToken', token: m.token as number | null };
       return undefined;
     case 'rendered':
-      if (isLayerOrHead(m.layer) && isLayerOrHead(m.head) && isInt(m.litPixels)) return { type: 'rendered', layer: m.layer, head: m.head, litPixels: m.litPixels };
+      if (isLayerOrHead(m.layer) && isLayerOrHead(m.head) && isInt(m.litPixels))
+        return { type: 'rendered', layer: m.layer, head: m.head, litPixels: m.litPixels };
       return undefined;
     case 'log':
       if (typeof m.message === 'string') return { type: 'log', message: m.message.slice(0, 2000) };
       return undefined;
     case 'rpc': {
-      if (!isInt(m.requestId) || typeof m.method !== 'string' || !(ANALYSIS_METHODS as readonly string[]).includes(m.method) || !isObj(m.params)) return undefined;
+      if (
+        !isInt(m.requestId) ||
+        typeof m.method !== 'string' ||
+        !(ANALYSIS_METHODS as readonly string[]).includes(m.method) ||
+        !isObj(m.params)
+      )
+        return undefined;
       const params = m.params;
       if (typeof params.analysisId !== 'string') return undefined;
       // Only plain scalars travel on: the backend validates ranges (-32602).
@@ -100,20 +113,32 @@ export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
 
 /** A matrix answer's data: an ArrayBuffer of exactly rows×cols float32 values (never a JSON number array). */
 function isMatrixData(result: Record<string, unknown>, data: unknown): boolean {
-  return data instanceof ArrayBuffer && isInt(result.rows) && isInt(result.cols)
-    && data.byteLength === result.rows * result.cols * 4;
+  return (
+    data instanceof ArrayBuffer &&
+    isInt(result.rows) &&
+    isInt(result.cols) &&
+    data.byteLength === result.rows * result.cols * 4
+  );
 }
 
 /** Validates a message from the host (the webview checks too: a malformed message is dropped, not half-applied). */
 export function isHostMessage(m: unknown): m is HostToWebview {
   if (!isObj(m) || typeof m.type !== 'string') return false;
   switch (m.type) {
-    case 'analysis': return isObj(m.analysis) && Array.isArray((m.analysis as Record<string, unknown>).tokens);
-    case 'busy': case 'error': return typeof m.message === 'string';
-    case 'highlightToken': return m.token === null || isInt(m.token);
-    case 'setView': return true;
-    case 'rpcResult': return isInt(m.requestId) && isObj(m.result) && (m.data === undefined || isMatrixData(m.result, m.data));
-    case 'rpcError': return isInt(m.requestId) && typeof m.message === 'string';
-    default: return false;
+    case 'analysis':
+      return isObj(m.analysis) && Array.isArray((m.analysis as Record<string, unknown>).tokens);
+    case 'busy':
+    case 'error':
+      return typeof m.message === 'string';
+    case 'highlightToken':
+      return m.token === null || isInt(m.token);
+    case 'setView':
+      return true;
+    case 'rpcResult':
+      return isInt(m.requestId) && isObj(m.result) && (m.data === undefined || isMatrixData(m.result, m.data));
+    case 'rpcError':
+      return isInt(m.requestId) && typeof m.message === 'string';
+    default:
+      return false;
   }
 }

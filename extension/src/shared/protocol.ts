@@ -36,12 +36,40 @@ export type ExportResult = generated.ExportResult;
 // Values the backend checks at run time; its records type them as strings.
 export type RowDirection = 'from' | 'to';
 export type HeadReduce = 'mean' | 'max';
-export type MetricName = 'entropy' | 'normalizedEntropy' | 'meanDistance' | 'firstToken' | 'cls' | 'sep'
-  | 'previousToken' | 'self' | 'duplicateToken' | 'induction' | 'selfDistance';
-export const METRIC_NAMES: readonly MetricName[] = ['entropy', 'normalizedEntropy', 'meanDistance', 'firstToken', 'cls',
-  'sep', 'previousToken', 'self', 'duplicateToken', 'induction', 'selfDistance'];
+export type MetricName =
+  | 'entropy'
+  | 'normalizedEntropy'
+  | 'meanDistance'
+  | 'firstToken'
+  | 'cls'
+  | 'sep'
+  | 'previousToken'
+  | 'self'
+  | 'duplicateToken'
+  | 'induction'
+  | 'selfDistance';
+export const METRIC_NAMES: readonly MetricName[] = [
+  'entropy',
+  'normalizedEntropy',
+  'meanDistance',
+  'firstToken',
+  'cls',
+  'sep',
+  'previousToken',
+  'self',
+  'duplicateToken',
+  'induction',
+  'selfDistance',
+];
 
 /** The analysis methods the panel may ask for (through the host, which checks the analysisId). */
-export const ANALYSIS_METHODS = [Methods.metrics, Methods.modularity, Methods.modularityAll, Methods.view,
-  Methods.rollout, Methods.histogram, Methods.flow] as const;
-export type AnalysisMethod = typeof ANALYSIS_METHODS[number];
+export const ANALYSIS_METHODS = [
+  Methods.metrics,
+  Methods.modularity,
+  Methods.modularityAll,
+  Methods.view,
+  Methods.rollout,
+  Methods.histogram,
+  Methods.flow,
+] as const;
+export type AnalysisMethod = (typeof ANALYSIS_METHODS)[number];

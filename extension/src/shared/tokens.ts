@@ -19,7 +19,10 @@ export function displayToken(t: Token): { label: string; continuation: boolean; 
 }
 
 /** A short label for axes: continuation pieces get a leading `·`. */
-export function axisLabel(x: { display: string; text: string; leadingSpace?: boolean; continuation?: boolean }, maxLength = 14): string {
+export function axisLabel(
+  x: { display: string; text: string; leadingSpace?: boolean; continuation?: boolean },
+  maxLength = 14,
+): string {
   let s = (x.continuation ? '·' : '') + tokenLabel(x);
   if (s.length > maxLength) s = s.slice(0, maxLength - 1) + '…';
   return s;
@@ -40,7 +43,9 @@ export function segmentTokenIndexAt(tokens: readonly Token[], typeId: number, of
 /** Index of the non-special token whose [start, end) contains `offset` (relative to the analyzed text), or -1. */
 export function tokenIndexAt(tokens: readonly Token[], offset: number): number {
   // Binary search over the non-special tokens (their starts are non-decreasing).
-  let lo = 0, hi = tokens.length - 1, found = -1;
+  let lo = 0,
+    hi = tokens.length - 1,
+    found = -1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
     const t = tokens[mid]!;
@@ -50,7 +55,10 @@ export function tokenIndexAt(tokens: readonly Token[], offset: number): number {
     }
     if (offset < t.start) hi = mid - 1;
     else if (offset >= t.end) lo = mid + 1;
-    else { found = mid; break; }
+    else {
+      found = mid;
+      break;
+    }
   }
   return found;
 }
@@ -64,7 +72,10 @@ function linearIndexAt(tokens: readonly Token[], offset: number): number {
 }
 
 /** Document ranges (as absolute UTF-16 offsets) of the non-special tokens. */
-export function tokenRanges(tokens: readonly Token[], baseOffset: number): { index: number; start: number; end: number }[] {
+export function tokenRanges(
+  tokens: readonly Token[],
+  baseOffset: number,
+): { index: number; start: number; end: number }[] {
   const out: { index: number; start: number; end: number }[] = [];
   tokens.forEach((t, index) => {
     if (!t.special && t.end > t.start) out.push({ index, start: baseOffset + t.start, end: baseOffset + t.end });
@@ -78,6 +89,8 @@ export function truncationSummary(tokens: readonly Token[], text: string, trunca
   const total = text.length;
   const analyzed = tokens.filter((t) => !t.special).length;
   const snippet = text.slice(Math.max(0, at - 20), at).replace(/\s+/g, ' ');
-  return `Truncated: the model's window holds ${tokens.length} tokens; analysis stops after token ${analyzed} ` +
-    `(character ${at} of ${total}, after “…${snippet}”).`;
+  return (
+    `Truncated: the model's window holds ${tokens.length} tokens; analysis stops after token ${analyzed} ` +
+    `(character ${at} of ${total}, after “…${snippet}”).`
+  );
 }

@@ -3,11 +3,18 @@
 import type { ViewUnit } from './protocol';
 
 /** A unit's community is its first token's; `mixed` counts the units whose pieces span several communities. */
-export function unitCommunities(units: readonly ViewUnit[], tokenCommunities: readonly number[]): { communities: number[]; mixed: number } {
+export function unitCommunities(
+  units: readonly ViewUnit[],
+  tokenCommunities: readonly number[],
+): { communities: number[]; mixed: number } {
   let mixed = 0;
   const communities = units.map((u) => {
     const first = tokenCommunities[u.firstToken] ?? -1;
-    for (let t = u.firstToken + 1; t <= u.lastToken; t++) if (tokenCommunities[t] !== first) { mixed++; break; }
+    for (let t = u.firstToken + 1; t <= u.lastToken; t++)
+      if (tokenCommunities[t] !== first) {
+        mixed++;
+        break;
+      }
     return first;
   });
   return { communities, mixed };
@@ -44,7 +51,11 @@ export function flowForView(flow: readonly number[], units: readonly ViewUnit[])
  * An incomplete flow (the backend's time budget ran out) on a view's units: the exact max-flow where every piece of
  * the unit was computed, else null, with the summed upper bounds. Not normalised: normalising needs every input.
  */
-export function partialFlowForView(raw: readonly (number | null)[], upperBound: readonly number[], units: readonly ViewUnit[]): { values: (number | null)[]; upper: number[] } {
+export function partialFlowForView(
+  raw: readonly (number | null)[],
+  upperBound: readonly number[],
+  units: readonly ViewUnit[],
+): { values: (number | null)[]; upper: number[] } {
   const values = units.map((u) => {
     let s = 0;
     for (let t = u.firstToken; t <= u.lastToken; t++) {

@@ -2,8 +2,22 @@
 // colours come from VS Code's theme variables so light, dark and high-contrast themes stay readable.
 
 /** Colour-blind-safe categorical palette: Okabe & Ito (2008), then Paul Tol's "muted" for heads 8–11. */
-export const CATEGORICAL = ['#E69F00', '#56B4E9', '#009E73', '#F0E442', '#0072B2', '#D55E00', '#CC79A7', '#999999', '#44AA99', '#DDCC77', '#AA4499', '#88CCEE'];
-export const categorical = (i: number): string => CATEGORICAL[((i % CATEGORICAL.length) + CATEGORICAL.length) % CATEGORICAL.length]!;
+export const CATEGORICAL = [
+  '#E69F00',
+  '#56B4E9',
+  '#009E73',
+  '#F0E442',
+  '#0072B2',
+  '#D55E00',
+  '#CC79A7',
+  '#999999',
+  '#44AA99',
+  '#DDCC77',
+  '#AA4499',
+  '#88CCEE',
+];
+export const categorical = (i: number): string =>
+  CATEGORICAL[((i % CATEGORICAL.length) + CATEGORICAL.length) % CATEGORICAL.length]!;
 
 export function themeColour(name: string, fallback: string): string {
   return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
@@ -16,8 +30,10 @@ const monoFamily = () => themeColour('--vscode-editor-font-family', 'monospace')
 export function sizeCanvas(c: HTMLCanvasElement, w: number, h: number): CanvasRenderingContext2D | null {
   const dpr = window.devicePixelRatio || 1;
   if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
-    c.width = Math.round(w * dpr); c.height = Math.round(h * dpr);
-    c.style.width = `${w}px`; c.style.height = `${h}px`;
+    c.width = Math.round(w * dpr);
+    c.height = Math.round(h * dpr);
+    c.style.width = `${w}px`;
+    c.style.height = `${h}px`;
   }
   const ctx = c.getContext('2d');
   if (!ctx) return null;
@@ -34,7 +50,11 @@ function fmt(v: number): string {
 
 // ---------- histogram ----------
 
-export interface Histogram { counts: number[]; edges: number[]; total: number }
+export interface Histogram {
+  counts: number[];
+  edges: number[];
+  total: number;
+}
 
 /** Bars of a histogram with x ticks at the edges' ends and a y tick at the largest count. */
 export function drawHistogram(c: HTMLCanvasElement, h: Histogram, width: number, xLabel: string): void {
@@ -43,8 +63,12 @@ export function drawHistogram(c: HTMLCanvasElement, h: Histogram, width: number,
   if (!ctx) return;
   const fg = themeColour('--vscode-foreground', '#888');
   const bar = themeColour('--vscode-charts-blue', '#3794ff');
-  const left = 48, right = 12, top = 12, bottom = 38;
-  const plotW = width - left - right, plotH = height - top - bottom;
+  const left = 48,
+    right = 12,
+    top = 12,
+    bottom = 38;
+  const plotW = width - left - right,
+    plotH = height - top - bottom;
   const max = Math.max(1, ...h.counts);
   const bw = plotW / Math.max(1, h.counts.length);
   ctx.fillStyle = bar;
@@ -55,18 +79,29 @@ export function drawHistogram(c: HTMLCanvasElement, h: Histogram, width: number,
     ctx.fillRect(left + i * bw + 0.5, top + plotH - bh, Math.max(1, bw - 1), bh);
     drawn++;
   });
-  ctx.strokeStyle = fg; ctx.globalAlpha = 0.6; ctx.lineWidth = 1;
-  ctx.beginPath(); ctx.moveTo(left, top); ctx.lineTo(left, top + plotH + 0.5); ctx.lineTo(left + plotW, top + plotH + 0.5); ctx.stroke();
+  ctx.strokeStyle = fg;
+  ctx.globalAlpha = 0.6;
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.moveTo(left, top);
+  ctx.lineTo(left, top + plotH + 0.5);
+  ctx.lineTo(left + plotW, top + plotH + 0.5);
+  ctx.stroke();
   ctx.globalAlpha = 1;
   ctx.fillStyle = fg;
   ctx.font = `11px ${fontFamily()}`;
   ctx.textBaseline = 'top';
-  const lo = h.edges[0] ?? 0, hi = h.edges[h.edges.length - 1] ?? 1;
-  ctx.textAlign = 'left'; ctx.fillText(fmt(lo), left, top + plotH + 4);
-  ctx.textAlign = 'right'; ctx.fillText(fmt(hi), left + plotW, top + plotH + 4);
-  ctx.textAlign = 'center'; ctx.fillText(fmt((lo + hi) / 2), left + plotW / 2, top + plotH + 4);
+  const lo = h.edges[0] ?? 0,
+    hi = h.edges[h.edges.length - 1] ?? 1;
+  ctx.textAlign = 'left';
+  ctx.fillText(fmt(lo), left, top + plotH + 4);
+  ctx.textAlign = 'right';
+  ctx.fillText(fmt(hi), left + plotW, top + plotH + 4);
+  ctx.textAlign = 'center';
+  ctx.fillText(fmt((lo + hi) / 2), left + plotW / 2, top + plotH + 4);
   ctx.fillText(xLabel, left + plotW / 2, top + plotH + 20);
-  ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
+  ctx.textAlign = 'right';
+  ctx.textBaseline = 'middle';
   ctx.fillText(String(max), left - 4, top);
   ctx.fillText('0', left - 4, top + plotH);
   Object.assign(c.dataset, { bins: String(h.counts.length), bars: String(drawn), total: String(h.total) });
@@ -76,7 +111,10 @@ export function drawHistogram(c: HTMLCanvasElement, h: Histogram, width: number,
 
 export interface GraphInput {
   /** n×n attention, row = query. */
-  data: Float32Array; n: number; labels: string[]; threshold: number;
+  data: Float32Array;
+  n: number;
+  labels: string[];
+  threshold: number;
   /** Community per node (colour), or undefined while loading. */
   communities?: number[];
 }
@@ -95,29 +133,34 @@ export function drawGraph(c: HTMLCanvasElement, g: GraphInput, size: number, hig
   if (!ctx) return 0;
   const fg = themeColour('--vscode-foreground', '#888');
   const edge = themeColour('--vscode-charts-foreground', fg);
-  const cx = size / 2, cy = size / 2, r = size / 2 - 90;
+  const cx = size / 2,
+    cy = size / 2,
+    r = size / 2 - 90;
   const pos = circleLayout(g.n, cx, cy, r);
   let max = 0;
   for (let i = 0; i < g.n; i++) for (let j = 0; j < g.n; j++) if (i !== j) max = Math.max(max, g.data[i * g.n + j]!);
   let edges = 0;
   ctx.strokeStyle = edge;
-  for (let i = 0; i < g.n; i++) for (let j = 0; j < g.n; j++) {
-    if (i === j) continue;
-    const w = g.data[i * g.n + j]!;
-    if (w < g.threshold) continue;
-    edges++;
-    const touches = highlight === null || highlight === i || highlight === j;
-    ctx.globalAlpha = touches ? 0.25 + 0.75 * (w / (max || 1)) : 0.06;
-    ctx.lineWidth = 0.5 + 3.5 * (w / (max || 1));
-    const a = pos[i]!, b = pos[j]!;
-    // A gentle curve towards the centre so i→j and j→i do not overlap exactly.
-    const mx = (a.x + b.x) / 2, my = (a.y + b.y) / 2;
-    const k = 0.15;
-    ctx.beginPath();
-    ctx.moveTo(a.x, a.y);
-    ctx.quadraticCurveTo(mx + (cx - mx) * k + (b.y - a.y) * 0.05, my + (cy - my) * k - (b.x - a.x) * 0.05, b.x, b.y);
-    ctx.stroke();
-  }
+  for (let i = 0; i < g.n; i++)
+    for (let j = 0; j < g.n; j++) {
+      if (i === j) continue;
+      const w = g.data[i * g.n + j]!;
+      if (w < g.threshold) continue;
+      edges++;
+      const touches = highlight === null || highlight === i || highlight === j;
+      ctx.globalAlpha = touches ? 0.25 + 0.75 * (w / (max || 1)) : 0.06;
+      ctx.lineWidth = 0.5 + 3.5 * (w / (max || 1));
+      const a = pos[i]!,
+        b = pos[j]!;
+      // A gentle curve towards the centre so i→j and j→i do not overlap exactly.
+      const mx = (a.x + b.x) / 2,
+        my = (a.y + b.y) / 2;
+      const k = 0.15;
+      ctx.beginPath();
+      ctx.moveTo(a.x, a.y);
+      ctx.quadraticCurveTo(mx + (cx - mx) * k + (b.y - a.y) * 0.05, my + (cy - my) * k - (b.x - a.x) * 0.05, b.x, b.y);
+      ctx.stroke();
+    }
   ctx.globalAlpha = 1;
   const nodeR = Math.max(4, Math.min(9, (Math.PI * r) / Math.max(1, g.n) - 1));
   ctx.font = `12px ${monoFamily()}`;
@@ -125,9 +168,14 @@ export function drawGraph(c: HTMLCanvasElement, g: GraphInput, size: number, hig
   pos.forEach((p, i) => {
     const comm = g.communities?.[i];
     ctx.fillStyle = comm === undefined ? fg : categorical(comm);
-    ctx.beginPath(); ctx.arc(p.x, p.y, nodeR, 0, 2 * Math.PI); ctx.fill();
-    ctx.lineWidth = highlight === i ? 2.5 : 1; ctx.strokeStyle = fg; ctx.stroke();
-    const lx = cx + (r + nodeR + 6) * Math.cos(p.angle), ly = cy + (r + nodeR + 6) * Math.sin(p.angle);
+    ctx.beginPath();
+    ctx.arc(p.x, p.y, nodeR, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.lineWidth = highlight === i ? 2.5 : 1;
+    ctx.strokeStyle = fg;
+    ctx.stroke();
+    const lx = cx + (r + nodeR + 6) * Math.cos(p.angle),
+      ly = cy + (r + nodeR + 6) * Math.sin(p.angle);
     ctx.textAlign = Math.cos(p.angle) < -0.01 ? 'right' : Math.cos(p.angle) > 0.01 ? 'left' : 'center';
     ctx.fillStyle = fg;
     ctx.globalAlpha = highlight === null || highlight === i ? 1 : 0.6;
@@ -142,8 +190,15 @@ export function drawGraph(c: HTMLCanvasElement, g: GraphInput, size: number, hig
 export function graphHit(n: number, size: number, x: number, y: number): number | null {
   const r = size / 2 - 90;
   const pos = circleLayout(n, size / 2, size / 2, r);
-  let best: number | null = null, bestD = 14 * 14;
-  pos.forEach((p, i) => { const d = (p.x - x) ** 2 + (p.y - y) ** 2; if (d < bestD) { bestD = d; best = i; } });
+  let best: number | null = null,
+    bestD = 14 * 14;
+  pos.forEach((p, i) => {
+    const d = (p.x - x) ** 2 + (p.y - y) ** 2;
+    if (d < bestD) {
+      bestD = d;
+      best = i;
+    }
+  });
   return best;
 }
 
@@ -185,6 +240,9 @@ export function drawLines(c: HTMLCanvasElement, input: LinesInput, width: number
     }
   });
   ctx.globalAlpha = 1;
-  Object.assign(c.dataset, { lines: String(lines), isolated: input.isolate ? `${input.isolate.side}:${input.isolate.token}` : '' });
+  Object.assign(c.dataset, {
+    lines: String(lines),
+    isolated: input.isolate ? `${input.isolate.side}:${input.isolate.token}` : '',
+  });
   return lines;
 }

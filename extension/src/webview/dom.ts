@@ -5,8 +5,11 @@
 type Attributes = Record<string, string | number | boolean | undefined>;
 
 /** `<tag attributes>children</tag>`; a `true` attribute is present and empty, false/undefined ones are left out. */
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attributes: Attributes = {},
-  ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attributes: Attributes = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
   for (const [name, v] of Object.entries(attributes)) {
     if (v !== undefined && v !== false) e.setAttribute(name, v === true ? '' : String(v));

@@ -5,13 +5,17 @@ import { h, OWN_KEYS } from './dom';
 
 export type TabId = 'heatmap' | 'heads' | 'graph' | 'lines' | 'distributions' | 'rollout';
 const TAB_LABELS: Record<TabId, string> = {
-  heatmap: 'Heatmap', heads: 'Heads', graph: 'Graph', lines: 'Lines', distributions: 'Distributions',
+  heatmap: 'Heatmap',
+  heads: 'Heads',
+  graph: 'Graph',
+  lines: 'Lines',
+  distributions: 'Distributions',
   rollout: 'Rollout',
 };
 export const TABS = Object.keys(TAB_LABELS) as TabId[];
 
 function buildFrame() {
-  const app = document.getElementById('app') as HTMLDivElement; // the one element the host's page declares
+  const app = document.querySelector<HTMLDivElement>('#app')!; // the one element the host's page declares
   const layer = h('select', { id: 'layer', 'aria-label': 'Layer' });
   const head = h('select', { id: 'head', 'aria-label': 'Head' });
   const viewHead = h('button', { id: 'view-head', type: 'button', 'aria-pressed': 'true' }, 'Head');
@@ -19,30 +23,67 @@ function buildFrame() {
   const hideSpecial = h('input', { type: 'checkbox', id: 'hide-special' });
   const wordLevel = h('input', { type: 'checkbox', id: 'word-level' });
   const meta = h('span', { id: 'meta', class: 'meta' });
-  const toolbar = h('header', { id: 'toolbar', role: 'toolbar', 'aria-label': 'Attention view' },
-    h('label', {}, 'Layer ', layer), ' ', h('label', {}, 'Head ', head), ' ',
-    h('span', { class: 'view-switch', role: 'group', 'aria-label': 'View' }, viewHead, ' ', viewGrid), ' ',
-    h('label', { class: 'toggle' }, hideSpecial, ' Hide special tokens'), ' ',
-    h('label', { class: 'toggle' }, wordLevel, ' Word level'), ' ', meta);
+  const toolbar = h(
+    'header',
+    { id: 'toolbar', role: 'toolbar', 'aria-label': 'Attention view' },
+    h('label', {}, 'Layer ', layer),
+    ' ',
+    h('label', {}, 'Head ', head),
+    ' ',
+    h('span', { class: 'view-switch', role: 'group', 'aria-label': 'View' }, viewHead, ' ', viewGrid),
+    ' ',
+    h('label', { class: 'toggle' }, hideSpecial, ' Hide special tokens'),
+    ' ',
+    h('label', { class: 'toggle' }, wordLevel, ' Word level'),
+    ' ',
+    meta,
+  );
   const tabButtons = {} as Record<TabId, HTMLButtonElement>;
   const tabPanels = {} as Record<TabId, HTMLDivElement>;
   for (const t of TABS) {
     const first = t === TABS[0];
-    tabButtons[t] = h('button', {
-      type: 'button', role: 'tab', id: `tab-${t}`, 'aria-controls': `panel-${t}`, 'aria-selected': String(first),
-      tabindex: first ? 0 : -1,
-    }, TAB_LABELS[t]);
+    tabButtons[t] = h(
+      'button',
+      {
+        type: 'button',
+        role: 'tab',
+        id: `tab-${t}`,
+        'aria-controls': `panel-${t}`,
+        'aria-selected': String(first),
+        tabindex: first ? 0 : -1,
+      },
+      TAB_LABELS[t],
+    );
     tabPanels[t] = h('div', {
-      role: 'tabpanel', id: `panel-${t}`, 'aria-labelledby': `tab-${t}`, tabindex: -1, hidden: !first,
+      role: 'tabpanel',
+      id: `panel-${t}`,
+      'aria-labelledby': `tab-${t}`,
+      tabindex: -1,
+      hidden: !first,
     });
   }
-  const tabs = h('div', { id: 'tabs', role: 'tablist', 'aria-label': 'Views', [OWN_KEYS]: true },
-    ...TABS.map((t) => tabButtons[t]));
+  const tabs = h(
+    'div',
+    { id: 'tabs', role: 'tablist', 'aria-label': 'Views', [OWN_KEYS]: true },
+    ...TABS.map((t) => tabButtons[t]),
+  );
   const notice = h('div', { id: 'notice', class: 'notice', hidden: true });
   const status = h('footer', { id: 'status', class: 'status', role: 'status' });
   app.append(toolbar, tabs, notice, h('main', { id: 'main' }, ...TABS.map((t) => tabPanels[t])), status);
   return {
-    app, layer, head, viewHead, viewGrid, hideSpecial, wordLevel, meta, tabs, tabButtons, tabPanels, notice, status,
+    app,
+    layer,
+    head,
+    viewHead,
+    viewGrid,
+    hideSpecial,
+    wordLevel,
+    meta,
+    tabs,
+    tabButtons,
+    tabPanels,
+    notice,
+    status,
   };
 }
 

@@ -11,9 +11,18 @@ export interface HeatmapData {
   poolFactor: number;
 }
 
-export interface Layout { left: number; top: number; cell: number; width: number; height: number }
+export interface Layout {
+  left: number;
+  top: number;
+  cell: number;
+  width: number;
+  height: number;
+}
 
-export interface Highlight { row: number | null; col: number | null }
+export interface Highlight {
+  row: number | null;
+  col: number | null;
+}
 
 export class Heatmap {
   private image: HTMLCanvasElement | undefined;
@@ -25,7 +34,9 @@ export class Heatmap {
 
   constructor(readonly canvas: HTMLCanvasElement) {}
 
-  get matrix(): HeatmapData | undefined { return this.data; }
+  get matrix(): HeatmapData | undefined {
+    return this.data;
+  }
 
   set(data: HeatmapData, rowLabels: string[], colLabels: string[]): void {
     this.data = data;
@@ -35,7 +46,10 @@ export class Heatmap {
     this.image = renderImage(data.rows, data.cols, data.data, this.max);
   }
 
-  clear(): void { this.data = undefined; this.image = undefined; }
+  clear(): void {
+    this.data = undefined;
+    this.image = undefined;
+  }
 
   /** Lays out for `availableWidth` CSS pixels and draws with the highlight. */
   draw(availableWidth: number, highlight: Highlight): void {
@@ -53,10 +67,15 @@ export class Heatmap {
     let labelW = Math.min(120, Math.ceil(widest) + 10);
     let cell = Math.max(1, Math.min(28, Math.floor((availableWidth - labelW - 8) / n)));
     const showLabels = cell >= 7;
-    if (!showLabels) { labelW = 4; cell = Math.max(1, Math.min(28, Math.floor((availableWidth - 12) / n))); }
+    if (!showLabels) {
+      labelW = 4;
+      cell = Math.max(1, Math.min(28, Math.floor((availableWidth - 12) / n)));
+    }
     const fontPx = Math.max(8, Math.min(12, cell - 2));
-    const left = labelW, top = labelW;
-    const width = left + data.cols * cell + 4, height = top + data.rows * cell + 4;
+    const left = labelW,
+      top = labelW;
+    const width = left + data.cols * cell + 4,
+      height = top + data.rows * cell + 4;
     const dpr = window.devicePixelRatio || 1;
     if (this.canvas.width !== Math.round(width * dpr) || this.canvas.height !== Math.round(height * dpr)) {
       this.canvas.width = Math.round(width * dpr);
@@ -66,7 +85,13 @@ export class Heatmap {
     }
     this.layout = { left, top, cell, width, height };
     // Geometry for tests and assistive tooling (CSS pixels).
-    Object.assign(this.canvas.dataset, { left: String(left), top: String(top), cell: String(cell), rows: String(data.rows), cols: String(data.cols) });
+    Object.assign(this.canvas.dataset, {
+      left: String(left),
+      top: String(top),
+      cell: String(cell),
+      rows: String(data.rows),
+      cols: String(data.cols),
+    });
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, width, height);
     ctx.imageSmoothingEnabled = false;
@@ -75,8 +100,10 @@ export class Heatmap {
     // Row/column highlight.
     ctx.lineWidth = 1.5;
     ctx.strokeStyle = fg;
-    if (highlight.row !== null) ctx.strokeRect(left + 0.5, top + highlight.row * cell + 0.5, data.cols * cell - 1, cell - 1);
-    if (highlight.col !== null) ctx.strokeRect(left + highlight.col * cell + 0.5, top + 0.5, cell - 1, data.rows * cell - 1);
+    if (highlight.row !== null)
+      ctx.strokeRect(left + 0.5, top + highlight.row * cell + 0.5, data.cols * cell - 1, cell - 1);
+    if (highlight.col !== null)
+      ctx.strokeRect(left + highlight.col * cell + 0.5, top + 0.5, cell - 1, data.rows * cell - 1);
 
     if (!showLabels) return;
     ctx.font = `${fontPx}px ${font}`;
@@ -102,12 +129,17 @@ export class Heatmap {
   }
 
   /** What is under a point in CSS pixels relative to the canvas. */
-  hit(x: number, y: number): { kind: 'cell'; row: number; col: number } | { kind: 'row'; row: number } | { kind: 'col'; col: number } | null {
+  hit(
+    x: number,
+    y: number,
+  ): { kind: 'cell'; row: number; col: number } | { kind: 'row'; row: number } | { kind: 'col'; col: number } | null {
     const d = this.data;
     if (!d) return null;
     const { left, top, cell } = this.layout;
-    const col = Math.floor((x - left) / cell), row = Math.floor((y - top) / cell);
-    const inRows = row >= 0 && row < d.rows, inCols = col >= 0 && col < d.cols;
+    const col = Math.floor((x - left) / cell),
+      row = Math.floor((y - top) / cell);
+    const inRows = row >= 0 && row < d.rows,
+      inCols = col >= 0 && col < d.cols;
     if (inRows && inCols) return { kind: 'cell', row, col };
     if (inRows && x < left) return { kind: 'row', row };
     if (inCols && y < top) return { kind: 'col', col };
@@ -121,7 +153,12 @@ export class Heatmap {
     if (!ctx || !d) return 0;
     const dpr = window.devicePixelRatio || 1;
     const { left, top, cell } = this.layout;
-    const img = ctx.getImageData(Math.round(left * dpr), Math.round(top * dpr), Math.max(1, Math.round(d.cols * cell * dpr)), Math.max(1, Math.round(d.rows * cell * dpr)));
+    const img = ctx.getImageData(
+      Math.round(left * dpr),
+      Math.round(top * dpr),
+      Math.max(1, Math.round(d.cols * cell * dpr)),
+      Math.max(1, Math.round(d.rows * cell * dpr)),
+    );
     let lit = 0;
     for (let i = 3; i < img.data.length; i += 4) if (img.data[i]! > 0) lit++;
     return lit;
@@ -137,7 +174,10 @@ export function renderImage(rows: number, cols: number, data: Float32Array, max:
   const img = ctx.createImageData(cols, rows);
   for (let i = 0; i < rows * cols; i++) {
     const [r, g, b]: RGB = scaleColour(data[i]!, max);
-    img.data[i * 4] = r; img.data[i * 4 + 1] = g; img.data[i * 4 + 2] = b; img.data[i * 4 + 3] = 255;
+    img.data[i * 4] = r;
+    img.data[i * 4 + 1] = g;
+    img.data[i * 4 + 2] = b;
+    img.data[i * 4 + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
   return c;

@@ -1,7 +1,13 @@
 // The panel's wiring: tab switching, the view options, layer/head keys, host messages and restore.
 // Each tab lives in tabs/; what they share (DOM, state, requests) in state.ts.
 // All token text goes into the DOM through textContent (or onto a canvas), never through innerHTML.
-import { isHostMessage, type AnalysisView, type HostToWebview, type ShownView, type ViewState } from '../shared/messages';
+import {
+  isHostMessage,
+  type AnalysisView,
+  type HostToWebview,
+  type ShownView,
+  type ViewState,
+} from '../shared/messages';
 import { truncationSummary } from '../shared/tokens';
 import { app, persist, resetRequests, resolveRpc, setRenderHook, syncControls, vscode } from './state';
 import { frame, TABS, type TabId } from './frame';
@@ -33,12 +39,18 @@ async function render(): Promise<void> {
   const { hideSpecial, wordLevel } = options;
   tellView({ layer: state.layer, head: state.head, view: state.view, hideSpecial, wordLevel });
   const tab = options.tab;
-  rendering = tab === 'heatmap' ? showHeatmap()
-    : tab === 'heads' ? showHeads()
-    : tab === 'graph' ? showGraph()
-    : tab === 'lines' ? showLines()
-    : tab === 'distributions' ? showDistributions()
-    : showRollout();
+  rendering =
+    tab === 'heatmap'
+      ? showHeatmap()
+      : tab === 'heads'
+        ? showHeads()
+        : tab === 'graph'
+          ? showGraph()
+          : tab === 'lines'
+            ? showLines()
+            : tab === 'distributions'
+              ? showDistributions()
+              : showRollout();
   await rendering;
 }
 setRenderHook(render);
@@ -47,7 +59,8 @@ setRenderHook(render);
 
 function syncTabs(): void {
   for (const t of TABS) {
-    const b = frame.tabButtons[t], selected = t === app.options.tab;
+    const b = frame.tabButtons[t],
+      selected = t === app.options.tab;
     b.setAttribute('aria-selected', String(selected));
     b.tabIndex = selected ? 0 : -1;
     frame.tabPanels[t].hidden = !selected;
@@ -100,7 +113,7 @@ function setAnalysis(a: AnalysisView, s?: Partial<ViewState>, flowToken: number 
   frame.wordLevel.checked = app.options.wordLevel;
   app.hover = { row: null, col: null };
   app.editorFocus = null;
-  const state = app.state = { ...app.state, ...s, locked: null };
+  const state = (app.state = { ...app.state, ...s, locked: null });
   if (state.layer >= a.model.layers) state.layer = 0;
   if (state.head >= a.model.heads) state.head = 0;
   fillSelect(frame.layer, a.model.layers, 'mean of layers', state.layer);
@@ -135,14 +148,36 @@ function fillSelect(select: HTMLSelectElement, count: number, meanLabel: string,
 
 // ---------- controls ----------
 
-frame.layer.addEventListener('change', () => { app.state.layer = Number(frame.layer.value); app.state.locked = null; void render(); });
-frame.head.addEventListener('change', () => { app.state.head = Number(frame.head.value); app.state.locked = null; void render(); });
-frame.viewHead.addEventListener('click', () => { app.state.view = 'head'; void render(); });
-frame.viewGrid.addEventListener('click', () => { app.state.view = 'grid'; void render(); });
+frame.layer.addEventListener('change', () => {
+  app.state.layer = Number(frame.layer.value);
+  app.state.locked = null;
+  void render();
+});
+frame.head.addEventListener('change', () => {
+  app.state.head = Number(frame.head.value);
+  app.state.locked = null;
+  void render();
+});
+frame.viewHead.addEventListener('click', () => {
+  app.state.view = 'head';
+  void render();
+});
+frame.viewGrid.addEventListener('click', () => {
+  app.state.view = 'grid';
+  void render();
+});
 
 window.addEventListener('keydown', (e) => {
   const { analysis, state } = app;
-  if (!analysis || e.target instanceof HTMLSelectElement || e.target instanceof HTMLInputElement || e.altKey || e.ctrlKey || e.metaKey) return;
+  if (
+    !analysis ||
+    e.target instanceof HTMLSelectElement ||
+    e.target instanceof HTMLInputElement ||
+    e.altKey ||
+    e.ctrlKey ||
+    e.metaKey
+  )
+    return;
   if (e.target instanceof HTMLElement && e.target.closest(`[${OWN_KEYS}]`)) return;
   const step = (v: number, count: number, d: number) => Math.min(count - 1, Math.max(-1, v + d));
   if (e.key === 'ArrowLeft' || e.key === 'ArrowRight') {
@@ -188,11 +223,14 @@ function handle(m: HostToWebview): void {
       return;
     case 'error':
       frame.status.textContent = m.message;
-      frame.app.dataset.state = app.analysis ? frame.app.dataset.state ?? 'painted' : 'error';
+      frame.app.dataset.state = app.analysis ? (frame.app.dataset.state ?? 'painted') : 'error';
       return;
     case 'highlightToken':
       app.editorFocus = m.token;
-      if (!app.state.locked && app.hover.row === null) { redraw(); paintStrip(); }
+      if (!app.state.locked && app.hover.row === null) {
+        redraw();
+        paintStrip();
+      }
       return;
     case 'setView':
       if (m.layer !== undefined) app.state.layer = m.layer;
@@ -201,7 +239,10 @@ function handle(m: HostToWebview): void {
       if (m.hideSpecial !== undefined) frame.hideSpecial.checked = m.hideSpecial;
       if (m.wordLevel !== undefined) frame.wordLevel.checked = m.wordLevel;
       syncControls();
-      if (m.hideSpecial !== undefined || m.wordLevel !== undefined) { onViewOption(); return; }
+      if (m.hideSpecial !== undefined || m.wordLevel !== undefined) {
+        onViewOption();
+        return;
+      }
       void render();
       return;
     case 'rpcResult':
@@ -217,7 +258,12 @@ function handle(m: HostToWebview): void {
 // Restore after the panel was hidden (the webview is recreated) or VS Code restarted.
 const saved = vscode.getState();
 if (saved?.analysis) {
-  const state: ViewState = { layer: saved.layer ?? 0, head: saved.head ?? 0, view: saved.view ?? 'head', locked: saved.locked ?? null };
+  const state: ViewState = {
+    layer: saved.layer ?? 0,
+    head: saved.head ?? 0,
+    view: saved.view ?? 'head',
+    locked: saved.locked ?? null,
+  };
   app.state = state;
   app.options = { ...app.options, ...saved.options };
   if (!TABS.includes(app.options.tab)) app.options.tab = 'heatmap';

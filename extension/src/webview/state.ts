@@ -6,9 +6,26 @@ import { axisLabel, tokenLabel } from '../shared/tokens';
 import { Methods, type AnalysisMethod, type ViewUnit } from '../shared/protocol';
 import { frame, type TabId } from './frame';
 
-export interface Options { tab: TabId; hideSpecial: boolean; wordLevel: boolean; headsMetric: string; distMetric: string; graphSource: 'head' | 'mean'; threshold: number; sortKey: string; sortDesc: boolean }
-export interface Persisted extends ViewState { analysis?: AnalysisView; options?: Partial<Options>; flowToken?: number | null }
-export interface RpcAnswer { result: Record<string, unknown>; data?: Float32Array }
+export interface Options {
+  tab: TabId;
+  hideSpecial: boolean;
+  wordLevel: boolean;
+  headsMetric: string;
+  distMetric: string;
+  graphSource: 'head' | 'mean';
+  threshold: number;
+  sortKey: string;
+  sortDesc: boolean;
+}
+export interface Persisted extends ViewState {
+  analysis?: AnalysisView;
+  options?: Partial<Options>;
+  flowToken?: number | null;
+}
+export interface RpcAnswer {
+  result: Record<string, unknown>;
+  data?: Float32Array;
+}
 
 export const vscode = getApi<Persisted>();
 /** The mutable panel state, one object so every module sees the same values. */
@@ -23,7 +40,17 @@ export const app: {
 } = {
   analysis: undefined,
   state: { layer: 0, head: 0, view: 'head', locked: null },
-  options: { tab: 'heatmap', hideSpecial: false, wordLevel: false, headsMetric: 'entropy', distMetric: 'selfDistance', graphSource: 'head', threshold: 0.1, sortKey: '', sortDesc: false },
+  options: {
+    tab: 'heatmap',
+    hideSpecial: false,
+    wordLevel: false,
+    headsMetric: 'entropy',
+    distMetric: 'selfDistance',
+    graphSource: 'head',
+    threshold: 0.1,
+    sortKey: '',
+    sortDesc: false,
+  },
   hover: { row: null, col: null },
   editorFocus: null,
   flowToken: null,
@@ -36,16 +63,31 @@ let nextRequest = 1;
 
 /** Set by main.ts: redraws the current tab (tabs call it to navigate without importing main). */
 let renderHook: () => Promise<void> = () => Promise.resolve();
-export function setRenderHook(f: () => Promise<void>): void { renderHook = f; }
-export function render(): Promise<void> { return renderHook(); }
+export function setRenderHook(f: () => Promise<void>): void {
+  renderHook = f;
+}
+export function render(): Promise<void> {
+  return renderHook();
+}
 
 export function persist(): void {
-  vscode.setState({ ...app.state, options: app.options, flowToken: app.flowToken, ...(app.analysis ? { analysis: app.analysis } : {}) });
+  vscode.setState({
+    ...app.state,
+    options: app.options,
+    flowToken: app.flowToken,
+    ...(app.analysis ? { analysis: app.analysis } : {}),
+  });
 }
 
 /** Canonical key of an analysis request: the method and its params without analysisId, keys sorted. */
 export function rpcKey(method: string, params: Record<string, unknown>): string {
-  return `${method} ${JSON.stringify(Object.fromEntries(Object.entries(params).filter(([k]) => k !== 'analysisId').sort(([a], [b]) => (a < b ? -1 : 1))))}`;
+  return `${method} ${JSON.stringify(
+    Object.fromEntries(
+      Object.entries(params)
+        .filter(([k]) => k !== 'analysisId')
+        .sort(([a], [b]) => (a < b ? -1 : 1)),
+    ),
+  )}`;
 }
 
 /** An analysis method through the host (cached per analysis); undefined when it failed (the status line says why). */
@@ -90,14 +132,20 @@ export function resolveRpc(requestId: number, answer: RpcAnswer | undefined): bo
 export function resetRequests(): void {
   rpcCache.clear();
   // A new analysis: the backend need not finish the old one's requests (a flow can keep the cores busy for seconds).
-  for (const [requestId, r] of rpcPending) { vscode.postMessage({ type: 'cancelRpc', requestId }); r(undefined); }
+  for (const [requestId, r] of rpcPending) {
+    vscode.postMessage({ type: 'cancelRpc', requestId });
+    r(undefined);
+  }
   rpcPending.clear();
   rpcIds.clear();
 }
 
 /** Only the options that are on travel (so equal views share one request). */
 export function viewFlags(): Record<string, boolean> {
-  return { ...(app.options.hideSpecial ? { hideSpecial: true } : {}), ...(app.options.wordLevel ? { wordLevel: true } : {}) };
+  return {
+    ...(app.options.hideSpecial ? { hideSpecial: true } : {}),
+    ...(app.options.wordLevel ? { wordLevel: true } : {}),
+  };
 }
 
 export function unitLabels(u: ViewUnit[]): string[] {
@@ -123,7 +171,13 @@ export function syncControls(): void {
  * One layer/head of the current view (attention/view: hide special tokens and word level applied, pooled to
  * `maxSize` cells when given). units: the rows/columns when a view option is on; null when they are the tokens.
  */
-export interface ViewMatrix { rows: number; cols: number; poolFactor: number; data: Float32Array; units: ViewUnit[] | null }
+export interface ViewMatrix {
+  rows: number;
+  cols: number;
+  poolFactor: number;
+  data: Float32Array;
+  units: ViewUnit[] | null;
+}
 export async function viewMatrix(layer: number, head: number, maxSize?: number): Promise<ViewMatrix | undefined> {
   const flags = viewFlags();
   const v = await rpc(Methods.view, { layer, head, ...flags, ...(maxSize ? { maxSize } : {}) });

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using AttentionViz.Backend.Models.Core;
 using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Models.Core;
 using AttentionViz.Backend.Tokenization;
 
 namespace AttentionViz.Backend.Analysis;

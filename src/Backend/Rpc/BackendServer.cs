@@ -1,8 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using AttentionViz.Backend.Analysis;
-using AttentionViz.Backend.Models.Core;
 using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Models.Core;
 using AttentionViz.Backend.Platform;
 using AttentionViz.Backend.Storage;
 using StreamJsonRpc;

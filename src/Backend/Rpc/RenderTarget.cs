@@ -1,6 +1,6 @@
 using AttentionViz.Backend.Analysis;
-using AttentionViz.Backend.Rendering;
 using AttentionViz.Backend.Export;
+using AttentionViz.Backend.Rendering;
 using StreamJsonRpc;
 
 namespace AttentionViz.Backend.Rpc;

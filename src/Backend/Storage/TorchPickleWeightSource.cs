@@ -239,29 +239,29 @@ public sealed class RestrictedUnpickler(byte[] data)
                 case (byte)'e': { var items = PopToMark(); AsList(Peek()).AddRange(items); break; }  // APPENDS
                 case (byte)'s': { var v = Pop(); var k = Pop(); AsDict(Peek()).Items.Add((k, v)); break; }  // SETITEM
                 case (byte)'u': // SETITEMS
-                {
-                    var items = PopToMark();
-                    if (items.Count % 2 != 0) throw Fail("SETITEMS with an odd number of values.");
-                    var dict = AsDict(Peek());
-                    for (var i = 0; i < items.Count; i += 2) dict.Items.Add((items[i], items[i + 1]));
-                    break;
-                }
+                    {
+                        var items = PopToMark();
+                        if (items.Count % 2 != 0) throw Fail("SETITEMS with an odd number of values.");
+                        var dict = AsDict(Peek());
+                        for (var i = 0; i < items.Count; i += 2) dict.Items.Add((items[i], items[i + 1]));
+                        break;
+                    }
                 case (byte)'Q': // BINPERSID
                     Push(PersistentLoad(Pop()));
                     break;
                 case (byte)'R': // REDUCE
-                {
-                    var args = Pop() as object?[] ?? throw Fail("REDUCE arguments are not a tuple.");
-                    Push(Call(Pop(), args));
-                    break;
-                }
+                    {
+                        var args = Pop() as object?[] ?? throw Fail("REDUCE arguments are not a tuple.");
+                        Push(Call(Pop(), args));
+                        break;
+                    }
                 case (byte)'b': // BUILD: only the attribute dict of a state dict (_metadata), which is dropped
-                {
-                    var state = Pop();
-                    if (Peek() is not PickleDict || state is not (PickleDict or null))
-                        throw Fail($"BUILD of a {Describe(Peek())} with a {Describe(state)} is not allowed.");
-                    break;
-                }
+                    {
+                        var state = Pop();
+                        if (Peek() is not PickleDict || state is not (PickleDict or null))
+                            throw Fail($"BUILD of a {Describe(Peek())} with a {Describe(state)} is not allowed.");
+                        break;
+                    }
                 default:
                     throw Fail($"opcode 0x{op:x2} ('{(char)op}') is not allowed in a state-dict pickle.");
             }

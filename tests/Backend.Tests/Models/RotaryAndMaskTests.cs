@@ -1,5 +1,5 @@
-using AttentionViz.Backend.Models.Core;
 using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Models.Core;
 using static TorchSharp.torch;
 
 namespace AttentionViz.Backend.Tests.Models;

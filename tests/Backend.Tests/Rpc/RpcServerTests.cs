@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using AttentionViz.Backend.Runtime;
 using AttentionViz.Backend.Rpc;
+using AttentionViz.Backend.Runtime;
 using AttentionViz.Backend.Tests.Support;
 using Nerdbank.Streams;
 using StreamJsonRpc;

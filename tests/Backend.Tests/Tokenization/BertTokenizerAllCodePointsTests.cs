@@ -40,7 +40,7 @@ public sealed class BertTokenizerAllCodePointsTests
         }
         Assert.IsEmpty(mismatches, string.Join("\n", mismatches));
         Assert.IsGreaterThan(100_000, compared);
-    
+
     }
 
     private static string GenerateReference()

@@ -15,13 +15,20 @@ import type { AnalysisView } from '../../shared/messages';
 /** The workspace state key of the model picked with Select Model. */
 export const SELECTED_MODEL_KEY = 'attentionViz.model';
 
-interface Pair { range: vscode.Range; text: string }
+interface Pair {
+  range: vscode.Range;
+  text: string;
+}
 
 export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
   private cts: CancellationTokenSource | undefined;
 
-  constructor(private readonly context: vscode.ExtensionContext, private readonly backend: Backend,
-    private readonly shown: ShownAnalysis, private readonly router: PanelRouter) {}
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly backend: Backend,
+    private readonly shown: ShownAnalysis,
+    private readonly router: PanelRouter,
+  ) {}
 
   async showAttention(): Promise<void> {
     const editor = vscode.window.activeTextEditor;
@@ -34,8 +41,12 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     const nonEmpty = editor.selections.filter((s) => !s.isEmpty).sort((a, b) => a.start.compareTo(b.start));
     if (nonEmpty.length === 2 && !nonEmpty[0]!.intersection(nonEmpty[1]!)) {
       const [a, b] = nonEmpty as [vscode.Selection, vscode.Selection];
-      const textA = doc.getText(a), textB = doc.getText(b);
-      if (textA.trim() && textB.trim()) { await this.analyze(doc, a, textA, true, { range: b, text: textB }); return; }
+      const textA = doc.getText(a),
+        textB = doc.getText(b);
+      if (textA.trim() && textB.trim()) {
+        await this.analyze(doc, a, textA, true, { range: b, text: textB });
+        return;
+      }
     }
     let range: vscode.Range = editor.selection;
     // An empty selection: the current line.
@@ -53,17 +64,27 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
   }
 
   /** A newer request makes the older one stale: $/cancelRequest. */
-  cancel(): void { this.cts?.cancel(); }
+  cancel(): void {
+    this.cts?.cancel();
+  }
 
-  private async analyze(doc: vscode.TextDocument, range: vscode.Range, text: string, withProgress: boolean,
-    pair?: Pair): Promise<void> {
+  private async analyze(
+    doc: vscode.TextDocument,
+    range: vscode.Range,
+    text: string,
+    withProgress: boolean,
+    pair?: Pair,
+  ): Promise<void> {
     this.cancel();
     const cts = new CancellationTokenSource();
     this.cts = cts;
     const cfg = readConfig();
     const modelId = cfg.modelPath.trim() || this.context.workspaceState.get<string>(SELECTED_MODEL_KEY);
     const params: AnalyzeParams = {
-      text, maxTokens: cfg.maxTokens, ...(modelId ? { modelId } : {}), ...(pair ? { textPair: pair.text } : {}),
+      text,
+      maxTokens: cfg.maxTokens,
+      ...(modelId ? { modelId } : {}),
+      ...(pair ? { textPair: pair.text } : {}),
     };
     const started = Date.now();
     const panel = this.router.ensurePanel();
@@ -75,10 +96,14 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     let result: AnalyzeResult;
     try {
       result = withProgress
-        ? await vscode.window.withProgress({
-          location: vscode.ProgressLocation.Notification, title: 'AttentionViz: analyzing selection…',
-          cancellable: true,
-        }, (_p, token) => run(token))
+        ? await vscode.window.withProgress(
+            {
+              location: vscode.ProgressLocation.Notification,
+              title: 'AttentionViz: analyzing selection…',
+              cancellable: true,
+            },
+            (_p, token) => run(token),
+          )
         : await run();
     } catch (e) {
       if (e instanceof CancelledError || cts.token.isCancellationRequested) return;
@@ -94,16 +119,30 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       if (this.cts === cts) this.cts = undefined;
     }
     if (cts.token.isCancellationRequested) return;
-    const session = new Session(this.shown.nextSeq(), doc.uri, doc.version, doc.offsetAt(range.start), text, result,
-      pair ? { baseOffset: doc.offsetAt(pair.range.start), text: pair.text } : undefined);
+    const session = new Session(
+      this.shown.nextSeq(),
+      doc.uri,
+      doc.version,
+      doc.offsetAt(range.start),
+      text,
+      result,
+      pair ? { baseOffset: doc.offsetAt(pair.range.start), text: pair.text } : undefined,
+    );
     const truncation = result.truncated ? `, truncated at ${result.truncatedAt}` : '';
-    this.backend.log(`analyzed ${result.tokens.length} tokens in ${result.elapsedMs} ms `
-      + `(round trip ${Date.now() - started} ms)${truncation}`);
+    this.backend.log(
+      `analyzed ${result.tokens.length} tokens in ${result.elapsedMs} ms ` +
+        `(round trip ${Date.now() - started} ms)${truncation}`,
+    );
     const source = sourceLabel(doc, range, pair);
     const view: AnalysisView = {
-      analysisId: result.analysisId, model: result.model, tokens: result.tokens, text, truncated: result.truncated,
+      analysisId: result.analysisId,
+      model: result.model,
+      tokens: result.tokens,
+      text,
+      truncated: result.truncated,
       ...(result.truncatedAt !== undefined ? { truncatedAt: result.truncatedAt } : {}),
-      elapsedMs: result.elapsedMs, source,
+      elapsedMs: result.elapsedMs,
+      source,
     };
     panel.setTitle(`Attention: ${source}`);
     this.router.showAnalysis(panel, view, this.shown.session !== undefined);
@@ -114,12 +153,15 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     }
   }
 
-  dispose(): void { this.cancel(); }
+  dispose(): void {
+    this.cancel();
+  }
 }
 
 /** Where the text came from, e.g. "prompt.md:3–5" (+ the pair's line). */
 function sourceLabel(doc: vscode.TextDocument, range: vscode.Range, pair: Pair | undefined): string {
-  const startLine = range.start.line + 1, endLine = range.end.line + 1;
+  const startLine = range.start.line + 1,
+    endLine = range.end.line + 1;
   const pairLine = pair ? ` + ${pair.range.start.line + 1}` : '';
   const lines = `${startLine}${endLine !== startLine ? '–' + endLine : ''}${pairLine}`;
   return `${vscode.workspace.asRelativePath(doc.uri)}:${lines}`;

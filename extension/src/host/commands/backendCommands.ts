@@ -27,15 +27,21 @@ export async function selectModel(context: vscode.ExtensionContext, backend: Bac
     return;
   }
   const selected = context.workspaceState.get<string>(SELECTED_MODEL_KEY) ?? 'default';
-  const pick = await vscode.window.showQuickPick(models.map((m) => ({
-    label: m.name, description: `${m.architecture} · ${m.layers} layers × ${m.heads} heads`, detail: m.source,
-    id: m.id,
-    picked: m.id === selected,
-  })), { title: 'AttentionViz: model', placeHolder: 'Model used for the next analysis' });
+  const pick = await vscode.window.showQuickPick(
+    models.map((m) => ({
+      label: m.name,
+      description: `${m.architecture} · ${m.layers} layers × ${m.heads} heads`,
+      detail: m.source,
+      id: m.id,
+      picked: m.id === selected,
+    })),
+    { title: 'AttentionViz: model', placeHolder: 'Model used for the next analysis' },
+  );
   if (!pick) return;
   await context.workspaceState.update(SELECTED_MODEL_KEY, pick.id);
   if (readConfig().modelPath.trim()) {
     void vscode.window.showInformationMessage(
-      'AttentionViz: attentionViz.modelPath is set and takes precedence over the selected model.');
+      'AttentionViz: attentionViz.modelPath is set and takes precedence over the selected model.',
+    );
   }
 }

@@ -3,11 +3,14 @@ import * as vscode from 'vscode';
 import type { Backend } from '../backend';
 import { GONE, type PanelRouter } from '../panelRouter';
 import type { Session, ShownAnalysis } from '../session';
-import { Methods, type RenderPngParams, type RenderPngResult } from '../../shared/protocol';
+import { Methods, type RenderPngParams } from '../../shared/protocol';
 
 export class Exports {
-  constructor(private readonly backend: Backend, private readonly shown: ShownAnalysis,
-    private readonly router: PanelRouter) {}
+  constructor(
+    private readonly backend: Backend,
+    private readonly shown: ShownAnalysis,
+    private readonly router: PanelRouter,
+  ) {}
 
   /**
    * Draws what the panel shows (one layer/head, or the all-heads grid, with its view options) with the backend's
@@ -21,18 +24,25 @@ export class Exports {
     const grid = view === 'grid';
     const stem = session.uri.path.slice(session.uri.path.lastIndexOf('/') + 1).replace(/\.[^.]*$/, '') || 'selection';
     const name = `${stem}-attention-${grid ? 'grid' : layerHeadName(layer, head)}.png`;
-    const folder = session.uri.scheme === 'untitled'
-      ? vscode.workspace.workspaceFolders?.[0]?.uri
-      : vscode.Uri.joinPath(session.uri, '..');
-    const uri = target ?? await vscode.window.showSaveDialog({
-      title: 'AttentionViz: export heatmap PNG', filters: { PNG: ['png'] },
-      ...(folder ? { defaultUri: vscode.Uri.joinPath(folder, name) } : {}),
-    });
+    const folder =
+      session.uri.scheme === 'untitled'
+        ? vscode.workspace.workspaceFolders?.[0]?.uri
+        : vscode.Uri.joinPath(session.uri, '..');
+    const uri =
+      target ??
+      (await vscode.window.showSaveDialog({
+        title: 'AttentionViz: export heatmap PNG',
+        filters: { PNG: ['png'] },
+        ...(folder ? { defaultUri: vscode.Uri.joinPath(folder, name) } : {}),
+      }));
     if (!uri) return;
     const kind = vscode.window.activeColorTheme.kind;
     const dark = kind === vscode.ColorThemeKind.Dark || kind === vscode.ColorThemeKind.HighContrast;
     const params: RenderPngParams = {
-      analysisId: session.analysisId, ...(grid ? { grid: true } : { layer, head }), hideSpecial, wordLevel,
+      analysisId: session.analysisId,
+      ...(grid ? { grid: true } : { layer, head }),
+      hideSpecial,
+      wordLevel,
       theme: dark ? 'dark' : 'light',
     };
     try {
@@ -59,14 +69,17 @@ export class Exports {
     if (!session) return;
     const { layer, head } = this.router.view;
     const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
-    const uri = target ?? await vscode.window.showSaveDialog({
-      title: 'AttentionViz: export attention',
-      filters: {
-        'CSV (this layer/head)': ['csv'], 'JSON (this layer/head)': ['json'],
-        'safetensors (whole analysis)': ['safetensors'],
-      },
-      ...(folder ? { defaultUri: vscode.Uri.joinPath(folder, `attention-${layerHeadName(layer, head)}.csv`) } : {}),
-    });
+    const uri =
+      target ??
+      (await vscode.window.showSaveDialog({
+        title: 'AttentionViz: export attention',
+        filters: {
+          'CSV (this layer/head)': ['csv'],
+          'JSON (this layer/head)': ['json'],
+          'safetensors (whole analysis)': ['safetensors'],
+        },
+        ...(folder ? { defaultUri: vscode.Uri.joinPath(folder, `attention-${layerHeadName(layer, head)}.csv`) } : {}),
+      }));
     if (!uri) return;
     const format = uri.path.slice(uri.path.lastIndexOf('.') + 1).toLowerCase();
     if (!['csv', 'json', 'safetensors'].includes(format)) {
@@ -74,7 +87,10 @@ export class Exports {
       return;
     }
     const params = {
-      analysisId: session.analysisId, format, path: uri.fsPath, ...(format === 'safetensors' ? {} : { layer, head }),
+      analysisId: session.analysisId,
+      format,
+      path: uri.fsPath,
+      ...(format === 'safetensors' ? {} : { layer, head }),
     };
     try {
       const result = await this.backend.request(Methods.exportAttention, params);
@@ -94,7 +110,10 @@ export class Exports {
       void vscode.window.showInformationMessage('AttentionViz: show attention for a selection first.');
       return undefined;
     }
-    if (!session.valid) { void vscode.window.showInformationMessage(`AttentionViz: ${GONE}`); return undefined; }
+    if (!session.valid) {
+      void vscode.window.showInformationMessage(`AttentionViz: ${GONE}`);
+      return undefined;
+    }
     return session;
   }
 }

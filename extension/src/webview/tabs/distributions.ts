@@ -14,9 +14,11 @@ const ui = {
   distMetrics: h('canvas', { id: 'dist-metrics', 'aria-labelledby': 'dist-metric-title' }),
 };
 frame.tabPanels.distributions.append(
-  ui.distWeightsTitle, ui.distWeights,
+  ui.distWeightsTitle,
+  ui.distWeights,
   h('div', { class: 'tab-controls' }, h('label', {}, 'Metric across heads ', ui.distMetric)),
-  ui.distMetricTitle, ui.distMetrics,
+  ui.distMetricTitle,
+  ui.distMetrics,
 );
 
 const BINS = 20;
@@ -25,31 +27,60 @@ export async function showDistributions(): Promise<void> {
   if (!app.analysis) return;
   const { layer, head } = app.state;
   if (ui.distMetric.options.length === 0) {
-    for (const k of METRIC_NAMES) { const o = document.createElement('option'); o.value = k; o.textContent = `${METRIC_LABELS[k] ?? k} (${k})`; ui.distMetric.append(o); }
+    for (const k of METRIC_NAMES) {
+      const o = document.createElement('option');
+      o.value = k;
+      o.textContent = `${METRIC_LABELS[k] ?? k} (${k})`;
+      ui.distMetric.append(o);
+    }
   }
   ui.distMetric.value = app.options.distMetric;
   // Hide special tokens: leave out every weight whose query or key is one (word level has no histogram counterpart).
   const excludeSpecial = app.options.hideSpecial;
-  const weightsParams = { bins: BINS, ...(layer >= 0 ? { layer } : {}), ...(head >= 0 ? { head } : {}), ...(excludeSpecial ? { excludeSpecial } : {}) };
-  const [w, mh] = await Promise.all([rpc(Methods.histogram, weightsParams), rpc(Methods.histogram, { bins: BINS, metric: app.options.distMetric })]);
-  if (app.options.tab !== 'distributions' || excludeSpecial !== app.options.hideSpecial || layer !== app.state.layer || head !== app.state.head) return;
+  const weightsParams = {
+    bins: BINS,
+    ...(layer >= 0 ? { layer } : {}),
+    ...(head >= 0 ? { head } : {}),
+    ...(excludeSpecial ? { excludeSpecial } : {}),
+  };
+  const [w, mh] = await Promise.all([
+    rpc(Methods.histogram, weightsParams),
+    rpc(Methods.histogram, { bins: BINS, metric: app.options.distMetric }),
+  ]);
+  if (
+    app.options.tab !== 'distributions' ||
+    excludeSpecial !== app.options.hideSpecial ||
+    layer !== app.state.layer ||
+    head !== app.state.head
+  )
+    return;
   const width = Math.max(320, Math.min(760, (document.body.clientWidth || 800) - 40));
   const where = `${layer < 0 ? 'all layers' : `layer ${layer}`}, ${head < 0 ? 'all heads' : `head ${head}`}${excludeSpecial ? ', special tokens excluded' : ''}`;
   if (w) {
     const h = w.result as unknown as HistogramResult;
     ui.distWeightsTitle.textContent = `Attention weights — ${where} (${h.total} weights, ${h.counts.length} bins)${app.options.wordLevel ? ' · per token: word level does not apply here' : ''}`;
     drawHistogram(ui.distWeights, h, width, 'attention weight');
-    ui.distWeights.setAttribute('aria-label', `Histogram of attention weights, ${where}: counts ${h.counts.join(', ')}`);
+    ui.distWeights.setAttribute(
+      'aria-label',
+      `Histogram of attention weights, ${where}: counts ${h.counts.join(', ')}`,
+    );
   }
   if (mh) {
     const h = mh.result as unknown as HistogramResult;
     ui.distMetricTitle.textContent = `${METRIC_LABELS[app.options.distMetric] ?? app.options.distMetric} across all ${h.total} heads`;
     drawHistogram(ui.distMetrics, h, width, app.options.distMetric);
-    ui.distMetrics.setAttribute('aria-label', `Histogram of ${app.options.distMetric} across heads: counts ${h.counts.join(', ')}`);
+    ui.distMetrics.setAttribute(
+      'aria-label',
+      `Histogram of ${app.options.distMetric} across heads: counts ${h.counts.join(', ')}`,
+    );
   } else {
     ui.distMetricTitle.textContent = `${app.options.distMetric}: not available for this model`;
   }
   frame.app.dataset.distributions = 'painted';
 }
 
-ui.distMetric.addEventListener('change', () => { app.options.distMetric = ui.distMetric.value; persist(); void showDistributions(); });
+ui.distMetric.addEventListener('change', () => {
+  app.options.distMetric = ui.distMetric.value;
+  persist();
+  void showDistributions();
+});

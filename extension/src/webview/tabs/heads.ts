@@ -1,6 +1,12 @@
 // The Heads tab: every layer × head as small multiples coloured by a metric, and a sortable table.
 import { scaleColour, cssColour } from '../../shared/colour';
-import { Methods, METRIC_NAMES, type HeadMetric, type MetricsResult, type ModularityAllResult } from '../../shared/protocol';
+import {
+  Methods,
+  METRIC_NAMES,
+  type HeadMetric,
+  type MetricsResult,
+  type ModularityAllResult,
+} from '../../shared/protocol';
 import { app, persist, render, rpc, syncControls } from '../state';
 import { frame } from '../frame';
 import { h, OWN_KEYS } from '../dom';
@@ -16,8 +22,12 @@ const ui = {
 frame.tabPanels.heads.append(
   h('div', { class: 'tab-controls' }, h('label', {}, 'Colour heads by ', ui.headsMetric), ' ', ui.headsSummary),
   ui.headsGrid,
-  h('table', { id: 'heads-table', 'aria-label': 'Metrics of every layer and head', [OWN_KEYS]: true },
-    h('thead', {}, ui.headsHead), ui.headsBody),
+  h(
+    'table',
+    { id: 'heads-table', 'aria-label': 'Metrics of every layer and head', [OWN_KEYS]: true },
+    h('thead', {}, ui.headsHead),
+    ui.headsBody,
+  ),
 );
 
 function openHead(layer: number, head: number): void {
@@ -27,16 +37,42 @@ function openHead(layer: number, head: number): void {
   void render().then(() => frame.tabButtons.heatmap.focus());
 }
 
-type Column = { key: string; label: string; title: string; value: (m: HeadMetric, q?: { q: number; communityCount: number }) => number | undefined; digits: number };
+type Column = {
+  key: string;
+  label: string;
+  title: string;
+  value: (m: HeadMetric, q?: { q: number; communityCount: number }) => number | undefined;
+  digits: number;
+};
 const COLUMNS: Column[] = [
   { key: 'layer', label: 'layer', title: 'layer', value: (m) => m.layer, digits: 0 },
   { key: 'head', label: 'head', title: 'head', value: (m) => m.head, digits: 0 },
-  ...METRIC_NAMES.map((k): Column => ({ key: k, label: METRIC_LABELS[k] ?? k, title: k, value: (m) => m[k] as number | undefined, digits: 3 })),
-  { key: 'q', label: METRIC_LABELS.q!, title: 'Newman modularity Q of the symmetrised attention graph (Louvain communities)', value: (_m, q) => q?.q, digits: 3 },
-  { key: 'communityCount', label: METRIC_LABELS.communityCount!, title: 'number of Louvain communities', value: (_m, q) => q?.communityCount, digits: 0 },
+  ...METRIC_NAMES.map((k): Column => ({
+    key: k,
+    label: METRIC_LABELS[k] ?? k,
+    title: k,
+    value: (m) => m[k] as number | undefined,
+    digits: 3,
+  })),
+  {
+    key: 'q',
+    label: METRIC_LABELS.q!,
+    title: 'Newman modularity Q of the symmetrised attention graph (Louvain communities)',
+    value: (_m, q) => q?.q,
+    digits: 3,
+  },
+  {
+    key: 'communityCount',
+    label: METRIC_LABELS.communityCount!,
+    title: 'number of Louvain communities',
+    value: (_m, q) => q?.communityCount,
+    digits: 0,
+  },
 ];
 
-async function headsData(): Promise<{ metrics: HeadMetric[]; q: Map<string, { q: number; communityCount: number }> } | undefined> {
+async function headsData(): Promise<
+  { metrics: HeadMetric[]; q: Map<string, { q: number; communityCount: number }> } | undefined
+> {
   const [m, q] = await Promise.all([rpc(Methods.metrics, {}), rpc(Methods.modularityAll, {})]);
   if (!m) return undefined;
   const qm = new Map<string, { q: number; communityCount: number }>();
@@ -45,18 +81,25 @@ async function headsData(): Promise<{ metrics: HeadMetric[]; q: Map<string, { q:
 }
 
 /** A new analysis: its metrics decide the selector's options. */
-export function resetHeads(): void { ui.headsMetric.replaceChildren(); }
+export function resetHeads(): void {
+  ui.headsMetric.replaceChildren();
+}
 
 export async function showHeads(): Promise<void> {
   if (!app.analysis) return;
   const d = await headsData();
   if (!d || app.options.tab !== 'heads') return;
-  const present = COLUMNS.filter((c) => d.metrics.some((m) => c.value(m, d.q.get(`${m.layer}/${m.head}`)) !== undefined));
+  const present = COLUMNS.filter((c) =>
+    d.metrics.some((m) => c.value(m, d.q.get(`${m.layer}/${m.head}`)) !== undefined),
+  );
   // Metric selector (once per analysis).
   if (ui.headsMetric.options.length !== present.length - 2) {
     ui.headsMetric.replaceChildren();
     for (const c of present.slice(2)) {
-      const o = document.createElement('option'); o.value = c.key; o.textContent = c.label; ui.headsMetric.append(o);
+      const o = document.createElement('option');
+      o.value = c.key;
+      o.textContent = c.label;
+      ui.headsMetric.append(o);
     }
   }
   if (!present.some((c) => c.key === app.options.headsMetric)) app.options.headsMetric = 'entropy';
@@ -67,18 +110,28 @@ export async function showHeads(): Promise<void> {
   const { layers, heads } = app.analysis.model;
   const values = d.metrics.map((m) => colour.value(m, qOf(m)) ?? NaN);
   const finite = values.filter((v) => Number.isFinite(v));
-  const lo = Math.min(...finite), hi = Math.max(...finite);
+  const lo = Math.min(...finite),
+    hi = Math.max(...finite);
   ui.headsGrid.replaceChildren();
   ui.headsGrid.style.gridTemplateColumns = `auto repeat(${heads}, minmax(42px, 1fr))`;
   ui.headsGrid.append(document.createElement('span'));
-  for (let h = 0; h < heads; h++) { const s = document.createElement('span'); s.className = 'grid-label'; s.textContent = `H${h}`; ui.headsGrid.append(s); }
+  for (let h = 0; h < heads; h++) {
+    const s = document.createElement('span');
+    s.className = 'grid-label';
+    s.textContent = `H${h}`;
+    ui.headsGrid.append(s);
+  }
   for (let l = 0; l < layers; l++) {
-    const s = document.createElement('span'); s.className = 'grid-label'; s.textContent = `L${l}`; ui.headsGrid.append(s);
+    const s = document.createElement('span');
+    s.className = 'grid-label';
+    s.textContent = `L${l}`;
+    ui.headsGrid.append(s);
     for (let h = 0; h < heads; h++) {
       const idx = d.metrics.findIndex((m) => m.layer === l && m.head === h);
       const v = values[idx] ?? NaN;
       const b = document.createElement('button');
-      b.type = 'button'; b.className = 'cell';
+      b.type = 'button';
+      b.className = 'cell';
       const t = hi > lo ? (v - lo) / (hi - lo) : 0.5;
       const [r, g, bl] = scaleColour(Number.isFinite(t) ? t : 0, 1);
       b.style.backgroundColor = cssColour([r, g, bl]);
@@ -86,7 +139,8 @@ export async function showHeads(): Promise<void> {
       b.textContent = Number.isFinite(v) ? v.toFixed(colour.digits === 0 ? 0 : 2) : '–';
       b.title = `layer ${l}, head ${h}: ${colour.label} ${Number.isFinite(v) ? v.toFixed(4) : 'n/a'}`;
       b.setAttribute('aria-label', b.title);
-      b.dataset.layer = String(l); b.dataset.head = String(h);
+      b.dataset.layer = String(l);
+      b.dataset.head = String(h);
       b.addEventListener('click', () => openHead(l, h));
       ui.headsGrid.append(b);
     }
@@ -98,16 +152,22 @@ export async function showHeads(): Promise<void> {
     const th = document.createElement('th');
     th.scope = 'col';
     th.dataset.key = c.key;
-    th.setAttribute('aria-sort', app.options.sortKey === c.key ? (app.options.sortDesc ? 'descending' : 'ascending') : 'none');
+    th.setAttribute(
+      'aria-sort',
+      app.options.sortKey === c.key ? (app.options.sortDesc ? 'descending' : 'ascending') : 'none',
+    );
     const b = document.createElement('button');
     b.type = 'button';
     b.textContent = c.label + (app.options.sortKey === c.key ? (app.options.sortDesc ? ' ▼' : ' ▲') : '');
     b.title = `${c.title}: click to sort`;
     b.addEventListener('click', () => {
-      app.options.sortDesc = app.options.sortKey === c.key ? !app.options.sortDesc : c.key !== 'layer' && c.key !== 'head';
+      app.options.sortDesc =
+        app.options.sortKey === c.key ? !app.options.sortDesc : c.key !== 'layer' && c.key !== 'head';
       app.options.sortKey = c.key;
       persist();
-      void showHeads().then(() => (ui.headsHead.querySelector(`th[data-key="${c.key}"] button`) as HTMLButtonElement | null)?.focus());
+      void showHeads().then(() =>
+        (ui.headsHead.querySelector(`th[data-key="${c.key}"] button`) as HTMLButtonElement | null)?.focus(),
+      );
     });
     th.append(b);
     ui.headsHead.append(th);
@@ -116,13 +176,16 @@ export async function showHeads(): Promise<void> {
   const sortCol = present.find((c) => c.key === app.options.sortKey);
   if (sortCol) {
     const val = (m: HeadMetric) => sortCol.value(m, qOf(m)) ?? -Infinity;
-    rows.sort((a, b) => (app.options.sortDesc ? val(b) - val(a) : val(a) - val(b)) || a.layer - b.layer || a.head - b.head);
+    rows.sort(
+      (a, b) => (app.options.sortDesc ? val(b) - val(a) : val(a) - val(b)) || a.layer - b.layer || a.head - b.head,
+    );
   }
   ui.headsBody.replaceChildren();
   for (const m of rows) {
     const tr = document.createElement('tr');
     tr.tabIndex = 0;
-    tr.dataset.layer = String(m.layer); tr.dataset.head = String(m.head);
+    tr.dataset.layer = String(m.layer);
+    tr.dataset.head = String(m.head);
     if (m.layer === app.state.layer && m.head === app.state.head) tr.classList.add('current');
     tr.setAttribute('aria-label', `layer ${m.layer}, head ${m.head}: open in the heatmap`);
     for (const c of present) {
@@ -136,9 +199,12 @@ export async function showHeads(): Promise<void> {
     }
     tr.addEventListener('click', () => openHead(m.layer, m.head));
     tr.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); openHead(m.layer, m.head); }
-      else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
-        e.preventDefault(); e.stopPropagation();
+      if (e.key === 'Enter' || e.key === ' ') {
+        e.preventDefault();
+        openHead(m.layer, m.head);
+      } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        e.preventDefault();
+        e.stopPropagation();
         const sib = (e.key === 'ArrowDown' ? tr.nextElementSibling : tr.previousElementSibling) as HTMLElement | null;
         sib?.focus();
       }
@@ -148,4 +214,8 @@ export async function showHeads(): Promise<void> {
   frame.app.dataset.heads = 'painted';
 }
 
-ui.headsMetric.addEventListener('change', () => { app.options.headsMetric = ui.headsMetric.value; persist(); void showHeads(); });
+ui.headsMetric.addEventListener('change', () => {
+  app.options.headsMetric = ui.headsMetric.value;
+  persist();
+  void showHeads();
+});

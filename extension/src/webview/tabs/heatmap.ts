@@ -4,7 +4,18 @@ import { displayToken, tokenLabel } from '../../shared/tokens';
 import { legendTicks, rampColour, cssColour, scaleColour } from '../../shared/colour';
 import { maxValue } from '../../shared/matrix';
 import type { ViewUnit } from '../../shared/protocol';
-import { app, labels, persist, render, syncControls, tokenName, unitLabels, viewMatrix, vscode, type ViewMatrix } from '../state';
+import {
+  app,
+  labels,
+  persist,
+  render,
+  syncControls,
+  tokenName,
+  unitLabels,
+  viewMatrix,
+  vscode,
+  type ViewMatrix,
+} from '../state';
 import { frame } from '../frame';
 import { h } from '../dom';
 
@@ -12,7 +23,9 @@ const ui = {
   headView: h('section', { id: 'head-view', 'aria-label': 'Attention heatmap' }),
   wrap: h('div', { id: 'heatmap-wrap' }),
   canvas: h('canvas', {
-    id: 'heatmap', tabindex: 0, 'aria-label': 'Attention heatmap: rows are query tokens, columns are key tokens',
+    id: 'heatmap',
+    tabindex: 0,
+    'aria-label': 'Attention heatmap: rows are query tokens, columns are key tokens',
   }),
   tooltip: h('div', { id: 'tooltip', class: 'tooltip', role: 'status', hidden: true }),
   legendBar: h('canvas', { id: 'legend-bar', width: 14, height: 200 }),
@@ -32,7 +45,9 @@ const heatmap = new Heatmap(ui.canvas);
 let units: ViewUnit[] | null = null;
 let drawSeq = 0;
 
-export function resetHeatmap(): void { units = null; }
+export function resetHeatmap(): void {
+  units = null;
+}
 
 function pooledLabels(m: ViewMatrix): string[] {
   const l = labels();
@@ -117,11 +132,12 @@ export function paintStrip(): void {
   const analysis = app.analysis;
   if (!analysis) return;
   const m = heatmap.matrix;
-  const focus = units ? null : currentHighlight().row ?? app.editorFocus;
+  const focus = units ? null : (currentHighlight().row ?? app.editorFocus);
   const spans = ui.strip.children;
   if (spans.length !== analysis.tokens.length) buildStrip();
   let max = 0;
-  const row = m && focus !== null && m.poolFactor === 1 ? m.data.subarray(focus * m.cols, (focus + 1) * m.cols) : undefined;
+  const row =
+    m && focus !== null && m.poolFactor === 1 ? m.data.subarray(focus * m.cols, (focus + 1) * m.cols) : undefined;
   if (row) max = maxValue(row);
   for (let i = 0; i < ui.strip.children.length; i++) {
     const s = ui.strip.children[i] as HTMLElement;
@@ -142,13 +158,31 @@ export function buildStrip(): void {
   app.analysis?.tokens.forEach((t, i) => {
     const s = document.createElement('span');
     const d = displayToken(t);
-    s.className = 'tok' + (t.special ? ' special' : '') + (d.continuation ? ' cont' : '') + (d.leadingSpace ? ' space' : '')
-      + (t.typeId === 1 ? ' segment-b' : '');
+    s.className =
+      'tok' +
+      (t.special ? ' special' : '') +
+      (d.continuation ? ' cont' : '') +
+      (d.leadingSpace ? ' space' : '') +
+      (t.typeId === 1 ? ' segment-b' : '');
     s.textContent = d.label; // text, never markup
     s.dataset.index = String(i);
     s.tabIndex = -1;
-    s.addEventListener('mouseenter', () => { if (!app.state.locked) { app.hover = { row: i, col: null }; redraw(); paintStrip(); } vscode.postMessage({ type: 'hoverToken', token: i }); });
-    s.addEventListener('mouseleave', () => { if (!app.state.locked) { app.hover = { row: null, col: null }; redraw(); paintStrip(); } vscode.postMessage({ type: 'hoverToken', token: null }); });
+    s.addEventListener('mouseenter', () => {
+      if (!app.state.locked) {
+        app.hover = { row: i, col: null };
+        redraw();
+        paintStrip();
+      }
+      vscode.postMessage({ type: 'hoverToken', token: i });
+    });
+    s.addEventListener('mouseleave', () => {
+      if (!app.state.locked) {
+        app.hover = { row: null, col: null };
+        redraw();
+        paintStrip();
+      }
+      vscode.postMessage({ type: 'hoverToken', token: null });
+    });
     s.addEventListener('click', () => toggleLock({ row: i, col: null }));
     ui.strip.append(s);
   });
@@ -183,16 +217,23 @@ async function showGrid(): Promise<void> {
       b.dataset.head = String(h);
       const c = document.createElement('canvas');
       b.append(c);
-      b.addEventListener('click', () => { app.state = { ...app.state, layer: l, head: h, view: 'head', locked: null }; syncControls(); void render(); });
+      b.addEventListener('click', () => {
+        app.state = { ...app.state, layer: l, head: h, view: 'head', locked: null };
+        syncControls();
+        void render();
+      });
       ui.grid.append(b);
       // The view options apply here as in the big heatmap and the exported grid.
-      jobs.push(viewMatrix(l, h, THUMB_SIZE).then((m) => {
-        if (!m) return;
-        const img = renderImage(m.rows, m.cols, m.data, maxValue(m.data));
-        c.width = m.cols; c.height = m.rows;
-        c.getContext('2d')!.drawImage(img, 0, 0);
-        b.classList.add('painted');
-      }));
+      jobs.push(
+        viewMatrix(l, h, THUMB_SIZE).then((m) => {
+          if (!m) return;
+          const img = renderImage(m.rows, m.cols, m.data, maxValue(m.data));
+          c.width = m.cols;
+          c.height = m.rows;
+          c.getContext('2d')!.drawImage(img, 0, 0);
+          b.classList.add('painted');
+        }),
+      );
     }
   }
   await Promise.all(jobs);
@@ -225,32 +266,64 @@ function cellText(row: number, col: number): string {
 
 ui.canvas.addEventListener('mousemove', (e) => {
   const r = ui.canvas.getBoundingClientRect();
-  const x = e.clientX - r.left, y = e.clientY - r.top;
+  const x = e.clientX - r.left,
+    y = e.clientY - r.top;
   const h = heatmap.hit(x, y);
   const wrapRect = ui.wrap.getBoundingClientRect();
-  const tx = e.clientX - wrapRect.left, ty = e.clientY - wrapRect.top;
+  const tx = e.clientX - wrapRect.left,
+    ty = e.clientY - wrapRect.top;
   const { state } = app;
-  if (!h) { ui.tooltip.hidden = true; if (!state.locked) { app.hover = { row: null, col: null }; redraw(); } return; }
+  if (!h) {
+    ui.tooltip.hidden = true;
+    if (!state.locked) {
+      app.hover = { row: null, col: null };
+      redraw();
+    }
+    return;
+  }
   if (h.kind === 'cell') showTooltip(tx, ty, cellText(state.locked?.row ?? h.row, state.locked?.col ?? h.col));
   else if (h.kind === 'row') showTooltip(tx, ty, `${axisName(h.row)} (query) attends to its row`);
   else showTooltip(tx, ty, `${axisName(h.col)} (key): its column`);
   if (state.locked) return;
-  const next = h.kind === 'cell' ? { row: h.row, col: h.col } : h.kind === 'row' ? { row: h.row, col: null } : { row: null, col: h.col };
+  const next =
+    h.kind === 'cell'
+      ? { row: h.row, col: h.col }
+      : h.kind === 'row'
+        ? { row: h.row, col: null }
+        : { row: null, col: h.col };
   if (next.row !== app.hover.row || next.col !== app.hover.col) {
     app.hover = next;
     redraw();
     paintStrip();
     const row = app.hover.row;
-    if (heatmap.matrix?.poolFactor === 1) vscode.postMessage({ type: 'hoverToken', token: row === null ? null : units ? units[row]?.firstToken ?? null : row });
+    if (heatmap.matrix?.poolFactor === 1)
+      vscode.postMessage({
+        type: 'hoverToken',
+        token: row === null ? null : units ? (units[row]?.firstToken ?? null) : row,
+      });
   }
 });
 ui.canvas.addEventListener('mouseleave', () => {
   ui.tooltip.hidden = true;
-  if (!app.state.locked) { app.hover = { row: null, col: null }; redraw(); paintStrip(); vscode.postMessage({ type: 'hoverToken', token: null }); }
+  if (!app.state.locked) {
+    app.hover = { row: null, col: null };
+    redraw();
+    paintStrip();
+    vscode.postMessage({ type: 'hoverToken', token: null });
+  }
 });
 ui.canvas.addEventListener('click', (e) => {
   const r = ui.canvas.getBoundingClientRect();
   const h = heatmap.hit(e.clientX - r.left, e.clientY - r.top);
-  if (!h) { if (app.state.locked) toggleLock({ row: null, col: null }); return; }
-  toggleLock(h.kind === 'cell' ? { row: h.row, col: h.col } : h.kind === 'row' ? { row: h.row, col: null } : { row: null, col: h.col });
+  if (!h) {
+    if (app.state.locked) toggleLock({ row: null, col: null });
+    return;
+  }
+  toggleLock(
+    h.kind === 'cell'
+      ? { row: h.row, col: h.col }
+      : h.kind === 'row'
+        ? { row: h.row, col: null }
+        : { row: null, col: h.col },
+  );
 });

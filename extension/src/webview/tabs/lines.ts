@@ -14,7 +14,8 @@ const ui = {
   linesRight: h('div', { id: 'lines-right', class: 'lines-col', 'aria-label': 'Key tokens', [OWN_KEYS]: true }),
 };
 frame.tabPanels.lines.append(
-  h('div', { class: 'tab-controls' }, ui.linesHeads), ui.linesNote,
+  h('div', { class: 'tab-controls' }, ui.linesHeads),
+  ui.linesNote,
   h('div', { id: 'lines-view' }, ui.linesLeft, ui.linesCanvas, ui.linesRight),
 );
 
@@ -43,21 +44,36 @@ export async function showLines(): Promise<void> {
     const label = document.createElement('label');
     label.className = 'head-toggle';
     const cb = document.createElement('input');
-    cb.type = 'checkbox'; cb.checked = linesShown[h]!; cb.dataset.head = String(h);
+    cb.type = 'checkbox';
+    cb.checked = linesShown[h]!;
+    cb.dataset.head = String(h);
     cb.setAttribute('aria-label', `show head ${h}`);
-    cb.addEventListener('change', () => { linesShown[h] = cb.checked; drawLinesNow(); });
-    const sw = document.createElement('span'); sw.className = 'swatch'; sw.style.backgroundColor = categorical(h);
-    const t = document.createElement('span'); t.textContent = `H${h}`;
+    cb.addEventListener('change', () => {
+      linesShown[h] = cb.checked;
+      drawLinesNow();
+    });
+    const sw = document.createElement('span');
+    sw.className = 'swatch';
+    sw.style.backgroundColor = categorical(h);
+    const t = document.createElement('span');
+    t.textContent = `H${h}`;
     label.append(cb, sw, t);
     ui.linesHeads.append(label);
   }
-  for (const [text, on] of [['all', true], ['none', false]] as const) {
+  for (const [text, on] of [
+    ['all', true],
+    ['none', false],
+  ] as const) {
     const b = document.createElement('button');
-    b.type = 'button'; b.textContent = text; b.id = `lines-${text}`;
+    b.type = 'button';
+    b.textContent = text;
+    b.id = `lines-${text}`;
     b.setAttribute('aria-label', `${on ? 'show' : 'hide'} every head`);
     b.addEventListener('click', () => {
       linesShown = linesShown.map(() => on);
-      ui.linesHeads.querySelectorAll('input').forEach((cb) => { cb.checked = on; });
+      ui.linesHeads.querySelectorAll('input').forEach((cb) => {
+        cb.checked = on;
+      });
       drawLinesNow();
     });
     ui.linesHeads.append(b);
@@ -72,7 +88,9 @@ export async function showLines(): Promise<void> {
   if (linesIsolate && linesIsolate.token >= linesN) linesIsolate = null;
   const o = app.options;
   ui.linesNote.hidden = !linesUnits;
-  ui.linesNote.textContent = linesUnits ? `${linesN} rows of ${app.analysis.tokens.length} tokens: ${[o.hideSpecial ? 'special tokens hidden (rows renormalised without them)' : '', o.wordLevel ? 'one row per word (attention to a word: sum over its pieces; from a word: mean)' : ''].filter(Boolean).join('; ')}.` : '';
+  ui.linesNote.textContent = linesUnits
+    ? `${linesN} rows of ${app.analysis.tokens.length} tokens: ${[o.hideSpecial ? 'special tokens hidden (rows renormalised without them)' : '', o.wordLevel ? 'one row per word (attention to a word: sum over its pieces; from a word: mean)' : ''].filter(Boolean).join('; ')}.`
+    : '';
   frame.app.dataset.linesRows = String(linesN);
   buildLineTokens();
   drawLinesNow();
@@ -80,7 +98,10 @@ export async function showLines(): Promise<void> {
 }
 
 function buildLineTokens(): void {
-  for (const [col, side] of [[ui.linesLeft, 'left'], [ui.linesRight, 'right']] as const) {
+  for (const [col, side] of [
+    [ui.linesLeft, 'left'],
+    [ui.linesRight, 'right'],
+  ] as const) {
     col.replaceChildren();
     const rows = linesUnits ?? app.analysis?.tokens ?? [];
     rows.forEach((t, i) => {
@@ -90,17 +111,36 @@ function buildLineTokens(): void {
       b.textContent = tokenLabel(t); // text, never markup
       b.dataset.index = String(i);
       const name = unitName(linesUnits, i);
-      b.title = side === 'left' ? `${name} attends to… (hover or focus to isolate)` : `…attends to ${name} (hover or focus to isolate)`;
+      b.title =
+        side === 'left'
+          ? `${name} attends to… (hover or focus to isolate)`
+          : `…attends to ${name} (hover or focus to isolate)`;
       // A word tints its first piece in the editor.
-      const on = () => { linesIsolate = { side, token: i }; drawLinesNow(); vscode.postMessage({ type: 'hoverToken', token: unitToken(linesUnits, i) }); };
-      const off = () => { linesIsolate = null; drawLinesNow(); vscode.postMessage({ type: 'hoverToken', token: null }); };
-      b.addEventListener('mouseenter', on); b.addEventListener('focus', on);
-      b.addEventListener('mouseleave', off); b.addEventListener('blur', off);
+      const on = () => {
+        linesIsolate = { side, token: i };
+        drawLinesNow();
+        vscode.postMessage({ type: 'hoverToken', token: unitToken(linesUnits, i) });
+      };
+      const off = () => {
+        linesIsolate = null;
+        drawLinesNow();
+        vscode.postMessage({ type: 'hoverToken', token: null });
+      };
+      b.addEventListener('mouseenter', on);
+      b.addEventListener('focus', on);
+      b.addEventListener('mouseleave', off);
+      b.addEventListener('blur', off);
       b.addEventListener('keydown', (e) => {
         if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp' && e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
-        e.preventDefault(); e.stopPropagation();
+        e.preventDefault();
+        e.stopPropagation();
         const other = side === 'left' ? ui.linesRight : ui.linesLeft;
-        const target = e.key === 'ArrowDown' ? b.nextElementSibling : e.key === 'ArrowUp' ? b.previousElementSibling : other.children[i];
+        const target =
+          e.key === 'ArrowDown'
+            ? b.nextElementSibling
+            : e.key === 'ArrowUp'
+              ? b.previousElementSibling
+              : other.children[i];
         (target as HTMLElement | null)?.focus();
       });
       col.append(b);
@@ -112,9 +152,24 @@ function drawLinesNow(): void {
   if (!app.analysis) return;
   const n = linesN;
   for (const col of [ui.linesLeft, ui.linesRight]) {
-    Array.from(col.children).forEach((c, i) => c.classList.toggle('active', linesIsolate !== null && (col === ui.linesLeft) === (linesIsolate.side === 'left') && linesIsolate.token === i));
+    Array.from(col.children).forEach((c, i) =>
+      c.classList.toggle(
+        'active',
+        linesIsolate !== null && (col === ui.linesLeft) === (linesIsolate.side === 'left') && linesIsolate.token === i,
+      ),
+    );
   }
-  drawLines(ui.linesCanvas, { heads: linesHeads.map((m, h) => (linesShown[h] ? m : null)), n, rowHeight: LINE_ROW, isolate: linesIsolate }, 220);
+  drawLines(
+    ui.linesCanvas,
+    { heads: linesHeads.map((m, h) => (linesShown[h] ? m : null)), n, rowHeight: LINE_ROW, isolate: linesIsolate },
+    220,
+  );
 }
 
-export function resetLines(): void { linesIsolate = null; linesHeads = []; linesShown = []; linesUnits = null; linesN = 0; }
+export function resetLines(): void {
+  linesIsolate = null;
+  linesHeads = [];
+  linesShown = [];
+  linesUnits = null;
+  linesN = 0;
+}

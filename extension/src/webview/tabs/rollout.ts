@@ -9,17 +9,23 @@ import { frame } from '../frame';
 import { h } from '../dom';
 
 const ui = {
-  rolloutCaption: h('p', { id: 'rollout-caption', class: 'meta' },
-    'Attention rollout (Abnar & Zuidema 2020) through every layer: row i is how much token i\'s final '
-    + 'representation draws on each input token.'),
+  rolloutCaption: h(
+    'p',
+    { id: 'rollout-caption', class: 'meta' },
+    "Attention rollout (Abnar & Zuidema 2020) through every layer: row i is how much token i's final " +
+      'representation draws on each input token.',
+  ),
   flowToken: h('select', {
-    id: 'flow-token', 'aria-label': 'Token whose attention flow to compare with its rollout row',
+    id: 'flow-token',
+    'aria-label': 'Token whose attention flow to compare with its rollout row',
   }),
   flowStatus: h('span', { id: 'flow-status', class: 'meta', role: 'status' }),
   rolloutCanvas: h('canvas', {
-    id: 'rollout-canvas', tabindex: 0,
-    'aria-label': 'Attention rollout heatmap: click a row, or use the arrow keys, to compare its rollout with its '
-      + 'attention flow',
+    id: 'rollout-canvas',
+    tabindex: 0,
+    'aria-label':
+      'Attention rollout heatmap: click a row, or use the arrow keys, to compare its rollout with its ' +
+      'attention flow',
   }),
   flowFigure: h('figure', { id: 'flow-figure', hidden: true }),
   flowCaption: h('figcaption', { id: 'flow-caption', class: 'caption' }),
@@ -44,7 +50,12 @@ let flowSeq = 0;
 let flowInFlight: number | null = null;
 
 /** A new analysis: no flow shown, unless restoring the panel (`token`, the one picked before it was hidden). */
-export function resetRollout(token: number | null = null): void { app.flowToken = token; flowSeq++; flowInFlight = null; rolloutUnits = []; }
+export function resetRollout(token: number | null = null): void {
+  app.flowToken = token;
+  flowSeq++;
+  flowInFlight = null;
+  rolloutUnits = [];
+}
 
 export async function showRollout(): Promise<void> {
   if (!app.analysis) return;
@@ -53,7 +64,11 @@ export async function showRollout(): Promise<void> {
   if (!r?.data || app.options.tab !== 'rollout' || JSON.stringify(flags) !== JSON.stringify(viewFlags())) return;
   const res = r.result as { rows: number; cols: number; poolFactor: number; layer: number; units: ViewUnit[] };
   rolloutUnits = res.units;
-  rolloutMap.set({ rows: res.rows, cols: res.cols, data: r.data, poolFactor: res.poolFactor }, unitLabels(res.units), unitLabels(res.units));
+  rolloutMap.set(
+    { rows: res.rows, cols: res.cols, data: r.data, poolFactor: res.poolFactor },
+    unitLabels(res.units),
+    unitLabels(res.units),
+  );
   drawRollout();
   ui.rolloutCaption.textContent = `Attention rollout (Abnar & Zuidema 2020) through layer ${res.layer}: row i is how much token i's representation draws on each input token. Largest value ${rolloutMap.max.toFixed(3)}. Pick a token to compare its row with its attention flow.`;
   fillFlowSelect();
@@ -78,7 +93,8 @@ function unitName(i: number): string {
 function fillFlowSelect(): void {
   ui.flowToken.replaceChildren();
   const none = document.createElement('option');
-  none.value = ''; none.textContent = '— pick a token —';
+  none.value = '';
+  none.textContent = '— pick a token —';
   ui.flowToken.append(none);
   rolloutUnits.forEach((u, i) => {
     const o = document.createElement('option');
@@ -92,7 +108,7 @@ function fillFlowSelect(): void {
 
 /** Picks the token of rollout row `unit` (null: none) and shows its flow. */
 function pick(unit: number | null): void {
-  const token = unit === null ? null : rolloutUnits[unit]?.firstToken ?? null;
+  const token = unit === null ? null : (rolloutUnits[unit]?.firstToken ?? null);
   if (token === app.flowToken) return;
   app.flowToken = token;
   persist();
@@ -157,21 +173,32 @@ function drawFlow(u: number, f: FlowResult): void {
     th.textContent = unitName(j); // text, never markup
     const what = `flow ${name} → ${unitName(j)}`;
     const v = flow[j] ?? null;
-    tr.append(th, barCell('rollout', rollout[j] ?? 0, max, `rollout ${name} → ${unitName(j)}`),
-      v === null ? missingCell(`${what}: not computed within the time budget (at most ${part!.upper[j]!.toFixed(6)})`) : barCell('flow', v, max, what));
+    tr.append(
+      th,
+      barCell('rollout', rollout[j] ?? 0, max, `rollout ${name} → ${unitName(j)}`),
+      v === null
+        ? missingCell(`${what}: not computed within the time budget (at most ${part!.upper[j]!.toFixed(6)})`)
+        : barCell('flow', v, max, what),
+    );
     ui.flowBody.append(tr);
   });
   const computed = flow.filter((v) => v !== null).length;
   const views = [
     o.wordLevel ? `flow from the word's first piece, summed over each word's pieces` : '',
-    o.hideSpecial && view ? `special tokens hidden and the rest renormalised to sum 1, as the rollout rows are (${(100 * view.hidden).toFixed(1)}% of the flow went to them)` : '',
+    o.hideSpecial && view
+      ? `special tokens hidden and the rest renormalised to sum 1, as the rollout rows are (${(100 * view.hidden).toFixed(1)}% of the flow went to them)`
+      : '',
   ].filter(Boolean);
-  ui.flowCaption.textContent = (partial
-    ? `“${name}”: rollout row (blue) and attention flow (orange) per input token. Partial: the backend's time budget ran out after ${computed} of ${flow.length} inputs; shown is the exact max-flow through layer ${f.layer} where computed (not normalised, as that needs every input), — where not.`
-    : `“${name}”: rollout row (blue) and attention flow (orange, max-flow through layer ${f.layer} normalised to sum 1) per input token, on one scale.`)
-    + (views.length ? ` Flow is computed on tokens: ${views.join('; ')}.` : '')
-    + ` Computed in ${f.elapsedMs.toFixed(0)} ms.`;
-  ui.flowTable.setAttribute('aria-label', `Rollout and attention flow of ${name}: ${rolloutUnits.map((_, j) => `${unitName(j)} rollout ${(rollout[j] ?? 0).toFixed(4)}, flow ${flow[j] === null ? 'not computed' : (flow[j] ?? 0).toFixed(4)}`).join('; ')}`);
+  ui.flowCaption.textContent =
+    (partial
+      ? `“${name}”: rollout row (blue) and attention flow (orange) per input token. Partial: the backend's time budget ran out after ${computed} of ${flow.length} inputs; shown is the exact max-flow through layer ${f.layer} where computed (not normalised, as that needs every input), — where not.`
+      : `“${name}”: rollout row (blue) and attention flow (orange, max-flow through layer ${f.layer} normalised to sum 1) per input token, on one scale.`) +
+    (views.length ? ` Flow is computed on tokens: ${views.join('; ')}.` : '') +
+    ` Computed in ${f.elapsedMs.toFixed(0)} ms.`;
+  ui.flowTable.setAttribute(
+    'aria-label',
+    `Rollout and attention flow of ${name}: ${rolloutUnits.map((_, j) => `${unitName(j)} rollout ${(rollout[j] ?? 0).toFixed(4)}, flow ${flow[j] === null ? 'not computed' : (flow[j] ?? 0).toFixed(4)}`).join('; ')}`,
+  );
   ui.flowStatus.textContent = `flow of “${name}”: ${f.elapsedMs.toFixed(0)} ms${partial ? ' (partial)' : ''}`;
   ui.flowFigure.hidden = false;
   frame.app.dataset.flow = partial ? 'partial' : 'painted';
@@ -212,7 +239,10 @@ ui.rolloutCanvas.addEventListener('mousemove', (e) => {
   if (!m) return;
   const r = ui.rolloutCanvas.getBoundingClientRect();
   const h = rolloutMap.hit(e.clientX - r.left, e.clientY - r.top);
-  ui.rolloutCanvas.title = h?.kind === 'cell' ? `${rolloutUnits[h.row]?.text ?? h.row} → ${rolloutUnits[h.col]?.text ?? h.col}: ${m.data[h.row * m.cols + h.col]!.toFixed(4)}` : '';
+  ui.rolloutCanvas.title =
+    h?.kind === 'cell'
+      ? `${rolloutUnits[h.row]?.text ?? h.row} → ${rolloutUnits[h.col]?.text ?? h.col}: ${m.data[h.row * m.cols + h.col]!.toFixed(4)}`
+      : '';
 });
 // A click on a row (its label or a cell) picks that row's token.
 ui.rolloutCanvas.addEventListener('click', (e) => {
@@ -223,8 +253,10 @@ ui.rolloutCanvas.addEventListener('click', (e) => {
 // Keyboard: up/down step the picked row, Escape clears it (without stepping the layer).
 ui.rolloutCanvas.addEventListener('keydown', (e) => {
   if (!rolloutUnits.length || (e.key !== 'ArrowUp' && e.key !== 'ArrowDown' && e.key !== 'Escape')) return;
-  e.preventDefault(); e.stopPropagation();
-  const u = pickedUnit(), n = rolloutUnits.length;
+  e.preventDefault();
+  e.stopPropagation();
+  const u = pickedUnit(),
+    n = rolloutUnits.length;
   pick(e.key === 'Escape' ? null : u < 0 ? 0 : (u + (e.key === 'ArrowDown' ? 1 : n - 1)) % n);
 });
 ui.flowToken.addEventListener('change', () => {

@@ -42,38 +42,38 @@ internal sealed class PostProcessor
         switch (type)
         {
             case "TemplateProcessing":
-            {
-                var specials = new Dictionary<string, int[]>(StringComparer.Ordinal);
-                if (json.TryGetProperty("special_tokens", out var st))
-                    foreach (var p in st.EnumerateObject())
-                        specials[p.Name] = [.. p.Value.GetProperty("ids").EnumerateArray().Select(i => i.GetInt32())];
-                return new PostProcessor(Template(json.GetProperty("single"), specials), Template(json.GetProperty("pair"), specials), false, false);
-            }
+                {
+                    var specials = new Dictionary<string, int[]>(StringComparer.Ordinal);
+                    if (json.TryGetProperty("special_tokens", out var st))
+                        foreach (var p in st.EnumerateObject())
+                            specials[p.Name] = [.. p.Value.GetProperty("ids").EnumerateArray().Select(i => i.GetInt32())];
+                    return new PostProcessor(Template(json.GetProperty("single"), specials), Template(json.GetProperty("pair"), specials), false, false);
+                }
             case "BertProcessing":
-            {
-                int sep = json.GetProperty("sep")[1].GetInt32(), cls = json.GetProperty("cls")[1].GetInt32();
-                return new PostProcessor(
-                    [new(-1, [cls], 0), new(0, [], 0), new(-1, [sep], 0)],
-                    [new(-1, [cls], 0), new(0, [], 0), new(-1, [sep], 0), new(1, [], 1), new(-1, [sep], 1)], false, false);
-            }
+                {
+                    int sep = json.GetProperty("sep")[1].GetInt32(), cls = json.GetProperty("cls")[1].GetInt32();
+                    return new PostProcessor(
+                        [new(-1, [cls], 0), new(0, [], 0), new(-1, [sep], 0)],
+                        [new(-1, [cls], 0), new(0, [], 0), new(-1, [sep], 0), new(1, [], 1), new(-1, [sep], 1)], false, false);
+                }
             case "RobertaProcessing":
-            {
-                int sep = json.GetProperty("sep")[1].GetInt32(), cls = json.GetProperty("cls")[1].GetInt32();
-                // As tokenizers' roberta.rs: the pair part "</s> B </s>" has type id 1.
-                return new PostProcessor(
-                    [new(-1, [cls], 0), new(0, [], 0), new(-1, [sep], 0)],
-                    [new(-1, [cls], 0), new(0, [], 0), new(-1, [sep], 0), new(-1, [sep], 1), new(1, [], 1), new(-1, [sep], 1)],
-                    Json.Bool(json, "trim_offsets", true), Json.Bool(json, "add_prefix_space", true));
-            }
+                {
+                    int sep = json.GetProperty("sep")[1].GetInt32(), cls = json.GetProperty("cls")[1].GetInt32();
+                    // As tokenizers' roberta.rs: the pair part "</s> B </s>" has type id 1.
+                    return new PostProcessor(
+                        [new(-1, [cls], 0), new(0, [], 0), new(-1, [sep], 0)],
+                        [new(-1, [cls], 0), new(0, [], 0), new(-1, [sep], 0), new(-1, [sep], 1), new(1, [], 1), new(-1, [sep], 1)],
+                        Json.Bool(json, "trim_offsets", true), Json.Bool(json, "add_prefix_space", true));
+                }
             case "ByteLevel":
                 return new PostProcessor(None.Single, None.Pair, Json.Bool(json, "trim_offsets", true), Json.Bool(json, "add_prefix_space", true));
             case "Sequence":
-            {
-                var items = json.GetProperty("processors").EnumerateArray().Select(p => Parse(p, idOf)).ToList();
-                var template = items.LastOrDefault(p => p.Single.Length != 1 || p.Pair.Length != 2) ?? None;
-                var trimming = items.LastOrDefault(p => p.TrimOffsets);
-                return new PostProcessor(template.Single, template.Pair, trimming is not null, trimming?.AddPrefixSpace ?? false);
-            }
+                {
+                    var items = json.GetProperty("processors").EnumerateArray().Select(p => Parse(p, idOf)).ToList();
+                    var template = items.LastOrDefault(p => p.Single.Length != 1 || p.Pair.Length != 2) ?? None;
+                    var trimming = items.LastOrDefault(p => p.TrimOffsets);
+                    return new PostProcessor(template.Single, template.Pair, trimming is not null, trimming?.AddPrefixSpace ?? false);
+                }
             default:
                 throw new ModelFormatException($"Unsupported tokenizer.json post_processor type \"{type}\".");
         }

@@ -91,41 +91,41 @@ internal static class SplitBehaviors
                 }
                 break;
             case SplitBehavior.MergedWithPrevious:
-            {
-                int start = -1, end = -1;
-                foreach (var (s, e, m) in spans)
                 {
-                    if (m && start >= 0) { end = e; output.Add(text.Slice(start, end)); start = -1; }
-                    else if (m) output.Add(text.Slice(s, e));
-                    else
+                    int start = -1, end = -1;
+                    foreach (var (s, e, m) in spans)
                     {
-                        if (start >= 0) output.Add(text.Slice(start, end));
-                        start = s;
-                        end = e;
+                        if (m && start >= 0) { end = e; output.Add(text.Slice(start, end)); start = -1; }
+                        else if (m) output.Add(text.Slice(s, e));
+                        else
+                        {
+                            if (start >= 0) output.Add(text.Slice(start, end));
+                            start = s;
+                            end = e;
+                        }
                     }
+                    if (start >= 0) output.Add(text.Slice(start, end));
+                    break;
                 }
-                if (start >= 0) output.Add(text.Slice(start, end));
-                break;
-            }
             case SplitBehavior.MergedWithNext:
-            {
-                int pending = -1;
-                foreach (var (s, e, m) in spans)
                 {
-                    if (m)
+                    int pending = -1;
+                    foreach (var (s, e, m) in spans)
                     {
-                        if (pending >= 0) output.Add(text.Slice(pending, s));
-                        pending = s;
+                        if (m)
+                        {
+                            if (pending >= 0) output.Add(text.Slice(pending, s));
+                            pending = s;
+                        }
+                        else
+                        {
+                            output.Add(text.Slice(pending >= 0 ? pending : s, e));
+                            pending = -1;
+                        }
                     }
-                    else
-                    {
-                        output.Add(text.Slice(pending >= 0 ? pending : s, e));
-                        pending = -1;
-                    }
+                    if (pending >= 0) output.Add(text.Slice(pending, text.Length));
+                    break;
                 }
-                if (pending >= 0) output.Add(text.Slice(pending, text.Length));
-                break;
-            }
         }
     }
 }
