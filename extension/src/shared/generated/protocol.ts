@@ -48,11 +48,11 @@ export interface RequestMap {
   'attention/rollout': { params: RolloutParams; result: ViewDto };
   'attention/row': { params: RowParams; result: RowDto };
   'attention/view': { params: ViewParams; result: ViewDto };
-  exit: { params: void; result: void };
-  initialize: { params: InitializeParams | undefined; result: InitializeResult };
+  'exit': { params: void; result: void };
+  'initialize': { params: InitializeParams | undefined; result: InitializeResult };
   'models/list': { params: ModelsListParams | undefined; result: ModelListEntry[] };
   'render/png': { params: RenderPngParams; result: RenderPngResult };
-  shutdown: { params: void; result: unknown };
+  'shutdown': { params: void; result: unknown };
 }
 
 export interface AnalyzeParams {
