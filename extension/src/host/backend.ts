@@ -114,7 +114,8 @@ export class Backend implements vscode.Disposable {
         /* keep the id */
       }
       this.log(
-        `backend ready: server ${init.serverVersion}, protocol ${init.protocolVersion}, default model ${init.defaultModel}, pid ${proc.pid}`,
+        `backend ready: server ${init.serverVersion}, protocol ${init.protocolVersion}, ` +
+          `default model ${init.defaultModel}, pid ${proc.pid}`,
       );
       this.setState({ kind: 'ready', model: this.defaultModel });
       return proc;
@@ -158,9 +159,10 @@ export class Backend implements vscode.Disposable {
     this.crashCount = now - this.lastCrashAt > 120_000 ? 1 : this.crashCount + 1;
     this.lastCrashAt = now;
     const wait = restartDelay(this.crashCount);
+    const waitSeconds = (wait / 1000).toFixed(1);
     this.setState({
       kind: 'error',
-      message: `backend crashed (code ${info.code}, signal ${info.signal}); restarting in ${(wait / 1000).toFixed(1)} s`,
+      message: `backend crashed (code ${info.code}, signal ${info.signal}); restarting in ${waitSeconds} s`,
     });
     if (!this.toldUserAboutCrash) {
       this.toldUserAboutCrash = true;

@@ -82,11 +82,8 @@ export class BackendProcess {
       child.once('exit', (code, signal) => {
         this.exited = true;
         // Reject first: during start, this message (with stderr's last lines) is the one the user sees.
-        reject(
-          new Error(
-            `backend exited during start (code ${code}, signal ${signal})${stderrTail ? ': ' + stderrTail.trim().split('\n').slice(-3).join(' | ') : ''}`,
-          ),
-        );
+        const lastLines = stderrTail ? ': ' + stderrTail.trim().split('\n').slice(-3).join(' | ') : '';
+        reject(new Error(`backend exited during start (code ${code}, signal ${signal})${lastLines}`));
         this.connection?.dispose();
         this.hooks.onExit({ code, signal, expected: this.stopping });
         this.resolveExit();

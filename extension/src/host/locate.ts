@@ -90,14 +90,16 @@ export function resolveBackend(
     if (!dotnet) {
       throw new SetupError(
         'AttentionViz needs the .NET 10 runtime, and `dotnet` was not found.',
-        'Install the .NET 10 runtime (e.g. `sudo apt-get install dotnet-runtime-10.0`, or from dot.net), then run "AttentionViz: Restart Backend".',
+        'Install the .NET 10 runtime (e.g. `sudo apt-get install dotnet-runtime-10.0`, or from dot.net), ' +
+          'then run "AttentionViz: Restart Backend".',
       );
     }
     return { command: dotnet, args: [p, 'serve'], env: childEnv, cwd: path.dirname(p) };
   }
   throw new SetupError(
     'AttentionViz: no backend found (the extension ships none, and attentionViz.backendPath is empty).',
-    'Install the AttentionViz .vsix built by ./build.sh, or set attentionViz.backendPath to the folder of attentionviz-backend.dll.',
+    'Install the AttentionViz .vsix built by ./build.sh, ' +
+      'or set attentionViz.backendPath to the folder of attentionviz-backend.dll.',
   );
 }
 

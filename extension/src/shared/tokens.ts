@@ -6,8 +6,8 @@ import type { Token } from './protocol';
 
 /**
  * What a token or view unit reads as. The backend defines it once (Tokenization/TokenDisplay.cs): markers dropped
- * (WordPiece's `##` → `continuation`, a leading `Ġ`/`▁` → `leadingSpace`) and invisible characters escaped as the
- * exported images label them (`\n`, `\t`, `\u{202E}`). A token that is only a space reads `␣`.
+ * (WordPiece's `##` → `continuation`, a leading `Ġ`/`▁` → `leadingSpace`) and invisible characters escaped as
+ * the exported images label them (`\n`, `\t`, `\u{202E}`). A token that is only a space reads `␣`.
  */
 export function tokenLabel(x: { display: string; text: string; leadingSpace?: boolean }): string {
   return x.display || (x.leadingSpace ? '␣' : x.text);

@@ -119,8 +119,12 @@ function setAnalysis(a: AnalysisView, s?: Partial<ViewState>, flowToken: number 
   fillSelect(frame.layer, a.model.layers, 'mean of layers', state.layer);
   fillSelect(frame.head, a.model.heads, 'mean of heads', state.head);
   const n = a.tokens.length;
-  frame.meta.textContent = `${a.model.id} · ${a.model.architecture} · ${a.model.layers}×${a.model.heads}${a.model.causal ? ' · causal' : ''} · ${n} tokens · ${Math.round(a.elapsedMs)} ms`;
-  frame.status.textContent = `${a.source} — rows: query tokens, columns: key tokens. Hover for scores, click to lock, arrow keys step layer/head.`;
+  const shape = `${a.model.layers}×${a.model.heads}${a.model.causal ? ' · causal' : ''}`;
+  const elapsed = `${Math.round(a.elapsedMs)} ms`;
+  frame.meta.textContent = `${a.model.id} · ${a.model.architecture} · ${shape} · ${n} tokens · ${elapsed}`;
+  frame.status.textContent =
+    `${a.source} — rows: query tokens, columns: key tokens. ` +
+    'Hover for scores, click to lock, arrow keys step layer/head.';
   if (a.truncated) {
     frame.notice.hidden = false;
     frame.notice.textContent = truncationSummary(a.tokens, a.text, a.truncatedAt);

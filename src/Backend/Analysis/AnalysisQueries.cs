@@ -25,18 +25,21 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
         using var lease = service.Acquire(analysisId);
         var analysis = lease.Analysis;
         var metrics = await MetricsOf(analysis, cancellationToken);
-        return new MetricsResult(analysis.Model.Layers, analysis.Model.Heads, analysis.Model.Causal, HeadMetrics.SinkThreshold, metrics, clock.Elapsed.TotalMilliseconds);
+        return new MetricsResult(analysis.Model.Layers, analysis.Model.Heads, analysis.Model.Causal, HeadMetrics.SinkThreshold, metrics,
+            clock.Elapsed.TotalMilliseconds);
     }
 
     private async Task<HeadMetric[]> MetricsOf(StoredAnalysis analysis, CancellationToken cancellationToken)
     {
         if (_metrics.TryGetValue(analysis, out var cached)) return cached;
-        var metrics = await OnModelThread(ct => HeadMetrics.Compute(analysis.Attention, analysis.Tokens, analysis.Model.Causal, ct), cancellationToken);
+        var metrics = await OnModelThread(ct => HeadMetrics.Compute(analysis.Attention, analysis.Tokens, analysis.Model.Causal, ct),
+            cancellationToken);
         _metrics.AddOrUpdate(analysis, metrics);
         return metrics;
     }
 
-    public async Task<ModularityResult> ModularityAsync(string analysisId, int layer, int head, bool includeSelfLoops, CancellationToken cancellationToken = default)
+    public async Task<ModularityResult> ModularityAsync(string analysisId, int layer, int head, bool includeSelfLoops,
+        CancellationToken cancellationToken = default)
     {
         using var lease = service.Acquire(analysisId);
         var analysis = lease.Analysis;
@@ -70,7 +73,8 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
     }
 
     /// <summary>Rollout up to <paramref name="layer"/> (−1 or null: the last layer), with the view options.</summary>
-    public async Task<ViewResult> RolloutAsync(string analysisId, int? layer, ViewOptions options, int? maxSize, CancellationToken cancellationToken = default)
+    public async Task<ViewResult> RolloutAsync(string analysisId, int? layer, ViewOptions options, int? maxSize,
+        CancellationToken cancellationToken = default)
     {
         using var lease = service.Acquire(analysisId);
         var analysis = lease.Analysis;
@@ -85,7 +89,8 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
     public const int MaxFlowBudgetMs = 600_000;
 
     /// <summary>Attention flow for one token within <paramref name="timeBudgetMs"/> (null: the default).</summary>
-    public async Task<FlowResult> FlowAsync(string analysisId, int token, int? layer, int? timeBudgetMs = null, CancellationToken cancellationToken = default)
+    public async Task<FlowResult> FlowAsync(string analysisId, int token, int? layer, int? timeBudgetMs = null,
+        CancellationToken cancellationToken = default)
     {
         var budget = timeBudgetMs ?? DefaultFlowBudgetMs;
         RequestChecks.Between("timeBudgetMs", budget, 1, MaxFlowBudgetMs);
@@ -94,11 +99,13 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
         var upTo = ResolveLayer(analysis, layer);
         var n = analysis.Tokens.Count;
         RequestChecks.Token(n, token);
-        return await Task.Run(() => AttentionFlow.Compute(analysis.Attention, token, upTo, TimeSpan.FromMilliseconds(budget), cancellationToken), cancellationToken);
+        return await Task.Run(() => AttentionFlow.Compute(analysis.Attention, token, upTo, TimeSpan.FromMilliseconds(budget), cancellationToken),
+            cancellationToken);
     }
 
     /// <summary>Histogram of attention weights, or of one metric across all heads when <paramref name="metric"/> is given.</summary>
-    public async Task<Histogram> HistogramAsync(string analysisId, int? layer, int? head, int? bins, bool excludeSpecial, string? metric, CancellationToken cancellationToken = default)
+    public async Task<Histogram> HistogramAsync(string analysisId, int? layer, int? head, int? bins, bool excludeSpecial, string? metric,
+        CancellationToken cancellationToken = default)
     {
         using var lease = service.Acquire(analysisId);
         var analysis = lease.Analysis;
@@ -116,7 +123,8 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
                 .Select(m => HeadMetrics.Value(m, metric)).OfType<double>().ToList();
             return Histograms.Values(values, binCount);
         }
-        return await OnModelThread(_ => Histograms.Weights(analysis.Attention, analysis.Tokens, analysis.Model.Causal, layer, head, binCount, excludeSpecial), cancellationToken);
+        return await OnModelThread(_ => Histograms.Weights(analysis.Attention, analysis.Tokens, analysis.Model.Causal, layer, head, binCount,
+            excludeSpecial), cancellationToken);
     }
 
     private static int ResolveLayer(StoredAnalysis analysis, int? layer)

@@ -143,7 +143,8 @@ public static partial class AttentionFlow
         /// <summary>Residual capacity of each forward arc; its reverse arc's residual is Capacity − this (the flow).</summary>
         private readonly double[] _residual;
         private readonly int[] _level;
-        /// <summary>Current arc per node: an arc index in the first phase; later, a position in its forward arcs followed by its reverse list.</summary>
+        /// <summary>Current arc per node: an arc index in the first phase; later, a position in its forward arcs followed by its reverse
+        /// list.</summary>
         private readonly int[] _next;
         private readonly int[] _queue;
         private readonly List<int> _changed = [];

@@ -66,7 +66,8 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         return await modelThread.RunAsync(ct => Run(loaded, tokens, null, Stopwatch.StartNew(), ct, tokenTypeIds), cancellationToken);
     }
 
-    private StoredAnalysis Run(LoadedModel loaded, IReadOnlyList<Token> tokens, int? truncatedAt, Stopwatch clock, CancellationToken cancellationToken,
+    private StoredAnalysis Run(LoadedModel loaded, IReadOnlyList<Token> tokens, int? truncatedAt, Stopwatch clock,
+        CancellationToken cancellationToken,
         IReadOnlyList<long>? tokenTypeIds = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -123,7 +124,8 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
     public bool Release(string analysisId) => cache.Remove(analysisId);
 
     public StoredAnalysis.Lease Acquire(string analysisId) =>
-        cache.Acquire(analysisId) ?? throw new InvalidRequestException($"Unknown analysisId '{analysisId}' (it may have been evicted: analyze again).");
+        cache.Acquire(analysisId)
+            ?? throw new InvalidRequestException($"Unknown analysisId '{analysisId}' (it may have been evicted: analyze again).");
 
     public RowResult Row(string analysisId, int layer, int head, int token, string direction, int? topK)
     {

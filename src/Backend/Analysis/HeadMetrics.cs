@@ -33,7 +33,8 @@ public static class HeadMetrics
 
     /// <summary>The metric names a client can ask a histogram of (the numeric fields of <see cref="HeadMetric"/>, camelCase).</summary>
     public static readonly string[] Names =
-        ["entropy", "normalizedEntropy", "meanDistance", "firstToken", "cls", "sep", "previousToken", "self", "duplicateToken", "induction", "selfDistance"];
+        ["entropy", "normalizedEntropy", "meanDistance", "firstToken", "cls", "sep", "previousToken", "self", "duplicateToken", "induction",
+            "selfDistance"];
 
     public static double? Value(HeadMetric m, string name) => name switch
     {
@@ -51,7 +52,8 @@ public static class HeadMetrics
         _ => throw new InvalidRequestException($"Unknown metric '{name}'; known: {string.Join(", ", Names)}."),
     };
 
-    public static HeadMetric[] Compute(AttentionTensor attention, IReadOnlyList<Token> tokens, bool causal, CancellationToken cancellationToken = default)
+    public static HeadMetric[] Compute(AttentionTensor attention, IReadOnlyList<Token> tokens, bool causal,
+        CancellationToken cancellationToken = default)
     {
         var n = attention.Tokens;
         if (tokens.Count != n) throw new ArgumentException("tokens do not match the attention's size", nameof(tokens));

@@ -10,8 +10,10 @@ public static class AnalysisSummary
         var model = analysis.Model;
         var tokens = analysis.Tokens;
         var n = tokens.Count;
-        output.WriteLine($"model      {model.Id} ({model.Architecture}, {model.Layers} layers × {model.Heads} heads{(model.Causal ? ", causal" : "")})");
-        output.WriteLine($"tokens     {n}{(analysis.Truncated ? $" (truncated at UTF-16 offset {analysis.TruncatedAt})" : "")}, analyzed in {analysis.ElapsedMs:F1} ms");
+        output.WriteLine($"model      {model.Id} ({model.Architecture}, " +
+            $"{model.Layers} layers × {model.Heads} heads{(model.Causal ? ", causal" : "")})");
+        output.WriteLine($"tokens     {n}{(analysis.Truncated ? $" (truncated at UTF-16 offset {analysis.TruncatedAt})" : "")}, " +
+            $"analyzed in {analysis.ElapsedMs:F1} ms");
         output.WriteLine();
         output.WriteLine("  #  token            span");
         for (var i = 0; i < n; i++)

@@ -58,20 +58,37 @@ public static partial class CliApp
     {
         var host = new BackendHost();
         host.Registry.AllowPickle = result.GetValue(AllowPickleOption);
-        if (host.Registry.AllowPickle) Console.Error.WriteLine("warning: --allow-pickle: PyTorch pickle checkpoints load through a restricted unpickler.");
+        if (host.Registry.AllowPickle) Console.Error.WriteLine("warning: --allow-pickle: " +
+            "PyTorch pickle checkpoints load through a restricted unpickler.");
         return host;
     }
 
-    private static readonly Option<string> ModelOption = new("--model") { Description = "\"default\" (embedded all-MiniLM-L6-v2) or a Hugging Face model folder.", DefaultValueFactory = _ => ModelRegistry.DefaultId };
+    private static readonly Option<string> ModelOption = new("--model")
+    {
+        Description = "\"default\" (embedded all-MiniLM-L6-v2) or a Hugging Face " +
+        "model folder.", DefaultValueFactory = _ => ModelRegistry.DefaultId
+    };
     private static readonly Option<string?> TextOption = new("--text") { Description = "The text to analyze." };
     private static readonly Option<FileInfo?> TextFileOption = new("--text-file") { Description = "A UTF-8 file holding the text." };
 
     private static Command AnalyzeCommand()
     {
         var ids = new Option<string?>("--ids") { Description = "Comma-separated token ids, fed as given (no special tokens added)." };
-        var textPair = new Option<string?>("--text-pair") { Description = "A second text: analyze the sentence pair the way the model's tokenizer builds it (segments 0 and 1)." };
-        var tokenTypes = new Option<string?>("--token-type-ids") { Description = "With --ids: comma-separated segment ids, one per token (e.g. 0,0,0,1,1)." };
-        var output = new Option<FileInfo?>("--out") { Description = "Write the analysis to FILE.safetensors or FILE.json, or one matrix (--layer/--head, default the mean) to FILE.csv, instead of printing a summary." };
+        var textPair = new Option<string?>("--text-pair")
+        {
+            Description = "A second text: " +
+            "analyze the sentence pair the way the model's tokenizer builds it (segments 0 and 1)."
+        };
+        var tokenTypes = new Option<string?>("--token-type-ids")
+        {
+            Description = "With --ids: comma-separated segment ids, one per token (e.g. " +
+            "0,0,0,1,1)."
+        };
+        var output = new Option<FileInfo?>("--out")
+        {
+            Description = "Write the analysis to FILE.safetensors or FILE.json, " +
+            "or one matrix (--layer/--head, default the mean) to FILE.csv, instead of printing a summary."
+        };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Analyze at most this many tokens (special tokens included)." };
         var command = new Command("analyze", "Run the model on a text and print or save every layer's and head's attention.")
         { ModelOption, TextOption, TextFileOption, textPair, ids, tokenTypes, output, maxTokens, LayerOption, HeadOption };
@@ -91,9 +108,11 @@ public static partial class CliApp
             {
                 if (result.GetValue(tokenTypes) is not null) throw new InvalidRequestException("--token-type-ids goes with --ids.");
                 var text = ReadText(result);
-                analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(text, modelId, result.GetValue(maxTokens), result.GetValue(textPair)), cancellationToken);
+                analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(text, modelId, result.GetValue(maxTokens),
+                    result.GetValue(textPair)), cancellationToken);
             }
-            if (result.GetValue(output) is { } file) AnalysisExport.Write(analysis, file.FullName, result.GetValue(LayerOption), result.GetValue(HeadOption));
+            if (result.GetValue(output) is { } file) AnalysisExport.Write(analysis, file.FullName, result.GetValue(LayerOption),
+                result.GetValue(HeadOption));
             else AnalysisSummary.Print(analysis, Console.Out);
             return 0;
         }));
@@ -102,9 +121,18 @@ public static partial class CliApp
 
     private static Command TokenizeCommand()
     {
-        var jsonl = new Option<FileInfo?>("--jsonl") { Description = "A file with one JSON string per line: prints one {ids, tokens, offsets} object per line, in order." };
-        var noSpecial = new Option<bool>("--no-special-tokens") { Description = "Leave out the special tokens the model's tokenizer adds by default." };
-        var command = new Command("tokenize", "Print the model tokenizer's {ids, tokens, offsets} as JSON (UTF-16 offsets). Needs only the tokenizer files.")
+        var jsonl = new Option<FileInfo?>("--jsonl")
+        {
+            Description = "A file with one JSON string per line: " +
+            "prints one {ids, tokens, offsets} object per line, in order."
+        };
+        var noSpecial = new Option<bool>("--no-special-tokens")
+        {
+            Description = "Leave out the special tokens the model's tokenizer adds by " +
+            "default."
+        };
+        var command = new Command("tokenize",
+            "Print the model tokenizer's {ids, tokens, offsets} as JSON (UTF-16 offsets). Needs only the tokenizer files.")
         { ModelOption, TextOption, TextFileOption, jsonl, noSpecial };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
@@ -167,7 +195,8 @@ public static partial class CliApp
     private static long[] ParseIds(string list)
     {
         var parts = list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        return parts.Select(p => long.TryParse(p, out var id) ? id : throw new InvalidRequestException($"'{p}' in --ids is not an integer token id.")).ToArray();
+        return parts.Select(p => long.TryParse(p, out var id) ? id : throw new InvalidRequestException($"'{p}' in --ids is not an integer token id."))
+            .ToArray();
     }
 
     /// <summary>

@@ -7,8 +7,16 @@ namespace AttentionViz.Backend.Cli;
 
 public static partial class CliApp
 {
-    private static readonly Option<int> LayerOption = new("--layer") { Description = "Layer to show or export; -1 (default) is the mean over layers.", DefaultValueFactory = _ => -1 };
-    private static readonly Option<int> HeadOption = new("--head") { Description = "Head to show or export; -1 (default) is the mean over heads.", DefaultValueFactory = _ => -1 };
+    private static readonly Option<int> LayerOption = new("--layer")
+    {
+        Description = "Layer to show or export; -1 (default) is the mean over layers.",
+        DefaultValueFactory = _ => -1
+    };
+    private static readonly Option<int> HeadOption = new("--head")
+    {
+        Description = "Head to show or export; -1 (default) is the mean over heads.",
+        DefaultValueFactory = _ => -1
+    };
 
     /// <summary>`render`: the same PNG images as the render/png method, written to --out.</summary>
     private static Command RenderCommand()
@@ -23,10 +31,20 @@ public static partial class CliApp
         var colorMap = new Option<string?>("--color-map") { Description = "viridis (default) or greys." };
         var theme = new Option<string?>("--theme") { Description = "light (default) or dark background." };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Analyze at most this many tokens (special tokens included)." };
-        var hideSpecial = new Option<bool>("--hide-special") { Description = "Leave out special tokens ([CLS], [SEP], BOS…) and renormalise each row." };
-        var wordLevel = new Option<bool>("--word-level") { Description = "Merge subword tokens into words (to a word: sum over its pieces; from a word: mean)." };
-        var command = new Command("render", "Run the model on a text and draw its attention as a PNG heatmap (one layer/head) or a grid of every layer and head.")
-        { ModelOption, TextOption, TextFileOption, ids, output, layer, head, grid, size, cellSize, maxSize, colorMap, theme, maxTokens, hideSpecial, wordLevel };
+        var hideSpecial = new Option<bool>("--hide-special")
+        {
+            Description = "Leave out special tokens ([CLS], [SEP], " +
+            "BOS…) and renormalise each row."
+        };
+        var wordLevel = new Option<bool>("--word-level")
+        {
+            Description = "Merge subword tokens into words (to a word: sum over its pieces; " +
+            "from a word: mean)."
+        };
+        var command = new Command("render",
+            "Run the model on a text and draw its attention as a PNG heatmap (one layer/head) or a grid of every layer and head.")
+        { ModelOption, TextOption, TextFileOption, ids, output, layer, head, grid, size, cellSize, maxSize, colorMap, theme, maxTokens, hideSpecial,
+            wordLevel };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
             var path = MatrixExport.CheckOutputPath(result.GetValue(output)!.FullName, ".png");
@@ -45,7 +63,8 @@ public static partial class CliApp
             }
             else
             {
-                analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(ReadText(result), ModelId(result.GetValue(ModelOption)), result.GetValue(maxTokens)), cancellationToken);
+                analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(ReadText(result), ModelId(result.GetValue(ModelOption)),
+                    result.GetValue(maxTokens)), cancellationToken);
             }
             var view = new ViewOptions(result.GetValue(hideSpecial), result.GetValue(wordLevel));
             var image = result.GetValue(grid)

@@ -15,7 +15,8 @@ public static class AnalysisExport
     {
         var extension = Path.GetExtension(path).ToLowerInvariant();
         if (extension != ".csv" && (layer, head) != (-1, -1))
-            throw new InvalidRequestException("--layer and --head select the matrix of a .csv export; .safetensors and .json hold every layer and head.");
+            throw new InvalidRequestException("--layer and --head select the matrix of a .csv export; " +
+                ".safetensors and .json hold every layer and head.");
         switch (extension)
         {
             case ".csv": MatrixExport.WriteCsv(analysis, layer, head, path); break;
@@ -66,7 +67,8 @@ public static class AnalysisExport
                 for (var row = 0; row < n; row++) attentions[l][h][row] = a.Head(l, h).Slice(row * n, n).ToArray();
             }
         }
-        var hidden = Enumerable.Range(0, n).Select(row => analysis.LastHiddenState.AsSpan(row * analysis.HiddenSize, analysis.HiddenSize).ToArray()).ToArray();
+        var hidden = Enumerable.Range(0, n).Select(row => analysis.LastHiddenState.AsSpan(row * analysis.HiddenSize, analysis.HiddenSize).ToArray())
+            .ToArray();
         using var stream = File.Create(path);
         JsonSerializer.Serialize(stream, new
         {

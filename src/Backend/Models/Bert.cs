@@ -207,7 +207,8 @@ internal sealed class BertEncoder : Module
 
     public BertEncoder(BertConfig config) : base(nameof(BertEncoder))
     {
-        register_module("layer", Layers = new ModuleList<BertLayer>(Enumerable.Range(0, config.NumLayers).Select(_ => new BertLayer(config)).ToArray()));
+        register_module("layer",
+            Layers = new ModuleList<BertLayer>(Enumerable.Range(0, config.NumLayers).Select(_ => new BertLayer(config)).ToArray()));
     }
 }
 

@@ -181,7 +181,8 @@ public sealed class Gpt2Model : CheckpointModel
         var hidden = _transformer.FinalNorm.forward(x);                                    // (B, T, C)
         Tensor? logits = null;
         if (input.WantLogits)
-            logits = (_lmHead is null ? hidden.matmul(_transformer.TokenEmbedding.Weight.t()) : _lmHead.forward(hidden)).MoveToOuterDisposeScope();  // (B, T, V)
+            logits = (_lmHead is null ? hidden.matmul(_transformer.TokenEmbedding.Weight.t()) : _lmHead.forward(hidden))
+                .MoveToOuterDisposeScope();  // (B, T, V)
         return new ForwardResult(attentions, hidden.MoveToOuterDisposeScope(), logits);
     }
 }

@@ -84,7 +84,8 @@ public sealed record LlamaConfig : IModelConfig
             $"hidden_size {HiddenSize} is not divisible by num_attention_heads {NumHeads} and head_dim is not given.");
         ConfigChecks.Require(source, PartialRotaryFactor == 1.0, $"partial_rotary_factor {PartialRotaryFactor} is not supported (only 1).");
         ConfigChecks.Require(source, SlidingWindow is null || SlidingWindow > 0, $"sliding_window {SlidingWindow} must be positive.");
-        ConfigChecks.Require(source, LayerTypes is null || LayerTypes.Length == NumLayers && LayerTypes.All(t => t is "full_attention" or "sliding_attention"),
+        ConfigChecks.Require(source,
+            LayerTypes is null || LayerTypes.Length == NumLayers && LayerTypes.All(t => t is "full_attention" or "sliding_attention"),
             $"layer_types must list 'full_attention' or 'sliding_attention' for each of the {NumLayers} layers.");
         ConfigChecks.Require(source, RmsNormEps > 0, $"rms_norm_eps {RmsNormEps} must be positive.");
         RotaryEmbedding.Validate(Rope, source);
@@ -225,7 +226,8 @@ public sealed class LlamaModel : CheckpointModel
         var hidden = _model.FinalNorm.forward(x);                                    // (B, T, C)
         Tensor? logits = null;
         if (input.WantLogits)
-            logits = (_lmHead is null ? hidden.matmul(_model.TokenEmbedding.Weight.t()) : _lmHead.forward(hidden)).MoveToOuterDisposeScope();  // (B, T, V)
+            logits = (_lmHead is null ? hidden.matmul(_model.TokenEmbedding.Weight.t()) : _lmHead.forward(hidden))
+                .MoveToOuterDisposeScope();  // (B, T, V)
         return new ForwardResult(attentions, hidden.MoveToOuterDisposeScope(), logits);
     }
 }

@@ -12,7 +12,8 @@ public static class ModelDiscovery
     {
         if (environment("HF_HUB_CACHE") is { Length: > 0 } hub) return hub;
         if (environment("HF_HOME") is { Length: > 0 } home) return Path.Combine(home, "hub");
-        var xdg = environment("XDG_CACHE_HOME") is { Length: > 0 } cache ? cache : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        var xdg = environment("XDG_CACHE_HOME") is { Length: > 0 } cache ? cache
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
         return Path.Combine(xdg, "huggingface", "hub");
     }
 

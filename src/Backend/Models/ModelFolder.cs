@@ -58,7 +58,8 @@ public static class ModelFolder
         if (architecture is null || !SupportedArchitectures.Contains(architecture))
         {
             var named = architecture ?? (header.Architectures is { Length: > 0 } a ? string.Join("/", a) : "(no model_type)");
-            throw new ModelLoadException($"{folder}: architecture '{named}' is not supported. Supported: {string.Join(", ", SupportedArchitectures)}.");
+            throw new ModelLoadException($"{folder}: architecture '{named}' is not supported. Supported: " +
+                $"{string.Join(", ", SupportedArchitectures)}.");
         }
         return architecture;
     }
@@ -117,7 +118,8 @@ public static class ModelFolder
             ShardedWeightSource.ReadIndex(indexPath, extension).Values.Distinct().Select(s => Path.Combine(folder, s)).Where(File.Exists);
     }
 
-    /// <summary>Opens the folder's checkpoint: model.safetensors, else the sharded index, else (only when allowed) pytorch_model.bin or its sharded index.</summary>
+    /// <summary>Opens the folder's checkpoint: model.safetensors, else the sharded index, else (only when allowed) pytorch_model.bin or its sharded
+    /// index.</summary>
     public static IWeightSource OpenWeights(string folder, ModelLoadOptions? options = null)
     {
         options ??= ModelLoadOptions.Default;
@@ -129,17 +131,21 @@ public static class ModelFolder
             case "sharded safetensors":
                 return ShardedWeightSource.OpenSafetensors(files[0]);
             case "pytorch pickle" or "sharded pytorch pickle" when !options.AllowPickle:
-                throw new ModelLoadException($"{folder} has only {Path.GetFileName(files[0])}, a PyTorch pickle checkpoint, which is not loaded by default "
+                throw new ModelLoadException($"{folder} has only {Path.GetFileName(files[0])}, a PyTorch pickle checkpoint, " +
+                    $"which is not loaded by default "
                     + "because pickle files can run code. Convert it to model.safetensors, or opt in to loading pickle checkpoints "
                     + "with --allow-pickle (CLI) or the attentionViz.allowPickle setting.");
             case "pytorch pickle":
-                Log.Warn($"{files[0]}: loading a PyTorch pickle checkpoint because pickle loading was allowed; only state-dict contents are accepted.");
+                Log.Warn($"{files[0]}: loading a PyTorch pickle checkpoint because pickle loading was allowed; " +
+                    $"only state-dict contents are accepted.");
                 return TorchPickleWeightSource.Open(files[0]);
             case "sharded pytorch pickle":
-                Log.Warn($"{files[0]}: loading sharded PyTorch pickle checkpoints because pickle loading was allowed; only state-dict contents are accepted.");
+                Log.Warn($"{files[0]}: loading sharded PyTorch pickle checkpoints because pickle loading was allowed; " +
+                    $"only state-dict contents are accepted.");
                 return ShardedWeightSource.OpenPickle(files[0]);
             default:
-                throw new ModelLoadException($"{folder} has no weights: expected {SafetensorsFileName}, {ShardedWeightSource.SafetensorsIndexFileName} "
+                throw new ModelLoadException($"{folder} has no weights: " +
+                    $"expected {SafetensorsFileName}, {ShardedWeightSource.SafetensorsIndexFileName} "
                     + $"with its shards, or (with pickle loading allowed) {PickleFileName} or {ShardedWeightSource.PickleIndexFileName}.");
         }
     }

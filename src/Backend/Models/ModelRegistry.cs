@@ -61,7 +61,8 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
     public Task<LoadedModel> GetAsync(string id, CancellationToken cancellationToken)
     {
         var key = id == DefaultId ? DefaultId : NormalizePath(id);
-        var lazy = _loaded.GetOrAdd(key, k => new Lazy<Task<LoadedModel>>(() => modelThread.RunAsync(_ => Load(k, new ModelLoadOptions(AllowPickle)), CancellationToken.None)));
+        var lazy = _loaded.GetOrAdd(key,
+            k => new Lazy<Task<LoadedModel>>(() => modelThread.RunAsync(_ => Load(k, new ModelLoadOptions(AllowPickle)), CancellationToken.None)));
         var task = lazy.Value;
         task.ContinueWith(t => _loaded.TryRemove(new KeyValuePair<string, Lazy<Task<LoadedModel>>>(key, lazy)),
             CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);

@@ -20,7 +20,8 @@ public static class TorchSetup
     {
         if (Interlocked.Exchange(ref _done, 1) == 1) return;
         if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is null)
-            Console.Error.WriteLine("warning: OMP_WAIT_POLICY is not set; libtorch's threads will busy-wait. Start the backend with OMP_WAIT_POLICY=PASSIVE.");
+            Console.Error.WriteLine("warning: OMP_WAIT_POLICY is not set; libtorch's threads will busy-wait. " +
+                "Start the backend with OMP_WAIT_POLICY=PASSIVE.");
         torch.set_num_threads(ThreadCount);
         torch.set_grad_enabled(false);
     }

@@ -28,7 +28,8 @@ public static class AttentionRenderer
         options.Validate();
         var shown = view ?? new ViewOptions();
         var viewed = AttentionViews.View(analysis, new ViewRequest(layer, head, shown, options.MaxSize));
-        var title = $"{ModelName(analysis.Model)} · {(layer < 0 ? "mean of layers" : $"layer {layer}")} · {(head < 0 ? "mean of heads" : $"head {head}")}{ViewCaption(view)}";
+        var title = $"{ModelName(analysis.Model)} · {(layer < 0 ? "mean of layers" : $"layer {layer}")} · " +
+            $"{(head < 0 ? "mean of heads" : $"head {head}")}{ViewCaption(view)}";
         if (viewed.Units.Length == 0) throw new InvalidRequestException(NothingLeft);
         // Token units keep their raw text (so Ġ/▁ still show as the space marker); words show their joined text.
         var labels = viewed.Units.Select(u => shown.WordLevel ? u.Text : analysis.Tokens[u.FirstToken].Text).ToArray();
@@ -44,7 +45,8 @@ public static class AttentionRenderer
     /// An n×n row-major matrix with raw token texts as labels (shown through <see cref="TokenLabels.Display"/>; empty
     /// strings draw nothing).
     /// </summary>
-    public static RenderedImage Heatmap(ReadOnlySpan<float> matrix, int n, IReadOnlyList<string> rowTokens, IReadOnlyList<string> columnTokens, string title, RenderOptions options)
+    public static RenderedImage Heatmap(ReadOnlySpan<float> matrix, int n, IReadOnlyList<string> rowTokens, IReadOnlyList<string> columnTokens,
+        string title, RenderOptions options)
     {
         options.Validate();
         if (n < 1 || matrix.Length < n * n) throw new ArgumentException("matrix must hold n×n values", nameof(matrix));
@@ -111,7 +113,8 @@ public static class AttentionRenderer
     public static RenderedImage Grid(StoredAnalysis analysis, RenderOptions options, ViewOptions? view = null)
     {
         options.Validate();
-        if (options.CellSize is not null) throw new InvalidRequestException("cellSize applies to a single heatmap; give size (the thumbnail side) for the grid.");
+        if (options.CellSize is not null) throw new InvalidRequestException("cellSize applies to a single heatmap; " +
+            "give size (the thumbnail side) for the grid.");
         var (map, theme) = (options.Map, options.Colors);
         var a = analysis.Attention;
         var thumbTarget = options.Size ?? 72;
@@ -131,7 +134,11 @@ public static class AttentionRenderer
 
         using var labelFont = LabelFont.Create(11);
         using var titleFont = LabelFont.Create(TitleSize);
-        var title = $"{ModelName(analysis.Model)} · {a.Layers} layers × {a.Heads} heads · {n} {(view?.WordLevel == true ? "words" : "tokens")}{(factor > 1 ? $" · max-pooled ×{factor}" : "")}{ViewCaption(view is null ? null : view with { WordLevel = false })}";
+        var model = ModelName(analysis.Model);
+        var units = view?.WordLevel == true ? "words" : "tokens";
+        var pooled = factor > 1 ? $" · max-pooled ×{factor}" : "";
+        var caption = ViewCaption(view is null ? null : view with { WordLevel = false });
+        var title = $"{model} · {a.Layers} layers × {a.Heads} heads · {n} {units}{pooled}{caption}";
         var rowGutter = (int)Math.Ceiling(labelFont.MeasureText($"L{a.Layers - 1}")) + 8;
         var columnGutter = (int)labelFont.Spacing + 4;
         var left = Pad + rowGutter;
@@ -151,7 +158,8 @@ public static class AttentionRenderer
         }
         frame.DrawColorBar(map);
         var layout = new RenderLayout(left, top, cell, cells, pitch, bar,
-            SKRectI.Create(Pad, top, rowGutter - 4, gridHeight), SKRectI.Create(left, Pad + TitleSize + 10, gridWidth, columnGutter), scaleMax, factor, 1);
+            SKRectI.Create(Pad, top, rowGutter - 4, gridHeight), SKRectI.Create(left, Pad + TitleSize + 10, gridWidth, columnGutter), scaleMax,
+                factor, 1);
         return frame.Finish(layout);
     }
 
@@ -185,7 +193,8 @@ public static class AttentionRenderer
         public SKPaint Text { get; }
         public SKRectI Bar { get; }
 
-        public Frame(int left, int top, int contentWidth, int contentHeight, string title, int maxTitleWidth, float scaleMax, Theme theme, SKFont titleFont, SKFont labelFont)
+        public Frame(int left, int top, int contentWidth, int contentHeight, string title, int maxTitleWidth, float scaleMax, Theme theme,
+            SKFont titleFont, SKFont labelFont)
         {
             (_scaleMax, _labelFont) = (scaleMax, labelFont);
             var barHeight = Math.Max(contentHeight, 120);
@@ -215,7 +224,8 @@ public static class AttentionRenderer
     }
 
     /// <summary>A vertical colour bar: the map's top (<paramref name="scaleMax"/>) at the top, 0 at the bottom, with ticks.</summary>
-    private static void DrawColorBar(SKCanvas canvas, SKRectI bar, ColorMap map, float scaleMax, (float Value, string Text)[] ticks, SKFont font, SKPaint text)
+    private static void DrawColorBar(SKCanvas canvas, SKRectI bar, ColorMap map, float scaleMax, (float Value, string Text)[] ticks, SKFont font,
+        SKPaint text)
     {
         using var gradient = new SKBitmap(new SKImageInfo(1, bar.Height, SKColorType.Bgra8888, SKAlphaType.Opaque));
         for (var y = 0; y < bar.Height; y++)
@@ -271,7 +281,8 @@ public static class AttentionRenderer
     private static void CheckSize(int width, int height)
     {
         if (width > RenderOptions.MaxImageSide || height > RenderOptions.MaxImageSide || (long)width * height > RenderOptions.MaxImagePixels)
-            throw new InvalidRequestException($"The image would be {width}×{height} pixels (at most {RenderOptions.MaxImageSide} per side and {RenderOptions.MaxImagePixels >> 20} M pixels): lower cellSize or size, or set maxSize.");
+            throw new InvalidRequestException($"The image would be {width}×{height} pixels (at most {RenderOptions.MaxImageSide} per side and " +
+                $"{RenderOptions.MaxImagePixels >> 20} M pixels): lower cellSize or size, or set maxSize.");
     }
 
     /// <summary>A model folder's name rather than its whole path.</summary>

@@ -37,7 +37,8 @@ public sealed record RenderOptions(
         RequestChecks.Between("size", Size, 8, 8192, "pixels");
         if (CellSize is not null && Size is not null) throw new InvalidRequestException("Give either cellSize or size, not both.");
         RequestChecks.MaxSize(MaxSize);
-        if (ScaleMax is { } max && !(max > 0 && float.IsFinite(max))) throw new InvalidRequestException($"scaleMax must be a positive number; got {max}.");
+        if (ScaleMax is { } max && !(max > 0 && float.IsFinite(max)))
+            throw new InvalidRequestException($"scaleMax must be a positive number; got {max}.");
         _ = Map;
         _ = Colors;
     }

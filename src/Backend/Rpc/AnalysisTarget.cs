@@ -15,7 +15,8 @@ public sealed record ModularityDto(int Layer, int Head, double Q, int[] Communit
 public sealed record ModularityAllParams(string? AnalysisId, bool IncludeSelfLoops = false);
 public sealed record ModularityAllDto(bool IncludeSelfLoops, HeadModularity[] Heads, double ElapsedMs);
 
-public sealed record ViewParams(string? AnalysisId, int Layer, int Head, bool HideSpecial = false, bool WordLevel = false, int? MaxSize = null, string? HeadReduce = null);
+public sealed record ViewParams(string? AnalysisId, int Layer, int Head, bool HideSpecial = false, bool WordLevel = false, int? MaxSize = null,
+    string? HeadReduce = null);
 public sealed record RolloutParams(string? AnalysisId, int? Layer = null, bool HideSpecial = false, bool WordLevel = false, int? MaxSize = null);
 public sealed record ViewDto(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data, ViewUnit[] Units);
 
@@ -23,7 +24,8 @@ public sealed record FlowParams(string? AnalysisId, int Token, int? Layer = null
 /// <summary>Raw[j] is null for inputs not reached within the budget; Flow is null unless Complete.</summary>
 public sealed record FlowDto(int Token, int Layer, double[]? Flow, double?[] Raw, double[] UpperBound, bool Complete, double ElapsedMs);
 
-public sealed record HistogramParams(string? AnalysisId, int? Layer = null, int? Head = null, int? Bins = null, bool ExcludeSpecial = false, string? Metric = null);
+public sealed record HistogramParams(string? AnalysisId, int? Layer = null, int? Head = null, int? Bins = null, bool ExcludeSpecial = false,
+    string? Metric = null);
 public sealed record HistogramDto(long[] Counts, double[] Edges, double Min, double Max, long Total, string? Metric);
 
 /// <summary>Thin handlers over <see cref="AnalysisQueries"/>; <see cref="BackendJsonRpc"/> answers their errors.</summary>
@@ -66,7 +68,8 @@ public sealed class AnalysisTarget(AnalysisQueries analytics)
     public async Task<ViewDto> RolloutAsync(RolloutParams request, CancellationToken cancellationToken)
     {
         var id = RequestChecks.AnalysisId(request?.AnalysisId);
-        return ToDto(await analytics.RolloutAsync(id, request!.Layer, new ViewOptions(request.HideSpecial, request.WordLevel), request.MaxSize, cancellationToken));
+        return ToDto(await analytics.RolloutAsync(id, request!.Layer, new ViewOptions(request.HideSpecial, request.WordLevel), request.MaxSize,
+            cancellationToken));
     }
 
     [JsonRpcMethod("attention/flow", UseSingleObjectParameterDeserialization = true)]

@@ -29,7 +29,8 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
         if (request?.AllowPickle is { } allowPickle)
         {
             service.Models.AllowPickle = allowPickle;
-            if (allowPickle) Log.Warn("the client opted in to PyTorch pickle checkpoints (pytorch_model.bin); they load through a restricted unpickler");
+            if (allowPickle) Log.Warn("the client opted in to PyTorch pickle checkpoints (pytorch_model.bin); " +
+                "they load through a restricted unpickler");
         }
         return new InitializeResult(ProtocolInfo.ServerVersion, ProtocolInfo.ProtocolVersion, ModelRegistry.DefaultId);
     }

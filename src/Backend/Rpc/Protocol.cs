@@ -17,7 +17,8 @@ public sealed record InitializeResult(string ServerVersion, string ProtocolVersi
 
 public sealed record ModelsListParams(string[]? Paths = null);
 
-public sealed record ModelListEntry(string Id, string Name, string Architecture, int Layers, int Heads, string Source, string? Path, long? SizeBytes, string? Error)
+public sealed record ModelListEntry(string Id, string Name, string Architecture, int Layers, int Heads, string Source, string? Path, long? SizeBytes,
+    string? Error)
 {
     public static ModelListEntry From(ModelCatalogEntry info) =>
         new(info.Id, info.Name, info.Architecture, info.Layers, info.Heads, info.Source, info.Path, info.SizeBytes, info.Error);

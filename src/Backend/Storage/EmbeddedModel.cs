@@ -137,7 +137,8 @@ public static class EmbeddedModel
             stream.Write(System.Text.Encoding.UTF8.GetBytes(marker));
             stream.Flush(flushToDisk: true);
         }
-        options.Log($"converted {ModelName}: {config.NumHiddenLayers} layers, {config.NumAttentionHeads} heads, hidden {config.HiddenSize}, in {clock.ElapsedMilliseconds} ms");
+        options.Log($"converted {ModelName}: " +
+            $"{config.NumHiddenLayers} layers, {config.NumAttentionHeads} heads, hidden {config.HiddenSize}, in {clock.ElapsedMilliseconds} ms");
     }
 
     private static string Convert256(byte[] data) => System.Convert.ToHexStringLower(SHA256.HashData(data));

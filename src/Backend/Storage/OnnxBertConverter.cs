@@ -125,7 +125,8 @@ public static class OnnxBertConverter
             if (w.Dims.Length != 2) throw Fail($"{origin} has shape [{string.Join(", ", w.Dims)}], not a matrix.");
             var adds = consumers.GetValueOrDefault(matmul.Outputs[0]) ?? [];
             if (adds.Count != 1 || adds[0].OpType != "Add")
-                throw Fail($"{origin}: the product is consumed by [{string.Join(", ", adds.Select(n => n.OpType + " " + n.Name))}], not by exactly one Add carrying a bias.");
+                throw Fail($"{origin}: the product is consumed by [{string.Join(", ", adds.Select(n => n.OpType + " " + n.Name))}], " +
+                    $"not by exactly one Add carrying a bias.");
             var biasName = adds[0].Inputs.FirstOrDefault(i => i != matmul.Outputs[0] && initializers.ContainsKey(i));
             if (biasName is null || !biasName.EndsWith(".bias", StringComparison.Ordinal))
                 throw Fail($"{origin}: Add '{adds[0].Name}' has no initializer input named '*.bias' (inputs: {string.Join(", ", adds[0].Inputs)}).");
@@ -160,7 +161,8 @@ public static class OnnxBertConverter
 
         var ignored = graph.Initializers.Where(t => t.DataType != OnnxFloat).ToList();
         if (ignored.Any(t => t.DataType != OnnxInt64))
-            throw Fail($"unexpected non-float initializers: {string.Join(", ", ignored.Where(t => t.DataType != OnnxInt64).Select(t => $"'{t.Name}' (ONNX type {t.DataType})"))}.");
+            throw Fail($"unexpected non-float initializers: " +
+                $"{string.Join(", ", ignored.Where(t => t.DataType != OnnxInt64).Select(t => $"'{t.Name}' (ONNX type {t.DataType})"))}.");
         log($"ignoring {ignored.Count} int64 initializers (graph shape constants and the position_ids buffer, not weights)");
 
         // Sizes from the tensors themselves, then the name/shape check, then what only the graph's operators tell.
@@ -201,7 +203,8 @@ public static class OnnxBertConverter
         var layerIndices = found.Keys
             .Where(k => k.StartsWith("encoder.layer.", StringComparison.Ordinal))
             .Select(k => k["encoder.layer.".Length..].Split('.')[0])
-            .Select(s => int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var i) ? i : throw fail($"layer index '{s}' is not a number."))
+            .Select(s => int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var i) ? i
+                : throw fail($"layer index '{s}' is not a number."))
             .Distinct().Order().ToList();
         if (layerIndices.Count == 0) throw fail("no encoder.layer.* parameters found.");
         if (layerIndices[^1] != layerIndices.Count - 1)
@@ -314,12 +317,16 @@ public static class OnnxBertConverter
         if (t.RawData.Length > 0)
         {
             if (t.RawData.Length != count * 4)
-                throw new ModelFormatException($"{source}: initializer '{t.Name}' has {t.RawData.Length} bytes of raw_data, but shape [{string.Join(", ", t.Dims)}] needs {count * 4}.") { FilePath = source, TensorName = t.Name };
+                throw new ModelFormatException($"{source}: initializer '{t.Name}' has {t.RawData.Length} bytes of raw_data, " +
+                    $"but shape [{string.Join(", ", t.Dims)}] needs {count * 4}.")
+                { FilePath = source, TensorName = t.Name };
             return t.RawData;
         }
         var floats = t.FloatData ?? [];
         if (floats.Length != count)
-            throw new ModelFormatException($"{source}: initializer '{t.Name}' has {floats.Length} float_data values, but shape [{string.Join(", ", t.Dims)}] needs {count}.") { FilePath = source, TensorName = t.Name };
+            throw new ModelFormatException($"{source}: initializer '{t.Name}' has {floats.Length} float_data values, " +
+                $"but shape [{string.Join(", ", t.Dims)}] needs {count}.")
+            { FilePath = source, TensorName = t.Name };
         return MemoryMarshal.AsBytes(floats.AsSpan()).ToArray();
     }
 

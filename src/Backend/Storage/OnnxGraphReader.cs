@@ -136,7 +136,8 @@ internal static class OnnxGraphReader
             if (field == AttributeName && wire == WireFormat.WireType.LengthDelimited) name = input.ReadString();
             else if (field == AttributeInt && wire == WireFormat.WireType.Varint) intValue = input.ReadInt64();
             else if (field == AttributeFloat && wire == WireFormat.WireType.Fixed32) floatValue = input.ReadFloat();
-            else if (field == AttributeTensor && wire == WireFormat.WireType.LengthDelimited) tensor = ReadTensor(buffer, PayloadOf(buffer, origin, input));
+            else if (field == AttributeTensor && wire == WireFormat.WireType.LengthDelimited) tensor = ReadTensor(buffer,
+                PayloadOf(buffer, origin, input));
             else input.SkipLastField();
         }
         return (name, intValue, floatValue, tensor);

@@ -77,7 +77,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
         {
             var length = stream.Length;
             if (length < 8)
-                throw ModelFormatException.For(full, null, $"the file is {length} bytes long; a safetensors file has at least an 8-byte header length.");
+                throw ModelFormatException.For(full, null,
+                    $"the file is {length} bytes long; a safetensors file has at least an 8-byte header length.");
             mmf = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
             view = mmf.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
             byte* ptr = null;
@@ -146,7 +147,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
             {
                 if (sorted[i].Begin < sorted[i - 1].End)
                     throw Error(sorted[i].Name,
-                        $"data_offsets [{sorted[i].Begin}, {sorted[i].End}] overlap tensor '{sorted[i - 1].Name}' at [{sorted[i - 1].Begin}, {sorted[i - 1].End}].");
+                        $"data_offsets [{sorted[i].Begin}, {sorted[i].End}] overlap tensor '{sorted[i - 1].Name}' at [{sorted[i - 1].Begin}, " +
+                            $"{sorted[i - 1].End}].");
             }
             return (tensors, metadata, dataStart);
         }
@@ -212,7 +214,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
         if (end > dataLength)
             throw Error(name, $"data_offsets [{begin}, {end}] are out of range: the data section holds {dataLength} bytes.");
         if (end - begin != expected)
-            throw Error(name, $"data_offsets [{begin}, {end}] span {end - begin} bytes but shape [{string.Join(", ", shape)}] of {dtype} needs {expected}.");
+            throw Error(name,
+                $"data_offsets [{begin}, {end}] span {end - begin} bytes but shape [{string.Join(", ", shape)}] of {dtype} needs {expected}.");
         return new SafetensorsTensorInfo(name, dtype, shape, begin, end);
     }
 

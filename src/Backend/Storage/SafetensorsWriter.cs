@@ -126,7 +126,8 @@ public static class SafetensorsWriter
                 var expected = SafetensorsDtype.ByteLength(e.Shape, size)
                     ?? throw new ArgumentException($"Tensor '{e.Name}': shape [{string.Join(", ", e.Shape)}] has a negative dimension or overflows.");
                 if (expected != e.Length)
-                    throw new ArgumentException($"Tensor '{e.Name}': {e.Length} bytes of data, but shape [{string.Join(", ", e.Shape)}] of {e.Dtype} needs {expected}.");
+                    throw new ArgumentException($"Tensor '{e.Name}': " +
+                        $"{e.Length} bytes of data, but shape [{string.Join(", ", e.Shape)}] of {e.Dtype} needs {expected}.");
                 json.WriteStartObject(e.Name);
                 json.WriteString("dtype", e.Dtype);
                 json.WriteStartArray("shape");

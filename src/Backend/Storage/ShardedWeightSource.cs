@@ -42,7 +42,8 @@ public sealed class ShardedWeightSource : IWeightSource
     public static IReadOnlyDictionary<string, string> ReadIndex(string indexPath, string shardExtension)
     {
         var length = FileLength.Of(indexPath);
-        if (length > MaxIndexBytes) throw ModelFormatException.For(indexPath, null, $"the index is {length} bytes; at most {MaxIndexBytes} are accepted.");
+        if (length > MaxIndexBytes) throw ModelFormatException.For(indexPath, null,
+            $"the index is {length} bytes; at most {MaxIndexBytes} are accepted.");
         var folder = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
         var map = new Dictionary<string, string>(StringComparer.Ordinal);
         try

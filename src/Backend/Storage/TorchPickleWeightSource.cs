@@ -47,7 +47,8 @@ public sealed class TorchPickleWeightSource : IWeightSource
         }
         try
         {
-            var pickles = zip.Entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1).ToList();
+            var pickles = zip.Entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
+                .ToList();
             if (pickles.Count != 1)
                 throw ModelFormatException.For(path, null, $"expected one <archive>/data.pkl entry, found {pickles.Count}.");
             var prefix = pickles[0].FullName[..^"data.pkl".Length];
@@ -76,7 +77,8 @@ public sealed class TorchPickleWeightSource : IWeightSource
             var tensors = new Dictionary<string, RestrictedUnpickler.TensorRef>(StringComparer.Ordinal);
             foreach (var (key, value) in dict.Items)
             {
-                if (key is not string name) throw ModelFormatException.For(path, null, $"a state-dict key is a {RestrictedUnpickler.Describe(key)}, not a string.");
+                if (key is not string name) throw ModelFormatException.For(path, null,
+                    $"a state-dict key is a {RestrictedUnpickler.Describe(key)}, not a string.");
                 if (value is not RestrictedUnpickler.TensorRef tensor)
                     throw ModelFormatException.For(path, name, $"is a {RestrictedUnpickler.Describe(value)}, not a tensor.");
                 CheckTensor(path, name, tensor, zip, prefix);
@@ -100,7 +102,9 @@ public sealed class TorchPickleWeightSource : IWeightSource
             ?? throw ModelFormatException.For(path, name, $"storage '{storage.Key}' has no data entry in the archive.");
         var elementSize = SafetensorsDtype.SizeOf(SafetensorsDtype.FromScalarType(storage.Dtype));
         if (entry.Length != storage.ElementCount * elementSize)
-            throw ModelFormatException.For(path, name, $"storage '{storage.Key}' is {entry.Length} bytes; {storage.ElementCount} elements of {storage.Dtype} need {storage.ElementCount * elementSize}.");
+            throw ModelFormatException.For(path, name,
+                $"storage '{storage.Key}' is {entry.Length} bytes; " +
+                $"{storage.ElementCount} elements of {storage.Dtype} need {storage.ElementCount * elementSize}.");
         if (t.Size.Length != t.Stride.Length || t.Size.Length > 16)
             throw ModelFormatException.For(path, name, "size and stride do not match.");
         if (t.Offset < 0 || t.Size.Any(s => s < 0) || t.Stride.Any(s => s < 0))
@@ -308,7 +312,8 @@ public sealed class RestrictedUnpickler(byte[] data)
 
     private long AsLong(object? v) => v as long? ?? throw Fail($"expected an integer, got {Describe(v)}.");
 
-    private long[] AsLongs(object? v) => v is object?[] items ? items.Select(AsLong).ToArray() : throw Fail($"expected a tuple of integers, got {Describe(v)}.");
+    private long[] AsLongs(object? v) => v is object?[] items ? items.Select(AsLong).ToArray()
+        : throw Fail($"expected a tuple of integers, got {Describe(v)}.");
 
     private List<object?> AsList(object? v) => v as List<object?> ?? throw Fail($"APPEND to a {Describe(v)}.");
 

@@ -31,8 +31,10 @@ public sealed class SentencePieceModelTokenizer : IModelTokenizer
         if (configPath is not null && File.Exists(configPath))
         {
             using var doc = TokenizerFile.Read(configPath, () => JsonDocument.Parse(File.ReadAllText(configPath)));
-            if (doc.RootElement.TryGetProperty("add_bos_token", out var b) && b.ValueKind is JsonValueKind.True or JsonValueKind.False) addBos = b.GetBoolean();
-            if (doc.RootElement.TryGetProperty("add_eos_token", out var e) && e.ValueKind is JsonValueKind.True or JsonValueKind.False) addEos = e.GetBoolean();
+            if (doc.RootElement.TryGetProperty("add_bos_token", out var b)
+                && b.ValueKind is JsonValueKind.True or JsonValueKind.False) addBos = b.GetBoolean();
+            if (doc.RootElement.TryGetProperty("add_eos_token", out var e)
+                && e.ValueKind is JsonValueKind.True or JsonValueKind.False) addEos = e.GetBoolean();
         }
         using var stream = File.OpenRead(modelPath);
         try
@@ -53,7 +55,8 @@ public sealed class SentencePieceModelTokenizer : IModelTokenizer
 
     /// <summary>"▁" as a space; special tokens as they are.</summary>
     public string ReadableText(int id) =>
-        IdToToken(id) is { } token ? (IsSpecial(id) ? token : token.Replace('\u2581', ' ')) : id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        IdToToken(id) is { } token ? (IsSpecial(id) ? token : token.Replace('\u2581', ' '))
+            : id.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     public bool IsSpecial(int id) => id == _spm.BeginningOfSentenceId || id == _spm.EndOfSentenceId || id == _spm.UnknownId;
 

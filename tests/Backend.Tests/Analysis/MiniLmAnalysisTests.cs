@@ -203,7 +203,8 @@ public sealed class MiniLmAnalysisTests
             clock.Restart();
             Rollout.Compute(analysis.Attention, 5);
             var rolloutMs = clock.Elapsed.TotalMilliseconds;
-            lines.Add($"n={size}: metrics (6×12 heads) {metricsMs:F0} ms wall / {metricsCpu:F0} ms CPU, flow (one token) {flowMs:F0} ms wall / {flowCpu:F0} ms CPU, modularity (one head) {modularityMs:F0} ms, rollout {rolloutMs:F0} ms; Q={q.Q:F3}");
+            lines.Add($"n={size}: metrics (6×12 heads) {metricsMs:F0} ms wall / {metricsCpu:F0} ms CPU, flow (one token) {flowMs:F0} ms wall / " +
+                $"{flowCpu:F0} ms CPU, modularity (one head) {modularityMs:F0} ms, rollout {rolloutMs:F0} ms; Q={q.Q:F3}");
             Assert.IsTrue(flow.Complete, $"flow of the real model completes within attention/flow's default budget ({flowMs:F0} ms)");
         }
         foreach (var line in lines) TestContext.WriteLine(line);

@@ -18,7 +18,8 @@ public sealed class ModularityTests
         return q / twoM;
     }
 
-    /// <summary>Unweighted graph of <paramref name="cliques"/> cliques of <paramref name="size"/> nodes; clique c's last node links to clique c+1's first.</summary>
+    /// <summary>Unweighted graph of <paramref name="cliques"/> cliques of <paramref name="size"/> nodes; clique c's last node links to clique c+1's
+    /// first.</summary>
     private static double[,] CliqueGraph(int cliques, int size, bool ring)
     {
         var n = cliques * size;

@@ -245,7 +245,8 @@ public sealed class RolloutFlowTests
             var partial = AttentionFlow.Compute(attention, 100, 5, budget);
             var elapsed = clock.Elapsed;
             var done = partial.Raw.Count(double.IsFinite);
-            TestContext.WriteLine($"full run {fullTime.TotalMilliseconds:F0} ms; budget {budget.TotalMilliseconds:F0} ms: returned after {elapsed.TotalMilliseconds:F0} ms with {done} of 512 inputs");
+            TestContext.WriteLine($"full run {fullTime.TotalMilliseconds:F0} ms; budget {budget.TotalMilliseconds:F0} ms: " +
+                $"returned after {elapsed.TotalMilliseconds:F0} ms with {done} of 512 inputs");
             // Slack: building the graph (not interruptible) and one input per worker in flight.
             Assert.IsLessThan(budget + TimeSpan.FromMilliseconds(1000), elapsed);
             CollectionAssert.AreEqual(full.UpperBound, partial.UpperBound);

@@ -54,7 +54,8 @@ public sealed class CliTests
         var row = attentions[5][11][2].EnumerateArray().Select(e => e.GetDouble()).ToArray();
         Assert.AreEqual(1.0, row.Sum(), 1e-5, "a softmax row sums to 1");
         var meta = json.GetProperty("__metadata__");
-        CollectionAssert.AreEqual(new[] { "[CLS]", "hello", "world", "[SEP]" }, JsonSerializer.Deserialize<string[]>(meta.GetProperty("tokens").GetString()!));
+        CollectionAssert.AreEqual(new[] { "[CLS]", "hello", "world", "[SEP]" },
+            JsonSerializer.Deserialize<string[]>(meta.GetProperty("tokens").GetString()!));
         Assert.AreEqual(384, json.GetProperty("last_hidden_state")[0].GetArrayLength());
     }
 
@@ -93,7 +94,8 @@ public sealed class CliTests
     {
         var folder = Directory.CreateTempSubdirectory("avz-pickle").FullName;
         File.Copy(Path.Combine(Fixtures.Folder("gpt2-tiny"), "config.json"), Path.Combine(folder, "config.json"));
-        File.Copy(Path.Combine(Fixtures.RepoRoot, "tests", "Backend.Tests", "Models", "TestData", "pytorch_model.bin"), Path.Combine(folder, "pytorch_model.bin"));
+        File.Copy(Path.Combine(Fixtures.RepoRoot, "tests", "Backend.Tests", "Models", "TestData", "pytorch_model.bin"),
+            Path.Combine(folder, "pytorch_model.bin"));
         var expected = Fixtures.Expected("gpt2-tiny");
         var ids = string.Join(",", Fixtures.Longs(expected["s0.input_ids"]));
 
@@ -145,12 +147,14 @@ public sealed class CliTests
         var first = JsonDocument.Parse(lines[0]).RootElement;
         CollectionAssert.AreEqual(new[] { 101, 7592, 2088, 102 }, first.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray());
         var second = JsonDocument.Parse(lines[1]).RootElement;
-        CollectionAssert.AreEqual(new[] { "[CLS]", "a", "b", "c", "[SEP]" }, second.GetProperty("tokens").EnumerateArray().Select(e => e.GetString()).ToArray());
+        CollectionAssert.AreEqual(new[] { "[CLS]", "a", "b", "c", "[SEP]" },
+            second.GetProperty("tokens").EnumerateArray().Select(e => e.GetString()).ToArray());
         Assert.AreEqual(2, JsonDocument.Parse(lines[2]).RootElement.GetProperty("ids").GetArrayLength(), "empty text: only the special tokens");
 
         var (plainCode, plain, _) = Run("tokenize", "--text", "Hello world", "--no-special-tokens");
         Assert.AreEqual(0, plainCode);
-        CollectionAssert.AreEqual(new[] { 7592, 2088 }, JsonDocument.Parse(plain).RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+        CollectionAssert.AreEqual(new[] { 7592, 2088 },
+            JsonDocument.Parse(plain).RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray());
 
         File.WriteAllLines(input, ["not json"]);
         var (badCode, _, badErr) = Run("tokenize", "--jsonl", input);
@@ -188,7 +192,8 @@ public sealed class CliTests
 
     [TestMethod]
     [DataRow("""{"model":{"type":"Nonsense"}}""", "Nonsense", DisplayName = "unsupported tokenizer model (NotSupportedException)")]
-    [DataRow("""{"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a c"]}}""", "a c", DisplayName = "merge outside the vocabulary (InvalidDataException)")]
+    [DataRow("""{"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a c"]}}""", "a c",
+        DisplayName = "merge outside the vocabulary (InvalidDataException)")]
     public void LibraryExceptionsFromModelFilesAreOneLineErrors(string tokenizerJson, string named)
     {
         // Before the shared mapping these escaped the CLI's guard: "Unhandled exception" and a stack trace.

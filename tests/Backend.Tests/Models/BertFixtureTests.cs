@@ -63,7 +63,8 @@ public sealed class BertFixtureTests
             using var result = thread.RunAsync(_ => loaded.Model.Forward(new ForwardInput([ids])), CancellationToken.None).GetAwaiter().GetResult();
             var attentions = stack(result.Attentions.Select(a => a[0]).ToArray());
             Fixtures.AssertClose(expectations[$"{key}.attentions"], attentions, AttentionTolerance, $"MiniLM {key} attentions");
-            Fixtures.AssertClose(expectations[$"{key}.last_hidden_state"], result.LastHiddenState[0], HiddenTolerance, $"MiniLM {key} last_hidden_state");
+            Fixtures.AssertClose(expectations[$"{key}.last_hidden_state"], result.LastHiddenState[0], HiddenTolerance,
+                $"MiniLM {key} last_hidden_state");
         }
     }
 

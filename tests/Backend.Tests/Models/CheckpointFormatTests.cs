@@ -208,8 +208,10 @@ public sealed class CheckpointFormatTests
         byte reduce = (byte)'R', stop = (byte)'.', tuple1 = 0x85;
         yield return ["GLOBAL os.system + REDUCE", Pickle("cos\nsystem\n", Unicode($"touch {marker}"), tuple1, reduce, stop), "os.system"];
         yield return ["GLOBAL posix.system + REDUCE", Pickle("cposix\nsystem\n", Unicode($"touch {marker}"), tuple1, reduce, stop), "posix.system"];
-        yield return ["GLOBAL builtins.eval + REDUCE", Pickle("cbuiltins\neval\n", Unicode("__import__('os').system('id')"), tuple1, reduce, stop), "builtins.eval"];
-        yield return ["STACK_GLOBAL builtins.exec", Pickle(Unicode("builtins"), Unicode("exec"), (byte)0x93, Unicode("1"), tuple1, reduce, stop), "builtins.exec"];
+        yield return ["GLOBAL builtins.eval + REDUCE", Pickle("cbuiltins\neval\n", Unicode("__import__('os').system('id')"), tuple1, reduce, stop),
+            "builtins.eval"];
+        yield return ["STACK_GLOBAL builtins.exec", Pickle(Unicode("builtins"), Unicode("exec"), (byte)0x93, Unicode("1"), tuple1, reduce, stop),
+            "builtins.exec"];
         yield return ["GLOBAL subprocess.Popen", Pickle("csubprocess\nPopen\n", stop), "subprocess.Popen"];
         yield return ["INST opcode", Pickle("(ios\nsystem\n", stop), "opcode"];
         yield return ["REDUCE of an allowed storage class", Pickle("ctorch\nFloatStorage\n", (byte)')', reduce, stop), "FloatStorage"];
@@ -248,7 +250,8 @@ public sealed class HfCacheLayoutTests
             File.CreateSymbolicLink(Path.Combine(snapshot, file), Path.Combine("..", "..", "blobs", blob));
         }
         var description = ModelFolder.Describe(snapshot);
-        Assert.AreEqual(new FileInfo(Path.Combine(Fixtures.Folder("gpt2-tiny"), "model.safetensors")).Length, description.WeightBytes, "sizes of the link targets");
+        Assert.AreEqual(new FileInfo(Path.Combine(Fixtures.Folder("gpt2-tiny"), "model.safetensors")).Length, description.WeightBytes,
+            "sizes of the link targets");
         Assert.AreEqual("gpt2", description.Architecture);
         var expected = Fixtures.Expected("gpt2-tiny");
         using var loaded = ModelFolder.Load(snapshot, null);

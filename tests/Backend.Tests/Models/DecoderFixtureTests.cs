@@ -64,8 +64,10 @@ public sealed class DecoderFixtureTests
         var attentions = stack(result.Attentions.Select(a => a[0]).ToArray());  // (L, H, 20, 20)
         var n = ids.Length;
         Assert.AreEqual(0f, attentions[.., .., .., TensorIndex.Slice(n)].abs().max().item<float>(), "padded keys");
-        Fixtures.AssertClose(expected["s0.attentions"], attentions[.., .., TensorIndex.Slice(0, n), TensorIndex.Slice(0, n)], AttentionTolerance, $"{fixture} padded s0");
-        Fixtures.AssertClose(expected["s0.last_hidden_state"], result.LastHiddenState[0, TensorIndex.Slice(0, n)], HiddenTolerance, $"{fixture} padded s0 hidden");
+        Fixtures.AssertClose(expected["s0.attentions"], attentions[.., .., TensorIndex.Slice(0, n), TensorIndex.Slice(0, n)], AttentionTolerance,
+            $"{fixture} padded s0");
+        Fixtures.AssertClose(expected["s0.last_hidden_state"], result.LastHiddenState[0, TensorIndex.Slice(0, n)], HiddenTolerance,
+            $"{fixture} padded s0 hidden");
         AssertExactlyZeroAboveDiagonal(attentions);
     }
 

@@ -26,7 +26,11 @@ public sealed class LoadMemoryTests
         foreach (var (name, shape) in tensors)
         {
             var bytes = shape.Aggregate(4L, (a, d) => a * d);
-            header[name] = new JsonObject { ["dtype"] = "F32", ["shape"] = new JsonArray(shape.Select(d => (JsonNode)d).ToArray()), ["data_offsets"] = new JsonArray(offset, offset + bytes) };
+            header[name] = new JsonObject
+            {
+                ["dtype"] = "F32", ["shape"] = new JsonArray(shape.Select(d => (JsonNode)d).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + bytes)
+            };
             offset += bytes;
         }
         var json = Encoding.UTF8.GetBytes(header.ToJsonString());
@@ -56,7 +60,8 @@ public sealed class LoadMemoryTests
             ["num_hidden_layers"] = 4, ["num_attention_heads"] = 8, ["num_key_value_heads"] = 4, ["max_position_embeddings"] = 256,
         };
         WriteConfig(folder, config);
-        var names = new List<(string, long[])> { ("model.embed_tokens.weight", [8000, 512]), ("model.norm.weight", [512]), ("lm_head.weight", [8000, 512]) };
+        var names = new List<(string, long[])> { ("model.embed_tokens.weight", [8000, 512]), ("model.norm.weight", [512]),
+            ("lm_head.weight", [8000, 512]) };
         for (var l = 0; l < 4; l++)
         {
             var p = $"model.layers.{l}.";

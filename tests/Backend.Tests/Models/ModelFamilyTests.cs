@@ -70,7 +70,8 @@ public sealed class ModelFamilyTests
         var shifted = cat([zeros(2, table.shape[1]), table[TensorIndex.Slice(0, table.shape[0] - 2)]], 0);
         var renamed = weights.Select(w => ("roberta." + w.Key, w.Key == "embeddings.position_embeddings.weight" ? shifted : w.Value))
             .Append(("lm_head.dense.weight", zeros(4, 4))).ToList();
-        var folder = Folder("roberta", "bert-tiny", c => { c["model_type"] = "roberta"; c["pad_token_id"] = 1; c["architectures"] = new JsonArray("RobertaForMaskedLM"); }, renamed);
+        var folder = Folder("roberta", "bert-tiny",
+            c => { c["model_type"] = "roberta"; c["pad_token_id"] = 1; c["architectures"] = new JsonArray("RobertaForMaskedLM"); }, renamed);
         var expected = Fixtures.Expected("bert-tiny");
         var ids = Fixtures.Longs(expected["s0.input_ids"]);
         Assert.DoesNotContain(1L, ids);
@@ -136,7 +137,8 @@ public sealed class ModelFamilyTests
         CollectionAssert.AreEqual(new int?[] { null, null, 8, 8 }, Enumerable.Range(0, 4).Select(enabled.WindowOf).ToArray());
         Assert.IsNull((TinyLlama("llama") with { SlidingWindow = 8 }).WindowOf(0), "llama has no sliding window");
         var typed = enabled with { LayerTypes = ["sliding_attention", "full_attention", "full_attention", "sliding_attention"] };
-        CollectionAssert.AreEqual(new int?[] { 8, null, null, 8 }, Enumerable.Range(0, 4).Select(typed.WindowOf).ToArray(), "explicit layer_types win");
+        CollectionAssert.AreEqual(new int?[] { 8, null, null, 8 }, Enumerable.Range(0, 4).Select(typed.WindowOf).ToArray(),
+            "explicit layer_types win");
         Assert.ThrowsExactly<ModelLoadException>(() => (typed with { LayerTypes = ["sliding_attention"] }).Validate("config.json"));
     }
 
@@ -206,7 +208,11 @@ public sealed class ModelFamilyTests
     [TestMethod]
     public void DistilBertStructure()
     {
-        using var model = new DistilBertModel(new DistilBertConfig { VocabSize = 30, MaxPositionEmbeddings = 16, NLayers = 1, NHeads = 2, Dim = 8, HiddenDim = 12 });
+        using var model = new DistilBertModel(new DistilBertConfig
+        {
+            VocabSize = 30, MaxPositionEmbeddings = 16, NLayers = 1, NHeads = 2, Dim = 8,
+            HiddenDim = 12
+        });
         CollectionAssert.AreEqual(new[]
         {
             "embeddings.LayerNorm.bias [8]", "embeddings.LayerNorm.weight [8]",
@@ -262,13 +268,19 @@ public sealed class ModelFamilyTests
     }
 
     [TestMethod]
-    [DataRow("""{"model_type":"llama","vocab_size":1000,"hidden_size":1000000,"intermediate_size":10,"num_hidden_layers":2,"num_attention_heads":4,"max_position_embeddings":128}""", "hidden size")]
-    [DataRow("""{"model_type":"llama","vocab_size":16000000,"hidden_size":65536,"intermediate_size":1048576,"num_hidden_layers":1000,"num_attention_heads":512,"max_position_embeddings":128}""", "parameters")]
+    [DataRow("""{"model_type":"llama","vocab_size":1000,"hidden_size":1000000,"intermediate_size":10,"num_hidden_layers":""" +
+        """2,"num_attention_heads":4,"max_position_embeddings":128}""", "hidden size")]
+    [DataRow("""{"model_type":"llama","vocab_size":16000000,"hidden_size":65536,"intermediate_size":1048576,"num_hidden_layers":""" +
+        """1000,"num_attention_heads":512,"max_position_embeddings":128}""", "parameters")]
     [DataRow("""{"model_type":"gpt2","n_layer":100000}""", "number of layers")]
-    [DataRow("""{"model_type":"llama","vocab_size":1000,"hidden_size":64,"intermediate_size":10,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":3,"max_position_embeddings":128}""", "num_key_value_heads")]
-    [DataRow("""{"model_type":"llama","vocab_size":1000,"hidden_size":64,"intermediate_size":10,"num_hidden_layers":2,"num_attention_heads":4,"max_position_embeddings":128,"hidden_act":"mystery"}""", "mystery")]
-    [DataRow("""{"model_type":"llama","vocab_size":1000,"hidden_size":64,"intermediate_size":10,"num_hidden_layers":2,"num_attention_heads":4,"max_position_embeddings":128,"rope_scaling":{"rope_type":"yarn","factor":4}}""", "yarn")]
-    [DataRow("""{"model_type":"bert","vocab_size":-5,"hidden_size":64,"intermediate_size":10,"num_hidden_layers":2,"num_attention_heads":4,"max_position_embeddings":128}""", "vocabulary size")]
+    [DataRow("""{"model_type":"llama","vocab_size":1000,"hidden_size":64,"intermediate_size":10,"num_hidden_layers":""" +
+        """2,"num_attention_heads":4,"num_key_value_heads":3,"max_position_embeddings":128}""", "num_key_value_heads")]
+    [DataRow("""{"model_type":"llama","vocab_size":1000,"hidden_size":64,"intermediate_size":10,"num_hidden_layers":""" +
+        """2,"num_attention_heads":4,"max_position_embeddings":128,"hidden_act":"mystery"}""", "mystery")]
+    [DataRow("""{"model_type":"llama","vocab_size":1000,"hidden_size":64,"intermediate_size":10,"num_hidden_layers":""" +
+        """2,"num_attention_heads":4,"max_position_embeddings":128,"rope_scaling":{"rope_type":"yarn","factor":4}}""", "yarn")]
+    [DataRow("""{"model_type":"bert","vocab_size":-5,"hidden_size":64,"intermediate_size":10,"num_hidden_layers":""" +
+        """2,"num_attention_heads":4,"max_position_embeddings":128}""", "vocabulary size")]
     [DataRow("""{"architectures":["MambaForCausalLM"]}""", "supported")]
     public void BadConfigsAreClearErrorsBeforeAnyAllocation(string json, string mentioned)
     {
@@ -293,7 +305,9 @@ public sealed class ModelFamilyTests
     public void DescribeReadsConfigAndHeadersOnly()
     {
         var llama = ModelFolder.Describe(Fixtures.Folder("llama-tiny"));
-        Assert.AreEqual(("llama", 2, 4, 2, 64, 1000, 128, true), (llama.Architecture, llama.Layers, llama.Heads, llama.KeyValueHeads, llama.HiddenSize, llama.VocabularySize, llama.MaxPositions, llama.Causal));
+        Assert.AreEqual(("llama", 2, 4, 2, 64, 1000, 128, true),
+            (llama.Architecture, llama.Layers, llama.Heads, llama.KeyValueHeads, llama.HiddenSize, llama.VocabularySize, llama.MaxPositions,
+            llama.Causal));
         Assert.IsNull(llama.SlidingWindow);
         Assert.AreEqual("safetensors", llama.WeightFormat);
         using var file = SafetensorsFile.Open(Path.Combine(Fixtures.Folder("llama-tiny"), "model.safetensors"));
@@ -338,11 +352,13 @@ public sealed class CheckpointNamingTests
         var folder = Folder("bert-prefixed", "bert-tiny", null, weights);
         var expected = Fixtures.Expected("bert-tiny");
         using var loaded = ModelFolder.Load(folder, null);
-        using var result = loaded.Model.Forward(new ForwardInput([Fixtures.Longs(expected["s1.input_ids"])], [Fixtures.Longs(expected["s1.token_type_ids"])]));
+        using var result = loaded.Model.Forward(new ForwardInput([Fixtures.Longs(expected["s1.input_ids"])],
+            [Fixtures.Longs(expected["s1.token_type_ids"])]));
         Fixtures.AssertClose(expected["s1.attentions"], Attentions(result), 1e-4, "bert. prefixed s1");
         using var source = ModelFolder.OpenWeights(folder);
         var unused = ((BertModel)ModelFolder.Create(ModelFolder.ReadConfig(folder))).LoadWeights(source);
-        CollectionAssert.AreEquivalent(new[] { "bert.pooler.dense.bias", "bert.pooler.dense.weight", "cls.predictions.bias", "cls.predictions.transform.dense.weight" }, unused.ToArray());
+        CollectionAssert.AreEquivalent(new[] { "bert.pooler.dense.bias", "bert.pooler.dense.weight", "cls.predictions.bias",
+            "cls.predictions.transform.dense.weight" }, unused.ToArray());
     }
 
     [TestMethod]

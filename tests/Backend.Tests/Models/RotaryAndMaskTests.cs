@@ -21,7 +21,8 @@ public sealed class RotaryAndMaskTests
     {
         Assert.HasCount(expected.Length, actual);
         for (var i = 0; i < expected.Length; i++)
-            Assert.IsLessThanOrEqualTo(tolerance, Math.Abs(expected[i] - actual[i]) / Math.Abs(expected[i]), $"{what}[{i}]: expected {expected[i]:R}, got {actual[i]:R}");
+            Assert.IsLessThanOrEqualTo(tolerance, Math.Abs(expected[i] - actual[i]) / Math.Abs(expected[i]),
+                $"{what}[{i}]: expected {expected[i]:R}, got {actual[i]:R}");
     }
 
     [TestMethod]
@@ -51,7 +52,8 @@ public sealed class RotaryAndMaskTests
             var actual = Values(rotated[0, 0, t]);
             for (var d = 0; d < 4; d++) Assert.AreEqual(expected[d], actual[d], 2e-5, $"position {ps[t]}, dim {d}");
         }
-        CollectionAssert.AreEqual(new float[] { -3, -4, 1, 2 }, RotaryEmbedding.RotateHalf(tensor(new float[] { 1, 2, 3, 4 })).data<float>().ToArray());
+        CollectionAssert.AreEqual(new float[] { -3, -4, 1, 2 },
+            RotaryEmbedding.RotateHalf(tensor(new float[] { 1, 2, 3, 4 })).data<float>().ToArray());
     }
 
     [TestMethod]
@@ -67,7 +69,8 @@ public sealed class RotaryAndMaskTests
         var rotary = new RotaryEmbedding(16, 10_000, new RopeScaling { RopeType = "linear", Factor = 4 }, 128);
         AssertRelativelyClose(DefaultFrequencies(16, 10_000).Select(f => f / 4).ToArray(), Values(rotary.InverseFrequencies(16)), 2e-6, "linear");
         var legacy = new RotaryEmbedding(16, 10_000, new RopeScaling { LegacyType = "linear", Factor = 2 }, 128);
-        AssertRelativelyClose(DefaultFrequencies(16, 10_000).Select(f => f / 2).ToArray(), Values(legacy.InverseFrequencies(16)), 2e-6, "legacy 'type' key");
+        AssertRelativelyClose(DefaultFrequencies(16, 10_000).Select(f => f / 2).ToArray(), Values(legacy.InverseFrequencies(16)), 2e-6,
+            "legacy 'type' key");
     }
 
     [TestMethod]
@@ -90,7 +93,11 @@ public sealed class RotaryAndMaskTests
     {
         // Llama 3.1's values: factor 8, low_freq_factor 1, high_freq_factor 4, original 8192, base 500000, head_dim 128.
         const double factor = 8, low = 1, high = 4, old = 8192;
-        var scaling = new RopeScaling { RopeType = "llama3", Factor = factor, LowFreqFactor = low, HighFreqFactor = high, OriginalMaxPositionEmbeddings = 8192 };
+        var scaling = new RopeScaling
+        {
+            RopeType = "llama3", Factor = factor, LowFreqFactor = low, HighFreqFactor = high,
+            OriginalMaxPositionEmbeddings = 8192
+        };
         var rotary = new RotaryEmbedding(128, 500_000, scaling, 131_072);
         var regions = new HashSet<string>();
         var expected = DefaultFrequencies(128, 500_000).Select(f =>
@@ -112,7 +119,8 @@ public sealed class RotaryAndMaskTests
     [DataRow("su")]
     public void UnknownRopeTypeIsAClearError(string type)
     {
-        var error = Assert.ThrowsExactly<ModelLoadException>(() => new RotaryEmbedding(16, 10_000, new RopeScaling { RopeType = type, Factor = 2 }, 128));
+        var error = Assert.ThrowsExactly<ModelLoadException>(() => new RotaryEmbedding(16, 10_000, new RopeScaling { RopeType = type, Factor = 2 },
+            128));
         StringAssert.Contains(error.Message, type);
         StringAssert.Contains(error.Message, "llama3");
     }
@@ -120,7 +128,8 @@ public sealed class RotaryAndMaskTests
     [TestMethod]
     public void Llama3WithoutItsFactorsIsAnError()
     {
-        var error = Assert.ThrowsExactly<ModelLoadException>(() => new RotaryEmbedding(16, 10_000, new RopeScaling { RopeType = "llama3", Factor = 8 }, 128));
+        var error = Assert.ThrowsExactly<ModelLoadException>(() => new RotaryEmbedding(16, 10_000,
+            new RopeScaling { RopeType = "llama3", Factor = 8 }, 128));
         StringAssert.Contains(error.Message, "low_freq_factor");
     }
 

@@ -61,14 +61,16 @@ public sealed class HeatmapRenderTests
                 var expected = Published(KnownIndices[q, k]);
                 // Every pixel of the cell, corners included, has the colour: no smoothing across cells.
                 foreach (var (dx, dy) in new[] { (0, 0), (23, 0), (0, 23), (23, 23), (12, 12) })
-                    AssertColor(expected, bitmap.GetPixel(layout.Left + k * 24 + dx, layout.Top + q * 24 + dy), 1, $"cell ({q}, {k}) pixel +({dx}, {dy})");
+                    AssertColor(expected, bitmap.GetPixel(layout.Left + k * 24 + dx, layout.Top + q * 24 + dy), 1,
+                        $"cell ({q}, {k}) pixel +({dx}, {dy})");
             }
     }
 
     // "[CLS] hel ##lo world [SEP]": two special tokens and a word of two pieces. Entry (q, k) = (1 + q + 2k) / Σ.
     private static readonly Token[] PieceTokens =
     [
-        new(101, "[CLS]", 0, 0, true), new(1, "hel", 0, 3, false), new(2, "##lo", 3, 5, false), new(3, "world", 6, 11, false), new(102, "[SEP]", 0, 0, true),
+        new(101, "[CLS]", 0, 0, true), new(1, "hel", 0, 3, false), new(2, "##lo", 3, 5, false), new(3, "world", 6, 11, false),
+            new(102, "[SEP]", 0, 0, true),
     ];
 
     private static float PieceValue(int q, int k) => (1 + q + 2 * k) / (float)Enumerable.Range(0, 5).Sum(j => 1 + q + 2 * j);
@@ -110,7 +112,8 @@ public sealed class HeatmapRenderTests
         Assert.AreEqual(max, image.Layout.ScaleMax, 1e-6);
         for (var q = 0; q < size; q++)
             for (var k = 0; k < size; k++)
-                AssertColor(ColorMap.Viridis.At(expected[q, k] / max), CellColor(bitmap, image.Layout.Left, image.Layout.Top, 20, q, k), 1, $"cell ({q}, {k})");
+                AssertColor(ColorMap.Viridis.At(expected[q, k] / max), CellColor(bitmap, image.Layout.Left, image.Layout.Top, 20, q, k), 1,
+                    $"cell ({q}, {k})");
         Assert.IsGreaterThan(30, Ink(bitmap, image.Layout.RowLabels, SKColors.White), "unit labels are drawn");
     }
 
@@ -122,16 +125,20 @@ public sealed class HeatmapRenderTests
         Assert.AreEqual((2, 15), (image.Layout.Cells, image.Layout.Cell));
         var expected = ExpectedView(words: true);
         var max = expected.Cast<double>().Max();
-        AssertColor(ColorMap.Viridis.At(expected[1, 0] / max), CellColor(bitmap, image.Layout.Left + image.Layout.Pitch, image.Layout.Top + image.Layout.Pitch, 15, 1, 0), 1, "L1 H1 cell (1, 0)");
+        AssertColor(ColorMap.Viridis.At(expected[1, 0] / max),
+            CellColor(bitmap, image.Layout.Left + image.Layout.Pitch, image.Layout.Top + image.Layout.Pitch, 15, 1, 0), 1, "L1 H1 cell (1, 0)");
     }
 
     [TestMethod]
     public void HidingEveryTokenIsABadRequestNotAnEmptyImage()
     {
-        var onlySpecial = HandMade(["[CLS]", "[SEP]"], 1, 1, (_, _, _, _) => 0.5f, tokens: [new(101, "[CLS]", 0, 0, true), new(102, "[SEP]", 0, 0, true)]);
-        var error = Assert.ThrowsExactly<InvalidRequestException>(() => AttentionRenderer.Heatmap(onlySpecial, 0, 0, new RenderOptions(), new ViewOptions(HideSpecial: true)));
+        var onlySpecial = HandMade(["[CLS]", "[SEP]"], 1, 1, (_, _, _, _) => 0.5f,
+            tokens: [new(101, "[CLS]", 0, 0, true), new(102, "[SEP]", 0, 0, true)]);
+        var error = Assert.ThrowsExactly<InvalidRequestException>(() => AttentionRenderer.Heatmap(onlySpecial, 0, 0, new RenderOptions(),
+            new ViewOptions(HideSpecial: true)));
         StringAssert.Contains(error.Message, "special");
-        Assert.ThrowsExactly<InvalidRequestException>(() => AttentionRenderer.Grid(onlySpecial, new RenderOptions(), new ViewOptions(HideSpecial: true)));
+        Assert.ThrowsExactly<InvalidRequestException>(() => AttentionRenderer.Grid(onlySpecial, new RenderOptions(),
+            new ViewOptions(HideSpecial: true)));
     }
 
     [TestMethod]
@@ -160,7 +167,8 @@ public sealed class HeatmapRenderTests
             Assert.IsGreaterThanOrEqualTo(bitmap.GetPixel(x, y).Green, bitmap.GetPixel(x, y - 1).Green, $"green at y = {y - 1}");
         Assert.IsGreaterThan(100, bar.Height);
         // The tick labels right of the bar are drawn.
-        Assert.IsGreaterThan(20, Ink(bitmap, SKRectI.Create(bar.Right + 4, bar.Top - 8, image.Width - bar.Right - 4, bar.Height + 16), SKColors.White));
+        Assert.IsGreaterThan(20,
+            Ink(bitmap, SKRectI.Create(bar.Right + 4, bar.Top - 8, image.Width - bar.Right - 4, bar.Height + 16), SKColors.White));
     }
 
     [TestMethod]
@@ -219,9 +227,11 @@ public sealed class HeatmapRenderTests
         Assert.AreEqual((3, 4), (image.Layout.PoolFactor, image.Layout.Cells));
         using var bitmap = Decode(image.Png);
         var blockMax = Enumerable.Range(0, 3).SelectMany(q => Enumerable.Range(3, 3).Select(k => values(0, 0, q, k))).Max();
-        AssertColor(ColorMap.Viridis.At(blockMax / image.Layout.ScaleMax), CellColor(bitmap, image.Layout.Left, image.Layout.Top, 12, 0, 1), 1, "block (0, 1)");
+        AssertColor(ColorMap.Viridis.At(blockMax / image.Layout.ScaleMax), CellColor(bitmap, image.Layout.Left, image.Layout.Top, 12, 0, 1), 1,
+            "block (0, 1)");
         var lastBlock = values(0, 0, 9, 9);                                           // the last block holds one token
-        AssertColor(ColorMap.Viridis.At(lastBlock / image.Layout.ScaleMax), CellColor(bitmap, image.Layout.Left, image.Layout.Top, 12, 3, 3), 1, "block (3, 3)");
+        AssertColor(ColorMap.Viridis.At(lastBlock / image.Layout.ScaleMax), CellColor(bitmap, image.Layout.Left, image.Layout.Top, 12, 3, 3), 1,
+            "block (3, 3)");
     }
 
     [TestMethod]
@@ -279,7 +289,9 @@ public sealed class HeatmapRenderTests
         var bigger = Stopwatch.StartNew();
         var cell2 = AttentionRenderer.Heatmap(analysis, 0, 0, new RenderOptions(CellSize: 2));
         var bigMs = bigger.Elapsed.TotalMilliseconds;
-        var report = $"512×512 heatmap ({image.Width}×{image.Height} px, {image.Png.Length} bytes) render + PNG encode: median {times[3]:F1} ms, min {times[0]:F1} ms, max {times[^1]:F1} ms, process CPU {cpuMs:F1} ms per image; cell 2 ({cell2.Width}×{cell2.Height} px): {bigMs:F1} ms";
+        var report = $"512×512 heatmap ({image.Width}×{image.Height} px, {image.Png.Length} bytes) render + PNG encode: median {times[3]:F1} ms, " +
+            $"min {times[0]:F1} ms, max {times[^1]:F1} ms, process CPU {cpuMs:F1} ms per image; cell 2 ({cell2.Width}×{cell2.Height} px): " +
+            $"{bigMs:F1} ms";
         TestContext.WriteLine(report);
         File.WriteAllText(Path.Combine(OutputFolder, "timing.txt"), report + "\n");
         Assert.IsLessThan(500, times[3], "median render + encode time (generous: 2 shared cores)");

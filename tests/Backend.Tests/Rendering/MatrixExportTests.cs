@@ -43,7 +43,8 @@ public sealed class MatrixExportTests
             for (var k = 0; k < n; k++)
             {
                 var value = float.Parse(records[q + 1][k + 1], NumberStyles.Float, CultureInfo.InvariantCulture);
-                Assert.AreEqual(BitConverter.SingleToInt32Bits(expected[q * n + k]), BitConverter.SingleToInt32Bits(value), $"({q}, {k}): {records[q + 1][k + 1]}");
+                Assert.AreEqual(BitConverter.SingleToInt32Bits(expected[q * n + k]), BitConverter.SingleToInt32Bits(value),
+                    $"({q}, {k}): {records[q + 1][k + 1]}");
             }
         }
     }

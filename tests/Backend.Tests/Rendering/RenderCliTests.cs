@@ -19,7 +19,8 @@ public sealed class RenderCliTests
     public void RenderWritesTheHeatmapAndTheGrid()
     {
         var heatmap = Temp("fox.png");
-        var (code, stdout, stderr) = Run("render", "--text", "The quick brown fox jumps over the lazy dog.", "--layer", "2", "--head", "3", "--cell-size", "20", "--out", heatmap);
+        var (code, stdout, stderr) = Run("render", "--text", "The quick brown fox jumps over the lazy dog.", "--layer", "2", "--head", "3",
+            "--cell-size", "20", "--out", heatmap);
         Assert.AreEqual(0, code, stderr);
         Assert.AreEqual("", stdout, "stdout stays empty: the message goes to stderr");
         var png = File.ReadAllBytes(heatmap);

@@ -46,7 +46,8 @@ public sealed class RenderRpcTests
         (await Call("attention/analyze", new { text })).GetProperty("analysisId").GetString()!;
 
     private static async Task<float[]> Matrix(string id, int layer, int head) =>
-        MemoryMarshal.Cast<byte, float>((await Call("attention/matrix", new { analysisId = id, layer, head })).GetProperty("data").GetBytesFromBase64()).ToArray();
+        MemoryMarshal.Cast<byte, float>((await Call("attention/matrix", new { analysisId = id, layer, head })).GetProperty("data")
+            .GetBytesFromBase64()).ToArray();
 
     private static string TempFolder() => Directory.CreateTempSubdirectory("avz-render").FullName;
 
@@ -70,7 +71,8 @@ public sealed class RenderRpcTests
         Assert.AreEqual(matrix.Max(), local.Layout.ScaleMax);
         for (var q = 0; q < n; q++)
             for (var k = 0; k < n; k++)
-                AssertColor(ColorMap.Viridis.At(matrix[q * n + k] / matrix.Max()), CellColor(bitmap, local.Layout.Left, local.Layout.Top, 20, q, k), 1, $"cell ({q}, {k})");
+                AssertColor(ColorMap.Viridis.At(matrix[q * n + k] / matrix.Max()), CellColor(bitmap, local.Layout.Left, local.Layout.Top, 20, q, k),
+                    1, $"cell ({q}, {k})");
         // Not symmetric, so a transposed image would fail above; make sure the test data can tell.
         Assert.IsTrue(Enumerable.Range(0, n).Any(q => Enumerable.Range(0, n).Any(k => Math.Abs(matrix[q * n + k] - matrix[k * n + q]) > 0.05f)));
     }
@@ -153,7 +155,9 @@ public sealed class RenderRpcTests
         var rpcClock = Stopwatch.StartNew();
         await Call("render/png", new { analysisId = id, layer = 3, head = 4 });
         var rpcMs = rpcClock.Elapsed.TotalMilliseconds;
-        var report = $"real 512-token analysis, layer 3 head 4 ({image.Width}×{image.Height} px, {image.Png.Length} bytes): render + encode median {times[2]:F1} ms (min {times[0]:F1}, max {times[^1]:F1}), process CPU {cpuMs:F1} ms per image; over RPC incl. base64: {rpcMs:F1} ms";
+        var report = $"real 512-token analysis, layer 3 head 4 ({image.Width}×{image.Height} px, {image.Png.Length} bytes): render + encode " +
+            $"median {times[2]:F1} ms (min {times[0]:F1}, max {times[^1]:F1}), process CPU {cpuMs:F1} ms per image; over RPC incl. base64: " +
+            $"{rpcMs:F1} ms";
         TestContext.WriteLine(report);
         File.WriteAllText(Path.Combine(OutputFolder, "timing-real.txt"), report + "\n");
     }
@@ -197,7 +201,8 @@ public sealed class RenderRpcTests
         Assert.AreEqual(csvPath, csv.GetProperty("path").GetString());
         Assert.AreEqual(new FileInfo(csvPath).Length, csv.GetProperty("bytes").GetInt64());
         var records = CsvReader.Parse(File.ReadAllText(csvPath));
-        var tokens = (await Call("attention/analyze", new { text = FoxText })).GetProperty("tokens").EnumerateArray().Select(t => t.GetProperty("text").GetString()).ToArray();
+        var tokens = (await Call("attention/analyze", new { text = FoxText })).GetProperty("tokens").EnumerateArray()
+            .Select(t => t.GetProperty("text").GetString()).ToArray();
         CollectionAssert.AreEqual(tokens, records[0][1..]);
         var matrix = await Matrix(id, 1, 2);
         var parsed = records.Skip(1).SelectMany(r => r[1..].Select(v => float.Parse(v, CultureInfo.InvariantCulture))).ToArray();
@@ -205,13 +210,15 @@ public sealed class RenderRpcTests
 
         var meanPath = Path.Combine(folder, "mean.csv");
         await Call("attention/export", new { analysisId = id, format = "csv", path = meanPath });
-        var mean = CsvReader.Parse(File.ReadAllText(meanPath)).Skip(1).SelectMany(r => r[1..].Select(v => float.Parse(v, CultureInfo.InvariantCulture))).ToArray();
+        var mean = CsvReader.Parse(File.ReadAllText(meanPath)).Skip(1)
+            .SelectMany(r => r[1..].Select(v => float.Parse(v, CultureInfo.InvariantCulture))).ToArray();
         CollectionAssert.AreEqual(await Matrix(id, -1, -1), mean, "without layer and head: the mean over everything");
 
         var jsonPath = Path.Combine(folder, "fox.json");
         await Call("attention/export", new { analysisId = id, format = "json", layer = 1, head = 2, path = jsonPath });
         var json = JsonDocument.Parse(File.ReadAllText(jsonPath)).RootElement;
-        CollectionAssert.AreEqual(matrix, json.GetProperty("matrix").EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetSingle())).ToArray());
+        CollectionAssert.AreEqual(matrix,
+            json.GetProperty("matrix").EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetSingle())).ToArray());
 
         var stPath = Path.Combine(folder, "fox.safetensors");
         var st = await Call("attention/export", new { analysisId = id, format = "safetensors", path = stPath });

@@ -21,7 +21,8 @@ internal static class RenderTestSupport
     /// An analysis of <paramref name="texts"/> with <paramref name="layers"/>×<paramref name="heads"/> matrices whose
     /// entries are <paramref name="value"/>(layer, head, query, key).
     /// </summary>
-    public static StoredAnalysis HandMade(string[] texts, int layers, int heads, Func<int, int, int, int, float> value, string modelId = "test-model", Token[]? tokens = null)
+    public static StoredAnalysis HandMade(string[] texts, int layers, int heads, Func<int, int, int, int, float> value, string modelId = "test-model",
+        Token[]? tokens = null)
     {
         var n = texts.Length;
         var tensor = new AttentionTensor(layers, heads, n);
@@ -70,7 +71,8 @@ internal static class RenderTestSupport
 
     public static void AssertColor(SKColor expected, SKColor actual, int tolerance, string what)
     {
-        var diff = Math.Max(Math.Abs(expected.Red - actual.Red), Math.Max(Math.Abs(expected.Green - actual.Green), Math.Abs(expected.Blue - actual.Blue)));
+        var diff = Math.Max(Math.Abs(expected.Red - actual.Red),
+            Math.Max(Math.Abs(expected.Green - actual.Green), Math.Abs(expected.Blue - actual.Blue)));
         Assert.IsLessThanOrEqualTo(tolerance, diff, $"{what}: expected {expected}, got {actual}");
     }
 

@@ -65,7 +65,8 @@ public sealed class BackendProcessTests
     public async Task MalformedFrameDoesNotKillTheServer()
     {
         await using var client = RawRpcClient.Start("serve");
-        client.WriteFrame("{\"jsonrpc\":\"2.0\",\"id\":99,\"method\":\"attention/matrix\",\"params\":{\"analysisId\":\"x\",\"layer\":\"not a number\",\"head\":0}}");
+        client.WriteFrame("{\"jsonrpc\":\"2.0\",\"id\":99,\"method\":\"attention/matrix\",\"params\":{\"analysisId\":\"x\",\"layer\":\"not a " +
+            "number\",\"head\":0}}");
         var bad = await client.ResponseAsync(99);
         Assert.IsNotNull(bad["error"], bad.ToJsonString());
         var ok = await client.CallAsync("initialize", new { });

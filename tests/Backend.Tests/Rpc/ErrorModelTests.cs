@@ -100,7 +100,8 @@ public sealed class ErrorModelTests
         var id = (await _backend.Call("attention/analyze", new { text = "Hello world" })).GetProperty("analysisId").GetString();
         const string layer = "layer 6 is out of range: the model has 6 layers (0..5, or -1 for the mean).";
         foreach (var method in new[] { "attention/matrix", "attention/view", "attention/row", "render/png", "attention/modularity" })
-            Assert.AreEqual(((int)AppErrorCode.InvalidParams, layer), await Failure(client, method, new { analysisId = id, layer = 6, head = 0, token = 0 }), method);
+            Assert.AreEqual(((int)AppErrorCode.InvalidParams, layer),
+                await Failure(client, method, new { analysisId = id, layer = 6, head = 0, token = 0 }), method);
         var max = await Failure(client, "attention/view", new { analysisId = id, layer = 6, head = 0, headReduce = "max" });
         StringAssert.Contains(max.Message, "or -1 for the maximum");
         var reduce = await Failure(client, "attention/view", new { analysisId = id, layer = 0, head = 0, headReduce = "median" });

@@ -102,7 +102,8 @@ public sealed class RpcServerTests
         var id = analysis.GetProperty("analysisId").GetString();
         var single = await Call("attention/analyze", new { text = "Where is the cat? [SEP] On the mat." });
         var pairMatrix = Floats(await Call("attention/matrix", new { analysisId = id, layer = 0, head = 0 }));
-        var singleMatrix = Floats(await Call("attention/matrix", new { analysisId = single.GetProperty("analysisId").GetString(), layer = 0, head = 0 }));
+        var singleMatrix = Floats(await Call("attention/matrix",
+            new { analysisId = single.GetProperty("analysisId").GetString(), layer = 0, head = 0 }));
         Assert.HasCount(pairMatrix.Length, singleMatrix);
         Assert.IsGreaterThan(1e-4, pairMatrix.Zip(singleMatrix).Max(p => Math.Abs(p.First - p.Second)));
     }
@@ -137,7 +138,8 @@ public sealed class RpcServerTests
         Assert.IsGreaterThanOrEqualTo(top[1].GetProperty("score").GetSingle(), top[0].GetProperty("score").GetSingle());
 
         var to = await Call("attention/row", new { analysisId = id, layer = 0, head = 0, token = 3, direction = "to" });
-        CollectionAssert.AreEqual(Enumerable.Range(0, 12).Select(r => full[r * 12 + 3]).ToArray(), to.GetProperty("scores").EnumerateArray().Select(e => e.GetSingle()).ToArray());
+        CollectionAssert.AreEqual(Enumerable.Range(0, 12).Select(r => full[r * 12 + 3]).ToArray(),
+            to.GetProperty("scores").EnumerateArray().Select(e => e.GetSingle()).ToArray());
         Assert.HasCount(5, to.GetProperty("top").EnumerateArray().ToList());
     }
 
@@ -186,9 +188,12 @@ public sealed class RpcServerTests
         Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/matrix", new { analysisId = id, layer = 6, head = 0 }));
         Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/matrix", new { analysisId = id, layer = 0, head = 12 }));
         Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/matrix", new { analysisId = id, layer = -2, head = 0 }));
-        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/matrix", new { analysisId = id, layer = 0, head = 0, maxSize = 0 }));
-        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/row", new { analysisId = id, layer = 0, head = 0, token = 99 }));
-        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/row", new { analysisId = id, layer = 0, head = 0, token = 1, direction = "sideways" }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams,
+            await ErrorCode("attention/matrix", new { analysisId = id, layer = 0, head = 0, maxSize = 0 }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams,
+            await ErrorCode("attention/row", new { analysisId = id, layer = 0, head = 0, token = 99 }));
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams,
+            await ErrorCode("attention/row", new { analysisId = id, layer = 0, head = 0, token = 1, direction = "sideways" }));
         Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/analyze", new { }));
         Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/analyze", new { text = "" }));
         Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams, await ErrorCode("attention/analyze", new { text = " \t\n " }));
@@ -253,7 +258,8 @@ public sealed class RpcServerTests
         var released = await Call("attention/release", new { analysisId = first });
         Assert.IsTrue(released.GetProperty("released").GetBoolean());
         Assert.AreEqual(-32602, await ErrorCode("attention/matrix", new { analysisId = first, layer = 0, head = 0 }), "a released id is unknown");
-        Assert.IsFalse((await Call("attention/release", new { analysisId = first })).GetProperty("released").GetBoolean(), "releasing twice is harmless");
+        Assert.IsFalse((await Call("attention/release", new { analysisId = first })).GetProperty("released").GetBoolean(),
+            "releasing twice is harmless");
         Assert.AreEqual(-32602, await ErrorCode("attention/release", new { }), "analysisId is required");
 
         // The same text again: the released analysis's pooled array comes back instead of fresh memory.

@@ -185,7 +185,8 @@ public sealed class EmbeddedModelTests
         Assert.IsTrue(converted);
         Assert.IsTrue(EmbeddedModel.IsComplete(folder, EmbeddedModel.OnnxSha256));
         Assert.IsFalse(Directory.Exists(leftover));
-        Assert.AreEqual(new FileInfo(Path.Combine(_model, "model.safetensors")).Length, new FileInfo(Path.Combine(folder, "model.safetensors")).Length);
+        Assert.AreEqual(new FileInfo(Path.Combine(_model, "model.safetensors")).Length,
+            new FileInfo(Path.Combine(folder, "model.safetensors")).Length);
         using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "config.json")));
         Assert.AreEqual(384, config.RootElement.GetProperty("hidden_size").GetInt32());
     }

@@ -184,7 +184,8 @@ public sealed class SafetensorsTests
     {
         var path = TempFile("bad.safetensors");
         Assert.ThrowsExactly<ArgumentException>(() => SafetensorsWriter.Write(path, [("x", "F32", [2], Bytes(1f))], null));
-        Assert.ThrowsExactly<ArgumentException>(() => SafetensorsWriter.Write(path, [("x", "F32", [1], Bytes(1f)), ("x", "F32", [1], Bytes(1f))], null));
+        Assert.ThrowsExactly<ArgumentException>(() => SafetensorsWriter.Write(path, [("x", "F32", [1], Bytes(1f)), ("x", "F32", [1], Bytes(1f))],
+            null));
         Assert.ThrowsExactly<ArgumentException>(() => SafetensorsWriter.Write(path, [("x", "Q4", [1], Bytes(1f))], null));
         Assert.ThrowsExactly<ArgumentException>(() => SafetensorsWriter.Write(path, [("x", "F32", [-1], Bytes(1f))], null));
         Assert.ThrowsExactly<ArgumentException>(() => SafetensorsWriter.Write(path, [("__metadata__", "F32", [1], Bytes(1f))], null));

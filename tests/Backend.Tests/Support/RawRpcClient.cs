@@ -77,7 +77,8 @@ public sealed class RawRpcClient : IAsyncDisposable
         var lengthLine = lines.SingleOrDefault(l => l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase))
             ?? throw new AssertFailedException($"stdout carried something that is not an LSP frame header: {header}");
         foreach (var line in lines)
-            Assert.IsTrue(line.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase) || line.StartsWith("Content-Type:", StringComparison.OrdinalIgnoreCase),
+            Assert.IsTrue(line.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase)
+                || line.StartsWith("Content-Type:", StringComparison.OrdinalIgnoreCase),
                 $"unexpected header line on stdout: {line}");
         var length = int.Parse(lengthLine["Content-Length:".Length..].Trim());
         var body = new byte[length];

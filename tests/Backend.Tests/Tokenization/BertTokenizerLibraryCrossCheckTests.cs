@@ -23,7 +23,8 @@ public sealed class BertTokenizerLibraryCrossCheckTests
             for (int k = 0; k < tokens.Count;)
             {
                 int end = k + 1;
-                while (end < tokens.Count && tokens[end].Text.StartsWith("##", StringComparison.Ordinal) && tokens[end].Id != tokenizer.UnknownTokenId) end++;
+                while (end < tokens.Count && tokens[end].Text.StartsWith("##", StringComparison.Ordinal)
+                    && tokens[end].Id != tokenizer.UnknownTokenId) end++;
                 var word = tokens.Skip(k).Take(end - k).ToArray();
                 k = end;
                 if (word[0].Id == tokenizer.UnknownTokenId || tokenizer.IsSpecial(word[0].Id)) continue;

@@ -81,7 +81,8 @@ public sealed class BertTokenizerOffsetTests
             for (int i = t.Start; i < t.End; i++) covered[i] = true;
         for (int i = 0; i < text.Length; i++)
         {
-            string one = char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]) ? text.Substring(i, 2) : text[i].ToString();
+            string one = char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]) ? text.Substring(i, 2)
+                : text[i].ToString();
             if (one.Length == 2 && covered[i] != covered[i + 1]) Assert.Fail($"{name}: half of the surrogate pair at {i} is covered");
             int at = i;
             i += one.Length - 1;

@@ -47,7 +47,8 @@ internal static class HfReference
                 string candidate = Path.Combine(dir.FullName, relative);
                 if (System.IO.File.Exists(Path.Combine(candidate, "tokenizer.json"))) return candidate;
             }
-        Assert.Fail($"{relative}/tokenizer.json not found above {AppContext.BaseDirectory}: run `npm ci` in tests/reference/tokenizer (./test.sh does).");
+        Assert.Fail($"{relative}/tokenizer.json not found above {AppContext.BaseDirectory}: " +
+            $"run `npm ci` in tests/reference/tokenizer (./test.sh does).");
         return "";
     }
 

@@ -26,16 +26,22 @@ public sealed class HfTokenizerBertJsonTests
         var json = new
         {
             version = "1.0",
-            added_tokens = special.Select(c => new { id = map[c], content = c, single_word = false, lstrip = false, rstrip = false, normalized = false, special = true }),
+            added_tokens = special.Select(c => new
+            {
+                id = map[c], content = c, single_word = false, lstrip = false, rstrip = false,
+                normalized = false, special = true
+            }),
             normalizer = new { type = "BertNormalizer", clean_text = true, handle_chinese_chars = true, strip_accents = true, lowercase = true },
             pre_tokenizer = new { type = "BertPreTokenizer" },
             post_processor = new
             {
                 type = "TemplateProcessing",
-                single = new object[] { new { SpecialToken = new { id = "[CLS]", type_id = 0 } }, new { Sequence = new { id = "A", type_id = 0 } }, new { SpecialToken = new { id = "[SEP]", type_id = 0 } } },
+                single = new object[] { new { SpecialToken = new { id = "[CLS]", type_id = 0 } }, new { Sequence = new { id = "A", type_id = 0 } },
+                    new { SpecialToken = new { id = "[SEP]", type_id = 0 } } },
                 pair = new object[]
                 {
-                    new { SpecialToken = new { id = "[CLS]", type_id = 0 } }, new { Sequence = new { id = "A", type_id = 0 } }, new { SpecialToken = new { id = "[SEP]", type_id = 0 } },
+                    new { SpecialToken = new { id = "[CLS]", type_id = 0 } }, new { Sequence = new { id = "A", type_id = 0 } },
+                        new { SpecialToken = new { id = "[SEP]", type_id = 0 } },
                     new { Sequence = new { id = "B", type_id = 1 } }, new { SpecialToken = new { id = "[SEP]", type_id = 1 } },
                 },
                 special_tokens = new Dictionary<string, object>
@@ -70,14 +76,16 @@ public sealed class HfTokenizerBertJsonTests
         {
             // Σ → σ first: then Python's final-sigma rule has nothing to do, and BertTokenizer gives the per-char result.
             var perChar = MiniLm.Tokenizer.AddSpecialTokens(MiniLm.Tokenizer.Tokenize(reference.Text.Replace('Σ', 'σ')));
-            CollectionAssert.AreEqual(perChar.Select(t => t.Id).ToArray(), encoded.Select(t => t.Id).ToArray(), name + ": per-char lowercase (σ, not ς)");
+            CollectionAssert.AreEqual(perChar.Select(t => t.Id).ToArray(), encoded.Select(t => t.Id).ToArray(),
+                name + ": per-char lowercase (σ, not ς)");
             CollectionAssert.AreNotEqual(reference.Ids, encoded.Select(t => t.Id).ToArray(), name + ": lenml now agrees; drop the deviation");
             CollectionAssert.AreEqual(bert.Select(t => t.Id).ToArray(), reference.Ids, name + ": lenml gives ς like Python");
             return;
         }
         CollectionAssert.AreEqual(bert.Select(t => t.Id).ToArray(), encoded.Select(t => t.Id).ToArray(), name + " vs BertTokenizer");
         if (Deviations.Contains(name))
-            CollectionAssert.AreNotEqual(reference.Ids, encoded.Select(t => t.Id).ToArray(), $"{name}: the reference now agrees; drop the deviation.");
+            CollectionAssert.AreNotEqual(reference.Ids, encoded.Select(t => t.Id).ToArray(),
+                $"{name}: the reference now agrees; drop the deviation.");
         else
             CollectionAssert.AreEqual(reference.Ids, encoded.Select(t => t.Id).ToArray(), name);
     }
@@ -98,7 +106,8 @@ public sealed class HfTokenizerBertJsonTests
             Assert.AreEqual(bert[i].Id, mine[i].Id);
             Assert.AreEqual(bert[i].Start, mine[i].Start, $"{name} token {i}");
             Assert.IsTrue(mine[i].End <= bert[i].End && mine[i].End > mine[i].Start, $"{name} token {i}: {mine[i]} vs {bert[i]}");
-            Assert.AreEqual("", TestNormalizer.Normalize(text[mine[i].End..bert[i].End]), $"{name} token {i}: dropped text must normalize to nothing");
+            Assert.AreEqual("", TestNormalizer.Normalize(text[mine[i].End..bert[i].End]),
+                $"{name} token {i}: dropped text must normalize to nothing");
         }
     }
 

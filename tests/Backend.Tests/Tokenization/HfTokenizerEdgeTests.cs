@@ -222,7 +222,8 @@ public sealed class HfTokenizerEdgeTests
         Assert.IsGreaterThanOrEqualTo(500, tokens.Count);
 
         var rng = new Random(7);
-        string[] words = ["alpha", " beta", "\n", "  ", "γάμμα", " 中文", "😀", "x1234567", "\t", "{", "}", " the", " of", "Ñandú", "(", "1.5"];
+        string[] words = ["alpha", " beta", "\n", "  ", "γάμμα", " 中文", "😀", "x1234567", "\t", "{", "}", " the", " of", "Ñandú", "(",
+            "1.5"];
         var sb = new System.Text.StringBuilder();
         while (sb.Length < 1_000_000) sb.Append(words[rng.Next(words.Length)]);
         string big = sb.ToString();
@@ -233,7 +234,8 @@ public sealed class HfTokenizerEdgeTests
         sw.Restart();
         var window = t.Tokenize(big, 512);
         double windowMs = sw.Elapsed.TotalMilliseconds;
-        string report = $"{name}: {tokens.Count}-token prompt {promptMs:F2} ms; 1 MB: {all.Count} tokens in {bigMs:F0} ms; first 512 tokens of 1 MB: {windowMs:F1} ms";
+        string report = $"{name}: {tokens.Count}-token prompt {promptMs:F2} ms; 1 MB: {all.Count} tokens in {bigMs:F0} ms; " +
+            $"first 512 tokens of 1 MB: {windowMs:F1} ms";
         TestContext.WriteLine(report);
         Assert.HasCount(512, window);
         Assert.IsLessThan(100, promptMs, report);
@@ -312,7 +314,8 @@ public sealed class HfTokenizerEdgeTests
             {
               "pre_tokenizer": { "type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true },
               "model": { "type": "Unigram", "unk_id": 0, "byte_fallback": false,
-                         "vocab": [["<unk>", 0.0], ["▁", -2.0], ["▁ab", -3.0], ["▁a", -1.5], ["b", -1.0], ["c", -2.5], ["bc", -2.0], ["abc", -10.0]] }
+                         "vocab": [["<unk>", 0.0], ["▁", -2.0], ["▁ab", -3.0], ["▁a", -1.5],
+                                   ["b", -1.0], ["c", -2.5], ["bc", -2.0], ["abc", -10.0]] }
             }
             """);
         // "▁abc": ▁ab + c = -5.5; ▁a + bc = -3.5; ▁a + b + c = -5.0 → ▁a bc.
@@ -334,7 +337,8 @@ public sealed class KnownSplitPatternTests
     public void SameMatchesAsTheRegex(string pattern)
     {
         var p = Pattern.FromRegex(pattern);
-        string[] pool = ["a", "Z", "é", "ſ", "中", "𠀀", "𝐀", "1", "٣", "𝟎", "½", " ", "  ", "\t", "\n", "\r", "\r\n", "\u00A0", "\u3000", "\u2028",
+        string[] pool = ["a", "Z", "é", "ſ", "中", "𠀀", "𝐀", "1", "٣", "𝟎", "½", " ", "  ", "\t", "\n", "\r", "\r\n", "\u00A0",
+            "\u3000", "\u2028",
             "\u0085", "'", "'s", "'S", "'ll", "'Re", "'d", "!", "?!", "_", "-", "😀", "👍🏽", "\u200B", "\u0301", "\uFEFF", "x", "\uD800"];
         var rng = new Random(pattern.Length);
         for (int n = 0; n < 3000; n++)
@@ -382,8 +386,10 @@ public sealed class BpeMetaspaceCutTests
     public void CutAndUncutGiveTheSameTokens()
     {
         var t = HfReference.Tokenizer("llama2");
-        var model = (BpeModel)typeof(HfTokenizer).GetField("_model", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(t)!;
-        Assert.IsTrue((bool)typeof(BpeModel).GetField("_cutBeforeMetaspace", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(model)!,
+        var model = (BpeModel)typeof(HfTokenizer)
+            .GetField("_model", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(t)!;
+        Assert.IsTrue((bool)typeof(BpeModel)
+            .GetField("_cutBeforeMetaspace", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(model)!,
             "Llama-2's vocabulary has no token with '▁' after another character");
         var whole = typeof(BpeModel).GetMethod("TokenizeWord", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!;
         foreach (var c in HfReference.File.Tokenizers["llama2"].Cases)

@@ -55,10 +55,14 @@ export async function showDistributions(): Promise<void> {
   )
     return;
   const width = Math.max(320, Math.min(760, (document.body.clientWidth || 800) - 40));
-  const where = `${layer < 0 ? 'all layers' : `layer ${layer}`}, ${head < 0 ? 'all heads' : `head ${head}`}${excludeSpecial ? ', special tokens excluded' : ''}`;
+  const layerName = layer < 0 ? 'all layers' : `layer ${layer}`;
+  const headName = head < 0 ? 'all heads' : `head ${head}`;
+  const where = `${layerName}, ${headName}${excludeSpecial ? ', special tokens excluded' : ''}`;
   if (w) {
     const h = w.result as unknown as HistogramResult;
-    ui.distWeightsTitle.textContent = `Attention weights — ${where} (${h.total} weights, ${h.counts.length} bins)${app.options.wordLevel ? ' · per token: word level does not apply here' : ''}`;
+    const wordNote = app.options.wordLevel ? ' · per token: word level does not apply here' : '';
+    const size = `${h.total} weights, ${h.counts.length} bins`;
+    ui.distWeightsTitle.textContent = `Attention weights — ${where} (${size})${wordNote}`;
     drawHistogram(ui.distWeights, h, width, 'attention weight');
     ui.distWeights.setAttribute(
       'aria-label',
@@ -67,7 +71,8 @@ export async function showDistributions(): Promise<void> {
   }
   if (mh) {
     const h = mh.result as unknown as HistogramResult;
-    ui.distMetricTitle.textContent = `${METRIC_LABELS[app.options.distMetric] ?? app.options.distMetric} across all ${h.total} heads`;
+    const metricLabel = METRIC_LABELS[app.options.distMetric] ?? app.options.distMetric;
+    ui.distMetricTitle.textContent = `${metricLabel} across all ${h.total} heads`;
     drawHistogram(ui.distMetrics, h, width, app.options.distMetric);
     ui.distMetrics.setAttribute(
       'aria-label',

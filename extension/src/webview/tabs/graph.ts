@@ -94,9 +94,11 @@ function graphNote(units: ViewUnit[], mixed: number): string {
     o.hideSpecial ? 'special tokens hidden (edges renormalised without them)' : '',
     o.wordLevel ? 'subword pieces merged into words (attention to a word: sum over its pieces; from a word: mean)' : '',
   ].filter(Boolean);
+  const spanning = `${mixed} word${mixed === 1 ? '' : 's'} span${mixed === 1 ? 's' : ''} more than one`;
   return (
-    `${units.length} nodes of ${n} tokens: ${parts.join('; ')}. Communities and Q are computed on the full token graph; ` +
-    `each node takes its first token's community${o.wordLevel ? ` (${mixed} word${mixed === 1 ? '' : 's'} span${mixed === 1 ? 's' : ''} more than one)` : ''}.`
+    `${units.length} nodes of ${n} tokens: ${parts.join('; ')}. ` +
+    'Communities and Q are computed on the full token graph; ' +
+    `each node takes its first token's community${o.wordLevel ? ` (${spanning})` : ''}.`
   );
 }
 
@@ -115,10 +117,15 @@ export function drawGraphNow(): void {
   );
   // The focused/hovered node, in words (the canvas itself is not readable by a screen reader).
   const h = graphHover;
-  ui.graphQ.textContent =
-    h === null
-      ? graphSummary
-      : `${graphSummary} · ${nodeName(h)}: community ${graphData.communities?.[h] ?? '?'}, ${Array.from({ length: graphData.n }, (_, j) => j).filter((j) => j !== h && graphData!.data[h * graphData!.n + j]! >= app.options.threshold).length} edges out`;
+  ui.graphQ.textContent = h === null ? graphSummary : `${graphSummary} · ${hoveredNodeText(graphData, h)}`;
+}
+
+/** The hovered node: its name, its community and how many of its edges reach the threshold. */
+function hoveredNodeText(g: NonNullable<typeof graphData>, h: number): string {
+  const edgesOut = Array.from({ length: g.n }, (_, j) => j).filter(
+    (j) => j !== h && g.data[h * g.n + j]! >= app.options.threshold,
+  ).length;
+  return `${nodeName(h)}: community ${g.communities?.[h] ?? '?'}, ${edgesOut} edges out`;
 }
 
 function setGraphHover(i: number | null): void {

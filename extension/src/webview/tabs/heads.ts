@@ -191,7 +191,8 @@ export async function showHeads(): Promise<void> {
     for (const c of present) {
       const td = document.createElement('td');
       const v = c.value(m, qOf(m));
-      td.textContent = v === undefined ? '–' : (Math.abs(v) < 0.5 * 10 ** -c.digits ? 0 : v).toFixed(c.digits); // no "-0.000"
+      const rounded = v !== undefined && Math.abs(v) < 0.5 * 10 ** -c.digits ? 0 : v; // no "-0.000"
+      td.textContent = rounded === undefined ? '–' : rounded.toFixed(c.digits);
       if (v !== undefined) td.title = String(v);
       td.dataset.key = c.key;
       if (v !== undefined) td.dataset.value = String(v);

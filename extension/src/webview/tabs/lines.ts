@@ -88,8 +88,12 @@ export async function showLines(): Promise<void> {
   if (linesIsolate && linesIsolate.token >= linesN) linesIsolate = null;
   const o = app.options;
   ui.linesNote.hidden = !linesUnits;
+  const views = [
+    o.hideSpecial ? 'special tokens hidden (rows renormalised without them)' : '',
+    o.wordLevel ? 'one row per word (attention to a word: sum over its pieces; from a word: mean)' : '',
+  ].filter(Boolean);
   ui.linesNote.textContent = linesUnits
-    ? `${linesN} rows of ${app.analysis.tokens.length} tokens: ${[o.hideSpecial ? 'special tokens hidden (rows renormalised without them)' : '', o.wordLevel ? 'one row per word (attention to a word: sum over its pieces; from a word: mean)' : ''].filter(Boolean).join('; ')}.`
+    ? `${linesN} rows of ${app.analysis.tokens.length} tokens: ${views.join('; ')}.`
     : '';
   frame.app.dataset.linesRows = String(linesN);
   buildLineTokens();

@@ -70,7 +70,10 @@ export async function showRollout(): Promise<void> {
     unitLabels(res.units),
   );
   drawRollout();
-  ui.rolloutCaption.textContent = `Attention rollout (Abnar & Zuidema 2020) through layer ${res.layer}: row i is how much token i's representation draws on each input token. Largest value ${rolloutMap.max.toFixed(3)}. Pick a token to compare its row with its attention flow.`;
+  ui.rolloutCaption.textContent =
+    `Attention rollout (Abnar & Zuidema 2020) through layer ${res.layer}: ` +
+    "row i is how much token i's representation draws on each input token. " +
+    `Largest value ${rolloutMap.max.toFixed(3)}. Pick a token to compare its row with its attention flow.`;
   fillFlowSelect();
   frame.app.dataset.rollout = 'painted';
   void showFlow();
@@ -186,18 +189,26 @@ function drawFlow(u: number, f: FlowResult): void {
   const views = [
     o.wordLevel ? `flow from the word's first piece, summed over each word's pieces` : '',
     o.hideSpecial && view
-      ? `special tokens hidden and the rest renormalised to sum 1, as the rollout rows are (${(100 * view.hidden).toFixed(1)}% of the flow went to them)`
+      ? 'special tokens hidden and the rest renormalised to sum 1, as the rollout rows are ' +
+        `(${(100 * view.hidden).toFixed(1)}% of the flow went to them)`
       : '',
   ].filter(Boolean);
   ui.flowCaption.textContent =
     (partial
-      ? `“${name}”: rollout row (blue) and attention flow (orange) per input token. Partial: the backend's time budget ran out after ${computed} of ${flow.length} inputs; shown is the exact max-flow through layer ${f.layer} where computed (not normalised, as that needs every input), — where not.`
-      : `“${name}”: rollout row (blue) and attention flow (orange, max-flow through layer ${f.layer} normalised to sum 1) per input token, on one scale.`) +
+      ? `“${name}”: rollout row (blue) and attention flow (orange) per input token. ` +
+        `Partial: the backend's time budget ran out after ${computed} of ${flow.length} inputs; ` +
+        `shown is the exact max-flow through layer ${f.layer} where computed ` +
+        '(not normalised, as that needs every input), — where not.'
+      : `“${name}”: rollout row (blue) and attention flow ` +
+        `(orange, max-flow through layer ${f.layer} normalised to sum 1) per input token, on one scale.`) +
     (views.length ? ` Flow is computed on tokens: ${views.join('; ')}.` : '') +
     ` Computed in ${f.elapsedMs.toFixed(0)} ms.`;
+  const unitFlowText = (j: number): string =>
+    `${unitName(j)} rollout ${(rollout[j] ?? 0).toFixed(4)}, ` +
+    `flow ${flow[j] === null ? 'not computed' : (flow[j] ?? 0).toFixed(4)}`;
   ui.flowTable.setAttribute(
     'aria-label',
-    `Rollout and attention flow of ${name}: ${rolloutUnits.map((_, j) => `${unitName(j)} rollout ${(rollout[j] ?? 0).toFixed(4)}, flow ${flow[j] === null ? 'not computed' : (flow[j] ?? 0).toFixed(4)}`).join('; ')}`,
+    `Rollout and attention flow of ${name}: ${rolloutUnits.map((_, j) => unitFlowText(j)).join('; ')}`,
   );
   ui.flowStatus.textContent = `flow of “${name}”: ${f.elapsedMs.toFixed(0)} ms${partial ? ' (partial)' : ''}`;
   ui.flowFigure.hidden = false;
@@ -241,7 +252,8 @@ ui.rolloutCanvas.addEventListener('mousemove', (e) => {
   const h = rolloutMap.hit(e.clientX - r.left, e.clientY - r.top);
   ui.rolloutCanvas.title =
     h?.kind === 'cell'
-      ? `${rolloutUnits[h.row]?.text ?? h.row} → ${rolloutUnits[h.col]?.text ?? h.col}: ${m.data[h.row * m.cols + h.col]!.toFixed(4)}`
+      ? `${rolloutUnits[h.row]?.text ?? h.row} → ${rolloutUnits[h.col]?.text ?? h.col}: ` +
+        m.data[h.row * m.cols + h.col]!.toFixed(4)
       : '';
 });
 // A click on a row (its label or a cell) picks that row's token.

@@ -125,7 +125,8 @@ public static class Inputs
         if (attentionMask is null) return null;
         var mask = ToTensor(attentionMask);
         if (!mask.shape.SequenceEqual(ids.shape))
-            throw new ArgumentException($"attention_mask has shape [{string.Join(", ", mask.shape)}]; input_ids have [{string.Join(", ", ids.shape)}].");
+            throw new ArgumentException($"attention_mask has shape [{string.Join(", ", mask.shape)}]; " +
+                $"input_ids have [{string.Join(", ", ids.shape)}].");
         if (attentionMask.Any(row => row.Any(v => v is not (0 or 1))))
             throw new ArgumentException("attention_mask values must be 0 (padding) or 1 (token).");
         return mask;

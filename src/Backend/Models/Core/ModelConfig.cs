@@ -75,6 +75,7 @@ public static class ConfigChecks
         InRange(source, "vocabulary size", shape.VocabularySize, 1, 1 << 24);
         InRange(source, "max positions", shape.MaxPositions, 1, 1 << 24);
         Require(source, shape.EstimatedParameters is > 0 and <= MaxParameters,
-            $"the config describes about {shape.EstimatedParameters:N0} parameters; more than {MaxParameters:N0} is not a model this backend can load.");
+            $"the config describes about {shape.EstimatedParameters:N0} parameters; " +
+                $"more than {MaxParameters:N0} is not a model this backend can load.");
     }
 }

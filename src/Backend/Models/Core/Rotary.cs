@@ -59,7 +59,8 @@ public sealed class RotaryEmbedding
             case "llama3":
                 Need(scaling.Factor is >= 1, $"factor {scaling.Factor?.ToString() ?? "(missing)"} must be at least 1.");
                 Need(scaling.LowFreqFactor is > 0, "low_freq_factor is missing or not positive.");
-                Need(scaling.HighFreqFactor is { } high && high > scaling.LowFreqFactor, "high_freq_factor is missing or not greater than low_freq_factor.");
+                Need(scaling.HighFreqFactor is { } high && high > scaling.LowFreqFactor,
+                    "high_freq_factor is missing or not greater than low_freq_factor.");
                 Need(scaling.OriginalMaxPositionEmbeddings is > 0, "original_max_position_embeddings is missing.");
                 break;
             default:

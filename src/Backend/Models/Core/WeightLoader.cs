@@ -89,5 +89,6 @@ public sealed class WeightLoader(IWeightSource source)
 
     /// <summary>Summarises unused keys for the log (stderr).</summary>
     public static string DescribeUnused(IReadOnlyList<string> unused) =>
-        $"ignoring {unused.Count} tensor(s) the attention view does not need ({string.Join(", ", unused.Take(6))}{(unused.Count > 6 ? ", …" : "")})";
+        $"ignoring {unused.Count} tensor(s) the attention view does not need " +
+            $"({string.Join(", ", unused.Take(6))}{(unused.Count > 6 ? ", …" : "")})";
 }

@@ -146,7 +146,8 @@ public sealed class HfTokenizer : IModelTokenizer
         }
         var model = TokenizerFile.Read(mergesPath,
             () => new BpeModel(vocab, merges, null, null, null, byteFallback: false, fuseUnk: false, ignoreMerges: false));
-        var added = vocab.TryGetValue("<|endoftext|>", out int eot) ? [new AddedToken(eot, "<|endoftext|>", false, false, false, true)] : new List<AddedToken>();
+        var added = vocab.TryGetValue("<|endoftext|>", out int eot) ? [new AddedToken(eot, "<|endoftext|>", false, false, false, true)]
+            : new List<AddedToken>();
         return new HfTokenizer(null, new ByteLevelPreTokenizer(addPrefixSpace: false, useRegex: true), model,
             new PostProcessor(PostProcessor.None.Single, PostProcessor.None.Pair, trimOffsets: false, addPrefixSpace: false), added,
             "BPE (vocab.json + merges.txt)");
@@ -316,7 +317,8 @@ public sealed class HfTokenizer : IModelTokenizer
             foreach (var a in _addedByFirstChar[text[i]])
             {
                 if (!text.AsSpan(i).StartsWith(a.Content, StringComparison.Ordinal)) continue;
-                if (a.SingleWord && (i > 0 && IsWordChar(text, i - 1) || i + a.Content.Length < text.Length && IsWordChar(text, i + a.Content.Length)))
+                if (a.SingleWord
+                    && (i > 0 && IsWordChar(text, i - 1) || i + a.Content.Length < text.Length && IsWordChar(text, i + a.Content.Length)))
                     continue;
                 match = a;
                 break;

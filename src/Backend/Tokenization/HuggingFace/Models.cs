@@ -130,7 +130,11 @@ internal sealed class BpeModel : TokenModel
                 int mark = output.Count;
                 TokenizeWord(piece[start..i], output);
                 if (start > 0)
-                    for (int k = mark; k < output.Count; k++) output[k] = output[k] with { Start = output[k].Start + start, End = output[k].End + start };
+                    for (int k = mark; k < output.Count; k++) output[k] = output[k] with
+                    {
+                        Start = output[k].Start + start,
+                        End = output[k].End + start
+                    };
                 start = i;
             }
             return;

@@ -47,7 +47,8 @@ internal sealed class PostProcessor
                     if (json.TryGetProperty("special_tokens", out var st))
                         foreach (var p in st.EnumerateObject())
                             specials[p.Name] = [.. p.Value.GetProperty("ids").EnumerateArray().Select(i => i.GetInt32())];
-                    return new PostProcessor(Template(json.GetProperty("single"), specials), Template(json.GetProperty("pair"), specials), false, false);
+                    return new PostProcessor(Template(json.GetProperty("single"), specials), Template(json.GetProperty("pair"), specials), false,
+                        false);
                 }
             case "BertProcessing":
                 {

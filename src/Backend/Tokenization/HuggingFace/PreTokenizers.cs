@@ -207,7 +207,8 @@ internal sealed class DigitsPreTokenizer(bool individual) : PreTokenizer
         var matches = new List<(int, int)>();
         for (int i = 0; i < piece.Length; i++)
         {
-            if (!char.IsAsciiDigit(piece.Text[i]) && CharUnicodeInfo.GetUnicodeCategory(piece.Text[i]) != UnicodeCategory.DecimalDigitNumber) continue;
+            if (!char.IsAsciiDigit(piece.Text[i])
+                && CharUnicodeInfo.GetUnicodeCategory(piece.Text[i]) != UnicodeCategory.DecimalDigitNumber) continue;
             matches.Add((i, i + 1));
         }
         SplitBehaviors.Split(piece, matches, individual ? SplitBehavior.Isolated : SplitBehavior.Contiguous, false, output);
@@ -280,7 +281,8 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
             }
         }
         if (useRegex)
-            ForEachPiece(pieces, (piece, output) => SplitBehaviors.Split(piece, Gpt2Pattern.Matches(piece.Text), SplitBehavior.Isolated, false, output));
+            ForEachPiece(pieces,
+                (piece, output) => SplitBehaviors.Split(piece, Gpt2Pattern.Matches(piece.Text), SplitBehavior.Isolated, false, output));
         for (int i = 0; i < pieces.Count; i++) pieces[i] = ToBytes(pieces[i]);
     }
 
