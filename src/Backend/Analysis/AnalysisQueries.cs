@@ -115,8 +115,7 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
         if (head is { } h) RequestChecks.Head(analysis.Model.Heads, h);
         if (metric is not null)
         {
-            if (!HeadMetrics.Names.Contains(metric))
-                throw new InvalidRequestException($"Unknown metric '{metric}'; known: {string.Join(", ", HeadMetrics.Names)}.");
+            RequestChecks.OneOf("metric", metric, HeadMetrics.Names);
             var metrics = await MetricsOf(analysis, cancellationToken);
             var values = metrics
                 .Where(m => (layer is null || m.Layer == layer) && (head is null || m.Head == head))

@@ -134,7 +134,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         RequestChecks.LayerHead(analysis.Model.Layers, analysis.Model.Heads, layer, head, RequestChecks.MinusOneIsMean);
         var n = analysis.Tokens.Count;
         RequestChecks.Token(n, token);
-        if (topK is < 0) throw new InvalidRequestException($"topK must not be negative; got {topK}.");
+        RequestChecks.AtLeast("topK", topK, 0);
         var matrix = new float[n * n];
         analysis.Attention.Matrix(layer, head, matrix);
         var scores = RequestChecks.OneOf("direction", direction, "from", "to") == "from"

@@ -79,10 +79,11 @@ public static class AttentionViews
         new(TokenDisplay.WithoutMarkers(token), token.Start, token.End, index, index, token.Special);
 
     /// <summary>
-    /// Groups tokens into words. A token continues the previous token's word when neither is special and either its
-    /// text starts with <c>##</c> (WordPiece), or its span is non-empty, starts exactly where the previous token's
-    /// ends (no whitespace between them), and its text does not start with a word-start marker (<c>Ġ</c> byte-level
-    /// BPE, <c>▁</c> SentencePiece, or a space). So "don't" or "dog." is one word, as whitespace would split it.
+    /// Groups tokens into words. A token continues the previous token's word when neither is special and either it
+    /// is a WordPiece continuation (<c>##</c> and more: <see cref="TokenDisplay.IsContinuation"/>; a lone <c>##</c> is
+    /// a literal token), or its span is non-empty, starts exactly where the previous token's ends (no whitespace
+    /// between them), and it does not start a word (<see cref="TokenDisplay.StartsWord"/>: <c>Ġ</c>, <c>▁</c>,
+    /// <c>Ċ</c> or a space). So "don't" or "dog." is one word, as whitespace would split it.
     /// Returns the groups as inclusive token ranges, in order.
     /// </summary>
     public static List<(int First, int Last)> GroupWords(IReadOnlyList<Token> tokens)
@@ -101,12 +102,9 @@ public static class AttentionViews
     private static bool Continues(Token previous, Token current)
     {
         if (previous.Special || current.Special) return false;
-        if (current.Text.StartsWith("##", StringComparison.Ordinal)) return true;
-        return current.End > current.Start && previous.End == current.Start && !StartsWord(current.Text);
+        if (TokenDisplay.IsContinuation(current.Text)) return true;
+        return current.End > current.Start && previous.End == current.Start && !TokenDisplay.StartsWord(current.Text);
     }
-
-    private static bool StartsWord(string text) =>
-        text.Length > 0 && (text[0] is 'Ġ' or '▁' or 'Ċ' || char.IsWhiteSpace(text[0]));
 
     /// <summary>
     /// Applies the options to an n×n matrix over <paramref name="tokens"/>: first hides special tokens (drops their rows

@@ -49,7 +49,8 @@ public static class HeadMetrics
         "duplicateToken" => m.DuplicateToken,
         "induction" => m.Induction,
         "selfDistance" => m.SelfDistance,
-        _ => throw new InvalidRequestException($"Unknown metric '{name}'; known: {string.Join(", ", Names)}."),
+        // The request's metric was checked against Names (RequestChecks.OneOf): another name is the caller's bug.
+        _ => throw new ArgumentOutOfRangeException(nameof(name), name, "not one of HeadMetrics.Names"),
     };
 
     public static HeadMetric[] Compute(AttentionTensor attention, IReadOnlyList<Token> tokens, bool causal,

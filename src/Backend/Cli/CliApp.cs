@@ -70,10 +70,52 @@ public static partial class CliApp
     };
     private static readonly Option<string?> TextOption = new("--text") { Description = "The text to analyze." };
     private static readonly Option<FileInfo?> TextFileOption = new("--text-file") { Description = "A UTF-8 file holding the text." };
+    private static readonly Option<string?> IdsOption = new("--ids")
+    {
+        Description = "Comma-separated token ids, fed as given (no special tokens added).",
+    };
+    private static readonly Option<int?> MaxTokensOption = new("--max-tokens")
+    {
+        Description = "Analyze at most this many tokens (special tokens included).",
+    };
+    private static readonly Option<bool> HideSpecialOption = new("--hide-special")
+    {
+        Description = "Leave out special tokens ([CLS], [SEP], BOS…) and renormalise each row.",
+    };
+    private static readonly Option<bool> WordLevelOption = new("--word-level")
+    {
+        Description = "Merge subword tokens into words (to a word: sum over its pieces; from a word: mean).",
+    };
+
+    /// <summary>The view options the user chose (render, and analyze's CSV export).</summary>
+    private static ViewOptions ViewOf(ParseResult result) =>
+        new(result.GetValue(HideSpecialOption), result.GetValue(WordLevelOption));
+
+    /// <summary>
+    /// The command's input analyzed: <c>--ids</c> as given (with <paramref name="tokenTypes"/>' segment ids, where the
+    /// command has that option), else the text (<c>--text</c> or <c>--text-file</c>, paired with
+    /// <paramref name="textPair"/>'s where the command has it), at most <c>--max-tokens</c> long.
+    /// </summary>
+    private static async Task<StoredAnalysis> AnalyzeInputAsync(ParseResult result, BackendHost backend,
+        CancellationToken cancellationToken, Option<string?>? textPair = null, Option<string?>? tokenTypes = null)
+    {
+        var modelId = ModelId(result.GetValue(ModelOption));
+        var pair = textPair is null ? null : result.GetValue(textPair);
+        var types = tokenTypes is null ? null : result.GetValue(tokenTypes);
+        if (result.GetValue(IdsOption) is { } idList)
+        {
+            if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null || pair is not null)
+                throw new InvalidRequestException("Give either --ids or a text, not both.");
+            return await backend.Service.AnalyzeIdsAsync(ParseIds(idList), modelId, cancellationToken,
+                types is null ? null : ParseIds(types));
+        }
+        if (types is not null) throw new InvalidRequestException("--token-type-ids goes with --ids.");
+        var options = new AnalyzeOptions(ReadText(result), modelId, result.GetValue(MaxTokensOption), pair);
+        return await backend.Service.AnalyzeAsync(options, cancellationToken);
+    }
 
     private static Command AnalyzeCommand()
     {
-        var ids = new Option<string?>("--ids") { Description = "Comma-separated token ids, fed as given (no special tokens added)." };
         var textPair = new Option<string?>("--text-pair")
         {
             Description = "A second text: " +
@@ -87,32 +129,19 @@ public static partial class CliApp
         var output = new Option<FileInfo?>("--out")
         {
             Description = "Write the analysis to FILE.safetensors or FILE.json, " +
-            "or one matrix (--layer/--head, default the mean) to FILE.csv, instead of printing a summary."
+            "or one matrix (--layer/--head, default the mean; --hide-special, --word-level) to FILE.csv, instead of printing a summary."
         };
-        var maxTokens = new Option<int?>("--max-tokens") { Description = "Analyze at most this many tokens (special tokens included)." };
         var command = new Command("analyze", "Run the model on a text and print or save every layer's and head's attention.")
-        { ModelOption, TextOption, TextFileOption, textPair, ids, tokenTypes, output, maxTokens, LayerOption, HeadOption };
+        {
+            ModelOption, TextOption, TextFileOption, textPair, IdsOption, tokenTypes, output, MaxTokensOption, LayerOption, HeadOption,
+            HideSpecialOption, WordLevelOption,
+        };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
-            var modelId = ModelId(result.GetValue(ModelOption));
             using var backend = CreateHost(result);
-            StoredAnalysis analysis;
-            if (result.GetValue(ids) is { } idList)
-            {
-                if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null || result.GetValue(textPair) is not null)
-                    throw new InvalidRequestException("Give either --ids or a text, not both.");
-                var types = result.GetValue(tokenTypes) is { } typeList ? ParseIds(typeList) : null;
-                analysis = await backend.Service.AnalyzeIdsAsync(ParseIds(idList), modelId, cancellationToken, types);
-            }
-            else
-            {
-                if (result.GetValue(tokenTypes) is not null) throw new InvalidRequestException("--token-type-ids goes with --ids.");
-                var text = ReadText(result);
-                analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(text, modelId, result.GetValue(maxTokens),
-                    result.GetValue(textPair)), cancellationToken);
-            }
-            if (result.GetValue(output) is { } file) AnalysisExport.Write(analysis, file.FullName, result.GetValue(LayerOption),
-                result.GetValue(HeadOption));
+            var analysis = await AnalyzeInputAsync(result, backend, cancellationToken, textPair, tokenTypes);
+            if (result.GetValue(output) is { } file)
+                AnalysisExport.Write(analysis, file.FullName, result.GetValue(LayerOption), result.GetValue(HeadOption), ViewOf(result));
             else AnalysisSummary.Print(analysis, Console.Out);
             return 0;
         }));
@@ -123,13 +152,11 @@ public static partial class CliApp
     {
         var jsonl = new Option<FileInfo?>("--jsonl")
         {
-            Description = "A file with one JSON string per line: " +
-            "prints one {ids, tokens, offsets} object per line, in order."
+            Description = "A file with one JSON string per line: prints one {ids, tokens, offsets} object per line, in order.",
         };
         var noSpecial = new Option<bool>("--no-special-tokens")
         {
-            Description = "Leave out the special tokens the model's tokenizer adds by " +
-            "default."
+            Description = "Leave out the special tokens the model's tokenizer adds by default.",
         };
         var command = new Command("tokenize",
             "Print the model tokenizer's {ids, tokens, offsets} as JSON (UTF-16 offsets). Needs only the tokenizer files.")

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using AttentionViz.Backend.Analysis;
 using AttentionViz.Backend.Export;
 using AttentionViz.Backend.Rendering;
 
@@ -21,7 +20,6 @@ public static partial class CliApp
     /// <summary>`render`: the same PNG images as the render/png method, written to --out.</summary>
     private static Command RenderCommand()
     {
-        var ids = new Option<string?>("--ids") { Description = "Comma-separated token ids, fed as given (no special tokens added)." };
         var output = new Option<FileInfo>("--out") { Description = "The PNG file to write.", Required = true };
         var (layer, head) = (LayerOption, HeadOption);
         var grid = new Option<bool>("--grid") { Description = "Every layer × head as one image of thumbnails instead of one heatmap." };
@@ -30,21 +28,12 @@ public static partial class CliApp
         var maxSize = new Option<int?>("--max-size") { Description = "Max-pool long inputs down to at most this many rows and columns." };
         var colorMap = new Option<string?>("--color-map") { Description = "viridis (default) or greys." };
         var theme = new Option<string?>("--theme") { Description = "light (default) or dark background." };
-        var maxTokens = new Option<int?>("--max-tokens") { Description = "Analyze at most this many tokens (special tokens included)." };
-        var hideSpecial = new Option<bool>("--hide-special")
-        {
-            Description = "Leave out special tokens ([CLS], [SEP], " +
-            "BOS…) and renormalise each row."
-        };
-        var wordLevel = new Option<bool>("--word-level")
-        {
-            Description = "Merge subword tokens into words (to a word: sum over its pieces; " +
-            "from a word: mean)."
-        };
         var command = new Command("render",
             "Run the model on a text and draw its attention as a PNG heatmap (one layer/head) or a grid of every layer and head.")
-        { ModelOption, TextOption, TextFileOption, ids, output, layer, head, grid, size, cellSize, maxSize, colorMap, theme, maxTokens, hideSpecial,
-            wordLevel };
+        {
+            ModelOption, TextOption, TextFileOption, IdsOption, output, layer, head, grid, size, cellSize, maxSize, colorMap, theme,
+            MaxTokensOption, HideSpecialOption, WordLevelOption,
+        };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
             var path = MatrixExport.CheckOutputPath(result.GetValue(output)!.FullName, ".png");
@@ -54,19 +43,8 @@ public static partial class CliApp
             if (result.GetValue(grid) && (result.GetResult(layer) is { Implicit: false } || result.GetResult(head) is { Implicit: false }))
                 throw new InvalidRequestException("--grid shows every layer and head: leave out --layer and --head.");
             using var backend = CreateHost(result);
-            StoredAnalysis analysis;
-            if (result.GetValue(ids) is { } idList)
-            {
-                if (result.GetValue(TextOption) is not null || result.GetValue(TextFileOption) is not null)
-                    throw new InvalidRequestException("Give either --ids or a text, not both.");
-                analysis = await backend.Service.AnalyzeIdsAsync(ParseIds(idList), ModelId(result.GetValue(ModelOption)), cancellationToken);
-            }
-            else
-            {
-                analysis = await backend.Service.AnalyzeAsync(new AnalyzeOptions(ReadText(result), ModelId(result.GetValue(ModelOption)),
-                    result.GetValue(maxTokens)), cancellationToken);
-            }
-            var view = new ViewOptions(result.GetValue(hideSpecial), result.GetValue(wordLevel));
+            var analysis = await AnalyzeInputAsync(result, backend, cancellationToken);
+            var view = ViewOf(result);
             var image = result.GetValue(grid)
                 ? AttentionRenderer.Grid(analysis, options, view)
                 : AttentionRenderer.Heatmap(analysis, result.GetValue(layer), result.GetValue(head), options, view);

@@ -31,9 +31,12 @@ public static class RequestChecks
 
     public static void Token(int tokens, int token) => InRange("token", token, tokens, "the analysis", "tokens", null);
 
-    public static void MaxSize(int? maxSize)
+    public static void MaxSize(int? maxSize) => AtLeast("maxSize", maxSize, 1);
+
+    /// <summary>An integer of at least <paramref name="min"/>, when given.</summary>
+    public static void AtLeast(string name, int? value, int min)
     {
-        if (maxSize is < 1) throw new InvalidRequestException($"maxSize must be at least 1; got {maxSize}.");
+        if (value < min) throw new InvalidRequestException($"{name} must be at least {min}; got {value}.");
     }
 
     /// <summary>An integer in [min, max]; <paramref name="unit"/> (e.g. "pixels") follows the bounds.</summary>
@@ -45,9 +48,16 @@ public static class RequestChecks
     }
 
     /// <summary>One of <paramref name="allowed"/> (compared exactly), or the message listing them.</summary>
-    public static string OneOf(string name, string? value, params string[] allowed)
+    public static string OneOf(string name, string? value, params IReadOnlyList<string> allowed) =>
+        Choose(name, value, StringComparer.Ordinal, allowed);
+
+    /// <summary>One of <paramref name="allowed"/> in any case, returned as listed there, or the message listing them.</summary>
+    public static string OneOfIgnoringCase(string name, string? value, params IReadOnlyList<string> allowed) =>
+        Choose(name, value, StringComparer.OrdinalIgnoreCase, allowed);
+
+    private static string Choose(string name, string? value, StringComparer comparer, IReadOnlyList<string> allowed)
     {
-        if (value is not null && allowed.Contains(value)) return value;
+        if (value is not null && allowed.FirstOrDefault(a => comparer.Equals(a, value)) is { } match) return match;
         var quoted = allowed.Select(a => $"\"{a}\"").ToArray();
         var list = quoted.Length == 1 ? quoted[0] : $"{string.Join(", ", quoted[..^1])} or {quoted[^1]}";
         throw new InvalidRequestException($"{name} must be {list}; got \"{value}\".");

@@ -11,15 +11,19 @@ namespace AttentionViz.Backend.Export;
 /// </summary>
 public static class AnalysisExport
 {
-    public static void Write(StoredAnalysis analysis, string path, int layer = -1, int head = -1)
+    /// <summary>The CLI's <c>analyze --out</c>: the whole analysis, or one matrix seen through <paramref name="view"/> as CSV.</summary>
+    public static void Write(StoredAnalysis analysis, string path, int layer = -1, int head = -1, ViewOptions? view = null)
     {
         var extension = Path.GetExtension(path).ToLowerInvariant();
         if (extension != ".csv" && (layer, head) != (-1, -1))
             throw new InvalidRequestException("--layer and --head select the matrix of a .csv export; " +
                 ".safetensors and .json hold every layer and head.");
+        if (extension != ".csv" && view is { HideSpecial: true } or { WordLevel: true })
+            throw new InvalidRequestException("--hide-special and --word-level shape the matrix of a .csv export; " +
+                ".safetensors and .json hold the analysis as it is.");
         switch (extension)
         {
-            case ".csv": MatrixExport.WriteCsv(analysis, layer, head, path); break;
+            case ".csv": MatrixExport.WriteCsv(analysis, layer, head, path, view); break;
             case ".safetensors": WriteSafetensors(analysis, path); break;
             case ".json": WriteJson(analysis, path); break;
             default: throw new InvalidRequestException($"--out must end in .safetensors, .json or .csv: {path}");

@@ -2,25 +2,26 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using AttentionViz.Backend.Analysis;
-using AttentionViz.Backend.Rendering;
 
 namespace AttentionViz.Backend.Export;
 
 /// <summary>
-/// One attention matrix (a layer and head, -1 = the mean) as CSV or JSON. CSV follows RFC 4180: CRLF line ends, and a
-/// field holding a comma, quote, CR or LF is quoted with its quotes doubled, so any token text survives. The first row
-/// is <c>query \ key</c> followed by the key tokens; each further row is a query token followed by its attention
-/// weights, written in the shortest form that reads back as the same float32.
+/// One attention matrix (a layer and head, -1 = the mean) as CSV or JSON, read through the view path
+/// (<see cref="AttentionViews.View"/>: special tokens hidden, words merged, as the panel and render/png show it) and
+/// labelled with the view units' display text. CSV follows RFC 4180: CRLF line ends, and a field holding a comma,
+/// quote, CR or LF is quoted with its quotes doubled, so any label survives. The first row is <c>query \ key</c>
+/// followed by the key labels; each further row is a query label followed by its attention weights, written in the
+/// shortest form that reads back as the same float32.
 /// </summary>
 public static class MatrixExport
 {
     public const string Corner = "query \\ key";
 
-    public static void WriteCsv(StoredAnalysis analysis, int layer, int head, string path)
+    public static void WriteCsv(StoredAnalysis analysis, int layer, int head, string path, ViewOptions? view = null)
     {
-        var (matrix, n) = Matrix(analysis, layer, head);
+        var viewed = View(analysis, layer, head, view);
         using var writer = new StreamWriter(path, false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
-        WriteCsv(writer, matrix, analysis.Tokens.Select(t => t.Text).ToArray(), n);
+        WriteCsv(writer, viewed.Data, viewed.Units.Select(u => u.Display).ToArray(), viewed.Rows);
     }
 
     public static void WriteCsv(TextWriter writer, ReadOnlySpan<float> matrix, IReadOnlyList<string> labels, int n)
@@ -48,30 +49,34 @@ public static class MatrixExport
     public static string Field(string value) =>
         value.AsSpan().IndexOfAny(",\"\r\n") < 0 ? value : "\"" + value.Replace("\"", "\"\"") + "\"";
 
-    public static void WriteJson(StoredAnalysis analysis, int layer, int head, string path)
+    /// <summary>
+    /// The matrix with the analysis's tokens (as analyzed) and the view's units, which label its rows and columns
+    /// (<c>firstToken</c>/<c>lastToken</c> index the tokens).
+    /// </summary>
+    public static void WriteJson(StoredAnalysis analysis, int layer, int head, string path, ViewOptions? view = null)
     {
-        var (matrix, n) = Matrix(analysis, layer, head);
+        var options = view ?? new ViewOptions();
+        var viewed = View(analysis, layer, head, options);
+        var n = viewed.Rows;
         var rows = new float[n][];
-        for (var row = 0; row < n; row++) rows[row] = matrix.AsSpan(row * n, n).ToArray();
+        for (var row = 0; row < n; row++) rows[row] = viewed.Data.AsSpan(row * n, n).ToArray();
         using var stream = File.Create(path);
         JsonSerializer.Serialize(stream, new
         {
             model = analysis.Model,
             layer,
             head,
+            options.HideSpecial,
+            options.WordLevel,
             tokens = analysis.Tokens.Select(t => new { id = t.Id, text = t.Text, start = t.Start, end = t.End, special = t.Special }),
+            units = viewed.Units,
             matrix = rows,
         }, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
     }
 
-    private static (float[] Matrix, int N) Matrix(StoredAnalysis analysis, int layer, int head)
-    {
-        RequestChecks.LayerHead(analysis.Model.Layers, analysis.Model.Heads, layer, head, RequestChecks.MinusOneIsMean);
-        var n = analysis.Tokens.Count;
-        var matrix = new float[n * n];
-        analysis.Attention.Matrix(layer, head, matrix);
-        return (matrix, n);
-    }
+    /// <summary>The one path (attention/view's): every row of the matrix, never pooled.</summary>
+    private static ViewResult View(StoredAnalysis analysis, int layer, int head, ViewOptions? view) =>
+        AttentionViews.View(analysis, new ViewRequest(layer, head, view ?? new ViewOptions()));
 
     /// <summary>
     /// A path a client asked us to write: absolute, in a folder that exists, not a folder itself. Relative paths would
@@ -79,7 +84,7 @@ public static class MatrixExport
     /// </summary>
     public static string CheckOutputPath(string? path, string? requiredExtension = null)
     {
-        if (string.IsNullOrWhiteSpace(path)) throw new InvalidRequestException("Missing parameter 'path'.");
+        if (string.IsNullOrWhiteSpace(path)) throw RequestChecks.Missing("path");
         if (path.IndexOf('\0') >= 0 || !Path.IsPathFullyQualified(path)) throw new InvalidRequestException($"path must be absolute: \"{path}\".");
         var full = Path.GetFullPath(path);
         if (Directory.Exists(full)) throw new InvalidRequestException($"path is a folder, not a file: {full}");

@@ -45,12 +45,8 @@ public sealed class ColorMap
     public static IReadOnlyList<string> Names { get; } = [ViridisName, GreysName];
 
     /// <summary>The map called <paramref name="name"/> (null: viridis); an unknown name is a bad request.</summary>
-    public static ColorMap Named(string? name) => (name ?? ViridisName).ToLowerInvariant() switch
-    {
-        ViridisName => Viridis,
-        GreysName => Greys,
-        _ => throw new InvalidRequestException($"colorMap must be one of {string.Join(", ", Names.Select(n => $"\"{n}\""))}; got \"{name}\"."),
-    };
+    public static ColorMap Named(string? name) =>
+        RequestChecks.OneOfIgnoringCase("colorMap", name ?? ViridisName, Names) == ViridisName ? Viridis : Greys;
 
     private readonly (double R, double G, double B)[] _points;
     private readonly uint[] _table = new uint[TableSize];

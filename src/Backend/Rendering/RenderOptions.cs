@@ -24,12 +24,9 @@ public sealed record RenderOptions(
 
     internal ColorMap Map => Rendering.ColorMap.Named(ColorMap);
 
-    internal Theme Colors => (Theme ?? "light").ToLowerInvariant() switch
-    {
-        "light" => Rendering.Theme.Light,
-        "dark" => Rendering.Theme.Dark,
-        _ => throw new InvalidRequestException($"theme must be \"light\" or \"dark\"; got \"{Theme}\"."),
-    };
+    internal Theme Colors => RequestChecks.OneOfIgnoringCase("theme", Theme ?? "light", "light", "dark") == "light"
+        ? Rendering.Theme.Light
+        : Rendering.Theme.Dark;
 
     internal void Validate()
     {

@@ -13,7 +13,11 @@ public sealed record RenderPngParams(
 /// <summary><c>png</c> is omitted when the image was written to <c>path</c>.</summary>
 public sealed record RenderPngResult(ReadOnlyMemory<byte>? Png, int Width, int Height, string? Path = null, long? Bytes = null);
 
-public sealed record ExportParams(string? AnalysisId, string? Format, int? Layer = null, int? Head = null, string? Path = null);
+/// <param name="HideSpecial">csv and json: leave out special tokens and renormalise the rows, as attention/view does</param>
+/// <param name="WordLevel">csv and json: merge subword tokens into words, as attention/view does</param>
+public sealed record ExportParams(
+    string? AnalysisId, string? Format, int? Layer = null, int? Head = null, string? Path = null, bool HideSpecial = false,
+    bool WordLevel = false);
 public sealed record ExportResult(string Path, long Bytes);
 
 /// <summary>render/… and attention/export: images and files made from a stored analysis.</summary>
@@ -45,10 +49,11 @@ public sealed class RenderTarget(AttentionService service)
         var path = MatrixExport.CheckOutputPath(request!.Path);
         using var lease = service.Acquire(id);
         var (layer, head) = (request.Layer ?? -1, request.Head ?? -1);
+        var view = new ViewOptions(request.HideSpecial, request.WordLevel);
         switch (RequestChecks.OneOf("format", request.Format, "csv", "json", "safetensors"))
         {
-            case "csv": MatrixExport.WriteCsv(lease.Analysis, layer, head, path); break;
-            case "json": MatrixExport.WriteJson(lease.Analysis, layer, head, path); break;
+            case "csv": MatrixExport.WriteCsv(lease.Analysis, layer, head, path, view); break;
+            case "json": MatrixExport.WriteJson(lease.Analysis, layer, head, path, view); break;
             case "safetensors":
                 if (request.Layer is not null || request.Head is not null)
                     throw new InvalidRequestException("safetensors holds the whole analysis (every layer and head): leave layer and head out.");

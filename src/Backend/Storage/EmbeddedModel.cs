@@ -180,7 +180,8 @@ public static class EmbeddedModel
             }
             catch (IOException e) when (clock.Elapsed >= options.LockTimeout)
             {
-                throw new TimeoutException($"Gave up after {options.LockTimeout} waiting for the conversion lock {path} held by another process.", e);
+                throw new ModelLoadException(
+                    $"{ModelName}: gave up after {options.LockTimeout} waiting for the conversion lock {path} held by another process.", e);
             }
             catch (IOException)
             {

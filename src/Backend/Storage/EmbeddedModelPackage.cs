@@ -22,7 +22,7 @@ public static class EmbeddedModelPackage
 
     public static Stream OpenResource(string name) =>
         Package.Value.GetManifestResourceStream(name)
-        ?? throw new InvalidDataException($"Resource {name} not found in {AssemblyPath}.");
+        ?? throw ModelFormatException.For(AssemblyPath, null, $"resource {name} not found.");
 
     /// <summary>A resource's bytes, read in one piece.</summary>
     public static byte[] ReadResourceBytes(string name)

@@ -52,14 +52,16 @@ public sealed class BertTokenizer : IModelTokenizer
     public int SpecialTokenCount => 2;
     public int PairSpecialTokenCount => 3;
 
-    private BertTokenizer(IReadOnlyList<string> vocab, bool lowerCase)
+    /// <param name="invalid">the exception for a vocabulary that cannot be used: an argument error for a list in
+    /// memory, a format error for a vocab.txt</param>
+    private BertTokenizer(IReadOnlyList<string> vocab, bool lowerCase, Func<string, Exception> invalid)
     {
         LowerCase = lowerCase;
         _idToToken = [.. vocab];
         // As HF's load_vocab: a duplicated line maps to its last id.
         _vocab = new Dictionary<string, int>(_idToToken.Length, StringComparer.Ordinal);
         for (int id = 0; id < _idToToken.Length; id++)
-            _vocab[_idToToken[id] ?? throw new ArgumentException($"Vocabulary entry {id} is null.", nameof(vocab))] = id;
+            _vocab[_idToToken[id] ?? throw invalid($"Vocabulary entry {id} is null.")] = id;
         _wordPiece = new WordPiece(_vocab, ContinuationPrefix, MaxInputCharsPerWord);
 
         UnknownTokenId = Require("[UNK]");
@@ -72,7 +74,7 @@ public sealed class BertTokenizer : IModelTokenizer
 
         int Require(string token) => _vocab.TryGetValue(token, out int id)
             ? id
-            : throw new ArgumentException($"The vocabulary has no {token} token.", nameof(vocab));
+            : throw invalid($"The vocabulary has no {token} token.");
     }
 
     /// <summary>A tokenizer over <paramref name="vocab"/> (id = index). <paramref name="lowerCase"/> also strips accents, as HF
@@ -80,14 +82,14 @@ public sealed class BertTokenizer : IModelTokenizer
     public static BertTokenizer FromVocabulary(IReadOnlyList<string> vocab, bool lowerCase = true)
     {
         ArgumentNullException.ThrowIfNull(vocab);
-        return new BertTokenizer(vocab, lowerCase);
+        return new BertTokenizer(vocab, lowerCase, message => new ArgumentException(message, nameof(vocab)));
     }
 
     /// <summary>Reads a vocab.txt (one token per line; LF, CRLF or CR line endings, as Python's universal newlines).</summary>
     public static BertTokenizer FromVocabFile(string path, bool lowerCase = true)
     {
         var lines = File.ReadLines(path, Encoding.UTF8).ToList();
-        return TokenizerFile.Read(path, () => new BertTokenizer(lines, lowerCase));
+        return TokenizerFile.Read(path, () => new BertTokenizer(lines, lowerCase, message => new ModelFormatException(message)));
     }
 
     public string? IdToToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;

@@ -31,6 +31,13 @@ public static class TokenDisplay
 
     private static bool IsSpaceMarker(int c) => c is 'Ġ' or '▁';
 
+    /// <summary>
+    /// A token that starts a new word whatever its span: a leading space marker (<c>Ġ</c>, <c>▁</c>), byte-level
+    /// <c>Ċ</c> (a newline) or whitespace. The word view's grouping rule (Analysis/AttentionViews.GroupWords).
+    /// </summary>
+    public static bool StartsWord(string text) =>
+        text.Length > 0 && (IsSpaceMarker(text[0]) || text[0] == 'Ċ' || char.IsWhiteSpace(text[0]));
+
     /// <summary>The text with its <c>##</c> or leading <c>Ġ</c>/<c>▁</c> removed (a marker alone stays), unescaped:
     /// the pieces of a word concatenate to the word. Special tokens are returned as they are.</summary>
     public static string WithoutMarkers(Token token)

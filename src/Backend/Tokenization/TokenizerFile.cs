@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using AttentionViz.Backend.Storage;
 
 namespace AttentionViz.Backend.Tokenization;
@@ -25,10 +26,19 @@ internal static class TokenizerFile
         {
             throw ModelFormatException.For(path, null, e.Message, e);
         }
-        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException
-                                      or JsonException or IndexOutOfRangeException or ArgumentException)
+        catch (Exception e) when (MeansABadFile(e))
         {
             throw ModelFormatException.For(path, null, $"malformed tokenizer file ({e.Message}).", e);
         }
     }
+
+    /// <summary>
+    /// Bad JSON; the JSON reader's complaints about the content (a missing key, a value of the wrong kind, a number
+    /// out of range, an array too short); or a bad regex in a pattern. The same exception types thrown by our own code
+    /// are bugs, and stay "Internal error" with their stack in the log.
+    /// </summary>
+    private static bool MeansABadFile(Exception e) =>
+        e is JsonException or RegexParseException
+        || (e is KeyNotFoundException or InvalidOperationException or FormatException or IndexOutOfRangeException
+            && e.TargetSite?.Module.Assembly == typeof(JsonElement).Assembly);
 }

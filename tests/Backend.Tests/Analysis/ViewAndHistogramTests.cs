@@ -1,4 +1,5 @@
 using AttentionViz.Backend.Analysis;
+using AttentionViz.Backend.Tokenization;
 using static AttentionViz.Backend.Tests.Analysis.AnalysisTestData;
 
 namespace AttentionViz.Backend.Tests.Analysis;
@@ -51,6 +52,18 @@ public sealed class ViewAndHistogramTests
         // Ids only (spans [0,0)): nothing merges unless marked with ##.
         var bare = Spans(("a", 0, 0, false), ("b", 0, 0, false), ("##c", 0, 0, false));
         CollectionAssert.AreEqual(new[] { (0, 0), (1, 2) }, AttentionViews.GroupWords(bare).ToArray());
+    }
+
+    [TestMethod]
+    public void ALoneDoubleHashIsALiteralTokenAsTokenDisplaySays()
+    {
+        // "a ##": the lone ## is text (TokenDisplay.IsContinuation), so the space before it splits the words.
+        var spaced = Spans(("a", 0, 1, false), ("##", 2, 4, false), ("##b", 4, 5, false));
+        Assert.IsFalse(TokenDisplay.IsContinuation("##"));
+        CollectionAssert.AreEqual(new[] { (0, 0), (1, 2) }, AttentionViews.GroupWords(spaced).ToArray());
+        // A newline (byte-level Ċ) starts a word even where the spans touch.
+        var lines = Spans(("a", 0, 1, false), ("Ċ", 1, 2, false), ("b", 2, 3, false));
+        CollectionAssert.AreEqual(new[] { (0, 0), (1, 2) }, AttentionViews.GroupWords(lines).ToArray());
     }
 
     [TestMethod]

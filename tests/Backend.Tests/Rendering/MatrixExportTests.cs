@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using AttentionViz.Backend.Analysis;
 using AttentionViz.Backend.Export;
+using AttentionViz.Backend.Tokenization;
 using static AttentionViz.Backend.Tests.Rendering.RenderTestSupport;
 
 namespace AttentionViz.Backend.Tests.Rendering;
@@ -34,12 +35,13 @@ public sealed class MatrixExportTests
         var records = CsvReader.Parse(File.ReadAllText(path));
         var n = Awkward.Length;
         Assert.HasCount(n + 1, records);
-        CollectionAssert.AreEqual(new[] { "query \\ key" }.Concat(Awkward).ToArray(), records[0], "header: the key tokens");
+        var labels = Awkward.Select(t => TokenDisplay.Escape(t)).ToArray(); // "line\\r\\nbreak", "\\n": as the panel shows them
+        CollectionAssert.AreEqual(new[] { "query \\ key" }.Concat(labels).ToArray(), records[0], "header: the key tokens' display text");
         var expected = Expected(analysis, layer, head);
         for (var q = 0; q < n; q++)
         {
             Assert.HasCount(n + 1, records[q + 1]);
-            Assert.AreEqual(Awkward[q], records[q + 1][0], $"row {q}: the query token");
+            Assert.AreEqual(labels[q], records[q + 1][0], $"row {q}: the query token");
             for (var k = 0; k < n; k++)
             {
                 var value = float.Parse(records[q + 1][k + 1], NumberStyles.Float, CultureInfo.InvariantCulture);
@@ -47,6 +49,59 @@ public sealed class MatrixExportTests
                     $"({q}, {k}): {records[q + 1][k + 1]}");
             }
         }
+    }
+
+    /// <summary>[CLS] un ##believ ##able Ġdog [SEP]: special tokens to hide, pieces to merge, markers to drop.</summary>
+    private static StoredAnalysis WithViewOptionsToApply()
+    {
+        Token[] tokens =
+        [
+            new(0, "[CLS]", 0, 0, true), new(1, "un", 0, 2, false), new(2, "##believ", 2, 8, false),
+            new(3, "##able", 8, 12, false), new(4, "Ġdog", 12, 16, false), new(5, "[SEP]", 0, 0, true),
+        ];
+        var texts = tokens.Select(t => t.Text).ToArray();
+        return HandMade(texts, 2, 3, RandomRows(tokens.Length, 5), tokens: tokens);
+    }
+
+    public static IEnumerable<object[]> ViewOptionsCases =>
+        [[new ViewOptions()], [new ViewOptions(HideSpecial: true)], [new ViewOptions(WordLevel: true)], [new ViewOptions(true, true)]];
+
+    [TestMethod]
+    [DynamicData(nameof(ViewOptionsCases))]
+    public void CsvIsTheViewsMatrixLabelledWithItsDisplayText(ViewOptions options)
+    {
+        // Before, the CSV read the raw matrix with the raw token text ("##believ", "Ġdog") whatever the view.
+        var analysis = WithViewOptionsToApply();
+        var view = AttentionViews.View(analysis, new ViewRequest(1, -1, options));
+        var path = Temp("view.csv");
+        MatrixExport.WriteCsv(analysis, 1, -1, path, options);
+        var records = CsvReader.Parse(File.ReadAllText(path));
+        var labels = view.Units.Select(u => u.Display).ToArray();
+        CollectionAssert.AreEqual(new[] { "query \\ key" }.Concat(labels).ToArray(), records[0]);
+        Assert.DoesNotContain("Ġdog", labels);
+        var values = records.Skip(1).SelectMany(r => r.Skip(1))
+            .Select(v => float.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture)).ToArray();
+        CollectionAssert.AreEqual(view.Data, values);
+        CollectionAssert.AreEqual(labels, records.Skip(1).Select(r => r[0]).ToArray());
+    }
+
+    [TestMethod]
+    public void JsonIsTheViewsMatrixWithItsUnits()
+    {
+        var analysis = WithViewOptionsToApply();
+        var options = new ViewOptions(HideSpecial: true, WordLevel: true);
+        var view = AttentionViews.View(analysis, new ViewRequest(0, 2, options));
+        var path = Temp("view.json");
+        MatrixExport.WriteJson(analysis, 0, 2, path, options);
+        var json = JsonDocument.Parse(File.ReadAllText(path)).RootElement;
+        Assert.IsTrue(json.GetProperty("hideSpecial").GetBoolean());
+        Assert.IsTrue(json.GetProperty("wordLevel").GetBoolean());
+        var units = json.GetProperty("units").EnumerateArray().ToArray();
+        CollectionAssert.AreEqual(new[] { "unbelievable", "dog" }, units.Select(u => u.GetProperty("display").GetString()).ToArray());
+        CollectionAssert.AreEqual(new[] { 1, 4 }, units.Select(u => u.GetProperty("firstToken").GetInt32()).ToArray());
+        Assert.AreEqual(6, json.GetProperty("tokens").GetArrayLength(), "the tokens as analyzed");
+        var actual = json.GetProperty("matrix").EnumerateArray().SelectMany(row => row.EnumerateArray().Select(v => v.GetSingle())).ToArray();
+        CollectionAssert.AreEqual(view.Data, actual);
     }
 
     [TestMethod]

@@ -79,6 +79,19 @@ public sealed class RenderCliTests
     }
 
     [TestMethod]
+    public void AnalyzeToCsvAppliesTheViewOptions()
+    {
+        var output = Temp("hidden.csv");
+        var (code, _, stderr) = Run("analyze", "--text", "hello world", "--hide-special", "--out", output);
+        Assert.AreEqual(0, code, stderr);
+        CollectionAssert.AreEqual(new[] { "query \\ key", "hello", "world" }, CsvReader.Parse(File.ReadAllText(output))[0]);
+
+        (code, _, stderr) = Run("analyze", "--text", "hello world", "--word-level", "--out", Temp("whole.safetensors"));
+        Assert.AreEqual(2, code, "the view options apply to .csv only");
+        StringAssert.Contains(stderr, "--word-level");
+    }
+
+    [TestMethod]
     [DataRow("--text", "hi", "--out", "/nonexistent-folder/x.png", DisplayName = "missing folder")]
     [DataRow("--text", "hi", "--out", "/tmp/x.txt", DisplayName = "not a .png")]
     [DataRow("--text", "hi", "--grid", "--layer", "1", "--out", "/tmp/avz-grid.png", DisplayName = "grid with a layer")]

@@ -230,6 +230,22 @@ public sealed class RenderRpcTests
     }
 
     [TestMethod]
+    public async Task ExportWithViewOptionsIsTheViewsMatrix()
+    {
+        var id = await Analyze();
+        var path = Path.Combine(TempFolder(), "hidden.csv");
+        await Call("attention/export", new { analysisId = id, format = "csv", layer = 0, head = 3, path, hideSpecial = true });
+        var view = await Call("attention/view", new { analysisId = id, layer = 0, head = 3, hideSpecial = true });
+        var records = CsvReader.Parse(File.ReadAllText(path));
+        var units = view.GetProperty("units").EnumerateArray().Select(u => u.GetProperty("display").GetString()).ToArray();
+        Assert.DoesNotContain("[CLS]", units);
+        CollectionAssert.AreEqual(units, records[0][1..], "labels: the units' display text");
+        var expected = MemoryMarshal.Cast<byte, float>(view.GetProperty("data").GetBytesFromBase64()).ToArray();
+        var parsed = records.Skip(1).SelectMany(r => r[1..].Select(v => float.Parse(v, CultureInfo.InvariantCulture))).ToArray();
+        CollectionAssert.AreEqual(expected, parsed);
+    }
+
+    [TestMethod]
     public async Task RenderPngOverTheRealProcessKeepsStdoutToFrames()
     {
         // Native SkiaSharp code runs in the server process: it must not write to the protocol stream.

@@ -108,6 +108,26 @@ public sealed class ErrorModelTests
         Assert.AreEqual("headReduce must be \"mean\" or \"max\"; got \"median\".", reduce.Message);
     }
 
+    [TestMethod]
+    public async Task ChoicesBoundsAndMissingParamsAreWordedByTheSharedChecks()
+    {
+        var client = ClientOf(_backend);
+        var id = (await _backend.Call("attention/analyze", new { text = "Hello world" })).GetProperty("analysisId").GetString();
+        var metric = await Failure(client, "attention/histogram", new { analysisId = id, metric = "beauty" });
+        StringAssert.StartsWith(metric.Message, "metric must be \"entropy\", \"normalizedEntropy\", ");
+        StringAssert.EndsWith(metric.Message, " or \"selfDistance\"; got \"beauty\".");
+        var topK = await Failure(client, "attention/row", new { analysisId = id, layer = 0, head = 0, token = 0, direction = "from", topK = -1 });
+        Assert.AreEqual("topK must be at least 0; got -1.", topK.Message);
+        var colorMap = await Failure(client, "render/png", new { analysisId = id, colorMap = "jet" });
+        Assert.AreEqual("colorMap must be \"viridis\" or \"greys\"; got \"jet\".", colorMap.Message);
+        var theme = await Failure(client, "render/png", new { analysisId = id, theme = "sepia" });
+        Assert.AreEqual("theme must be \"light\" or \"dark\"; got \"sepia\".", theme.Message);
+        var path = await Failure(client, "attention/export", new { analysisId = id, format = "csv" });
+        Assert.AreEqual(((int)AppErrorCode.InvalidParams, "Missing parameter 'path'."), path);
+        // Choices of rendering options still ignore case.
+        await _backend.Call("render/png", new { analysisId = id, colorMap = "Greys", theme = "DARK", size = 8 });
+    }
+
     /// <summary>A target whose handlers fail the ways the backend's code can, served by the backend's JsonRpc.</summary>
     public sealed class FailingTarget
     {

@@ -7,8 +7,10 @@ namespace AttentionViz.Backend.Tests.Runtime;
 /// The backend's namespaces form layers: a namespace may use the ones below it, never one that uses it back. Read from
 /// the compiled assembly (signatures and IL), so references through a parent namespace or a full name count too
 /// (constants are inlined by the compiler and leave no trace, which is harmless: they create no dependency at run time).
-/// A sub-namespace is a part of its parent's area and may use it (Tokenization.HuggingFace builds Tokenization's
-/// tokens), so an edge from a namespace to its own ancestor is not counted.
+/// A sub-namespace listed in <see cref="PartsOfTheirParent"/> is a part of its parent's area and may use it
+/// (Tokenization.HuggingFace builds Tokenization's tokens, and Tokenization's loader builds it), so its edges to its
+/// ancestors are not counted. Any other sub-namespace is an area of its own (Models.Core holds the blocks Models
+/// assembles), and its edges to its ancestors count like any other.
 /// </summary>
 [TestClass]
 public sealed class NamespaceCycleTests
@@ -33,6 +35,16 @@ public sealed class NamespaceCycleTests
         CollectionAssert.AreEqual(new[] { "A", "B", "C", "A" }, FindCycle(graph));
         graph["C"].Clear();
         Assert.IsNull(FindCycle(graph));
+    }
+
+    [TestMethod]
+    public void OnlyTheListedPartsMayUseTheirParent()
+    {
+        // Before, every child → ancestor edge was dropped: Models.Core using Models went unseen.
+        Assert.IsTrue(Counts("AttentionViz.Backend.Models.Core", "AttentionViz.Backend.Models"));
+        Assert.IsFalse(Counts("AttentionViz.Backend.Tokenization.HuggingFace", "AttentionViz.Backend.Tokenization"));
+        Assert.IsTrue(Counts("AttentionViz.Backend.Tokenization.HuggingFace", "AttentionViz.Backend.Models"));
+        Assert.IsFalse(Counts("AttentionViz.Backend.Models", "AttentionViz.Backend.Models"));
     }
 
     [TestMethod]
@@ -79,13 +91,18 @@ public sealed class NamespaceCycleTests
             if (from is null) continue;
             var uses = graph.TryGetValue(from, out var set) ? set : graph[from] = new(StringComparer.Ordinal);
             foreach (var used in ReferencedTypes(type))
-                if (used.Assembly == assembly && NamespaceOf(used) is { } to && to != from && !IsPartOf(from, to))
+                if (used.Assembly == assembly && NamespaceOf(used) is { } to && Counts(from, to))
                     uses.Add(to);
         }
         return graph;
     }
 
-    private static bool IsPartOf(string child, string parent) => child.StartsWith(parent + ".", StringComparison.Ordinal);
+    /// <summary>The sub-namespaces that are a part of their parent's area (see the class comment).</summary>
+    private static readonly string[] PartsOfTheirParent = ["AttentionViz.Backend.Tokenization.HuggingFace"];
+
+    /// <summary>Whether a reference from namespace <paramref name="from"/> to <paramref name="to"/> is an edge.</summary>
+    internal static bool Counts(string from, string to) =>
+        from != to && !(PartsOfTheirParent.Contains(from) && from.StartsWith(to + ".", StringComparison.Ordinal));
 
     /// <summary>The namespace of the outermost declaring type (compiler-generated closures sit inside their user).</summary>
     private static string? NamespaceOf(Type type)

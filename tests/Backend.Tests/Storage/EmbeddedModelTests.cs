@@ -239,6 +239,27 @@ public sealed class EmbeddedModelTests
     }
 
     [TestMethod]
+    public void ALockHeldTooLong_IsAModelLoadException()
+    {
+        // Before: a TimeoutException, which reached the user as "Internal error".
+        var models = Directory.CreateDirectory(Path.Combine(_root, "locked", "models")).FullName;
+        var lockPath = Path.Combine(models, $".{EmbeddedModel.FolderName}.lock");
+        using var held = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        var options = OptionsFor(Path.Combine(_root, "locked")) with { LockTimeout = TimeSpan.FromMilliseconds(200) };
+        var e = Assert.ThrowsExactly<ModelLoadException>(() => EmbeddedModel.EnsureConverted(options));
+        StringAssert.Contains(e.Message, lockPath);
+        Assert.AreEqual(AppErrorCode.ModelLoadFailed, ErrorMapping.Describe(e).Code);
+    }
+
+    [TestMethod]
+    public void AResourceMissingFromThePackage_IsAModelFormatException()
+    {
+        var e = Assert.ThrowsExactly<ModelFormatException>(() => EmbeddedModelPackage.OpenResource("no.such.resource"));
+        Assert.AreEqual(EmbeddedModelPackage.AssemblyPath, e.FilePath);
+        StringAssert.Contains(e.Message, "no.such.resource");
+    }
+
+    [TestMethod]
     public void NotAnOnnxFile_IsAModelFormatException()
     {
         var e = Assert.ThrowsExactly<ModelFormatException>(() =>

@@ -34,6 +34,13 @@ public sealed class TokenizerFileErrorTests
         ["vocab.txt", "[CLS]\n[SEP]\nhello\n", "[UNK]"],
         ["merges.txt", "#version: 0.2\nnospace\n", "nospace"],
         ["vocab.json", "[1, 2", "malformed"],
+        // unsupported features are files this backend cannot use: -32002 as well (docs/protocol.md, "Errors")
+        ["tokenizer.json", """{ "model": { "type": "BPE", "vocab": { "a": 0 }, "merges": [], "dropout": 0.1 } }""", "dropout"],
+        ["tokenizer.json", """{ "model": { "type": "Unigram", "vocab": [["a", 0.0]] } }""", "unk_id"],
+        // the JSON reader's complaints and a bad regex
+        ["tokenizer.json", """{ "model": { "type": "BPE", "vocab": { "a": 0 }, "merges": [["a"]] } }""", "malformed"],
+        ["tokenizer.json", $$"""{ "pre_tokenizer": { "type": "Split", "pattern": { "Regex": "(" }, "behavior": "Isolated" }, {{TinyBpeModel}} }""",
+            "malformed"],
     ];
 
     [TestMethod]
@@ -71,6 +78,16 @@ public sealed class TokenizerFileErrorTests
                 File.WriteAllText(Path.Combine(dir, "merges.txt"), "#version: 0.2\nh i\n");
                 break;
         }
+    }
+
+    [TestMethod]
+    public void OurOwnBugsAreNotCalledABadFile()
+    {
+        // Before, any InvalidOperation, IndexOutOfRange or Argument exception became "malformed tokenizer file".
+        static int Read(Exception bug) => TokenizerFile.Read<int>("/t/tokenizer.json", () => throw bug);
+        Assert.ThrowsExactly<InvalidOperationException>(() => Read(new InvalidOperationException("bug")));
+        Assert.ThrowsExactly<IndexOutOfRangeException>(() => Read(new IndexOutOfRangeException()));
+        Assert.ThrowsExactly<ArgumentException>(() => Read(new ArgumentException("bug")));
     }
 
     [TestMethod]

@@ -102,6 +102,10 @@ export interface ExportParams {
   layer?: number;
   head?: number;
   path?: string;
+  /** csv and json: leave out special tokens and renormalise the rows, as attention/view does */
+  hideSpecial?: boolean;
+  /** csv and json: merge subword tokens into words, as attention/view does */
+  wordLevel?: boolean;
 }
 
 export interface ExportResult {
