@@ -187,13 +187,12 @@ export class Backend implements vscode.Disposable {
    * A request with the state shown in the status bar; cancelled requests reject with CancelledError.
    * Params and result are typed by the generated RequestMap.
    */
-  request<M extends keyof RequestMap>(
+  async request<M extends keyof RequestMap>(
     method: M,
     params: RequestMap[M]['params'],
     token?: vscode.CancellationToken,
     what?: string,
-  ): Promise<RequestMap[M]['result']>;
-  async request(method: string, params: object, token?: vscode.CancellationToken, what?: string): Promise<unknown> {
+  ): Promise<RequestMap[M]['result']> {
     const proc = await this.ensureStarted();
     const model = this.defaultModel;
     if (what) {
@@ -201,7 +200,7 @@ export class Backend implements vscode.Disposable {
       this.setState({ kind: 'busy', model, what, since: Date.now() });
     }
     try {
-      return await proc.request(method as keyof RequestMap, params as never, token);
+      return await proc.request(method, params, token);
     } finally {
       if (what && --this.busyCount === 0 && this.proc?.running) this.setState({ kind: 'ready', model });
     }

@@ -12,7 +12,14 @@ import {
   type MessageConnection,
   type CancellationToken,
 } from 'vscode-jsonrpc/node';
-import { Methods, ErrorCodes, type InitializeParams, type InitializeResult, type RequestMap } from '../shared/protocol';
+import {
+  Methods,
+  ErrorCodes,
+  type InitializeParams,
+  type InitializeResult,
+  type NotificationMap,
+  type RequestMap,
+} from '../shared/protocol';
 
 export interface LaunchSpec {
   command: string;
@@ -111,12 +118,7 @@ export class BackendProcess {
     });
     const params: InitializeParams = { clientName: 'AttentionViz for VS Code', clientVersion, allowPickle };
     try {
-      const result = await Promise.race([
-        connection.sendRequest<InitializeResult>(Methods.initialize, params),
-        spawnError,
-        exitInfo,
-        timeout,
-      ]);
+      const result = await Promise.race([this.request(Methods.initialize, params), spawnError, exitInfo, timeout]);
       this.initializeResult = result;
       return result;
     } catch (e) {
@@ -160,16 +162,25 @@ export class BackendProcess {
     }
   }
 
+  /** Sends a notification (no answer comes); params are typed by the generated NotificationMap. */
+  notify<M extends keyof NotificationMap>(method: M, params: NotificationMap[M]['params']): Promise<void>;
+  async notify(method: string, params: unknown): Promise<void> {
+    if (!this.connection || this.exited) throw new Error('backend is not running');
+    // As for requests: undefined params would go out as [null].
+    await (params === undefined
+      ? this.connection.sendNotification(method)
+      : this.connection.sendNotification(method, params));
+  }
+
   /** `shutdown` then `exit`, then a kill if it has not ended after `graceMs`. */
   async stop(graceMs = 2000): Promise<void> {
     if (!this.child || this.exited) return;
     this.stopping = true;
-    const conn = this.connection;
     try {
-      if (conn) {
+      if (this.connection) {
         // No params at all: `null` would go out as [null], which the backend refuses, and it then exits with 1.
-        await Promise.race([conn.sendRequest(Methods.shutdown), delay(graceMs)]);
-        await conn.sendNotification(Methods.exit).catch(() => undefined);
+        await Promise.race([this.request(Methods.shutdown, undefined), delay(graceMs)]);
+        await this.notify(Methods.exit, undefined).catch(() => undefined);
       }
     } catch {
       /* the process may already be gone */

@@ -7,13 +7,12 @@ import { CancellationTokenSource } from './backendProcess';
 import { AttentionPanel, PANEL_VIEW_TYPE } from './panel';
 import type { ShownAnalysis } from './session';
 import { decodeFloat32 } from '../shared/matrix';
-import type { AnalysisMethod, AnalyzedModel, RequestMap } from '../shared/protocol';
-import type { AnalysisView, HostToWebview, ShownView, WebviewToHost } from '../shared/messages';
+import type { AnalyzedModel } from '../shared/protocol';
+import type { AnalysisView, HostToWebview, RpcRequest, ShownView, WebviewToHost } from '../shared/messages';
 
 export const GONE =
   'this analysis is gone (the backend restarted or the text changed): run “Show Attention for Selection” again';
 
-type RpcMessage = Extract<WebviewToHost, { type: 'rpc' }>;
 type RpcAnswer = Extract<HostToWebview, { type: 'rpcResult' | 'rpcError' }>;
 
 const INITIAL_VIEW: ShownView = { layer: 0, head: 0, view: 'head', hideSpecial: false, wordLevel: false };
@@ -148,7 +147,7 @@ export class PanelRouter implements vscode.Disposable {
   }
 
   /** An analysis method for the panel: only on the shown, still valid analysis; matrices decoded to an ArrayBuffer. */
-  async answerRpc(m: RpcMessage): Promise<RpcAnswer> {
+  async answerRpc(m: RpcRequest): Promise<RpcAnswer> {
     const session = this.shown.session;
     if (!session || m.params.analysisId !== session.analysisId || !session.valid) {
       return { type: 'rpcError', requestId: m.requestId, message: GONE };
@@ -157,9 +156,8 @@ export class PanelRouter implements vscode.Disposable {
     this.rpcCts.set(m.requestId, cts);
     try {
       // The webview's params were checked for shape at its boundary; the backend checks their values.
-      const params = m.params as unknown as RequestMap[AnalysisMethod]['params'];
-      const r = (await this.backend.request(m.method, params, cts.token)) as unknown as Record<string, unknown>;
-      if (typeof r.data === 'string' && typeof r.rows === 'number' && typeof r.cols === 'number') {
+      const r = await this.backend.request(m.method, m.params, cts.token);
+      if ('data' in r) {
         // Matrices (view, rollout) travel as an ArrayBuffer, not as base64 or JSON numbers.
         const { data, ...rest } = r;
         const values = decodeFloat32(data, r.rows * r.cols);

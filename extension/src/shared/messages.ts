@@ -1,7 +1,7 @@
 // Every message between the extension host and the panel's webview, as one union keyed on `type`.
 // Matrices travel as ArrayBuffers (structured clone), never as JSON number arrays.
 
-import { ANALYSIS_METHODS, type AnalysisMethod, type AnalyzedModel, type Token } from './protocol';
+import { ANALYSIS_METHODS, type AnalysisMethod, type AnalyzedModel, type RequestMap, type Token } from './protocol';
 
 export interface AnalysisView {
   analysisId: string;
@@ -31,6 +31,19 @@ export interface ShownView {
   wordLevel: boolean;
 }
 
+/** An analysis method's params as a tab gives them: the panel adds the shown analysis' id. */
+export type PanelParams<M extends AnalysisMethod> = Omit<RequestMap[M]['params'], 'analysisId'>;
+
+/** An analysis method's result as the panel gets it: a matrix's base64 `data` travels decoded, beside it. */
+export type PanelResult<M extends AnalysisMethod> = M extends AnalysisMethod
+  ? Omit<RequestMap[M]['result'], 'data'>
+  : never;
+
+/** An analysis method (docs/protocol.md "Analysis") on the shown analysis; params include analysisId. */
+export type RpcRequest<M extends AnalysisMethod = AnalysisMethod> = {
+  [K in M]: { type: 'rpc'; requestId: number; method: K; params: RequestMap[K]['params'] };
+}[M];
+
 // ----- host → webview -----
 export type HostToWebview =
   | { type: 'analysis'; analysis: AnalysisView; state?: Partial<ViewState> }
@@ -40,7 +53,7 @@ export type HostToWebview =
   | { type: 'highlightToken'; token: number | null }
   | ({ type: 'setView' } & Partial<ShownView>)
   /** The answer to an 'rpc'; a matrix answer (view, rollout) has its base64 `data` decoded into `data` here. */
-  | { type: 'rpcResult'; requestId: number; result: Record<string, unknown>; data?: ArrayBuffer }
+  | { type: 'rpcResult'; requestId: number; result: PanelResult<AnalysisMethod>; data?: ArrayBuffer }
   | { type: 'rpcError'; requestId: number; message: string };
 
 // ----- webview → host -----
@@ -51,8 +64,7 @@ export type WebviewToHost =
   | { type: 'hoverToken'; token: number | null }
   | { type: 'rendered'; layer: number; head: number; litPixels: number }
   | { type: 'log'; message: string }
-  /** An analysis method (docs/protocol.md "Analysis") on the shown analysis; params include analysisId. */
-  | { type: 'rpc'; requestId: number; method: AnalysisMethod; params: Record<string, unknown> }
+  | RpcRequest
   /** The panel no longer needs the answer to this 'rpc' (e.g. a superseded attention/flow): cancel it. */
   | { type: 'cancelRpc'; requestId: number };
 
@@ -101,7 +113,8 @@ export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
       if (typeof params.analysisId !== 'string') return undefined;
       // Only plain scalars travel on: the backend validates ranges (-32602).
       for (const v of Object.values(params)) if (!['string', 'number', 'boolean'].includes(typeof v)) return undefined;
-      return { type: 'rpc', requestId: m.requestId, method: m.method as AnalysisMethod, params: { ...params } };
+      // The shape is checked; which fields the method takes, and their values, the backend checks (-32602).
+      return { type: 'rpc', requestId: m.requestId, method: m.method, params: { ...params } as unknown } as RpcRequest;
     }
     case 'cancelRpc':
       if (isInt(m.requestId)) return { type: 'cancelRpc', requestId: m.requestId };

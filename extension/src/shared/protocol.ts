@@ -36,31 +36,6 @@ export type ExportResult = generated.ExportResult;
 // Values the backend checks at run time; its records type them as strings.
 export type RowDirection = 'from' | 'to';
 export type HeadReduce = 'mean' | 'max';
-export type MetricName =
-  | 'entropy'
-  | 'normalizedEntropy'
-  | 'meanDistance'
-  | 'firstToken'
-  | 'cls'
-  | 'sep'
-  | 'previousToken'
-  | 'self'
-  | 'duplicateToken'
-  | 'induction'
-  | 'selfDistance';
-export const METRIC_NAMES: readonly MetricName[] = [
-  'entropy',
-  'normalizedEntropy',
-  'meanDistance',
-  'firstToken',
-  'cls',
-  'sep',
-  'previousToken',
-  'self',
-  'duplicateToken',
-  'induction',
-  'selfDistance',
-];
 
 /** The analysis methods the panel may ask for (through the host, which checks the analysisId). */
 export const ANALYSIS_METHODS = [

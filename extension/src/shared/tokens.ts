@@ -71,18 +71,6 @@ function linearIndexAt(tokens: readonly Token[], offset: number): number {
   return -1;
 }
 
-/** Document ranges (as absolute UTF-16 offsets) of the non-special tokens. */
-export function tokenRanges(
-  tokens: readonly Token[],
-  baseOffset: number,
-): { index: number; start: number; end: number }[] {
-  const out: { index: number; start: number; end: number }[] = [];
-  tokens.forEach((t, index) => {
-    if (!t.special && t.end > t.start) out.push({ index, start: baseOffset + t.start, end: baseOffset + t.end });
-  });
-  return out;
-}
-
 /** Index of the first token whose text is not fully analyzed: the token count before `truncatedAt`. */
 export function truncationSummary(tokens: readonly Token[], text: string, truncatedAt: number | undefined): string {
   const at = truncatedAt ?? Math.max(0, ...tokens.filter((t) => !t.special).map((t) => t.end));

@@ -1,7 +1,7 @@
 // What every tab shares: the shown analysis and the view state, and the one
 // request path to the host (analysis methods through 'rpc', matrices included), cached per analysis.
 import { getApi } from './vscodeApi';
-import type { AnalysisView, ViewState } from '../shared/messages';
+import type { AnalysisView, PanelParams, PanelResult, RpcRequest, ViewState } from '../shared/messages';
 import { axisLabel, tokenLabel } from '../shared/tokens';
 import { Methods, type AnalysisMethod, type ViewUnit } from '../shared/protocol';
 import { frame, type TabId } from './frame';
@@ -22,8 +22,9 @@ export interface Persisted extends ViewState {
   options?: Partial<Options>;
   flowToken?: number | null;
 }
-export interface RpcAnswer {
-  result: Record<string, unknown>;
+/** An analysis method's answer: its result, and a matrix's values (view, rollout) decoded. */
+export interface RpcAnswer<M extends AnalysisMethod = AnalysisMethod> {
+  result: PanelResult<M>;
   data?: Float32Array;
 }
 
@@ -80,7 +81,7 @@ export function persist(): void {
 }
 
 /** Canonical key of an analysis request: the method and its params without analysisId, keys sorted. */
-export function rpcKey(method: string, params: Record<string, unknown>): string {
+export function rpcKey(method: string, params: object): string {
   return `${method} ${JSON.stringify(
     Object.fromEntries(
       Object.entries(params)
@@ -91,7 +92,12 @@ export function rpcKey(method: string, params: Record<string, unknown>): string 
 }
 
 /** An analysis method through the host (cached per analysis); undefined when it failed (the status line says why). */
-export function rpc(method: AnalysisMethod, params: Record<string, unknown>): Promise<RpcAnswer | undefined> {
+export function rpc<M extends AnalysisMethod>(method: M, params: PanelParams<M>): Promise<RpcAnswer<M> | undefined> {
+  // The answer is this method's: the cache is keyed by method and params, the host answers by requestId.
+  return ask(method, params) as Promise<RpcAnswer<M> | undefined>;
+}
+
+function ask(method: AnalysisMethod, params: object): Promise<RpcAnswer | undefined> {
   const analysis = app.analysis;
   if (!analysis) return Promise.resolve(undefined);
   const k = rpcKey(method, params);
@@ -101,19 +107,20 @@ export function rpc(method: AnalysisMethod, params: Record<string, unknown>): Pr
   rpcIds.set(k, requestId);
   const p = new Promise<RpcAnswer | undefined>((resolve) => {
     rpcPending.set(requestId, resolve);
-    vscode.postMessage({ type: 'rpc', requestId, method, params: { ...params, analysisId: analysis.analysisId } });
+    const withId = { ...params, analysisId: analysis.analysisId };
+    vscode.postMessage({ type: 'rpc', requestId, method, params: withId } as RpcRequest);
   });
   rpcCache.set(k, p);
   // Failed answers and partial ones (a flow whose time budget ran out) are asked again next time, not kept.
   void p.then((a) => {
     if (rpcIds.get(k) === requestId) rpcIds.delete(k);
-    if ((!a || a.result.complete === false) && rpcCache.get(k) === p) rpcCache.delete(k);
+    if ((!a || ('complete' in a.result && a.result.complete === false)) && rpcCache.get(k) === p) rpcCache.delete(k);
   });
   return p;
 }
 
 /** Cancels an analysis request still in flight (the host relays $/cancelRequest); it settles as undefined. */
-export function cancelRpc(method: AnalysisMethod, params: Record<string, unknown>): void {
+export function cancelRpc<M extends AnalysisMethod>(method: M, params: PanelParams<M>): void {
   const requestId = rpcIds.get(rpcKey(method, params));
   if (requestId === undefined || !rpcPending.has(requestId)) return;
   vscode.postMessage({ type: 'cancelRpc', requestId });
@@ -141,7 +148,7 @@ export function resetRequests(): void {
 }
 
 /** Only the options that are on travel (so equal views share one request). */
-export function viewFlags(): Record<string, boolean> {
+export function viewFlags(): { hideSpecial?: boolean; wordLevel?: boolean } {
   return {
     ...(app.options.hideSpecial ? { hideSpecial: true } : {}),
     ...(app.options.wordLevel ? { wordLevel: true } : {}),
@@ -182,7 +189,7 @@ export async function viewMatrix(layer: number, head: number, maxSize?: number):
   const flags = viewFlags();
   const v = await rpc(Methods.view, { layer, head, ...flags, ...(maxSize ? { maxSize } : {}) });
   if (!v?.data) return undefined;
-  const r = v.result as { rows: number; cols: number; poolFactor: number; units: ViewUnit[] };
+  const r = v.result;
   const units = Object.keys(flags).length ? r.units : null;
   return { rows: r.rows, cols: r.cols, poolFactor: r.poolFactor, data: v.data, units };
 }

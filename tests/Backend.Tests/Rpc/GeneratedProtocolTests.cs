@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Text.RegularExpressions;
+using AttentionViz.Backend.Analysis;
 using AttentionViz.Backend.Rpc;
 using AttentionViz.Backend.Tests.Support;
 
@@ -55,6 +56,9 @@ public sealed partial class GeneratedProtocolTests
         Assert.IsTrue(methods["initialize"].ParamsOptional);
         Assert.IsFalse(methods["attention/row"].ParamsOptional);
         Assert.IsNull(methods["exit"].Params);
+        Assert.IsTrue(methods["exit"].Notification, "a void handler is a notification");
+        Assert.IsFalse(methods["shutdown"].Notification, "shutdown answers (null)");
+        Assert.IsFalse(methods["attention/release"].Notification);
         Assert.AreEqual("export", methods["attention/export"].Key, "the main area needs no prefix");
         Assert.AreEqual("modelsList", methods["models/list"].Key);
     }
@@ -71,6 +75,26 @@ public sealed partial class GeneratedProtocolTests
         StringAssert.Contains(ts, "  ModelFileInvalid: -32002,\n");
         StringAssert.Contains(ts, "  RequestCanceled: -32800,\n");
         StringAssert.Contains(ts, "  /** segment: 0, or 1 for the second text", "a <param> documents its field");
+    }
+
+    [TestMethod]
+    public void NotificationsHaveTheirOwnMapWithoutAResult()
+    {
+        var ts = ProtocolTypeScript.Generate()[ProtocolTypeScript.ProtocolFile];
+        StringAssert.Contains(ts, "export interface NotificationMap {\n  'exit': { params: void };\n}\n");
+        var requests = ts[ts.IndexOf("export interface RequestMap {", StringComparison.Ordinal)..];
+        requests = requests[..requests.IndexOf("}\n", StringComparison.Ordinal)];
+        StringAssert.Contains(requests, "  'shutdown': { params: void; result: unknown };\n");
+        Assert.DoesNotContain("'exit'", requests, "exit is never answered: no request");
+    }
+
+    [TestMethod]
+    public void TheMetricNamesAreTheBackendsList()
+    {
+        var ts = ProtocolTypeScript.Generate()[ProtocolTypeScript.ProtocolFile];
+        var names = string.Concat(HeadMetrics.Names.Select(n => $"  '{n}',\n"));
+        StringAssert.Contains(ts, $"export const METRIC_NAMES = [\n{names}] as const;\n");
+        StringAssert.Contains(ts, "export type MetricName = (typeof METRIC_NAMES)[number];\n");
     }
 
     /// <summary>

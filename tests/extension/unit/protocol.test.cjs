@@ -15,12 +15,15 @@ const fixturePath = path.join(__dirname, '../fixtures/minilm-analysis.json');
 const fixture = JSON.parse(fs.readFileSync(fixturePath, 'utf8'));
 const keys = (o) => Object.keys(o).sort();
 
-test('the client\'s method table is the generated RequestMap; the error codes include the backend\'s', () => {
+test('the client\'s method table is the generated RequestMap and NotificationMap; the error codes include the backend\'s', () => {
   const protocolModule = path.resolve(__dirname, '../../../extension/src/shared/protocol');
   const errors = typecheck(`
-import { Methods, ANALYSIS_METHODS } from ${JSON.stringify(protocolModule)};
+import { Methods, ANALYSIS_METHODS, type NotificationMap } from ${JSON.stringify(protocolModule)};
 type Equal<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-export const everyMethodHasAKey: Equal<(typeof Methods)[keyof typeof Methods], keyof RequestMap> = true;
+type Method = keyof RequestMap | keyof NotificationMap;
+export const everyMethodHasAKey: Equal<(typeof Methods)[keyof typeof Methods], Method> = true;
+export const exitIsANotification: Equal<keyof NotificationMap, 'exit'> = true;
+export const notificationsAreNoRequests: Equal<keyof NotificationMap & keyof RequestMap, never> = true;
 export const analysisMethodsAreMethods: (typeof ANALYSIS_METHODS)[number] extends keyof RequestMap ? true : false = true;
 `);
   assert.deepEqual(errors, []);

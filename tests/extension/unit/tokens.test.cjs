@@ -39,11 +39,6 @@ test('tokenIndexAt maps UTF-16 offsets, including astral characters (surrogate p
   }
 });
 
-test('tokenRanges adds the document offset and skips special and empty tokens', () => {
-  const ts = [tok('[CLS]', 0, 0, true), tok('a', 0, 1), tok('##b', 1, 2), tok('[SEP]', 0, 0, true)];
-  assert.deepEqual(tokens.tokenRanges(ts, 100), [{ index: 1, start: 100, end: 101 }, { index: 2, start: 101, end: 102 }]);
-});
-
 test('truncationSummary names the token and the character where the analysis stops', () => {
   const text = 'one two three four';
   const ts = [tok('[CLS]', 0, 0, true), tok('one', 0, 3), tok('two', 4, 7), tok('[SEP]', 0, 0, true)];

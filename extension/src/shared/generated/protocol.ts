@@ -34,6 +34,22 @@ export const ErrorCodes = {
   ModelLoadFailed: -32001,
 } as const;
 
+/** The head metrics a client can ask a histogram of (HeadMetrics.Names). */
+export const METRIC_NAMES = [
+  'entropy',
+  'normalizedEntropy',
+  'meanDistance',
+  'firstToken',
+  'cls',
+  'sep',
+  'previousToken',
+  'self',
+  'duplicateToken',
+  'induction',
+  'selfDistance',
+] as const;
+export type MetricName = (typeof METRIC_NAMES)[number];
+
 /** Method → params and result (lsp_ext.ts' RequestType<P, R>, as one map). */
 export interface RequestMap {
   'attention/analyze': { params: AnalyzeParams; result: AnalyzeResult };
@@ -48,11 +64,15 @@ export interface RequestMap {
   'attention/rollout': { params: RolloutParams; result: ViewDto };
   'attention/row': { params: RowParams; result: RowDto };
   'attention/view': { params: ViewParams; result: ViewDto };
-  'exit': { params: void; result: void };
   'initialize': { params: InitializeParams | undefined; result: InitializeResult };
   'models/list': { params: ModelsListParams | undefined; result: ModelListEntry[] };
   'render/png': { params: RenderPngParams; result: RenderPngResult };
   'shutdown': { params: void; result: unknown };
+}
+
+/** Method → params of the notifications: sent without waiting, never answered. */
+export interface NotificationMap {
+  'exit': { params: void };
 }
 
 export interface AnalyzeParams {

@@ -1,5 +1,5 @@
 // The Distributions tab: histograms of the attention weights and of a metric across heads.
-import { Methods, METRIC_NAMES, type HistogramResult } from '../../shared/protocol';
+import { Methods, METRIC_NAMES } from '../../shared/protocol';
 import { drawHistogram } from '../charts';
 import { app, persist, rpc } from '../state';
 import { frame } from '../frame';
@@ -59,7 +59,7 @@ export async function showDistributions(): Promise<void> {
   const headName = head < 0 ? 'all heads' : `head ${head}`;
   const where = `${layerName}, ${headName}${excludeSpecial ? ', special tokens excluded' : ''}`;
   if (w) {
-    const h = w.result as unknown as HistogramResult;
+    const h = w.result;
     const wordNote = app.options.wordLevel ? ' · per token: word level does not apply here' : '';
     const size = `${h.total} weights, ${h.counts.length} bins`;
     ui.distWeightsTitle.textContent = `Attention weights — ${where} (${size})${wordNote}`;
@@ -70,7 +70,7 @@ export async function showDistributions(): Promise<void> {
     );
   }
   if (mh) {
-    const h = mh.result as unknown as HistogramResult;
+    const h = mh.result;
     const metricLabel = METRIC_LABELS[app.options.distMetric] ?? app.options.distMetric;
     ui.distMetricTitle.textContent = `${metricLabel} across all ${h.total} heads`;
     drawHistogram(ui.distMetrics, h, width, app.options.distMetric);

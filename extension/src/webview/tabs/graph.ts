@@ -1,5 +1,5 @@
 // The Graph tab: tokens (or the view's units) on a circle, edges above a threshold, Louvain communities as colours.
-import { Methods, type ModularityResult, type ViewUnit } from '../../shared/protocol';
+import { Methods, type ViewUnit } from '../../shared/protocol';
 import { drawGraph, graphHit } from '../charts';
 import { unitCommunities } from '../../shared/units';
 import { app, labels, persist, rpc, unitLabels, unitName, unitToken, viewFlags, viewMatrix, vscode } from '../state';
@@ -68,7 +68,7 @@ export async function showGraph(): Promise<void> {
   const flags = JSON.stringify(viewFlags());
   const [m, mod] = await Promise.all([viewMatrix(layer, head), rpc(Methods.modularity, { layer, head })]);
   if (!m || app.options.tab !== 'graph' || layer !== app.state.layer || flags !== JSON.stringify(viewFlags())) return;
-  const modularity = mod?.result as ModularityResult | undefined;
+  const modularity = mod?.result;
   // Louvain runs on the token graph (attention/modularity has no view options): a node of the view
   // takes its first token's community; Q stays the token graph's.
   const mapped = modularity && m.units ? unitCommunities(m.units, modularity.communities) : undefined;

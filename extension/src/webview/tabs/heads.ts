@@ -1,12 +1,6 @@
 // The Heads tab: every layer × head as small multiples coloured by a metric, and a sortable table.
 import { scaleColour, cssColour } from '../../shared/colour';
-import {
-  Methods,
-  METRIC_NAMES,
-  type HeadMetric,
-  type MetricsResult,
-  type ModularityAllResult,
-} from '../../shared/protocol';
+import { Methods, METRIC_NAMES, type HeadMetric } from '../../shared/protocol';
 import { app, persist, render, rpc, syncControls } from '../state';
 import { frame } from '../frame';
 import { h, OWN_KEYS } from '../dom';
@@ -76,8 +70,8 @@ async function headsData(): Promise<
   const [m, q] = await Promise.all([rpc(Methods.metrics, {}), rpc(Methods.modularityAll, {})]);
   if (!m) return undefined;
   const qm = new Map<string, { q: number; communityCount: number }>();
-  for (const h of (q?.result as ModularityAllResult | undefined)?.heads ?? []) qm.set(`${h.layer}/${h.head}`, h);
-  return { metrics: (m.result as unknown as MetricsResult).metrics, q: qm };
+  for (const h of q?.result.heads ?? []) qm.set(`${h.layer}/${h.head}`, h);
+  return { metrics: m.result.metrics, q: qm };
 }
 
 /** A new analysis: its metrics decide the selector's options. */

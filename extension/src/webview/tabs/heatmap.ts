@@ -153,6 +153,16 @@ export function paintStrip(): void {
   }
 }
 
+/** A strip token hovered (null: left): its row shows unless a cell is locked, and the editor tints it. */
+function hoverStrip(token: number | null): void {
+  if (!app.state.locked) {
+    app.hover = { row: token, col: null };
+    redraw();
+    paintStrip();
+  }
+  vscode.postMessage({ type: 'hoverToken', token });
+}
+
 export function buildStrip(): void {
   ui.strip.replaceChildren();
   app.analysis?.tokens.forEach((t, i) => {
@@ -167,22 +177,8 @@ export function buildStrip(): void {
     s.textContent = d.label; // text, never markup
     s.dataset.index = String(i);
     s.tabIndex = -1;
-    s.addEventListener('mouseenter', () => {
-      if (!app.state.locked) {
-        app.hover = { row: i, col: null };
-        redraw();
-        paintStrip();
-      }
-      vscode.postMessage({ type: 'hoverToken', token: i });
-    });
-    s.addEventListener('mouseleave', () => {
-      if (!app.state.locked) {
-        app.hover = { row: null, col: null };
-        redraw();
-        paintStrip();
-      }
-      vscode.postMessage({ type: 'hoverToken', token: null });
-    });
+    s.addEventListener('mouseenter', () => hoverStrip(i));
+    s.addEventListener('mouseleave', () => hoverStrip(null));
     s.addEventListener('click', () => toggleLock({ row: i, col: null }));
     ui.strip.append(s);
   });

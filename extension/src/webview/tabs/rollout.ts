@@ -62,7 +62,7 @@ export async function showRollout(): Promise<void> {
   const flags = viewFlags();
   const r = await rpc(Methods.rollout, flags);
   if (!r?.data || app.options.tab !== 'rollout' || JSON.stringify(flags) !== JSON.stringify(viewFlags())) return;
-  const res = r.result as { rows: number; cols: number; poolFactor: number; layer: number; units: ViewUnit[] };
+  const res = r.result;
   rolloutUnits = res.units;
   rolloutMap.set(
     { rows: res.rows, cols: res.cols, data: r.data, poolFactor: res.poolFactor },
@@ -149,7 +149,7 @@ async function showFlow(): Promise<void> {
     frame.app.dataset.flow = 'error';
     return;
   }
-  drawFlow(u, a.result as unknown as FlowResult);
+  drawFlow(u, a.result);
 }
 
 function drawFlow(u: number, f: FlowResult): void {
