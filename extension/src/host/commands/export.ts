@@ -60,14 +60,14 @@ export class Exports {
   }
 
   /**
-   * Writes the analysis through the backend's attention/export: the visible layer/head as CSV or JSON, or the whole
-   * analysis (every layer and head, ids, offsets, hidden states) as safetensors. The format follows the file's
-   * extension.
+   * Writes the analysis through the backend's attention/export: the visible layer/head as CSV or JSON, with the
+   * panel's view options (hide special tokens, word level) as the panel and the PNG show it, or the whole analysis
+   * (every layer and head, ids, offsets, hidden states) as safetensors. The format follows the file's extension.
    */
   async exportAttention(target?: vscode.Uri): Promise<vscode.Uri | undefined> {
     const session = this.exportable();
     if (!session) return;
-    const { layer, head } = this.router.view;
+    const { layer, head, hideSpecial, wordLevel } = this.router.view;
     const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
     const uri =
       target ??
@@ -90,7 +90,7 @@ export class Exports {
       analysisId: session.analysisId,
       format,
       path: uri.fsPath,
-      ...(format === 'safetensors' ? {} : { layer, head }),
+      ...(format === 'safetensors' ? {} : { layer, head, hideSpecial, wordLevel }),
     };
     try {
       const result = await this.backend.request(Methods.exportAttention, params);
