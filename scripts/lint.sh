@@ -23,7 +23,8 @@ line_length() {
   [[ -z $found ]] || { echo "$found"; return 1; }
 }
 mkdir -p .test-output
-( cd extension && { [[ -d node_modules ]] || npm ci --no-audit --no-fund >/dev/null; } )
+# An older checkout may lack the lint tools in node_modules: install when either is missing.
+( cd extension && { [[ -x node_modules/.bin/eslint && -x node_modules/.bin/prettier ]] || npm ci --no-audit --no-fund >/dev/null; } )
 if ((fix)); then
   (cd extension && npx eslint --fix . ; npx prettier --write src scripts static eslint.config.mjs >/dev/null)
   dotnet format AttentionViz.sln

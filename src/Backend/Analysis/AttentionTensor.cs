@@ -19,12 +19,32 @@ public sealed class AttentionTensor : IDisposable
     public long Length => (long)Layers * Heads * Tokens * Tokens;
     public long SizeInBytes => Length * sizeof(float);
 
+    /// <summary>The most one analysis's probabilities may take (and the pool's largest array): 1 GB.</summary>
+    public const long BudgetBytes = 1L << 30;
+
     public AttentionTensor(int layers, int heads, int tokens)
     {
-        if (Math.BigMul(layers * heads, tokens * tokens) > 1 << 28)
-            throw new ArgumentOutOfRangeException(nameof(tokens), "The attention tensor would exceed 1 GB.");
+        EnsureFits(layers, heads, tokens);
         (Layers, Heads, Tokens) = (layers, heads, tokens);
         _buffer = Pool.Rent((int)Length);
+    }
+
+    /// <summary>
+    /// Refuses, before anything is allocated, an analysis whose L·H·n² float32 probabilities exceed
+    /// <see cref="BudgetBytes"/>. Sizes are 64-bit: n² alone overflows an int from n = 46,341.
+    /// </summary>
+    public static void EnsureFits(int layers, int heads, int tokens)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layers);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        // At most (2^31)^2 · 4 for the token part and 2^62 for the rest: held in double to compare without overflow.
+        var bytes = (double)layers * heads * tokens * tokens * sizeof(float);
+        if (bytes <= BudgetBytes) return;
+        var maxTokens = (long)Math.Floor(Math.Sqrt(BudgetBytes / ((double)layers * heads * sizeof(float))));
+        var needed = bytes >= long.MaxValue ? long.MaxValue : (long)bytes;
+        throw new MemoryBudgetException(needed, BudgetBytes,
+            $"analyze at most {maxTokens} tokens with this model ({layers} layers × {heads} heads)");
     }
 
     private float[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(AttentionTensor));

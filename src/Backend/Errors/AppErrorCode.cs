@@ -13,4 +13,5 @@ public enum AppErrorCode
     ModelLoadFailed = -32001,
     ModelFileInvalid = -32002,
     InternalError = -32003,
+    MemoryBudgetExceeded = -32004,
 }

@@ -42,3 +42,19 @@ public sealed class ModelFormatException : AppException
             : new ModelFormatException(message, inner) { FilePath = path, TensorName = tensor };
     }
 }
+
+/// <summary>
+/// An analysis that would not fit the attention memory budget, refused before anything is allocated: the message gives
+/// both sizes and the way out. -32004, CLI exit 2.
+/// </summary>
+public sealed class MemoryBudgetException(long neededBytes, long budgetBytes, string advice)
+    : AppException(AppErrorCode.MemoryBudgetExceeded,
+        $"This analysis needs {Megabytes(neededBytes)} MB of attention memory; the budget is {Megabytes(budgetBytes)} MB: "
+        + $"{advice}.")
+{
+    public long NeededBytes => neededBytes;
+    public long BudgetBytes => budgetBytes;
+
+    private static string Megabytes(long bytes) =>
+        (bytes / (1024.0 * 1024.0)).ToString("0", System.Globalization.CultureInfo.InvariantCulture);
+}

@@ -35,7 +35,8 @@ public static class ErrorMapping
     /// <summary>The command line's exit code for a failure (documented in docs/protocol.md, "Errors").</summary>
     public static int ExitCode(AppErrorCode code) => code switch
     {
-        AppErrorCode.InvalidParams or AppErrorCode.InvalidRequest or AppErrorCode.ParseError => 2,
+        AppErrorCode.InvalidParams or AppErrorCode.InvalidRequest or AppErrorCode.ParseError
+            or AppErrorCode.MemoryBudgetExceeded => 2,
         AppErrorCode.RequestCanceled => 130,
         _ => 1,
     };

@@ -29,6 +29,7 @@ export const ErrorCodes = {
   InvalidParams: -32602,
   MethodNotFound: -32601,
   InvalidRequest: -32600,
+  MemoryBudgetExceeded: -32004,
   InternalError: -32003,
   ModelFileInvalid: -32002,
   ModelLoadFailed: -32001,
