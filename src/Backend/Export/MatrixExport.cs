@@ -74,9 +74,17 @@ public static class MatrixExport
         }, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
     }
 
-    /// <summary>The one path (attention/view's): every row of the matrix, never pooled.</summary>
-    private static ViewResult View(StoredAnalysis analysis, int layer, int head, ViewOptions? view) =>
-        AttentionViews.View(analysis, new ViewRequest(layer, head, view ?? new ViewOptions()));
+    /// <summary>
+    /// The one path (attention/view's): every row of the matrix, never pooled. A view with no token left is refused
+    /// before the file is opened, as render/png refuses it, rather than written as an empty matrix.
+    /// </summary>
+    private static ViewResult View(StoredAnalysis analysis, int layer, int head, ViewOptions? view)
+    {
+        var viewed = AttentionViews.View(analysis, new ViewRequest(layer, head, view ?? new ViewOptions()));
+        if (viewed.Units.Length == 0)
+            throw new InvalidRequestException("Every token is a special token: with hideSpecial there is nothing left to export.");
+        return viewed;
+    }
 
     /// <summary>
     /// A path a client asked us to write: absolute, in a folder that exists, not a folder itself. Relative paths would

@@ -105,6 +105,25 @@ public sealed class MatrixExportTests
     }
 
     [TestMethod]
+    public void HidingEveryTokenIsRefusedAndWritesNothing()
+    {
+        var onlySpecial = HandMade(["[CLS]", "[SEP]"], 1, 1, (_, _, _, _) => 0.5f,
+            tokens: [new(101, "[CLS]", 0, 0, true), new(102, "[SEP]", 0, 0, true)]);
+        var folder = Directory.CreateTempSubdirectory("avz-empty-view").FullName;
+        foreach (var format in new[] { "csv", "json" })
+        {
+            var path = Path.Combine(folder, $"view.{format}");
+            var error = Assert.ThrowsExactly<InvalidRequestException>(() =>
+            {
+                if (format == "csv") MatrixExport.WriteCsv(onlySpecial, 0, 0, path, new ViewOptions(HideSpecial: true));
+                else MatrixExport.WriteJson(onlySpecial, 0, 0, path, new ViewOptions(HideSpecial: true));
+            });
+            StringAssert.Contains(error.Message, "nothing left to export");
+            Assert.IsFalse(File.Exists(path), $"no {format} file is written");
+        }
+    }
+
+    [TestMethod]
     public void FieldsAreQuotedOnlyWhenNeeded()
     {
         Assert.AreEqual("plain", MatrixExport.Field("plain"));
