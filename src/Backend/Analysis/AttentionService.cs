@@ -91,6 +91,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
                 Attention = attention,
                 LastHiddenState = hidden,
                 HiddenSize = model.HiddenSize,
+                Window = model.MaxPositions,
                 ElapsedMs = clock.Elapsed.TotalMilliseconds,
             };
             cache.Add(analysis);

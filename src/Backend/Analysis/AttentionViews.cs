@@ -17,9 +17,13 @@ public sealed record ViewOptions(bool HideSpecial = false, bool WordLevel = fals
 
 public sealed record ViewedMatrix(float[] Data, int Size, ViewUnit[] Units);
 
-/// <summary>A viewed matrix, possibly max-pooled for display: Units label the rows and columns before pooling.</summary>
+/// <summary>
+/// A window [RowStart, RowEnd) × [ColStart, ColEnd) of a viewed matrix, possibly pooled for display: Units label all
+/// rows and columns of the whole view, before pooling.
+/// </summary>
 public sealed record ViewResult(
-    int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, float[] Data, ViewUnit[] Units);
+    int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, float[] Data, ViewUnit[] Units,
+    int RowStart, int RowEnd, int ColStart, int ColEnd, string Pooling);
 
 /// <param name="HeadReduce">how -1 combines heads and layers: "mean" (default) or "max"</param>
 public sealed record ViewRequest(
@@ -54,7 +58,7 @@ public static class AttentionViews
             ? AsTokens(matrix, analysis.Tokens)
             : Apply(matrix, analysis.Tokens, options);
         var (data, size, factor) = MatrixOps.Pool(viewed.Data, viewed.Size, maxSize);
-        return new ViewResult(size, size, layer, head, factor > 1, factor, data, viewed.Units);
+        return new ViewResult(size, size, layer, head, factor > 1, factor, data, viewed.Units, 0, viewed.Size, 0, viewed.Size, "max");
     }
 
     /// <summary>Element-wise max over heads (head −1) and/or layers (layer −1).</summary>

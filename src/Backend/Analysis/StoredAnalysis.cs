@@ -26,6 +26,9 @@ public sealed class StoredAnalysis
     public required float[] LastHiddenState { get; init; }
 
     public required int HiddenSize { get; init; }
+
+    /// <summary>The model's window: the most tokens one analysis can take.</summary>
+    public int Window { get; init; }
     public double ElapsedMs { get; init; }
 
     internal Lease? TryAcquire()

@@ -15,10 +15,17 @@ public sealed record ModularityDto(int Layer, int Head, double Q, int[] Communit
 public sealed record ModularityAllParams(string? AnalysisId, bool IncludeSelfLoops = false);
 public sealed record ModularityAllDto(bool IncludeSelfLoops, HeadModularity[] Heads, double ElapsedMs);
 
+/// <param name="RowRange">[start, end) of the rows, in units after the view options; null: all</param>
+/// <param name="ColRange">[start, end) of the columns, in units; null: all</param>
+/// <param name="Pooling">how a block is pooled when the window is bigger than maxSize: "max" (default) or "mean"</param>
 public sealed record ViewParams(string? AnalysisId, int Layer, int Head, bool HideSpecial = false, bool WordLevel = false, int? MaxSize = null,
-    string? HeadReduce = null);
+    string? HeadReduce = null, int[]? RowRange = null, int[]? ColRange = null, string? Pooling = null);
 public sealed record RolloutParams(string? AnalysisId, int? Layer = null, bool HideSpecial = false, bool WordLevel = false, int? MaxSize = null);
-public sealed record ViewDto(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data, ViewUnit[] Units);
+/// <param name="RowRange">the rows served, [start, end) in units, before pooling</param>
+/// <param name="ColRange">the columns served, [start, end) in units, before pooling</param>
+/// <param name="Pooling">"max" or "mean": how the served blocks were pooled</param>
+public sealed record ViewDto(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data, ViewUnit[] Units,
+    int[] RowRange, int[] ColRange, string Pooling);
 
 public sealed record FlowParams(string? AnalysisId, int Token, int? Layer = null, int? TimeBudgetMs = null);
 /// <summary>Raw[j] is null for inputs not reached within the budget; Flow is null unless Complete.</summary>
@@ -96,5 +103,6 @@ public sealed class AnalysisTarget(AnalysisQueries analytics)
     }
 
     private static ViewDto ToDto(ViewResult v) =>
-        new(v.Rows, v.Cols, v.Layer, v.Head, v.Pooled, v.PoolFactor, AttentionTensor.AsBytes(v.Data).ToArray(), v.Units);
+        new(v.Rows, v.Cols, v.Layer, v.Head, v.Pooled, v.PoolFactor, AttentionTensor.AsBytes(v.Data).ToArray(), v.Units,
+            [v.RowStart, v.RowEnd], [v.ColStart, v.ColEnd], v.Pooling);
 }

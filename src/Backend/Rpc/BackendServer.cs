@@ -57,7 +57,8 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
         var analysis = await service.AnalyzeAsync(options, cancellationToken);
         return new AnalyzeResult(analysis.Id, analysis.Model,
             analysis.Tokens.Select(TokenDto.From).ToArray(),
-            analysis.Truncated, analysis.TruncatedAt, Math.Round(analysis.ElapsedMs, 2));
+            analysis.Truncated, analysis.TruncatedAt, Math.Round(analysis.ElapsedMs, 2), analysis.Attention.SizeInBytes,
+            analysis.Window);
     }
 
     /// <summary>The view with default options (see <see cref="AttentionViews.View"/>), without the units.</summary>
@@ -68,7 +69,8 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
         var view = new ViewRequest(request!.Layer, request.Head, new ViewOptions(), request.MaxSize);
         var v = AttentionViews.View(lease.Analysis, view);
         var data = AttentionTensor.AsBytes(v.Data).ToArray();
-        return Task.FromResult(new MatrixDto(v.Rows, v.Cols, v.Layer, v.Head, v.Pooled, v.PoolFactor, data));
+        return Task.FromResult(new MatrixDto(v.Rows, v.Cols, v.Layer, v.Head, v.Pooled, v.PoolFactor, data,
+            [v.RowStart, v.RowEnd], [v.ColStart, v.ColEnd]));
     }
 
     [JsonRpcMethod("attention/row", UseSingleObjectParameterDeserialization = true)]

@@ -24,7 +24,9 @@ public sealed record ModelListEntry(string Id, string Name, string Architecture,
         new(info.Id, info.Name, info.Architecture, info.Layers, info.Heads, info.Source, info.Path, info.SizeBytes, info.Error);
 }
 
-public sealed record AnalyzeParams(string? Text, string? ModelId = null, int? MaxTokens = null, string? TextPair = null);
+/// <param name="WorkDoneToken">LSP's work-done token: when given, the server reports `$/progress` under it (layer k of L)</param>
+public sealed record AnalyzeParams(string? Text, string? ModelId = null, int? MaxTokens = null, string? TextPair = null,
+    string? WorkDoneToken = null);
 /// <param name="TypeId">segment: 0, or 1 for the second text of a pair (whose offsets point into that text)</param>
 /// <param name="Display">the text as shown, markers dropped and invisible characters escaped; with
 /// <paramref name="Continuation"/> (WordPiece ##) and <paramref name="LeadingSpace"/> (Ġ, ▁): Tokenization/TokenDisplay.cs</param>
@@ -38,12 +40,28 @@ public sealed record TokenDto(int Id, string Text, int Start, int End, bool Spec
             display, continuation, leadingSpace);
     }
 }
-public sealed record AnalyzeResult(string AnalysisId, ModelSummary Model, TokenDto[] Tokens, bool Truncated, int? TruncatedAt, double ElapsedMs);
+/// <param name="MemoryBytes">what the stored analysis holds (queries, keys, normalisers, overviews, or probabilities)</param>
+/// <param name="Window">the model's window: the most tokens an analysis can take</param>
+public sealed record AnalyzeResult(string AnalysisId, ModelSummary Model, TokenDto[] Tokens, bool Truncated, int? TruncatedAt,
+    double ElapsedMs, long MemoryBytes, int Window);
 
 public sealed record ReleaseParams(string? AnalysisId);
 public sealed record ReleaseResult(bool Released);
-public sealed record MatrixParams(string? AnalysisId, int Layer, int Head, int? MaxSize = null);
-public sealed record MatrixDto(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data);
+/// <param name="RowRange">[start, end) of the rows (query tokens) to fetch at full resolution; null: all</param>
+/// <param name="ColRange">[start, end) of the columns (key tokens); null: all</param>
+public sealed record MatrixParams(string? AnalysisId, int Layer, int Head, int? MaxSize = null, int[]? RowRange = null,
+    int[]? ColRange = null);
+/// <param name="RowRange">the rows served, [start, end), before pooling</param>
+/// <param name="ColRange">the columns served, [start, end), before pooling</param>
+public sealed record MatrixDto(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data,
+    int[] RowRange, int[] ColRange);
+
+/// <summary>LSP's `$/progress` notification, server to client: a long analyze reports under its workDoneToken.</summary>
+public sealed record ProgressParams(string Token, WorkDoneProgress Value);
+/// <param name="Kind">"begin", "report" or "end"</param>
+/// <param name="Percentage">0–100</param>
+public sealed record WorkDoneProgress(string Kind, string? Title = null, string? Message = null, int? Percentage = null,
+    bool? Cancellable = null);
 
 public sealed record RowParams(string? AnalysisId, int Layer, int Head, int Token, string? Direction = "from", int? TopK = null);
 public sealed record TopEntry(int Token, float Score);

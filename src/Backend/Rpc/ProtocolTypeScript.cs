@@ -42,6 +42,10 @@ internal static partial class ProtocolTypeScript
 
     private static readonly NullabilityInfoContext Nullability = new();
 
+    /// <summary>What the server sends unasked (no handler declares these): wire name → params record.</summary>
+    public static readonly IReadOnlyList<(string WireName, Type Params)> ServerNotifications =
+        [("$/progress", typeof(ProgressParams))];
+
     /// <summary>Every <c>[JsonRpcMethod]</c> on a public class of this assembly, ordered by wire name.</summary>
     public static IReadOnlyList<RpcMethod> Methods()
     {
@@ -129,7 +133,12 @@ internal static partial class ProtocolTypeScript
         text.Append("/** Method → params and result (lsp_ext.ts' RequestType<P, R>, as one map). */\n");
         text.Append("export interface RequestMap {\n").Append(requests).Append("}\n\n");
         text.Append("/** Method → params of the notifications: sent without waiting, never answered. */\n");
-        text.Append("export interface NotificationMap {\n").Append(notifications).Append("}\n");
+        text.Append("export interface NotificationMap {\n").Append(notifications).Append("}\n\n");
+        text.Append("/** Method → params of what the server sends the client unasked. */\n");
+        text.Append("export interface ServerNotificationMap {\n");
+        foreach (var (wire, type) in ServerNotifications)
+            text.Append(CultureInfo.InvariantCulture, $"  '{wire}': {{ params: {emitter.Reference(type, asParams: false)} }};\n");
+        text.Append("}\n");
         foreach (var declaration in emitter.Declarations) text.Append('\n').Append(declaration);
         return text.ToString();
     }

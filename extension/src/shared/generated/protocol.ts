@@ -76,11 +76,18 @@ export interface NotificationMap {
   'exit': { params: void };
 }
 
+/** Method → params of what the server sends the client unasked. */
+export interface ServerNotificationMap {
+  '$/progress': { params: ProgressParams };
+}
+
 export interface AnalyzeParams {
   text: string;
   modelId?: string;
   maxTokens?: number;
   textPair?: string;
+  /** LSP's work-done token: when given, the server reports `$/progress` under it (layer k of L) */
+  workDoneToken?: string;
 }
 
 export interface ModelSummary {
@@ -115,6 +122,10 @@ export interface AnalyzeResult {
   truncated: boolean;
   truncatedAt?: number;
   elapsedMs: number;
+  /** what the stored analysis holds (queries, keys, normalisers, overviews, or probabilities) */
+  memoryBytes: number;
+  /** the model's window: the most tokens an analysis can take */
+  window: number;
 }
 
 export interface ExportParams {
@@ -175,6 +186,10 @@ export interface MatrixParams {
   layer: number;
   head: number;
   maxSize?: number;
+  /** [start, end) of the rows (query tokens) to fetch at full resolution; null: all */
+  rowRange?: number[];
+  /** [start, end) of the columns (key tokens); null: all */
+  colRange?: number[];
 }
 
 export interface MatrixDto {
@@ -185,6 +200,10 @@ export interface MatrixDto {
   pooled: boolean;
   poolFactor: number;
   data: string;
+  /** the rows served, [start, end), before pooling */
+  rowRange: number[];
+  /** the columns served, [start, end), before pooling */
+  colRange: number[];
 }
 
 export interface MetricsParams {
@@ -307,6 +326,12 @@ export interface ViewDto {
   poolFactor: number;
   data: string;
   units: ViewUnit[];
+  /** the rows served, [start, end) in units, before pooling */
+  rowRange: number[];
+  /** the columns served, [start, end) in units, before pooling */
+  colRange: number[];
+  /** "max" or "mean": how the served blocks were pooled */
+  pooling: string;
 }
 
 export interface RowParams {
@@ -336,6 +361,12 @@ export interface ViewParams {
   wordLevel?: boolean;
   maxSize?: number;
   headReduce?: string;
+  /** [start, end) of the rows, in units after the view options; null: all */
+  rowRange?: number[];
+  /** [start, end) of the columns, in units; null: all */
+  colRange?: number[];
+  /** how a block is pooled when the window is bigger than maxSize: "max" (default) or "mean" */
+  pooling?: string;
 }
 
 export interface InitializeParams {
@@ -389,4 +420,20 @@ export interface RenderPngResult {
   height: number;
   path?: string;
   bytes?: number;
+}
+
+export interface WorkDoneProgress {
+  /** "begin", "report" or "end" */
+  kind: string;
+  title?: string;
+  message?: string;
+  /** 0–100 */
+  percentage?: number;
+  cancellable?: boolean;
+}
+
+/** LSP's `$/progress` notification, server to client: a long analyze reports under its workDoneToken. */
+export interface ProgressParams {
+  token: string;
+  value: WorkDoneProgress;
 }
