@@ -10,22 +10,40 @@ public sealed class AnalysisCache(long capacityBytes, int maxEntries = 64)
 
     public long CapacityBytes => capacityBytes;
 
-    public void Add(StoredAnalysis analysis)
+    /// <summary>Stores an analysis, evicting the least recently used ones beyond <paramref name="maxBytes"/> (default: the capacity).</summary>
+    public void Add(StoredAnalysis analysis, long? maxBytes = null)
     {
         lock (_lock)
         {
             _byId[analysis.Id] = _order.AddFirst(analysis);
             _bytes += analysis.Attention.SizeInBytes;
             // Keep at least the newest analysis, whatever its size.
-            while (_order.Count > 1 && (_bytes > capacityBytes || _order.Count > maxEntries))
-            {
-                var oldest = _order.Last!.Value;
-                _order.RemoveLast();
-                _byId.Remove(oldest.Id);
-                _bytes -= oldest.Attention.SizeInBytes;
-                oldest.Release();
-            }
+            EvictBeyond(Math.Min(maxBytes ?? capacityBytes, capacityBytes), keep: 1);
         }
+    }
+
+    /// <summary>Evicts least recently used analyses until the rest hold at most <paramref name="maxBytes"/>.</summary>
+    public void Trim(long maxBytes)
+    {
+        lock (_lock) EvictBeyond(maxBytes, keep: 0);
+    }
+
+    private void EvictBeyond(long maxBytes, int keep)
+    {
+        while (_order.Count > keep && (_bytes > maxBytes || _order.Count > maxEntries))
+        {
+            var oldest = _order.Last!.Value;
+            _order.RemoveLast();
+            _byId.Remove(oldest.Id);
+            _bytes -= oldest.Attention.SizeInBytes;
+            oldest.Release();
+        }
+    }
+
+    /// <summary>What the stored analyses hold.</summary>
+    public long Bytes
+    {
+        get { lock (_lock) return _bytes; }
     }
 
     /// <summary>

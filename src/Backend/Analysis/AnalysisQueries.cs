@@ -31,6 +31,7 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
 
     private async Task<HeadMetric[]> MetricsOf(StoredAnalysis analysis, CancellationToken cancellationToken)
     {
+        if (analysis.Metrics is { } summed) return summed;
         if (_metrics.TryGetValue(analysis, out var cached)) return cached;
         var metrics = await OnModelThread(ct => HeadMetrics.Compute(analysis.Attention, analysis.Tokens, analysis.Model.Causal, ct),
             cancellationToken);
@@ -60,7 +61,9 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
         var options = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) };
         await Task.Run(() => Parallel.For(0, result.Length, options, k =>
         {
-            var m = Modularity.Compute(attention.Head(k / heads, k % heads), n, includeSelfLoops, cancellationToken);
+            var matrix = new float[n * n];
+            attention.Head(k / heads, k % heads, matrix);
+            var m = Modularity.Compute(matrix, n, includeSelfLoops, cancellationToken);
             result[k] = new HeadModularity(k / heads, k % heads, m.Q, m.CommunityCount);
         }), cancellationToken);
         return result;

@@ -68,7 +68,7 @@ public static partial class AttentionFlow
                     for (var i = 0; i < n; i++) edges += Span(capacities[l - 1], i).High - Span(capacities[l - 1], i).Low;
                 Start = new int[Nodes + 1];
                 Low = new int[Nodes];
-                // Pooled (longer than needed): see Compute(AttentionTensor, …) on fresh memory.
+                // Pooled (longer than needed): see Compute(IAttentionSource, …) on fresh memory.
                 Arcs = edges;
                 To = ArrayPool<int>.Shared.Rent(edges);
                 From = ArrayPool<int>.Shared.Rent(edges);

@@ -24,11 +24,12 @@ public static partial class AttentionFlow
     private const double Epsilon = 1e-10;
     private const double BoundTolerance = 1e-9;
 
-    public static FlowResult Compute(AttentionTensor attention, int token, int layer, CancellationToken cancellationToken = default) =>
+    public static FlowResult Compute(IAttentionSource attention, int token, int layer, CancellationToken cancellationToken = default) =>
         Compute(attention, token, layer, null, cancellationToken);
 
     /// <param name="budget">Wall time for the whole call (graph included); null: no limit.</param>
-    public static FlowResult Compute(AttentionTensor attention, int token, int layer, TimeSpan? budget, CancellationToken cancellationToken = default)
+    public static FlowResult Compute(IAttentionSource attention, int token, int layer, TimeSpan? budget,
+        CancellationToken cancellationToken = default)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var n = attention.Tokens;
@@ -49,16 +50,18 @@ public static partial class AttentionFlow
 
     /// <summary>Âˡ⁺¹ into <paramref name="a"/> (n×n): rownorm(0.5·mean over heads + 0.5·I).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Adjust(AttentionTensor attention, int layer, double[] a)
+    private static void Adjust(IAttentionSource attention, int layer, double[] a)
     {
         var (n, heads) = (attention.Tokens, attention.Heads);
-        var all = attention.Layer(layer);
+        var head = ArrayPool<float>.Shared.Rent(n * n);
         a.AsSpan(0, n * n).Clear();
         for (var h = 0; h < heads; h++)
         {
-            var m = all.Slice(h * n * n, n * n);
+            var m = head.AsSpan(0, n * n);
+            attention.Head(layer, h, m);
             for (var k = 0; k < m.Length; k++) a[k] += m[k];
         }
+        ArrayPool<float>.Shared.Return(head);
         for (var i = 0; i < n; i++)
         {
             var row = a.AsSpan(i * n, n);

@@ -14,16 +14,23 @@ public sealed record RowResult(float[] Scores, ScoredToken[] Top);
 /// <summary>Tokenizes, runs the model on its thread, keeps the attention, and answers questions about it.</summary>
 public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, ModelThread modelThread)
 {
+    /// <summary>Without maxTokens an analysis takes the model's window, up to this many tokens.</summary>
+    public const int DefaultMaxTokens = 32_768;
+
+    /// <summary>A decoder analysis keeps its probabilities up to this size, else recomputes them (<see cref="AnalysisMemory"/>).</summary>
+    public long KeepProbabilitiesBytes { get; init; } = AnalysisMemory.KeepProbabilitiesBytes;
+
     private long _nextId;
 
     public ModelRegistry Models => models;
 
-    public async Task<StoredAnalysis> AnalyzeAsync(AnalyzeOptions options, CancellationToken cancellationToken)
+    public async Task<StoredAnalysis> AnalyzeAsync(AnalyzeOptions options, CancellationToken cancellationToken,
+        IProgress<AnalysisProgress>? progress = null)
     {
         if (string.IsNullOrEmpty(options.Text)) throw new InvalidRequestException("The text is empty: select some text to analyze.");
         var loaded = await models.GetAsync(options.ModelId ?? ModelRegistry.DefaultId, cancellationToken);
         var window = loaded.Model.MaxPositions;
-        var limit = options.MaxTokens is { } max ? Math.Min(max, window) : window;
+        var limit = Math.Min(options.MaxTokens ?? DefaultMaxTokens, window);
         var tokenizer = loaded.RequireTokenizer();
         var specials = options.TextPair is null ? tokenizer.SpecialTokenCount : tokenizer.PairSpecialTokenCount;
         if (limit <= specials)
@@ -37,11 +44,11 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
             var content = tokenizer.Tokenize(options.Text, contentLimit + 1);
             if (content.Count == 0) throw new InvalidRequestException("The text has no tokens (only whitespace or control characters).");
             if (options.TextPair is { } textPair)
-                return AnalyzePair(loaded, content, tokenizer.Tokenize(textPair, contentLimit + 1), contentLimit, clock, ct);
+                return AnalyzePair(loaded, content, tokenizer.Tokenize(textPair, contentLimit + 1), contentLimit, clock, ct, progress);
             var truncated = content.Count > contentLimit;
             if (truncated) content = content.Take(contentLimit).ToList();
             int? truncatedAt = truncated ? content[^1].End : null;
-            return Run(loaded, tokenizer.AddSpecialTokens(content), truncatedAt, clock, ct);
+            return Run(loaded, tokenizer.AddSpecialTokens(content), truncatedAt, clock, ct, progress);
         }, cancellationToken);
     }
 
@@ -63,39 +70,54 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
                 throw new InvalidRequestException($"Token id {id} is outside the vocabulary (0..{loaded.Model.VocabularySize - 1}).");
             tokens.Add(new Token((int)id, tokenizer?.IdToToken((int)id) ?? id.ToString(), 0, 0, tokenizer?.IsSpecial((int)id) ?? false));
         }
-        return await modelThread.RunAsync(ct => Run(loaded, tokens, null, Stopwatch.StartNew(), ct, tokenTypeIds), cancellationToken);
+        return await modelThread.RunAsync(ct => Run(loaded, tokens, null, Stopwatch.StartNew(), ct, null, tokenTypeIds), cancellationToken);
     }
 
     private StoredAnalysis Run(LoadedModel loaded, IReadOnlyList<Token> tokens, int? truncatedAt, Stopwatch clock,
-        CancellationToken cancellationToken,
-        IReadOnlyList<long>? tokenTypeIds = null)
+        CancellationToken cancellationToken, IProgress<AnalysisProgress>? progress, IReadOnlyList<long>? tokenTypeIds = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var model = loaded.Model;
+        var n = tokens.Count;
+        var keep = KeepProbabilitiesBytes;
+        AnalysisMemory.EnsureFits(model, n, cache.CapacityBytes, keep);
+        // Older analyses make room for this one: the budget covers the weights, the forward and what it keeps.
+        cache.Trim(cache.CapacityBytes - AnalysisMemory.NeededBytes(model, n, keep));
         var ids = tokens.Select(t => (long)t.Id).ToArray();
-        var attention = new AttentionTensor(model.Layers, model.Heads, tokens.Count);
+        tokenTypeIds ??= tokens.Any(t => t.TypeId != 0) ? tokens.Select(t => (long)t.TypeId).ToArray() : null;
+        var input = new ForwardInput([ids], tokenTypeIds is null ? null : [tokenTypeIds.ToArray()]);
+        var (attention, metrics, hidden) = AnalysisMemory.KeepsProbabilities(model, n, keep)
+            ? RunStored(model, input, n, cancellationToken)
+            : RunRecomputable(model, input, tokens, progress, cancellationToken);
+        var analysis = new StoredAnalysis
+        {
+            Id = $"a{Interlocked.Increment(ref _nextId)}",
+            Model = new ModelSummary(loaded.Info.Id, model.Architecture, model.Layers, model.Heads, model.Causal),
+            Tokens = tokens,
+            Truncated = truncatedAt is not null,
+            TruncatedAt = truncatedAt,
+            Attention = attention,
+            Metrics = metrics,
+            LastHiddenState = hidden,
+            HiddenSize = model.HiddenSize,
+            Window = model.MaxPositions,
+            ElapsedMs = clock.Elapsed.TotalMilliseconds,
+        };
+        cache.Add(analysis, cache.CapacityBytes - model.WeightBytes);
+        return analysis;
+    }
+
+    /// <summary>Every probability, copied out of the forward into one pooled buffer.</summary>
+    private static (IAttentionSource, HeadMetric[]?, float[]) RunStored(ITransformerModel model, ForwardInput input, int n,
+        CancellationToken cancellationToken)
+    {
+        var attention = new AttentionTensor(model.Layers, model.Heads, n);
         try
         {
-            tokenTypeIds ??= tokens.Any(t => t.TypeId != 0) ? tokens.Select(t => (long)t.TypeId).ToArray() : null;
-            using var result = model.Forward(new ForwardInput([ids], tokenTypeIds is null ? null : [tokenTypeIds.ToArray()]), cancellationToken);
+            using var result = model.Forward(input, cancellationToken);
             for (var layer = 0; layer < model.Layers; layer++)
                 MemoryMarshal.Cast<byte, float>(result.Attentions[layer].contiguous().bytes).CopyTo(attention.Layer(layer));
-            var hidden = MemoryMarshal.Cast<byte, float>(result.LastHiddenState.contiguous().bytes).ToArray();
-            var analysis = new StoredAnalysis
-            {
-                Id = $"a{Interlocked.Increment(ref _nextId)}",
-                Model = new ModelSummary(loaded.Info.Id, model.Architecture, model.Layers, model.Heads, model.Causal),
-                Tokens = tokens,
-                Truncated = truncatedAt is not null,
-                TruncatedAt = truncatedAt,
-                Attention = attention,
-                LastHiddenState = hidden,
-                HiddenSize = model.HiddenSize,
-                Window = model.MaxPositions,
-                ElapsedMs = clock.Elapsed.TotalMilliseconds,
-            };
-            cache.Add(analysis);
-            return analysis;
+            return (attention, null, MemoryMarshal.Cast<byte, float>(result.LastHiddenState.contiguous().bytes).ToArray());
         }
         catch
         {
@@ -104,12 +126,23 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         }
     }
 
+    /// <summary>A blocked forward that keeps the recomputable state, the overviews and the metrics' sums.</summary>
+    private (IAttentionSource, HeadMetric[]?, float[]) RunRecomputable(ITransformerModel model, ForwardInput input,
+        IReadOnlyList<Token> tokens, IProgress<AnalysisProgress>? progress, CancellationToken cancellationToken)
+    {
+        using var capture = new AttentionCapture(model.Layers, model.Heads, tokens, model.Causal, progress);
+        using var result = model.Forward(input with { Observer = capture }, cancellationToken);
+        var hidden = MemoryMarshal.Cast<byte, float>(result.LastHiddenState.contiguous().bytes).ToArray();
+        var (attention, metrics) = capture.Build(modelThread);
+        return (attention, metrics, hidden);
+    }
+
     /// <summary>
     /// A sentence pair, truncated longest-first as Hugging Face does by default; tokens of the second text carry
     /// TypeId 1 and offsets into that text. truncatedAt is the UTF-16 offset where the first text's analyzed part ends.
     /// </summary>
     private StoredAnalysis AnalyzePair(LoadedModel loaded, IReadOnlyList<Token> first, IReadOnlyList<Token> second, int contentLimit,
-        Stopwatch clock, CancellationToken cancellationToken)
+        Stopwatch clock, CancellationToken cancellationToken, IProgress<AnalysisProgress>? progress)
     {
         if (second.Count == 0) throw new InvalidRequestException("The second text has no tokens.");
         var (a, b) = (first.Count, second.Count);
@@ -118,7 +151,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         if (a == 0 || b == 0) throw new InvalidRequestException("maxTokens leaves no room for both texts of the pair.");
         int? truncatedAt = a < first.Count ? first[a - 1].End : b < second.Count ? first[^1].End : null;
         var tokens = loaded.RequireTokenizer().AddSpecialTokens(first.Take(a).ToList(), second.Take(b).ToList());
-        return Run(loaded, tokens, truncatedAt, clock, cancellationToken);
+        return Run(loaded, tokens, truncatedAt, clock, cancellationToken, progress);
     }
 
     /// <summary>Forgets an analysis (see <see cref="AnalysisCache.Remove"/>); false when it was not stored.</summary>
@@ -136,11 +169,11 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         var n = analysis.Tokens.Count;
         RequestChecks.Token(n, token);
         RequestChecks.AtLeast("topK", topK, 0);
-        var matrix = new float[n * n];
-        analysis.Attention.Matrix(layer, head, matrix);
-        var scores = RequestChecks.OneOf("direction", direction, "from", "to") == "from"
-            ? matrix.AsSpan(token * n, n).ToArray()
-            : MatrixOps.Column(matrix, n, token);
+        var scores = new float[n];
+        if (RequestChecks.OneOf("direction", direction, "from", "to") == "from")
+            analysis.Attention.Combined(layer, head, max: false, token, token + 1, 0, n, scores);
+        else
+            analysis.Attention.Combined(layer, head, max: false, 0, n, token, token + 1, scores);
         return new RowResult(scores, MatrixOps.TopK(scores, topK ?? 5));
     }
 }

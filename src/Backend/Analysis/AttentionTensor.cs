@@ -8,7 +8,7 @@ namespace AttentionViz.Backend.Analysis;
 /// (row = query token, column = key token). Buffers come from a pool: first-touching fresh memory costs more here
 /// than the forward pass that fills it.
 /// </summary>
-public sealed class AttentionTensor : IDisposable
+public sealed class AttentionTensor : IAttentionSource
 {
     private static readonly ArrayPool<float> Pool = ArrayPool<float>.Create(maxArrayLength: 1 << 28, maxArraysPerBucket: 4);
     private float[]? _buffer;
@@ -61,32 +61,21 @@ public sealed class AttentionTensor : IDisposable
     public ReadOnlySpan<float> Head(int layer, int head) =>
         Buffer.AsSpan((layer * Heads + head) * Tokens * Tokens, Tokens * Tokens);
 
-    /// <summary>
-    /// The matrix of one layer and head, where -1 stands for the mean over heads or over layers, into <paramref name="destination"/> (n×n).
-    /// </summary>
-    public void Matrix(int layer, int head, Span<float> destination)
+    public bool IsStored => true;
+
+    public PooledOverviews? Overviews => null;
+
+    public void Tile(int layer, int head, int rowStart, int rowEnd, int colStart, int colEnd, Span<float> destination)
     {
-        var n2 = Tokens * Tokens;
-        if (destination.Length < n2) throw new ArgumentException("destination too small", nameof(destination));
-        destination = destination[..n2];
-        if (layer >= 0 && head >= 0)
+        var matrix = Head(layer, head);
+        var width = colEnd - colStart;
+        if (width == Tokens)
         {
-            Head(layer, head).CopyTo(destination);
+            matrix.Slice(rowStart * Tokens, (rowEnd - rowStart) * Tokens).CopyTo(destination);
             return;
         }
-        destination.Clear();
-        var count = 0;
-        for (var l = 0; l < Layers; l++)
-        {
-            if (layer >= 0 && l != layer) continue;
-            for (var h = 0; h < Heads; h++)
-            {
-                if (head >= 0 && h != head) continue;
-                System.Numerics.Tensors.TensorPrimitives.Add(destination, Head(l, h), destination);
-                count++;
-            }
-        }
-        System.Numerics.Tensors.TensorPrimitives.Multiply(destination, 1f / count, destination);
+        for (var row = rowStart; row < rowEnd; row++)
+            matrix.Slice(row * Tokens + colStart, width).CopyTo(destination.Slice((row - rowStart) * width, width));
     }
 
     public void Dispose()

@@ -26,60 +26,143 @@ public sealed record ViewResult(
     int RowStart, int RowEnd, int ColStart, int ColEnd, string Pooling);
 
 /// <param name="HeadReduce">how -1 combines heads and layers: "mean" (default) or "max"</param>
+/// <param name="RowRange">[start, end) of the rows, in units after the options; null: all</param>
+/// <param name="ColRange">[start, end) of the columns; null: all</param>
+/// <param name="Pooling">how blocks bigger than maxSize are pooled: "max" (default) or "mean"</param>
 public sealed record ViewRequest(
-    int Layer, int Head, ViewOptions Options, int? MaxSize = null, string? HeadReduce = null);
+    int Layer, int Head, ViewOptions Options, int? MaxSize = null, string? HeadReduce = null,
+    int[]? RowRange = null, int[]? ColRange = null, string? Pooling = null);
+
+/// <summary>Reads rows [rowStart, rowEnd) × columns [colStart, colEnd) of an n×n token matrix, row-major.</summary>
+public delegate void TokenRows(int rowStart, int rowEnd, int colStart, int colEnd, Span<float> destination);
 
 /// <summary>The view options that apply to every matrix: hide special tokens (rows renormalised), merge subwords into words.</summary>
 public static class AttentionViews
 {
+    /// <summary>Token rows read per step: bounds what a view of a long analysis holds at once.</summary>
+    private const long StepCells = 4L << 20;
+
+    /// <summary>Above this many recomputed cells (heads × window), a mean over heads of a long analysis comes from its overviews.</summary>
+    private const double RecomputeBudget = 64e6;
+
     /// <summary>
-    /// The matrix of one layer and head (-1: combined by <see cref="ViewRequest.HeadReduce"/>) with the view options
-    /// applied and pooled to maxSize: the one path behind attention/matrix, attention/view and render/png.
+    /// A window of the matrix of one layer and head (-1: combined by <see cref="ViewRequest.HeadReduce"/>) with the
+    /// view options applied and pooled to maxSize: the one path behind attention/matrix, attention/view, render/png
+    /// and the exports. It reads the attention a step of rows at a time.
     /// </summary>
     public static ViewResult View(StoredAnalysis analysis, ViewRequest request)
     {
         var reduce = RequestChecks.OneOf("headReduce", request.HeadReduce ?? "mean", "mean", "max");
+        var pooling = RequestChecks.OneOf("pooling", request.Pooling ?? "max", "max", "mean");
         var (layers, heads) = (analysis.Model.Layers, analysis.Model.Heads);
         var minusOne = reduce == "mean" ? RequestChecks.MinusOneIsMean : RequestChecks.MinusOneIsMax;
         RequestChecks.LayerHead(layers, heads, request.Layer, request.Head, minusOne);
         RequestChecks.MaxSize(request.MaxSize);
-        var n = analysis.Tokens.Count;
-        var matrix = new float[n * n];
-        if (reduce == "mean") analysis.Attention.Matrix(request.Layer, request.Head, matrix);
-        else MaxOver(analysis.Attention, request.Layer, request.Head, matrix);
-        return Shape(matrix, analysis, request.Layer, request.Head, request.Options, request.MaxSize);
+        var layout = ViewLayout.For(analysis.Tokens, request.Options);
+        var rows = RequestChecks.Range("rowRange", request.RowRange, layout.Units.Length, "rows");
+        var cols = RequestChecks.Range("colRange", request.ColRange, layout.Units.Length, "columns");
+        var source = analysis.Attention;
+        if (FromOverviews(source, layout, request, reduce, pooling, rows, cols) is { } overview) return overview;
+        var max = reduce == "max";
+        return Shape((r0, r1, c0, c1, d) => source.Combined(request.Layer, request.Head, max, r0, r1, c0, c1, d),
+            layout, request.Layer, request.Head, rows, cols, request.MaxSize, pooling);
     }
 
     /// <summary>The second half of <see cref="View"/>, for any n×n matrix over the analysis's tokens (rollout).</summary>
     public static ViewResult Shape(
         float[] matrix, StoredAnalysis analysis, int layer, int head, ViewOptions options, int? maxSize)
     {
-        var viewed = options is { HideSpecial: false, WordLevel: false }
-            ? AsTokens(matrix, analysis.Tokens)
-            : Apply(matrix, analysis.Tokens, options);
-        var (data, size, factor) = MatrixOps.Pool(viewed.Data, viewed.Size, maxSize);
-        return new ViewResult(size, size, layer, head, factor > 1, factor, data, viewed.Units, 0, viewed.Size, 0, viewed.Size, "max");
-    }
-
-    /// <summary>Element-wise max over heads (head −1) and/or layers (layer −1).</summary>
-    internal static void MaxOver(AttentionTensor attention, int layer, int head, Span<float> destination)
-    {
-        var n2 = attention.Tokens * attention.Tokens;
-        destination = destination[..n2];
-        destination.Fill(float.NegativeInfinity);
-        for (var l = 0; l < attention.Layers; l++)
+        var n = analysis.Tokens.Count;
+        var layout = ViewLayout.For(analysis.Tokens, options);
+        var all = (0, layout.Units.Length);
+        return Shape((r0, r1, c0, c1, d) =>
         {
-            if (layer >= 0 && l != layer) continue;
-            for (var h = 0; h < attention.Heads; h++)
-                if (head < 0 || h == head) TensorPrimitives.Max(destination, attention.Head(l, h), destination);
-        }
+            for (var r = r0; r < r1; r++) matrix.AsSpan(r * n + c0, c1 - c0).CopyTo(d.Slice((r - r0) * (c1 - c0), c1 - c0));
+        }, layout, layer, head, all, all, maxSize, "max");
     }
 
-    /// <summary>No options: the matrix as it is (not copied), one unit per token.</summary>
-    private static ViewedMatrix AsTokens(float[] matrix, IReadOnlyList<Token> tokens) =>
-        new(matrix, tokens.Count, tokens.Select((t, i) => TokenUnit(t, i)).ToArray());
+    /// <summary>
+    /// Applies the layout to token rows read a step at a time and pools the window: hidden special tokens drop out and
+    /// each row is renormalised over the kept keys; a word's column sums its pieces, its row averages them.
+    /// </summary>
+    private static ViewResult Shape(TokenRows read, ViewLayout layout, int layer, int head,
+        (int Start, int End) rows, (int Start, int End) cols, int? maxSize, string pooling)
+    {
+        var (r0, r1, c0, c1) = (rows.Start, rows.End, cols.Start, cols.End);
+        var factor = MatrixOps.PoolFactor(Math.Max(r1 - r0, c1 - c0), maxSize ?? int.MaxValue);
+        var (outRows, outCols) = ((r1 - r0 + factor - 1) / factor, (c1 - c0 + factor - 1) / factor);
+        var mean = pooling == "mean";
+        var output = new float[outRows * outCols];
+        if (outRows == 0 || outCols == 0)
+            return new ViewResult(outRows, outCols, layer, head, false, 1, output, layout.Units, r0, r1, c0, c1, pooling);
+        if (!mean) Array.Fill(output, float.NegativeInfinity);
+        // Token columns to read: all of them when rows are renormalised (the sum runs over every kept key).
+        var (t0, t1) = layout.HideSpecial ? (0, layout.Tokens) : (layout.FirstToken(c0), layout.LastToken(c1 - 1) + 1);
+        var width = t1 - t0;
+        var unitRow = new double[c1 - c0];
+        for (var u = r0; u < r1;)
+        {
+            var uEnd = u + 1;
+            var rowToken0 = layout.FirstToken(u);
+            while (uEnd < r1 && (long)(layout.LastToken(uEnd) + 1 - rowToken0) * width <= StepCells) uEnd++;
+            var rowToken1 = layout.LastToken(uEnd - 1) + 1;
+            var tile = new float[(long)(rowToken1 - rowToken0) * width];
+            read(rowToken0, rowToken1, t0, t1, tile);
+            for (var unit = u; unit < uEnd; unit++)
+            {
+                layout.Row(unit, tile.AsSpan(), rowToken0, t0, width, c0, unitRow);
+                var target = output.AsSpan((unit - r0) / factor * outCols, outCols);
+                for (var v = 0; v < unitRow.Length; v++)
+                {
+                    ref var cell = ref target[v / factor];
+                    var value = (float)unitRow[v];
+                    if (mean) cell += value;
+                    else if (value > cell) cell = value;
+                }
+            }
+            u = uEnd;
+        }
+        if (mean)
+            for (var r = 0; r < outRows; r++)
+            {
+                var height = Math.Min(factor, r1 - r0 - r * factor);
+                for (var c = 0; c < outCols; c++) output[r * outCols + c] /= height * Math.Min(factor, c1 - c0 - c * factor);
+            }
+        return new ViewResult(outRows, outCols, layer, head, factor > 1, factor, output, layout.Units, r0, r1, c0, c1, pooling);
+    }
 
-    private static ViewUnit TokenUnit(Token token, int index) =>
+    /// <summary>
+    /// A mean (or max) over heads of a long analysis, from the overviews its forward pooled, when the window at the
+    /// asked resolution would cost more than <see cref="RecomputeBudget"/> to recompute: served at the overviews' block
+    /// size or a multiple of it, the window widened to whole blocks (the answer says which). Null when not applicable.
+    /// </summary>
+    private static ViewResult? FromOverviews(IAttentionSource source, ViewLayout layout, ViewRequest request, string reduce,
+        string pooling, (int Start, int End) rows, (int Start, int End) cols)
+    {
+        if (source.Overviews is not { } overviews || !layout.IsIdentity || request.Layer >= 0 && request.Head >= 0) return null;
+        var maxOverHeads = reduce == "max";
+        if (maxOverHeads && pooling == "mean") return null;                            // not derivable from block maxima
+        var n = source.Tokens;
+        var asked = MatrixOps.PoolFactor(Math.Max(rows.End - rows.Start, cols.End - cols.Start), request.MaxSize ?? int.MaxValue);
+        var block = overviews.Factor;
+        var headCount = (request.Layer >= 0 ? 1 : source.Layers) * (request.Head >= 0 ? 1 : source.Heads);
+        var work = (double)headCount * (rows.End - rows.Start) * (cols.End - cols.Start);
+        if (work <= RecomputeBudget) return null;
+        var group = Math.Max(1, (asked + block - 1) / block);
+        var (rb0, rb1) = (rows.Start / block, (rows.End + block - 1) / block);
+        var (cb0, cb1) = (cols.Start / block, (cols.End + block - 1) / block);
+        var data = overviews.Read(request.Layer, request.Head, maxOverHeads, pooling == "mean", group, rb0, rb1, cb0, cb1);
+        var factor = block * group;
+        var (outRows, outCols) = ((rb1 - rb0 + group - 1) / group, (cb1 - cb0 + group - 1) / group);
+        return new ViewResult(outRows, outCols, request.Layer, request.Head, factor > 1, factor, data, layout.Units,
+            rb0 * block, Math.Min(n, rb1 * block), cb0 * block, Math.Min(n, cb1 * block), pooling);
+    }
+
+    /// <summary>Element-wise max over heads (head −1) and/or layers (layer −1) of the whole matrix.</summary>
+    internal static void MaxOver(IAttentionSource attention, int layer, int head, Span<float> destination) =>
+        attention.Combined(layer, head, max: true, 0, attention.Tokens, 0, attention.Tokens, destination);
+
+    internal static ViewUnit TokenUnit(Token token, int index) =>
         new(TokenDisplay.WithoutMarkers(token), token.Start, token.End, index, index, token.Special);
 
     /// <summary>
@@ -115,48 +198,95 @@ public static class AttentionViews
     /// and columns and renormalises each remaining row to sum 1; an all-zero row stays zero), then merges words
     /// (attention TO a word = sum over its pieces' columns, FROM a word = mean over its pieces' rows).
     /// </summary>
-    public static ViewedMatrix Apply(ReadOnlySpan<float> matrix, IReadOnlyList<Token> tokens, ViewOptions options)
+    public static ViewedMatrix Apply(float[] matrix, IReadOnlyList<Token> tokens, ViewOptions options)
+    {
+        var n = tokens.Count;
+        var layout = ViewLayout.For(tokens, options);
+        var all = (0, layout.Units.Length);
+        var view = Shape((r0, r1, c0, c1, d) =>
+        {
+            for (var r = r0; r < r1; r++) matrix.AsSpan(r * n + c0, c1 - c0).CopyTo(d.Slice((r - r0) * (c1 - c0), c1 - c0));
+        }, layout, 0, 0, all, all, null, "max");
+        return new ViewedMatrix(view.Data, view.Rows, view.Units);
+    }
+}
+
+/// <summary>
+/// Which tokens make each row and column of a view: the kept tokens (special ones dropped when hidden) grouped into
+/// units (one token each, or a word's pieces), and how a unit's row is made from the token rows.
+/// </summary>
+internal sealed class ViewLayout
+{
+    private readonly int[] _kept;                      // token index of each kept token
+    private readonly (int First, int Last)[] _groups;  // each unit's kept tokens, inclusive indices into _kept
+
+    private ViewLayout(int tokens, bool hideSpecial, int[] kept, (int, int)[] groups, ViewUnit[] units)
+    {
+        (Tokens, HideSpecial, _kept, _groups, Units) = (tokens, hideSpecial, kept, groups, units);
+        IsIdentity = !hideSpecial && groups.Length == tokens;
+    }
+
+    public int Tokens { get; }
+    public bool HideSpecial { get; }
+    public ViewUnit[] Units { get; }
+
+    /// <summary>One unit per token, nothing hidden: the view is the matrix itself.</summary>
+    public bool IsIdentity { get; }
+
+    public int FirstToken(int unit) => _kept[_groups[unit].First];
+    public int LastToken(int unit) => _kept[_groups[unit].Last];
+
+    public static ViewLayout For(IReadOnlyList<Token> tokens, ViewOptions options)
     {
         var n = tokens.Count;
         var kept = Enumerable.Range(0, n).Where(i => !(options.HideSpecial && tokens[i].Special)).ToArray();
-        var m = kept.Length;
-        var data = new float[m * m];
-        for (var r = 0; r < m; r++)
-        {
-            double sum = 0;
-            for (var c = 0; c < m; c++) sum += data[r * m + c] = matrix[kept[r] * n + kept[c]];
-            if (options.HideSpecial && sum > 0)
-                for (var c = 0; c < m; c++) data[r * m + c] = (float)(data[r * m + c] / sum);
-        }
-        var keptTokens = kept.Select(i => tokens[i]).ToArray();
         if (!options.WordLevel)
-        {
-            var units = kept.Select(i => TokenUnit(tokens[i], i)).ToArray();
-            return new ViewedMatrix(data, m, units);
-        }
-
-        var groups = GroupWords(keptTokens);
-        var w = groups.Count;
-        var merged = new float[w * w];
-        for (var gr = 0; gr < w; gr++)
-        {
-            var (r0, r1) = groups[gr];
-            var pieces = r1 - r0 + 1;
-            for (var gc = 0; gc < w; gc++)
-            {
-                var (c0, c1) = groups[gc];
-                double sum = 0;
-                for (var r = r0; r <= r1; r++)
-                    for (var c = c0; c <= c1; c++) sum += data[r * m + c];
-                merged[gr * w + gc] = (float)(sum / pieces);
-            }
-        }
-        var wordUnits = groups.Select(g =>
+            return new ViewLayout(n, options.HideSpecial, kept, kept.Select((_, k) => (k, k)).ToArray(),
+                kept.Select(i => AttentionViews.TokenUnit(tokens[i], i)).ToArray());
+        var keptTokens = kept.Select(i => tokens[i]).ToArray();
+        var groups = AttentionViews.GroupWords(keptTokens);
+        var units = groups.Select(g =>
         {
             var (first, last) = (keptTokens[g.First], keptTokens[g.Last]);
             var text = string.Concat(Enumerable.Range(g.First, g.Last - g.First + 1).Select(i => TokenDisplay.WithoutMarkers(keptTokens[i])));
             return new ViewUnit(text, first.Start, last.End, kept[g.First], kept[g.Last], first.Special);
         }).ToArray();
-        return new ViewedMatrix(merged, w, wordUnits);
+        return new ViewLayout(n, options.HideSpecial, kept, groups.ToArray(), units);
+    }
+
+    /// <summary>
+    /// Unit <paramref name="unit"/>'s row over the units from <paramref name="firstUnit"/> (as many as
+    /// <paramref name="values"/> holds), from token rows in <paramref name="tile"/> (rows from tileRow0, token columns
+    /// from tileCol0, <paramref name="width"/> wide).
+    /// </summary>
+    public void Row(int unit, ReadOnlySpan<float> tile, int tileRow0, int tileCol0, int width, int firstUnit, double[] values)
+    {
+        if (IsIdentity)
+        {
+            var row = tile.Slice((unit - tileRow0) * width + firstUnit - tileCol0, values.Length);
+            for (var v = 0; v < values.Length; v++) values[v] = row[v];
+            return;
+        }
+        Array.Clear(values);
+        var (g0, g1) = _groups[unit];
+        for (var k = g0; k <= g1; k++)
+        {
+            var row = tile.Slice((_kept[k] - tileRow0) * width, width);
+            double sum = 0;
+            if (HideSpecial)
+                foreach (var c in _kept) sum += row[c - tileCol0];
+            for (var v = 0; v < values.Length; v++)
+            {
+                var (h0, h1) = _groups[firstUnit + v];
+                for (var kk = h0; kk <= h1; kk++)
+                {
+                    var value = row[_kept[kk] - tileCol0];
+                    values[v] += HideSpecial && sum > 0 ? (float)(value / sum) : value;
+                }
+            }
+        }
+        var pieces = g1 - g0 + 1;
+        if (pieces > 1)
+            for (var v = 0; v < values.Length; v++) values[v] /= pieces;
     }
 }

@@ -26,7 +26,7 @@ public sealed record HeadMetric(
     double FirstToken, double? Cls, double? Sep, bool Sink,
     double PreviousToken, double Self, double DuplicateToken, double Induction, double SelfDistance);
 
-/// <summary>Every head's metrics at once, with TorchSharp over one layer's (H, n, n) block at a time, in float64.</summary>
+/// <summary>Every head's metrics: sums over query rows (<see cref="HeadMetricSums"/>), so any block of rows adds in.</summary>
 public static class HeadMetrics
 {
     public const double SinkThreshold = 0.3;
@@ -53,68 +53,30 @@ public static class HeadMetrics
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "not one of HeadMetrics.Names"),
     };
 
-    public static HeadMetric[] Compute(AttentionTensor attention, IReadOnlyList<Token> tokens, bool causal,
+    /// <summary>Every head's metrics, reading one layer at a time (a stored source) or row blocks (a recomputed one).</summary>
+    public static HeadMetric[] Compute(IAttentionSource attention, IReadOnlyList<Token> tokens, bool causal,
         CancellationToken cancellationToken = default)
     {
         var n = attention.Tokens;
         if (tokens.Count != n) throw new ArgumentException("tokens do not match the attention's size", nameof(tokens));
-        using var scope = NewDisposeScope();
-        var index = arange(n, float64);
-        var query = index.unsqueeze(1);                                               // (n, 1)
-        var key = index.unsqueeze(0);                                                 // (1, n)
-        var valid = causal ? key <= query : ones([n, n], @bool);                      // (n, n)
-        var rowLength = causal ? index + 1 : full([n], (double)n, float64);           // (n)
-        var multiKey = rowLength > 1.5;                                               // rows whose entropy can be normalised
-        var logLength = rowLength.log();
-        var distance = (query - key).abs();                                           // (n, n)
-        var identity = eye(n, dtype: float64);
-
-        var leading = 0;
-        while (leading < n && tokens[leading].Special) leading++;
-        var clsMask = zeros([n], float64);
-        var sepMask = zeros([n], float64);
-        for (var j = 0; j < n; j++)
-            if (tokens[j].Special) (j < leading ? clsMask : sepMask)[j] = 1.0;
-        var hasCls = leading > 0;
-        var hasSep = tokens.Skip(leading).Any(t => t.Special);
-
-        var ids = tokens.Select(t => (long)t.Id).ToArray();
-        var duplicate = DuplicatePattern(ids);
-        var induction = InductionPattern(ids);
-
-        var result = new List<HeadMetric>(attention.Layers * attention.Heads);
+        var sums = new HeadMetricSums(attention.Layers, attention.Heads, tokens, causal);
+        var rows = attention.IsStored ? n : Math.Max(1, Models.Core.BlockedAttention.BlockRows(attention.Heads, n));
         for (var layer = 0; layer < attention.Layers; layer++)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            using var layerScope = NewDisposeScope();
-            var a = attention.LayerTensor(layer);                                    // (H, n, n)
-            var smoothed = (a * 0.9999 + (0.0001 / rowLength).unsqueeze(1)).masked_fill(valid.logical_not(), 1.0);
-            var rowEntropy = -(smoothed * smoothed.log()).sum(-1);                    // (H, n)
-            var entropy = rowEntropy.mean([-1]);
-            var normalized = multiKey.any().item<bool>()
-                ? (rowEntropy / logLength.clamp_min(1e-12)).masked_select(multiKey.expand_as(rowEntropy)).reshape(a.shape[0], -1).mean([-1])
-                : zeros([a.shape[0]], float64);
-            var meanDistance = (a * distance).sum([-2, -1]) / n;
-            var first = a.select(-1, 0).mean([-1]);
-            var cls = a.matmul(clsMask).mean([-1]);
-            var sep = a.matmul(sepMask).mean([-1]);
-            var self = a.diagonal(0, -2, -1).mean([-1]);
-            var previous = n > 1 ? a.diagonal(-1, -2, -1).mean([-1]) : zeros([a.shape[0]], float64);
-            var total = a.sum([-2, -1]).clamp_min(1e-300);
-            var dup = (a * duplicate).sum([-2, -1]) / total;
-            var ind = (a * induction).sum([-2, -1]) / total;
-            var selfDistance = (a - identity).square().sum([-2, -1]).sqrt() / n;
-
-            var columns = stack([entropy, normalized, meanDistance, first, cls, sep, previous, self, dup, ind, selfDistance], 1); // (H, 11)
-            var values = columns.contiguous().data<double>().ToArray();
-            for (var head = 0; head < attention.Heads; head++)
+            for (var r0 = 0; r0 < n; r0 += rows)
             {
-                var v = values.AsSpan(head * 11, 11);
-                result.Add(new HeadMetric(layer, head, v[0], v[1], v[2], v[3], hasCls ? v[4] : null, hasSep ? v[5] : null,
-                    v[3] > SinkThreshold, v[6], v[7], v[8], v[9], v[10]));
+                cancellationToken.ThrowIfCancellationRequested();
+                using var scope = NewDisposeScope();
+                var r1 = Math.Min(n, r0 + rows);
+                var block = empty([attention.Heads, r1 - r0, n], float32);              // (H, rows, n)
+                var span = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(block.bytes);
+                var size = (r1 - r0) * n;
+                for (var h = 0; h < attention.Heads; h++) attention.Tile(layer, h, r0, r1, 0, n, span.Slice(h * size, size));
+                // Stored analyses are small: their sums run in float64, as they always have.
+                sums.Add(layer, r0, 0, attention.IsStored ? block.to(float64) : block);
             }
         }
-        return result.ToArray();
+        return sums.Finish();
     }
 
     /// <summary>TransformerLens' duplicate-token pattern: P_{ij} = 1 when ids[i] = ids[j] and j &lt; i. (n, n) float64.</summary>
@@ -154,5 +116,122 @@ public static class HeadMetrics
             count++;
         }
         return sum / count;
+    }
+}
+
+/// <summary>
+/// The sums over query rows behind every <see cref="HeadMetric"/>, added a block of rows at a time — during a long
+/// forward as its blocks go by, or over a stored analysis's layers — and turned into the metrics at the end.
+/// </summary>
+public sealed class HeadMetricSums
+{
+    private enum Sum { Entropy, Normalized, Distance, First, Cls, Sep, Self, Previous, Total, Duplicate, Induction, Squares, Count }
+
+    private readonly double[] _sums;
+    private readonly int _heads, _n, _leading;
+    private readonly bool _causal, _hasCls, _hasSep;
+    private readonly long[] _ids;
+    private readonly double[] _clsMask, _sepMask;
+    private double _normalizedRows;
+    private readonly HashSet<int> _normalizedCounted = [];
+
+    public HeadMetricSums(int layers, int heads, IReadOnlyList<Token> tokens, bool causal)
+    {
+        (_heads, _n, _causal) = (heads, tokens.Count, causal);
+        _sums = new double[layers * heads * (int)Sum.Count];
+        while (_leading < _n && tokens[_leading].Special) _leading++;
+        _clsMask = new double[_n];
+        _sepMask = new double[_n];
+        for (var j = 0; j < _n; j++)
+            if (tokens[j].Special) (j < _leading ? _clsMask : _sepMask)[j] = 1.0;
+        _hasCls = _leading > 0;
+        _hasSep = tokens.Skip(_leading).Any(t => t.Special);
+        _ids = tokens.Select(t => (long)t.Id).ToArray();
+    }
+
+    /// <param name="probabilities">(H, rows, cols), float32 or float64: rows from <paramref name="rowStart"/>, keys
+    /// from <paramref name="colStart"/>; the row's other keys hold 0</param>
+    public void Add(int layer, int rowStart, int colStart, Tensor probabilities)
+    {
+        using var scope = NewDisposeScope();
+        var a = probabilities;
+        var dtype = a.dtype;
+        long rows = a.shape[1], cols = a.shape[2];
+        var i = arange(rowStart, rowStart + rows, dtype: int64);
+        var j = arange(colStart, colStart + cols, dtype: int64);
+        var (query, key) = (i.unsqueeze(1), j.unsqueeze(0));
+        var valid = _causal ? key <= query : ones([rows, cols], @bool);                 // (rows, cols)
+        var rowLength = _causal ? (i + 1).to(float64) : full([rows], (double)_n, float64);
+        var epsilon = 0.0001 / rowLength;                                             // (rows)
+        var smoothed = (a * 0.9999 + epsilon.to(dtype).unsqueeze(1)).masked_fill(valid.logical_not(), 1.0);
+        var rowEntropy = -(smoothed * smoothed.log()).sum(-1).to(float64);            // (H, rows)
+        // The row's visible keys outside this block hold 0: each adds −ε·log ε after smoothing.
+        var outside = _causal ? colStart : _n - cols;
+        if (outside > 0) rowEntropy += (-(epsilon * epsilon.log()) * outside).unsqueeze(0);
+        var multiKey = (rowLength > 1.5).to(float64);
+        var normalized = (rowEntropy / rowLength.log().clamp_min(1e-12) * multiKey).sum(-1);
+        if (_normalizedCounted.Add(rowStart)) _normalizedRows += multiKey.sum().item<double>();
+
+        var rowSums = a.sum(-1).to(float64);                                         // (H, rows)
+        var distance = _causal
+            ? (rowSums * i.to(float64).unsqueeze(0) - a.matmul(j.to(dtype)).to(float64)).sum(-1)
+            : (a * (query - key).abs().to(dtype)).sum([-2, -1]).to(float64);
+        var first = colStart == 0 ? a.select(-1, 0).sum(-1).to(float64) : zeros([a.shape[0]], float64);
+        var cls = a.matmul(tensor(_clsMask.AsSpan((int)colStart, (int)cols).ToArray()).to(dtype)).sum(-1).to(float64);
+        var sep = a.matmul(tensor(_sepMask.AsSpan((int)colStart, (int)cols).ToArray()).to(dtype)).sum(-1).to(float64);
+        var self = Diagonal(a, i, colStart, cols, 0);
+        var previous = Diagonal(a, i, colStart, cols, -1);
+        var ids = tensor(_ids);
+        var (rowIds, colIds) = (ids.narrow(0, rowStart, rows).unsqueeze(1), ids.narrow(0, colStart, cols).unsqueeze(0));
+        var below = key < query;
+        var duplicate = rowIds.eq(colIds).logical_and(below).to(dtype);
+        var shifted = colStart == 0
+            ? cat([full([1], -1L, int64), ids.narrow(0, 0, cols - 1)])
+            : ids.narrow(0, colStart - 1, cols);
+        var induction = rowIds.eq(shifted.unsqueeze(0)).logical_and(below).to(dtype);
+        var dup = (a * duplicate).sum([-2, -1]).to(float64);
+        var ind = (a * induction).sum([-2, -1]).to(float64);
+        var squares = (a * a).sum([-2, -1]).to(float64) - 2 * self + rows;
+
+        var columns = stack([rowEntropy.sum(-1), normalized, distance, first, cls, sep, self, previous, rowSums.sum(-1), dup, ind, squares], 1);
+        var values = columns.contiguous().data<double>().ToArray();                  // (H, 12)
+        for (var h = 0; h < _heads; h++)
+            for (var k = 0; k < (int)Sum.Count; k++) _sums[(layer * _heads + h) * (int)Sum.Count + k] += values[h * (int)Sum.Count + k];
+    }
+
+    /// <summary>Σ over the block's rows of A[i, i + offset] where that key is in the block, per head.</summary>
+    private static Tensor Diagonal(Tensor a, Tensor rows, long colStart, long cols, int offset)
+    {
+        var column = rows + offset - colStart;                                        // (rows)
+        var inBlock = (column >= 0).logical_and(column < cols);
+        var index = column.clamp(0, cols - 1).unsqueeze(0).unsqueeze(-1).expand(a.shape[0], -1, 1);
+        return (a.gather(-1, index).squeeze(-1).to(float64) * inBlock.to(float64)).sum(-1);
+    }
+
+    public HeadMetric[] Finish()
+    {
+        var n = (double)_n;
+        var result = new HeadMetric[_sums.Length / (int)Sum.Count];
+        for (var k = 0; k < result.Length; k++)
+        {
+            var offset = k * (int)Sum.Count;
+            double Get(Sum which) => _sums[offset + (int)which];
+            var total = Math.Max(Get(Sum.Total), 1e-300);
+            var first = Get(Sum.First) / n;
+            result[k] = new HeadMetric(k / _heads, k % _heads,
+                Get(Sum.Entropy) / n,
+                _normalizedRows > 0 ? Get(Sum.Normalized) / _normalizedRows : 0,
+                Get(Sum.Distance) / n,
+                first,
+                _hasCls ? Get(Sum.Cls) / n : null,
+                _hasSep ? Get(Sum.Sep) / n : null,
+                first > HeadMetrics.SinkThreshold,
+                _n > 1 ? Get(Sum.Previous) / (n - 1) : 0,
+                Get(Sum.Self) / n,
+                Get(Sum.Duplicate) / total,
+                Get(Sum.Induction) / total,
+                Math.Sqrt(Math.Max(0, Get(Sum.Squares))) / n);
+        }
+        return result;
     }
 }

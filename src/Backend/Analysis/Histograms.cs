@@ -17,7 +17,7 @@ public static class Histograms
     /// masked entries (j &gt; i) are not weights and are left out; <paramref name="excludeSpecial"/> also leaves out every
     /// entry whose query or key is a special token. Counts with TorchSharp's histc, a layer at a time.
     /// </summary>
-    public static Histogram Weights(AttentionTensor attention, IReadOnlyList<Token> tokens, bool causal, int? layer, int? head, int bins,
+    public static Histogram Weights(IAttentionSource attention, IReadOnlyList<Token> tokens, bool causal, int? layer, int? head, int bins,
         bool excludeSpecial)
     {
         var n = attention.Tokens;

@@ -9,7 +9,7 @@ namespace AttentionViz.Backend.Analysis;
 public static class Rollout
 {
     /// <summary>Âˡ for layers 1 … <paramref name="layers"/>: (layers, n, n) float64.</summary>
-    public static Tensor ResidualAdjusted(AttentionTensor attention, int layers)
+    public static Tensor ResidualAdjusted(IAttentionSource attention, int layers)
     {
         var n = attention.Tokens;
         using var scope = NewDisposeScope();
@@ -28,7 +28,7 @@ public static class Rollout
     /// R¹ = Â¹, Rˡ = Âˡ · R^{l−1}, up to layer <paramref name="layer"/> (0-based: 0 is the first layer): row i is how
     /// much token i's representation after that layer draws on each input token. n×n float32, row-major.
     /// </summary>
-    public static float[] Compute(AttentionTensor attention, int layer)
+    public static float[] Compute(IAttentionSource attention, int layer)
     {
         using var scope = NewDisposeScope();
         var adjusted = ResidualAdjusted(attention, layer + 1);                        // (l+1, n, n)

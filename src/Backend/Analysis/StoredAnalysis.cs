@@ -5,7 +5,7 @@ namespace AttentionViz.Backend.Analysis;
 public sealed record ModelSummary(string Id, string Architecture, int Layers, int Heads, bool Causal);
 
 /// <summary>
-/// One analyzed text: its tokens, every layer's and head's attention, and the final hidden states. Reference-counted,
+/// One analyzed text: its tokens, every layer's and head's attention (stored or recomputable), and the final hidden states. Reference-counted,
 /// so that eviction from the cache never frees a buffer a request is still reading.
 /// </summary>
 public sealed class StoredAnalysis
@@ -20,7 +20,10 @@ public sealed class StoredAnalysis
     /// <summary>UTF-16 offset where the analyzed text ends, when truncated.</summary>
     public int? TruncatedAt { get; init; }
 
-    public required AttentionTensor Attention { get; init; }
+    public required IAttentionSource Attention { get; init; }
+
+    /// <summary>Head metrics summed during the forward (long analyses), or null: computed on first request.</summary>
+    public HeadMetric[]? Metrics { get; init; }
 
     /// <summary>(T, C), row-major: the model's last_hidden_state.</summary>
     public required float[] LastHiddenState { get; init; }

@@ -23,6 +23,19 @@ public static class AnalysisSummary
             output.WriteLine($"{i,3}  {Escape(t.Text),-16} {span}");
         }
 
+        if (!analysis.Attention.IsStored)
+        {
+            // A long analysis: the per-head metrics were summed during the forward; recomputing every cell of every
+            // head for a summary would cost as much as the forward's attention.
+            output.WriteLine();
+            output.WriteLine("layer  mean entropy (nats, head metrics' smoothed entropy, mean over heads; uniform would be "
+                + Math.Log(n).ToString("F3") + ")");
+            foreach (var layer in analysis.Metrics!.GroupBy(m => m.Layer))
+                output.WriteLine($"{layer.Key,5}  {layer.Average(m => m.Entropy):F3}");
+            output.WriteLine();
+            output.WriteLine("top attended pairs: not listed for a long analysis (see the panel, `render` or `--out`)");
+            return;
+        }
         output.WriteLine();
         output.WriteLine("layer  mean entropy (nats, mean over heads and query rows; uniform would be " + Math.Log(n).ToString("F3") + ")");
         var matrix = new float[n * n];
@@ -31,8 +44,8 @@ public static class AnalysisSummary
             double total = 0;
             for (var head = 0; head < model.Heads; head++)
             {
-                var m = analysis.Attention.Head(layer, head);
-                for (var row = 0; row < n; row++) total += MatrixOps.Entropy(m.Slice(row * n, n));
+                analysis.Attention.Head(layer, head, matrix);
+                for (var row = 0; row < n; row++) total += MatrixOps.Entropy(matrix.AsSpan(row * n, n));
             }
             output.WriteLine($"{layer,5}  {total / (model.Heads * n):F3}");
         }

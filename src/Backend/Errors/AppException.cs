@@ -49,7 +49,7 @@ public sealed class ModelFormatException : AppException
 /// </summary>
 public sealed class MemoryBudgetException(long neededBytes, long budgetBytes, string advice)
     : AppException(AppErrorCode.MemoryBudgetExceeded,
-        $"This analysis needs {Megabytes(neededBytes)} MB of attention memory; the budget is {Megabytes(budgetBytes)} MB: "
+        $"This analysis needs {Megabytes(neededBytes)} MB; the budget is {Megabytes(budgetBytes)} MB: "
         + $"{advice}.")
 {
     public long NeededBytes => neededBytes;

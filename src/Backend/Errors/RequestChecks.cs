@@ -33,6 +33,18 @@ public static class RequestChecks
 
     public static void MaxSize(int? maxSize) => AtLeast("maxSize", maxSize, 1);
 
+    /// <summary>A window [start, end) within [0, count), non-empty; null is the whole axis.</summary>
+    public static (int Start, int End) Range(string name, int[]? range, int count, string plural)
+    {
+        if (range is null) return (0, count);
+        if (range.Length != 2) throw new InvalidRequestException($"{name} must be [start, end); got {range.Length} numbers.");
+        var (start, end) = (range[0], range[1]);
+        if (start < 0 || end > count || start >= end)
+            throw new InvalidRequestException(
+                $"{name} [{start}, {end}) is not a window of the view's {count} {plural}: give 0 ≤ start < end ≤ {count}.");
+        return (start, end);
+    }
+
     /// <summary>An integer of at least <paramref name="min"/>, when given.</summary>
     public static void AtLeast(string name, int? value, int min)
     {

@@ -50,9 +50,17 @@ public static class AnalysisExport
             ("input_ids", "I64", [n], Bytes(ids)),
             ("offsets", "I64", [n, 2], Bytes(offsets)),
             ("special_tokens_mask", "I64", [n], Bytes(special)),
-            ("attentions", "F32", [a.Layers, a.Heads, n, n], Bytes(a.All.ToArray())),
+            ("attentions", "F32", [a.Layers, a.Heads, n, n], Bytes(AllLayers(a))),
             ("last_hidden_state", "F32", [n, analysis.HiddenSize], Bytes(analysis.LastHiddenState)),
         ], Metadata(analysis));
+    }
+
+    private static float[] AllLayers(IAttentionSource a)
+    {
+        var layerSize = a.Heads * a.Tokens * a.Tokens;
+        var all = new float[(long)a.Layers * layerSize];
+        for (var l = 0; l < a.Layers; l++) a.Layer(l, all.AsSpan(l * layerSize, layerSize));
+        return all;
     }
 
     private static ReadOnlyMemory<byte> Bytes<T>(T[] values) where T : unmanaged => MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
@@ -68,7 +76,11 @@ public static class AnalysisExport
             for (var h = 0; h < a.Heads; h++)
             {
                 attentions[l][h] = new float[n][];
-                for (var row = 0; row < n; row++) attentions[l][h][row] = a.Head(l, h).Slice(row * n, n).ToArray();
+                for (var row = 0; row < n; row++)
+                {
+                    attentions[l][h][row] = new float[n];
+                    a.Tile(l, h, row, row + 1, 0, n, attentions[l][h][row]);
+                }
             }
         }
         var hidden = Enumerable.Range(0, n).Select(row => analysis.LastHiddenState.AsSpan(row * analysis.HiddenSize, analysis.HiddenSize).ToArray())

@@ -93,7 +93,11 @@ public sealed record LlamaConfig : IModelConfig
     }
 }
 
-internal sealed class LlamaAttention : Module<Tensor, (Tensor Cos, Tensor Sin), Tensor, (Tensor Output, Tensor Probabilities)>
+/// <summary>What one decoder layer's forward needs besides its input: shared by every layer of a forward.</summary>
+internal sealed record LayerContext((Tensor Cos, Tensor Sin) Rotary, Tensor? Padding, IAttentionObserver? Observer,
+    Tensor[]? Probabilities, CancellationToken CancellationToken);
+
+internal sealed class LlamaAttention : Module
 {
     private readonly Dense _q, _k, _v, _o;
     private readonly int _heads, _kvHeads, _headDim;
@@ -108,27 +112,24 @@ internal sealed class LlamaAttention : Module<Tensor, (Tensor Cos, Tensor Sin), 
     }
 
     /// <param name="x">(B, T, C)</param>
-    /// <param name="rotary">cos and sin, (B, T, D) each</param>
-    /// <param name="allowed">bool (B or 1, 1, T, T)</param>
-    /// <returns>(B, T, C) and probabilities (B, H, T, T)</returns>
-    public override (Tensor Output, Tensor Probabilities) forward(Tensor x, (Tensor Cos, Tensor Sin) rotary, Tensor allowed)
+    /// <returns>(B, T, C)</returns>
+    public Tensor Forward(Tensor x, int layer, AttentionRule rule, LayerContext context)
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
         var q = _q.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);           // (B, H, T, D)
         var k = _k.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);         // (B, KV, T, D)
         var v = _v.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);         // (B, KV, T, D)
-        q = RotaryEmbedding.Apply(q, rotary.Cos, rotary.Sin);
-        k = RotaryEmbedding.Apply(k, rotary.Cos, rotary.Sin);
-        var repeats = _heads / _kvHeads;                                              // query head h uses kv head h / repeats
-        var (context, probabilities) = AttentionCore.Attend(
-            q, AttentionCore.RepeatKeyValueHeads(k, repeats), AttentionCore.RepeatKeyValueHeads(v, repeats), allowed);
-        var merged = context.transpose(1, 2).reshape(b, t, _heads * _headDim);        // (B, T, H·D)
-        return (_o.forward(merged).MoveToOuterDisposeScope(), probabilities.MoveToOuterDisposeScope());
+        q = RotaryEmbedding.Apply(q, context.Rotary.Cos, context.Rotary.Sin).contiguous();
+        k = RotaryEmbedding.Apply(k, context.Rotary.Cos, context.Rotary.Sin).contiguous();
+        var attended = BlockedAttention.Attend(q, k, v.contiguous(), rule, context.Padding, layer, context.Observer,
+            context.Probabilities?[layer], context.CancellationToken);               // (B, H, T, D)
+        var merged = attended.transpose(1, 2).reshape(b, t, _heads * _headDim);       // (B, T, H·D)
+        return _o.forward(merged).MoveToOuterDisposeScope();
     }
 }
 
-internal sealed class LlamaDecoderLayer : Module<Tensor, (Tensor Cos, Tensor Sin), Tensor, (Tensor Output, Tensor Probabilities)>
+internal sealed class LlamaDecoderLayer : Module
 {
     private readonly RmsNorm _inputNorm, _postAttentionNorm;
     private readonly LlamaAttention _attention;
@@ -143,13 +144,11 @@ internal sealed class LlamaDecoderLayer : Module<Tensor, (Tensor Cos, Tensor Sin
     }
 
     /// <param name="x">(B, T, C)</param>
-    public override (Tensor Output, Tensor Probabilities) forward(Tensor x, (Tensor Cos, Tensor Sin) rotary, Tensor allowed)
+    public Tensor Forward(Tensor x, int layer, AttentionRule rule, LayerContext context)
     {
         using var scope = NewDisposeScope();
-        var (attended, probabilities) = _attention.forward(_inputNorm.forward(x), rotary, allowed);
-        var h = x + attended;                                                         // pre-norm residual
-        var output = h + _mlp.forward(_postAttentionNorm.forward(h));
-        return (output.MoveToOuterDisposeScope(), probabilities.MoveToOuterDisposeScope());
+        var h = x + _attention.Forward(_inputNorm.forward(x), layer, rule, context);  // pre-norm residual
+        return (h + _mlp.forward(_postAttentionNorm.forward(h))).MoveToOuterDisposeScope();
     }
 }
 
@@ -187,6 +186,10 @@ public sealed class LlamaModel : CheckpointModel
         eval();
     }
 
+    public override bool AttendsInBlocks => true;
+    public override int HeadDim => _config.HeadDim;
+    public override int IntermediateSize => _config.IntermediateSize;
+
     /// <summary>Copies the checkpoint in (bare LlamaModel or model.-prefixed names, lm_head when untied) and returns the unused keys.</summary>
     public override IReadOnlyList<string> LoadWeights(IWeightSource source)
     {
@@ -202,32 +205,28 @@ public sealed class LlamaModel : CheckpointModel
         using var scope = NewDisposeScope();
         var ids = Inputs.ToTensor(input.InputIds);                                   // (B, T)
         Inputs.CheckIds(ids, VocabularySize, MaxPositions);
-        var t = ids.shape[1];
+        var (b, t) = (ids.shape[0], ids.shape[1]);
         var padding = Inputs.Padding(input.AttentionMask, ids);                      // (B, T) or null
         var rotary = _rotary.CosSin(arange(t, dtype: int64).unsqueeze(0));          // (1, T, D) each
-
-        var masks = new Dictionary<int, Tensor>();                                   // by window (0 = none): built once each
-        Tensor MaskFor(int layer)
-        {
-            var window = _config.WindowOf(layer);
-            if (!masks.TryGetValue(window ?? 0, out var mask))
-                masks[window ?? 0] = mask = AttentionMasks.Build(t, causal: true, window, padding)!;  // (B or 1, 1, T, T)
-            return mask;
-        }
+        // Without an observer the caller wants every probability: small inputs and the fixture tests.
+        var probabilities = input.Observer is null
+            ? Enumerable.Range(0, Layers).Select(_ => zeros(b, Heads, t, t, dtype: float32)).ToArray()
+            : null;
+        var context = new LayerContext(rotary, padding, input.Observer, probabilities, cancellationToken);
+        var scale = 1.0 / Math.Sqrt(_config.HeadDim);
 
         var x = _model.TokenEmbedding.forward(ids);                                  // (B, T, C)
-        var attentions = new Tensor[Layers];
         for (var i = 0; i < Layers; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            (x, var probabilities) = _model.Layers[i].forward(x, rotary, MaskFor(i));
-            attentions[i] = probabilities.MoveToOuterDisposeScope();                 // (B, H, T, T)
+            x = _model.Layers[i].Forward(x, i, new AttentionRule(scale, Causal: true, _config.WindowOf(i)), context);
         }
         var hidden = _model.FinalNorm.forward(x);                                    // (B, T, C)
         Tensor? logits = null;
         if (input.WantLogits)
             logits = (_lmHead is null ? hidden.matmul(_model.TokenEmbedding.Weight.t()) : _lmHead.forward(hidden))
                 .MoveToOuterDisposeScope();  // (B, T, V)
-        return new ForwardResult(attentions, hidden.MoveToOuterDisposeScope(), logits);
+        foreach (var p in probabilities ?? []) p.MoveToOuterDisposeScope();
+        return new ForwardResult(probabilities ?? [], hidden.MoveToOuterDisposeScope(), logits);
     }
 }

@@ -67,8 +67,10 @@ public sealed class AnalysisTarget(AnalysisQueries analytics)
     {
         var id = RequestChecks.AnalysisId(request?.AnalysisId);
         var options = new ViewOptions(request!.HideSpecial, request.WordLevel);
-        var v = analytics.View(id, new ViewRequest(request.Layer, request.Head, options, request.MaxSize, request.HeadReduce));
-        return Task.FromResult(ToDto(v));
+        var view = new ViewRequest(request.Layer, request.Head, options, request.MaxSize, request.HeadReduce, request.RowRange,
+            request.ColRange, request.Pooling);
+        // Off the dispatcher: a window of a long analysis may be recomputed (on the model thread).
+        return Task.Run(() => ToDto(analytics.View(id, view)));
     }
 
     [JsonRpcMethod("attention/rollout", UseSingleObjectParameterDeserialization = true)]

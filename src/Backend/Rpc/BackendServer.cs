@@ -18,6 +18,7 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
 {
     private readonly TaskCompletionSource<int> _exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _shutdownRequested;
+    private StreamJsonRpc.JsonRpc? _rpc;
 
     /// <summary>Completes with the process exit code when the client sends <c>exit</c>.</summary>
     public Task<int> ExitRequested => _exit.Task;
@@ -54,7 +55,17 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
     {
         var text = request?.Text ?? throw RequestChecks.Missing("text");
         var options = new AnalyzeOptions(text, request.ModelId, request.MaxTokens, request.TextPair);
-        var analysis = await service.AnalyzeAsync(options, cancellationToken);
+        var progress = request.WorkDoneToken is { } token && _rpc is { } rpc ? new WorkDoneReporter(rpc, token) : null;
+        progress?.Begin();
+        StoredAnalysis analysis;
+        try
+        {
+            analysis = await service.AnalyzeAsync(options, cancellationToken, progress);
+        }
+        finally
+        {
+            progress?.End();
+        }
         return new AnalyzeResult(analysis.Id, analysis.Model,
             analysis.Tokens.Select(TokenDto.From).ToArray(),
             analysis.Truncated, analysis.TruncatedAt, Math.Round(analysis.ElapsedMs, 2), analysis.Attention.SizeInBytes,
@@ -65,20 +76,28 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
     [JsonRpcMethod("attention/matrix", UseSingleObjectParameterDeserialization = true)]
     public Task<MatrixDto> MatrixAsync(MatrixParams request)
     {
-        using var lease = service.Acquire(RequestChecks.AnalysisId(request?.AnalysisId));
-        var view = new ViewRequest(request!.Layer, request.Head, new ViewOptions(), request.MaxSize);
-        var v = AttentionViews.View(lease.Analysis, view);
-        var data = AttentionTensor.AsBytes(v.Data).ToArray();
-        return Task.FromResult(new MatrixDto(v.Rows, v.Cols, v.Layer, v.Head, v.Pooled, v.PoolFactor, data,
-            [v.RowStart, v.RowEnd], [v.ColStart, v.ColEnd]));
+        var id = RequestChecks.AnalysisId(request?.AnalysisId);
+        var view = new ViewRequest(request!.Layer, request.Head, new ViewOptions(), request.MaxSize, RowRange: request.RowRange,
+            ColRange: request.ColRange);
+        return Task.Run(() =>
+        {
+            using var lease = service.Acquire(id);
+            var v = AttentionViews.View(lease.Analysis, view);
+            var data = AttentionTensor.AsBytes(v.Data).ToArray();
+            return new MatrixDto(v.Rows, v.Cols, v.Layer, v.Head, v.Pooled, v.PoolFactor, data, [v.RowStart, v.RowEnd],
+                [v.ColStart, v.ColEnd]);
+        });
     }
 
     [JsonRpcMethod("attention/row", UseSingleObjectParameterDeserialization = true)]
     public Task<RowDto> RowAsync(RowParams request)
     {
         var id = RequestChecks.AnalysisId(request?.AnalysisId);
-        var r = service.Row(id, request!.Layer, request.Head, request.Token, request.Direction ?? "from", request.TopK);
-        return Task.FromResult(new RowDto(r.Scores, r.Top.Select(t => new TopEntry(t.Token, t.Score)).ToArray()));
+        return Task.Run(() =>
+        {
+            var r = service.Row(id, request!.Layer, request.Head, request.Token, request.Direction ?? "from", request.TopK);
+            return new RowDto(r.Scores, r.Top.Select(t => new TopEntry(t.Token, t.Score)).ToArray());
+        });
     }
 
     [JsonRpcMethod("attention/release", UseSingleObjectParameterDeserialization = true)]
@@ -99,6 +118,7 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
         var handler = new HeaderDelimitedMessageHandler(output, input, CreateFormatter());
         object[] targets = [this, .. areaTargets];
         using var rpc = new BackendJsonRpc(handler, targets);
+        _rpc = rpc;
         var options = new JsonRpcTargetOptions { MethodNameTransform = CommonMethodNameTransforms.CamelCase };
         foreach (var target in targets) rpc.AddLocalRpcTarget(target, options);
         rpc.StartListening();
@@ -113,5 +133,25 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
             Log.Error($"connection closed with an error: {e.Message}");
         }
         return 0;
+    }
+
+    /// <summary>LSP work-done progress for one analyze: begin, a report per layer, end, under the client's token.</summary>
+    private sealed class WorkDoneReporter(StreamJsonRpc.JsonRpc rpc, string token) : IProgress<AnalysisProgress>
+    {
+        private readonly Lock _order = new();
+
+        public void Begin() => Send(new WorkDoneProgress("begin", "Analyzing attention", Cancellable: true, Percentage: 0));
+
+        public void Report(AnalysisProgress value) =>
+            Send(new WorkDoneProgress("report", Message: $"layer {value.LayersDone} of {value.Layers}",
+                Percentage: 100 * value.LayersDone / Math.Max(1, value.Layers)));
+
+        public void End() => Send(new WorkDoneProgress("end"));
+
+        private void Send(WorkDoneProgress value)
+        {
+            // Sent in order, never awaited by the forward: a slow client must not hold the model thread.
+            lock (_order) _ = rpc.NotifyWithParameterObjectAsync("$/progress", new ProgressParams(token, value));
+        }
     }
 }

@@ -7,16 +7,15 @@ namespace AttentionViz.Backend.Runtime;
 /// <summary>The services one backend process holds: the model thread, the registry, the analysis cache.</summary>
 public sealed class BackendHost : IDisposable
 {
-    /// <summary>Attention buffers kept for recent analyses: ATTENTIONVIZ_CACHE_MB, default 512 MB.</summary>
-    private static long CacheBytes =>
-        (long.TryParse(Environment.GetEnvironmentVariable("ATTENTIONVIZ_CACHE_MB"), out var mb) && mb > 0 ? mb : 512) << 20;
-
     private readonly ModelThread _thread = new();
 
     public BackendHost()
     {
         Registry = new ModelRegistry(_thread);
-        Service = new AttentionService(Registry, new AnalysisCache(CacheBytes), _thread);
+        Service = new AttentionService(Registry, new AnalysisCache(AnalysisMemory.BudgetFromEnvironment()), _thread)
+        {
+            KeepProbabilitiesBytes = AnalysisMemory.KeepFromEnvironment(),
+        };
         // Each protocol area is one target class; the server registers them all.
         Server = new BackendServer(Service, [new RenderTarget(Service), new AnalysisTarget(new AnalysisQueries(Service, _thread))]);
     }

@@ -42,29 +42,49 @@ public sealed class AttentionBudgetTests
         var failure = ErrorMapping.Describe(new MemoryBudgetException(2L << 30, 1L << 30, "analyze fewer tokens"));
         Assert.AreEqual(-32004, (int)failure.Code);
         Assert.AreEqual(2, ErrorMapping.ExitCode(failure.Code));
-        StringAssert.StartsWith(failure.Message, "This analysis needs 2048 MB of attention memory");
+        StringAssert.StartsWith(failure.Message, "This analysis needs 2048 MB; the budget is 1024 MB: analyze fewer tokens.");
     }
 
-    [TestMethod]
-    public void TheCliRefusesAnAnalysisTooBigForTheBudgetInOneLine()
+    /// <summary>llama-tiny (2 layers × 4 heads) with a window of 60,000, in a temporary folder.</summary>
+    private static string LongWindowLlama()
     {
-        // llama-tiny (2 layers × 4 heads) with a window of 60,000: 6,000 ids need 8 × 6000² × 4 bytes = 1099 MB.
         var folder = Directory.CreateTempSubdirectory("avz-budget").FullName;
         foreach (var file in Directory.GetFiles(Fixtures.Folder("llama-tiny")))
             File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "config.json")))!;
         config["max_position_embeddings"] = 60_000;
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
-        var ids = string.Join(',', Enumerable.Range(0, 6000).Select(i => 3 + i % 900));
+        return folder;
+    }
 
-        var (code, stdout, stderr) = BackendCli.Run("analyze", "--model", folder, "--ids", ids);
+    private static string Ids(int count) => string.Join(',', Enumerable.Range(0, count).Select(i => 3 + i % 900));
+
+    [TestMethod]
+    public void SixThousandTokensThatOnceExceededTheAttentionCapNowRun()
+    {
+        // 8 × 6000² × 4 bytes = 1099 MB of probabilities: refused before attention became recomputable.
+        var (code, stdout, stderr) = BackendCli.Run("analyze", "--model", LongWindowLlama(), "--ids", Ids(6000));
+        Assert.AreEqual(0, code, stderr);
+        StringAssert.Contains(stdout, "tokens     6000, analyzed in");
+        StringAssert.Contains(stdout, "mean entropy");
+    }
+
+    [TestMethod]
+    public void TheCliRefusesAnAnalysisTooBigForTheBudgetInOneLineAndItsAdviceHolds()
+    {
+        var folder = LongWindowLlama();
+        var budget = new Dictionary<string, string> { ["ATTENTIONVIZ_CACHE_MB"] = "64" };
+        var (code, stdout, stderr) = BackendCli.RunWith(budget, "analyze", "--model", folder, "--ids", Ids(6000));
 
         Assert.AreEqual(2, code, stderr);
         Assert.AreEqual("", stdout);
         var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("error:")).ToArray();
         Assert.HasCount(1, lines, stderr);
-        StringAssert.Contains(lines[0], "needs 1099 MB of attention memory; the budget is 1024 MB");
-        StringAssert.Contains(lines[0], "at most 5792 tokens");
+        StringAssert.Contains(lines[0], "; the budget is 64 MB: raise attentionViz.memoryBudgetMB (ATTENTIONVIZ_CACHE_MB) or analyze at most ");
         Assert.DoesNotContain("   at ", stderr, "no stack trace");
+        var most = int.Parse(System.Text.RegularExpressions.Regex.Match(lines[0], @"at most (\d+) tokens").Groups[1].Value);
+        Assert.IsTrue(most is > 100 and < 6000, lines[0]);
+        Assert.AreEqual(0, BackendCli.RunWith(budget, "analyze", "--model", folder, "--ids", Ids(most)).ExitCode, "the advice holds");
+        Assert.AreEqual(2, BackendCli.RunWith(budget, "analyze", "--model", folder, "--ids", Ids(most + 1)).ExitCode);
     }
 }

@@ -254,7 +254,8 @@ public sealed class RpcServerTests
     {
         var first = (await Call("attention/analyze", new { text = FoxText })).GetProperty("analysisId").GetString()!;
         object? firstArray;
-        using (var lease = _host.Service.Acquire(first)) firstArray = lease.Analysis.Attention.PooledArray;
+        using (var lease = _host.Service.Acquire(first))
+            firstArray = ((AttentionViz.Backend.Analysis.AttentionTensor)lease.Analysis.Attention).PooledArray;
         var released = await Call("attention/release", new { analysisId = first });
         Assert.IsTrue(released.GetProperty("released").GetBoolean());
         Assert.AreEqual(-32602, await ErrorCode("attention/matrix", new { analysisId = first, layer = 0, head = 0 }), "a released id is unknown");
@@ -266,7 +267,7 @@ public sealed class RpcServerTests
         var second = (await Call("attention/analyze", new { text = FoxText })).GetProperty("analysisId").GetString()!;
         using var again = _host.Service.Acquire(second);
         Assert.IsNotNull(firstArray);
-        Assert.AreSame(firstArray, again.Analysis.Attention.PooledArray);
+        Assert.AreSame(firstArray, ((AttentionViz.Backend.Analysis.AttentionTensor)again.Analysis.Attention).PooledArray);
     }
 
     [TestMethod]
@@ -284,7 +285,7 @@ public sealed class RpcServerTests
         Assert.IsTrue(cache.Remove("a"));
         Assert.AreEqual(0, cache.Count);
         Assert.IsNull(cache.Acquire("a"), "gone for new requests");
-        Assert.AreEqual(4, lease.Analysis.Attention.All.Length, "the running request still reads its buffer");
+        Assert.AreEqual(4, attention.All.Length, "the running request still reads its buffer");
         lease.Dispose();
         Assert.ThrowsExactly<ObjectDisposedException>(() => attention.All.Length, "returned to the pool after the last lease");
     }

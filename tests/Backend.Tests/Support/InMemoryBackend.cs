@@ -52,12 +52,16 @@ public sealed class InMemoryBackend : IDisposable
 /// <summary>The real executable's command line.</summary>
 public static class BackendCli
 {
-    public static (int ExitCode, string Stdout, string Stderr) Run(params string[] args)
+    public static (int ExitCode, string Stdout, string Stderr) Run(params string[] args) => RunWith(null, args);
+
+    /// <summary>The command line with extra environment variables (the memory budget, …).</summary>
+    public static (int ExitCode, string Stdout, string Stderr) RunWith(IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(RawRpcClient.BackendDll);
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

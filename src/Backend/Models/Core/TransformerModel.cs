@@ -28,7 +28,10 @@ public sealed class ForwardResult(Tensor[] attentions, Tensor lastHiddenState, T
 /// <param name="TokenTypeIds">(B, T) segment ids for BERT-style models; ignored by models without token types</param>
 /// <param name="AttentionMask">(B, T) 1 = token, 0 = padding; padded keys get exactly zero attention</param>
 /// <param name="WantLogits">also compute the LM head's logits (costs T × vocabulary × hidden; causal LMs only)</param>
-public sealed record ForwardInput(long[][] InputIds, long[][]? TokenTypeIds = null, long[][]? AttentionMask = null, bool WantLogits = false);
+/// <param name="Observer">for models that attend in blocks (<see cref="ITransformerModel.AttendsInBlocks"/>): receives
+/// every block and layer state instead of <see cref="ForwardResult.Attentions"/>, which is then empty</param>
+public sealed record ForwardInput(long[][] InputIds, long[][]? TokenTypeIds = null, long[][]? AttentionMask = null, bool WantLogits = false,
+    IAttentionObserver? Observer = null);
 
 /// <summary>A transformer whose attention the backend can show.</summary>
 public interface ITransformerModel : IDisposable
@@ -50,6 +53,18 @@ public interface ITransformerModel : IDisposable
 
     /// <summary>The longest input the model accepts, special tokens included.</summary>
     int MaxPositions { get; }
+
+    /// <summary>True when the forward attends in blocks and reports to <see cref="ForwardInput.Observer"/>.</summary>
+    bool AttendsInBlocks { get; }
+
+    /// <summary>The width of each query and key head.</summary>
+    int HeadDim { get; }
+
+    /// <summary>The weights' size in memory, bytes (float32 parameters).</summary>
+    long WeightBytes { get; }
+
+    /// <summary>The MLP's inner width: with the hidden size, what a forward's working set grows by per token.</summary>
+    int IntermediateSize { get; }
 
     /// <summary>Runs the model in eval mode without gradients. Tensors in the result are owned by the caller.</summary>
     ForwardResult Forward(ForwardInput input, CancellationToken cancellationToken = default);
@@ -73,6 +88,10 @@ public abstract class CheckpointModel(string name, ModelShape shape) : nn.Module
     public int VocabularySize => shape.VocabularySize;
     public bool Causal => shape.Causal;
     public int MaxPositions => shape.MaxPositions;
+    public long WeightBytes => shape.EstimatedParameters * sizeof(float);
+    public virtual bool AttendsInBlocks => false;
+    public virtual int HeadDim => HiddenSize / Heads;
+    public virtual int IntermediateSize => 4 * HiddenSize;
 
     public abstract IReadOnlyList<string> LoadWeights(IWeightSource source);
     public abstract ForwardResult Forward(ForwardInput input, CancellationToken cancellationToken = default);

@@ -1,0 +1,53 @@
+using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Tokenization;
+using static TorchSharp.torch;
+
+namespace AttentionViz.Backend.Analysis;
+
+/// <summary>Layer k of L done, for a client's progress display.</summary>
+public readonly record struct AnalysisProgress(int LayersDone, int Layers);
+
+/// <summary>
+/// What a long analysis keeps from a blocked forward: each layer's recomputable state, every head's pooled overviews
+/// and the head metrics' sums, all taken from the blocks as they go by (no block is held past its turn).
+/// </summary>
+public sealed class AttentionCapture(int layers, int heads, IReadOnlyList<Token> tokens, bool causal,
+    IProgress<AnalysisProgress>? progress) : IAttentionObserver, IDisposable
+{
+    private readonly LayerState?[] _states = new LayerState?[layers];
+    private readonly PooledOverviews _overviews = new(layers, heads, tokens.Count);
+    private readonly HeadMetricSums _metrics = new(layers, heads, tokens, causal);
+    private bool _built;
+
+    public void Block(int layer, int rowStart, int colStart, Tensor probabilities)
+    {
+        _overviews.Add(layer, rowStart, colStart, probabilities);
+        _metrics.Add(layer, rowStart, colStart, probabilities);
+    }
+
+    public void Layer(int layer, Tensor queries, Tensor keys, Tensor logSumExp, AttentionRule rule)
+    {
+        _states[layer]?.Dispose();
+        // Called inside the forward's dispose scopes: the copies must outlive them.
+        _states[layer] = new LayerState(Keep(queries), Keep(keys), Keep(logSumExp), rule);
+        progress?.Report(new AnalysisProgress(layer + 1, layers));
+    }
+
+    private static Tensor Keep(Tensor t) => t.detach().clone().DetachFromDisposeScope();
+
+    /// <summary>The attention source and the metrics; the capture hands its tensors over and owns nothing after.</summary>
+    public (RecomputedAttention Attention, HeadMetric[] Metrics) Build(ModelThread? modelThread)
+    {
+        if (_states.Any(s => s is null)) throw new InvalidOperationException("the forward did not report every layer");
+        _built = true;
+        return (new RecomputedAttention(_states!, heads, tokens.Count, _overviews, modelThread), _metrics.Finish());
+    }
+
+    public void Dispose()
+    {
+        if (_built) return;
+        foreach (var s in _states) s?.Dispose();
+        _overviews.Dispose();
+    }
+}

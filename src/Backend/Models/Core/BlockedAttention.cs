@@ -1,0 +1,118 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AttentionViz.Backend.Models.Core;
+
+/// <summary>
+/// How a layer turns queries and keys into probabilities: p(i, j) = exp(q_i·k_j·Scale − lse_i) where key j is visible
+/// from query i (causal: j ≤ i; with a window also i − j &lt; Window), 0 elsewhere. Enough to recompute any value later.
+/// </summary>
+public sealed record AttentionRule(double Scale, bool Causal, int? Window)
+{
+    /// <summary>The first key query <paramref name="row"/> can see.</summary>
+    public int FirstKey(int row) => Window is { } w ? Math.Max(0, row - w + 1) : 0;
+
+    /// <summary>One past the last key query <paramref name="row"/> can see, of <paramref name="tokens"/>.</summary>
+    public int EndKey(int row, int tokens) => Causal ? row + 1 : tokens;
+}
+
+/// <summary>
+/// What a decoder's forward hands out as it goes, for batch row 0: each block of probabilities and each layer's
+/// recomputable state. The analysis decides what to keep; the model never holds more than one block.
+/// </summary>
+public interface IAttentionObserver
+{
+    /// <param name="probabilities">(H, rows, cols): rows from <paramref name="rowStart"/>, keys from
+    /// <paramref name="colStart"/>; keys outside [colStart, colStart + cols) are 0 for these rows</param>
+    void Block(int layer, int rowStart, int colStart, Tensor probabilities);
+
+    /// <param name="queries">(H, T, D) after RoPE, as the scores use them</param>
+    /// <param name="keys">(KV, T, D) after RoPE; query head h uses kv head h / (H / KV)</param>
+    /// <param name="logSumExp">(H, T): each query's softmax normaliser</param>
+    void Layer(int layer, Tensor queries, Tensor keys, Tensor logSumExp, AttentionRule rule);
+}
+
+/// <summary>
+/// Attention over blocks of queries, so that a layer never holds H×T×T: each block of rows sees only the keys its rule
+/// allows (a causal block skips the keys after it, a windowed one those before its window), computed as
+/// exp(score − logsumexp) in float32. Grouped-query heads share their kv head without copying it.
+/// </summary>
+public static class BlockedAttention
+{
+    /// <summary>The score block's size the forward aims for: rows × keys × heads floats.</summary>
+    private const long BlockElements = 8L << 20;
+
+    /// <summary>Query rows per block: a power of two (so blocks nest with power-of-two pooling), 16 to 512.</summary>
+    public static int BlockRows(int heads, int tokens)
+    {
+        var rows = BlockElements / Math.Max(1L, (long)heads * tokens);
+        var power = 16;
+        while (power * 2 <= Math.Min(rows, 512)) power *= 2;
+        return power;
+    }
+
+    /// <param name="q">(B, H, T, D)</param>
+    /// <param name="k">(B, KV, T, D)</param>
+    /// <param name="v">(B, KV, T, D)</param>
+    /// <param name="padding">(B, T) 1 = token, 0 = padding, or null</param>
+    /// <param name="probabilities">when given, (B, H, T, T) to fill with every probability (small inputs, tests)</param>
+    /// <returns>the context, (B, H, T, D)</returns>
+    public static Tensor Attend(Tensor q, Tensor k, Tensor v, AttentionRule rule, Tensor? padding, int layer,
+        IAttentionObserver? observer, Tensor? probabilities, CancellationToken cancellationToken)
+    {
+        using var scope = NewDisposeScope();
+        long batch = q.shape[0], heads = q.shape[1], t = q.shape[2], d = q.shape[3], kvHeads = k.shape[1];
+        var repeats = heads / kvHeads;
+        var tokens = (int)t;
+        q = q.to(float32);
+        k = k.to(float32);
+        v = v.to(float32);
+        var context = zeros(batch, heads, t, d, dtype: float32);
+        var logSumExp = empty(batch, heads, t, dtype: float32);
+        var blockRows = BlockRows((int)heads, tokens);
+        for (var r0 = 0; r0 < tokens; r0 += blockRows)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var blockScope = NewDisposeScope();
+            var r1 = Math.Min(tokens, r0 + blockRows);
+            var (c0, c1) = (rule.FirstKey(r0), rule.EndKey(r1 - 1, tokens));
+            long rows = r1 - r0, cols = c1 - c0;
+            // (B, KV, repeats·rows, D) against (B, KV, D, cols): query head h = kv·repeats + r uses kv head kv.
+            var qBlock = q.narrow(2, r0, rows).reshape(batch, kvHeads, repeats * rows, d);
+            var kBlock = k.narrow(2, c0, cols);
+            var scores = qBlock.matmul(kBlock.transpose(-2, -1)).mul_(rule.Scale).view(batch, heads, rows, cols);
+            if (Visible(rule, r0, r1, c0, c1, padding) is { } visible) scores.masked_fill_(visible.logical_not(), float.NegativeInfinity);
+            var lse = scores.logsumexp(-1);                                           // (B, H, rows)
+            lse.masked_fill_(lse.isinf(), 0f);                                        // a row that sees no key stays all 0
+            var p = scores.sub_(lse.unsqueeze(-1)).exp_();                            // (B, H, rows, cols)
+            var pv = p.view(batch, kvHeads, repeats * rows, cols).matmul(v.narrow(2, c0, cols));
+            context.narrow(2, r0, rows).copy_(pv.view(batch, heads, rows, d));
+            logSumExp.narrow(2, r0, rows).copy_(lse);
+            observer?.Block(layer, r0, c0, p[0]);
+            probabilities?.narrow(2, r0, rows).narrow(3, c0, cols).copy_(p);
+        }
+        observer?.Layer(layer, q[0].contiguous(), k[0].contiguous(), logSumExp[0], rule);
+        return context.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>bool (B or 1, 1, rows, cols) of the visible keys of rows [r0, r1) over keys [c0, c1), or null when all are.</summary>
+    private static Tensor? Visible(AttentionRule rule, int r0, int r1, int c0, int c1, Tensor? padding)
+    {
+        Tensor? visible = null;
+        var blockIsFull = (!rule.Causal || c1 <= r0 + 1) && (rule.Window is not { } w || r1 - 1 - c0 < w);
+        if (!blockIsFull)
+        {
+            var i = arange(r0, r1, dtype: int64).unsqueeze(1);                        // (rows, 1)
+            var j = arange(c0, c1, dtype: int64).unsqueeze(0);                        // (1, cols)
+            visible = rule.Causal ? j <= i : ones(r1 - r0, c1 - c0, dtype: @bool);
+            if (rule.Window is { } window) visible = visible.logical_and(j > i - window);
+            visible = visible.unsqueeze(0).unsqueeze(0);                              // (1, 1, rows, cols)
+        }
+        if (padding is not null)
+        {
+            var keys = padding.narrow(1, c0, c1 - c0).ne(0).unsqueeze(1).unsqueeze(1); // (B, 1, 1, cols)
+            visible = visible is null ? keys : visible.logical_and(keys);
+        }
+        return visible;
+    }
+}
