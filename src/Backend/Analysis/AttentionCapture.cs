@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using AttentionViz.Backend.Models;
 using AttentionViz.Backend.Models.Core;
 using AttentionViz.Backend.Tokenization;
@@ -20,10 +22,23 @@ public sealed class AttentionCapture(int layers, int heads, IReadOnlyList<Token>
     private readonly HeadMetricSums _metrics = new(layers, heads, tokens, causal);
     private bool _built;
 
-    public void Block(int layer, int rowStart, int colStart, Tensor probabilities)
+    /// <summary>One pass over the block's rows feeds both the overviews and the metrics; heads run in parallel.</summary>
+    public unsafe void Block(int layer, int rowStart, int colStart, Tensor probabilities)
     {
-        _overviews.Add(layer, rowStart, colStart, probabilities);
-        _metrics.Add(layer, rowStart, colStart, probabilities);
+        using var block = probabilities.contiguous();
+        var (rows, cols) = ((int)block.shape[1], (int)block.shape[2]);
+        var data = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(block.bytes));
+        Parallel.For(0, heads, () => new double[HeadMetricSums.ScratchLength(cols)], (head, _, scratch) =>
+        {
+            var values = new ReadOnlySpan<float>((float*)data + (long)head * rows * cols, rows * cols);
+            for (var r = 0; r < rows; r++)
+            {
+                var row = values.Slice(r * cols, cols);
+                _overviews.AddRow(layer, head, rowStart + r, colStart, row);
+                _metrics.AddRow(layer, head, rowStart + r, colStart, row, scratch);
+            }
+            return scratch;
+        }, _ => { });
     }
 
     public void Layer(int layer, Tensor queries, Tensor keys, Tensor logSumExp, AttentionRule rule)

@@ -1,6 +1,7 @@
 using AttentionViz.Backend.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace AttentionViz.Backend.Analysis;
 
@@ -53,29 +54,24 @@ public static class HeadMetrics
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "not one of HeadMetrics.Names"),
     };
 
-    /// <summary>Every head's metrics, reading one layer at a time (a stored source) or row blocks (a recomputed one).</summary>
+    /// <summary>Every head's metrics, reading blocks of rows through the source (a long analysis sums them in its forward).</summary>
     public static HeadMetric[] Compute(IAttentionSource attention, IReadOnlyList<Token> tokens, bool causal,
         CancellationToken cancellationToken = default)
     {
         var n = attention.Tokens;
         if (tokens.Count != n) throw new ArgumentException("tokens do not match the attention's size", nameof(tokens));
         var sums = new HeadMetricSums(attention.Layers, attention.Heads, tokens, causal);
-        var rows = attention.IsStored ? n : Math.Max(1, Models.Core.BlockedAttention.BlockRows(attention.Heads, n));
+        var rows = Math.Max(1, Models.Core.BlockedAttention.BlockRows(attention.Heads, n));
+        var block = new float[(long)attention.Heads * Math.Min(rows, n) * n];
         for (var layer = 0; layer < attention.Layers; layer++)
-        {
             for (var r0 = 0; r0 < n; r0 += rows)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                using var scope = NewDisposeScope();
                 var r1 = Math.Min(n, r0 + rows);
-                var block = empty([attention.Heads, r1 - r0, n], float32);              // (H, rows, n)
-                var span = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(block.bytes);
                 var size = (r1 - r0) * n;
-                for (var h = 0; h < attention.Heads; h++) attention.Tile(layer, h, r0, r1, 0, n, span.Slice(h * size, size));
-                // Stored analyses are small: their sums run in float64, as they always have.
-                sums.Add(layer, r0, 0, attention.IsStored ? block.to(float64) : block);
+                for (var h = 0; h < attention.Heads; h++) attention.Tile(layer, h, r0, r1, 0, n, block.AsSpan(h * size, size));
+                sums.Add(layer, r0, 0, r1 - r0, n, block.AsSpan(0, attention.Heads * size));
             }
-        }
         return sums.Finish();
     }
 
@@ -120,107 +116,133 @@ public static class HeadMetrics
 }
 
 /// <summary>
-/// The sums over query rows behind every <see cref="HeadMetric"/>, added a block of rows at a time — during a long
-/// forward as its blocks go by, or over a stored analysis's layers — and turned into the metrics at the end.
+/// The sums over query rows behind every <see cref="HeadMetric"/>, added a row at a time — during a long forward as
+/// its blocks go by, or over a stored analysis — in float64, and turned into the metrics at the end. One pass over
+/// each row computes them all: the heavy sums are vectorised, the duplicate and induction patterns are sparse
+/// (each row visits the earlier occurrences of its own token).
 /// </summary>
 public sealed class HeadMetricSums
 {
     private enum Sum { Entropy, Normalized, Distance, First, Cls, Sep, Self, Previous, Total, Duplicate, Induction, Squares, Count }
 
+    private const int Stride = (int)Sum.Count;
     private readonly double[] _sums;
     private readonly int _heads, _n, _leading;
     private readonly bool _causal, _hasCls, _hasSep;
-    private readonly long[] _ids;
-    private readonly double[] _clsMask, _sepMask;
-    private double _normalizedRows;
-    private readonly HashSet<int> _normalizedCounted = [];
+    private readonly double[] _positions;               // j as a double, for Σ p·j
+    private readonly int[] _special;                    // special token positions
+    private readonly int[] _previousSame;               // the previous position with the same id, or −1
 
     public HeadMetricSums(int layers, int heads, IReadOnlyList<Token> tokens, bool causal)
     {
         (_heads, _n, _causal) = (heads, tokens.Count, causal);
-        _sums = new double[layers * heads * (int)Sum.Count];
+        _sums = new double[layers * heads * Stride];
         while (_leading < _n && tokens[_leading].Special) _leading++;
-        _clsMask = new double[_n];
-        _sepMask = new double[_n];
-        for (var j = 0; j < _n; j++)
-            if (tokens[j].Special) (j < _leading ? _clsMask : _sepMask)[j] = 1.0;
         _hasCls = _leading > 0;
         _hasSep = tokens.Skip(_leading).Any(t => t.Special);
-        _ids = tokens.Select(t => (long)t.Id).ToArray();
+        _special = Enumerable.Range(0, _n).Where(j => tokens[j].Special).ToArray();
+        _positions = Enumerable.Range(0, _n).Select(j => (double)j).ToArray();
+        _previousSame = new int[_n];
+        var last = new Dictionary<int, int>();
+        for (var i = 0; i < _n; i++)
+        {
+            _previousSame[i] = last.GetValueOrDefault(tokens[i].Id, -1);
+            last[tokens[i].Id] = i;
+        }
     }
 
-    /// <param name="probabilities">(H, rows, cols), float32 or float64: rows from <paramref name="rowStart"/>, keys
-    /// from <paramref name="colStart"/>; the row's other keys hold 0</param>
-    public void Add(int layer, int rowStart, int colStart, Tensor probabilities)
+    /// <summary>
+    /// A block of rows of every head: <paramref name="probabilities"/> is [head, row, col], rows from
+    /// <paramref name="rowStart"/>, keys from <paramref name="colStart"/>; a row's other keys hold 0. Heads run in parallel.
+    /// </summary>
+    public void Add(int layer, int rowStart, int colStart, int rows, int cols, ReadOnlySpan<float> probabilities)
     {
-        using var scope = NewDisposeScope();
-        var a = probabilities;
-        var dtype = a.dtype;
-        long rows = a.shape[1], cols = a.shape[2];
-        var i = arange(rowStart, rowStart + rows, dtype: int64);
-        var j = arange(colStart, colStart + cols, dtype: int64);
-        var (query, key) = (i.unsqueeze(1), j.unsqueeze(0));
-        var valid = _causal ? key <= query : ones([rows, cols], @bool);                 // (rows, cols)
-        var rowLength = _causal ? (i + 1).to(float64) : full([rows], (double)_n, float64);
-        var epsilon = 0.0001 / rowLength;                                             // (rows)
-        var smoothed = (a * 0.9999 + epsilon.to(dtype).unsqueeze(1)).masked_fill(valid.logical_not(), 1.0);
-        var rowEntropy = -(smoothed * smoothed.log()).sum(-1).to(float64);            // (H, rows)
-        // The row's visible keys outside this block hold 0: each adds −ε·log ε after smoothing.
-        var outside = _causal ? colStart : _n - cols;
-        if (outside > 0) rowEntropy += (-(epsilon * epsilon.log()) * outside).unsqueeze(0);
-        var multiKey = (rowLength > 1.5).to(float64);
-        var normalized = (rowEntropy / rowLength.log().clamp_min(1e-12) * multiKey).sum(-1);
-        if (_normalizedCounted.Add(rowStart)) _normalizedRows += multiKey.sum().item<double>();
-
-        var rowSums = a.sum(-1).to(float64);                                         // (H, rows)
-        var distance = _causal
-            ? (rowSums * i.to(float64).unsqueeze(0) - a.matmul(j.to(dtype)).to(float64)).sum(-1)
-            : (a * (query - key).abs().to(dtype)).sum([-2, -1]).to(float64);
-        var first = colStart == 0 ? a.select(-1, 0).sum(-1).to(float64) : zeros([a.shape[0]], float64);
-        var cls = a.matmul(tensor(_clsMask.AsSpan((int)colStart, (int)cols).ToArray()).to(dtype)).sum(-1).to(float64);
-        var sep = a.matmul(tensor(_sepMask.AsSpan((int)colStart, (int)cols).ToArray()).to(dtype)).sum(-1).to(float64);
-        var self = Diagonal(a, i, colStart, cols, 0);
-        var previous = Diagonal(a, i, colStart, cols, -1);
-        var ids = tensor(_ids);
-        var (rowIds, colIds) = (ids.narrow(0, rowStart, rows).unsqueeze(1), ids.narrow(0, colStart, cols).unsqueeze(0));
-        var below = key < query;
-        var duplicate = rowIds.eq(colIds).logical_and(below).to(dtype);
-        var shifted = colStart == 0
-            ? cat([full([1], -1L, int64), ids.narrow(0, 0, cols - 1)])
-            : ids.narrow(0, colStart - 1, cols);
-        var induction = rowIds.eq(shifted.unsqueeze(0)).logical_and(below).to(dtype);
-        var dup = (a * duplicate).sum([-2, -1]).to(float64);
-        var ind = (a * induction).sum([-2, -1]).to(float64);
-        var squares = (a * a).sum([-2, -1]).to(float64) - 2 * self + rows;
-
-        var columns = stack([rowEntropy.sum(-1), normalized, distance, first, cls, sep, self, previous, rowSums.sum(-1), dup, ind, squares], 1);
-        var values = columns.contiguous().data<double>().ToArray();                  // (H, 12)
-        for (var h = 0; h < _heads; h++)
-            for (var k = 0; k < (int)Sum.Count; k++) _sums[(layer * _heads + h) * (int)Sum.Count + k] += values[h * (int)Sum.Count + k];
+        unsafe
+        {
+            fixed (float* block = probabilities)
+            {
+                var pointer = (nint)block;
+                Parallel.For(0, _heads, () => new double[ScratchLength(cols)], (head, _, scratch) =>
+                {
+                    var values = new ReadOnlySpan<float>((float*)pointer + (long)head * rows * cols, rows * cols);
+                    for (var r = 0; r < rows; r++) AddRow(layer, head, rowStart + r, colStart, values.Slice(r * cols, cols), scratch);
+                    return scratch;
+                }, _ => { });
+            }
+        }
     }
 
-    /// <summary>Σ over the block's rows of A[i, i + offset] where that key is in the block, per head.</summary>
-    private static Tensor Diagonal(Tensor a, Tensor rows, long colStart, long cols, int offset)
+    /// <summary>The scratch <see cref="AddRow"/> needs for rows of <paramref name="cols"/> keys.</summary>
+    public static int ScratchLength(int cols) => 3 * cols;
+
+    /// <summary>Row <paramref name="row"/> of one head, its keys from <paramref name="colStart"/>.</summary>
+    public void AddRow(int layer, int head, int row, int colStart, ReadOnlySpan<float> values, double[] scratch)
     {
-        var column = rows + offset - colStart;                                        // (rows)
-        var inBlock = (column >= 0).logical_and(column < cols);
-        var index = column.clamp(0, cols - 1).unsqueeze(0).unsqueeze(-1).expand(a.shape[0], -1, 1);
-        return (a.gather(-1, index).squeeze(-1).to(float64) * inBlock.to(float64)).sum(-1);
+        var sums = _sums.AsSpan((layer * _heads + head) * Stride, Stride);
+        // Causal rows see keys up to themselves: later cells are masked, not weights (the smoothing skips them).
+        var visible = _causal ? Math.Min(values.Length, row - colStart + 1) : values.Length;
+        if (visible <= 0) return;
+        var p = scratch.AsSpan(0, visible);
+        var smoothed = scratch.AsSpan(visible, visible);
+        var work = scratch.AsSpan(2 * visible, visible);
+        for (var k = 0; k < visible; k++) p[k] = values[k];
+        var length = _causal ? row + 1 : _n;
+        var epsilon = 0.0001 / length;
+        TensorPrimitives.Multiply((ReadOnlySpan<double>)p, 0.9999, smoothed);
+        TensorPrimitives.Add((ReadOnlySpan<double>)smoothed, epsilon, smoothed);
+        TensorPrimitives.Log((ReadOnlySpan<double>)smoothed, work);
+        var entropy = -TensorPrimitives.Dot((ReadOnlySpan<double>)smoothed, work);
+        // Visible keys outside this block hold 0: each adds −ε·log ε after smoothing.
+        var outside = _causal ? colStart : _n - values.Length;
+        entropy += outside * -(epsilon * Math.Log(epsilon));
+        sums[(int)Sum.Entropy] += entropy;
+        if (length > 1) sums[(int)Sum.Normalized] += entropy / Math.Log(length);
+
+        var total = TensorPrimitives.Sum(p);
+        var weighted = TensorPrimitives.Dot(p, _positions.AsSpan(colStart, visible));    // Σ p·j
+        double distance;
+        if (_causal) distance = row * total - weighted;
+        else
+        {
+            var below = Math.Clamp(row - colStart, 0, visible);                       // keys j < row
+            var lowTotal = TensorPrimitives.Sum(p[..below]);
+            var lowWeighted = TensorPrimitives.Dot(p[..below], _positions.AsSpan(colStart, below));
+            distance = row * lowTotal - lowWeighted + (weighted - lowWeighted) - row * (total - lowTotal);
+        }
+        sums[(int)Sum.Distance] += distance;
+        sums[(int)Sum.Total] += total;
+        if (colStart == 0) sums[(int)Sum.First] += p[0];
+        foreach (var j in _special) sums[j < _leading ? (int)Sum.Cls : (int)Sum.Sep] += At(p, colStart, j);
+        var self = At(p, colStart, row);
+        sums[(int)Sum.Self] += self;
+        sums[(int)Sum.Previous] += row > 0 ? At(p, colStart, row - 1) : 0;
+        sums[(int)Sum.Squares] += TensorPrimitives.SumOfSquares(p) - 2 * self + 1;
+        // Earlier occurrences j of this row's token: duplicate at j, induction at j + 1 (both strictly before the row).
+        for (var j = _previousSame[row]; j >= 0; j = _previousSame[j])
+        {
+            sums[(int)Sum.Duplicate] += At(p, colStart, j);
+            if (j + 1 < row) sums[(int)Sum.Induction] += At(p, colStart, j + 1);
+        }
     }
+
+    /// <summary>The weight on key <paramref name="key"/>, 0 outside the row's visible keys.</summary>
+    private static double At(ReadOnlySpan<double> p, int colStart, int key) =>
+        key >= colStart && key < colStart + p.Length ? p[key - colStart] : 0;
 
     public HeadMetric[] Finish()
     {
         var n = (double)_n;
-        var result = new HeadMetric[_sums.Length / (int)Sum.Count];
+        var normalizedRows = _causal ? _n - 1 : _n > 1 ? _n : 0;                      // rows with more than one key
+        var result = new HeadMetric[_sums.Length / Stride];
         for (var k = 0; k < result.Length; k++)
         {
-            var offset = k * (int)Sum.Count;
+            var offset = k * Stride;
             double Get(Sum which) => _sums[offset + (int)which];
             var total = Math.Max(Get(Sum.Total), 1e-300);
             var first = Get(Sum.First) / n;
             result[k] = new HeadMetric(k / _heads, k % _heads,
                 Get(Sum.Entropy) / n,
-                _normalizedRows > 0 ? Get(Sum.Normalized) / _normalizedRows : 0,
+                normalizedRows > 0 ? Get(Sum.Normalized) / normalizedRows : 0,
                 Get(Sum.Distance) / n,
                 first,
                 _hasCls ? Get(Sum.Cls) / n : null,

@@ -1,5 +1,7 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using static TorchSharp.torch;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace AttentionViz.Backend.Analysis;
 
@@ -15,6 +17,7 @@ public sealed class PooledOverviews : IDisposable
 
     private readonly Tensor _max;   // (L, H, side, side): each block's maximum
     private readonly Tensor _sum;   // (L, H, side, side): each block's sum (masked cells count as 0)
+    private readonly nint _maxData, _sumData;
 
     public int Layers { get; }
     public int Heads { get; }
@@ -28,6 +31,12 @@ public sealed class PooledOverviews : IDisposable
         Side = (tokens + Factor - 1) / Factor;
         _max = zeros(layers, heads, Side, Side, dtype: float32).DetachFromDisposeScope();
         _sum = zeros(layers, heads, Side, Side, dtype: float32).DetachFromDisposeScope();
+        unsafe
+        {
+            // libtorch's CPU memory does not move: rows are added straight into it.
+            _maxData = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(_max.bytes));
+            _sumData = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(_sum.bytes));
+        }
     }
 
     /// <summary>The smallest power of two that brings <paramref name="tokens"/> to at most <see cref="MaxSide"/> blocks.</summary>
@@ -47,35 +56,23 @@ public sealed class PooledOverviews : IDisposable
     public long SizeInBytes => BytesFor(Layers, Heads, Tokens);
 
     /// <summary>
-    /// Adds a forward block: <paramref name="probabilities"/> (H, rows, cols) for rows from <paramref name="rowStart"/>,
-    /// keys from <paramref name="colStart"/>. Blocks are powers of two in rows, so a block lies within one row of
-    /// blocks or covers whole ones.
+    /// Adds row <paramref name="row"/> of one head, its keys from <paramref name="colStart"/> (the row's other keys hold
+    /// 0). Rows of different heads may be added at the same time.
     /// </summary>
-    public void Add(int layer, int rowStart, int colStart, Tensor probabilities)
+    public unsafe void AddRow(int layer, int head, int row, int colStart, ReadOnlySpan<float> values)
     {
-        using var scope = NewDisposeScope();
-        long heads = probabilities.shape[0], rows = probabilities.shape[1], cols = probabilities.shape[2];
-        // Columns first: pad the keys out to whole blocks, then reduce each block of columns.
-        var (b0, b1) = (colStart / Factor, (int)((colStart + cols + Factor - 1) / Factor));
-        var padded = zeros(heads, rows, (b1 - b0) * Factor, dtype: float32);
-        padded.narrow(2, colStart - b0 * Factor, cols).copy_(probabilities);
-        var blocks = padded.view(heads, rows, b1 - b0, Factor);
-        var (colMax, colSum) = (blocks.amax([-1]), blocks.sum([-1]));              // (H, rows, blocks)
-        // Then rows: the block's rows fall into whole blocks of rows, the last one padded with zero rows.
-        var r0 = rowStart / Factor;
-        var blockRows = (int)((rows + Factor - 1) / Factor);
-        var rowsPadded = (long)blockRows * Factor;
-        if (rowsPadded != rows)
+        var offset = ((long)(layer * Heads + head) * Side + row / Factor) * Side;
+        var max = (float*)_maxData + offset;
+        var sum = (float*)_sumData + offset;
+        for (var b = colStart / Factor; b * Factor < colStart + values.Length; b++)
         {
-            colMax = nn.functional.pad(colMax, [0, 0, 0, rowsPadded - rows]);
-            colSum = nn.functional.pad(colSum, [0, 0, 0, rowsPadded - rows]);
+            var start = Math.Max(b * Factor, colStart) - colStart;
+            var end = Math.Min((b + 1) * Factor, colStart + values.Length) - colStart;
+            var segment = values[start..end];
+            var (m, s) = segment.Length == 1 ? (segment[0], segment[0]) : (TensorPrimitives.Max(segment), TensorPrimitives.Sum(segment));
+            if (m > max[b]) max[b] = m;
+            sum[b] += s;
         }
-        var max = colMax.view(heads, blockRows, -1, b1 - b0).amax([2]);             // (H, blockRows, blocks)
-        var sum = colSum.view(heads, blockRows, -1, b1 - b0).sum([2]);
-        var maxTarget = _max[layer].narrow(1, r0, blockRows).narrow(2, b0, b1 - b0);
-        var sumTarget = _sum[layer].narrow(1, r0, blockRows).narrow(2, b0, b1 - b0);
-        maxTarget.copy_(maximum(maxTarget, max));
-        sumTarget.add_(sum);
     }
 
     /// <summary>
