@@ -1,0 +1,87 @@
+using System.Diagnostics;
+
+namespace AttentionViz.Backend.Bench;
+
+internal readonly record struct Stats(double Median, double P90)
+{
+    public override string ToString() => $"{Median:F1} ({P90:F1})";
+
+    /// <summary>Median and p90 of <paramref name="runs"/> timed calls after 3 untimed ones, milliseconds.</summary>
+    public static Stats Measure(int runs, Action action)
+    {
+        for (var i = 0; i < 3; i++) action();
+        var samples = new double[runs];
+        for (var i = 0; i < runs; i++) samples[i] = TimeMs(action);
+        Array.Sort(samples);
+        return new Stats(samples[runs / 2], samples[(int)Math.Min(runs - 1, Math.Ceiling(runs * 0.9) - 1)]);
+    }
+
+    public static double TimeMs(Action action)
+    {
+        var clock = Stopwatch.StartNew();
+        action();
+        return clock.Elapsed.TotalMilliseconds;
+    }
+}
+
+internal static class BenchArgs
+{
+    public static string? Value(string name)
+    {
+        var args = Environment.GetCommandLineArgs();
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
+    public static bool Has(string name) => Environment.GetCommandLineArgs().Contains(name);
+}
+
+/// <summary>What the numbers depend on: the CPU, its vector instructions, how busy the machine was.</summary>
+internal static class Machine
+{
+    public static string CpuModel =>
+        CpuInfoLines().FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
+
+    /// <summary>The ISA extensions that decide which matmul kernels run, e.g. "AVX2, FMA, AVX-512F".</summary>
+    public static string VectorExtensions
+    {
+        get
+        {
+            var flags = CpuInfoLines().FirstOrDefault(l => l.StartsWith("flags"))?.Split(':', 2)[1].Split(' ') ?? [];
+            var known = new[] { ("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512F"), ("avx512_bf16", "AVX-512 BF16"), ("amx_tile", "AMX") };
+            var present = known.Where(k => flags.Contains(k.Item1)).Select(k => k.Item2).ToList();
+            if (!flags.Contains("avx512f")) present.Add("no AVX-512");
+            return string.Join(", ", present);
+        }
+    }
+
+    /// <summary>The 1-minute load average (/proc/loadavg), or NaN.</summary>
+    public static double LoadAverage =>
+        File.Exists("/proc/loadavg") && double.TryParse(File.ReadAllText("/proc/loadavg").Split(' ')[0],
+            System.Globalization.CultureInfo.InvariantCulture, out var load) ? load : double.NaN;
+
+    /// <summary>A field of /proc/PID/status in bytes (VmHWM = peak resident set, VmRSS = now), or -1.</summary>
+    public static long StatusBytes(int pid, string field)
+    {
+        var path = $"/proc/{pid}/status";
+        if (!File.Exists(path)) return -1;
+        var line = File.ReadLines(path).FirstOrDefault(l => l.StartsWith(field + ":"));
+        return line is null ? -1 : long.Parse(line.Split(':')[1].Trim().Split(' ')[0]) * 1024;
+    }
+
+    private static IEnumerable<string> CpuInfoLines() => File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo") : [];
+}
+
+internal static class PerformanceDoc
+{
+    /// <summary>Replaces the block between <c>&lt;!-- {marker}:begin --&gt;</c> and its end marker, keeping the rest.</summary>
+    public static void Update(string path, string marker, string content)
+    {
+        string begin = $"<!-- {marker}:begin -->", end = $"<!-- {marker}:end -->";
+        var doc = File.ReadAllText(path);
+        var start = doc.IndexOf(begin, StringComparison.Ordinal);
+        var stop = doc.IndexOf(end, StringComparison.Ordinal);
+        if (start < 0 || stop < start) throw new InvalidOperationException($"{path} lacks the {begin} … {end} markers.");
+        File.WriteAllText(path, doc[..(start + begin.Length)] + "\n" + content.TrimEnd('\n') + "\n" + doc[stop..]);
+    }
+}
