@@ -10,14 +10,15 @@ namespace AttentionViz.Backend.Bench;
 /// <summary>One (shape, size): what a user waits for on a long prompt, measured in one fresh backend process.</summary>
 /// <param name="Tokens">tokens analyzed (the size, or a little less at the model's window: see <see cref="LongInputBench.Headroom"/>)</param>
 /// <param name="AnalyzeMs">attention/analyze over JSON-RPC, model already loaded</param>
+/// <param name="LoadPeakRssBytes">the backend's VmHWM once the model is loaded, before the measured analyses</param>
 /// <param name="PeakRssBytes">the backend's VmHWM at the end (after the re-analysis), or at the refusal</param>
 /// <param name="Refused">the -32004 message when the backend refused the size</param>
 /// <param name="Failed">any other failure (an error reply, the process dying)</param>
 internal sealed record LongRow(
     string Shape, int Size, int? Tokens = null, double? LoadMs = null, double? AnalyzeMs = null, double? Gflops = null,
     double? FirstHeadMs = null, double? MeanAllMs = null, double? RowMs = null, double? ColumnMs = null, double? ReanalyzeMs = null,
-    int? ReanalyzeTokens = null, long? MemoryBytes = null, long? PeakRssBytes = null, int ProgressReports = 0, string? Refused = null,
-    string? Failed = null);
+    int? ReanalyzeTokens = null, long? MemoryBytes = null, long? LoadPeakRssBytes = null, long? PeakRssBytes = null, int ProgressReports = 0,
+    string? Refused = null, string? Failed = null);
 
 /// <summary>A whole run, as --save writes it and --before reads it back.</summary>
 internal sealed record LongRun(string Measured, string Commit, string Machine, double LoadAtStart, double LoadAtEnd, string? CacheMb,
@@ -93,7 +94,7 @@ internal static class LongInputBench
             rpc.Call("initialize", new JsonObject { ["clientName"] = "Backend.Bench" });
             // Loading the model (and the JIT's first pass) is timed apart: the analyses below then time the forward alone.
             var loadMs = Stats.TimeMs(() => Release(rpc, Analyze(rpc, folder, "A short warm-up.", 16)));
-            row = row with { LoadMs = loadMs };
+            row = row with { LoadMs = loadMs, LoadPeakRssBytes = Machine.StatusBytes(rpc.ProcessId, "VmHWM") };
 
             var maxTokens = Math.Min(size, shape.MaxPositions - Headroom);
             JsonNode first = null!;

@@ -25,7 +25,7 @@ internal static class LongInputReport
             $"{HoverSamples}); MB are 2²⁰ bytes.");
         md.AppendLine();
         md.AppendLine("| shape | tokens | analyze, s | GFLOP/s | first pooled head, ms | pooled mean of all, ms | row, ms | column, ms " +
-            "| re-analysis (+1 sentence), s | peak RSS, MB |");
+            "| re-analysis (+1 sentence), s | peak RSS (after load), MB |");
         md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var shape in shapes)
         {
@@ -49,11 +49,11 @@ internal static class LongInputReport
         if (row.Refused is not null || row.Failed is not null)
         {
             var why = row.Refused is not null ? $"refused: {row.Refused}" : $"failed: {row.Failed}";
-            return $"| {label} | {Number(row.Size)} | {Cell(why)} | | | | | | | {Mb(row.PeakRssBytes)} |";
+            return $"| {label} | {Number(row.Size)} | {Cell(why)} | | | | | | | {PeakRss(row)} |";
         }
         return $"| {label} | {Number(row.Tokens ?? row.Size)} | {Seconds(row.AnalyzeMs)} | {Number(row.Gflops ?? 0)} | {Ms(row.FirstHeadMs)} " +
             $"| {Ms(row.MeanAllMs)} | {Ms(row.RowMs)} | {Ms(row.ColumnMs)} " +
-            $"| {Seconds(row.ReanalyzeMs)} ({Percent(row.ReanalyzeMs, row.AnalyzeMs)}) | {Mb(row.PeakRssBytes)} |";
+            $"| {Seconds(row.ReanalyzeMs)} ({Percent(row.ReanalyzeMs, row.AnalyzeMs)}) | {PeakRss(row)} |";
     }
 
     /// <summary>Today against the run given with --before, for the sizes both measured.</summary>
@@ -83,6 +83,7 @@ internal static class LongInputReport
     private static string Limit(double? limit, string unit = "") => limit is { } l ? $"*≤ {l}{unit}*" : "";
     private static string Seconds(double? ms) => ms is { } v ? Number(v / 1000, "F1") : "–";
     private static string Ms(double? ms) => ms is { } v ? Number(v, v < 100 ? "F1" : "F0") : "–";
+    private static string PeakRss(LongRow row) => $"{Mb(row.PeakRssBytes)} ({Mb(row.LoadPeakRssBytes)})";
     private static string Mb(long? bytes) => bytes is > 0 ? Number(bytes.Value / 1048576.0) : "–";
     private static string Percent(double? part, double? whole) => part is { } p && whole is > 0 ? $"{Number(100 * p / whole.Value)}%" : "–";
     private static string Cell(string text) => text.Replace("|", "\\|").Replace("\n", " ");
