@@ -60,6 +60,27 @@ internal static class Machine
         File.Exists("/proc/loadavg") && double.TryParse(File.ReadAllText("/proc/loadavg").Split(' ')[0],
             System.Globalization.CultureInfo.InvariantCulture, out var load) ? load : double.NaN;
 
+    /// <summary>CPU ticks so far: the whole machine's busy and total ticks (/proc/stat), and this process's own with its
+    /// reaped children's, the backends it ran (/proc/self/stat utime, stime, cutime, cstime).</summary>
+    public readonly record struct CpuTicks(long MachineBusy, long MachineTotal, long Own)
+    {
+        /// <summary>The share of all CPUs that other processes used between <paramref name="start"/> and this, in percent.</summary>
+        public double OthersPercentSince(CpuTicks start) => MachineTotal == start.MachineTotal ? 0
+            : Math.Max(0, 100.0 * (MachineBusy - start.MachineBusy - (Own - start.Own)) / (MachineTotal - start.MachineTotal));
+    }
+
+    public static CpuTicks Ticks()
+    {
+        if (!File.Exists("/proc/stat")) return default;
+        var cpu = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(long.Parse).ToArray();
+        var total = cpu.Take(8).Sum();        // user nice system idle iowait irq softirq steal
+        var busy = total - cpu[3] - cpu[4];
+        var self = File.ReadAllText("/proc/self/stat");
+        var fields = self[(self.LastIndexOf(')') + 2)..].Split(' ');   // fields from the 3rd on: utime is the 14th
+        var own = Enumerable.Range(11, 4).Sum(i => long.Parse(fields[i]));
+        return new CpuTicks(busy, total, own);
+    }
+
     /// <summary>A field of /proc/PID/status in bytes (VmHWM = peak resident set, VmRSS = now), or -1.</summary>
     public static long StatusBytes(int pid, string field)
     {

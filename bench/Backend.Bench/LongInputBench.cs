@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using AttentionViz.Backend.Models;
@@ -14,14 +15,16 @@ namespace AttentionViz.Backend.Bench;
 /// <param name="PeakRssBytes">the backend's VmHWM at the end (after the re-analysis), or at the refusal</param>
 /// <param name="Refused">the -32004 message when the backend refused the size</param>
 /// <param name="Failed">any other failure (an error reply, the process dying)</param>
+/// <param name="OthersCpuPercent">the share of the CPUs other processes took while the row ran: above a few percent the
+/// times are too high</param>
 internal sealed record LongRow(
     string Shape, int Size, int? Tokens = null, double? LoadMs = null, double? AnalyzeMs = null, double? Gflops = null,
     double? FirstHeadMs = null, double? MeanAllMs = null, double? RowMs = null, double? ColumnMs = null, double? ReanalyzeMs = null,
     int? ReanalyzeTokens = null, long? MemoryBytes = null, long? LoadPeakRssBytes = null, long? PeakRssBytes = null, int ProgressReports = 0,
-    string? Refused = null, string? Failed = null);
+    string? Refused = null, string? Failed = null, double? OthersCpuPercent = null);
 
 /// <summary>A whole run, as --save writes it and --before reads it back.</summary>
-internal sealed record LongRun(string Measured, string Commit, string Machine, double LoadAtStart, double LoadAtEnd, string? CacheMb,
+internal sealed record LongRun(string Measured, string Commit, string Machine, double LoadAtStart, double OthersCpuPercent, string? CacheMb,
     string? MiniLm, List<LongRow> Rows);
 
 /// <summary>
@@ -38,7 +41,10 @@ internal static class LongInputBench
     private const string Marker = "bench-long";
     private const string AppendedSentence =
         " Finally, the question: which of the paragraphs above does the model read when it answers, and how much?";
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     public static int Run()
     {
@@ -56,6 +62,7 @@ internal static class LongInputBench
         Console.Error.WriteLine($"{machine}; load average {loadAtStart:F2}; OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY")}");
         if (loadAtStart > 0.5) Console.Error.WriteLine("warning: the machine is not quiet (load average above 0.5): the times will be too high.");
 
+        var runStart = Machine.Ticks();
         var miniLm = BenchArgs.Has("--no-minilm") ? null : MeasureMiniLm(runs);
         var maxSize = shapes.SelectMany(s => sizes ?? s.DefaultSizes).Max();
         var prompt = Prompt(root, maxSize);
@@ -65,13 +72,16 @@ internal static class LongInputBench
             var folder = BenchModels.Ensure(shape, root);
             foreach (var size in sizes ?? shape.DefaultSizes)
             {
+                var rowStart = Machine.Ticks();
                 var row = Measure(shape, folder, size, prompt);
-                Console.Error.WriteLine(JsonSerializer.Serialize(row));
+                row = row with { OthersCpuPercent = Math.Round(Machine.Ticks().OthersPercentSince(rowStart), 1) };
+                Console.Error.WriteLine(JsonSerializer.Serialize(row, Json));
                 rows.Add(row);
             }
         }
 
-        var run = new LongRun($"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC", Commit(root), machine, loadAtStart, Machine.LoadAverage,
+        var run = new LongRun($"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC", Commit(root), machine, loadAtStart,
+            Math.Round(Machine.Ticks().OthersPercentSince(runStart), 1),
             Environment.GetEnvironmentVariable("ATTENTIONVIZ_CACHE_MB"), miniLm, rows);
         if (BenchArgs.Value("--save") is { } savePath) File.WriteAllText(savePath, JsonSerializer.Serialize(run, Json) + "\n");
         var report = LongInputReport.Markdown(run, shapes, before);

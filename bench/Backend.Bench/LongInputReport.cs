@@ -18,11 +18,11 @@ internal static class LongInputReport
     public static string Markdown(LongRun run, IReadOnlyList<DecoderShape> shapes, LongRun? before)
     {
         var md = new StringBuilder();
-        md.AppendLine($"Measured {run.Measured} at `{run.Commit}` on {run.Machine} (load average {run.LoadAtStart:F2} at the start, " +
-            $"{run.LoadAtEnd:F2} at the end); budget ATTENTIONVIZ_CACHE_MB={run.CacheMb ?? "the backend's default"}. Random weights " +
-            "with the real shapes, real tokenizers (Llama-2's for the SmolLM2 shape, Qwen's for the Qwen2.5 shape); one fresh " +
-            "backend process per row, everything over JSON-RPC on stdio. Times are single calls except row and column (median of " +
-            $"{HoverSamples}); MB are 2²⁰ bytes.");
+        md.AppendLine(Wrap($"Measured {run.Measured} at `{run.Commit}` on {run.Machine}; load average {run.LoadAtStart:F2} at the start, " +
+            $"other processes took {run.OthersCpuPercent:F0}% of the CPUs during the run ({OthersMost(run)} in the busiest row); " +
+            $"budget ATTENTIONVIZ_CACHE_MB={run.CacheMb ?? "unset (the backend's default)"}. Random weights with the real shapes, " +
+            "real tokenizers (Llama-2's for the SmolLM2 shape, Qwen's for the Qwen2.5 shape); one fresh backend process per row, " +
+            $"everything over JSON-RPC on stdio. Single calls, except row and column (median of {HoverSamples}); MB are 2²⁰ bytes."));
         md.AppendLine();
         md.AppendLine("| shape | tokens | analyze, s | GFLOP/s | first pooled head, ms | pooled mean of all, ms | row, ms | column, ms " +
             "| re-analysis (+1 sentence), s | peak RSS (after load), MB |");
@@ -37,7 +37,7 @@ internal static class LongInputReport
         if (run.MiniLm is not null)
         {
             md.AppendLine();
-            md.AppendLine($"Short inputs in the same run: {run.MiniLm}." + (before?.MiniLm is { } old ? $" Before: {old}." : ""));
+            md.AppendLine(Wrap($"Short inputs in the same run: {run.MiniLm}." + (before?.MiniLm is { } old ? $" Before: {old}." : "")));
         }
         if (before is not null) AppendBeforeAfter(md, run, shapes, before);
         return md.ToString();
@@ -60,7 +60,8 @@ internal static class LongInputReport
     private static void AppendBeforeAfter(StringBuilder md, LongRun run, IReadOnlyList<DecoderShape> shapes, LongRun before)
     {
         md.AppendLine();
-        md.AppendLine($"Before → now, for the sizes both runs measured (before: {before.Measured} at `{before.Commit}`):");
+        md.AppendLine(Wrap($"Before → now, for the sizes both runs measured (before: {before.Measured} at `{before.Commit}`, " +
+            $"other processes {before.OthersCpuPercent:F0}% of the CPUs):"));
         md.AppendLine();
         md.AppendLine("| shape | size | analyze, s | re-analysis, s | first pooled head, ms | row, ms | peak RSS, MB |");
         md.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
@@ -79,6 +80,26 @@ internal static class LongInputReport
 
     private static string Outcome(LongRow row, Func<LongRow, string> value) =>
         row.Refused is not null ? "refused" : row.Failed is not null ? "failed" : value(row);
+
+    private static string OthersMost(LongRun run) => $"{run.Rows.Max(r => r.OthersCpuPercent) ?? 0:F0}%";
+
+    /// <summary>Prose broken at spaces into lines of at most 120 characters, as the docs are.</summary>
+    private static string Wrap(string text)
+    {
+        var lines = new List<string>();
+        var line = new StringBuilder();
+        foreach (var word in text.Split(' '))
+        {
+            if (line.Length > 0 && line.Length + 1 + word.Length > 120)
+            {
+                lines.Add(line.ToString());
+                line.Clear();
+            }
+            line.Append(line.Length > 0 ? " " : "").Append(word);
+        }
+        lines.Add(line.ToString());
+        return string.Join("\n", lines);
+    }
 
     private static string Limit(double? limit, string unit = "") => limit is { } l ? $"*≤ {l}{unit}*" : "";
     private static string Seconds(double? ms) => ms is { } v ? Number(v / 1000, "F1") : "–";
