@@ -54,6 +54,8 @@ internal static class LongInputBench
                 ?? throw new ArgumentException($"unknown shape '{n}' (known: {string.Join(", ", DecoderShape.All.Select(s => s.Name))})")).ToList()
             : [.. DecoderShape.All];
         int[]? sizes = BenchArgs.Value("--sizes") is { } list ? [.. list.Split(',').Select(int.Parse)] : null;
+        var maxSize = BenchArgs.Value("--max-size") is { } m ? int.Parse(m) : int.MaxValue;
+        int[] SizesOf(DecoderShape shape) => [.. (sizes ?? shape.DefaultSizes).Where(n => n <= maxSize)];
         var runs = BenchArgs.Value("--runs") is { } r ? int.Parse(r) : 15;
         var before = BenchArgs.Value("--before") is { } beforePath ? JsonSerializer.Deserialize<LongRun>(File.ReadAllText(beforePath), Json) : null;
 
@@ -64,13 +66,12 @@ internal static class LongInputBench
 
         var runStart = Machine.Ticks();
         var miniLm = BenchArgs.Has("--no-minilm") ? null : MeasureMiniLm(runs);
-        var maxSize = shapes.SelectMany(s => sizes ?? s.DefaultSizes).Max();
-        var prompt = Prompt(root, maxSize);
+        var prompt = Prompt(root, shapes.SelectMany(SizesOf).DefaultIfEmpty(0).Max());
         var rows = new List<LongRow>();
         foreach (var shape in shapes)
         {
             var folder = BenchModels.Ensure(shape, root);
-            foreach (var size in sizes ?? shape.DefaultSizes)
+            foreach (var size in SizesOf(shape))
             {
                 var rowStart = Machine.Ticks();
                 var row = Measure(shape, folder, size, prompt);

@@ -6,7 +6,7 @@ using AttentionViz.Backend.Bench;
 //   plain inference of the same graph as the baseline, attention flow for one token.
 //     dotnet bench/Backend.Bench/bin/Release/net10.0/linux-x64/Backend.Bench.dll [--runs N] [--write docs/performance.md] [--flow-only]
 //   Long inputs (--long): decoder shapes with random weights at 512 to 8,192 tokens, one backend process per size.
-//     … Backend.Bench.dll --long [--shapes smollm2-135m,qwen2.5-0.5b] [--sizes 1024,2048] [--runs N] [--no-minilm]
+//     … Backend.Bench.dll --long [--shapes smollm2-135m,qwen2.5-0.5b] [--sizes 1024,2048] [--max-size N] [--runs N] [--no-minilm]
 //                         [--save results.json] [--before baseline.json] [--write docs/performance.md]
 
 return BenchArgs.Has("--long") ? LongInputBench.Run() : MiniLmBench.Run();
