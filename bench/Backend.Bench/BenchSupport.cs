@@ -60,8 +60,11 @@ internal static class Machine
         File.Exists("/proc/loadavg") && double.TryParse(File.ReadAllText("/proc/loadavg").Split(' ')[0],
             System.Globalization.CultureInfo.InvariantCulture, out var load) ? load : double.NaN;
 
-    /// <summary>CPU ticks so far: the whole machine's busy and total ticks (/proc/stat), and this process's own with its
-    /// reaped children's, the backends it ran (/proc/self/stat utime, stime, cutime, cstime).</summary>
+    private static long _childTicks;
+
+    /// <summary>CPU ticks so far: the whole machine's busy and total ticks (/proc/stat), and this process's own
+    /// (/proc/self/stat utime, stime) with those of the backends it has ended (<see cref="AddChildTicks"/>; the kernel's
+    /// cutime would count them only once reaped, which .NET does some time after the exit).</summary>
     public readonly record struct CpuTicks(long MachineBusy, long MachineTotal, long Own)
     {
         /// <summary>The share of all CPUs that other processes used between <paramref name="start"/> and this, in percent.</summary>
@@ -75,10 +78,20 @@ internal static class Machine
         var cpu = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(long.Parse).ToArray();
         var total = cpu.Take(8).Sum();        // user nice system idle iowait irq softirq steal
         var busy = total - cpu[3] - cpu[4];
-        var self = File.ReadAllText("/proc/self/stat");
-        var fields = self[(self.LastIndexOf(')') + 2)..].Split(' ');   // fields from the 3rd on: utime is the 14th
-        var own = Enumerable.Range(11, 4).Sum(i => long.Parse(fields[i]));
-        return new CpuTicks(busy, total, own);
+        return new CpuTicks(busy, total, ProcessTicks(Environment.ProcessId) + Interlocked.Read(ref _childTicks));
+    }
+
+    /// <summary>Counts a child's CPU ticks as the bench's own: call it just before the child is ended.</summary>
+    public static void AddChildTicks(int pid) => Interlocked.Add(ref _childTicks, ProcessTicks(pid));
+
+    /// <summary>utime + stime of a process (its threads, not its children), in clock ticks; 0 when it is gone.</summary>
+    private static long ProcessTicks(int pid)
+    {
+        string stat;
+        try { stat = File.ReadAllText($"/proc/{pid}/stat"); }
+        catch (IOException) { return 0; }
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');   // from the 3rd field on: utime is the 14th
+        return long.Parse(fields[11]) + long.Parse(fields[12]);
     }
 
     /// <summary>A field of /proc/PID/status in bytes (VmHWM = peak resident set, VmRSS = now), or -1.</summary>

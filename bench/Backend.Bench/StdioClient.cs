@@ -101,7 +101,11 @@ internal sealed class StdioClient(Process process) : IDisposable
 
     public void Dispose()
     {
-        if (!process.HasExited) process.Kill();
+        if (!process.HasExited)
+        {
+            Machine.AddChildTicks(process.Id);
+            process.Kill();
+        }
         process.WaitForExit();
         process.Dispose();
     }
