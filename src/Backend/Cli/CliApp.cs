@@ -131,21 +131,62 @@ public static partial class CliApp
             Description = "Write the analysis to FILE.safetensors or FILE.json, " +
             "or one matrix (--layer/--head, default the mean; --hide-special, --word-level) to FILE.csv, instead of printing a summary."
         };
+        var heads = new Option<string?>("--heads")
+        {
+            Description = "With a .safetensors or .json --out: only these heads' attention, as comma-separated layer:head pairs " +
+            "(e.g. 0:1,3:2), written as attentions [k, n, n] and attention_heads [k, 2].",
+        };
+        var noAttentions = new Option<bool>("--no-attentions")
+        {
+            Description = "With a .safetensors or .json --out: no attention, only the ids, offsets, special tokens and hidden states.",
+        };
         var command = new Command("analyze", "Run the model on a text and print or save every layer's and head's attention.")
         {
-            ModelOption, TextOption, TextFileOption, textPair, IdsOption, tokenTypes, output, MaxTokensOption, LayerOption, HeadOption,
-            HideSpecialOption, WordLevelOption,
+            ModelOption, TextOption, TextFileOption, textPair, IdsOption, tokenTypes, output, heads, noAttentions, MaxTokensOption,
+            LayerOption, HeadOption, HideSpecialOption, WordLevelOption,
         };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
+            var file = result.GetValue(output);
+            var selection = SelectionOf(result.GetValue(heads), result.GetValue(noAttentions));
+            if (file is null && selection is not null)
+                throw new InvalidRequestException("--heads and --no-attentions choose what --out writes: give --out FILE.safetensors or FILE.json.");
             using var backend = CreateHost(result);
+            if (file is null)
+            {
+                AnalysisSummary.Print(await AnalyzeInputAsync(result, backend, cancellationToken, textPair, tokenTypes), Console.Out);
+                return 0;
+            }
+            var export = new ExportOptions(result.GetValue(LayerOption), result.GetValue(HeadOption), ViewOf(result), selection);
+            // Refused before the model runs where the size is known already (--ids): a long forward is not wasted.
+            var model = (await backend.Registry.GetAsync(ModelId(result.GetValue(ModelOption)), cancellationToken)).Model;
+            int? tokens = result.GetValue(IdsOption) is { } idList ? ParseIds(idList).Length : null;
+            AnalysisExport.Check(file.FullName, export, model.Layers, model.Heads, tokens);
             var analysis = await AnalyzeInputAsync(result, backend, cancellationToken, textPair, tokenTypes);
-            if (result.GetValue(output) is { } file)
-                AnalysisExport.Write(analysis, file.FullName, result.GetValue(LayerOption), result.GetValue(HeadOption), ViewOf(result));
-            else AnalysisSummary.Print(analysis, Console.Out);
+            AnalysisExport.Write(analysis, file.FullName, export, cancellationToken);
+            Console.Error.WriteLine($"wrote {file.FullName} ({new FileInfo(file.FullName).Length} bytes)");
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// <c>--heads 0:1,3:2</c> or <c>--no-attentions</c> (not both); null when neither is given (every head). The model's
+    /// ranges are checked once it is loaded.
+    /// </summary>
+    private static AttentionSelection? SelectionOf(string? heads, bool noAttentions)
+    {
+        if (heads is null) return noAttentions ? AttentionSelection.None : null;
+        if (noAttentions) throw new InvalidRequestException("Give either --heads or --no-attentions, not both.");
+        var pairs = new List<(int Layer, int Head)>();
+        foreach (var entry in heads.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = entry.Split(':');
+            if (parts.Length != 2 || !int.TryParse(parts[0], out var layer) || !int.TryParse(parts[1], out var head))
+                throw new InvalidRequestException($"--heads takes layer:head pairs such as 0:1,3:2; '{entry}' is not one.");
+            pairs.Add((layer, head));
+        }
+        return AttentionSelection.Of(pairs);
     }
 
     private static Command TokenizeCommand()

@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+using AttentionViz.Backend.Analysis;
+using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Storage;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace AttentionViz.Backend.Bench;
+
+/// <summary>
+/// The embedded all-MiniLM-L6-v2 on short inputs: in-process analyze latency, time to first heatmap over JSON-RPC
+/// (analyze + one matrix, the real backend process over stdio), ONNX Runtime's plain inference of the same ONNX graph at
+/// the same thread count as the baseline, and attention flow for one token.
+/// </summary>
+internal static class MiniLmBench
+{
+    public static readonly string Text =
+        string.Concat(Enumerable.Repeat("Attention shows which tokens a transformer reads when it writes each new one. ", 60));
+
+    public static string BackendDll => Path.Combine(AppContext.BaseDirectory, "attentionviz-backend.dll");
+
+    public static int Run()
+    {
+        var runs = BenchArgs.Value("--runs") is { } r ? int.Parse(r) : 30;
+        var writeTo = BenchArgs.Value("--write");
+        var sizes = new[] { 16, 128, 512 };
+        var threads = TorchSetup.ThreadCount;
+        var text = Text;
+
+        Console.Error.WriteLine($"threads {threads}, runs {runs}, OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY")}");
+        var rows = new List<(int Tokens, Stats Analyze, Stats FirstHeatmap, Stats Ort)>();
+        var flowRows = new List<(int Tokens, Stats Wall, double CpuMs)>();
+
+        using (var host = new BackendHost())
+        {
+            // Attention flow for the middle token through all 6 layers: the most expensive analysis request.
+            foreach (var n in new[] { 128, 512 })
+            {
+                var a = host.Service.AnalyzeAsync(new AnalyzeOptions(text, null, n), CancellationToken.None).GetAwaiter().GetResult();
+                var flowRuns = Math.Max(3, runs / 6);
+                var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+                var wall = Stats.Measure(flowRuns, () => AttentionFlow.Compute(a.Attention, n / 2, a.Attention.Layers - 1));
+                var cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds / (flowRuns + 3);
+                flowRows.Add((n, wall, cpuMs));
+                Console.Error.WriteLine($"attention flow, {n} tokens: {wall} ms wall, {cpuMs:F0} ms CPU per call");
+            }
+            if (BenchArgs.Has("--flow-only")) return 0;
+            foreach (var n in sizes)
+            {
+                var analyze = Stats.Measure(runs, () =>
+                {
+                    var a = host.Service.AnalyzeAsync(new AnalyzeOptions(text, null, n), CancellationToken.None).GetAwaiter().GetResult();
+                    if (a.Tokens.Count != n) throw new InvalidOperationException($"expected {n} tokens, got {a.Tokens.Count}");
+                });
+                rows.Add((n, analyze, default, default));
+            }
+        }
+
+        Stats roundTrip;
+        using (var rpc = StdioClient.Start(BackendDll))
+        {
+            rpc.Call("initialize", new JsonObject());
+            roundTrip = Stats.Measure(runs, () => rpc.Call("initialize", new JsonObject()));
+            for (var i = 0; i < rows.Count; i++) rows[i] = rows[i] with { FirstHeatmap = FirstHeatmap(rpc, rows[i].Tokens, runs) };
+        }
+
+        var ort = OrtBaseline(threads, sizes, runs);
+        for (var i = 0; i < rows.Count; i++) rows[i] = rows[i] with { Ort = ort[i] };
+
+        var table = new StringBuilder();
+        table.AppendLine($"| tokens | analyze (in-process) | first heatmap over JSON-RPC | ONNX Runtime 1.31.1 | first heatmap ÷ ORT |");
+        table.AppendLine("|---:|---:|---:|---:|---:|");
+        foreach (var row in rows)
+            table.AppendLine($"| {row.Tokens} | {row.Analyze} | {row.FirstHeatmap} | {row.Ort} | {row.FirstHeatmap.Median / row.Ort.Median:F2}× |");
+        var header = $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Machine.CpuModel} ({Machine.VectorExtensions}), " +
+            $"{Environment.ProcessorCount} cores, {threads} threads for both libtorch and ONNX Runtime; " +
+            $"median (p90) of {runs} runs after warm-up, milliseconds.";
+        table.AppendLine();
+        table.AppendLine("| tokens | attention flow, one token, all layers (in-process) | CPU per call |");
+        table.AppendLine("|---:|---:|---:|");
+        foreach (var row in flowRows) table.AppendLine($"| {row.Tokens} | {row.Wall} | {row.CpuMs:F0} |");
+        table.AppendLine();
+        table.AppendLine($"An empty JSON-RPC round trip (`initialize`) over stdio: {roundTrip} ms.");
+        Console.WriteLine(header);
+        Console.WriteLine();
+        Console.Write(table);
+        if (writeTo is not null) PerformanceDoc.Update(writeTo, "bench", header + "\n\n" + table);
+        return 0;
+    }
+
+    /// <summary>Time to first heatmap over JSON-RPC: analyze <paramref name="tokens"/> tokens and fetch layer 0, head 0.</summary>
+    public static Stats FirstHeatmap(StdioClient rpc, int tokens, int runs) => Stats.Measure(runs, () =>
+    {
+        var analysis = rpc.Call("attention/analyze", new JsonObject { ["text"] = Text, ["maxTokens"] = tokens });
+        var id = analysis["analysisId"]!.GetValue<string>();
+        var matrix = rpc.Call("attention/matrix", new JsonObject { ["analysisId"] = id, ["layer"] = 0, ["head"] = 0 });
+        if (Convert.FromBase64String(matrix["data"]!.GetValue<string>()).Length != tokens * tokens * 4)
+            throw new InvalidOperationException("bad matrix");
+    });
+
+    /// <summary>ONNX Runtime's plain inference of the embedded model's ONNX graph, one result per size.</summary>
+    public static Stats[] OrtBaseline(int threads, IReadOnlyList<int> sizes, int runs)
+    {
+        var onnxPath = Path.Combine(Path.GetTempPath(), $"attentionviz-bench-minilm-{Environment.ProcessId}.onnx");
+        using (var resource = EmbeddedModelPackage.OpenResource(EmbeddedModelPackage.OnnxResource))
+        using (var file = File.Create(onnxPath)) resource.CopyTo(file);
+        try
+        {
+            using var options = new SessionOptions
+            {
+                IntraOpNumThreads = threads, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            };
+            using var session = new InferenceSession(onnxPath, options);
+            return sizes.Select(n =>
+            {
+                var ids = new DenseTensor<long>(Enumerable.Range(0, n).Select(k => k == 0 ? 101L : k == n - 1 ? 102L : 2000L + k).ToArray(), [1, n]);
+                var ones = new DenseTensor<long>(Enumerable.Repeat(1L, n).ToArray(), [1, n]);
+                var zeros = new DenseTensor<long>(new long[n], [1, n]);
+                var inputs = session.InputMetadata.Keys.Select(name => NamedOnnxValue.CreateFromTensor(name,
+                    name.Contains("mask") ? ones : name.Contains("type") ? zeros : ids)).ToList();
+                return Stats.Measure(runs, () => { using var _ = session.Run(inputs); });
+            }).ToArray();
+        }
+        finally
+        {
+            File.Delete(onnxPath);
+        }
+    }
+}
