@@ -139,11 +139,13 @@ public static class AttentionViews
     private static ViewResult? FromOverviews(IAttentionSource source, ViewLayout layout, ViewRequest request, string reduce,
         string pooling, (int Start, int End) rows, (int Start, int End) cols)
     {
-        if (source.Overviews is not { } overviews || !layout.IsIdentity || request.Layer >= 0 && request.Head >= 0) return null;
+        // Only a display request (maxSize) may be coarser than asked; a full-resolution one (an export) is exact.
+        if (request.MaxSize is null || source.Overviews is not { } overviews || !layout.IsIdentity
+            || request.Layer >= 0 && request.Head >= 0) return null;
         var maxOverHeads = reduce == "max";
         if (maxOverHeads && pooling == "mean") return null;                            // not derivable from block maxima
         var n = source.Tokens;
-        var asked = MatrixOps.PoolFactor(Math.Max(rows.End - rows.Start, cols.End - cols.Start), request.MaxSize ?? int.MaxValue);
+        var asked = MatrixOps.PoolFactor(Math.Max(rows.End - rows.Start, cols.End - cols.Start), request.MaxSize.Value);
         var block = overviews.Factor;
         var headCount = (request.Layer >= 0 ? 1 : source.Layers) * (request.Head >= 0 ? 1 : source.Heads);
         var work = (double)headCount * (rows.End - rows.Start) * (cols.End - cols.Start);

@@ -98,6 +98,19 @@ public sealed class LongInputFixtureTests
     }
 
     [TestMethod]
+    public void AFullResolutionWindowOfTheMeanIsExact()
+    {
+        // Without maxSize (what an export asks) a mean over heads is never served from the overviews.
+        var view = AttentionViews.View(_analysis, new ViewRequest(-1, -1, new ViewOptions(), RowRange: [1000, 1064]));
+        Assert.AreEqual((64, 2048, 1, false), (view.Rows, view.Cols, view.PoolFactor, view.Pooled));
+        var rowIndex = Fixtures.Longs(_expected["s0.row_index"]);
+        var k = Array.IndexOf(rowIndex, 1024L);
+        Assert.IsGreaterThanOrEqualTo(0, k, "the fixture keeps row 1024");
+        var expected = Floats(_expected["s0.rows"].select(2, k).mean([0, 1]));        // the mean over heads of that row
+        AssertClose(expected, view.Data.AsSpan((int)(rowIndex[k] - 1000) * 2048, 2048).ToArray(), 1e-4, "an exact row of the mean");
+    }
+
+    [TestMethod]
     public void HiddenStatesMatch() =>
         AssertClose(Floats(_expected["s0.last_hidden_state"]), _analysis.LastHiddenState, 1e-3, "last_hidden_state");
 }

@@ -73,12 +73,18 @@ test('recorded responses carry exactly the fields the client reads', () => {
   assert.deepEqual(keys(fixture.initialize), ['defaultModel', 'protocolVersion', 'serverVersion']);
   for (const m of fixture.models) for (const k of ['id', 'name', 'architecture', 'layers', 'heads', 'source']) assert.ok(k in m, k);
   const a = fixture.analysis;
-  for (const k of ['analysisId', 'model', 'tokens', 'truncated', 'elapsedMs']) assert.ok(k in a, k);
+  for (const k of ['analysisId', 'model', 'tokens', 'truncated', 'elapsedMs', 'memoryBytes', 'window']) assert.ok(k in a, k);
+  assert.equal(a.window, 512, "MiniLM's window");
+  assert.ok(a.memoryBytes >= a.model.layers * a.model.heads * a.tokens.length ** 2 * 4, 'it stores the probabilities');
   assert.deepEqual(keys(a.model), ['architecture', 'causal', 'heads', 'id', 'layers']);
   for (const t of a.tokens) {
     assert.deepEqual(keys(t), ['continuation', 'display', 'end', 'id', 'leadingSpace', 'special', 'start', 'text', 'typeId']);
   }
-  for (const m of Object.values(fixture.matrices)) assert.deepEqual(keys(m), ['cols', 'data', 'head', 'layer', 'poolFactor', 'pooled', 'rows']);
+  const n = a.tokens.length;
+  for (const m of Object.values(fixture.matrices)) {
+    assert.deepEqual(keys(m), ['colRange', 'cols', 'data', 'head', 'layer', 'poolFactor', 'pooled', 'rowRange', 'rows']);
+    assert.deepEqual([m.rowRange, m.colRange], [[0, n], [0, n]], 'the whole matrix was asked for');
+  }
   assert.deepEqual(keys(fixture.row), ['scores', 'top']);
 });
 
@@ -125,8 +131,9 @@ test('recorded analysis responses (metrics, modularity, view, rollout, histogram
   assert.equal(r['attention/modularity {"head":0,"layer":0}'].communities.length, n);
   assert.deepEqual(keys(r['attention/modularityAll {}']), ['elapsedMs', 'heads', 'includeSelfLoops']);
   const view = r['attention/view {"head":0,"hideSpecial":true,"layer":0}'];
-  assert.deepEqual(keys(view), ['cols', 'data', 'head', 'layer', 'poolFactor', 'pooled', 'rows', 'units']);
+  assert.deepEqual(keys(view), ['colRange', 'cols', 'data', 'head', 'layer', 'poolFactor', 'pooled', 'pooling', 'rowRange', 'rows', 'units']);
   assert.equal(view.rows, n - 2, 'hideSpecial drops [CLS] and [SEP]');
+  assert.deepEqual([view.rowRange, view.colRange, view.pooling], [[0, n - 2], [0, n - 2], 'max']);
   for (const u of view.units) {
     assert.deepEqual(keys(u), ['display', 'end', 'firstToken', 'lastToken', 'special', 'start', 'text']);
   }
