@@ -54,7 +54,8 @@ public sealed class PooledOverviews : IDisposable
     /// </summary>
     public void ResumeFrom(PooledOverviews earlier, int rows)
     {
-        if (earlier.Layers != Layers || earlier.Heads != Heads || !CanResume(earlier.Factor, Factor, rows) || rows > Math.Min(earlier.Tokens, Tokens))
+        if (earlier.Layers != Layers || earlier.Heads != Heads || !CanResume(earlier.Factor, Factor, rows)
+            || rows > Math.Min(earlier.Tokens, Tokens))
             throw new ArgumentOutOfRangeException(nameof(rows), rows, "the earlier overviews cannot start these");
         using var scope = NewDisposeScope();
         var group = Factor / earlier.Factor;
