@@ -13,6 +13,7 @@ namespace AttentionViz.Backend.Bench;
 /// <param name="AnalyzeMs">attention/analyze over JSON-RPC, model already loaded</param>
 /// <param name="LoadPeakRssBytes">the backend's VmHWM once the model is loaded, before the measured analyses</param>
 /// <param name="PeakRssBytes">the backend's VmHWM at the end (after the re-analysis), or at the refusal</param>
+/// <param name="ReusedTokens">the re-analysis's reusedTokens: the prefix it took from the first analysis</param>
 /// <param name="Refused">the -32004 message when the backend refused the size</param>
 /// <param name="Failed">any other failure (an error reply, the process dying)</param>
 /// <param name="OthersCpuPercent">the share of the CPUs other processes took while the row ran: above a few percent the
@@ -20,7 +21,8 @@ namespace AttentionViz.Backend.Bench;
 internal sealed record LongRow(
     string Shape, int Size, int? Tokens = null, double? LoadMs = null, double? AnalyzeMs = null, double? Gflops = null,
     double? FirstHeadMs = null, double? MeanAllMs = null, double? RowMs = null, double? ColumnMs = null, double? ReanalyzeMs = null,
-    int? ReanalyzeTokens = null, long? MemoryBytes = null, long? LoadPeakRssBytes = null, long? PeakRssBytes = null, int ProgressReports = 0,
+    int? ReanalyzeTokens = null, int? ReusedTokens = null, long? MemoryBytes = null, long? LoadPeakRssBytes = null, long? PeakRssBytes = null,
+    int ProgressReports = 0,
     string? Refused = null, string? Failed = null, double? OthersCpuPercent = null);
 
 /// <summary>A whole run, as --save writes it and --before reads it back.</summary>
@@ -146,6 +148,7 @@ internal static class LongInputBench
             {
                 ReanalyzeMs = reanalyzeMs,
                 ReanalyzeTokens = second["tokens"]!.AsArray().Count,
+                ReusedTokens = second["reusedTokens"]?.GetValue<int>(),
                 PeakRssBytes = Machine.StatusBytes(rpc.ProcessId, "VmHWM"),
             };
         }

@@ -53,8 +53,11 @@ internal static class LongInputReport
         }
         return $"| {label} | {Number(row.Tokens ?? row.Size)} | {Seconds(row.AnalyzeMs)} | {Number(row.Gflops ?? 0)} | {Ms(row.FirstHeadMs)} " +
             $"| {Ms(row.MeanAllMs)} | {Ms(row.RowMs)} | {Ms(row.ColumnMs)} " +
-            $"| {Seconds(row.ReanalyzeMs)} ({Percent(row.ReanalyzeMs, row.AnalyzeMs)}) | {PeakRss(row)} |";
+            $"| {Seconds(row.ReanalyzeMs)} ({Percent(row.ReanalyzeMs, row.AnalyzeMs)}{Reused(row)}) | {PeakRss(row)} |";
     }
+
+    private static string Reused(LongRow row) =>
+        row.ReusedTokens is { } reused && row.ReanalyzeTokens is { } tokens ? $"; {Number(reused)} of {Number(tokens)} tokens reused" : "";
 
     /// <summary>Today against the run given with --before, for the sizes both measured.</summary>
     private static void AppendBeforeAfter(StringBuilder md, LongRun run, IReadOnlyList<DecoderShape> shapes, LongRun before)

@@ -74,6 +74,17 @@ public sealed class AnalysisCache(long capacityBytes, int maxEntries = 64)
         }
     }
 
+    /// <summary>The stored analyses, most recently used first (a snapshot: any may be evicted after).</summary>
+    public IReadOnlyList<StoredAnalysis> Recent()
+    {
+        lock (_lock) return [.. _order];
+    }
+
+    public bool Contains(string id)
+    {
+        lock (_lock) return _byId.ContainsKey(id);
+    }
+
     public int Count
     {
         get { lock (_lock) return _order.Count; }

@@ -36,8 +36,10 @@ public static class AnalysisMemory
     {
         var hidden = (long)tokens * model.HiddenSize * sizeof(float);
         if (KeepsProbabilities(model, tokens, keepBytes)) return ProbabilityBytes(model, tokens) + hidden;
-        return RecomputedAttention.StateBytes(model.Layers, model.Heads, model.KeyValueHeads, model.HeadDim, tokens)
-               + PooledOverviews.BytesFor(model.Layers, model.Heads, tokens) + hidden;
+        // A causal analysis also keeps its values and metric checkpoints, so that the next one can reuse its prefix.
+        var resumable = model.Causal ? MetricCheckpoints.BytesFor(model.Layers, model.Heads, tokens) : 0;
+        return RecomputedAttention.StateBytes(model.Layers, model.Heads, model.KeyValueHeads, model.HeadDim, tokens, keepsValues: model.Causal)
+               + PooledOverviews.BytesFor(model.Layers, model.Heads, tokens) + hidden + resumable;
     }
 
     /// <summary>The forward's peak working set beyond what it keeps, from the shapes it allocates.</summary>

@@ -12,15 +12,41 @@ public readonly record struct AnalysisProgress(int LayersDone, int Layers);
 
 /// <summary>
 /// What a long analysis keeps from a blocked forward: each layer's recomputable state, every head's pooled overviews
-/// and the head metrics' sums, all taken from the blocks as they go by (no block is held past its turn).
+/// and the head metrics' sums, all taken from the blocks as they go by (no block is held past its turn). A causal
+/// analysis also keeps the values and the metrics' checkpoints; one that starts from an earlier analysis's prefix
+/// (a <see cref="PrefixStart"/>) takes that prefix's rows from it and sees only the suffix's rows go by.
 /// </summary>
-public sealed class AttentionCapture(int layers, int heads, IReadOnlyList<Token> tokens, bool causal,
-    IProgress<AnalysisProgress>? progress) : IAttentionObserver, IDisposable
+public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisposable
 {
-    private readonly LayerState?[] _states = new LayerState?[layers];
-    private readonly PooledOverviews _overviews = new(layers, heads, tokens.Count);
-    private readonly HeadMetricSums _metrics = new(layers, heads, tokens, causal);
+    private readonly int _layers, _heads;
+    private readonly IProgress<AnalysisProgress>? _progress;
+    private readonly PrefixStart? _start;
+    private readonly LayerState?[] _states;
+    private readonly Tensor?[] _values;
+    private readonly PooledOverviews _overviews;
+    private readonly HeadMetricSums _metrics;
     private bool _built;
+
+    public AttentionCapture(int layers, int heads, IReadOnlyList<Token> tokens, bool causal, IProgress<AnalysisProgress>? progress,
+        PrefixStart? start = null)
+    {
+        (_layers, _heads, _progress, _start) = (layers, heads, progress, start);
+        _states = new LayerState?[layers];
+        _values = new Tensor?[layers];
+        _overviews = new PooledOverviews(layers, heads, tokens.Count);
+        _metrics = new HeadMetricSums(layers, heads, tokens, causal, checkpoints: causal);
+        if (start is null) return;
+        try
+        {
+            _overviews.ResumeFrom(start.Earlier.Overviews, start.Length);
+            _metrics.ResumeFrom(start.Earlier.Checkpoints!, start.Length);
+        }
+        catch
+        {
+            _overviews.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>One pass over the block's rows feeds both the overviews and the metrics; heads run in parallel.</summary>
     public unsafe void Block(int layer, int rowStart, int colStart, Tensor probabilities)
@@ -28,7 +54,7 @@ public sealed class AttentionCapture(int layers, int heads, IReadOnlyList<Token>
         using var block = probabilities.contiguous();
         var (rows, cols) = ((int)block.shape[1], (int)block.shape[2]);
         var data = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(block.bytes));
-        Parallel.For(0, heads, () => new double[HeadMetricSums.ScratchLength(cols)], (head, _, scratch) =>
+        Parallel.For(0, _heads, () => new double[HeadMetricSums.ScratchLength(cols)], (head, _, scratch) =>
         {
             var values = new ReadOnlySpan<float>((float*)data + (long)head * rows * cols, rows * cols);
             for (var r = 0; r < rows; r++)
@@ -41,12 +67,28 @@ public sealed class AttentionCapture(int layers, int heads, IReadOnlyList<Token>
         }, _ => { });
     }
 
+    public void Values(int layer, Tensor values)
+    {
+        _values[layer]?.Dispose();
+        _values[layer] = Keep(values);
+    }
+
     public void Layer(int layer, Tensor queries, Tensor keys, Tensor logSumExp, AttentionRule rule)
     {
         _states[layer]?.Dispose();
         // Called inside the forward's dispose scopes: the copies must outlive them.
-        _states[layer] = new LayerState(Keep(queries), Keep(keys), Keep(logSumExp), rule);
-        progress?.Report(new AnalysisProgress(layer + 1, layers));
+        Tensor kept, normalisers;
+        if (_start is { } start)
+        {
+            // The prefix's queries and normalisers come from the earlier analysis, copied (it may still be read).
+            var earlier = start.Earlier.State(layer);
+            kept = cat([earlier.Queries.narrow(1, 0, start.Length), queries], 1).DetachFromDisposeScope();          // (H, n, D)
+            normalisers = cat([earlier.LogSumExp.narrow(1, 0, start.Length), logSumExp], 1).DetachFromDisposeScope(); // (H, n)
+        }
+        else (kept, normalisers) = (Keep(queries), Keep(logSumExp));
+        _states[layer] = new LayerState(kept, Keep(keys), normalisers, rule, _values[layer]);
+        _values[layer] = null;
+        _progress?.Report(new AnalysisProgress(layer + 1, _layers));
     }
 
     private static Tensor Keep(Tensor t) => t.detach().clone().DetachFromDisposeScope();
@@ -56,13 +98,15 @@ public sealed class AttentionCapture(int layers, int heads, IReadOnlyList<Token>
     {
         if (_states.Any(s => s is null)) throw new InvalidOperationException("the forward did not report every layer");
         _built = true;
-        return (new RecomputedAttention(_states!, heads, tokens.Count, _overviews, modelThread), _metrics.Finish());
+        return (new RecomputedAttention(_states!, _heads, _overviews.Tokens, _overviews, modelThread) { Checkpoints = _metrics.Checkpoints },
+            _metrics.Finish());
     }
 
     public void Dispose()
     {
         if (_built) return;
         foreach (var s in _states) s?.Dispose();
+        foreach (var v in _values) v?.Dispose();
         _overviews.Dispose();
     }
 }

@@ -81,14 +81,38 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         var n = tokens.Count;
         var keep = KeepProbabilitiesBytes;
         AnalysisMemory.EnsureFits(model, n, cache.CapacityBytes, keep);
-        // Older analyses make room for this one: the budget covers the weights, the forward and what it keeps.
-        cache.Trim(cache.CapacityBytes - AnalysisMemory.NeededBytes(model, n, keep));
         var ids = tokens.Select(t => (long)t.Id).ToArray();
         tokenTypeIds ??= tokens.Any(t => t.TypeId != 0) ? tokens.Select(t => (long)t.TypeId).ToArray() : null;
-        var input = new ForwardInput([ids], tokenTypeIds is null ? null : [tokenTypeIds.ToArray()]);
-        var (attention, metrics, hidden) = AnalysisMemory.KeepsProbabilities(model, n, keep)
-            ? RunStored(model, input, n, cancellationToken)
-            : RunRecomputable(model, input, tokens, progress, cancellationToken);
+        var stored = AnalysisMemory.KeepsProbabilities(model, n, keep);
+        // Small analyses keep their probabilities and take well under a second: only the recomputed path reuses a prefix.
+        var reuse = stored ? null : PrefixReuse.Find(cache, model, tokens, tokenTypeIds);
+        try
+        {
+            // Older analyses make room for this one: the budget covers the weights, the forward and what it keeps. The
+            // earlier analysis is the most recent (its lease made it so); if even it had to go, this one must not
+            // count on memory the budget no longer has, and runs in full.
+            cache.Trim(cache.CapacityBytes - AnalysisMemory.NeededBytes(model, n, keep));
+            if (reuse is { } r && !cache.Contains(r.Lease.Analysis.Id))
+            {
+                r.Lease.Dispose();
+                reuse = null;
+            }
+            var input = new ForwardInput([ids], tokenTypeIds is null ? null : [tokenTypeIds.ToArray()]);
+            var (attention, metrics, hidden) = stored
+                ? RunStored(model, input, n, cancellationToken)
+                : RunRecomputable(model, input, tokens, progress, cancellationToken, reuse?.Start);
+            return Store(loaded, tokens, truncatedAt, clock, attention, metrics, hidden, reuse?.Start.Length ?? 0);
+        }
+        finally
+        {
+            reuse?.Lease.Dispose();
+        }
+    }
+
+    private StoredAnalysis Store(LoadedModel loaded, IReadOnlyList<Token> tokens, int? truncatedAt, Stopwatch clock,
+        IAttentionSource attention, HeadMetric[]? metrics, float[] hidden, int reusedTokens)
+    {
+        var model = loaded.Model;
         var analysis = new StoredAnalysis
         {
             Id = $"a{Interlocked.Increment(ref _nextId)}",
@@ -102,6 +126,8 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
             HiddenSize = model.HiddenSize,
             Window = model.MaxPositions,
             ElapsedMs = clock.Elapsed.TotalMilliseconds,
+            ReusedTokens = reusedTokens,
+            ForwardModel = model,
         };
         cache.Add(analysis, cache.CapacityBytes - model.WeightBytes);
         return analysis;
@@ -126,13 +152,26 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         }
     }
 
-    /// <summary>A blocked forward that keeps the recomputable state, the overviews and the metrics' sums.</summary>
+    /// <summary>
+    /// A blocked forward that keeps the recomputable state, the overviews and the metrics' sums; from
+    /// <paramref name="start"/>, only the tokens after the earlier analysis's prefix run.
+    /// </summary>
     private (IAttentionSource, HeadMetric[]?, float[]) RunRecomputable(ITransformerModel model, ForwardInput input,
-        IReadOnlyList<Token> tokens, IProgress<AnalysisProgress>? progress, CancellationToken cancellationToken)
+        IReadOnlyList<Token> tokens, IProgress<AnalysisProgress>? progress, CancellationToken cancellationToken, PrefixStart? start = null)
     {
-        using var capture = new AttentionCapture(model.Layers, model.Heads, tokens, model.Causal, progress);
-        using var result = model.Forward(input with { Observer = capture }, cancellationToken);
-        var hidden = MemoryMarshal.Cast<byte, float>(result.LastHiddenState.contiguous().bytes).ToArray();
+        using var capture = new AttentionCapture(model.Layers, model.Heads, tokens, model.Causal, progress, start);
+        using var result = model.Forward(input with { Observer = capture, Prefix = start?.KeyValues }, cancellationToken);
+        var rows = MemoryMarshal.Cast<byte, float>(result.LastHiddenState.contiguous().bytes);
+        float[] hidden;
+        if (start is null) hidden = rows.ToArray();
+        else
+        {
+            // A causal model's final hidden states of the prefix rows are the earlier analysis's.
+            var prefix = start.Length * model.HiddenSize;
+            hidden = new float[prefix + rows.Length];
+            start.EarlierHidden.AsSpan(0, prefix).CopyTo(hidden);
+            rows.CopyTo(hidden.AsSpan(prefix));
+        }
         var (attention, metrics) = capture.Build(modelThread);
         return (attention, metrics, hidden);
     }

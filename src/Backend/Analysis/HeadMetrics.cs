@@ -125,7 +125,7 @@ public sealed class HeadMetricSums
 {
     private enum Sum { Entropy, Normalized, Distance, First, Cls, Sep, Self, Previous, Total, Duplicate, Induction, Squares, Count }
 
-    private const int Stride = (int)Sum.Count;
+    internal const int Stride = (int)Sum.Count;
     private readonly double[] _sums;
     private readonly int _heads, _n, _leading;
     private readonly bool _causal, _hasCls, _hasSep;
@@ -133,10 +133,22 @@ public sealed class HeadMetricSums
     private readonly int[] _special;                    // special token positions
     private readonly int[] _previousSame;               // the previous position with the same id, or −1
 
-    public HeadMetricSums(int layers, int heads, IReadOnlyList<Token> tokens, bool causal)
+    /// <summary>Rows between checkpoints of the cumulative sums (causal analyses keep them to resume a prefix).</summary>
+    public const int CheckpointRows = 64;
+
+    private readonly double[]? _checkpoints;            // [layer, head, k, sum]: the sums over rows [0, (k + 1)·CheckpointRows)
+    private readonly int _checkpointCount;
+
+    /// <param name="checkpoints">keep the cumulative sums every <see cref="CheckpointRows"/> rows (causal only)</param>
+    public HeadMetricSums(int layers, int heads, IReadOnlyList<Token> tokens, bool causal, bool checkpoints = false)
     {
         (_heads, _n, _causal) = (heads, tokens.Count, causal);
         _sums = new double[layers * heads * Stride];
+        if (checkpoints && causal)
+        {
+            _checkpointCount = _n / CheckpointRows;
+            _checkpoints = new double[layers * heads * _checkpointCount * Stride];
+        }
         while (_leading < _n && tokens[_leading].Special) _leading++;
         _hasCls = _leading > 0;
         _hasSep = tokens.Skip(_leading).Any(t => t.Special);
@@ -175,8 +187,40 @@ public sealed class HeadMetricSums
     /// <summary>The scratch <see cref="AddRow"/> needs for rows of <paramref name="cols"/> keys.</summary>
     public static int ScratchLength(int cols) => 3 * cols;
 
-    /// <summary>Row <paramref name="row"/> of one head, its keys from <paramref name="colStart"/>.</summary>
+    /// <summary>
+    /// Row <paramref name="row"/> of one head, its keys from <paramref name="colStart"/>. A head's rows come in order
+    /// (blocks of rows in turn), so the sums after every <see cref="CheckpointRows"/>-th row are a checkpoint.
+    /// </summary>
     public void AddRow(int layer, int head, int row, int colStart, ReadOnlySpan<float> values, double[] scratch)
+    {
+        AccumulateRow(layer, head, row, colStart, values, scratch);
+        if (_checkpoints is not null && (row + 1) % CheckpointRows == 0)
+            _sums.AsSpan((layer * _heads + head) * Stride, Stride)
+                .CopyTo(_checkpoints.AsSpan(((layer * _heads + head) * _checkpointCount + (row + 1) / CheckpointRows - 1) * Stride, Stride));
+    }
+
+    /// <summary>The checkpoints kept (null without), to resume a later analysis that shares a prefix.</summary>
+    public MetricCheckpoints? Checkpoints => _checkpoints is null ? null : new MetricCheckpoints(_checkpoints, _heads, _checkpointCount);
+
+    /// <summary>
+    /// Starts from an earlier causal analysis's sums over rows [0, <paramref name="rows"/>) (a multiple of
+    /// <see cref="CheckpointRows"/>) of the same first tokens: a causal row's sums depend only on the tokens up to it.
+    /// </summary>
+    public void ResumeFrom(MetricCheckpoints earlier, int rows)
+    {
+        if (earlier.Data.Length != _sums.Length * earlier.Count) throw new ArgumentException("another model's checkpoints", nameof(earlier));
+        if (rows <= 0 || rows % CheckpointRows != 0 || rows / CheckpointRows > earlier.Count || rows > _n)
+            throw new ArgumentOutOfRangeException(nameof(rows), rows, "not a checkpoint of the earlier analysis");
+        var k = rows / CheckpointRows;
+        for (var lh = 0; lh < _sums.Length / Stride; lh++)
+        {
+            earlier.Data.AsSpan((lh * earlier.Count + k - 1) * Stride, Stride).CopyTo(_sums.AsSpan(lh * Stride, Stride));
+            if (_checkpoints is not null)
+                earlier.Data.AsSpan(lh * earlier.Count * Stride, k * Stride).CopyTo(_checkpoints.AsSpan(lh * _checkpointCount * Stride));
+        }
+    }
+
+    private void AccumulateRow(int layer, int head, int row, int colStart, ReadOnlySpan<float> values, double[] scratch)
     {
         var sums = _sums.AsSpan((layer * _heads + head) * Stride, Stride);
         // Causal rows see keys up to themselves: later cells are masked, not weights (the smoothing skips them).
@@ -256,4 +300,13 @@ public sealed class HeadMetricSums
         }
         return result;
     }
+}
+
+/// <summary>A causal analysis's cumulative metric sums every <see cref="HeadMetricSums.CheckpointRows"/> rows, per head.</summary>
+public sealed record MetricCheckpoints(double[] Data, int Heads, int Count)
+{
+    public long SizeInBytes => (long)Data.Length * sizeof(double);
+
+    public static long BytesFor(int layers, int heads, int tokens) =>
+        (long)layers * heads * (tokens / HeadMetricSums.CheckpointRows) * HeadMetricSums.Stride * sizeof(double);
 }

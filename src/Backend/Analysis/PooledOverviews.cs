@@ -47,6 +47,32 @@ public sealed class PooledOverviews : IDisposable
         return factor;
     }
 
+    /// <summary>
+    /// Starts from an earlier causal analysis's overviews for rows [0, <paramref name="rows"/>) (a multiple of its
+    /// factor): those bins are complete (a causal row sees no later key), and this factor is the same or a multiple,
+    /// so each bin here is exactly the max (or sum) of factor/earlier-factor squared earlier bins.
+    /// </summary>
+    public void ResumeFrom(PooledOverviews earlier, int rows)
+    {
+        if (earlier.Layers != Layers || earlier.Heads != Heads || !CanResume(earlier.Factor, Factor, rows)
+            || rows > Math.Min(earlier.Tokens, Tokens))
+            throw new ArgumentOutOfRangeException(nameof(rows), rows, "the earlier overviews cannot start these");
+        using var scope = NewDisposeScope();
+        var group = Factor / earlier.Factor;
+        var blocks = rows / earlier.Factor;                                            // complete earlier row bins (and columns)
+        var side = (blocks + group - 1) / group;
+        foreach (var (from, to, max) in new[] { (earlier._max, _max, true), (earlier._sum, _sum, false) })
+        {
+            var part = from.narrow(2, 0, blocks).narrow(3, 0, blocks);                 // (L, H, blocks, blocks)
+            var padded = nn.functional.pad(part, [0, side * group - blocks, 0, side * group - blocks]);
+            var grouped = padded.view(Layers, Heads, side, group, side, group);
+            to.narrow(2, 0, side).narrow(3, 0, side).copy_(max ? grouped.amax([3, 5]) : grouped.sum([3, 5]));
+        }
+    }
+
+    /// <summary>True when overviews with <paramref name="earlierFactor"/> can start ones with <paramref name="factor"/> at <paramref name="rows"/>.</summary>
+    public static bool CanResume(int earlierFactor, int factor, int rows) => factor >= earlierFactor && rows % earlierFactor == 0;
+
     public static long BytesFor(int layers, int heads, int tokens)
     {
         var side = (long)(tokens + FactorFor(tokens) - 1) / FactorFor(tokens);

@@ -7,22 +7,27 @@ namespace AttentionViz.Backend.Analysis;
 
 /// <summary>
 /// One layer's recomputable state: queries (H, n, D) and keys (KV, n, D) as the scores used them, each query's
-/// log-sum-exp (H, n), and the rule (scale, causal, window). Owned tensors, contiguous float32.
+/// log-sum-exp (H, n), and the rule (scale, causal, window); for a causal model also the values (KV, n, D), so that a
+/// later analysis sharing a prefix can start from this one (<see cref="PrefixReuse"/>). Owned tensors, contiguous
+/// float32, never written after the forward.
 /// </summary>
-public sealed class LayerState(Tensor queries, Tensor keys, Tensor logSumExp, AttentionRule rule) : IDisposable
+public sealed class LayerState(Tensor queries, Tensor keys, Tensor logSumExp, AttentionRule rule, Tensor? values = null) : IDisposable
 {
     public Tensor Queries { get; } = queries;
     public Tensor Keys { get; } = keys;
     public Tensor LogSumExp { get; } = logSumExp;
     public AttentionRule Rule { get; } = rule;
+    public Tensor? Values { get; } = values;
 
-    public long SizeInBytes => (Queries.NumberOfElements + Keys.NumberOfElements + LogSumExp.NumberOfElements) * sizeof(float);
+    public long SizeInBytes =>
+        (Queries.NumberOfElements + Keys.NumberOfElements + LogSumExp.NumberOfElements + (Values?.NumberOfElements ?? 0)) * sizeof(float);
 
     public void Dispose()
     {
         Queries.Dispose();
         Keys.Dispose();
         LogSumExp.Dispose();
+        Values?.Dispose();
     }
 }
 
@@ -54,14 +59,20 @@ public sealed class RecomputedAttention : IAttentionSource
     public PooledOverviews Overviews { get; }
     PooledOverviews? IAttentionSource.Overviews => Overviews;
 
-    public long SizeInBytes => _layers.Sum(l => l.SizeInBytes) + Overviews.SizeInBytes;
+    /// <summary>A causal analysis's metric checkpoints, so that a later one sharing a prefix resumes the sums.</summary>
+    public MetricCheckpoints? Checkpoints { get; init; }
+
+    /// <summary>True when a later analysis can start from this one's prefix: it kept values and checkpoints.</summary>
+    public bool Resumable => Checkpoints is not null && _layers.All(l => l.Values is not null);
+
+    public long SizeInBytes => _layers.Sum(l => l.SizeInBytes) + Overviews.SizeInBytes + (Checkpoints?.SizeInBytes ?? 0);
 
     /// <summary>Layer <paramref name="layer"/>'s kept state.</summary>
     public LayerState State(int layer) => _layers[layer];
 
-    /// <summary>What the kept state of an analysis of this shape takes, without the overviews.</summary>
-    public static long StateBytes(int layers, int heads, int kvHeads, int headDim, int tokens) =>
-        (long)layers * tokens * ((long)(heads + kvHeads) * headDim + heads) * sizeof(float);
+    /// <summary>What the kept state of an analysis of this shape takes, without the overviews (values: causal models).</summary>
+    public static long StateBytes(int layers, int heads, int kvHeads, int headDim, int tokens, bool keepsValues = false) =>
+        (long)layers * tokens * ((long)(heads + (keepsValues ? 2 : 1) * kvHeads) * headDim + heads) * sizeof(float);
 
     public void Tile(int layer, int head, int rowStart, int rowEnd, int colStart, int colEnd, Span<float> destination)
     {

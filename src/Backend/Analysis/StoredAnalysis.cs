@@ -22,6 +22,12 @@ public sealed class StoredAnalysis
 
     public required IAttentionSource Attention { get; init; }
 
+    /// <summary>The leading tokens taken from an earlier analysis's prefix instead of running them (0: none).</summary>
+    public int ReusedTokens { get; init; }
+
+    /// <summary>The loaded model that ran the forward: a later analysis reuses this one's prefix only with the same one.</summary>
+    internal Models.Core.ITransformerModel? ForwardModel { get; init; }
+
     /// <summary>Head metrics summed during the forward (long analyses), or null: computed on first request.</summary>
     public HeadMetric[]? Metrics { get; init; }
 

@@ -95,7 +95,7 @@ public sealed record LlamaConfig : IModelConfig
 
 /// <summary>What one decoder layer's forward needs besides its input: shared by every layer of a forward.</summary>
 internal sealed record LayerContext((Tensor Cos, Tensor Sin) Rotary, Tensor? Padding, IAttentionObserver? Observer,
-    Tensor[]? Probabilities, CancellationToken CancellationToken);
+    Tensor[]? Probabilities, CancellationToken CancellationToken, KeyValuePrefix? Prefix = null);
 
 internal sealed class LlamaAttention : Module
 {
@@ -122,8 +122,18 @@ internal sealed class LlamaAttention : Module
         var v = _v.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);         // (B, KV, T, D)
         q = RotaryEmbedding.Apply(q, context.Rotary.Cos, context.Rotary.Sin).contiguous();
         k = RotaryEmbedding.Apply(k, context.Rotary.Cos, context.Rotary.Sin).contiguous();
-        var attended = BlockedAttention.Attend(q, k, v.contiguous(), rule, context.Padding, layer, context.Observer,
-            context.Probabilities?[layer], context.CancellationToken);               // (B, H, T, D)
+        var start = 0;
+        if (context.Prefix is { } prefix)
+        {
+            // The prefix's keys and values, then this forward's: T = prefix + suffix keys for the suffix's queries.
+            start = prefix.Length;
+            k = cat([prefix.Keys[layer].narrow(1, 0, start).unsqueeze(0), k.to(float32)], 2);         // (1, KV, T, D)
+            v = cat([prefix.Values[layer].narrow(1, 0, start).unsqueeze(0), v.to(float32)], 2);       // (1, KV, T, D)
+        }
+        v = v.contiguous();
+        (context.Observer as IValueObserver)?.Values(layer, v[0].to(float32));
+        var attended = BlockedAttention.Attend(q, k, v, rule, context.Padding, layer, context.Observer,
+            context.Probabilities?[layer], context.CancellationToken, start);        // (B, H, T − start, D)
         var merged = attended.transpose(1, 2).reshape(b, t, _heads * _headDim);       // (B, T, H·D)
         return _o.forward(merged).MoveToOuterDisposeScope();
     }
@@ -186,6 +196,9 @@ public sealed class LlamaModel : CheckpointModel
         eval();
     }
 
+    /// <summary>Tests only: shifts a reused prefix's suffix positions, so that a test can show a wrong offset is caught.</summary>
+    internal int PrefixPositionError { get; set; }
+
     public override bool AttendsInBlocks => true;
     public override int HeadDim => _config.HeadDim;
     public override int IntermediateSize => _config.IntermediateSize;
@@ -207,15 +220,20 @@ public sealed class LlamaModel : CheckpointModel
         Inputs.CheckIds(ids, VocabularySize, MaxPositions);
         var (b, t) = (ids.shape[0], ids.shape[1]);
         var padding = Inputs.Padding(input.AttentionMask, ids);                      // (B, T) or null
-        var rotary = _rotary.CosSin(arange(t, dtype: int64).unsqueeze(0));          // (1, T, D) each
+        var start = input.Prefix?.Length ?? 0;
+        if (input.Prefix is not null && (b != 1 || padding is not null || input.Observer is null || start <= 0 || start >= t))
+            throw new ArgumentException("a reused prefix needs one unpadded row, an observer, and at least one new token");
+        // The suffix's positions continue the prefix's: RoPE rotates them as in a forward over all T tokens.
+        var shift = start > 0 ? PrefixPositionError : 0;
+        var rotary = _rotary.CosSin(arange(start + shift, t + shift, dtype: int64).unsqueeze(0)); // (1, T − start, D) each
         // Without an observer the caller wants every probability: small inputs and the fixture tests.
         var probabilities = input.Observer is null
             ? Enumerable.Range(0, Layers).Select(_ => zeros(b, Heads, t, t, dtype: float32)).ToArray()
             : null;
-        var context = new LayerContext(rotary, padding, input.Observer, probabilities, cancellationToken);
+        var context = new LayerContext(rotary, padding, input.Observer, probabilities, cancellationToken, input.Prefix);
         var scale = 1.0 / Math.Sqrt(_config.HeadDim);
 
-        var x = _model.TokenEmbedding.forward(ids);                                  // (B, T, C)
+        var x = _model.TokenEmbedding.forward(start > 0 ? ids.narrow(1, start, t - start) : ids); // (B, T − start, C)
         for (var i = 0; i < Layers; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();

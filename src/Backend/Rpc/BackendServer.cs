@@ -69,7 +69,7 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
         return new AnalyzeResult(analysis.Id, analysis.Model,
             analysis.Tokens.Select(TokenDto.From).ToArray(),
             analysis.Truncated, analysis.TruncatedAt, Math.Round(analysis.ElapsedMs, 2), analysis.Attention.SizeInBytes,
-            analysis.Window);
+            analysis.Window, analysis.ReusedTokens);
     }
 
     /// <summary>The view with default options (see <see cref="AttentionViews.View"/>), without the units.</summary>

@@ -42,8 +42,9 @@ public sealed record TokenDto(int Id, string Text, int Start, int End, bool Spec
 }
 /// <param name="MemoryBytes">what the stored analysis holds (queries, keys, normalisers, overviews, or probabilities)</param>
 /// <param name="Window">the model's window: the most tokens an analysis can take</param>
+/// <param name="ReusedTokens">leading tokens taken from a recent analysis of the same causal model instead of run again (0: none)</param>
 public sealed record AnalyzeResult(string AnalysisId, ModelSummary Model, TokenDto[] Tokens, bool Truncated, int? TruncatedAt,
-    double ElapsedMs, long MemoryBytes, int Window);
+    double ElapsedMs, long MemoryBytes, int Window, int ReusedTokens);
 
 public sealed record ReleaseParams(string? AnalysisId);
 public sealed record ReleaseResult(bool Released);

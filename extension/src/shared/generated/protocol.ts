@@ -126,6 +126,8 @@ export interface AnalyzeResult {
   memoryBytes: number;
   /** the model's window: the most tokens an analysis can take */
   window: number;
+  /** leading tokens taken from a recent analysis of the same causal model instead of run again (0: none) */
+  reusedTokens: number;
 }
 
 export interface ExportParams {

@@ -26,9 +26,9 @@ public interface IAttentionObserver
     /// <paramref name="colStart"/>; keys outside [colStart, colStart + cols) are 0 for these rows</param>
     void Block(int layer, int rowStart, int colStart, Tensor probabilities);
 
-    /// <param name="queries">(H, T, D) after RoPE, as the scores use them</param>
+    /// <param name="queries">(H, T − queryStart, D) after RoPE, as the scores use them (the rows the forward ran)</param>
     /// <param name="keys">(KV, T, D) after RoPE; query head h uses kv head h / (H / KV)</param>
-    /// <param name="logSumExp">(H, T): each query's softmax normaliser</param>
+    /// <param name="logSumExp">(H, T − queryStart): each query's softmax normaliser</param>
     void Layer(int layer, Tensor queries, Tensor keys, Tensor logSumExp, AttentionRule rule);
 }
 
@@ -56,29 +56,34 @@ public static class BlockedAttention
     /// <param name="v">(B, KV, T, D)</param>
     /// <param name="padding">(B, T) 1 = token, 0 = padding, or null</param>
     /// <param name="probabilities">when given, (B, H, T, T) to fill with every probability (small inputs, tests)</param>
-    /// <returns>the context, (B, H, T, D)</returns>
+    /// <param name="queryStart">the position of q's first row: a forward that reuses a prefix's keys and values passes
+    /// only the suffix's queries (q is then (B, H, T − queryStart, D)); rows reported to the observer are positions</param>
+    /// <returns>the context, (B, H, T − queryStart, D)</returns>
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, AttentionRule rule, Tensor? padding, int layer,
-        IAttentionObserver? observer, Tensor? probabilities, CancellationToken cancellationToken)
+        IAttentionObserver? observer, Tensor? probabilities, CancellationToken cancellationToken, int queryStart = 0)
     {
         using var scope = NewDisposeScope();
         long batch = q.shape[0], heads = q.shape[1], t = q.shape[2], d = q.shape[3], kvHeads = k.shape[1];
         var repeats = heads / kvHeads;
-        var tokens = (int)t;
+        var tokens = (int)k.shape[2];
+        if (queryStart + t != tokens) throw new ArgumentException($"{t} queries from {queryStart} for {tokens} keys");
         q = q.to(float32);
         k = k.to(float32);
         v = v.to(float32);
         var context = zeros(batch, heads, t, d, dtype: float32);
         var logSumExp = empty(batch, heads, t, dtype: float32);
         var blockRows = BlockRows((int)heads, tokens);
-        for (var r0 = 0; r0 < tokens; r0 += blockRows)
+        // Blocks fall where a forward over all T queries puts them, and take the same keys: the suffix's rows then
+        // round exactly as that forward's would (a block starting at queryStart would sum over other keys).
+        for (var b0 = queryStart / blockRows * blockRows; b0 < tokens; b0 += blockRows)
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var blockScope = NewDisposeScope();
-            var r1 = Math.Min(tokens, r0 + blockRows);
-            var (c0, c1) = (rule.FirstKey(r0), rule.EndKey(r1 - 1, tokens));
+            var (r0, r1) = (Math.Max(b0, queryStart), Math.Min(tokens, b0 + blockRows));
+            var (c0, c1) = (rule.FirstKey(b0), rule.EndKey(r1 - 1, tokens));
             long rows = r1 - r0, cols = c1 - c0;
             // (B, KV, repeats·rows, D) against (B, KV, D, cols): query head h = kv·repeats + r uses kv head kv.
-            var qBlock = q.narrow(2, r0, rows).reshape(batch, kvHeads, repeats * rows, d);
+            var qBlock = q.narrow(2, r0 - queryStart, rows).reshape(batch, kvHeads, repeats * rows, d);
             var kBlock = k.narrow(2, c0, cols);
             var scores = qBlock.matmul(kBlock.transpose(-2, -1)).mul_(rule.Scale).view(batch, heads, rows, cols);
             if (Visible(rule, r0, r1, c0, c1, padding) is { } visible) scores.masked_fill_(visible.logical_not(), float.NegativeInfinity);
@@ -86,10 +91,10 @@ public static class BlockedAttention
             lse.masked_fill_(lse.isinf(), 0f);                                        // a row that sees no key stays all 0
             var p = scores.sub_(lse.unsqueeze(-1)).exp_();                            // (B, H, rows, cols)
             var pv = p.view(batch, kvHeads, repeats * rows, cols).matmul(v.narrow(2, c0, cols));
-            context.narrow(2, r0, rows).copy_(pv.view(batch, heads, rows, d));
-            logSumExp.narrow(2, r0, rows).copy_(lse);
+            context.narrow(2, r0 - queryStart, rows).copy_(pv.view(batch, heads, rows, d));
+            logSumExp.narrow(2, r0 - queryStart, rows).copy_(lse);
             observer?.Block(layer, r0, c0, p[0]);
-            probabilities?.narrow(2, r0, rows).narrow(3, c0, cols).copy_(p);
+            probabilities?.narrow(2, r0 - queryStart, rows).narrow(3, c0, cols).copy_(p);
         }
         observer?.Layer(layer, q[0].contiguous(), k[0].contiguous(), logSumExp[0], rule);
         return context.MoveToOuterDisposeScope();

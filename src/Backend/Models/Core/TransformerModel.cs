@@ -30,8 +30,27 @@ public sealed class ForwardResult(Tensor[] attentions, Tensor lastHiddenState, T
 /// <param name="WantLogits">also compute the LM head's logits (costs T × vocabulary × hidden; causal LMs only)</param>
 /// <param name="Observer">for models that attend in blocks (<see cref="ITransformerModel.AttendsInBlocks"/>): receives
 /// every block and layer state instead of <see cref="ForwardResult.Attentions"/>, which is then empty</param>
+/// <param name="Prefix">for causal models that attend in blocks: the first <see cref="KeyValuePrefix.Length"/> tokens'
+/// keys and values from an earlier forward over the same ids; only the rest runs, and the result's hidden states (and
+/// logits) cover only those rows</param>
 public sealed record ForwardInput(long[][] InputIds, long[][]? TokenTypeIds = null, long[][]? AttentionMask = null, bool WantLogits = false,
-    IAttentionObserver? Observer = null);
+    IAttentionObserver? Observer = null, KeyValuePrefix? Prefix = null);
+
+/// <summary>
+/// A causal forward's per-layer keys (after RoPE) and values for its first <paramref name="Length"/> tokens: in a causal
+/// model they depend on those tokens only, so a forward over the same prefix and a new suffix can start from them.
+/// The tensors are read, never written: they may belong to an analysis that is still being read.
+/// </summary>
+/// <param name="Keys">per layer (KV, ≥ Length, D) float32; the first Length rows are used</param>
+/// <param name="Values">per layer (KV, ≥ Length, D) float32</param>
+public sealed record KeyValuePrefix(int Length, IReadOnlyList<Tensor> Keys, IReadOnlyList<Tensor> Values);
+
+/// <summary>An observer that also keeps each layer's values (so that a later forward can reuse the prefix).</summary>
+public interface IValueObserver
+{
+    /// <param name="values">(KV, T, D) float32, every position's values (the reused prefix's included)</param>
+    void Values(int layer, Tensor values);
+}
 
 /// <summary>A transformer whose attention the backend can show.</summary>
 public interface ITransformerModel : IDisposable
