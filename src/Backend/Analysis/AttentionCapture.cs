@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using AttentionViz.Backend.Models;
 using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Runtime;
 using AttentionViz.Backend.Tokenization;
 using static TorchSharp.torch;
 
@@ -21,6 +22,7 @@ public sealed class AttentionCapture(int layers, int heads, IReadOnlyList<Token>
     private readonly PooledOverviews _overviews = new(layers, heads, tokens.Count);
     private readonly HeadMetricSums _metrics = new(layers, heads, tokens, causal);
     private bool _built;
+    private readonly (long, long) _started = PhaseTimers.Start();
 
     /// <summary>One pass over the block's rows feeds both the overviews and the metrics; heads run in parallel.</summary>
     public unsafe void Block(int layer, int rowStart, int colStart, Tensor probabilities)
@@ -56,6 +58,8 @@ public sealed class AttentionCapture(int layers, int heads, IReadOnlyList<Token>
     {
         if (_states.Any(s => s is null)) throw new InvalidOperationException("the forward did not report every layer");
         _built = true;
+        PhaseTimers.Stop("forward.total", _started);
+        PhaseTimers.Report($"{layers} layers, {tokens.Count} tokens");
         return (new RecomputedAttention(_states!, heads, tokens.Count, _overviews, modelThread), _metrics.Finish());
     }
 
