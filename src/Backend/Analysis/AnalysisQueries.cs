@@ -83,8 +83,29 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
         var analysis = lease.Analysis;
         var upTo = ResolveLayer(analysis, layer);
         RequestChecks.MaxSize(maxSize);
-        var matrix = await OnModelThread(_ => Rollout.Compute(analysis.Attention, upTo), cancellationToken);
+        Rollout.EnsureMatrixFits(analysis.Tokens.Count);
+        var matrix = await OnModelThread(ct => Rollout.Compute(analysis.Attention, upTo, analysis.Model.Causal, ct), cancellationToken);
         return AttentionViews.Shape(matrix, analysis, upTo, -1, options, maxSize);
+    }
+
+    /// <summary>One token's rollout row's default time budget: 8,000 tokens of a 30-layer model on a loaded 2-core machine.</summary>
+    public const int DefaultRolloutRowBudgetMs = 60_000;
+
+    /// <summary>
+    /// Row <paramref name="token"/> of the rollout up to <paramref name="layer"/>, a block of rows at a time on the thread
+    /// pool (a recomputed tile takes its turn on the model thread, so other requests interleave).
+    /// </summary>
+    public async Task<RolloutRowResult> RolloutRowAsync(string analysisId, int token, int? layer, int? timeBudgetMs = null,
+        IProgress<AnalysisProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var budget = timeBudgetMs ?? DefaultRolloutRowBudgetMs;
+        RequestChecks.Between("timeBudgetMs", budget, 1, MaxFlowBudgetMs);
+        using var lease = service.Acquire(analysisId);
+        var analysis = lease.Analysis;
+        var upTo = ResolveLayer(analysis, layer);
+        RequestChecks.Token(analysis.Tokens.Count, token);
+        return await Task.Run(() => Rollout.Row(analysis.Attention, token, upTo, analysis.Model.Causal, TimeSpan.FromMilliseconds(budget),
+            progress, cancellationToken), cancellationToken);
     }
 
     /// <summary>Flow's default time budget: keeps the panel responsive at 512 tokens on a loaded 2-core machine.</summary>
@@ -102,8 +123,9 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
         var upTo = ResolveLayer(analysis, layer);
         var n = analysis.Tokens.Count;
         RequestChecks.Token(n, token);
-        return await Task.Run(() => AttentionFlow.Compute(analysis.Attention, token, upTo, TimeSpan.FromMilliseconds(budget), cancellationToken),
-            cancellationToken);
+        AttentionFlow.EnsureFits(n, upTo + 1, analysis.Model.Causal, AnalysisMemory.BudgetFromEnvironment());
+        return await Task.Run(() => AttentionFlow.Compute(analysis.Attention, token, upTo, TimeSpan.FromMilliseconds(budget), cancellationToken,
+            analysis.Model.Causal), cancellationToken);
     }
 
     /// <summary>Histogram of attention weights, or of one metric across all heads when <paramref name="metric"/> is given.</summary>
@@ -125,8 +147,8 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
                 .Select(m => HeadMetrics.Value(m, metric)).OfType<double>().ToList();
             return Histograms.Values(values, binCount);
         }
-        return await OnModelThread(_ => Histograms.Weights(analysis.Attention, analysis.Tokens, analysis.Model.Causal, layer, head, binCount,
-            excludeSpecial), cancellationToken);
+        return await OnModelThread(ct => Histograms.Weights(analysis.Attention, analysis.Tokens, analysis.Model.Causal, layer, head, binCount,
+            excludeSpecial, ct), cancellationToken);
     }
 
     private static int ResolveLayer(StoredAnalysis analysis, int? layer)

@@ -14,7 +14,7 @@ public static partial class AttentionFlow
     /// </summary>
     internal sealed class LayeredGraph : IDisposable
     {
-        public readonly int Nodes, Source, Sink, Layers, Tokens, Arcs;
+        public readonly int Nodes, Source, Sink, Layers, Tokens, Token, Arcs;
         /// <summary>One layer only: a single arc source → sink.</summary>
         public readonly bool Direct;
         public readonly int[] Start, To;
@@ -36,7 +36,7 @@ public static partial class AttentionFlow
         public LayeredGraph(double[][] capacities, int n, int token)
         {
             var layers = capacities.Length;
-            (Layers, Tokens) = (layers, n);
+            (Layers, Tokens, Token) = (layers, n, token);
             Nodes = 2 + (layers - 1) * n;
             Source = 0;
             Sink = Nodes - 1;

@@ -27,48 +27,60 @@ public static partial class AttentionFlow
     public static FlowResult Compute(IAttentionSource attention, int token, int layer, CancellationToken cancellationToken = default) =>
         Compute(attention, token, layer, null, cancellationToken);
 
+    /// <summary>
+    /// What the flow for <paramref name="layers"/> layers of n tokens holds at its peak: the layers' Âˡ (n² doubles
+    /// each, while the graph is built), the graph's arcs (a causal model's half), the first layer's columns and one
+    /// residual copy of the arcs per worker.
+    /// </summary>
+    public static long NeededBytes(int tokens, int layers, bool causal, int workers = 0)
+    {
+        long n = tokens, n2 = n * n;
+        workers = workers > 0 ? workers : Math.Max(1, Math.Min(Environment.ProcessorCount, tokens));
+        var perLayer = causal ? n * (n + 1) / 2 : n2;
+        var arcs = layers <= 1 ? 1 : (layers - 2) * perLayer + 2 * n;
+        return layers * n2 * sizeof(double) + arcs * (2 * sizeof(int) + sizeof(double)) + n2 * sizeof(double)
+               + workers * arcs * sizeof(double);
+    }
+
+    /// <summary>Refuses, before anything is allocated, a flow whose graph would not fit <paramref name="budgetBytes"/>.</summary>
+    public static void EnsureFits(int tokens, int layers, bool causal, long budgetBytes)
+    {
+        var needed = NeededBytes(tokens, layers, causal);
+        if (needed <= budgetBytes) return;
+        var fits = 0;
+        for (var l = layers - 1; l >= 1 && fits == 0; l--)
+            if (NeededBytes(tokens, l, causal) <= budgetBytes) fits = l;
+        var advice = fits > 0
+            ? $"attention flow holds every layer's graph; ask for layer {fits - 1} or lower, analyze fewer tokens, or raise " +
+              "attentionViz.memoryBudgetMB (ATTENTIONVIZ_CACHE_MB); one token's rollout (attention/rolloutRow) needs no graph"
+            : "attention flow holds every layer's graph; analyze fewer tokens or raise attentionViz.memoryBudgetMB " +
+              "(ATTENTIONVIZ_CACHE_MB); one token's rollout (attention/rolloutRow) needs no graph";
+        throw new MemoryBudgetException(needed, budgetBytes, advice);
+    }
+
     /// <param name="budget">Wall time for the whole call (graph included); null: no limit.</param>
+    /// <param name="causal">Keys after a query are zero in every head (read only up to the diagonal).</param>
     public static FlowResult Compute(IAttentionSource attention, int token, int layer, TimeSpan? budget,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, bool causal = false)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var n = attention.Tokens;
-        // Âˡ as in Rollout.ResidualAdjusted, computed here into pooled buffers: fresh memory costs a page fault per 4 KB
-        // on first touch, which at 512 tokens was a sizeable part of the whole call.
+        // Âˡ as in Rollout.Adjusted (a block of rows at a time), into pooled buffers: fresh memory costs a page fault per
+        // 4 KB on first touch, which at 512 tokens was a sizeable part of the whole call.
         var capacities = new double[layer + 1][];
+        LayeredGraph graph;
         try
         {
             Parallel.For(0, layer + 1, new ParallelOptions { CancellationToken = cancellationToken },
-                l => Adjust(attention, l, capacities[l] = ArrayPool<double>.Shared.Rent(n * n)));
-            return Compute(capacities, n, token, budget - clock.Elapsed, cancellationToken);
+                l => Rollout.Adjusted(attention, l, causal, capacities[l] = ArrayPool<double>.Shared.Rent(n * n), cancellationToken));
+            graph = new LayeredGraph(capacities, n, token);
         }
         finally
         {
+            // The graph holds its own copies: the layers are not kept while the flows run.
             foreach (var a in capacities) if (a is not null) ArrayPool<double>.Shared.Return(a);
         }
-    }
-
-    /// <summary>Âˡ⁺¹ into <paramref name="a"/> (n×n): rownorm(0.5·mean over heads + 0.5·I).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Adjust(IAttentionSource attention, int layer, double[] a)
-    {
-        var (n, heads) = (attention.Tokens, attention.Heads);
-        var head = ArrayPool<float>.Shared.Rent(n * n);
-        a.AsSpan(0, n * n).Clear();
-        for (var h = 0; h < heads; h++)
-        {
-            var m = head.AsSpan(0, n * n);
-            attention.Head(layer, h, m);
-            for (var k = 0; k < m.Length; k++) a[k] += m[k];
-        }
-        ArrayPool<float>.Shared.Return(head);
-        for (var i = 0; i < n; i++)
-        {
-            var row = a.AsSpan(i * n, n);
-            double sum = 0;
-            for (var k = 0; k < n; k++) sum += row[k] = row[k] / heads * 0.5 + (k == i ? 0.5 : 0);
-            for (var k = 0; k < n; k++) row[k] /= sum;
-        }
+        using (graph) return Solve(graph, layer, budget, clock, cancellationToken);
     }
 
     /// <summary>Flow from <paramref name="token"/> at the top of the layers given (capacities[l] is Âˡ⁺¹, n×n row-major).</summary>
@@ -79,6 +91,14 @@ public static partial class AttentionFlow
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var graph = new LayeredGraph(capacities, n, token);
+        return Solve(graph, capacities.Length - 1, budget, clock, cancellationToken);
+    }
+
+    /// <summary>The n max-flows on a built graph; <paramref name="budget"/> is measured on <paramref name="clock"/>.</summary>
+    private static FlowResult Solve(LayeredGraph graph, int layer, TimeSpan? budget, System.Diagnostics.Stopwatch clock,
+        CancellationToken cancellationToken)
+    {
+        var (n, token) = (graph.Tokens, graph.Token);
         var upper = new double[n];
         for (var j = 0; j < n; j++) upper[j] = graph.UpperBound(j);
         // Largest bounds first: if the budget runs out, the inputs that can matter most are the exact ones.
@@ -111,6 +131,6 @@ public static partial class AttentionFlow
             var sum = raw.Sum();
             flow = raw.Select(v => sum > 0 ? v / sum : 0).ToArray();
         }
-        return new FlowResult(token, capacities.Length - 1, flow, raw, upper, complete);
+        return new FlowResult(token, layer, flow, raw, upper, complete);
     }
 }

@@ -27,6 +27,14 @@ public sealed record RolloutParams(string? AnalysisId, int? Layer = null, bool H
 public sealed record ViewDto(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data, ViewUnit[] Units,
     int[] RowRange, int[] ColRange, string Pooling);
 
+/// <param name="TimeBudgetMs">wall time allowed (default 60000, 1 … 600000); layers not reached leave the answer incomplete</param>
+/// <param name="WorkDoneToken">LSP's work-done token: when given, the server reports `$/progress` under it (layer k of L)</param>
+public sealed record RolloutRowParams(string? AnalysisId, int Token, int? Layer = null, int? TimeBudgetMs = null, string? WorkDoneToken = null);
+/// <param name="Scores">row `token` of the rollout up to `layer` (sums to 1); null unless complete</param>
+/// <param name="Partial">the layers applied so far, `layer` down to `reachedLayer` (equal to scores when complete)</param>
+/// <param name="ReachedLayer">the lowest layer applied: 0 when complete, `layer` + 1 when none was</param>
+public sealed record RolloutRowDto(int Token, int Layer, double[]? Scores, double[] Partial, int ReachedLayer, bool Complete, double ElapsedMs);
+
 public sealed record FlowParams(string? AnalysisId, int Token, int? Layer = null, int? TimeBudgetMs = null);
 /// <summary>Raw[j] is null for inputs not reached within the budget; Flow is null unless Complete.</summary>
 public sealed record FlowDto(int Token, int Layer, double[]? Flow, double?[] Raw, double[] UpperBound, bool Complete, double ElapsedMs);
@@ -36,8 +44,12 @@ public sealed record HistogramParams(string? AnalysisId, int? Layer = null, int?
 public sealed record HistogramDto(long[] Counts, double[] Edges, double Min, double Max, long Total, string? Metric);
 
 /// <summary>Thin handlers over <see cref="AnalysisQueries"/>; <see cref="BackendJsonRpc"/> answers their errors.</summary>
-public sealed class AnalysisTarget(AnalysisQueries analytics)
+public sealed class AnalysisTarget(AnalysisQueries analytics) : IProgressTarget
 {
+    private StreamJsonRpc.JsonRpc? _rpc;
+
+    void IProgressTarget.Attach(StreamJsonRpc.JsonRpc rpc) => _rpc = rpc;
+
     [JsonRpcMethod("attention/metrics", UseSingleObjectParameterDeserialization = true)]
     public async Task<MetricsDto> MetricsAsync(MetricsParams request, CancellationToken cancellationToken)
     {
@@ -79,6 +91,27 @@ public sealed class AnalysisTarget(AnalysisQueries analytics)
         var id = RequestChecks.AnalysisId(request?.AnalysisId);
         return ToDto(await analytics.RolloutAsync(id, request!.Layer, new ViewOptions(request.HideSpecial, request.WordLevel), request.MaxSize,
             cancellationToken));
+    }
+
+    [JsonRpcMethod("attention/rolloutRow", UseSingleObjectParameterDeserialization = true)]
+    public async Task<RolloutRowDto> RolloutRowAsync(RolloutRowParams request, CancellationToken cancellationToken)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var id = RequestChecks.AnalysisId(request?.AnalysisId);
+        var progress = request!.WorkDoneToken is { } token && _rpc is { } rpc
+            ? new BackendServer.WorkDoneReporter(rpc, token, "Attention rollout")
+            : null;
+        progress?.Begin();
+        try
+        {
+            var r = await analytics.RolloutRowAsync(id, request.Token, request.Layer, request.TimeBudgetMs, progress, cancellationToken);
+            return new RolloutRowDto(r.Token, r.Layer, r.Scores, r.Partial, r.ReachedLayer, r.Complete,
+                Math.Round(clock.Elapsed.TotalMilliseconds, 2));
+        }
+        finally
+        {
+            progress?.End();
+        }
     }
 
     [JsonRpcMethod("attention/flow", UseSingleObjectParameterDeserialization = true)]

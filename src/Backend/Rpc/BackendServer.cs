@@ -10,6 +10,12 @@ using StreamJsonRpc.Protocol;
 
 namespace AttentionViz.Backend.Rpc;
 
+/// <summary>A handler object that reports `$/progress`: handed the connection once it exists.</summary>
+internal interface IProgressTarget
+{
+    void Attach(StreamJsonRpc.JsonRpc rpc);
+}
+
 /// <summary>
 /// The protocol surface: thin handlers that validate and delegate to <see cref="AttentionService"/>. Their exceptions
 /// become JSON-RPC errors in one place, <see cref="BackendJsonRpc"/>.
@@ -120,7 +126,11 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
         using var rpc = new BackendJsonRpc(handler, targets);
         _rpc = rpc;
         var options = new JsonRpcTargetOptions { MethodNameTransform = CommonMethodNameTransforms.CamelCase };
-        foreach (var target in targets) rpc.AddLocalRpcTarget(target, options);
+        foreach (var target in targets)
+        {
+            rpc.AddLocalRpcTarget(target, options);
+            if (target is IProgressTarget reporting) reporting.Attach(rpc);
+        }
         rpc.StartListening();
         var finished = await Task.WhenAny(rpc.Completion, ExitRequested);
         if (finished == ExitRequested) return await ExitRequested;
@@ -135,12 +145,13 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
         return 0;
     }
 
-    /// <summary>LSP work-done progress for one analyze: begin, a report per layer, end, under the client's token.</summary>
-    private sealed class WorkDoneReporter(StreamJsonRpc.JsonRpc rpc, string token) : IProgress<AnalysisProgress>
+    /// <summary>LSP work-done progress for one long request: begin, a report per layer, end, under the client's token.</summary>
+    internal sealed class WorkDoneReporter(StreamJsonRpc.JsonRpc rpc, string token, string title = "Analyzing attention")
+        : IProgress<AnalysisProgress>
     {
         private readonly Lock _order = new();
 
-        public void Begin() => Send(new WorkDoneProgress("begin", "Analyzing attention", Cancellable: true, Percentage: 0));
+        public void Begin() => Send(new WorkDoneProgress("begin", title, Cancellable: true, Percentage: 0));
 
         public void Report(AnalysisProgress value) =>
             Send(new WorkDoneProgress("report", Message: $"layer {value.LayersDone} of {value.Layers}",

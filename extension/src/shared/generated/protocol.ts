@@ -13,6 +13,7 @@ export const Methods = {
   modularityAll: 'attention/modularityAll',
   release: 'attention/release',
   rollout: 'attention/rollout',
+  rolloutRow: 'attention/rolloutRow',
   row: 'attention/row',
   view: 'attention/view',
   exit: 'exit',
@@ -63,6 +64,7 @@ export interface RequestMap {
   'attention/modularityAll': { params: ModularityAllParams; result: ModularityAllDto };
   'attention/release': { params: ReleaseParams; result: ReleaseResult };
   'attention/rollout': { params: RolloutParams; result: ViewDto };
+  'attention/rolloutRow': { params: RolloutRowParams; result: RolloutRowDto };
   'attention/row': { params: RowParams; result: RowDto };
   'attention/view': { params: ViewParams; result: ViewDto };
   'initialize': { params: InitializeParams | undefined; result: InitializeResult };
@@ -334,6 +336,29 @@ export interface ViewDto {
   colRange: number[];
   /** "max" or "mean": how the served blocks were pooled */
   pooling: string;
+}
+
+export interface RolloutRowParams {
+  analysisId: string;
+  token: number;
+  layer?: number;
+  /** wall time allowed (default 60000, 1 … 600000); layers not reached leave the answer incomplete */
+  timeBudgetMs?: number;
+  /** LSP's work-done token: when given, the server reports `$/progress` under it (layer k of L) */
+  workDoneToken?: string;
+}
+
+export interface RolloutRowDto {
+  token: number;
+  layer: number;
+  /** row `token` of the rollout up to `layer` (sums to 1); null unless complete */
+  scores?: number[];
+  /** the layers applied so far, `layer` down to `reachedLayer` (equal to scores when complete) */
+  partial: number[];
+  /** the lowest layer applied: 0 when complete, `layer` + 1 when none was */
+  reachedLayer: number;
+  complete: boolean;
+  elapsedMs: number;
 }
 
 export interface RowParams {
