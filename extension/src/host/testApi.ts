@@ -3,7 +3,7 @@ import type { Backend } from './backend';
 import type { EditorOverlay } from './editorOverlay';
 import type { PanelRouter } from './panelRouter';
 import type { ShownAnalysis } from './session';
-import { Methods, type RenderPngParams, type RenderPngResult } from '../shared/protocol';
+import { Methods, type RenderPngParams, type RenderPngResult, type RequestMap } from '../shared/protocol';
 import { parseWebviewMessage, type ShownView } from '../shared/messages';
 
 export interface TestApi {
@@ -37,7 +37,14 @@ export interface TestApi {
   setPanelView(view: Partial<ShownView>): void;
   /** render/png straight from the backend, to compare with what Export Heatmap PNG saved. */
   renderPng(params: Omit<RenderPngParams, 'analysisId'> & { analysisId?: string }): Promise<RenderPngResult>;
+  /** A request straight to the extension's running backend, over its own JSON-RPC client (long-input tests: an
+   * analyze with a workDoneToken, a zoomed attention/matrix window, a release). */
+  backendRequest<M extends TestRequest>(method: M, params: RequestMap[M]['params']): Promise<RequestMap[M]['result']>;
 }
+
+/** What backendRequest may send. */
+type TestRequest = typeof Methods.analyze | typeof Methods.matrix | typeof Methods.release;
+const TEST_REQUESTS: readonly string[] = [Methods.analyze, Methods.matrix, Methods.release];
 
 export function createTestApi(
   backend: Backend,
@@ -81,6 +88,10 @@ export function createTestApi(
       const analysisId = params.analysisId ?? shown.session?.analysisId;
       if (analysisId === undefined) return Promise.reject(new Error('no analysis is shown'));
       return backend.request(Methods.renderPng, { ...params, analysisId });
+    },
+    backendRequest: (method, params) => {
+      if (!TEST_REQUESTS.includes(method)) return Promise.reject(new Error(`not a test request: ${method}`));
+      return backend.request(method, params);
     },
   };
 }

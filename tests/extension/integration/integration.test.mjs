@@ -9,6 +9,8 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const { runExtensionSuite } = require('../lib/vscodeServer.cjs');
 const { realBackend } = require('../lib/backend.cjs');
+const { writeLlamaTestModel } = require('../lib/llamaTestModel.cjs');
+const { longPrompt } = await import('../lib/longPrompt.mjs');
 const here = path.dirname(new URL(import.meta.url).pathname);
 const extensionPath = path.resolve(here, '../../../extension');
 
@@ -29,12 +31,24 @@ fs.writeFileSync(path.join(workspace, 'prompt.md'), [
   'You are a helpful assistant. Answer in one sentence.',
   'def add(a, b): return a + b  # code is text too',
 ].join('\n') + '\n');
+// The long-input test (issue #10): a Llama-shaped model with the real Llama-2 tokenizer.json and seeded random weights,
+// and a prompt of about 3,000 tokens with its count from an independent tokenizer.
+const tSetup = Date.now();
+writeLlamaTestModel(path.join(workspace, 'llama-test-model'));
+const long = await longPrompt(3000);
+fs.writeFileSync(path.join(workspace, 'long-prompt.md'), long.text);
+fs.writeFileSync(path.join(workspace, 'long-prompt.json'), JSON.stringify({ tokens: long.tokens }));
+console.log(`# wrote the Llama test model and a ${long.tokens}-token prompt in ${((Date.now() - tSetup) / 1000).toFixed(1)} s`);
 
 const t0 = Date.now();
-const result = await runExtensionSuite({
-  extensionPath, testsPath: path.join(here, 'suite/index.js'), workspace,
-  screenshot: path.join(here, '../.output/integration-final.png'),
-});
+const screenshot = path.join(here, '../.output/integration-final.png');
+const result = await runExtensionSuite({ extensionPath, testsPath: path.join(here, 'suite/index.js'), workspace, screenshot });
+// The window as the last test left it (the 3,000-token Llama analysis: heatmap and tinted editor), kept to look at.
+if (fs.existsSync(screenshot)) {
+  const kept = path.resolve(here, '../../../.test-output');
+  fs.mkdirSync(kept, { recursive: true });
+  fs.copyFileSync(screenshot, path.join(kept, 'integration-long-llama.png'));
+}
 console.log(`# extension host suite finished in ${((Date.now() - t0) / 1000).toFixed(1)} s with code ${result.code}`);
 fs.rmSync(workspace, { recursive: true, force: true });
 

@@ -314,6 +314,157 @@ test('a missing backend gives an error state and a message, without hanging; fix
   assert.equal(api.backendState(), 'ready');
 });
 
+// ----- Long inputs (issue #10): 3,000 tokens on a Llama-shaped model (runs last: the final screenshot shows it) -----
+
+/** The `$/progress` values the extension's JSON-RPC client received under `token`, read from its verbose trace in
+ * the extension's log file, with where the analyze request was sent and answered in that log. */
+function tracedProgress(logText, token) {
+  const lines = logText.split('\n');
+  const progress = [];
+  let sent = -1, answered = -1;
+  lines.forEach((l, i) => {
+    if (sent < 0 && /\[trace\] Sending request 'attention\/analyze/.test(l)) sent = i;
+    if (sent >= 0 && answered < 0 && /\[trace\] Received response 'attention\/analyze/.test(l)) answered = i;
+    if (/\[trace\] Received notification '\$\/progress'/.test(l)) {
+      // Verbose trace: "Params: {" on the next line, the JSON pretty-printed up to a lone "}".
+      if (!lines[i + 1]?.startsWith('Params: ')) return;
+      const end = lines.indexOf('}', i + 1);
+      const p = JSON.parse([lines[i + 1].slice('Params: '.length), ...lines.slice(i + 2, end + 1)].join('\n'));
+      if (p.token === token) progress.push({ line: i, value: p.value });
+    }
+  });
+  return { progress, sent, answered };
+}
+
+function decodeMatrix(m) {
+  const b = Buffer.from(m.data, 'base64');
+  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+}
+
+test('a 3,000-token selection on a Llama-shaped model: progress during the analysis, the full heatmap, the editor tint, zoomed windows at full resolution', async () => {
+  const cfg = () => vscode.workspace.getConfiguration('attentionViz');
+  const modelPath = vscode.Uri.joinPath(ws(), 'llama-test-model').fsPath;
+  const expected = JSON.parse(fs.readFileSync(vscode.Uri.joinPath(ws(), 'long-prompt.json').fsPath, 'utf8')).tokens;
+  assert.ok(expected >= 3000, `the prompt has ${expected} tokens`);
+  await cfg().update('modelPath', modelPath, vscode.ConfigurationTarget.Workspace);
+  await cfg().update('maxTokens', 8192, vscode.ConfigurationTarget.Workspace);
+  try {
+    await longLlamaAnalysis(cfg, modelPath, expected);
+  } finally {
+    await cfg().update('modelPath', undefined, vscode.ConfigurationTarget.Workspace);
+    await cfg().update('maxTokens', undefined, vscode.ConfigurationTarget.Workspace);
+  }
+});
+
+async function longLlamaAnalysis(cfg, modelPath, expected) {
+  const doc = await vscode.workspace.openTextDocument(vscode.Uri.joinPath(ws(), 'long-prompt.md'));
+  const editor = await vscode.window.showTextDocument(doc, vscode.ViewColumn.One);
+  const all = new vscode.Range(doc.positionAt(0), doc.positionAt(doc.getText().length));
+  const text = doc.getText(all);
+
+  // 1. Progress: an analyze with a work-done token over the extension's own client; its verbose trace records the
+  // `$/progress` notifications the client received. The long (recomputed) path reports each layer.
+  const logFile = process.env.ATTENTIONVIZ_LOG_FILE;
+  assert.ok(logFile, 'ATTENTIONVIZ_LOG_FILE is set for the extension host');
+  await cfg().update('trace.server', 'verbose', vscode.ConfigurationTarget.Workspace);
+  const token = `itest-long-${Date.now()}`;
+  let probe;
+  const logStart = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
+  const t0 = Date.now();
+  try {
+    await sleep(300); // the trace change reaches the running client
+    probe = await api.backendRequest('attention/analyze', { text, modelId: modelPath, maxTokens: 8192, workDoneToken: token });
+  } finally {
+    await cfg().update('trace.server', undefined, vscode.ConfigurationTarget.Workspace);
+  }
+  const probeMs = Date.now() - t0;
+  await sleep(300);
+  const fd = fs.openSync(logFile, 'r');
+  const buf = Buffer.alloc(fs.statSync(logFile).size - logStart);
+  fs.readSync(fd, buf, 0, buf.length, logStart);
+  fs.closeSync(fd);
+  const { progress, sent, answered } = tracedProgress(buf.toString('utf8'), token);
+  const layers = probe.model.layers;
+  assert.equal(probe.tokens.length, expected, 'the backend counts the tokens as the independent tokenizer does');
+  assert.equal(probe.truncated, false);
+  assert.ok(sent >= 0 && answered > sent, `the analyze request and its answer are in the trace (${sent}, ${answered})`);
+  const kinds = progress.map((p) => p.value.kind);
+  assert.deepEqual(kinds, ['begin', ...Array(layers).fill('report'), 'end'], `progress kinds: ${kinds}`);
+  assert.deepEqual(progress.filter((p) => p.value.kind === 'report').map((p) => p.value.message),
+    Array.from({ length: layers }, (_, k) => `layer ${k + 1} of ${layers}`));
+  const reports = progress.filter((p) => p.value.kind === 'report');
+  assert.ok(reports.every((p) => p.line > sent && p.line < answered), 'every report arrived while the analysis ran');
+  assert.equal(reports.at(-1).value.percentage, 100);
+  log(`  probe analyze: ${probe.tokens.length} tokens in ${probeMs} ms, progress ${progress.map((p) => p.value.message ?? p.value.kind).join(', ')}`);
+  await api.backendRequest('attention/release', { analysisId: probe.analysisId });
+
+  // 2. The command on the whole selection: the panel shows all the tokens, not truncated.
+  editor.selection = new vscode.Selection(all.start, all.end);
+  const before = api.session()?.seq;
+  const shownBefore = api.lastRendered();
+  const t1 = Date.now();
+  await vscode.commands.executeCommand('attentionViz.showAttention');
+  const s = await until('the long analysis', () => { const x = api.session(); return x && x.seq !== before && x; }, 180_000);
+  log(`  command analysis: ${s.tokens} tokens in ${Date.now() - t1} ms`);
+  assert.equal(s.tokens, expected);
+  assert.equal(s.truncated, false, 'maxTokens 8192: the whole selection');
+  assert.equal(webviewTabs().length, 1);
+  // A new paint, not the previous analysis' one still on screen.
+  const r = await until('the webview to paint the long heatmap',
+    () => { const x = api.lastRendered(); return x && x !== shownBefore && x.litPixels > 0 && x; }, 120_000);
+  log(`  painted ${r.litPixels} px of L${r.layer} H${r.head} ${Date.now() - t1} ms after the command`);
+
+  // 3. The editor tint: the cursor near the end; every non-special, non-empty token of the selection is tinted.
+  const tinted = probe.tokens.filter((t) => !t.special && t.end > t.start).length;
+  const last = probe.tokens.at(-1);
+  editor.selection = new vscode.Selection(doc.positionAt(last.start), doc.positionAt(last.start));
+  editor.revealRange(new vscode.Range(doc.positionAt(last.start), doc.positionAt(last.start)), vscode.TextEditorRevealType.InCenter);
+  const n = await until('the tint of the long selection', () => api.decorationCount() === tinted && api.decorationCount(), 60_000);
+  assert.equal(n, tinted);
+  log(`  tinted ${n} tokens`);
+
+  // 4. Zoom: an overview pooled to 512, and windows at full resolution that agree with it and with softmax rows.
+  const id = s.analysisId;
+  const layer = layers - 1, head = 1;
+  const overview = await api.backendRequest('attention/matrix', { analysisId: id, layer, head, maxSize: 512 });
+  const f = overview.poolFactor;
+  assert.equal(overview.pooled, true);
+  assert.equal(f, Math.ceil(expected / 512));
+  assert.equal(overview.rows, Math.ceil(expected / f));
+  const ov = decodeMatrix(overview);
+  // A window of 64×64 blocks, deep in the lower triangle: 64·f rows and columns, fetched at full resolution.
+  const b0 = 300, c0 = 100, blocks = 64;
+  const win = await api.backendRequest('attention/matrix', {
+    analysisId: id, layer, head, maxSize: blocks * f, rowRange: [b0 * f, (b0 + blocks) * f], colRange: [c0 * f, (c0 + blocks) * f],
+  });
+  assert.equal(win.pooled, false);
+  assert.equal(win.poolFactor, 1);
+  assert.deepEqual([win.rows, win.cols], [blocks * f, blocks * f]);
+  assert.deepEqual(win.rowRange, [b0 * f, (b0 + blocks) * f]);
+  const w = decodeMatrix(win);
+  // Each overview cell is the max of its f×f block of the full-resolution window: exactly.
+  let checked = 0, distinct = new Set();
+  for (let bi = 0; bi < blocks; bi++) for (let bj = 0; bj < blocks; bj++) {
+    let m = -Infinity;
+    for (let i = 0; i < f; i++) for (let j = 0; j < f; j++) m = Math.max(m, w[(bi * f + i) * win.cols + bj * f + j]);
+    assert.equal(m, ov[(b0 + bi) * overview.cols + c0 + bj], `block (${b0 + bi}, ${c0 + bj})`);
+    checked++; distinct.add(m);
+  }
+  assert.ok(distinct.size > blocks, `the window has structure (${distinct.size} distinct block maxima)`);
+  // Full rows at full resolution: causal softmax rows over all 3,000 keys sum to 1 and are 0 after the diagonal.
+  for (const row of [0, 1500, expected - 1]) {
+    const one = await api.backendRequest('attention/matrix', { analysisId: id, layer, head, maxSize: expected, rowRange: [row, row + 1] });
+    assert.deepEqual([one.rows, one.cols, one.pooled], [1, expected, false]);
+    const v = decodeMatrix(one);
+    let sum = 0;
+    for (let j = 0; j < expected; j++) { sum += v[j]; if (j > row) assert.equal(v[j], 0, `row ${row}, key ${j} after the diagonal`); }
+    assert.ok(Math.abs(sum - 1) < 1e-4, `row ${row} sums to ${sum}`);
+    assert.ok(v[row] > 0, `row ${row} attends to itself`);
+  }
+  log(`  overview ${overview.rows}×${overview.cols} (pool ${f}); ${checked} blocks of a ${win.rows}×${win.cols} window equal it`);
+  // Left as is for the final screenshot: the long heatmap beside the tinted editor.
+}
+
 exports.run = async function run() {
   let failed = 0, n = 0, ran = 0;
   const grep = process.env.ATTENTIONVIZ_SUITE_GREP ? new RegExp(process.env.ATTENTIONVIZ_SUITE_GREP) : undefined;
