@@ -47,6 +47,7 @@ await build({
     'shared/units',
     'shared/messages',
     'shared/protocol',
+    'webview/zoom',
     'host/backendProcess',
     'host/html',
     'host/locate',

@@ -6,8 +6,8 @@ import * as vscode from 'vscode';
 import { appendFileSync } from 'node:fs';
 import { BackendProcess, CancelledError, restartDelay, type LaunchSpec, type TraceLevel } from './backendProcess';
 import { resolveBackend, SetupError } from './locate';
-import { Methods, type InitializeResult, type RequestMap } from '../shared/protocol';
-import type { Config } from './config';
+import { Methods, type InitializeResult, type RequestMap, type WorkDoneProgress } from '../shared/protocol';
+import { backendEnv, type Config } from './config';
 
 export type BackendState =
   | { kind: 'stopped' }
@@ -29,6 +29,7 @@ export class Backend implements vscode.Disposable {
   readonly onDidChangeState = this.stateEmitter.event;
   private _state: BackendState = { kind: 'stopped' };
   private busyCount = 0;
+  private progressSeq = 0;
   defaultModel = 'default';
 
   constructor(
@@ -89,6 +90,8 @@ export class Backend implements vscode.Disposable {
       this.failSetup(e);
       throw e;
     }
+    // The memory budget is read by the backend at start (a change restarts it: RESTART_SETTINGS).
+    spec = { ...spec, env: { ...spec.env, ...backendEnv(this.config()) } };
     this.setState({ kind: 'starting' });
     this.log(`starting backend: ${spec.command} ${spec.args.join(' ')}`);
     const proc = new BackendProcess(
@@ -203,6 +206,35 @@ export class Backend implements vscode.Disposable {
       return await proc.request(method, params, token);
     } finally {
       if (what && --this.busyCount === 0 && this.proc?.running) this.setState({ kind: 'ready', model });
+    }
+  }
+
+  /**
+   * An analyze-style request that reports `$/progress`: `onProgress` gets each value (layer k of L) and the status bar
+   * shows its message. The token is unique per request.
+   */
+  async requestWithProgress<M extends keyof RequestMap>(
+    method: M,
+    params: RequestMap[M]['params'] & { workDoneToken?: string },
+    onProgress: (value: WorkDoneProgress) => void,
+    token: vscode.CancellationToken,
+    what: string,
+  ): Promise<RequestMap[M]['result']> {
+    const proc = await this.ensureStarted();
+    const workDoneToken = `attentionviz-${++this.progressSeq}`;
+    const model = this.defaultModel;
+    const since = Date.now();
+    this.busyCount++;
+    this.setState({ kind: 'busy', model, what, since });
+    const stop = proc.onProgress(workDoneToken, (v) => {
+      if (v.message && this.busyCount > 0) this.setState({ kind: 'busy', model, what: `${what} ${v.message}`, since });
+      onProgress(v);
+    });
+    try {
+      return await proc.request(method, { ...params, workDoneToken }, token);
+    } finally {
+      stop();
+      if (--this.busyCount === 0 && this.proc?.running) this.setState({ kind: 'ready', model });
     }
   }
 

@@ -19,6 +19,8 @@ import {
   type InitializeResult,
   type NotificationMap,
   type RequestMap,
+  type ServerNotificationMap,
+  type WorkDoneProgress,
 } from '../shared/protocol';
 
 export interface LaunchSpec {
@@ -47,6 +49,8 @@ export class BackendProcess {
   private child: ChildProcess | undefined;
   private connection: MessageConnection | undefined;
   private stopping = false;
+  /** `$/progress` listeners by workDoneToken (the server reports a long analyze under the token it was given). */
+  private readonly progress = new Map<string, (value: WorkDoneProgress) => void>();
   private exited = false;
   private readonly exitPromise: Promise<void>;
   private resolveExit!: () => void;
@@ -106,6 +110,10 @@ export class BackendProcess {
     this.connection = connection;
     connection.onError(([e]) => this.hooks.log(`[rpc] error: ${e.message}`));
     child.stdin!.on('error', (e) => this.hooks.log(`[rpc] stdin: ${e.message}`));
+    const progressMethod: keyof ServerNotificationMap = '$/progress';
+    connection.onNotification(progressMethod, (p: ServerNotificationMap['$/progress']['params']) => {
+      if (p && typeof p.token === 'string' && p.value) this.progress.get(p.token)?.(p.value);
+    });
     connection.listen();
     await this.setTrace(this.trace);
 
@@ -160,6 +168,14 @@ export class BackendProcess {
       if (token?.isCancellationRequested) throw new CancelledError();
       throw e;
     }
+  }
+
+  /** Calls `listener` with each `$/progress` value reported under `token` until the returned function is called. */
+  onProgress(token: string, listener: (value: WorkDoneProgress) => void): () => void {
+    this.progress.set(token, listener);
+    return () => {
+      if (this.progress.get(token) === listener) this.progress.delete(token);
+    };
   }
 
   /** Sends a notification (no answer comes); params are typed by the generated NotificationMap. */

@@ -3,7 +3,10 @@ import type { TraceLevel } from './backendProcess';
 
 export interface Config {
   modelPath: string;
+  /** 0: the model's window (the backend caps it at 32,768), sent as no maxTokens at all. */
   maxTokens: number;
+  /** The backend's one memory budget, ATTENTIONVIZ_CACHE_MB. */
+  memoryBudgetMB: number;
   followSelection: boolean;
   backendPath: string;
   allowPickle: boolean;
@@ -17,7 +20,8 @@ export function readConfig(): Config {
   const trace = c.get<string>('trace.server', 'off');
   return {
     modelPath: c.get<string>('modelPath', '') ?? '',
-    maxTokens: Math.max(3, Math.floor(c.get<number>('maxTokens', 512) ?? 512)),
+    maxTokens: maxTokens(c.get<number>('maxTokens', 0)),
+    memoryBudgetMB: Math.max(MIN_BUDGET_MB, Math.floor(c.get<number>('memoryBudgetMB', 4096) ?? 4096)),
     followSelection: c.get<boolean>('followSelection', false) ?? false,
     backendPath: c.get<string>('backendPath', '') ?? '',
     allowPickle: c.get<boolean>('allowPickle', false) ?? false,
@@ -25,5 +29,18 @@ export function readConfig(): Config {
   };
 }
 
-/** Settings whose change needs a backend restart. */
-export const RESTART_SETTINGS = ['attentionViz.backendPath', 'attentionViz.allowPickle'];
+const MIN_BUDGET_MB = 256;
+
+/** 0 (or nonsense) means the model's window; anything else at least 3 (a text plus two special tokens). */
+function maxTokens(v: number | undefined): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) return 0;
+  return Math.max(3, Math.floor(v));
+}
+
+/** Settings whose change needs a backend restart (the budget is read from the environment at start). */
+export const RESTART_SETTINGS = ['attentionViz.backendPath', 'attentionViz.allowPickle', 'attentionViz.memoryBudgetMB'];
+
+/** The backend's environment for these settings. */
+export function backendEnv(c: Config): Record<string, string> {
+  return { ATTENTIONVIZ_CACHE_MB: String(c.memoryBudgetMB) };
+}

@@ -70,6 +70,7 @@ export type WebviewToHost =
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
 const isLayerOrHead = (v: unknown): v is number => isInt(v) && v >= -1 && v < 4096;
+const isSpan = (v: unknown): v is [number, number] => Array.isArray(v) && v.length === 2 && v.every(isInt);
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Validates a message from the webview (untrusted: the webview renders model output). */
@@ -111,8 +112,9 @@ export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
         return undefined;
       const params = m.params;
       if (typeof params.analysisId !== 'string') return undefined;
-      // Only plain scalars travel on: the backend validates ranges (-32602).
-      for (const v of Object.values(params)) if (!['string', 'number', 'boolean'].includes(typeof v)) return undefined;
+      // Only plain scalars and [start, end) pairs (rowRange/colRange) travel on: the backend validates ranges (-32602).
+      for (const v of Object.values(params))
+        if (!['string', 'number', 'boolean'].includes(typeof v) && !isSpan(v)) return undefined;
       // The shape is checked; which fields the method takes, and their values, the backend checks (-32602).
       return { type: 'rpc', requestId: m.requestId, method: m.method, params: { ...params } as unknown } as RpcRequest;
     }

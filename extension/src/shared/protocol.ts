@@ -46,5 +46,6 @@ export const ANALYSIS_METHODS = [
   Methods.rollout,
   Methods.histogram,
   Methods.flow,
+  Methods.row,
 ] as const;
 export type AnalysisMethod = (typeof ANALYSIS_METHODS)[number];

@@ -1,6 +1,7 @@
 // One heatmap on a canvas: rows = query tokens, columns = key tokens, token labels on both axes,
 // row/column highlight for the hovered or locked cell. Cells are painted from an offscreen n×m
-// image scaled without smoothing (never one DOM element per cell).
+// image scaled without smoothing (never one DOM element per cell). The data may be a window of a bigger matrix,
+// pooled: drawn cell i covers units rowRange[0] + i·poolFactor onwards (zoom.ts does that arithmetic).
 import { scaleColour, type RGB } from '../shared/colour';
 import { maxValue } from '../shared/matrix';
 
@@ -9,6 +10,11 @@ export interface HeatmapData {
   cols: number;
   data: Float32Array;
   poolFactor: number;
+}
+
+/** What the heatmap says over its cells while the window it will show is being fetched. */
+export interface DrawOptions {
+  loading?: string;
 }
 
 export interface Layout {
@@ -52,7 +58,7 @@ export class Heatmap {
   }
 
   /** Lays out for `availableWidth` CSS pixels and draws with the highlight. */
-  draw(availableWidth: number, highlight: Highlight): void {
+  draw(availableWidth: number, highlight: Highlight, opts: DrawOptions = {}): void {
     const ctx = this.canvas.getContext('2d');
     const data = this.data;
     if (!ctx || !data || !this.image) return;
@@ -105,6 +111,7 @@ export class Heatmap {
     if (highlight.col !== null)
       ctx.strokeRect(left + highlight.col * cell + 0.5, top + 0.5, cell - 1, data.rows * cell - 1);
 
+    if (opts.loading) this.drawLoading(ctx, opts.loading, fg, font);
     if (!showLabels) return;
     ctx.font = `${fontPx}px ${font}`;
     ctx.textBaseline = 'middle';
@@ -126,6 +133,32 @@ export class Heatmap {
     });
     ctx.restore();
     ctx.globalAlpha = 1;
+  }
+
+  /** Dims the cells (they are a coarser preview) and says what is coming. */
+  private drawLoading(ctx: CanvasRenderingContext2D, text: string, fg: string, font: string): void {
+    const { left, top, cell } = this.layout;
+    const d = this.data!;
+    const w = d.cols * cell,
+      hgt = d.rows * cell;
+    const bg = getComputedStyle(document.body).getPropertyValue('--vscode-editor-background').trim() || '#1e1e1e';
+    ctx.save();
+    ctx.globalAlpha = 0.55;
+    ctx.fillStyle = bg;
+    ctx.fillRect(left, top, w, hgt);
+    ctx.globalAlpha = 1;
+    ctx.font = `13px ${font}`;
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    const tw = ctx.measureText(text).width + 16;
+    ctx.fillStyle = bg;
+    ctx.fillRect(left + w / 2 - tw / 2, top + hgt / 2 - 12, tw, 24);
+    ctx.strokeStyle = fg;
+    ctx.lineWidth = 1;
+    ctx.strokeRect(left + w / 2 - tw / 2 + 0.5, top + hgt / 2 - 11.5, tw - 1, 23);
+    ctx.fillStyle = fg;
+    ctx.fillText(text, left + w / 2, top + hgt / 2, w);
+    ctx.restore();
   }
 
   /** What is under a point in CSS pixels relative to the canvas. */

@@ -16,6 +16,8 @@ export interface Options {
   threshold: number;
   sortKey: string;
   sortDesc: boolean;
+  /** How a long heatmap's overview (and a window still too big) is pooled. */
+  pooling: 'max' | 'mean';
 }
 export interface Persisted extends ViewState {
   analysis?: AnalysisView;
@@ -51,6 +53,7 @@ export const app: {
     threshold: 0.1,
     sortKey: '',
     sortDesc: false,
+    pooling: 'max',
   },
   hover: { row: null, col: null },
   editorFocus: null,
@@ -175,8 +178,9 @@ export function syncControls(): void {
 }
 
 /**
- * One layer/head of the current view (attention/view: hide special tokens and word level applied, pooled to
- * `maxSize` cells when given). units: the rows/columns when a view option is on; null when they are the tokens.
+ * One layer/head of the current view (attention/view: hide special tokens and word level applied), or a window of it
+ * (rowRange/colRange), pooled to `maxSize` cells per side when given and still bigger. units: the rows/columns when a
+ * view option is on; null when they are the tokens. rowRange/colRange/poolFactor/pooling: what was served.
  */
 export interface ViewMatrix {
   rows: number;
@@ -184,14 +188,41 @@ export interface ViewMatrix {
   poolFactor: number;
   data: Float32Array;
   units: ViewUnit[] | null;
+  rowRange: [number, number];
+  colRange: [number, number];
+  pooling: 'max' | 'mean';
 }
-export async function viewMatrix(layer: number, head: number, maxSize?: number): Promise<ViewMatrix | undefined> {
+export interface ViewWindow {
+  maxSize?: number;
+  pooling?: 'max' | 'mean';
+  rowRange?: [number, number];
+  colRange?: [number, number];
+}
+export async function viewMatrix(
+  layer: number,
+  head: number,
+  w: ViewWindow | number = {},
+): Promise<ViewMatrix | undefined> {
   const flags = viewFlags();
-  const v = await rpc(Methods.view, { layer, head, ...flags, ...(maxSize ? { maxSize } : {}) });
+  const win = typeof w === 'number' ? { maxSize: w } : w;
+  // The default pooling (max) travels only when asked for, so equal views share one request.
+  const { pooling, ...rest } = win;
+  const v = await rpc(Methods.view, { layer, head, ...flags, ...rest, ...(pooling === 'mean' ? { pooling } : {}) });
   if (!v?.data) return undefined;
   const r = v.result;
   const units = Object.keys(flags).length ? r.units : null;
-  return { rows: r.rows, cols: r.cols, poolFactor: r.poolFactor, data: v.data, units };
+  const span = (s: number[] | undefined, n: number): [number, number] =>
+    s && s.length === 2 ? [s[0]!, s[1]!] : [0, n];
+  return {
+    rows: r.rows,
+    cols: r.cols,
+    poolFactor: r.poolFactor,
+    data: v.data,
+    units,
+    rowRange: span(r.rowRange, r.rows * r.poolFactor),
+    colRange: span(r.colRange, r.cols * r.poolFactor),
+    pooling: r.pooling === 'mean' ? 'mean' : 'max',
+  };
 }
 
 /** Row/column i of a view: its unit's name, or the token's when units is null. */

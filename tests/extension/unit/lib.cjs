@@ -10,6 +10,7 @@ module.exports = {
   units: require(path.join(lib, 'shared/units.js')),
   messages: require(path.join(lib, 'shared/messages.js')),
   protocol: require(path.join(lib, 'shared/protocol.js')),
+  zoom: require(path.join(lib, 'webview/zoom.js')),
   html: require(path.join(lib, 'host/html.js')),
   locate: require(path.join(lib, 'host/locate.js')),
   backendProcess: require(path.join(lib, 'host/backendProcess.js')),

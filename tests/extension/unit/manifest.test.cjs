@@ -23,7 +23,12 @@ test('menus, keybinding, configuration', () => {
   assert.deepEqual(c.menus.commandPalette.map((x) => x.command), COMMANDS);
   assert.deepEqual(c.keybindings.map((k) => [k.command, k.key, k.mac]), [['attentionViz.showAttention', 'ctrl+alt+a', 'cmd+alt+a']]);
   assert.deepEqual(Object.keys(c.configuration.properties),
-    ['attentionViz.modelPath', 'attentionViz.maxTokens', 'attentionViz.followSelection', 'attentionViz.backendPath', 'attentionViz.allowPickle', 'attentionViz.trace.server']);
+    ['attentionViz.modelPath', 'attentionViz.maxTokens', 'attentionViz.memoryBudgetMB', 'attentionViz.followSelection', 'attentionViz.backendPath', 'attentionViz.allowPickle', 'attentionViz.trace.server']);
+  // Long inputs: 0 = the model's window (the backend's own default, capped at 32,768); the budget as the backend's.
+  const p = c.configuration.properties;
+  assert.deepEqual([p['attentionViz.maxTokens'].default, p['attentionViz.maxTokens'].minimum], [0, 0]);
+  assert.match(p['attentionViz.maxTokens'].markdownDescription, /window.*32,768/);
+  assert.deepEqual([p['attentionViz.memoryBudgetMB'].type, p['attentionViz.memoryBudgetMB'].default, p['attentionViz.memoryBudgetMB'].minimum], ['integer', 4096, 256]);
   // Workspace trust: in an untrusted workspace these settings come from the user's settings only.
   assert.equal(pkg.capabilities.untrustedWorkspaces.supported, 'limited');
   assert.deepEqual(pkg.capabilities.untrustedWorkspaces.restrictedConfigurations.sort(),

@@ -70,6 +70,12 @@ test('rpc messages: only the analysis methods, an analysisId and scalar params p
   assert.equal(parse({ type: 'rpc', requestId: 4, method: 'attention/metrics', params: {} }), undefined);
   assert.equal(parse({ type: 'rpc', requestId: 5, method: 'attention/view', params: { analysisId: 'a1', path: { x: 1 } } }), undefined);
   assert.equal(parse({ type: 'rpc', requestId: 'x', method: 'attention/metrics', params: { analysisId: 'a1' } }), undefined);
+  // A zoomed window: [start, end) pairs of integers pass (the backend checks the values); nothing else array-like.
+  const win = { analysisId: 'a1', layer: 0, head: 0, rowRange: [100, 164], colRange: [0, 64], maxSize: 256 };
+  assert.deepEqual(parse({ type: 'rpc', requestId: 6, method: 'attention/view', params: win }).params, win);
+  for (const bad of [[1], [1, 2, 3], [1.5, 2], ['1', 2], [[1], 2]])
+    assert.equal(parse({ type: 'rpc', requestId: 7, method: 'attention/view', params: { analysisId: 'a1', rowRange: bad } }), undefined, JSON.stringify(bad));
+  assert.deepEqual(parse({ type: 'rpc', requestId: 8, method: 'attention/row', params: { analysisId: 'a1', layer: 0, head: 0, token: 3, direction: 'from' } }).method, 'attention/row');
   assert.ok(messages.isHostMessage({ type: 'rpcResult', requestId: 1, result: { q: 1 } }));
   const oneValue = { type: 'rpcResult', requestId: 1, result: { rows: 1, cols: 1 }, data: new ArrayBuffer(4) };
   assert.ok(messages.isHostMessage(oneValue));

@@ -2,18 +2,20 @@
 // and show it in the panel; a newer analysis cancels the older one.
 import * as vscode from 'vscode';
 import type { Backend } from '../backend';
-import { CancelledError, CancellationTokenSource } from '../backendProcess';
+import { CancelledError, CancellationTokenSource, ResponseError } from '../backendProcess';
 import type { PanelRouter } from '../panelRouter';
 import { Session, type ShownAnalysis } from '../session';
 import type { SelectionAnalyzer } from '../editorOverlay';
 import { readConfig } from '../config';
 import { SetupError } from '../locate';
-import { Methods, type AnalyzeParams, type AnalyzeResult } from '../../shared/protocol';
+import { ErrorCodes, Methods, type AnalyzeParams, type AnalyzeResult } from '../../shared/protocol';
 import { truncationSummary } from '../../shared/tokens';
 import type { AnalysisView } from '../../shared/messages';
 
 /** The workspace state key of the model picked with Select Model. */
 export const SELECTED_MODEL_KEY = 'attentionViz.model';
+/** The button of the memory-budget error (-32004). */
+export const OPEN_SETTING = 'Open Setting';
 
 interface Pair {
   range: vscode.Range;
@@ -80,18 +82,35 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     this.cts = cts;
     const cfg = readConfig();
     const modelId = cfg.modelPath.trim() || this.context.workspaceState.get<string>(SELECTED_MODEL_KEY);
+    // maxTokens 0: none sent, so the backend takes the model's window (capped at 32,768: AttentionService).
     const params: AnalyzeParams = {
       text,
-      maxTokens: cfg.maxTokens,
+      ...(cfg.maxTokens > 0 ? { maxTokens: cfg.maxTokens } : {}),
       ...(modelId ? { modelId } : {}),
       ...(pair ? { textPair: pair.text } : {}),
     };
     const started = Date.now();
     const panel = this.router.ensurePanel();
     panel.post({ type: 'busy', message: `Analyzing ${text.length} characters…` });
-    const run = async (token?: vscode.CancellationToken) => {
+    type Report = (v: { message?: string; increment?: number }) => void;
+    const run = async (token?: vscode.CancellationToken, report?: Report) => {
+      // Cancel (the notification's button, or a newer analysis) sends $/cancelRequest; the backend stops within a
+      // query block and answers -32800.
       token?.onCancellationRequested(() => cts.cancel());
-      return this.backend.request(Methods.analyze, params, cts.token, 'analyzing');
+      let last = 0;
+      return this.backend.requestWithProgress(
+        Methods.analyze,
+        params,
+        (v) => {
+          if (v.kind !== 'report' && v.kind !== 'begin') return;
+          const pct = v.percentage ?? last;
+          report?.({ ...(v.message ? { message: v.message } : {}), increment: Math.max(0, pct - last) });
+          last = Math.max(last, pct);
+          if (v.message) panel.post({ type: 'busy', message: `Analyzing ${text.length} characters: ${v.message}…` });
+        },
+        cts.token,
+        'analyzing',
+      );
     };
     let result: AnalyzeResult;
     try {
@@ -102,7 +121,7 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
               title: 'AttentionViz: analyzing selection…',
               cancellable: true,
             },
-            (_p, token) => run(token),
+            (p, token) => run(token, (v) => p.report(v)),
           )
         : await run();
     } catch (e) {
@@ -111,7 +130,13 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       this.backend.log(`analyze failed: ${message}`);
       panel.post({ type: 'error', message: e instanceof SetupError ? `${message} ${e.hint}` : message });
       // A setup problem (no backend, no dotnet) was already told once by the Backend.
-      if (withProgress && !(e instanceof SetupError)) {
+      if (withProgress && e instanceof ResponseError && e.code === ErrorCodes.MemoryBudgetExceeded) {
+        // The backend's message has both sizes and the most tokens that fit; the button opens the setting it names.
+        void vscode.window.showErrorMessage(`AttentionViz: ${message}`, OPEN_SETTING).then((c) => {
+          if (c === OPEN_SETTING)
+            void vscode.commands.executeCommand('workbench.action.openSettings', 'attentionViz.memoryBudgetMB');
+        });
+      } else if (withProgress && !(e instanceof SetupError)) {
         void vscode.window.showErrorMessage(message.startsWith('AttentionViz') ? message : `AttentionViz: ${message}`);
       }
       return;
