@@ -171,6 +171,24 @@ public sealed class PrefixReuseTests
     }
 
     [TestMethod]
+    public async Task NoReuseWhenTheBudgetCannotKeepTheEarlierAnalysisBesideTheNewOne()
+    {
+        var model = Fixtures.Folder("llama-long-tiny");
+        var ids = Fixtures.Longs(Fixtures.Expected("llama-long-tiny")["s0.input_ids"]);
+        var loaded = (await _registry.GetAsync(model, CancellationToken.None)).Model;
+        var needed = AnalysisMemory.NeededBytes(loaded, ids.Length, keepBytes: 0);
+        var earlier = AnalysisMemory.RetainedBytes(loaded, 1900, keepBytes: 0);
+        foreach (var (room, expected) in new[] { (earlier / 2, 0), (2 * earlier, 1856) })
+        {
+            var service = new AttentionService(_registry, new AnalysisCache(needed + room), _thread) { KeepProbabilitiesBytes = 0 };
+            await Analyze(service, model, ids[..1900]);
+            var second = await Analyze(service, model, ids);
+            Assert.AreEqual(expected, second.ReusedTokens, $"room for {room} bytes besides the new analysis");
+            Assert.IsLessThanOrEqualTo(Tolerance, Compare(await Fresh(model, ids), second, everyNthRow: 31).Worst);
+        }
+    }
+
+    [TestMethod]
     public async Task NoReuseAfterAnEditAtTheStartOrWithAnotherModel()
     {
         var ids = RandomIds(110, 1000, seed: 4);
