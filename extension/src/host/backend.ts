@@ -30,6 +30,8 @@ export class Backend implements vscode.Disposable {
   private _state: BackendState = { kind: 'stopped' };
   private busyCount = 0;
   private progressSeq = 0;
+  /** The `$/progress` messages of the latest request with progress (read by the integration tests). */
+  progressMessages: string[] = [];
   defaultModel = 'default';
 
   constructor(
@@ -226,7 +228,9 @@ export class Backend implements vscode.Disposable {
     const since = Date.now();
     this.busyCount++;
     this.setState({ kind: 'busy', model, what, since });
+    this.progressMessages = [];
     const stop = proc.onProgress(workDoneToken, (v) => {
+      this.progressMessages.push(v.message ? `${v.kind}: ${v.message}` : v.kind);
       if (v.message && this.busyCount > 0) this.setState({ kind: 'busy', model, what: `${what} ${v.message}`, since });
       onProgress(v);
     });

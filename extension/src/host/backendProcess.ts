@@ -7,6 +7,7 @@ import {
   StreamMessageReader,
   StreamMessageWriter,
   CancellationTokenSource,
+  ProgressType,
   ResponseError,
   Trace,
   type MessageConnection,
@@ -19,7 +20,6 @@ import {
   type InitializeResult,
   type NotificationMap,
   type RequestMap,
-  type ServerNotificationMap,
   type WorkDoneProgress,
 } from '../shared/protocol';
 
@@ -38,6 +38,8 @@ export interface ProcessHooks {
   onExit(info: { code: number | null; signal: NodeJS.Signals | null; expected: boolean }): void;
 }
 
+const WORK_DONE = new ProgressType<WorkDoneProgress>();
+
 export class CancelledError extends Error {
   constructor() {
     super('cancelled');
@@ -49,8 +51,6 @@ export class BackendProcess {
   private child: ChildProcess | undefined;
   private connection: MessageConnection | undefined;
   private stopping = false;
-  /** `$/progress` listeners by workDoneToken (the server reports a long analyze under the token it was given). */
-  private readonly progress = new Map<string, (value: WorkDoneProgress) => void>();
   private exited = false;
   private readonly exitPromise: Promise<void>;
   private resolveExit!: () => void;
@@ -110,10 +110,6 @@ export class BackendProcess {
     this.connection = connection;
     connection.onError(([e]) => this.hooks.log(`[rpc] error: ${e.message}`));
     child.stdin!.on('error', (e) => this.hooks.log(`[rpc] stdin: ${e.message}`));
-    const progressMethod: keyof ServerNotificationMap = '$/progress';
-    connection.onNotification(progressMethod, (p: ServerNotificationMap['$/progress']['params']) => {
-      if (p && typeof p.token === 'string' && p.value) this.progress.get(p.token)?.(p.value);
-    });
     connection.listen();
     await this.setTrace(this.trace);
 
@@ -170,12 +166,15 @@ export class BackendProcess {
     }
   }
 
-  /** Calls `listener` with each `$/progress` value reported under `token` until the returned function is called. */
+  /**
+   * Calls `listener` with each `$/progress` value (ServerNotificationMap) the server reports under `token`, until the
+   * returned function is called. vscode-jsonrpc routes `$/progress` by token itself: a plain onNotification never
+   * sees it.
+   */
   onProgress(token: string, listener: (value: WorkDoneProgress) => void): () => void {
-    this.progress.set(token, listener);
-    return () => {
-      if (this.progress.get(token) === listener) this.progress.delete(token);
-    };
+    if (!this.connection) return () => undefined;
+    const d = this.connection.onProgress(WORK_DONE, token, listener);
+    return () => d.dispose();
   }
 
   /** Sends a notification (no answer comes); params are typed by the generated NotificationMap. */

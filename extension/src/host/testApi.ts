@@ -23,6 +23,8 @@ export interface TestApi {
       }
     | undefined;
   decorationCount(): number;
+  /** The `$/progress` values of the latest analysis as "kind" or "kind: message" (e.g. "report: layer 3 of 30"). */
+  progressReports(): string[];
   lastRendered(): { layer: number; head: number; litPixels: number } | undefined;
   panelOpen(): boolean;
   focusToken(token: number | null): Promise<void>;
@@ -72,6 +74,7 @@ export function createTestApi(
       };
     },
     decorationCount: () => overlay.decorationCount,
+    progressReports: () => [...backend.progressMessages],
     lastRendered: () => router.rendered,
     panelOpen: () => !!router.panel,
     focusToken: (t) => overlay.refresh(t ?? undefined),

@@ -71,11 +71,13 @@ export class Heatmap {
     let widest = 0;
     for (const l of this.rowLabels.concat(this.colLabels)) widest = Math.max(widest, ctx.measureText(l).width);
     let labelW = Math.min(120, Math.ceil(widest) + 10);
-    let cell = Math.max(1, Math.min(28, Math.floor((availableWidth - labelW - 8) / n)));
+    // Cells may be fractional pixels: the grid then keeps its size as the zoom changes, so the wheel zooms around
+    // the same point under the pointer.
+    let cell = Math.max(1, Math.min(28, (availableWidth - labelW - 8) / n));
     const showLabels = cell >= 7;
     if (!showLabels) {
       labelW = 4;
-      cell = Math.max(1, Math.min(28, Math.floor((availableWidth - 12) / n)));
+      cell = Math.max(1, Math.min(28, (availableWidth - 12) / n));
     }
     const fontPx = Math.max(8, Math.min(12, cell - 2));
     const left = labelW,

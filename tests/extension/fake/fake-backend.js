@@ -4,7 +4,8 @@
 // REAL backend (fixtures/fake-answers.json, made by record-answers.cjs and type-checked against the
 // generated protocol types by unit/protocol.test.cjs). A request that was not recorded is an error.
 // Two behaviours of its own, for the process tests: an analyze text containing "SLOW" is answered
-// after 5 s and honours $/cancelRequest; "CRASH" makes the process exit with code 3.
+// after 5 s and honours $/cancelRequest; "CRASH" makes the process exit with code 3. An analyze recorded with a
+// workDoneToken replays the $/progress notifications the real backend sent.
 'use strict';
 const path = require('node:path');
 const rpc = require(path.join(__dirname, '../../../extension/node_modules/vscode-jsonrpc/lib/node/main.js'));
@@ -35,7 +36,11 @@ async function analyze(params, token) {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  return answer('attention/analyze', params);
+  const result = answer('attention/analyze', params);
+  // The $/progress values the real backend reported for this request (record-answers.cjs), under the client's token.
+  const recorded = answers.get(answerKey('attention/analyze', params));
+  for (const value of recorded?.progress ?? []) await conn.sendNotification('$/progress', { token: params.workDoneToken, value });
+  return result;
 }
 
 // vscode-jsonrpc hands over positional params as an array; the backend's methods take one object or none.

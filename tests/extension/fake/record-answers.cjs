@@ -10,6 +10,8 @@ const { file } = require('./answers.cjs');
 
 // The texts unit/backend.test.cjs analyzes ("SLOW" only selects the fake's slow path).
 const TEXTS = ['The cat 😀 sat.', 'still alive', 'SLOW text', 'x'];
+/** Analyzed with a workDoneToken (a text of its own: a fresh forward, which reports progress). */
+const PROGRESS_TEXT = 'Progress, layer by layer.';
 
 (async () => {
   const spec = realBackend();
@@ -38,6 +40,15 @@ const TEXTS = ['The cat 😀 sat.', 'still alive', 'SLOW text', 'x'];
     await ask(M.matrix, { analysisId, layer: 0, head: 1, maxSize: 3 });
     await ask(M.row, { analysisId, layer: 0, head: 1, token: 2, direction: 'from', topK: 5 });
   }
+  // An analyze with a workDoneToken: the $/progress values it reported are replayed by the fake before its answer.
+  const progress = [];
+  const stop = proc.onProgress('recorded-token', (v) => progress.push(v));
+  await ask(M.analyze, { text: PROGRESS_TEXT, workDoneToken: 'recorded-token' });
+  await new Promise((r) => setTimeout(r, 200)); // notifications are not awaited by the server's forward
+  stop();
+  answers.at(-1).progress = progress;
+  // MiniLM reports begin and end (per-layer reports come from the decoders' forward).
+  if (progress[0]?.kind !== 'begin' || progress.at(-1)?.kind !== 'end') throw new Error(`$/progress: ${JSON.stringify(progress)}`);
   await ask(M.matrix, { analysisId: 'nope', layer: 0, head: 0 });
   await ask('no/such', {});
   await ask(M.shutdown, undefined);

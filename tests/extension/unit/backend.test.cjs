@@ -102,3 +102,20 @@ test('locate: setting, bundled folder, missing dotnet, JavaScript stand-in', () 
   assert.equal(js.command, process.execPath);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('$/progress under a workDoneToken reaches that token\'s listener only, in order, until it is removed', async () => {
+  const { proc } = start();
+  await proc.start('test');
+  const mine = [], other = [];
+  const stop = proc.onProgress('recorded-token', (v) => mine.push(v));
+  const stopOther = proc.onProgress('someone-else', (v) => other.push(v));
+  // The recorded analyze (fake/record-answers.cjs): the fake replays what the real backend reported for it.
+  await proc.request(protocol.Methods.analyze, { text: 'Progress, layer by layer.', workDoneToken: 'recorded-token' });
+  stop(); stopOther();
+  const recorded = require('../fixtures/fake-answers.json').answers.find((a) => a.progress).progress;
+  assert.ok(recorded.length >= 2);
+  assert.deepEqual(mine, recorded);
+  assert.deepEqual([mine[0].kind, mine.at(-1).kind], ['begin', 'end']);
+  assert.deepEqual(other, [], 'another token\'s listener hears nothing');
+  await proc.stop();
+});
