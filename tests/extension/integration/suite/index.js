@@ -408,6 +408,10 @@ async function longLlamaAnalysis(cfg, modelPath, expected) {
   log(`  command analysis: ${s.tokens} tokens in ${Date.now() - t1} ms`);
   assert.equal(s.tokens, expected);
   assert.equal(s.truncated, false, 'maxTokens 8192: the whole selection');
+  // The command's own analysis reported each layer to the notification and the status bar.
+  const commandProgress = api.progressReports();
+  assert.deepEqual(commandProgress.filter((m) => m.startsWith('report')).map((m) => m.replace(/^report: /, '')),
+    Array.from({ length: layers }, (_, k) => `layer ${k + 1} of ${layers}`), `command progress: ${commandProgress.join(', ')}`);
   assert.equal(webviewTabs().length, 1);
   // A new paint, not the previous analysis' one still on screen.
   const r = await until('the webview to paint the long heatmap',
