@@ -1,5 +1,5 @@
-using AttentionViz.Backend.Tokenization;
 using System.Runtime.Intrinsics;
+using AttentionViz.Backend.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
