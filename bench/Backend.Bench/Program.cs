@@ -8,5 +8,7 @@ using AttentionViz.Backend.Bench;
 //   Long inputs (--long): decoder shapes with random weights at 512 to 8,192 tokens, one backend process per size.
 //     … Backend.Bench.dll --long [--shapes smollm2-135m,qwen2.5-0.5b] [--sizes 1024,2048] [--max-size N] [--runs N] [--no-minilm]
 //                         [--save results.json] [--before baseline.json] [--write docs/performance.md]
+//   Matmul throughput (--gemm): libtorch's fp32 matmul on the long forward's shapes, to compare its phases with.
+//     … Backend.Bench.dll --gemm [--tokens 8192] [--runs 5]
 
-return BenchArgs.Has("--long") ? LongInputBench.Run() : MiniLmBench.Run();
+return BenchArgs.Has("--gemm") ? GemmBench.Run() : BenchArgs.Has("--long") ? LongInputBench.Run() : MiniLmBench.Run();

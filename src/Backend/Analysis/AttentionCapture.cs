@@ -27,6 +27,7 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
     private readonly PooledOverviews _overviews;
     private readonly HeadMetricSums _metrics;
     private bool _built;
+    private Tensor[]? _kept;   // queries, keys, log-sum-exp: (layers, …) each
     private readonly (long, long) _started = PhaseTimers.Start();
 
     public AttentionCapture(int layers, int heads, IReadOnlyList<Token> tokens, bool causal, IProgress<AnalysisProgress>? progress,
@@ -72,34 +73,56 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
     public void Values(int layer, Tensor values)
     {
         _values[layer]?.Dispose();
-        _values[layer] = Keep(values);
+        _values[layer] = values.detach().clone().DetachFromDisposeScope();   // outlives the forward's scopes
     }
 
     public void Layer(int layer, Tensor queries, Tensor keys, Tensor logSumExp, AttentionRule rule)
     {
         _states[layer]?.Dispose();
-        // Called inside the forward's dispose scopes: the copies must outlive them.
-        Tensor kept, normalisers;
-        if (_start is { } start)
-        {
-            // The prefix's queries and normalisers come from the earlier analysis, copied (it may still be read).
-            var earlier = start.Earlier.State(layer);
-            kept = cat([earlier.Queries.narrow(1, 0, start.Length), queries], 1).DetachFromDisposeScope();          // (H, n, D)
-            normalisers = cat([earlier.LogSumExp.narrow(1, 0, start.Length), logSumExp], 1).DetachFromDisposeScope(); // (H, n)
-        }
-        else (kept, normalisers) = (Keep(queries), Keep(logSumExp));
-        _states[layer] = new LayerState(kept, Keep(keys), normalisers, rule, _values[layer]);
+        // Every layer's state goes into one allocation per kind, made at the first layer: kept per layer, the long-lived
+        // copies sat between the forward's temporaries in the heap, which then kept growing (measured at 8,192 tokens).
+        _kept ??= [Whole(queries), Whole(keys), Whole(logSumExp)];
+        var earlier = _start is { } start ? start.Earlier.State(layer) : null;
+        // The prefix's queries and normalisers come from the earlier analysis, copied (it may still be read).
+        _states[layer] = new LayerState(Keep(0, layer, queries, earlier?.Queries), Keep(1, layer, keys, null),
+            Keep(2, layer, logSumExp, earlier?.LogSumExp), rule, _values[layer]);
         _values[layer] = null;
         _progress?.Report(new AnalysisProgress(layer + 1, _layers));
     }
 
-    private static Tensor Keep(Tensor t) => t.detach().clone().DetachFromDisposeScope();
+    /// <summary>(layers, …) of <paramref name="perLayer"/>'s shape, outside the forward's dispose scopes.</summary>
+    private Tensor Whole(Tensor perLayer)
+    {
+        long[] shape = [_layers, .. perLayer.shape];
+        shape[2] = _overviews.Tokens;                                          // a suffix's rows are the tail of n
+        return empty(shape, dtype: float32).DetachFromDisposeScope();
+    }
+
+    /// <summary>
+    /// A copy of one layer's tensor in its slot of the whole, after the earlier analysis's prefix rows when there are
+    /// fewer rows than tokens; the slot's view keeps the storage alive.
+    /// </summary>
+    private Tensor Keep(int kind, int layer, Tensor t, Tensor? earlier)
+    {
+        var slot = _kept![kind][layer];
+        var prefix = slot.shape[1] - t.shape[1];
+        if (prefix > 0) slot.narrow(1, 0, prefix).copy_(earlier!.narrow(1, 0, prefix));
+        slot.narrow(1, prefix, t.shape[1]).copy_(t);
+        return slot.DetachFromDisposeScope();
+    }
+
+    private void ReleaseWholes()
+    {
+        foreach (var whole in _kept ?? []) whole.Dispose();
+        _kept = null;
+    }
 
     /// <summary>The attention source and the metrics; the capture hands its tensors over and owns nothing after.</summary>
     public (RecomputedAttention Attention, HeadMetric[] Metrics) Build(ModelThread? modelThread)
     {
         if (_states.Any(s => s is null)) throw new InvalidOperationException("the forward did not report every layer");
         _built = true;
+        ReleaseWholes();
         PhaseTimers.Stop("forward.total", _started);
         PhaseTimers.Report($"{_layers} layers, {_overviews.Tokens} tokens");
         return (new RecomputedAttention(_states!, _heads, _overviews.Tokens, _overviews, modelThread) { Checkpoints = _metrics.Checkpoints },
@@ -108,6 +131,7 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
 
     public void Dispose()
     {
+        ReleaseWholes();
         if (_built) return;
         foreach (var s in _states) s?.Dispose();
         foreach (var v in _values) v?.Dispose();

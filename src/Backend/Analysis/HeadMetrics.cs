@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using AttentionViz.Backend.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -129,7 +130,6 @@ public sealed class HeadMetricSums
     private readonly double[] _sums;
     private readonly int _heads, _n, _leading;
     private readonly bool _causal, _hasCls, _hasSep;
-    private readonly double[] _positions;               // j as a double, for Σ p·j
     private readonly int[] _special;                    // special token positions
     private readonly int[] _previousSame;               // the previous position with the same id, or −1
 
@@ -153,7 +153,6 @@ public sealed class HeadMetricSums
         _hasCls = _leading > 0;
         _hasSep = tokens.Skip(_leading).Any(t => t.Special);
         _special = Enumerable.Range(0, _n).Where(j => tokens[j].Special).ToArray();
-        _positions = Enumerable.Range(0, _n).Select(j => (double)j).ToArray();
         _previousSame = new int[_n];
         var last = new Dictionary<int, int>();
         for (var i = 0; i < _n; i++)
@@ -184,8 +183,9 @@ public sealed class HeadMetricSums
         }
     }
 
-    /// <summary>The scratch <see cref="AddRow"/> needs for rows of <paramref name="cols"/> keys.</summary>
-    public static int ScratchLength(int cols) => 3 * cols;
+    /// <summary>The scratch <see cref="AddRow"/> needs for rows of <paramref name="cols"/> keys: none since its sums are
+    /// one fused pass over the floats (<see cref="RowSums"/>); kept so callers need not change.</summary>
+    public static int ScratchLength(int cols) => 0;
 
     /// <summary>
     /// Row <paramref name="row"/> of one head, its keys from <paramref name="colStart"/>. A head's rows come in order
@@ -226,33 +226,22 @@ public sealed class HeadMetricSums
         // Causal rows see keys up to themselves: later cells are masked, not weights (the smoothing skips them).
         var visible = _causal ? Math.Min(values.Length, row - colStart + 1) : values.Length;
         if (visible <= 0) return;
-        var p = scratch.AsSpan(0, visible);
-        var smoothed = scratch.AsSpan(visible, visible);
-        var work = scratch.AsSpan(2 * visible, visible);
-        for (var k = 0; k < visible; k++) p[k] = values[k];
+        var p = values[..visible];
         var length = _causal ? row + 1 : _n;
         var epsilon = 0.0001 / length;
-        TensorPrimitives.Multiply((ReadOnlySpan<double>)p, 0.9999, smoothed);
-        TensorPrimitives.Add((ReadOnlySpan<double>)smoothed, epsilon, smoothed);
-        TensorPrimitives.Log((ReadOnlySpan<double>)smoothed, work);
-        var entropy = -TensorPrimitives.Dot((ReadOnlySpan<double>)smoothed, work);
+        // Keys j < row and the others apart: the distance |i − j| changes sign at the row.
+        var below = _causal ? visible : Math.Clamp(row - colStart, 0, visible);
+        var low = RowSums(p[..below], colStart, epsilon);
+        var high = RowSums(p[below..], colStart + below, epsilon);
+        var entropy = -(low.Entropy + high.Entropy);
         // Visible keys outside this block hold 0: each adds −ε·log ε after smoothing.
         var outside = _causal ? colStart : _n - values.Length;
         entropy += outside * -(epsilon * Math.Log(epsilon));
         sums[(int)Sum.Entropy] += entropy;
         if (length > 1) sums[(int)Sum.Normalized] += entropy / Math.Log(length);
 
-        var total = TensorPrimitives.Sum(p);
-        var weighted = TensorPrimitives.Dot(p, _positions.AsSpan(colStart, visible));    // Σ p·j
-        double distance;
-        if (_causal) distance = row * total - weighted;
-        else
-        {
-            var below = Math.Clamp(row - colStart, 0, visible);                       // keys j < row
-            var lowTotal = TensorPrimitives.Sum(p[..below]);
-            var lowWeighted = TensorPrimitives.Dot(p[..below], _positions.AsSpan(colStart, below));
-            distance = row * lowTotal - lowWeighted + (weighted - lowWeighted) - row * (total - lowTotal);
-        }
+        var total = low.Total + high.Total;
+        var distance = row * low.Total - low.Weighted + high.Weighted - row * high.Total;
         sums[(int)Sum.Distance] += distance;
         sums[(int)Sum.Total] += total;
         if (colStart == 0) sums[(int)Sum.First] += p[0];
@@ -260,7 +249,7 @@ public sealed class HeadMetricSums
         var self = At(p, colStart, row);
         sums[(int)Sum.Self] += self;
         sums[(int)Sum.Previous] += row > 0 ? At(p, colStart, row - 1) : 0;
-        sums[(int)Sum.Squares] += TensorPrimitives.SumOfSquares(p) - 2 * self + 1;
+        sums[(int)Sum.Squares] += low.Squares + high.Squares - 2 * self + 1;
         // Earlier occurrences j of this row's token: duplicate at j, induction at j + 1 (both strictly before the row).
         for (var j = _previousSame[row]; j >= 0; j = _previousSame[j])
         {
@@ -269,8 +258,47 @@ public sealed class HeadMetricSums
         }
     }
 
+    /// <summary>Σ s·log s with s = 0.9999·p + ε (the smoothed weights), Σ p, Σ p·j and Σ p² over keys j from
+    /// <paramref name="firstKey"/>: one pass in float64, eight keys a step (was nine TensorPrimitives passes over a
+    /// float64 copy of the row).</summary>
+    private static (double Entropy, double Total, double Weighted, double Squares) RowSums(ReadOnlySpan<float> p, int firstKey,
+        double epsilon)
+    {
+        var (entropy, total, weighted, squares) = (Vector256<double>.Zero, Vector256<double>.Zero, Vector256<double>.Zero,
+            Vector256<double>.Zero);
+        var k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var keys = Vector256.Create(firstKey, firstKey + 1.0, firstKey + 2.0, firstKey + 3.0);
+            var (weight, floor, step) = (Vector256.Create(0.9999), Vector256.Create(epsilon), Vector256.Create(4.0));
+            for (; k + 8 <= p.Length; k += 8)
+            {
+                var eight = Vector256.Create(p.Slice(k, 8));
+                foreach (var x in (ReadOnlySpan<Vector256<double>>)[Vector256.WidenLower(eight), Vector256.WidenUpper(eight)])
+                {
+                    var smoothed = x * weight + floor;
+                    entropy += smoothed * Vector256.Log(smoothed);
+                    total += x;
+                    weighted += x * keys;
+                    squares += x * x;
+                    keys += step;
+                }
+            }
+        }
+        var (e, t, w, q) = (Vector256.Sum(entropy), Vector256.Sum(total), Vector256.Sum(weighted), Vector256.Sum(squares));
+        for (; k < p.Length; k++)
+        {
+            double x = p[k], smoothed = x * 0.9999 + epsilon;
+            e += smoothed * Math.Log(smoothed);
+            t += x;
+            w += x * (firstKey + k);
+            q += x * x;
+        }
+        return (e, t, w, q);
+    }
+
     /// <summary>The weight on key <paramref name="key"/>, 0 outside the row's visible keys.</summary>
-    private static double At(ReadOnlySpan<double> p, int colStart, int key) =>
+    private static double At(ReadOnlySpan<float> p, int colStart, int key) =>
         key >= colStart && key < colStart + p.Length ? p[key - colStart] : 0;
 
     public HeadMetric[] Finish()

@@ -29,10 +29,13 @@ public static partial class PhaseTimers
         }
     }
 
-    private static long CpuMicroseconds()
+    /// <summary>The calling thread's CPU time (for the bench's single-thread kernels on a shared machine).</summary>
+    public static double ThreadCpuMilliseconds() => CpuMicroseconds(who: 1) / 1000.0;   // RUSAGE_THREAD
+
+    private static long CpuMicroseconds(int who = 0)
     {
         var usage = new long[18];
-        if (GetResourceUsage(0, usage) != 0) return 0;
+        if (GetResourceUsage(who, usage) != 0) return 0;
         // struct rusage starts with ru_utime and ru_stime, each (tv_sec, tv_usec).
         return (usage[0] + usage[2]) * 1_000_000 + usage[1] + usage[3];
     }

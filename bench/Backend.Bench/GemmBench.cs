@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using AttentionViz.Backend.Models;
+using static TorchSharp.torch;
+
+namespace AttentionViz.Backend.Bench;
+
+/// <summary>
+/// libtorch's fp32 matmul throughput on this machine for the long forward's shapes (SmolLM2-135M at 8,192 tokens): the
+/// projections and MLP (tokens × 576 against 576 × out) and one attention block's QKᵀ and P·V (3 kv heads × 192 query
+/// rows × 64 against 64 × keys), so the forward's per-phase times can be compared with what a plain matmul reaches.
+/// </summary>
+internal static class GemmBench
+{
+
+    public static int Run()
+    {
+        TorchSetup.EnsureInitialized();
+        using var noGrad = no_grad();
+        var tokens = BenchArgs.Value("--tokens") is { } t ? int.Parse(t) : 8192;
+        var runs = BenchArgs.Value("--runs") is { } r ? int.Parse(r) : 5;
+        Console.WriteLine($"| matmul (fp32, {TorchSetup.ThreadCount} threads) | shape | ms (median of {runs}) | GFLOP/s |");
+        Console.WriteLine("|---|---|---:|---:|");
+        Measure("q/o projection", tokens, 576, 576, runs);
+        Measure("k/v projection", tokens, 576, 192, runs);
+        Measure("MLP gate/up", tokens, 576, 1536, runs);
+        Measure("MLP down", tokens, 1536, 576, runs);
+        // One attention block of 64 query rows at the end of the prompt: every key is visible.
+        MeasureBatched("QKᵀ (block of 64 rows)", 3, 192, 64, tokens, transposeB: true, runs);
+        MeasureBatched("P·V (block of 64 rows)", 3, 192, tokens, 64, transposeB: false, runs);
+        Kernels(tokens, runs);
+        return 0;
+    }
+
+    /// <summary>The capture's per-row kernels on one thread, ns per cell: head-metric sums and pooled overviews of
+    /// causal rows (the last 64 rows of a <paramref name="tokens"/>-token prompt, one head).</summary>
+    private static void Kernels(int tokens, int runs)
+    {
+        var ids = Enumerable.Range(0, tokens).Select(i => new Tokenization.Token(i % 1000, "t", 0, 1, false)).ToList();
+        var metrics = new Analysis.HeadMetricSums(1, 1, ids, causal: true);
+        using var overviews = new Analysis.PooledOverviews(1, 1, tokens);
+        var random = new Random(1);
+        var row = Enumerable.Range(0, tokens).Select(_ => (float)random.NextDouble() / tokens).ToArray();
+        var scratch = new double[Analysis.HeadMetricSums.ScratchLength(tokens)];
+        const int rows = 64;
+        double cells = rows * (double)tokens;
+        Console.WriteLine($"| kernel (1 thread) | {rows} rows × {tokens} keys | CPU ms (median of {runs}) | CPU ns per cell |");
+        Console.WriteLine("|---|---|---:|---:|");
+        void Time(string name, Action<int> addRow)
+        {
+            var times = Enumerable.Range(0, runs + 1).Select(_ =>
+            {
+                var start = Runtime.PhaseTimers.ThreadCpuMilliseconds();
+                for (var r = tokens - rows; r < tokens; r++) addRow(r);
+                return Runtime.PhaseTimers.ThreadCpuMilliseconds() - start;
+            }).Skip(1).Order().ToList();
+            Console.WriteLine($"| {name} | | {times[runs / 2]:F2} | {times[runs / 2] * 1e6 / cells:F2} |");
+        }
+        Time("HeadMetricSums.AddRow", r => metrics.AddRow(0, 0, r, 0, row.AsSpan(0, r + 1), scratch));
+        Time("PooledOverviews.AddRow", r => overviews.AddRow(0, 0, r, 0, row.AsSpan(0, r + 1)));
+    }
+
+    private static void Measure(string name, long m, long k, long n, int runs)
+    {
+        using var scope = NewDisposeScope();
+        var x = randn(m, k);
+        var w = randn(n, k);
+        Report(name, $"{m}×{k} · {k}×{n}", 2.0 * m * k * n, runs, () => nn.functional.linear(x, w).Dispose());
+    }
+
+    private static void MeasureBatched(string name, long batch, long m, long k, long n, bool transposeB, int runs)
+    {
+        using var scope = NewDisposeScope();
+        var a = randn(batch, m, k);
+        var b = transposeB ? randn(batch, n, k) : randn(batch, k, n);
+        var right = transposeB ? b.transpose(-2, -1) : b;
+        Report(name, $"{batch}×({m}×{k} · {k}×{n})", 2.0 * batch * m * k * n, runs, () => a.matmul(right).Dispose());
+    }
+
+    private static void Report(string name, string shape, double flops, int runs, Action work)
+    {
+        work();
+        var times = Enumerable.Range(0, runs).Select(_ =>
+        {
+            var clock = Stopwatch.StartNew();
+            work();
+            return clock.Elapsed.TotalMilliseconds;
+        }).Order().ToList();
+        var median = times[runs / 2];
+        Console.WriteLine($"| {name} | {shape} | {median:F2} | {flops / (median * 1e6):F0} |");
+    }
+}
