@@ -55,7 +55,8 @@ public sealed class LongAnalysisProcessTests
         {
             var p = $"model.layers.{l}.";
             Add(p + "input_layernorm.weight", [hidden], () => 1);
-            foreach (var projection in new[] { "q_proj", "k_proj", "v_proj", "o_proj" }) Add($"{p}self_attn.{projection}.weight", [hidden, hidden], Normal);
+            foreach (var projection in new[] { "q_proj", "k_proj", "v_proj", "o_proj" })
+                Add($"{p}self_attn.{projection}.weight", [hidden, hidden], Normal);
             Add(p + "post_attention_layernorm.weight", [hidden], () => 1);
             Add(p + "mlp.gate_proj.weight", [inner, hidden], Normal);
             Add(p + "mlp.up_proj.weight", [inner, hidden], Normal);
