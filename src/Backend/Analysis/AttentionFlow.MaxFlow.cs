@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.CompilerServices;
 namespace AttentionViz.Backend.Analysis;
 
@@ -70,9 +69,9 @@ public static partial class AttentionFlow
                 Low = new int[Nodes];
                 // Pooled (longer than needed): see Compute(IAttentionSource, …) on fresh memory.
                 Arcs = edges;
-                To = ArrayPool<int>.Shared.Rent(edges);
-                From = ArrayPool<int>.Shared.Rent(edges);
-                Capacity = ArrayPool<double>.Shared.Rent(edges);
+                To = Rent<int>(edges);
+                From = Rent<int>(edges);
+                Capacity = Rent<double>(edges);
                 var e = 0;
                 void AddRow(int from, double[] a, int row, int toLayer)
                 {
@@ -95,7 +94,7 @@ public static partial class AttentionFlow
                     (To[e], From[e], Capacity[e++]) = (Sink, Node(1, i), 0);
                 }
                 Start[Sink] = Start[Nodes] = e;
-                SinkCapacity = ArrayPool<double>.Shared.Rent(n * n);
+                SinkCapacity = Rent<double>(n * n);
                 var first = capacities[0];
                 for (var i = 0; i < n; i++)
                     for (var j = 0; j < n; j++) SinkCapacity[j * n + i] = first[i * n + j];
@@ -105,10 +104,10 @@ public static partial class AttentionFlow
         public void Dispose()
         {
             if (Direct) return;
-            ArrayPool<int>.Shared.Return(To);
-            ArrayPool<int>.Shared.Return(From);
-            ArrayPool<double>.Shared.Return(Capacity);
-            ArrayPool<double>.Shared.Return(SinkCapacity);
+            Return(To);
+            Return(From);
+            Return(Capacity);
+            Return(SinkCapacity);
         }
 
         /// <summary>min(source cut, sink cut) for input j: the run stops when its flow reaches it.</summary>
@@ -129,7 +128,7 @@ public static partial class AttentionFlow
         public Dinic(LayeredGraph graph)
         {
             this.graph = graph;
-            _residual = ArrayPool<double>.Shared.Rent(graph.Arcs);
+            _residual = Rent<double>(graph.Arcs);
             Array.Copy(graph.Capacity, _residual, graph.Arcs);
             _level = new int[graph.Nodes];
             _next = new int[graph.Nodes];
@@ -138,7 +137,7 @@ public static partial class AttentionFlow
             _alive = new int[Math.Max(1, graph.Layers - 1) * (graph.Tokens + 1)];
         }
 
-        public void Dispose() => ArrayPool<double>.Shared.Return(_residual);
+        public void Dispose() => Return(_residual);
 
         /// <summary>Residual capacity of each forward arc; its reverse arc's residual is Capacity − this (the flow).</summary>
         private readonly double[] _residual;

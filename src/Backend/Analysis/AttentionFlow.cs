@@ -22,6 +22,20 @@ public sealed record FlowResult(int Token, int Layer, double[]? Flow, double[] R
 public static partial class AttentionFlow
 {
     private const double Epsilon = 1e-10;
+
+    /// <summary>
+    /// Buffers up to this length come from the shared pool (fresh memory costs a page fault per 4 KB; at 512 tokens
+    /// that was a sizeable part of a call); longer ones are allocated and dropped, so a long flow leaves no GBs behind.
+    /// </summary>
+    private const int PooledLength = 1 << 22;
+
+    internal static T[] Rent<T>(int length) =>
+        length <= PooledLength ? ArrayPool<T>.Shared.Rent(length) : GC.AllocateUninitializedArray<T>(length);
+
+    internal static void Return<T>(T[] array)
+    {
+        if (array.Length <= PooledLength) ArrayPool<T>.Shared.Return(array);
+    }
     private const double BoundTolerance = 1e-9;
 
     public static FlowResult Compute(IAttentionSource attention, int token, int layer, CancellationToken cancellationToken = default) =>
@@ -72,13 +86,13 @@ public static partial class AttentionFlow
         try
         {
             Parallel.For(0, layer + 1, new ParallelOptions { CancellationToken = cancellationToken },
-                l => Rollout.Adjusted(attention, l, causal, capacities[l] = ArrayPool<double>.Shared.Rent(n * n), cancellationToken));
+                l => Rollout.Adjusted(attention, l, causal, capacities[l] = Rent<double>(n * n), cancellationToken));
             graph = new LayeredGraph(capacities, n, token);
         }
         finally
         {
             // The graph holds its own copies: the layers are not kept while the flows run.
-            foreach (var a in capacities) if (a is not null) ArrayPool<double>.Shared.Return(a);
+            foreach (var a in capacities) if (a is not null) Return(a);
         }
         using (graph) return Solve(graph, layer, budget, clock, cancellationToken);
     }

@@ -29,7 +29,10 @@ public sealed class RawRpcClient : IAsyncDisposable
 
     public static string BackendDll => Path.Combine(AppContext.BaseDirectory, "attentionviz-backend.dll");
 
-    public static RawRpcClient Start(params string[] args)
+    public static RawRpcClient Start(params string[] args) => StartWith(null, args);
+
+    /// <summary>Starts the backend with extra environment variables (e.g. a memory budget).</summary>
+    public static RawRpcClient StartWith(IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -38,6 +41,7 @@ public sealed class RawRpcClient : IAsyncDisposable
         start.ArgumentList.Add(BackendDll);
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         return new RawRpcClient(Process.Start(start)!);
     }
 
