@@ -71,7 +71,10 @@ public sealed class PooledOverviews : IDisposable
         }
     }
 
-    /// <summary>True when overviews with <paramref name="earlierFactor"/> can start ones with <paramref name="factor"/> at <paramref name="rows"/>.</summary>
+    /// <summary>
+    /// True when overviews with <paramref name="earlierFactor"/> can start ones with <paramref name="factor"/> at
+    /// <paramref name="rows"/>.
+    /// </summary>
     public static bool CanResume(int earlierFactor, int factor, int rows) => factor >= earlierFactor && rows % earlierFactor == 0;
 
     public static long BytesFor(int layers, int heads, int tokens)
