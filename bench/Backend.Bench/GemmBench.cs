@@ -49,9 +49,9 @@ internal static class GemmBench
         {
             var times = Enumerable.Range(0, runs + 1).Select(_ =>
             {
-                var start = Runtime.PhaseTimers.ThreadCpuMilliseconds();
+                var start = Platform.PhaseTimers.ThreadCpuMilliseconds();
                 for (var r = tokens - rows; r < tokens; r++) addRow(r);
-                return Runtime.PhaseTimers.ThreadCpuMilliseconds() - start;
+                return Platform.PhaseTimers.ThreadCpuMilliseconds() - start;
             }).Skip(1).Order().ToList();
             Console.WriteLine($"| {name} | | {times[runs / 2]:F2} | {times[runs / 2] * 1e6 / cells:F2} |");
         }

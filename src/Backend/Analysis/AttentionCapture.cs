@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using AttentionViz.Backend.Models;
 using AttentionViz.Backend.Models.Core;
-using AttentionViz.Backend.Runtime;
+using AttentionViz.Backend.Platform;
 using AttentionViz.Backend.Tokenization;
 using static TorchSharp.torch;
 

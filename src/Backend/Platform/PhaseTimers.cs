@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 
-namespace AttentionViz.Backend.Runtime;
+namespace AttentionViz.Backend.Platform;
 
 /// <summary>
 /// Wall time per phase of a long forward, summed on the model thread, printed to stderr after each analysis when
