@@ -31,7 +31,7 @@ internal static class GemmBench
         return 0;
     }
 
-    /// <summary>The capture's per-row kernels on one thread, ns per cell: head-metric sums and pooled overviews of
+    /// <summary>The capture's kernels on one thread, ns per cell: head-metric sums and pooled overviews of one run of
     /// causal rows (the last 64 rows of a <paramref name="tokens"/>-token prompt, one head).</summary>
     private static void Kernels(int tokens, int runs)
     {
@@ -39,24 +39,32 @@ internal static class GemmBench
         var metrics = new Analysis.HeadMetricSums(1, 1, ids, causal: true);
         using var overviews = new Analysis.PooledOverviews(1, 1, tokens);
         var random = new Random(1);
-        var row = Enumerable.Range(0, tokens).Select(_ => (float)random.NextDouble() / tokens).ToArray();
-        var scratch = new double[Analysis.HeadMetricSums.ScratchLength(tokens)];
         const int rows = 64;
+        // The last 64 causal rows of the prompt, each zero after its own position (as a block hands them over).
+        var block = new float[rows * tokens];
+        for (var r = 0; r < rows; r++)
+            for (var j = 0; j <= tokens - rows + r; j++) block[r * tokens + j] = (float)random.NextDouble() / tokens;
+        var run = new Analysis.RowRuns(1, tokens - rows, rows, rows);
+        var sums = new Analysis.RunSums(run);
+        var scratch = new float[2 * tokens];
         double cells = rows * (double)tokens;
+        const int repeats = 20;                                         // the CPU clock ticks every 4 ms
         Console.WriteLine($"| kernel (1 thread) | {rows} rows × {tokens} keys | CPU ms (median of {runs}) | CPU ns per cell |");
         Console.WriteLine("|---|---|---:|---:|");
-        void Time(string name, Action<int> addRow)
+        void Time(string name, Action work)
         {
+            for (var k = 0; k < 100; k++) work();                       // past the tiered JIT's first tiers
             var times = Enumerable.Range(0, runs + 1).Select(_ =>
             {
                 var start = Platform.PhaseTimers.ThreadCpuMilliseconds();
-                for (var r = tokens - rows; r < tokens; r++) addRow(r);
-                return Platform.PhaseTimers.ThreadCpuMilliseconds() - start;
+                for (var k = 0; k < repeats; k++) work();
+                return (Platform.PhaseTimers.ThreadCpuMilliseconds() - start) / repeats;
             }).Skip(1).Order().ToList();
             Console.WriteLine($"| {name} | | {times[runs / 2]:F2} | {times[runs / 2] * 1e6 / cells:F2} |");
         }
-        Time("HeadMetricSums.AddRow", r => metrics.AddRow(0, 0, r, 0, row.AsSpan(0, r + 1), scratch));
-        Time("PooledOverviews.AddRow", r => overviews.AddRow(0, 0, r, 0, row.AsSpan(0, r + 1)));
+        Time("HeadMetricSums.SumRun", () => metrics.SumRun(0, run.All[0], 0, tokens, block, sums));
+        Time("PooledOverviews.AddRows", () => overviews.AddRows(0, 0, tokens - rows, rows, 0, tokens, block, scratch.AsSpan(0, tokens),
+            scratch.AsSpan(tokens)));
     }
 
     private static void Measure(string name, long m, long k, long n, int runs)

@@ -51,23 +51,26 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
         }
     }
 
-    /// <summary>One pass over the block's rows feeds both the overviews and the metrics; heads run in parallel.</summary>
+    /// <summary>
+    /// Runs of rows of every head in parallel; each run's rows feed the overviews and the metrics while they are in
+    /// cache. Runs are as long as a pooled bin (at least <see cref="RowRuns.DefaultRows"/>), so none shares a bin.
+    /// </summary>
     public unsafe void Block(int layer, int rowStart, int colStart, Tensor probabilities)
     {
         using var block = probabilities.contiguous();
         var (rows, cols) = ((int)block.shape[1], (int)block.shape[2]);
         var data = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(block.bytes));
-        Parallel.For(0, _heads, () => new double[HeadMetricSums.ScratchLength(cols)], (head, _, scratch) =>
+        var runs = new RowRuns(_heads, rowStart, rows, Math.Max(RowRuns.DefaultRows, _overviews.Factor));
+        var sums = new RunSums(runs);
+        Parallel.For(0, runs.All.Length, () => new float[2 * cols], (i, _, scratch) =>
         {
-            var values = new ReadOnlySpan<float>((float*)data + (long)head * rows * cols, rows * cols);
-            for (var r = 0; r < rows; r++)
-            {
-                var row = values.Slice(r * cols, cols);
-                _overviews.AddRow(layer, head, rowStart + r, colStart, row);
-                _metrics.AddRow(layer, head, rowStart + r, colStart, row, scratch);
-            }
+            var run = runs.All[i];
+            var values = new ReadOnlySpan<float>((float*)data + ((long)run.Head * rows + run.Start - rowStart) * cols, run.Rows * cols);
+            _overviews.AddRows(layer, run.Head, run.Start, run.Rows, colStart, cols, values, scratch.AsSpan(0, cols), scratch.AsSpan(cols));
+            _metrics.SumRun(layer, run, colStart, cols, values, sums);
             return scratch;
         }, _ => { });
+        _metrics.Merge(layer, sums);
     }
 
     public void Values(int layer, Tensor values)

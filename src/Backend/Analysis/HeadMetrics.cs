@@ -164,7 +164,8 @@ public sealed class HeadMetricSums
 
     /// <summary>
     /// A block of rows of every head: <paramref name="probabilities"/> is [head, row, col], rows from
-    /// <paramref name="rowStart"/>, keys from <paramref name="colStart"/>; a row's other keys hold 0. Heads run in parallel.
+    /// <paramref name="rowStart"/>, keys from <paramref name="colStart"/>; a row's other keys hold 0. Runs of rows of
+    /// every head go in parallel (<see cref="RowRuns"/>).
     /// </summary>
     public void Add(int layer, int rowStart, int colStart, int rows, int cols, ReadOnlySpan<float> probabilities)
     {
@@ -173,30 +174,54 @@ public sealed class HeadMetricSums
             fixed (float* block = probabilities)
             {
                 var pointer = (nint)block;
-                Parallel.For(0, _heads, () => new double[ScratchLength(cols)], (head, _, scratch) =>
+                var runs = new RowRuns(_heads, rowStart, rows, RowRuns.DefaultRows);
+                var sums = new RunSums(runs);
+                runs.ForEach(run =>
                 {
-                    var values = new ReadOnlySpan<float>((float*)pointer + (long)head * rows * cols, rows * cols);
-                    for (var r = 0; r < rows; r++) AddRow(layer, head, rowStart + r, colStart, values.Slice(r * cols, cols), scratch);
-                    return scratch;
-                }, _ => { });
+                    var values = new ReadOnlySpan<float>((float*)pointer + ((long)run.Head * rows + run.Start - rowStart) * cols, run.Rows * cols);
+                    SumRun(layer, run, colStart, cols, values, sums);
+                });
+                Merge(layer, sums);
             }
         }
     }
 
-    /// <summary>The scratch <see cref="AddRow"/> needs for rows of <paramref name="cols"/> keys: none since its sums are
-    /// one fused pass over the floats (<see cref="RowSums"/>); kept so callers need not change.</summary>
-    public static int ScratchLength(int cols) => 0;
+    /// <summary>
+    /// The sums of one run of rows (<paramref name="values"/>: its rows of <paramref name="cols"/> keys from
+    /// <paramref name="colStart"/>) into the run's slot of <paramref name="sums"/>, apart from the head's running sums so
+    /// that runs go in parallel; <see cref="Merge"/> adds them in order.
+    /// </summary>
+    public void SumRun(int layer, RowRun run, int colStart, int cols, ReadOnlySpan<float> values, RunSums sums)
+    {
+        var total = sums.Total(run.Index);
+        var mark = 0;
+        for (var r = 0; r < run.Rows; r++)
+        {
+            var row = run.Start + r;
+            AccumulateRow(total, row, colStart, values.Slice(r * cols, cols));
+            if (_checkpoints is not null && (row + 1) % CheckpointRows == 0) total.CopyTo(sums.Mark(run.Index, mark++));
+        }
+    }
 
     /// <summary>
-    /// Row <paramref name="row"/> of one head, its keys from <paramref name="colStart"/>. A head's rows come in order
-    /// (blocks of rows in turn), so the sums after every <see cref="CheckpointRows"/>-th row are a checkpoint.
+    /// Adds every run's sums to its head's, in row order, and keeps the checkpoints the runs crossed. Every head's rows
+    /// arrive in order (blocks of rows in turn), so the sums after every <see cref="CheckpointRows"/>-th row are a checkpoint.
     /// </summary>
-    public void AddRow(int layer, int head, int row, int colStart, ReadOnlySpan<float> values, double[] scratch)
+    public void Merge(int layer, RunSums sums)
     {
-        AccumulateRow(layer, head, row, colStart, values, scratch);
-        if (_checkpoints is not null && (row + 1) % CheckpointRows == 0)
-            _sums.AsSpan((layer * _heads + head) * Stride, Stride)
-                .CopyTo(_checkpoints.AsSpan(((layer * _heads + head) * _checkpointCount + (row + 1) / CheckpointRows - 1) * Stride, Stride));
+        foreach (var run in sums.Runs.All)
+        {
+            var head = _sums.AsSpan((layer * _heads + run.Head) * Stride, Stride);
+            var mark = 0;
+            for (var row = run.Start; row < run.Start + run.Rows; row++)
+            {
+                if (_checkpoints is null || (row + 1) % CheckpointRows != 0) continue;
+                var slot = (layer * _heads + run.Head) * _checkpointCount + (row + 1) / CheckpointRows - 1;
+                var checkpoint = _checkpoints.AsSpan(slot * Stride, Stride);
+                TensorPrimitives.Add(head, sums.Mark(run.Index, mark++), checkpoint);
+            }
+            TensorPrimitives.Add(head, sums.Total(run.Index), head);
+        }
     }
 
     /// <summary>The checkpoints kept (null without), to resume a later analysis that shares a prefix.</summary>
@@ -220,9 +245,8 @@ public sealed class HeadMetricSums
         }
     }
 
-    private void AccumulateRow(int layer, int head, int row, int colStart, ReadOnlySpan<float> values, double[] scratch)
+    private void AccumulateRow(Span<double> sums, int row, int colStart, ReadOnlySpan<float> values)
     {
-        var sums = _sums.AsSpan((layer * _heads + head) * Stride, Stride);
         // Causal rows see keys up to themselves: later cells are masked, not weights (the smoothing skips them).
         var visible = _causal ? Math.Min(values.Length, row - colStart + 1) : values.Length;
         if (visible <= 0) return;
@@ -258,9 +282,12 @@ public sealed class HeadMetricSums
         }
     }
 
-    /// <summary>Σ s·log s with s = 0.9999·p + ε (the smoothed weights), Σ p, Σ p·j and Σ p² over keys j from
-    /// <paramref name="firstKey"/>: one pass in float64, eight keys a step (was nine TensorPrimitives passes over a
-    /// float64 copy of the row).</summary>
+    /// <summary>
+    /// Σ s·log s with s = 0.9999·p + ε (the smoothed weights), Σ p, Σ p·j and Σ p² over keys j from
+    /// <paramref name="firstKey"/>: one pass, eight keys a step. The sums are float64; the logarithm is taken in float32
+    /// (eight lanes; .NET's float64 Vector256.Log cost 2.7× as much) and corrected to float64 to first order:
+    /// log s = log f + (s − f)/f with f = (float)s, |s − f|/f ≤ 2⁻²⁴, so the error left is float32 log's own.
+    /// </summary>
     private static (double Entropy, double Total, double Weighted, double Squares) RowSums(ReadOnlySpan<float> p, int firstKey,
         double epsilon)
     {
@@ -270,19 +297,22 @@ public sealed class HeadMetricSums
         if (Vector256.IsHardwareAccelerated)
         {
             var keys = Vector256.Create(firstKey, firstKey + 1.0, firstKey + 2.0, firstKey + 3.0);
-            var (weight, floor, step) = (Vector256.Create(0.9999), Vector256.Create(epsilon), Vector256.Create(4.0));
+            var (weight, floor, four, eight) = (Vector256.Create(0.9999), Vector256.Create(epsilon), Vector256.Create(4.0), Vector256.Create(8.0));
             for (; k + 8 <= p.Length; k += 8)
             {
-                var eight = Vector256.Create(p.Slice(k, 8));
-                foreach (var x in (ReadOnlySpan<Vector256<double>>)[Vector256.WidenLower(eight), Vector256.WidenUpper(eight)])
-                {
-                    var smoothed = x * weight + floor;
-                    entropy += smoothed * Vector256.Log(smoothed);
-                    total += x;
-                    weighted += x * keys;
-                    squares += x * x;
-                    keys += step;
-                }
+                var x = Vector256.Create(p.Slice(k, 8));
+                var (low, high) = (Vector256.WidenLower(x), Vector256.WidenUpper(x));
+                var (smoothedLow, smoothedHigh) = (low * weight + floor, high * weight + floor);
+                var rounded = Vector256.Narrow(smoothedLow, smoothedHigh);
+                var log = Vector256.Log(rounded);
+                var error = Vector256.Narrow(smoothedLow - Vector256.WidenLower(rounded), smoothedHigh - Vector256.WidenUpper(rounded));
+                var correction = error / rounded;
+                entropy += smoothedLow * (Vector256.WidenLower(log) + Vector256.WidenLower(correction))
+                    + smoothedHigh * (Vector256.WidenUpper(log) + Vector256.WidenUpper(correction));
+                total += low + high;
+                weighted += low * keys + high * (keys + four);
+                squares += low * low + high * high;
+                keys += eight;
             }
         }
         var (e, t, w, q) = (Vector256.Sum(entropy), Vector256.Sum(total), Vector256.Sum(weighted), Vector256.Sum(squares));
