@@ -27,7 +27,7 @@ internal sealed class StdioClient(Process process) : IDisposable
         var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(dll);
         start.ArgumentList.Add("serve");
-        start.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        foreach (var (name, value) in Runtime.ProcessSetup.NativeEnvironment) start.Environment[name] = value;
         var p = Process.Start(start)!;
         var client = new StdioClient(p);
         p.ErrorDataReceived += (_, e) => client.KeepStderr(e.Data);

@@ -23,11 +23,11 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
     private readonly IProgress<AnalysisProgress>? _progress;
     private readonly PrefixStart? _start;
     private readonly LayerState?[] _states;
-    private readonly Tensor?[] _values;
     private readonly PooledOverviews _overviews;
     private readonly HeadMetricSums _metrics;
     private bool _built;
-    private Tensor[]? _kept;   // queries, keys, log-sum-exp: (layers, …) each
+    private readonly Tensor?[] _kept = new Tensor?[4];   // queries, keys, log-sum-exp, values: (layers, …) each
+    private readonly Tensor?[] _values;                    // each layer's slot of the values, until its Layer call
     private readonly (long, long) _started = PhaseTimers.Start();
 
     public AttentionCapture(int layers, int heads, IReadOnlyList<Token> tokens, bool causal, IProgress<AnalysisProgress>? progress,
@@ -76,15 +76,12 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
     public void Values(int layer, Tensor values)
     {
         _values[layer]?.Dispose();
-        _values[layer] = values.detach().clone().DetachFromDisposeScope();   // outlives the forward's scopes
+        _values[layer] = Keep(3, layer, values, null);
     }
 
     public void Layer(int layer, Tensor queries, Tensor keys, Tensor logSumExp, AttentionRule rule)
     {
         _states[layer]?.Dispose();
-        // Every layer's state goes into one allocation per kind, made at the first layer: kept per layer, the long-lived
-        // copies sat between the forward's temporaries in the heap, which then kept growing (measured at 8,192 tokens).
-        _kept ??= [Whole(queries), Whole(keys), Whole(logSumExp)];
         var earlier = _start is { } start ? start.Earlier.State(layer) : null;
         // The prefix's queries and normalisers come from the earlier analysis, copied (it may still be read).
         _states[layer] = new LayerState(Keep(0, layer, queries, earlier?.Queries), Keep(1, layer, keys, null),
@@ -103,11 +100,14 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
 
     /// <summary>
     /// A copy of one layer's tensor in its slot of the whole, after the earlier analysis's prefix rows when there are
-    /// fewer rows than tokens; the slot's view keeps the storage alive.
+    /// fewer rows than tokens; the slot's view keeps the storage alive. Every layer's state of a kind goes into one
+    /// allocation, made at the first layer: kept per layer, the long-lived copies sat between the forward's temporaries
+    /// in the heap, which then kept growing (measured at 8,192 tokens).
     /// </summary>
     private Tensor Keep(int kind, int layer, Tensor t, Tensor? earlier)
     {
-        var slot = _kept![kind][layer];
+        _kept[kind] ??= Whole(t);
+        var slot = _kept[kind]![layer];
         var prefix = slot.shape[1] - t.shape[1];
         if (prefix > 0) slot.narrow(1, 0, prefix).copy_(earlier!.narrow(1, 0, prefix));
         slot.narrow(1, prefix, t.shape[1]).copy_(t);
@@ -116,8 +116,11 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
 
     private void ReleaseWholes()
     {
-        foreach (var whole in _kept ?? []) whole.Dispose();
-        _kept = null;
+        for (var kind = 0; kind < _kept.Length; kind++)
+        {
+            _kept[kind]?.Dispose();
+            _kept[kind] = null;
+        }
     }
 
     /// <summary>The attention source and the metrics; the capture hands its tensors over and owns nothing after.</summary>

@@ -7,13 +7,25 @@ namespace AttentionViz.Backend.Runtime;
 public static partial class ProcessSetup
 {
     /// <summary>
-    /// libtorch reads OMP_WAIT_POLICY from the process environment when it loads; setting it from .NET is not seen by
-    /// native code. When it is missing, run this same command again as a child with it set (stdio inherited).
-    /// Returns the child's exit code, or null when this process already has the right environment.
+    /// What libtorch's native code must find in the process environment when it loads (setting it from .NET is not
+    /// seen there): OpenMP threads that sleep instead of spinning, and MKL without its own cache of freed buffers,
+    /// which kept ~100 MB more resident through a 4,096-token forward (1,674 → 1,561 MB) at no measured cost in time.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, string> NativeEnvironment = new Dictionary<string, string>
+    {
+        ["OMP_WAIT_POLICY"] = "PASSIVE",
+        ["MKL_DISABLE_FAST_MM"] = "1",
+    };
+
+    /// <summary>
+    /// When a variable of <see cref="NativeEnvironment"/> is missing, runs this same command again as a child with it
+    /// set (stdio inherited; values the caller set are kept). Returns the child's exit code, or null when this process
+    /// already has the right environment.
     /// </summary>
     public static int? ReexecWithOpenMpSettings(string[] args)
     {
-        if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is not null || !OperatingSystem.IsLinux()) return null;
+        var missing = NativeEnvironment.Where(v => Environment.GetEnvironmentVariable(v.Key) is null).ToList();
+        if (missing.Count == 0 || !OperatingSystem.IsLinux()) return null;
         var processPath = Environment.ProcessPath;
         if (processPath is null) return null;
         var start = new ProcessStartInfo(processPath) { UseShellExecute = false };
@@ -21,7 +33,7 @@ public static partial class ProcessSetup
         if (Path.GetFileNameWithoutExtension(processPath) == "dotnet")
             start.ArgumentList.Add(typeof(ProcessSetup).Assembly.Location);
         foreach (var arg in args) start.ArgumentList.Add(arg);
-        start.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        foreach (var (name, value) in missing) start.Environment[name] = value;
         using var child = Process.Start(start) ?? throw new InvalidOperationException("Could not restart the backend.");
         child.WaitForExit();
         return child.ExitCode;

@@ -98,6 +98,29 @@ public sealed class LongInputFixtureTests
     }
 
     [TestMethod]
+    public void AHeadTooCostlyToRecomputeIsServedFromItsOverview()
+    {
+        var queries = new AnalysisQueries(_host.Service);
+        var request = new ViewRequest(0, 1, new ViewOptions(), MaxSize: 512);
+        var exact = queries.View(_analysis.Id, request);
+        Assert.AreEqual((512, 4), (exact.Rows, exact.PoolFactor), "2,048² cells are within the budget: recomputed at the asked size");
+        var budget = AttentionViews.RecomputeBudget;
+        try
+        {
+            AttentionViews.RecomputeBudget = 1e6;
+            var view = queries.View(_analysis.Id, request);
+            Assert.AreEqual((256, 256, 8, true), (view.Rows, view.Cols, view.PoolFactor, view.Pooled), "the overview's own blocks");
+            // Its blocks of 8, max-pooled by 4 again, are the reference's blocks of 32.
+            var coarse = MatrixOps.MaxPool(view.Data, 256, 4);
+            AssertClose(Floats(_expected["s0.max_pooled_32"][0, 1]), coarse, 1e-4, "L0 H1 from its overview");
+        }
+        finally
+        {
+            AttentionViews.RecomputeBudget = budget;
+        }
+    }
+
+    [TestMethod]
     public void AFullResolutionWindowOfTheMeanIsExact()
     {
         // Without maxSize (what an export asks) a mean over heads is never served from the overviews.

@@ -60,7 +60,7 @@ public static class BackendCli
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(RawRpcClient.BackendDll);
         foreach (var a in args) start.ArgumentList.Add(a);
-        start.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        foreach (var (name, value) in ProcessSetup.NativeEnvironment) start.Environment[name] = value;
         foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();

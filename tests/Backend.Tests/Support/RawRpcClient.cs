@@ -40,7 +40,7 @@ public sealed class RawRpcClient : IAsyncDisposable
         };
         start.ArgumentList.Add(BackendDll);
         foreach (var a in args) start.ArgumentList.Add(a);
-        start.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        foreach (var (name, value) in AttentionViz.Backend.Runtime.ProcessSetup.NativeEnvironment) start.Environment[name] = value;
         foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         return new RawRpcClient(Process.Start(start)!);
     }

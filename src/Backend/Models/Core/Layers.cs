@@ -97,13 +97,28 @@ public sealed class GatedMlp : Module<Tensor, Tensor>
         _activation = ActivationFunctions.Get(activation);
     }
 
+    /// <summary>Rows per step of a long input: its (B, rows, I) temporaries then take 6 MB for SmolLM2's 1,536 instead
+    /// of 200 MB at 8,192 tokens, and every step reuses the same freed blocks of the heap.</summary>
+    public const int ChunkRows = 1024;
+
     /// <param name="x">(B, T, C)</param>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var gated = _activation(_gate.forward(x)).mul_(_up.forward(x));            // (B, T, I)
-        return _down.forward(gated).MoveToOuterDisposeScope();                      // (B, T, C)
+        var t = x.shape[^2];
+        if (t <= ChunkRows) return Gated(x).MoveToOuterDisposeScope();
+        var output = empty([.. x.shape[..^1], _down.Weight.shape[0]], dtype: x.dtype); // (B, T, C)
+        for (long start = 0; start < t; start += ChunkRows)
+        {
+            using var step = NewDisposeScope();
+            var rows = Math.Min(ChunkRows, t - start);
+            output.narrow(-2, start, rows).copy_(Gated(x.narrow(-2, start, rows)));
+        }
+        return output.MoveToOuterDisposeScope();
     }
+
+    /// <summary>down(act(gate(x)) · up(x)), each row on its own.</summary>
+    private Tensor Gated(Tensor x) => _down.forward(_activation(_gate.forward(x)).mul_(_up.forward(x)));
 }
 
 /// <summary>Helpers for turning request arrays into tensors.</summary>
