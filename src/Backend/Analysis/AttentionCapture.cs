@@ -26,8 +26,9 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
     private readonly PooledOverviews _overviews;
     private readonly HeadMetricSums _metrics;
     private bool _built;
-    private readonly Tensor?[] _kept = new Tensor?[4];   // queries, keys, log-sum-exp, values: (layers, …) each
-    private readonly Tensor?[] _values;                    // each layer's slot of the values, until its Layer call
+    private readonly KeptRows _rows;
+    private readonly int _sharedRows;                      // rows of _rows that are the earlier analysis's, when extending it
+    private readonly Tensor?[] _values;                    // each layer's view of the values, until its Layer call
     private readonly (long, long) _started = PhaseTimers.Start();
 
     public AttentionCapture(int layers, int heads, IReadOnlyList<Token> tokens, bool causal, IProgress<AnalysisProgress>? progress,
@@ -38,6 +39,11 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
         _values = new Tensor?[layers];
         _overviews = new PooledOverviews(layers, heads, tokens.Count);
         _metrics = new HeadMetricSums(layers, heads, tokens, causal, checkpoints: causal);
+        var n = tokens.Count;
+        if (start is { Extends: true, Earlier.Rows: { } rows } && rows.TryExtend(start.Earlier.Tokens, n))
+            (_rows, _sharedRows) = (rows.Acquire(), start.Earlier.Tokens);
+        else
+            _rows = KeptRows.For(n);
         if (start is null) return;
         try
         {
@@ -46,7 +52,7 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
         }
         catch
         {
-            _overviews.Dispose();
+            Dispose();
             throw;
         }
     }
@@ -76,51 +82,37 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
     public void Values(int layer, Tensor values)
     {
         _values[layer]?.Dispose();
-        _values[layer] = Keep(3, layer, values, null);
+        _values[layer] = Keep(KeptRows.Values, layer, values, null);
     }
 
     public void Layer(int layer, Tensor queries, Tensor keys, Tensor logSumExp, AttentionRule rule)
     {
         _states[layer]?.Dispose();
         var earlier = _start is { } start ? start.Earlier.State(layer) : null;
-        // The prefix's queries and normalisers come from the earlier analysis, copied (it may still be read).
-        _states[layer] = new LayerState(Keep(0, layer, queries, earlier?.Queries), Keep(1, layer, keys, null),
-            Keep(2, layer, logSumExp, earlier?.LogSumExp), rule, _values[layer]);
+        // The prefix's queries and normalisers are the earlier analysis's: shared when extending it, else copied.
+        _states[layer] = new LayerState(Keep(KeptRows.Queries, layer, queries, earlier?.Queries), Keep(KeptRows.Keys, layer, keys, null),
+            Keep(KeptRows.LogSumExp, layer, logSumExp, earlier?.LogSumExp), rule, _values[layer], _overviews.Tokens);
         _values[layer] = null;
         _progress?.Report(new AnalysisProgress(layer + 1, _layers));
     }
 
-    /// <summary>(layers, …) of <paramref name="perLayer"/>'s shape, outside the forward's dispose scopes.</summary>
-    private Tensor Whole(Tensor perLayer)
-    {
-        long[] shape = [_layers, .. perLayer.shape];
-        shape[2] = _overviews.Tokens;                                          // a suffix's rows are the tail of n
-        return empty(shape, dtype: float32).DetachFromDisposeScope();
-    }
-
     /// <summary>
-    /// A copy of one layer's tensor in its slot of the whole, after the earlier analysis's prefix rows when there are
-    /// fewer rows than tokens; the slot's view keeps the storage alive. Every layer's state of a kind goes into one
-    /// allocation, made at the first layer: kept per layer, the long-lived copies sat between the forward's temporaries
-    /// in the heap, which then kept growing (measured at 8,192 tokens).
+    /// One layer's tensor (rows from n − its rows: a suffix's queries are the tail of n) in its layer's slot of the
+    /// kept rows, and the slot (all its capacity: contiguous; the analysis reads its first n rows), which keeps the
+    /// storage alive. Rows before the suffix are the
+    /// earlier analysis's: already there when extending it, else copied from it. One allocation per kind for every
+    /// layer: kept per layer, the long-lived copies sat between the forward's temporaries in the heap, which then kept
+    /// growing (measured at 8,192 tokens).
     /// </summary>
     private Tensor Keep(int kind, int layer, Tensor t, Tensor? earlier)
     {
-        _kept[kind] ??= Whole(t);
-        var slot = _kept[kind]![layer];
-        var prefix = slot.shape[1] - t.shape[1];
-        if (prefix > 0) slot.narrow(1, 0, prefix).copy_(earlier!.narrow(1, 0, prefix));
-        slot.narrow(1, prefix, t.shape[1]).copy_(t);
+        var n = _overviews.Tokens;
+        var slot = _rows.Whole(kind, _layers, t)[layer];                       // (first, capacity, …)
+        var first = n - (int)t.shape[1];
+        var from = Math.Max(first, _sharedRows);
+        if (_sharedRows == 0 && first > 0) slot.narrow(1, 0, first).copy_(earlier!.narrow(1, 0, first));
+        slot.narrow(1, from, n - from).copy_(t.narrow(1, from - first, n - from));
         return slot.DetachFromDisposeScope();
-    }
-
-    private void ReleaseWholes()
-    {
-        for (var kind = 0; kind < _kept.Length; kind++)
-        {
-            _kept[kind]?.Dispose();
-            _kept[kind] = null;
-        }
     }
 
     /// <summary>The attention source and the metrics; the capture hands its tensors over and owns nothing after.</summary>
@@ -128,17 +120,21 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
     {
         if (_states.Any(s => s is null)) throw new InvalidOperationException("the forward did not report every layer");
         _built = true;
-        ReleaseWholes();
+        if (_sharedRows == 0) _rows.Fill(_overviews.Tokens);
         PhaseTimers.Stop("forward.total", _started);
         PhaseTimers.Report($"{_layers} layers, {_overviews.Tokens} tokens");
-        return (new RecomputedAttention(_states!, _heads, _overviews.Tokens, _overviews, modelThread) { Checkpoints = _metrics.Checkpoints },
-            _metrics.Finish());
+        var attention = new RecomputedAttention(_states!, _heads, _overviews.Tokens, _overviews, modelThread)
+        {
+            Checkpoints = _metrics.Checkpoints, Rows = _rows,
+        };
+        return (attention, _metrics.Finish());
     }
 
     public void Dispose()
     {
-        ReleaseWholes();
         if (_built) return;
+        if (_sharedRows > 0) _rows.GiveBack(_sharedRows, _overviews.Tokens);
+        _rows.Dispose();
         foreach (var s in _states) s?.Dispose();
         foreach (var v in _values) v?.Dispose();
         _overviews.Dispose();

@@ -8,7 +8,9 @@ namespace AttentionViz.Backend.Analysis;
 /// analysis's, so their keys, values, queries, normalisers, hidden states, complete overview bins and metric sums are
 /// taken from it, and only the rest of the tokens run.
 /// </summary>
-public sealed record PrefixStart(RecomputedAttention Earlier, float[] EarlierHidden, int Length)
+/// <param name="Extends">the new tokens start with all of the earlier analysis's (text typed at the end): its kept
+/// rows can be shared rather than copied (<see cref="KeptRows"/>)</param>
+public sealed record PrefixStart(RecomputedAttention Earlier, float[] EarlierHidden, int Length, bool Extends = false)
 {
     /// <summary>The earlier analysis's keys and values, read (never written) by the new forward.</summary>
     public KeyValuePrefix KeyValues =>
@@ -52,15 +54,26 @@ public static class PrefixReuse
     {
         if (!model.Causal || !model.AttendsInBlocks || tokenTypeIds is not null) return null;
         StoredAnalysis? best = null;
-        var bestLength = 0;
+        var (bestLength, bestExtends) = (0, false);
         foreach (var candidate in cache.Recent())
         {
             if (!ReferenceEquals(candidate.ForwardModel, model) || candidate.Attention is not RecomputedAttention { Resumable: true } earlier)
                 continue;
             var length = Boundary(candidate.Tokens, tokens, earlier.Overviews.Factor);
-            if (length > bestLength) (best, bestLength) = (candidate, length);
+            // Of equal prefixes, one the new tokens extend can share its kept rows instead of copying them.
+            var extends = length > 0 && Extends(candidate.Tokens, tokens);
+            if (length > bestLength || length == bestLength && extends && !bestExtends) (best, bestLength, bestExtends) = (candidate, length, extends);
         }
         if (best is null || cache.Acquire(best.Id) is not { } lease) return null;
-        return (lease, new PrefixStart((RecomputedAttention)lease.Analysis.Attention, lease.Analysis.LastHiddenState, bestLength));
+        return (lease, new PrefixStart((RecomputedAttention)lease.Analysis.Attention, lease.Analysis.LastHiddenState, bestLength, bestExtends));
+    }
+
+    /// <summary>True when <paramref name="tokens"/> start with every one of <paramref name="earlier"/> and go on.</summary>
+    private static bool Extends(IReadOnlyList<Token> earlier, IReadOnlyList<Token> tokens)
+    {
+        if (earlier.Count >= tokens.Count) return false;
+        for (var i = 0; i < earlier.Count; i++)
+            if (earlier[i].Id != tokens[i].Id) return false;
+        return true;
     }
 }

@@ -11,16 +11,25 @@ namespace AttentionViz.Backend.Analysis;
 /// later analysis sharing a prefix can start from this one (<see cref="PrefixReuse"/>). Owned tensors, contiguous
 /// float32, never written after the forward.
 /// </summary>
-public sealed class LayerState(Tensor queries, Tensor keys, Tensor logSumExp, AttentionRule rule, Tensor? values = null) : IDisposable
+public sealed class LayerState(Tensor queries, Tensor keys, Tensor logSumExp, AttentionRule rule, Tensor? values = null,
+    int? rows = null) : IDisposable
 {
+    /// <summary>(H, capacity, D): rows beyond <see cref="Rows"/> belong to later analyses of the chain (<see cref="KeptRows"/>).</summary>
     public Tensor Queries { get; } = queries;
+    /// <summary>(KV, capacity, D)</summary>
     public Tensor Keys { get; } = keys;
+    /// <summary>(H, capacity)</summary>
     public Tensor LogSumExp { get; } = logSumExp;
     public AttentionRule Rule { get; } = rule;
+    /// <summary>(KV, capacity, D), or null</summary>
     public Tensor? Values { get; } = values;
 
+    /// <summary>This analysis's rows (tokens) of each tensor.</summary>
+    public int Rows { get; } = rows ?? (int)queries.shape[1];
+
     public long SizeInBytes =>
-        (Queries.NumberOfElements + Keys.NumberOfElements + LogSumExp.NumberOfElements + (Values?.NumberOfElements ?? 0)) * sizeof(float);
+        (Queries.NumberOfElements + Keys.NumberOfElements + LogSumExp.NumberOfElements + (Values?.NumberOfElements ?? 0))
+        / Queries.shape[1] * Rows * sizeof(float);
 
     public void Dispose()
     {
@@ -62,6 +71,9 @@ public sealed class RecomputedAttention : IAttentionSource
     /// <summary>A causal analysis's metric checkpoints, so that a later one sharing a prefix resumes the sums.</summary>
     public MetricCheckpoints? Checkpoints { get; init; }
 
+    /// <summary>The storage its state is a view of, shared with the analyses of its chain (<see cref="KeptRows"/>).</summary>
+    public KeptRows? Rows { get; init; }
+
     /// <summary>True when a later analysis can start from this one's prefix: it kept values and checkpoints.</summary>
     public bool Resumable => Checkpoints is not null && _layers.All(l => l.Values is not null);
 
@@ -92,10 +104,11 @@ public sealed class RecomputedAttention : IAttentionSource
     {
         var state = _layers[layer];
         var (n, d) = (Tokens, _headDim);
-        // Spans over the tensors' own memory (CPU, contiguous): no copy for a hover row.
-        var queries = MemoryMarshal.Cast<byte, float>(state.Queries.bytes).Slice(head * n * d, n * d);
-        var keys = MemoryMarshal.Cast<byte, float>(state.Keys.bytes).Slice(head / _repeats * n * d, n * d);
-        var lse = MemoryMarshal.Cast<byte, float>(state.LogSumExp.bytes).Slice(head * n, n);
+        // Spans over the tensors' own memory (CPU, contiguous; a head's rows start every capacity rows): no copy for a hover row.
+        var capacity = (int)state.Queries.shape[1];
+        var queries = MemoryMarshal.Cast<byte, float>(state.Queries.bytes).Slice(head * capacity * d, n * d);
+        var keys = MemoryMarshal.Cast<byte, float>(state.Keys.bytes).Slice(head / _repeats * capacity * d, n * d);
+        var lse = MemoryMarshal.Cast<byte, float>(state.LogSumExp.bytes).Slice(head * capacity, n);
         var scale = (float)state.Rule.Scale;
         var width = colEnd - colStart;
         for (var i = rowStart; i < rowEnd; i++)
@@ -139,5 +152,6 @@ public sealed class RecomputedAttention : IAttentionSource
     {
         foreach (var l in _layers) l.Dispose();
         Overviews.Dispose();
+        Rows?.Dispose();
     }
 }

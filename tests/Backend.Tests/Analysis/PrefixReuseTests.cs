@@ -126,6 +126,31 @@ public sealed class PrefixReuseTests
     }
 
     [TestMethod]
+    public async Task AppendsShareTheKeptRowsAndABranchCopiesThem()
+    {
+        var model = Fixtures.Folder("llama-tiny");
+        var ids = RandomIds(128, 1000, seed: 8);
+        var branchIds = ids[..100].Concat(RandomIds(16, 1000, seed: 9)[1..]).ToArray();
+        var service = NewService();
+        var first = await Analyze(service, model, ids[..100]);
+        var second = await Analyze(service, model, ids[..120]);
+        var branch = await Analyze(service, model, branchIds);
+        static KeptRows? Rows(StoredAnalysis a) => ((RecomputedAttention)a.Attention).Rows;
+        Assert.AreSame(Rows(first), Rows(second), "text typed at the end writes after the earlier rows");
+        Assert.AreNotSame(Rows(first), Rows(branch), "the first analysis's storage already holds the second's rows: a copy");
+        Assert.AreEqual((64, 64), (second.ReusedTokens, branch.ReusedTokens));
+        Assert.AreEqual(120, Rows(first)!.Filled);
+        foreach (var (analysis, tokens) in new[] { (first, ids[..100]), (second, ids[..120]), (branch, branchIds) })
+            Assert.IsLessThanOrEqualTo(Tolerance, Compare(await Fresh(model, tokens), analysis).Worst, $"{tokens.Length} tokens");
+        // The storage outlives the analysis that made it.
+        Assert.IsTrue(service.Release(first.Id));
+        Assert.IsLessThanOrEqualTo(Tolerance, Compare(await Fresh(model, ids[..120]), second).Worst, "after the first is released");
+        var third = await Analyze(service, model, ids);
+        Assert.AreSame(Rows(second), Rows(third));
+        Assert.IsLessThanOrEqualTo(Tolerance, Compare(await Fresh(model, ids), third).Worst, "a chain of three");
+    }
+
+    [TestMethod]
     public async Task AnEditNearTheEndOnLlamaTiny()
     {
         var ids = RandomIds(120, 1000, seed: 2);
