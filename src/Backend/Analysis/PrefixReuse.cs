@@ -62,7 +62,8 @@ public static class PrefixReuse
             var length = Boundary(candidate.Tokens, tokens, earlier.Overviews.Factor);
             // Of equal prefixes, one the new tokens extend can share its kept rows instead of copying them.
             var extends = length > 0 && Extends(candidate.Tokens, tokens);
-            if (length > bestLength || length == bestLength && extends && !bestExtends) (best, bestLength, bestExtends) = (candidate, length, extends);
+            if (length > bestLength || length == bestLength && extends && !bestExtends)
+                (best, bestLength, bestExtends) = (candidate, length, extends);
         }
         if (best is null || cache.Acquire(best.Id) is not { } lease) return null;
         return (lease, new PrefixStart((RecomputedAttention)lease.Analysis.Attention, lease.Analysis.LastHiddenState, bestLength, bestExtends));
