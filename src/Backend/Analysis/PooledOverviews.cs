@@ -65,6 +65,12 @@ public sealed class PooledOverviews : IDisposable
         foreach (var (from, to, max) in new[] { (earlier._max, _max, true), (earlier._sum, _sum, false) })
         {
             var part = from.narrow(2, 0, blocks).narrow(3, 0, blocks);                 // (L, H, blocks, blocks)
+            if (group == 1)
+            {
+                // The same bins: copied straight (re-pooling made two 70 MB temporaries at 8,192 tokens).
+                to.narrow(2, 0, blocks).narrow(3, 0, blocks).copy_(part);
+                continue;
+            }
             var padded = nn.functional.pad(part, [0, side * group - blocks, 0, side * group - blocks]);
             var grouped = padded.view(Layers, Heads, side, group, side, group);
             to.narrow(2, 0, side).narrow(3, 0, side).copy_(max ? grouped.amax([3, 5]) : grouped.sum([3, 5]));
@@ -145,13 +151,18 @@ public sealed class PooledOverviews : IDisposable
         var source = (mean ? _sum : _max).narrow(2, rowBlock0, rowBlock1 - rowBlock0).narrow(3, colBlock0, colBlock1 - colBlock0);
         if (layer >= 0) source = source.narrow(0, layer, 1);
         if (head >= 0) source = source.narrow(1, head, 1);
-        var heads = source.flatten(0, 1);                                             // (k, rows, cols)
         long rows = rowBlock1 - rowBlock0, cols = colBlock1 - colBlock0;
         long outRows = (rows + group - 1) / group, outCols = (cols + group - 1) / group;
         // Each head is re-pooled first, then the heads are combined: a max-pooled mean is the mean of block maxima.
-        var padded = nn.functional.pad(heads, [0, outCols * group - cols, 0, outRows * group - rows]);
-        var grouped = padded.view(-1, outRows, group, outCols, group);
-        var pooled = mean ? grouped.sum([2, 4]) : grouped.amax([2, 4]);               // (k, outRows, outCols)
+        // At the overviews' own size the heads are combined in place (a copy of every head is 70 MB at 8,192 tokens).
+        Tensor pooled;
+        if (group == 1) pooled = source.flatten(0, 1);                                // (k, rows, cols), a view when it can be
+        else
+        {
+            var padded = nn.functional.pad(source.flatten(0, 1), [0, outCols * group - cols, 0, outRows * group - rows]);
+            var grouped = padded.view(-1, outRows, group, outCols, group);
+            pooled = mean ? grouped.sum([2, 4]) : grouped.amax([2, 4]);               // (k, outRows, outCols)
+        }
         var result = maxOverHeads ? pooled.amax([0]) : pooled.mean([0]);
         if (mean)
         {
