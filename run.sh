@@ -6,7 +6,7 @@
 #   ./run.sh --cli [TEXT]    the backend alone: real attention of the embedded model on a sample sentence
 set -euo pipefail
 cd "$(dirname "$0")"
-export OMP_WAIT_POLICY=PASSIVE MKL_DISABLE_FAST_MM=1
+export OMP_WAIT_POLICY=PASSIVE
 
 if [[ "${1:-}" == "--cli" ]]; then
   dotnet build src/Backend -c Release -nologo -clp:ErrorsOnly >/dev/null

@@ -2,7 +2,7 @@
 # Runs every test suite of the repository and ends with one line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")"
-export OMP_WAIT_POLICY=PASSIVE MKL_DISABLE_FAST_MM=1
+export OMP_WAIT_POLICY=PASSIVE
 
 passed=0
 failed=0

@@ -197,19 +197,36 @@ internal static class LongInputBench
         return samples[HoverSamples / 2];
     }
 
-    /// <summary>The short-input comparison in the same run: MiniLM's first heatmap at 128 tokens and ONNX Runtime's.</summary>
+    /// <summary>
+    /// The short-input comparison in the same run: MiniLM's first heatmap at 128 tokens and ONNX Runtime's, and with
+    /// --baseline-backend DLL an earlier build's first heatmap too (each backend in its own process, measured in two
+    /// alternating halves so that a drift of the machine hits both alike).
+    /// </summary>
     private static string MeasureMiniLm(int runs)
     {
         const int tokens = 128;
-        Stats heatmap;
-        using (var rpc = StdioClient.Start(MiniLmBench.BackendDll))
+        var baselineDll = BenchArgs.Value("--baseline-backend");
+        Stats Heatmap(string dll, int count)
         {
+            using var rpc = StdioClient.Start(dll);
             rpc.Call("initialize", new JsonObject());
-            heatmap = MiniLmBench.FirstHeatmap(rpc, tokens, runs);
+            return MiniLmBench.FirstHeatmap(rpc, tokens, count);
+        }
+        Stats heatmap;
+        var baselineLine = "";
+        if (baselineDll is null) heatmap = Heatmap(MiniLmBench.BackendDll, runs);
+        else
+        {
+            var halves = Enumerable.Range(0, 2).Select(_ => (Before: Heatmap(baselineDll, runs), Now: Heatmap(MiniLmBench.BackendDll, runs))).ToList();
+            static Stats Mean(IEnumerable<Stats> s) => new(s.Average(x => x.Median), s.Average(x => x.P90));
+            heatmap = Mean(halves.Select(h => h.Now));
+            var before = Mean(halves.Select(h => h.Before));
+            baselineLine = $"; the baseline backend ({Path.GetFileName(Path.GetDirectoryName(baselineDll))}, {baselineDll}) " +
+                $"{before} ms, now/before {heatmap.Median / before.Median:F3}";
         }
         var ort = MiniLmBench.OrtBaseline(TorchSetup.ThreadCount, [tokens], runs)[0];
         var line = $"MiniLM at {tokens} tokens, median (p90) of {runs}: first heatmap over JSON-RPC {heatmap} ms, " +
-            $"ONNX Runtime {ort} ms ({heatmap.Median / ort.Median:F2}×)";
+            $"ONNX Runtime {ort} ms ({heatmap.Median / ort.Median:F2}×){baselineLine}";
         Console.Error.WriteLine(line);
         return line;
     }

@@ -7,7 +7,8 @@ using AttentionViz.Backend.Bench;
 //     dotnet bench/Backend.Bench/bin/Release/net10.0/linux-x64/Backend.Bench.dll [--runs N] [--write docs/performance.md] [--flow-only]
 //   Long inputs (--long): decoder shapes with random weights at 512 to 8,192 tokens, one backend process per size.
 //     … Backend.Bench.dll --long [--shapes smollm2-135m,qwen2.5-0.5b] [--sizes 1024,2048] [--max-size N] [--runs N] [--no-minilm]
-//                         [--save results.json] [--before baseline.json] [--write docs/performance.md]
+//                         [--save results.json] [--before baseline.json] [--baseline-backend old/attentionviz-backend.dll]
+//                         [--write docs/performance.md]
 //   Matmul throughput (--gemm): libtorch's fp32 matmul on the long forward's shapes, to compare its phases with.
 //     … Backend.Bench.dll --gemm [--tokens 8192] [--runs 5]
 

@@ -42,7 +42,7 @@ fi
 
 DATA="$(mktemp -d "${TMPDIR:-/tmp}/attentionviz-code-server.XXXXXX")"
 mkdir -p "$DATA"/{user-data,extensions,xdg-config,xdg-data}
-export XDG_CONFIG_HOME="$DATA/xdg-config" XDG_DATA_HOME="$DATA/xdg-data" OMP_WAIT_POLICY=PASSIVE MKL_DISABLE_FAST_MM=1
+export XDG_CONFIG_HOME="$DATA/xdg-config" XDG_DATA_HOME="$DATA/xdg-data" OMP_WAIT_POLICY=PASSIVE
 CS=("$ATTENTIONVIZ_NODE24" "$ATTENTIONVIZ_CODE_SERVER/out/node/entry.js" --user-data-dir "$DATA/user-data" --extensions-dir "$DATA/extensions")
 log "installing $(basename "$VSIX")"
 "${CS[@]}" --install-extension "$VSIX" >&2

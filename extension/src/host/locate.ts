@@ -55,7 +55,6 @@ export function resolveBackend(
   const childEnv: NodeJS.ProcessEnv = {
     ...env,
     OMP_WAIT_POLICY: 'PASSIVE',
-    MKL_DISABLE_FAST_MM: '1',
     DOTNET_CLI_TELEMETRY_OPTOUT: '1',
     DOTNET_NOLOGO: '1',
   };

@@ -46,6 +46,7 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
         var analysis = lease.Analysis;
         RequestChecks.LayerHead(analysis.Model.Layers, analysis.Model.Heads, layer, head, RequestChecks.MinusOneIsMean);
         var n = analysis.Tokens.Count;
+        Modularity.EnsureFits(n);
         var matrix = new float[n * n];
         analysis.Attention.Matrix(layer, head, matrix);
         return await Task.Run(() => Modularity.Compute(matrix, n, includeSelfLoops, cancellationToken), cancellationToken);
@@ -57,6 +58,7 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
         using var lease = service.Acquire(analysisId);
         var attention = lease.Analysis.Attention;
         var (layers, heads, n) = (attention.Layers, attention.Heads, attention.Tokens);
+        Modularity.EnsureFits(n);
         var result = new HeadModularity[layers * heads];
         var options = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) };
         await Task.Run(() => Parallel.For(0, result.Length, options, k =>

@@ -13,6 +13,20 @@ public static class Modularity
 {
     private const double MinGain = 1e-12;
 
+    /// <summary>
+    /// The graph is dense (n² float64 weights, each Louvain sweep O(n²)): 32 MB and a few seconds a head at this many
+    /// tokens, 0.5 GB a head at 8,192. Beyond it a request is refused in the product's words.
+    /// </summary>
+    public const int MaxTokens = 2048;
+
+    public static void EnsureFits(int tokens)
+    {
+        if (tokens <= MaxTokens) return;
+        throw new InvalidRequestException(
+            $"Modularity is limited to {MaxTokens} tokens (this analysis has {tokens}: a dense graph of {tokens}² edges per head); " +
+            "analyze a shorter selection to see communities");
+    }
+
     /// <summary>W = (A + Aᵀ)/2 of an n×n attention matrix, with the diagonal zeroed unless self-loops are included.</summary>
     public static double[] Symmetrize(ReadOnlySpan<float> attention, int n, bool includeSelfLoops)
     {

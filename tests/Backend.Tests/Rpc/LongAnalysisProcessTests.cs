@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
+using AttentionViz.Backend.Analysis;
 using AttentionViz.Backend.Storage;
 using AttentionViz.Backend.Tests.Support;
 
@@ -162,6 +163,28 @@ public sealed class LongAnalysisProcessTests
         // Still usable.
         var ok = await client.CallAsync("attention/analyze", new { text = "still here", modelId = _model }, Timeout);
         Assert.IsNotNull(ok["result"], ok.ToJsonString());
+    }
+
+    [TestMethod]
+    public async Task ModularityPastItsLimitIsRefusedInWords()
+    {
+        await using var client = RawRpcClient.Start("serve");
+        await client.CallAsync("initialize", new { });
+        const int n = Modularity.MaxTokens + 64;
+        var analysis = await client.CallAsync("attention/analyze", new { text = LongText, modelId = _model, maxTokens = n }, Timeout);
+        var id = analysis["result"]!["analysisId"]!.GetValue<string>();
+        foreach (var (method, args) in new (string, object)[]
+                 {
+                     ("attention/modularity", new { analysisId = id, layer = 0, head = 0 }), ("attention/modularityAll", new { analysisId = id }),
+                 })
+        {
+            var refused = await client.CallAsync(method, args, Timeout);
+            Assert.AreEqual(-32602, refused["error"]?["code"]?.GetValue<int>(), refused.ToJsonString());
+            StringAssert.Contains(refused["error"]!["message"]!.GetValue<string>(),
+                $"Modularity is limited to {Modularity.MaxTokens} tokens (this analysis has {n}");
+        }
+        var metrics = await client.CallAsync("attention/metrics", new { analysisId = id }, Timeout);
+        Assert.IsNotNull(metrics["result"], "the same analysis still answers");
     }
 
     [TestMethod]

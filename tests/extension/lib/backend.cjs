@@ -15,7 +15,7 @@ function backendDir() {
 function realBackend() {
   const dir = backendDir();
   if (!dir) return undefined;
-  return { command: 'dotnet', args: [path.join(dir, DLL), 'serve'], env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', MKL_DISABLE_FAST_MM: '1' }, dir };
+  return { command: 'dotnet', args: [path.join(dir, DLL), 'serve'], env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' }, dir };
 }
 
 module.exports = { repo, backendDir, realBackend, DLL };
