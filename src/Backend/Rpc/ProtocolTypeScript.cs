@@ -130,6 +130,9 @@ internal static partial class ProtocolTypeScript
         foreach (var name in HeadMetrics.Names) text.Append(CultureInfo.InvariantCulture, $"  '{name}',\n");
         text.Append("] as const;\n");
         text.Append("export type MetricName = (typeof METRIC_NAMES)[number];\n\n");
+        text.Append("/** The longest analyses whose whole rollout matrix and modularity the backend computes (longer: refused). */\n");
+        text.Append(CultureInfo.InvariantCulture,
+            $"export const LIMITS = {{ rolloutMatrixTokens: {Rollout.MaxMatrixTokens}, modularityTokens: {Modularity.MaxTokens} }} as const;\n\n");
         text.Append("/** Method → params and result (lsp_ext.ts' RequestType<P, R>, as one map). */\n");
         text.Append("export interface RequestMap {\n").Append(requests).Append("}\n\n");
         text.Append("/** Method → params of the notifications: sent without waiting, never answered. */\n");

@@ -52,6 +52,9 @@ export const METRIC_NAMES = [
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
+/** The longest analyses whose whole rollout matrix and modularity the backend computes (longer: refused). */
+export const LIMITS = { rolloutMatrixTokens: 2048, modularityTokens: 2048 } as const;
+
 /** Method → params and result (lsp_ext.ts' RequestType<P, R>, as one map). */
 export interface RequestMap {
   'attention/analyze': { params: AnalyzeParams; result: AnalyzeResult };

@@ -1,5 +1,5 @@
 // The Graph tab: tokens (or the view's units) on a circle, edges above a threshold, Louvain communities as colours.
-import { Methods, type ViewUnit } from '../../shared/protocol';
+import { LIMITS, Methods, type ViewUnit } from '../../shared/protocol';
 import { drawGraph, graphHit } from '../charts';
 import { unitCommunities } from '../../shared/units';
 import { app, labels, persist, rpc, unitLabels, unitName, unitToken, viewFlags, viewMatrix, vscode } from '../state';
@@ -66,7 +66,12 @@ export async function showGraph(): Promise<void> {
   ui.graphThreshold.value = String(app.options.threshold);
   ui.graphThresholdValue.textContent = app.options.threshold.toFixed(2);
   const flags = JSON.stringify(viewFlags());
-  const [m, mod] = await Promise.all([viewMatrix(layer, head), rpc(Methods.modularity, { layer, head })]);
+  // Past the backend's modularity limit the graph is drawn without communities (it would refuse them).
+  const withCommunities = app.analysis.tokens.length <= LIMITS.modularityTokens;
+  const [m, mod] = await Promise.all([
+    viewMatrix(layer, head),
+    withCommunities ? rpc(Methods.modularity, { layer, head }) : Promise.resolve(undefined),
+  ]);
   if (!m || app.options.tab !== 'graph' || layer !== app.state.layer || flags !== JSON.stringify(viewFlags())) return;
   const modularity = mod?.result;
   // Louvain runs on the token graph (attention/modularity has no view options): a node of the view
@@ -78,7 +83,9 @@ export async function showGraph(): Promise<void> {
   const what = `${layer < 0 ? 'mean of layers' : `layer ${layer}`}, ${head < 0 ? 'mean of heads' : `head ${head}`}`;
   graphSummary = modularity
     ? `${what} · modularity Q = ${modularity.q.toFixed(3)} · ${modularity.communityCount} communities`
-    : `${what} · modularity unavailable`;
+    : withCommunities
+      ? `${what} · modularity unavailable`
+      : `${what} · no communities past ${LIMITS.modularityTokens.toLocaleString('en-US')} tokens`;
   ui.graphNote.textContent = m.units ? graphNote(m.units, mapped?.mixed ?? 0) : '';
   ui.graphNote.hidden = !m.units;
   frame.app.dataset.graphNodes = String(m.rows);

@@ -1,6 +1,6 @@
 // The Heads tab: every layer × head as small multiples coloured by a metric, and a sortable table.
 import { scaleColour, cssColour } from '../../shared/colour';
-import { Methods, METRIC_NAMES, type HeadMetric } from '../../shared/protocol';
+import { LIMITS, Methods, METRIC_NAMES, type HeadMetric } from '../../shared/protocol';
 import { app, persist, render, rpc, syncControls } from '../state';
 import { frame } from '../frame';
 import { h, OWN_KEYS } from '../dom';
@@ -67,7 +67,12 @@ const COLUMNS: Column[] = [
 async function headsData(): Promise<
   { metrics: HeadMetric[]; q: Map<string, { q: number; communityCount: number }> } | undefined
 > {
-  const [m, q] = await Promise.all([rpc(Methods.metrics, {}), rpc(Methods.modularityAll, {})]);
+  // Modularity is a dense graph per head: past its limit the backend refuses it, so it is not asked (no Q columns).
+  const modularity = (app.analysis?.tokens.length ?? 0) <= LIMITS.modularityTokens;
+  const [m, q] = await Promise.all([
+    rpc(Methods.metrics, {}),
+    modularity ? rpc(Methods.modularityAll, {}) : Promise.resolve(undefined),
+  ]);
   if (!m) return undefined;
   const qm = new Map<string, { q: number; communityCount: number }>();
   for (const h of q?.result.heads ?? []) qm.set(`${h.layer}/${h.head}`, h);
