@@ -46,6 +46,7 @@ export const ANALYSIS_METHODS = [
   Methods.rollout,
   Methods.histogram,
   Methods.flow,
+  Methods.rolloutRow,
   Methods.row,
 ] as const;
 export type AnalysisMethod = (typeof ANALYSIS_METHODS)[number];

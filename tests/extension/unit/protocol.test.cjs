@@ -140,6 +140,12 @@ test('recorded analysis responses (metrics, modularity, view, rollout, histogram
   const rollout = r['attention/rollout {}'];
   assert.equal(rollout.head, -1);
   assert.equal(rollout.layer, layers - 1);
+  // One token's rollout row equals that row of the whole rollout (both recorded from the real backend).
+  const last = r[`attention/rolloutRow {"token":${n - 1}}`];
+  assert.deepEqual(keys(last), ['complete', 'elapsedMs', 'layer', 'partial', 'reachedLayer', 'scores', 'token']);
+  assert.deepEqual([last.complete, last.layer, last.reachedLayer, last.scores.length], [true, layers - 1, 0, n]);
+  const whole = new Float32Array(Uint8Array.from(Buffer.from(rollout.data, 'base64')).buffer);
+  for (let j = 0; j < n; j++) assert.ok(Math.abs(last.scores[j] - whole[(n - 1) * n + j]) < 1e-5, `rollout row ${n - 1}, input ${j}`);
   const h = r['attention/histogram {"bins":20,"head":0,"layer":0}'];
   assert.deepEqual(keys(h), ['counts', 'edges', 'max', 'min', 'total']);
   assert.equal(h.counts.length, 20);

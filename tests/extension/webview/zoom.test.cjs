@@ -285,3 +285,57 @@ test('light theme: the zoomed window, the minimap and the loading state are read
   assert.deepEqual(page.errors, []);
   await page.close();
 });
+
+test('a rollout past the whole-matrix limit: the tab offers one token\'s exact row (attention/rolloutRow), its largest inputs as bars', async () => {
+  const { LIMITS } = require('../unit/lib.cjs').protocol;
+  const page = await browser.newPage({ viewport: { width: 700, height: 900 } });
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  // 2,100 tokens (the recorded ones, repeated): more than the backend's whole rollout matrix takes.
+  const n = LIMITS.rolloutMatrixTokens + 52;
+  const base = fixture.analysis.tokens;
+  const tokens = Array.from({ length: n }, (_, i) => ({ ...base[i % base.length] }));
+  const analysis = { ...fixture.analysis, tokens, text: fixture.text, source: 'long.txt:1' };
+  await page.addInitScript(({ n }) => {
+    window.__posted = [];
+    window.acquireVsCodeApi = () => ({
+      postMessage(m) {
+        window.__posted.push(m);
+        if (m.type !== 'rpc') return;
+        let msg = { type: 'rpcError', requestId: m.requestId, message: 'not served in this test' };
+        if (m.method === 'attention/rolloutRow') {
+          // A row that sums to 1 with known largest inputs: the token itself, then token 0, then the rest.
+          const scores = Array.from({ length: n }, (_, j) => (j === m.params.token ? 0.3 : j === 0 ? 0.2 : 0.5 / (n - 2)));
+          msg = { type: 'rpcResult', requestId: m.requestId,
+            result: { token: m.params.token, layer: 3, scores, partial: scores, reachedLayer: 0, complete: true, elapsedMs: 12 } };
+        }
+        setTimeout(() => window.postMessage(msg, '*'), 5);
+      },
+      getState: () => undefined,
+      setState: () => {},
+    });
+  }, { n });
+  await page.goto(`${origin}/panel.html`);
+  await page.waitForFunction(() => window.__posted.some((m) => m.type === 'ready'));
+  await page.evaluate((a) => window.postMessage({ type: 'analysis', analysis: a, state: { layer: 0, head: 0 } }, '*'), analysis);
+  await page.click('#tab-rollout');
+  await page.waitForSelector('#app[data-rollout="long"]');
+  assert.equal(await page.locator('#rollout-canvas').isVisible(), false, 'no matrix past the limit');
+  assert.match(await page.locator('#rollout-caption').textContent(), new RegExp(`${n.toLocaleString('en-US')} tokens.*up to ${LIMITS.rolloutMatrixTokens.toLocaleString('en-US')}`));
+  assert.equal(await page.locator('#flow-token option').count(), n + 1, 'every token can be picked');
+  await page.selectOption('#flow-token', String(n - 1));
+  await page.waitForSelector('#app[data-flow="painted"]');
+  const rows = await page.locator('#flow-body tr').evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.index)));
+  assert.equal(rows.length, 40, 'the 40 largest inputs');
+  assert.deepEqual(rows.slice(0, 3), [n - 1, 0, 1], 'largest first, ties in token order');
+  assert.equal(await page.locator('#flow-body tr.source').count(), 1);
+  assert.equal(await page.locator('#flow-body td[data-kind="flow"]').count(), 0, 'no flow column at this length');
+  assert.match(await page.locator('#flow-caption').textContent(), /through layer 3, the 40 largest of 2,100 inputs/);
+  assert.equal(await page.locator('#flow-body tr:nth-child(3) .num').textContent(), (0.5 / (n - 2)).toExponential(2), 'small weights keep their digits');
+  const posted = await page.evaluate(() => window.__posted.filter((m) => m.type === 'rpc').map((m) => [m.method, m.params.token]));
+  assert.ok(posted.some(([m, t]) => m === 'attention/rolloutRow' && t === n - 1));
+  assert.ok(!posted.some(([m]) => m === 'attention/rollout' || m === 'attention/flow'), 'neither the whole matrix nor a flow is asked');
+  await page.screenshot({ path: path.join(outDir, 'rollout-long-dark.png') });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});

@@ -1,8 +1,10 @@
 // The Rollout tab: attention rollout through the layers as a heatmap, and for one picked token its
-// attention flow (attention/flow, last layer) beside its rollout row, as two bar columns.
+// attention flow (attention/flow, last layer) beside its rollout row, as two bar columns. Past the backend's
+// whole-matrix limit (LIMITS.rolloutMatrixTokens) the tab shows one picked token's rollout row instead
+// (attention/rolloutRow: exact, layer by layer), its largest inputs as bars.
 import { Heatmap } from '../heatmap';
 import { tokenLabel } from '../../shared/tokens';
-import { Methods, type FlowResult, type ViewUnit } from '../../shared/protocol';
+import { LIMITS, Methods, type FlowResult, type RolloutRowDto, type ViewUnit } from '../../shared/protocol';
 import { flowForView, partialFlowForView, unitOfToken } from '../../shared/units';
 import { app, cancelRpc, persist, rpc, unitLabels, viewFlags } from '../state';
 import { frame } from '../frame';
@@ -35,9 +37,10 @@ const ui = {
 const flowColumns = ['input', 'rollout', 'flow'].map((c) => h('th', { scope: 'col' }, c));
 ui.flowTable.append(h('thead', {}, h('tr', {}, ...flowColumns)), ui.flowBody);
 ui.flowFigure.append(ui.flowCaption, ui.flowTable);
+const pickLabel = h('span', {}, 'Attention flow of ');
 frame.tabPanels.rollout.append(
   ui.rolloutCaption,
-  h('div', { class: 'tab-controls' }, h('label', {}, 'Attention flow of ', ui.flowToken), ' ', ui.flowStatus),
+  h('div', { class: 'tab-controls' }, h('label', {}, pickLabel, ui.flowToken), ' ', ui.flowStatus),
   h('div', { id: 'rollout-view' }, ui.rolloutCanvas, ui.flowFigure),
 );
 
@@ -57,8 +60,27 @@ export function resetRollout(token: number | null = null): void {
   rolloutUnits = [];
 }
 
+/** Inputs listed for one token's rollout row of a long analysis: its largest ones. */
+const LONG_ROW_INPUTS = 40;
+
+/** True when the analysis is longer than the whole rollout matrix the backend computes. */
+function longAnalysis(): boolean {
+  return (app.analysis?.tokens.length ?? 0) > LIMITS.rolloutMatrixTokens;
+}
+
 export async function showRollout(): Promise<void> {
   if (!app.analysis) return;
+  ui.rolloutCanvas.hidden = longAnalysis();
+  pickLabel.textContent = longAnalysis() ? 'Rollout row of ' : 'Attention flow of ';
+  flowColumns[2]!.hidden = longAnalysis();
+  ui.flowToken.setAttribute(
+    'aria-label',
+    longAnalysis() ? 'Token whose rollout row to show' : 'Token whose attention flow to compare with its rollout row',
+  );
+  if (longAnalysis()) {
+    showLongRollout();
+    return;
+  }
   const flags = viewFlags();
   const r = await rpc(Methods.rollout, flags);
   if (!r?.data || app.options.tab !== 'rollout' || JSON.stringify(flags) !== JSON.stringify(viewFlags())) return;
@@ -84,6 +106,7 @@ function pickedUnit(): number {
 }
 
 function drawRollout(): void {
+  if (longAnalysis()) return; // no matrix: one token's row at a time
   const u = pickedUnit();
   rolloutMap.draw(Math.max(200, (document.body.clientWidth || 800) - 40), { row: u < 0 ? null : u, col: null });
 }
@@ -120,6 +143,75 @@ function pick(unit: number | null): void {
   void showFlow();
 }
 
+/** A long analysis: its tokens to pick from (view options do not apply), no matrix. */
+function showLongRollout(): void {
+  const n = app.analysis!.tokens.length;
+  rolloutUnits = app.analysis!.tokens.map((t, i) => ({
+    text: t.text,
+    start: t.start,
+    end: t.end,
+    firstToken: i,
+    lastToken: i,
+    special: t.special,
+    display: t.display,
+  }));
+  ui.rolloutCaption.textContent =
+    `Attention rollout (Abnar & Zuidema 2020): this analysis has ${n.toLocaleString('en-US')} tokens, and the ` +
+    `whole rollout matrix is computed up to ${LIMITS.rolloutMatrixTokens.toLocaleString('en-US')}. Pick a token to ` +
+    "see its row, exact, through every layer: how much that token's final representation draws on each input.";
+  fillFlowSelect();
+  frame.app.dataset.rollout = 'long';
+  void showFlow();
+}
+
+async function showLongRow(seq: number, u: number, token: number): Promise<void> {
+  ui.flowFigure.classList.add('computing');
+  ui.flowStatus.textContent = `computing the rollout row of “${unitName(u)}”…`;
+  frame.app.dataset.flow = 'computing';
+  const a = await rpc(Methods.rolloutRow, { token });
+  if (seq !== flowSeq) return;
+  ui.flowFigure.classList.remove('computing');
+  if (!a) {
+    ui.flowStatus.textContent = 'rollout row unavailable (see the status line)';
+    frame.app.dataset.flow = 'error';
+    return;
+  }
+  drawLongRow(u, a.result);
+}
+
+/** The row's largest inputs, largest first; a partial answer (time budget) says how far it got. */
+function drawLongRow(u: number, r: RolloutRowDto): void {
+  const values = r.scores ?? r.partial;
+  const top = values
+    .map((v, j) => ({ v, j }))
+    .sort((a, b) => b.v - a.v || a.j - b.j)
+    .slice(0, LONG_ROW_INPUTS);
+  const max = Math.max(1e-9, top[0]?.v ?? 0);
+  const name = unitName(u);
+  ui.flowBody.replaceChildren();
+  for (const { v, j } of top) {
+    const tr = document.createElement('tr');
+    tr.dataset.index = String(j);
+    if (j === u) tr.className = 'source';
+    if (rolloutUnits[j]?.special) tr.classList.add('special');
+    const th = document.createElement('th');
+    th.scope = 'row';
+    th.textContent = `${j}: ${unitName(j)}`; // text, never markup
+    tr.append(th, barCell('rollout', v, max, `rollout ${name} → ${unitName(j)}`, smallValue));
+    ui.flowBody.append(tr);
+  }
+  ui.flowCaption.textContent = r.complete
+    ? `“${name}”: its rollout row through layer ${r.layer}, the ${top.length} largest of ` +
+      `${values.length.toLocaleString('en-US')} inputs (the row sums to 1). Computed in ${r.elapsedMs.toFixed(0)} ms.`
+    : `“${name}”: partial, the backend's time budget ran out after layers ${r.layer} down to ${r.reachedLayer}; ` +
+      `shown is that product, not yet the rollout row.`;
+  ui.flowTable.setAttribute('aria-label', `Largest rollout inputs of ${name}`);
+  ui.flowStatus.textContent = `rollout row of “${name}”: ${r.elapsedMs.toFixed(0)} ms${r.complete ? '' : ' (partial)'}`;
+  ui.flowFigure.hidden = false;
+  frame.app.dataset.flow = r.complete ? 'painted' : 'partial';
+  ui.flowFigure.dataset.token = String(r.token);
+}
+
 async function showFlow(): Promise<void> {
   const seq = ++flowSeq;
   // A superseded request only costs the backend time: cancel it (its answer would be ignored anyway).
@@ -134,6 +226,10 @@ async function showFlow(): Promise<void> {
     return;
   }
   const token = app.flowToken;
+  if (longAnalysis()) {
+    await showLongRow(seq, u, token);
+    return;
+  }
   ui.flowFigure.classList.add('computing');
   ui.flowTable.setAttribute('aria-busy', 'true');
   ui.flowStatus.textContent = `computing the attention flow of “${unitName(u)}”…`;
@@ -229,7 +325,16 @@ function missingCell(title: string): HTMLTableCellElement {
   return td;
 }
 
-function barCell(kind: 'rollout' | 'flow', v: number, max: number, what: string): HTMLTableCellElement {
+/** A long row's weights are mostly far below 0.001: three significant digits, not three decimals. */
+const smallValue = (v: number): string => (v === 0 || v >= 0.01 ? v.toFixed(3) : v.toExponential(2));
+
+function barCell(
+  kind: 'rollout' | 'flow',
+  v: number,
+  max: number,
+  what: string,
+  format: (v: number) => string = (x) => x.toFixed(3),
+): HTMLTableCellElement {
   const td = document.createElement('td');
   td.dataset.kind = kind;
   td.dataset.value = String(v);
@@ -240,7 +345,7 @@ function barCell(kind: 'rollout' | 'flow', v: number, max: number, what: string)
   bar.style.width = `${Math.max(v > 0 ? 1 : 0, Math.round((v / max) * 100))}px`;
   const num = document.createElement('span');
   num.className = 'num';
-  num.textContent = v.toFixed(3);
+  num.textContent = format(v);
   td.append(bar, num);
   return td;
 }
