@@ -5,13 +5,11 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const http = require('node:http');
 const path = require('node:path');
-const { launch } = require('../lib/browser.cjs');
-const { html, matrix } = require('../unit/lib.cjs');
+const { launch, servePanel } = require('../lib/browser.cjs');
+const { matrix } = require('../unit/lib.cjs');
 const { rpcKey } = require('../fixtures/record-fixture.cjs');
 
-const ext = path.resolve(__dirname, '../../../extension');
 const fixture = JSON.parse(fs.readFileSync(path.join(__dirname, '../fixtures/minilm-long.json'), 'utf8'));
 const outDir = path.join(__dirname, '../.output');
 fs.mkdirSync(outDir, { recursive: true });
@@ -26,31 +24,17 @@ function slice([r0, r1], [c0, c1]) {
   return { ...FULL, rows: r1 - r0, cols: c1 - c0, data: Buffer.from(out.buffer).toString('base64'), rowRange: [r0, r1], colRange: [c0, c1] };
 }
 
-let server, origin, browser;
-const nonce = html.makeNonce();
+let panel, origin, browser;
 
 test.before(async () => {
-  server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://x');
-    if (url.pathname === '/panel.html') {
-      res.writeHead(200, { 'content-type': 'text/html' });
-      res.end(html.panelHtml({ cspSource: origin, scriptUri: `${origin}/media/webview.js`, styleUri: `${origin}/media/panel.css`, nonce }));
-      return;
-    }
-    if (url.pathname === '/favicon.ico') { res.writeHead(204); res.end(); return; }
-    const file = path.join(ext, path.normalize(url.pathname));
-    if (!file.startsWith(path.join(ext, 'media')) || !fs.existsSync(file)) { res.writeHead(404); res.end(); return; }
-    res.writeHead(200, { 'content-type': file.endsWith('.js') ? 'text/javascript' : 'text/css' });
-    res.end(fs.readFileSync(file));
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  origin = `http://127.0.0.1:${server.address().port}`;
+  panel = await servePanel();
+  origin = panel.origin;
   browser = await launch();
 });
 
 test.after(async () => {
   await browser?.close();
-  server?.close();
+  panel?.close();
 });
 
 test('the fake host\'s windows are the real backend\'s: recorded windows equal slices of the recorded matrix', () => {
