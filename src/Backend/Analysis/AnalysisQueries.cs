@@ -153,6 +153,17 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
             excludeSpecial, ct), cancellationToken);
     }
 
+    /// <summary>Attention summed by section (<see cref="SectionAttention"/>); layer/head −1 (the default) is the mean.</summary>
+    public async Task<SectionAttentionResult> SectionsAsync(string analysisId, IReadOnlyList<TextSection> sections, (int Start, int End)? query,
+        int layer, int head, bool excludeSpecial, CancellationToken cancellationToken = default)
+    {
+        using var lease = service.Acquire(analysisId);
+        var analysis = lease.Analysis;
+        RequestChecks.LayerHead(analysis.Model.Layers, analysis.Model.Heads, layer, head, RequestChecks.MinusOneIsMean);
+        return await OnModelThread(
+            ct => SectionAttention.Compute(analysis.Attention, analysis.Tokens, sections, query, layer, head, excludeSpecial, ct), cancellationToken);
+    }
+
     private static int ResolveLayer(StoredAnalysis analysis, int? layer)
     {
         var layers = analysis.Model.Layers;

@@ -35,6 +35,16 @@ public sealed record RolloutRowParams(string? AnalysisId, int Token, int? Layer 
 /// <param name="ReachedLayer">the lowest layer applied: 0 when complete, `layer` + 1 when none was</param>
 public sealed record RolloutRowDto(int Token, int Layer, double[]? Scores, double[] Partial, int ReachedLayer, bool Complete, double ElapsedMs);
 
+/// <param name="Sections">named UTF-16 ranges [start, end) of the analysed text; they must not overlap</param>
+/// <param name="Query">the query tokens' range (tokens whose first character lies in it); null: the last token</param>
+/// <param name="Layer">−1 (default): the mean over layers</param>
+/// <param name="Head">−1 (default): the mean over heads</param>
+public sealed record SectionsParams(string? AnalysisId, TextSection[]? Sections, TextRange? Query = null, int Layer = -1, int Head = -1,
+    bool ExcludeSpecial = false);
+public sealed record TextRange(int Start, int End);
+public sealed record SectionsDto(SectionMass[] Sections, double[][] Matrix, double Sink, SectionQuery Query, int Layer, int Head,
+    bool ExcludeSpecial, double ElapsedMs);
+
 public sealed record FlowParams(string? AnalysisId, int Token, int? Layer = null, int? TimeBudgetMs = null);
 /// <summary>Raw[j] is null for inputs not reached within the budget; Flow is null unless Complete.</summary>
 public sealed record FlowDto(int Token, int Layer, double[]? Flow, double?[] Raw, double[] UpperBound, bool Complete, double ElapsedMs);
@@ -112,6 +122,18 @@ public sealed class AnalysisTarget(AnalysisQueries analytics) : IProgressTarget
         {
             progress?.End();
         }
+    }
+
+    [JsonRpcMethod("attention/sections", UseSingleObjectParameterDeserialization = true)]
+    public async Task<SectionsDto> SectionsAsync(SectionsParams request, CancellationToken cancellationToken)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var id = RequestChecks.AnalysisId(request?.AnalysisId);
+        var sections = request!.Sections ?? throw RequestChecks.Missing("sections");
+        var query = request.Query is { } q ? (q.Start, q.End) : ((int, int)?)null;
+        var r = await analytics.SectionsAsync(id, sections, query, request.Layer, request.Head, request.ExcludeSpecial, cancellationToken);
+        return new SectionsDto(r.Sections, r.Matrix, r.Sink, r.Query, request.Layer, request.Head, request.ExcludeSpecial,
+            Math.Round(clock.Elapsed.TotalMilliseconds, 2));
     }
 
     [JsonRpcMethod("attention/flow", UseSingleObjectParameterDeserialization = true)]

@@ -15,6 +15,7 @@ export const Methods = {
   rollout: 'attention/rollout',
   rolloutRow: 'attention/rolloutRow',
   row: 'attention/row',
+  sections: 'attention/sections',
   view: 'attention/view',
   exit: 'exit',
   initialize: 'initialize',
@@ -69,6 +70,7 @@ export interface RequestMap {
   'attention/rollout': { params: RolloutParams; result: ViewDto };
   'attention/rolloutRow': { params: RolloutRowParams; result: RolloutRowDto };
   'attention/row': { params: RowParams; result: RowDto };
+  'attention/sections': { params: SectionsParams; result: SectionsDto };
   'attention/view': { params: ViewParams; result: ViewDto };
   'initialize': { params: InitializeParams | undefined; result: InitializeResult };
   'models/list': { params: ModelsListParams | undefined; result: ModelListEntry[] };
@@ -381,6 +383,61 @@ export interface TopEntry {
 export interface RowDto {
   scores: number[];
   top: TopEntry[];
+}
+
+/** A named range [Start, End) of the analysed text, in UTF-16 code units. */
+export interface TextSection {
+  name: string;
+  start: number;
+  end: number;
+}
+
+export interface TextRange {
+  start: number;
+  end: number;
+}
+
+export interface SectionsParams {
+  analysisId: string;
+  /** named UTF-16 ranges [start, end) of the analysed text; they must not overlap */
+  sections: TextSection[];
+  /** the query tokens' range (tokens whose first character lies in it); null: the last token */
+  query?: TextRange;
+  /** −1 (default): the mean over layers */
+  layer?: number;
+  /** −1 (default): the mean over heads */
+  head?: number;
+  excludeSpecial?: boolean;
+}
+
+export interface SectionMass {
+  name: string;
+  /** the section's first token, or −1 when it holds none */
+  firstToken: number;
+  lastToken: number;
+  tokenCount: number;
+  /** the mean over query tokens of the attention their rows give the section's tokens */
+  mass: number;
+  /** Mass / TokenCount (long sections collect mass by size); null without tokens */
+  massPerToken?: number;
+}
+
+/** The query tokens: those whose first character lies in the query range (default: the last token). */
+export interface SectionQuery {
+  firstToken: number;
+  lastToken: number;
+  tokenCount: number;
+}
+
+export interface SectionsDto {
+  sections: SectionMass[];
+  matrix: number[][];
+  sink: number;
+  query: SectionQuery;
+  layer: number;
+  head: number;
+  excludeSpecial: boolean;
+  elapsedMs: number;
 }
 
 export interface ViewParams {
