@@ -164,6 +164,15 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
             ct => SectionAttention.Compute(analysis.Attention, analysis.Tokens, sections, query, layer, head, excludeSpecial, ct), cancellationToken);
     }
 
+    /// <summary>The attention diff of two analyses (<see cref="AttentionDiff"/>).</summary>
+    public async Task<AttentionDiffResult> DiffAsync(string analysisIdA, string analysisIdB, CancellationToken cancellationToken = default)
+    {
+        using var leaseA = service.Acquire(analysisIdA);
+        using var leaseB = service.Acquire(analysisIdB);
+        var (a, b) = (leaseA.Analysis, leaseB.Analysis);
+        return await OnModelThread(ct => AttentionDiff.Compute(a.Attention, a.Tokens, b.Attention, b.Tokens, ct), cancellationToken);
+    }
+
     private static int ResolveLayer(StoredAnalysis analysis, int? layer)
     {
         var layers = analysis.Model.Layers;

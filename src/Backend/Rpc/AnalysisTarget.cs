@@ -45,6 +45,11 @@ public sealed record TextRange(int Start, int End);
 public sealed record SectionsDto(SectionMass[] Sections, double[][] Matrix, double Sink, SectionQuery Query, int Layer, int Head,
     bool ExcludeSpecial, double ElapsedMs);
 
+public sealed record DiffParams(string? AnalysisIdA, string? AnalysisIdB);
+/// <param name="Alignment">pairs [i, j]: token i of A is token j of B</param>
+/// <param name="Heads">per head (by layer, then head): the mean total-variation distance of aligned rows, 0 … 1</param>
+public sealed record DiffDto(int[][] Alignment, HeadChange[] Heads, double ElapsedMs);
+
 public sealed record FlowParams(string? AnalysisId, int Token, int? Layer = null, int? TimeBudgetMs = null);
 /// <summary>Raw[j] is null for inputs not reached within the budget; Flow is null unless Complete.</summary>
 public sealed record FlowDto(int Token, int Layer, double[]? Flow, double?[] Raw, double[] UpperBound, bool Complete, double ElapsedMs);
@@ -134,6 +139,16 @@ public sealed class AnalysisTarget(AnalysisQueries analytics) : IProgressTarget
         var r = await analytics.SectionsAsync(id, sections, query, request.Layer, request.Head, request.ExcludeSpecial, cancellationToken);
         return new SectionsDto(r.Sections, r.Matrix, r.Sink, r.Query, request.Layer, request.Head, request.ExcludeSpecial,
             Math.Round(clock.Elapsed.TotalMilliseconds, 2));
+    }
+
+    [JsonRpcMethod("attention/diff", UseSingleObjectParameterDeserialization = true)]
+    public async Task<DiffDto> DiffAsync(DiffParams request, CancellationToken cancellationToken)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var a = request?.AnalysisIdA ?? throw RequestChecks.Missing("analysisIdA");
+        var b = request.AnalysisIdB ?? throw RequestChecks.Missing("analysisIdB");
+        var r = await analytics.DiffAsync(a, b, cancellationToken);
+        return new DiffDto(r.Alignment, r.Heads, Math.Round(clock.Elapsed.TotalMilliseconds, 2));
     }
 
     [JsonRpcMethod("attention/flow", UseSingleObjectParameterDeserialization = true)]

@@ -4,6 +4,7 @@
 /** Method key → wire name. */
 export const Methods = {
   analyze: 'attention/analyze',
+  diff: 'attention/diff',
   export: 'attention/export',
   flow: 'attention/flow',
   histogram: 'attention/histogram',
@@ -59,6 +60,7 @@ export const LIMITS = { rolloutMatrixTokens: 2048, modularityTokens: 2048 } as c
 /** Method → params and result (lsp_ext.ts' RequestType<P, R>, as one map). */
 export interface RequestMap {
   'attention/analyze': { params: AnalyzeParams; result: AnalyzeResult };
+  'attention/diff': { params: DiffParams; result: DiffDto };
   'attention/export': { params: ExportParams; result: ExportResult };
   'attention/flow': { params: FlowParams; result: FlowDto };
   'attention/histogram': { params: HistogramParams; result: HistogramDto };
@@ -135,6 +137,26 @@ export interface AnalyzeResult {
   window: number;
   /** leading tokens taken from a recent analysis of the same causal model instead of run again (0: none) */
   reusedTokens: number;
+}
+
+export interface DiffParams {
+  analysisIdA: string;
+  analysisIdB: string;
+}
+
+/** How much one head's attention changed between two analyses: the mean total-variation distance of aligned rows. */
+export interface HeadChange {
+  layer: number;
+  head: number;
+  score: number;
+}
+
+export interface DiffDto {
+  /** pairs [i, j]: token i of A is token j of B */
+  alignment: number[][];
+  /** per head (by layer, then head): the mean total-variation distance of aligned rows, 0 … 1 */
+  heads: HeadChange[];
+  elapsedMs: number;
 }
 
 export interface ExportParams {
