@@ -51,6 +51,7 @@ await build({
     'host/backendProcess',
     'host/html',
     'host/locate',
+    'host/chatTemplate',
   ].map((p) => join(root, 'src', p + '.ts')),
   outdir: join(root, 'out/lib'),
   outbase: join(root, 'src'),

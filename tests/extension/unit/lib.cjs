@@ -13,6 +13,7 @@ module.exports = {
   zoom: require(path.join(lib, 'webview/zoom.js')),
   html: require(path.join(lib, 'host/html.js')),
   locate: require(path.join(lib, 'host/locate.js')),
+  chatTemplate: require(path.join(lib, 'host/chatTemplate.js')),
   backendProcess: require(path.join(lib, 'host/backendProcess.js')),
   fakeBackend: path.join(__dirname, '../fake/fake-backend.js'),
 };
