@@ -15,7 +15,7 @@ export interface TokenizerConfig {
   eos_token?: string | { content: string } | null;
 }
 
-/** Where message `message`'s content landed: rendered[start, end) is content[contentStart, contentStart + end − start). */
+/** Where message `message`'s content landed: rendered[start, end) is content[contentStart, …) of the same length. */
 export interface ContentRange {
   message: number;
   start: number;
