@@ -7,7 +7,9 @@ using AttentionViz.Backend.Tokenization;
 namespace AttentionViz.Backend.Analysis;
 
 /// <param name="TextPair">the second text of a sentence pair (segment 1), or null</param>
-public sealed record AnalyzeOptions(string Text, string? ModelId = null, int? MaxTokens = null, string? TextPair = null);
+/// <param name="AddSpecialTokens">false: the text's tokens alone (a rendered chat template already holds BOS)</param>
+public sealed record AnalyzeOptions(string Text, string? ModelId = null, int? MaxTokens = null, string? TextPair = null,
+    bool AddSpecialTokens = true);
 
 public sealed record RowResult(float[] Scores, ScoredToken[] Top);
 
@@ -32,7 +34,9 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         var window = loaded.Model.MaxPositions;
         var limit = Math.Min(options.MaxTokens ?? DefaultMaxTokens, window);
         var tokenizer = loaded.RequireTokenizer();
-        var specials = options.TextPair is null ? tokenizer.SpecialTokenCount : tokenizer.PairSpecialTokenCount;
+        if (!options.AddSpecialTokens && options.TextPair is not null)
+            throw new InvalidRequestException("A text pair is joined by the tokenizer's special tokens: addSpecialTokens false needs one text.");
+        var specials = !options.AddSpecialTokens ? 0 : options.TextPair is null ? tokenizer.SpecialTokenCount : tokenizer.PairSpecialTokenCount;
         if (limit <= specials)
             throw new InvalidRequestException($"maxTokens must be greater than {specials} (the model's special tokens); got {options.MaxTokens}.");
 
@@ -48,7 +52,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
             var truncated = content.Count > contentLimit;
             if (truncated) content = content.Take(contentLimit).ToList();
             int? truncatedAt = truncated ? content[^1].End : null;
-            return Run(loaded, tokenizer.AddSpecialTokens(content), truncatedAt, clock, ct, progress);
+            return Run(loaded, options.AddSpecialTokens ? tokenizer.AddSpecialTokens(content) : content, truncatedAt, clock, ct, progress);
         }, cancellationToken);
     }
 

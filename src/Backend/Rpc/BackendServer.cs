@@ -60,7 +60,7 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
     public async Task<AnalyzeResult> AnalyzeAsync(AnalyzeParams request, CancellationToken cancellationToken)
     {
         var text = request?.Text ?? throw RequestChecks.Missing("text");
-        var options = new AnalyzeOptions(text, request.ModelId, request.MaxTokens, request.TextPair);
+        var options = new AnalyzeOptions(text, request.ModelId, request.MaxTokens, request.TextPair, request.AddSpecialTokens);
         var progress = request.WorkDoneToken is { } token && _rpc is { } rpc ? new WorkDoneReporter(rpc, token) : null;
         progress?.Begin();
         StoredAnalysis analysis;

@@ -25,8 +25,10 @@ public sealed record ModelListEntry(string Id, string Name, string Architecture,
 }
 
 /// <param name="WorkDoneToken">LSP's work-done token: when given, the server reports `$/progress` under it (layer k of L)</param>
+/// <param name="AddSpecialTokens">false: the text's tokens alone, none added around them (a chat template's rendering
+/// that already holds BOS and the role markers); default true</param>
 public sealed record AnalyzeParams(string? Text, string? ModelId = null, int? MaxTokens = null, string? TextPair = null,
-    string? WorkDoneToken = null);
+    string? WorkDoneToken = null, bool AddSpecialTokens = true);
 /// <param name="TypeId">segment: 0, or 1 for the second text of a pair (whose offsets point into that text)</param>
 /// <param name="Display">the text as shown, markers dropped and invisible characters escaped; with
 /// <paramref name="Continuation"/> (WordPiece ##) and <paramref name="LeadingSpace"/> (Ġ, ▁): Tokenization/TokenDisplay.cs</param>

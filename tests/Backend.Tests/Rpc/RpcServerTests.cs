@@ -47,6 +47,19 @@ public sealed class RpcServerTests
     }
 
     [TestMethod]
+    public async Task AnalyzeWithoutAddedSpecialTokensKeepsTheTextsTokensAlone()
+    {
+        static string[] Texts(JsonElement analysis) =>
+            analysis.GetProperty("tokens").EnumerateArray().Select(t => t.GetProperty("text").GetString()!).ToArray();
+        var with = Texts(await Call("attention/analyze", new { text = FoxText }));
+        var without = Texts(await Call("attention/analyze", new { text = FoxText, addSpecialTokens = false }));
+        Assert.AreEqual(("[CLS]", "[SEP]"), (with[0], with[^1]));
+        CollectionAssert.AreEqual(with[1..^1], without, "the same tokens, nothing added (a rendered chat template brings its own)");
+        Assert.AreEqual((int)JsonRpcErrorCode.InvalidParams,
+            await ErrorCode("attention/analyze", new { text = "a", textPair = "b", addSpecialTokens = false }));
+    }
+
+    [TestMethod]
     public async Task ModelsListHasTheEmbeddedDefault()
     {
         var models = (await Call("models/list")).EnumerateArray().ToList();

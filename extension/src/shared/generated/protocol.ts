@@ -97,6 +97,11 @@ export interface AnalyzeParams {
   textPair?: string;
   /** LSP's work-done token: when given, the server reports `$/progress` under it (layer k of L) */
   workDoneToken?: string;
+  /**
+   * false: the text's tokens alone, none added around them (a chat template's rendering that already holds BOS and the
+   * role markers); default true
+   */
+  addSpecialTokens?: boolean;
 }
 
 export interface ModelSummary {
