@@ -20,7 +20,7 @@ internal sealed record DecoderShape(
         30, 9, 3, 576, 1536, 8192, 100_000, 1e-5, "float32", "tokenizer-llama2", 32_000, [512, 900, 1024, 2048, 4096, 8192]);
 
     public static DecoderShape Qwen25 { get; } = new("qwen2.5-0.5b", "Qwen2.5-0.5B shape", "qwen2", "Qwen2ForCausalLM",
-        24, 14, 2, 896, 4864, 32_768, 1_000_000, 1e-6, "bfloat16", "tokenizer-qwen3", 151_936, [512, 850, 1024, 2048, 4096]);
+        24, 14, 2, 896, 4864, 32_768, 1_000_000, 1e-6, "bfloat16", "tokenizer-qwen3", 151_936, [512, 850, 1024, 2048, 4096, 8192]);
 
     public static IReadOnlyList<DecoderShape> All { get; } = [SmolLm2, Qwen25];
 
