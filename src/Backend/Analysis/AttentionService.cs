@@ -95,7 +95,9 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
             // Older analyses make room for this one: the budget covers the weights, the forward and what it keeps. The
             // earlier analysis is the most recent (its lease made it so); if even it had to go, this one must not
             // count on memory the budget no longer has, and runs in full.
-            cache.Trim(cache.CapacityBytes - AnalysisMemory.NeededBytes(model, n, keep));
+            // An analysis that extends the earlier one shares its kept rows (KeptRows): those need no new memory.
+            var shared = reuse?.Start.SharedBytes(n) ?? 0;
+            cache.Trim(cache.CapacityBytes - (AnalysisMemory.NeededBytes(model, n, keep) - shared));
             if (reuse is { } r && !cache.Contains(r.Lease.Analysis.Id))
             {
                 r.Lease.Dispose();

@@ -12,6 +12,19 @@ namespace AttentionViz.Backend.Analysis;
 /// rows can be shared rather than copied (<see cref="KeptRows"/>)</param>
 public sealed record PrefixStart(RecomputedAttention Earlier, float[] EarlierHidden, int Length, bool Extends = false)
 {
+    /// <summary>
+    /// The bytes of kept rows a new analysis of <paramref name="tokens"/> tokens will share with the earlier one instead
+    /// of holding its own copy: the earlier analysis's rows when the new one extends it in place, else 0.
+    /// </summary>
+    public long SharedBytes(int tokens)
+    {
+        if (!Extends || Earlier.Rows is not { } rows || rows.Filled != Earlier.Tokens || tokens > rows.Capacity) return 0;
+        var state = Earlier.State(0);
+        long perRow = (state.Queries.shape[0] * state.Queries.shape[2] + 2 * state.Keys.shape[0] * state.Keys.shape[2] + state.LogSumExp.shape[0])
+            * sizeof(float);
+        return perRow * Earlier.Tokens * Earlier.Layers;
+    }
+
     /// <summary>The earlier analysis's keys and values, read (never written) by the new forward.</summary>
     public KeyValuePrefix KeyValues =>
         new(Length, [.. Enumerable.Range(0, Earlier.Layers).Select(l => Earlier.State(l).Keys)],

@@ -214,6 +214,32 @@ public sealed class PrefixReuseTests
     }
 
     [TestMethod]
+    public async Task SharedRowsNeedNoRoomInTheBudget()
+    {
+        // Room for the new analysis and for the earlier one less half of the rows they would share: an extension (text
+        // typed at the end) keeps the earlier analysis and reuses it; an edit near the end would copy, so it cannot.
+        var model = Fixtures.Folder("llama-long-tiny");
+        var ids = Fixtures.Longs(Fixtures.Expected("llama-long-tiny")["s0.input_ids"]);
+        var edited = ids.ToArray();
+        edited[1880] = edited[1880] == 5 ? 6 : 5;                                   // inside the earlier 1,900 tokens
+        var loaded = (await _registry.GetAsync(model, CancellationToken.None)).Model;
+        var needed = AnalysisMemory.NeededBytes(loaded, ids.Length, keepBytes: 0);
+        foreach (var (second, expected) in new[] { (ids, 1856), (edited, 0) })
+        {
+            var probe = NewService();
+            var earlierAttention = (RecomputedAttention)(await Analyze(probe, model, ids[..1900])).Attention;
+            var shared = new PrefixStart(earlierAttention, [], 1856, Extends: true).SharedBytes(ids.Length);
+            Assert.IsGreaterThan(0L, shared);
+            var room = earlierAttention.SizeInBytes - shared / 2;
+            var service = new AttentionService(_registry, new AnalysisCache(needed + room), _thread) { KeepProbabilitiesBytes = 0 };
+            await Analyze(service, model, ids[..1900]);
+            var analysis = await Analyze(service, model, second);
+            Assert.AreEqual(expected, analysis.ReusedTokens, second == ids ? "an extension" : "an edit");
+            Assert.IsLessThanOrEqualTo(Tolerance, Compare(await Fresh(model, second), analysis, everyNthRow: 31).Worst);
+        }
+    }
+
+    [TestMethod]
     public async Task NoReuseAfterAnEditAtTheStartOrWithAnotherModel()
     {
         var ids = RandomIds(110, 1000, seed: 4);
