@@ -109,6 +109,12 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
                 : RunRecomputable(model, input, tokens, progress, cancellationToken, reuse?.Start);
             return Store(loaded, tokens, truncatedAt, clock, attention, metrics, hidden, reuse?.Start.Length ?? 0);
         }
+        catch (OperationCanceledException)
+        {
+            // What the cancelled forward built is disposed by now: hand its freed heap pages back.
+            Platform.HeapSettings.ReturnFreedMemory();
+            throw;
+        }
         finally
         {
             reuse?.Lease.Dispose();

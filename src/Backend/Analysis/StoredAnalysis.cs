@@ -52,7 +52,9 @@ public sealed class StoredAnalysis
 
     internal void Release()
     {
-        if (Interlocked.Decrement(ref _references) == 0) Attention.Dispose();
+        if (Interlocked.Decrement(ref _references) != 0) return;
+        Attention.Dispose();
+        Platform.HeapSettings.ReturnFreedMemory();
     }
 
     public sealed class Lease(StoredAnalysis analysis) : IDisposable
