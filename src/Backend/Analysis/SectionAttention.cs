@@ -25,6 +25,9 @@ public sealed record SectionAttentionResult(SectionMass[] Sections, double[][] M
 /// </summary>
 public static class SectionAttention
 {
+    /// <summary>The most sections a request may name: the section × section matrix is their square.</summary>
+    public const int MaxSections = 1000;
+
     /// <summary>Rows read per step: a few MB whatever n.</summary>
     private const int BlockCells = 1 << 20;
 
@@ -32,6 +35,8 @@ public static class SectionAttention
     public static int[] Assign(IReadOnlyList<Token> tokens, IReadOnlyList<TextSection> sections)
     {
         if (sections.Count == 0) throw new InvalidRequestException("Give at least one section.");
+        if (sections.Count > MaxSections)
+            throw new InvalidRequestException($"{sections.Count} sections are too many: give at most {MaxSections}.");
         foreach (var s in sections)
         {
             if (string.IsNullOrEmpty(s?.Name)) throw new InvalidRequestException("Every section needs a name.");

@@ -100,6 +100,9 @@ public sealed class SectionAttentionTests
             SectionAttention.Compute(attention, FourTokens, [new("a", 5, 2)], null, 0, 0, false)).Message, "give 0 ≤ start ≤ end");
         StringAssert.Contains(Assert.ThrowsExactly<InvalidRequestException>(() =>
             SectionAttention.Compute(attention, FourTokens, TwoSections, (30, 40), 0, 0, false)).Message, "holds no token");
+        var many = Enumerable.Range(0, SectionAttention.MaxSections + 1).Select(i => new TextSection($"s{i}", i, i + 1)).ToArray();
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidRequestException>(() =>
+            SectionAttention.Compute(attention, FourTokens, many, null, 0, 0, false)).Message, "too many");
         var empty = SectionAttention.Compute(attention, FourTokens, [new("nothing", 5, 6), new("rest", 6, 17)], null, 0, 0, false);
         Assert.AreEqual((-1, 0, 0.0), (empty.Sections[0].FirstToken, empty.Sections[0].TokenCount, empty.Sections[0].Mass));
         Assert.IsNull(empty.Sections[0].MassPerToken);
