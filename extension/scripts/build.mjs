@@ -18,8 +18,24 @@ rmSync(join(root, 'out'), { recursive: true, force: true });
 rmSync(join(root, 'media'), { recursive: true, force: true });
 mkdirSync(join(root, 'media'), { recursive: true });
 cpSync(join(root, 'static'), join(root, 'media'), { recursive: true });
+// tree-sitter's runtime and grammars (Inspect Prompt at Cursor), as their npm packages ship them.
+const grammars = join(root, 'media', 'grammars');
+mkdirSync(grammars, { recursive: true });
+for (const wasm of [
+  'web-tree-sitter/web-tree-sitter.wasm',
+  'tree-sitter-python/tree-sitter-python.wasm',
+  'tree-sitter-javascript/tree-sitter-javascript.wasm',
+  'tree-sitter-typescript/tree-sitter-typescript.wasm',
+  'tree-sitter-typescript/tree-sitter-tsx.wasm',
+  'tree-sitter-c-sharp/tree-sitter-c_sharp.wasm',
+  'tree-sitter-json/tree-sitter-json.wasm',
+  '@tree-sitter-grammars/tree-sitter-yaml/tree-sitter-yaml.wasm',
+])
+  cpSync(join(root, 'node_modules', wasm), join(grammars, wasm.split('/').pop()));
 
 const common = { bundle: true, sourcemap: 'linked', logLevel: 'warning', legalComments: 'none', target: 'es2022' };
+// web-tree-sitter's ESM build finds its .wasm through import.meta.url, which a CommonJS bundle lacks: take its CJS build.
+const alias = { 'web-tree-sitter': join(root, 'node_modules/web-tree-sitter/web-tree-sitter.cjs') };
 await build({
   ...common,
   entryPoints: [join(root, 'src/host/extension.ts')],
@@ -27,6 +43,7 @@ await build({
   platform: 'node',
   format: 'cjs',
   external: ['vscode'],
+  alias,
   minify: false,
 });
 await build({
@@ -52,9 +69,16 @@ await build({
     'host/html',
     'host/locate',
     'host/chatTemplate',
+    'shared/textMap',
+    'host/prompt/decode',
+    'host/prompt/literals',
+    'host/prompt/findPrompt',
+    'host/prompt/chatText',
+    'host/prompt/parsers',
   ].map((p) => join(root, 'src', p + '.ts')),
   outdir: join(root, 'out/lib'),
   outbase: join(root, 'src'),
+  alias,
   platform: 'node',
   format: 'cjs',
   sourcemap: false,

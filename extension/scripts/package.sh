@@ -24,7 +24,7 @@ node scripts/build.mjs >&2
 # Skip when nothing that goes into the .vsix changed since it was made (build.sh and the tests both package).
 backend_sources() { [[ $with_backend == 1 ]] && find "$REPO/src/Backend" "$REPO/build" "$REPO/Directory.Build.props" "$REPO/Directory.Build.targets" \
   \( -path '*/bin' -o -path '*/obj' \) -prune -o -type f -print 2>/dev/null | LC_ALL=C sort | xargs cat; }
-stamp="$( { cat out/host/extension.js media/webview.js media/panel.css package.json README.md; backend_sources; } | sha256sum | cut -c1-32)"
+stamp="$( { cat out/host/extension.js media/webview.js media/panel.css media/grammars/*.wasm package.json README.md; backend_sources; } | sha256sum | cut -c1-32)"
 if [[ -f "$OUT" && -f "$OUT.stamp" && "$(cat "$OUT.stamp")" == "$stamp" && -z "${ATTENTIONVIZ_FORCE_PACKAGE:-}" ]]; then
   log "up to date: $OUT"
   echo "$OUT"

@@ -11,6 +11,8 @@ export interface Config {
   backendPath: string;
   allowPickle: boolean;
   trace: TraceLevel;
+  /** Chats render with the template's generation prompt (the assistant turn the model would write next). */
+  addGenerationPrompt: boolean;
 }
 
 // In an untrusted workspace VS Code returns only user-level values for the restrictedConfigurations of package.json
@@ -26,6 +28,7 @@ export function readConfig(): Config {
     backendPath: c.get<string>('backendPath', '') ?? '',
     allowPickle: c.get<boolean>('allowPickle', false) ?? false,
     trace: trace === 'messages' || trace === 'verbose' ? trace : 'off',
+    addGenerationPrompt: c.get<boolean>('chatTemplate.addGenerationPrompt', true) ?? true,
   };
 }
 

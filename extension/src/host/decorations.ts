@@ -42,14 +42,16 @@ export class Decorations implements vscode.Disposable {
       const byBucket: vscode.Range[][] = this.types.map(() => []);
       let count = 0;
       session.result.tokens.forEach((t, i) => {
-        if (t.special || t.end <= t.start) return;
+        const range = t.special || t.end <= t.start ? undefined : session.tokenRange(editor.document, i);
+        if (!range) return;
         const v = max > 0 ? scores[i]! / max : 0;
         const b = Math.min(BUCKETS - 1, Math.floor(v * BUCKETS));
-        byBucket[b]!.push(session.tokenRange(editor.document, i));
+        byBucket[b]!.push(range);
         count++;
       });
       this.types.forEach((type, b) => editor.setDecorations(type, byBucket[b]!));
-      editor.setDecorations(this.focusType, focus >= 0 ? [session.tokenRange(editor.document, focus)] : []);
+      const focusRange = focus >= 0 ? session.tokenRange(editor.document, focus) : undefined;
+      editor.setDecorations(this.focusType, focusRange ? [focusRange] : []);
       this.count = count;
     }
   }

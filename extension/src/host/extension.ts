@@ -1,4 +1,5 @@
 // Entry point: only wiring. Commands are registered from one table.
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { Backend } from './backend';
 import { ShownAnalysis } from './session';
@@ -6,6 +7,8 @@ import { PanelRouter } from './panelRouter';
 import { EditorOverlay } from './editorOverlay';
 import { Analyzer } from './commands/analyze';
 import { Exports } from './commands/export';
+import { PromptInspector } from './commands/inspectPrompt';
+import { Parsers } from './prompt/parsers';
 import { restartBackend, selectModel } from './commands/backendCommands';
 import { createTestApi, type TestApi } from './testApi';
 import { StatusItem } from './status';
@@ -20,8 +23,11 @@ export function activate(context: vscode.ExtensionContext): TestApi {
   const analyzer = new Analyzer(context, backend, shown, router);
   const overlay = new EditorOverlay(backend, shown, router, analyzer);
   const exports = new Exports(backend, shown, router);
+  const parsers = new Parsers(path.join(context.extensionPath, 'media', 'grammars'));
+  const inspector = new PromptInspector(context, backend, analyzer, parsers);
   const commands: Record<string, (...args: never[]) => unknown> = {
     'attentionViz.showAttention': () => analyzer.showAttention(),
+    'attentionViz.inspectPrompt': () => inspector.inspect(),
     'attentionViz.restartBackend': () => restartBackend(backend),
     'attentionViz.selectModel': () => selectModel(context, backend),
     'attentionViz.exportPng': (target?: vscode.Uri) => exports.exportPng(target),

@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import type { Backend } from './backend';
 import { Methods, type AnalyzeResult } from '../shared/protocol';
 import { segmentTokenIndexAt, tokenIndexAt } from '../shared/tokens';
+import type { TextMap } from '../shared/textMap';
 
 /** The second text of a sentence pair: where it starts in the document, and the text. */
 export interface PairSegment {
@@ -21,6 +22,8 @@ export class Session {
     readonly baseOffset: number,
     readonly text: string,
     readonly result: AnalyzeResult,
+    /** Where each unit of `text` came from in the document (a decoded literal's `\n` came from two characters). */
+    readonly map: TextMap,
     /** The second selection of a sentence pair: its tokens have typeId 1 and offsets into this text. */
     readonly pair?: PairSegment,
   ) {}
@@ -31,7 +34,8 @@ export class Session {
 
   /** End of the analyzed text in the document (earlier than the selection's end when truncated). */
   get endOffset(): number {
-    return this.baseOffset + (this.result.truncated ? (this.result.truncatedAt ?? this.text.length) : this.text.length);
+    const analysed = this.result.truncated ? (this.result.truncatedAt ?? this.text.length) : this.text.length;
+    return this.map.span(analysed)?.[1] ?? this.baseOffset;
   }
 
   /** The analyzed text in the document; for a pair, from the first text's start to the second text's end. */
@@ -49,15 +53,19 @@ export class Session {
       const rel = offset - this.baseOffset;
       return rel >= 0 && rel <= this.text.length ? segmentTokenIndexAt(this.result.tokens, 0, rel) : -1;
     }
-    const rel = offset - this.baseOffset;
-    if (rel < 0 || rel > this.text.length) return -1;
-    return tokenIndexAt(this.result.tokens, rel);
+    const rel = this.map.textOffsetAt(offset);
+    return rel < 0 ? -1 : tokenIndexAt(this.result.tokens, rel);
   }
 
-  tokenRange(document: vscode.TextDocument, index: number): vscode.Range {
+  /** The document characters token `index` came from; undefined for a chat template's own tokens. */
+  tokenRange(document: vscode.TextDocument, index: number): vscode.Range | undefined {
     const t = this.result.tokens[index]!;
-    const base = this.pair && t.typeId === 1 ? this.pair.baseOffset : this.baseOffset;
-    return new vscode.Range(document.positionAt(base + t.start), document.positionAt(base + t.end));
+    if (this.pair && t.typeId === 1) {
+      const base = this.pair.baseOffset;
+      return new vscode.Range(document.positionAt(base + t.start), document.positionAt(base + t.end));
+    }
+    const range = this.map.sourceRange(t.start, t.end);
+    return range && new vscode.Range(document.positionAt(range[0]), document.positionAt(range[1]));
   }
 }
 

@@ -1,7 +1,7 @@
 // Every message between the extension host and the panel's webview, as one union keyed on `type`.
 // Matrices travel as ArrayBuffers (structured clone), never as JSON number arrays.
 
-import { ANALYSIS_METHODS, type AnalysisMethod, type AnalyzedModel, type RequestMap, type Token } from './protocol';
+import { ANALYSIS_METHODS, type AnalysisMethod, type AnalyzedModel, type RequestMap, type TextSection, type Token } from './protocol';
 
 export interface AnalysisView {
   analysisId: string;
@@ -13,6 +13,10 @@ export interface AnalysisView {
   elapsedMs: number;
   /** Where the text came from, e.g. "prompt.md:3–5". */
   source: string;
+  /** Tokens of a chat template's own text (no document character produced them). */
+  templateTokens?: number[];
+  /** Named ranges of the text (a chat's messages), for the Sections tab. */
+  sections?: TextSection[];
 }
 
 export interface ViewState {

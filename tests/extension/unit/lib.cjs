@@ -15,5 +15,12 @@ module.exports = {
   locate: require(path.join(lib, 'host/locate.js')),
   chatTemplate: require(path.join(lib, 'host/chatTemplate.js')),
   backendProcess: require(path.join(lib, 'host/backendProcess.js')),
+  textMap: require(path.join(lib, 'shared/textMap.js')),
+  decode: require(path.join(lib, 'host/prompt/decode.js')),
+  literals: require(path.join(lib, 'host/prompt/literals.js')),
+  findPrompt: require(path.join(lib, 'host/prompt/findPrompt.js')),
+  chatText: require(path.join(lib, 'host/prompt/chatText.js')),
+  parsers: require(path.join(lib, 'host/prompt/parsers.js')),
+  grammarsDir: path.join(__dirname, '../../../extension/media/grammars'),
   fakeBackend: path.join(__dirname, '../fake/fake-backend.js'),
 };

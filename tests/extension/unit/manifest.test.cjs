@@ -4,7 +4,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const pkg = require(path.join(__dirname, '../../../extension/package.json'));
 
-const COMMANDS = ['attentionViz.showAttention', 'attentionViz.restartBackend', 'attentionViz.selectModel', 'attentionViz.exportPng', 'attentionViz.exportAttention', 'attentionViz.showLog'];
+const COMMANDS = ['attentionViz.showAttention', 'attentionViz.inspectPrompt', 'attentionViz.restartBackend', 'attentionViz.selectModel', 'attentionViz.exportPng', 'attentionViz.exportAttention', 'attentionViz.showLog'];
 
 test('commands, titles and activation on those commands only (plus panel revival)', () => {
   // VS Code (≥ 1.74) activates on every contributed command by itself: only the panel's revival is listed.
@@ -19,15 +19,24 @@ test('commands, titles and activation on those commands only (plus panel revival
 
 test('menus, keybinding, configuration', () => {
   const c = pkg.contributes;
-  assert.deepEqual(c.menus['editor/context'], [{ command: 'attentionViz.showAttention', when: 'editorHasSelection', group: 'navigation@90' }]);
+  assert.deepEqual(c.menus['editor/context'], [
+    { command: 'attentionViz.showAttention', when: 'editorHasSelection', group: 'navigation@90' },
+    { command: 'attentionViz.inspectPrompt', when: 'editorTextFocus', group: 'navigation@91' },
+  ]);
+  assert.equal(c.commands[1].title, 'Inspect Prompt at Cursor');
   assert.deepEqual(c.menus.commandPalette.map((x) => x.command), COMMANDS);
-  assert.deepEqual(c.keybindings.map((k) => [k.command, k.key, k.mac]), [['attentionViz.showAttention', 'ctrl+alt+a', 'cmd+alt+a']]);
+  assert.deepEqual(c.keybindings.map((k) => [k.command, k.key, k.mac]), [
+    ['attentionViz.showAttention', 'ctrl+alt+a', 'cmd+alt+a'],
+    ['attentionViz.inspectPrompt', 'ctrl+alt+p', 'cmd+alt+p'],
+  ]);
   assert.deepEqual(Object.keys(c.configuration.properties),
-    ['attentionViz.modelPath', 'attentionViz.maxTokens', 'attentionViz.memoryBudgetMB', 'attentionViz.followSelection', 'attentionViz.backendPath', 'attentionViz.allowPickle', 'attentionViz.trace.server']);
+    ['attentionViz.modelPath', 'attentionViz.maxTokens', 'attentionViz.memoryBudgetMB', 'attentionViz.followSelection',
+      'attentionViz.chatTemplate.addGenerationPrompt', 'attentionViz.backendPath', 'attentionViz.allowPickle', 'attentionViz.trace.server']);
   // Long inputs: 0 = the model's window (the backend's own default, capped at 32,768); the budget as the backend's.
   const p = c.configuration.properties;
   assert.deepEqual([p['attentionViz.maxTokens'].default, p['attentionViz.maxTokens'].minimum], [0, 0]);
   assert.match(p['attentionViz.maxTokens'].markdownDescription, /window.*32,768/);
+  assert.equal(p['attentionViz.chatTemplate.addGenerationPrompt'].default, true);
   assert.deepEqual([p['attentionViz.memoryBudgetMB'].type, p['attentionViz.memoryBudgetMB'].default, p['attentionViz.memoryBudgetMB'].minimum], ['integer', 4096, 256]);
   // Workspace trust: in an untrusted workspace these settings come from the user's settings only.
   assert.equal(pkg.capabilities.untrustedWorkspaces.supported, 'limited');

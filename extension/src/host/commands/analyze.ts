@@ -11,6 +11,8 @@ import { SetupError } from '../locate';
 import { ErrorCodes, Methods, type AnalyzeParams, type AnalyzeResult } from '../../shared/protocol';
 import { truncationSummary } from '../../shared/tokens';
 import type { AnalysisView } from '../../shared/messages';
+import { TextMap } from '../../shared/textMap';
+import type { TextSection } from '../../shared/protocol';
 
 /** The workspace state key of the model picked with Select Model. */
 export const SELECTED_MODEL_KEY = 'attentionViz.model';
@@ -20,6 +22,19 @@ export const OPEN_SETTING = 'Open Setting';
 interface Pair {
   range: vscode.Range;
   text: string;
+}
+
+/** What to analyse: the text the model receives and where each of its characters came from in the document. */
+export interface AnalysisInput {
+  text: string;
+  map: TextMap;
+  pair?: Pair;
+  /** false: the text holds its special tokens already (a rendered chat that starts with BOS). */
+  addSpecialTokens?: boolean;
+  /** Named ranges of the text (a chat's messages): the Sections tab's default. */
+  sections?: TextSection[];
+  /** What the text is, for the panel's title ("Python string"); absent: the selection. */
+  what?: string;
 }
 
 export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
@@ -46,7 +61,7 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       const textA = doc.getText(a),
         textB = doc.getText(b);
       if (textA.trim() && textB.trim()) {
-        await this.analyze(doc, a, textA, true, { range: b, text: textB });
+        await this.analyze(doc, selectionInput(doc, a, textA, { range: b, text: textB }), true);
         return;
       }
     }
@@ -58,11 +73,16 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       void vscode.window.showInformationMessage('AttentionViz: the selection (or current line) is empty.');
       return;
     }
-    await this.analyze(doc, range, text, true);
+    await this.analyze(doc, selectionInput(doc, range, text), true);
   }
 
   analyzeQuietly(doc: vscode.TextDocument, range: vscode.Range, text: string): Promise<void> {
-    return this.analyze(doc, range, text, false);
+    return this.analyze(doc, selectionInput(doc, range, text), false);
+  }
+
+  /** Analyses a prompt found in the document (a decoded literal, a rendered chat), with the notification. */
+  analyzeInput(doc: vscode.TextDocument, input: AnalysisInput): Promise<void> {
+    return this.analyze(doc, input, true);
   }
 
   /** A newer request makes the older one stale: $/cancelRequest. */
@@ -70,13 +90,8 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     this.cts?.cancel();
   }
 
-  private async analyze(
-    doc: vscode.TextDocument,
-    range: vscode.Range,
-    text: string,
-    withProgress: boolean,
-    pair?: Pair,
-  ): Promise<void> {
+  private async analyze(doc: vscode.TextDocument, input: AnalysisInput, withProgress: boolean): Promise<void> {
+    const { text, pair } = input;
     this.cancel();
     const cts = new CancellationTokenSource();
     this.cts = cts;
@@ -88,6 +103,7 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       ...(cfg.maxTokens > 0 ? { maxTokens: cfg.maxTokens } : {}),
       ...(modelId ? { modelId } : {}),
       ...(pair ? { textPair: pair.text } : {}),
+      ...(input.addSpecialTokens === false ? { addSpecialTokens: false } : {}),
     };
     const started = Date.now();
     const panel = this.router.ensurePanel();
@@ -144,13 +160,15 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       if (this.cts === cts) this.cts = undefined;
     }
     if (cts.token.isCancellationRequested) return;
+    const span = input.map.span() ?? [0, 0];
     const session = new Session(
       this.shown.nextSeq(),
       doc.uri,
       doc.version,
-      doc.offsetAt(range.start),
+      span[0],
       text,
       result,
+      input.map,
       pair ? { baseOffset: doc.offsetAt(pair.range.start), text: pair.text } : undefined,
     );
     const truncation = result.truncated ? `, truncated at ${result.truncatedAt}` : '';
@@ -158,7 +176,12 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       `analyzed ${result.tokens.length} tokens in ${result.elapsedMs} ms ` +
         `(round trip ${Date.now() - started} ms)${truncation}`,
     );
-    const source = sourceLabel(doc, range, pair);
+    const range = new vscode.Range(doc.positionAt(span[0]), doc.positionAt(span[1]));
+    const source = sourceLabel(doc, range, pair) + (input.what ? ` (${input.what})` : '');
+    // Tokens no document character produced: a chat template's own text, shown apart from the messages.
+    const templateTokens = result.tokens.flatMap((t, i) =>
+      !t.special && t.end > t.start && !input.map.sourceRange(t.start, t.end) ? [i] : [],
+    );
     const view: AnalysisView = {
       analysisId: result.analysisId,
       model: result.model,
@@ -168,6 +191,8 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       ...(result.truncatedAt !== undefined ? { truncatedAt: result.truncatedAt } : {}),
       elapsedMs: result.elapsedMs,
       source,
+      ...(templateTokens.length > 0 ? { templateTokens } : {}),
+      ...(input.sections ? { sections: input.sections } : {}),
     };
     panel.setTitle(`Attention: ${source}`);
     this.router.showAnalysis(panel, view, this.shown.session !== undefined);
@@ -181,6 +206,10 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
   dispose(): void {
     this.cancel();
   }
+}
+
+function selectionInput(doc: vscode.TextDocument, range: vscode.Range, text: string, pair?: Pair): AnalysisInput {
+  return { text, map: TextMap.identity(doc.offsetAt(range.start), text.length), ...(pair ? { pair } : {}) };
 }
 
 /** Where the text came from, e.g. "prompt.md:3–5" (+ the pair's line). */
