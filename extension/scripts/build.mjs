@@ -34,7 +34,8 @@ for (const wasm of [
   cpSync(join(root, 'node_modules', wasm), join(grammars, wasm.split('/').pop()));
 
 const common = { bundle: true, sourcemap: 'linked', logLevel: 'warning', legalComments: 'none', target: 'es2022' };
-// web-tree-sitter's ESM build finds its .wasm through import.meta.url, which a CommonJS bundle lacks: take its CJS build.
+// web-tree-sitter's ESM build finds its .wasm through import.meta.url, which a CommonJS bundle lacks:
+// take its CJS build.
 const alias = { 'web-tree-sitter': join(root, 'node_modules/web-tree-sitter/web-tree-sitter.cjs') };
 await build({
   ...common,

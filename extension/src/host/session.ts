@@ -2,7 +2,7 @@
 // decorations, hovers, the panel's requests and the exports read it; the layer/head is the panel's.
 import * as vscode from 'vscode';
 import type { Backend } from './backend';
-import { Methods, type AnalyzeResult } from '../shared/protocol';
+import { Methods, type AnalyzeResult, type TextSection } from '../shared/protocol';
 import { segmentTokenIndexAt, tokenIndexAt } from '../shared/tokens';
 import type { TextMap } from '../shared/textMap';
 
@@ -26,6 +26,8 @@ export class Session {
     readonly map: TextMap,
     /** The second selection of a sentence pair: its tokens have typeId 1 and offsets into this text. */
     readonly pair?: PairSegment,
+    /** Named ranges of the text (a chat's messages). */
+    readonly sections?: TextSection[],
   ) {}
 
   get analysisId(): string {

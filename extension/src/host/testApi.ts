@@ -22,6 +22,10 @@ export interface TestApi {
         truncatedAt?: number;
       }
     | undefined;
+  /** The shown analysis' tokens: text, whether special or a chat template's own, and the document range they map to. */
+  sessionTokens(): { text: string; special: boolean; source: [number, number] | null }[];
+  /** The shown analysis' text (the decoded literal, the rendered chat) and its sections. */
+  sessionText(): { text: string; sections: { name: string; start: number; end: number }[] } | undefined;
   decorationCount(): number;
   /** The `$/progress` values of the latest analysis as "kind" or "kind: message" (e.g. "report: layer 3 of 30"). */
   progressReports(): string[];
@@ -72,6 +76,19 @@ export function createTestApi(
         truncated: result.truncated,
         ...(result.truncatedAt !== undefined ? { truncatedAt: result.truncatedAt } : {}),
       };
+    },
+    sessionTokens: () => {
+      const s = shown.session;
+      if (!s) return [];
+      return s.result.tokens.map((t) => ({
+        text: t.text,
+        special: t.special,
+        source: (s.pair && t.typeId === 1) || t.special ? null : (s.map.sourceRange(t.start, t.end) ?? null),
+      }));
+    },
+    sessionText: () => {
+      const s = shown.session;
+      return s && { text: s.text, sections: s.sections ?? [] };
     },
     decorationCount: () => overlay.decorationCount,
     progressReports: () => [...backend.progressMessages],

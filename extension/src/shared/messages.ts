@@ -1,7 +1,14 @@
 // Every message between the extension host and the panel's webview, as one union keyed on `type`.
 // Matrices travel as ArrayBuffers (structured clone), never as JSON number arrays.
 
-import { ANALYSIS_METHODS, type AnalysisMethod, type AnalyzedModel, type RequestMap, type TextSection, type Token } from './protocol';
+import {
+  ANALYSIS_METHODS,
+  type AnalysisMethod,
+  type AnalyzedModel,
+  type RequestMap,
+  type TextSection,
+  type Token,
+} from './protocol';
 
 export interface AnalysisView {
   analysisId: string;

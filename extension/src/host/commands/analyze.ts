@@ -170,6 +170,7 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       result,
       input.map,
       pair ? { baseOffset: doc.offsetAt(pair.range.start), text: pair.text } : undefined,
+      input.sections,
     );
     const truncation = result.truncated ? `, truncated at ${result.truncatedAt}` : '';
     this.backend.log(

@@ -84,7 +84,12 @@ function lineBreak(s: string, at: number): number {
 }
 
 /** One escape at source[at] (a backslash): its value and length; undefined leaves the backslash as it is. */
-function escapeAt(s: string, at: number, end: number, style: EscapeStyle): { value: string; length: number } | undefined {
+function escapeAt(
+  s: string,
+  at: number,
+  end: number,
+  style: EscapeStyle,
+): { value: string; length: number } | undefined {
   const c = s[at + 1];
   if (c === undefined || at + 1 >= end) return undefined;
   const br = lineBreak(s, at + 1);

@@ -95,7 +95,12 @@ export async function findPrompt(q: PromptQuery, parsers: Parsers): Promise<Prom
 }
 
 /** The decoded units whose source lies inside document [start, end). */
-function decodedWithin(text: string, map: TextMap, start: number, end: number): { text: string; map: TextMap } | undefined {
+function decodedWithin(
+  text: string,
+  map: TextMap,
+  start: number,
+  end: number,
+): { text: string; map: TextMap } | undefined {
   let first = -1,
     last = -1;
   for (let i = 0; i < text.length; i++) {

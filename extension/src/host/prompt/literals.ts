@@ -190,7 +190,7 @@ function decodeYamlBlock(node: Node, source: string, out: TextMapBuilder): void 
   const chomp = header.includes('-') ? 'strip' : header.includes('+') ? 'keep' : 'clip';
   const explicit = /[1-9]/.exec(header);
   const lines: { start: number; end: number; breakAt: number }[] = [];
-  for (let at = headerEnd + 1; at <= node.endIndex; ) {
+  for (let at = headerEnd + 1; at <= node.endIndex;) {
     let end = source.indexOf('\n', at);
     if (end < 0) end = source.length;
     const lineEnd = end > at && source[end - 1] === '\r' ? end - 1 : end;
@@ -200,9 +200,7 @@ function decodeYamlBlock(node: Node, source: string, out: TextMapBuilder): void 
   const blank = (l: { start: number; end: number }) => source.slice(l.start, l.end).trim() === '';
   const firstText = lines.find((l) => !blank(l));
   if (!firstText) return;
-  const indent = explicit
-    ? Number(explicit[0])
-    : /^ */.exec(source.slice(firstText.start, firstText.end))![0].length;
+  const indent = explicit ? Number(explicit[0]) : /^ */.exec(source.slice(firstText.start, firstText.end))![0].length;
   let last = lines.length - 1;
   while (last >= 0 && blank(lines[last]!)) last--;
   const breakOf = (l: { breakAt: number }, value: string) => {

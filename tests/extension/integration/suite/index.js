@@ -341,6 +341,73 @@ function decodeMatrix(m) {
   return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 }
 
+test('Inspect Prompt at Cursor in a Python triple-quoted string: the decoded value is analysed; a token holding \\n hovers and tints the two source characters', async () => {
+  const cfg = () => vscode.workspace.getConfiguration('attentionViz');
+  await cfg().update('modelPath', vscode.Uri.joinPath(ws(), 'llama-test-model').fsPath, vscode.ConfigurationTarget.Workspace);
+  try {
+    const editor = await openPrompt('prompt.py');
+    const source = editor.document.getText();
+    const inside = source.indexOf('helpful');
+    editor.selection = new vscode.Selection(editor.document.positionAt(inside), editor.document.positionAt(inside));
+    const before = api?.session()?.seq;
+    await vscode.commands.executeCommand('attentionViz.inspectPrompt');
+    api = api ?? vscode.extensions.getExtension('attentionviz.attentionviz').exports;
+    await until('the prompt analysis', () => { const x = api.session(); return x && x.seq !== before && x; }, 180_000);
+    assert.equal(api.sessionText().text, 'You are helpful.\nAnswer briefly, in "one" line.', 'the value Python sees');
+    const tokens = api.sessionTokens();
+    // Llama-2's tokenizer makes the newline its own byte token <0x0A>: it maps to the two characters `\` `n`.
+    const nl = tokens.findIndex((t) => t.text.includes('0x0A') || t.text.includes('\n'));
+    assert.ok(nl > 0, `a newline token among ${tokens.map((t) => t.text).join(' ')}`);
+    assert.equal(source.slice(...tokens[nl].source), '\\n');
+    const quote = tokens.findIndex((t) => t.text.includes('"'));
+    assert.ok(source.slice(...tokens[quote].source).includes('\\"'), 'the decoded quote maps to its escape');
+    const open = source.indexOf('"""') + 3, close = source.lastIndexOf('"""');
+    for (const t of tokens) if (t.source) assert.ok(t.source[0] >= open && t.source[1] <= close, 'inside the literal');
+    // The hover on the `n` of `\n` is that token's, over exactly those two characters.
+    const at = editor.document.positionAt(tokens[nl].source[0] + 1);
+    const hover = await until('the hover on \\n', async () => {
+      const h = await vscode.commands.executeCommand('vscode.executeHoverProvider', editor.document.uri, at);
+      return h.find((x) => x.contents.some((c) => String(c.value ?? c).includes('AttentionViz')));
+    }, 30_000);
+    assert.deepEqual([editor.document.offsetAt(hover.range.start), editor.document.offsetAt(hover.range.end)], tokens[nl].source);
+    editor.selection = new vscode.Selection(at, at);
+    const tinted = tokens.filter((t) => t.source).length;
+    await until('the tint of the decoded prompt', () => api.decorationCount() === tinted, 30_000);
+    log(`  ${tokens.length} tokens; newline token ${nl} <- source ${JSON.stringify(source.slice(...tokens[nl].source))}; ${tinted} tinted`);
+  } finally {
+    await cfg().update('modelPath', undefined, vscode.ConfigurationTarget.Workspace);
+  }
+});
+
+test('Inspect Prompt at Cursor in messages.json with a Qwen-tokenizer model: the chat template is rendered, <|im_start|> is one token, one section per message', async () => {
+  const cfg = () => vscode.workspace.getConfiguration('attentionViz');
+  await cfg().update('modelPath', vscode.Uri.joinPath(ws(), 'qwen-test-model').fsPath, vscode.ConfigurationTarget.Workspace);
+  try {
+    const editor = await openPrompt('messages.json');
+    const source = editor.document.getText();
+    const inside = source.indexOf('terse');
+    editor.selection = new vscode.Selection(editor.document.positionAt(inside), editor.document.positionAt(inside));
+    const before = api?.session()?.seq;
+    await vscode.commands.executeCommand('attentionViz.inspectPrompt');
+    api = api ?? vscode.extensions.getExtension('attentionviz.attentionviz').exports;
+    await until('the chat analysis', () => { const x = api.session(); return x && x.seq !== before && x; }, 180_000);
+    const { text, sections } = api.sessionText();
+    assert.equal(text, '<|im_start|>system\nYou are a terse assistant.\nAnswer in one line.<|im_end|>\n' +
+      '<|im_start|>user\nWhat is attention in a transformer?<|im_end|>\n<|im_start|>assistant\n');
+    assert.deepEqual(sections.map((x) => x.name), ['system', 'user']);
+    const tokens = api.sessionTokens();
+    const starts = tokens.filter((t) => t.text === '<|im_start|>');
+    assert.equal(starts.length, 3, `each <|im_start|> is one token: ${tokens.map((t) => t.text).join(' ')}`);
+    assert.ok(starts.every((t) => t.source === null), 'template tokens map nowhere in the file');
+    const terse = tokens.find((t) => t.text.includes('terse'));
+    assert.equal(source.slice(...terse.source).trim(), 'terse', 'content tokens map into messages.json');
+    assert.ok(tokens.some((t) => t.source && source.slice(...t.source).includes('\\n')), 'the newline maps to \\n in the file');
+    log(`  ${tokens.length} tokens, sections ${sections.map((x) => `${x.name} [${x.start}, ${x.end})`).join(', ')}`);
+  } finally {
+    await cfg().update('modelPath', undefined, vscode.ConfigurationTarget.Workspace);
+  }
+});
+
 test('a 3,000-token selection on a Llama-shaped model: progress during the analysis, the full heatmap, the editor tint, zoomed windows at full resolution', async () => {
   const cfg = () => vscode.workspace.getConfiguration('attentionViz');
   const modelPath = vscode.Uri.joinPath(ws(), 'llama-test-model').fsPath;
