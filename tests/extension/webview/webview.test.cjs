@@ -28,7 +28,7 @@ test.after(async () => {
 });
 
 /** Opens the panel with the fixture; returns the page. `tokens` may override token texts. */
-async function openPanel(overrideTokens, savedState) {
+async function openPanel(overrideTokens, savedState, analysisExtra = {}) {
   const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -36,7 +36,7 @@ async function openPanel(overrideTokens, savedState) {
   page.on('console', (m) => { if (m.type() === 'error') page.consoleErrors.push(m.text()); });
   page.on('dialog', (d) => { errors.push(`dialog: ${d.message()}`); void d.dismiss(); });
   page.errors = errors;
-  const analysis = { ...fixture.analysis, text: fixture.text, source: 'fixture.txt:1' };
+  const analysis = { ...fixture.analysis, text: fixture.text, source: 'fixture.txt:1', ...analysisExtra };
   if (overrideTokens) analysis.tokens = analysis.tokens.map((t, i) => ({ ...t, ...(overrideTokens[i] ?? {}) }));
   await page.addInitScript(({ matrices, savedState, rpc, tokens }) => {
     const posted = [];
@@ -147,6 +147,14 @@ test('hovering a known cell shows its exact score and highlights its row and col
   await page.mouse.move(box.x + Number(geo.left) + 0.5 * cell, box.y + Number(geo.top) + 0.5 * cell);
   assert.match(await tip.textContent(), new RegExp(`: ${data[row * m.cols + col].toFixed(4)}$`));
   await page.screenshot({ path: path.join(outDir, 'webview-hover.png') });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test("a chat template's own tokens are marked apart from the messages' content in the strip", async () => {
+  const page = await openPanel(undefined, undefined, { templateTokens: [1, 2] });
+  const classes = await page.locator('#token-strip .tok').evaluateAll((xs) => xs.map((x) => x.classList.contains('template')));
+  assert.deepEqual(classes.map((c, i) => [i, c]).filter(([, c]) => c).map(([i]) => i), [1, 2]);
   assert.deepEqual(page.errors, []);
   await page.close();
 });

@@ -410,6 +410,7 @@ function hoverStrip(token: number | null): void {
 
 export function buildStrip(): void {
   ui.strip.replaceChildren();
+  const template = new Set(app.analysis?.templateTokens ?? []);
   app.analysis?.tokens.forEach((t, i) => {
     const s = document.createElement('span');
     const d = displayToken(t);
@@ -418,7 +419,8 @@ export function buildStrip(): void {
       (t.special ? ' special' : '') +
       (d.continuation ? ' cont' : '') +
       (d.leadingSpace ? ' space' : '') +
-      (t.typeId === 1 ? ' segment-b' : '');
+      (t.typeId === 1 ? ' segment-b' : '') +
+      (template.has(i) ? ' template' : '');
     s.textContent = d.label; // text, never markup
     s.dataset.index = String(i);
     s.tabIndex = -1;
