@@ -9,7 +9,7 @@ import { ChatTemplateError, type TokenizerConfig } from '../chatTemplate';
 import { findPrompt, type PromptChat } from '../prompt/findPrompt';
 import { renderPrompt } from '../prompt/chatText';
 import type { Parsers } from '../prompt/parsers';
-import { Methods } from '../../shared/protocol';
+import { Methods, type TextSection } from '../../shared/protocol';
 import { TextMapBuilder } from '../../shared/textMap';
 import { SELECTED_MODEL_KEY, type AnalysisInput, type Analyzer } from './analyze';
 
@@ -45,7 +45,14 @@ export class PromptInspector {
         this.parsers,
       );
     } catch (e) {
-      this.backend.log(`inspect prompt: ${e instanceof Error ? e.message : String(e)}`);
+      // A grammar that fails to load or parse: say so, rather than "no prompt here".
+      const message = e instanceof Error ? e.message : String(e);
+      this.backend.log(`inspect prompt: ${message}`);
+      void vscode.window.showErrorMessage(
+        `AttentionViz: could not read the prompts of this ${doc.languageId} file (${message}). ` +
+          'Select the text to analyse it as written.',
+      );
+      return;
     }
     if (!prompt && !sel.isEmpty) return this.analyzer.showAttention(); // a selection outside any literal: as written
     if (!prompt) {
@@ -153,7 +160,7 @@ export function readTokenizerConfig(dir: string): { config?: TokenizerConfig } {
 /** The messages' contents joined by blank lines, each a section named by its role. */
 function plainConcatenation(chat: PromptChat): AnalysisInput {
   const out = new TextMapBuilder();
-  const sections = [];
+  const sections: TextSection[] = [];
   let at = 0;
   for (const [i, m] of chat.messages.entries()) {
     if (i > 0) {

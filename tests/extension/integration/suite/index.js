@@ -341,18 +341,27 @@ function decodeMatrix(m) {
   return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 }
 
-test('Inspect Prompt at Cursor in a Python triple-quoted string: the decoded value is analysed; a token holding \\n hovers and tints the two source characters', async () => {
+/** Opens `file` with `model` (a folder of the workspace) selected, the cursor before `word`, and runs Inspect Prompt
+ * at Cursor; `check` gets the editor and its text once the new analysis is shown. */
+async function inspectPromptIn(file, model, word, check) {
   const cfg = () => vscode.workspace.getConfiguration('attentionViz');
-  await cfg().update('modelPath', vscode.Uri.joinPath(ws(), 'llama-test-model').fsPath, vscode.ConfigurationTarget.Workspace);
+  await cfg().update('modelPath', vscode.Uri.joinPath(ws(), model).fsPath, vscode.ConfigurationTarget.Workspace);
   try {
-    const editor = await openPrompt('prompt.py');
+    const editor = await openPrompt(file);
     const source = editor.document.getText();
-    const inside = source.indexOf('helpful');
-    editor.selection = new vscode.Selection(editor.document.positionAt(inside), editor.document.positionAt(inside));
+    const at = editor.document.positionAt(source.indexOf(word));
+    editor.selection = new vscode.Selection(at, at);
     const before = api?.session()?.seq;
     await vscode.commands.executeCommand('attentionViz.inspectPrompt');
     api = api ?? vscode.extensions.getExtension('attentionviz.attentionviz').exports;
     await until('the prompt analysis', () => { const x = api.session(); return x && x.seq !== before && x; }, 180_000);
+    await check(editor, source);
+  } finally {
+    await cfg().update('modelPath', undefined, vscode.ConfigurationTarget.Workspace);
+  }
+}
+
+test('Inspect Prompt at Cursor in a Python triple-quoted string: the decoded value is analysed; a token holding \\n hovers and tints the two source characters', () => inspectPromptIn('prompt.py', 'llama-test-model', 'helpful', async (editor, source) => {
     assert.equal(api.sessionText().text, 'You are helpful.\nAnswer briefly, in "one" line.', 'the value Python sees');
     const tokens = api.sessionTokens();
     // Llama-2's tokenizer makes the newline its own byte token <0x0A>: it maps to the two characters `\` `n`.
@@ -374,23 +383,9 @@ test('Inspect Prompt at Cursor in a Python triple-quoted string: the decoded val
     const tinted = tokens.filter((t) => t.source).length;
     await until('the tint of the decoded prompt', () => api.decorationCount() === tinted, 30_000);
     log(`  ${tokens.length} tokens; newline token ${nl} <- source ${JSON.stringify(source.slice(...tokens[nl].source))}; ${tinted} tinted`);
-  } finally {
-    await cfg().update('modelPath', undefined, vscode.ConfigurationTarget.Workspace);
-  }
-});
+}));
 
-test('Inspect Prompt at Cursor in messages.json with a Qwen-tokenizer model: the chat template is rendered, <|im_start|> is one token, one section per message', async () => {
-  const cfg = () => vscode.workspace.getConfiguration('attentionViz');
-  await cfg().update('modelPath', vscode.Uri.joinPath(ws(), 'qwen-test-model').fsPath, vscode.ConfigurationTarget.Workspace);
-  try {
-    const editor = await openPrompt('messages.json');
-    const source = editor.document.getText();
-    const inside = source.indexOf('terse');
-    editor.selection = new vscode.Selection(editor.document.positionAt(inside), editor.document.positionAt(inside));
-    const before = api?.session()?.seq;
-    await vscode.commands.executeCommand('attentionViz.inspectPrompt');
-    api = api ?? vscode.extensions.getExtension('attentionviz.attentionviz').exports;
-    await until('the chat analysis', () => { const x = api.session(); return x && x.seq !== before && x; }, 180_000);
+test('Inspect Prompt at Cursor in messages.json with a Qwen-tokenizer model: the chat template is rendered, <|im_start|> is one token, one section per message', () => inspectPromptIn('messages.json', 'qwen-test-model', 'terse', async (editor, source) => {
     const { text, sections } = api.sessionText();
     assert.equal(text, '<|im_start|>system\nYou are a terse assistant.\nAnswer in one line.<|im_end|>\n' +
       '<|im_start|>user\nWhat is attention in a transformer?<|im_end|>\n<|im_start|>assistant\n');
@@ -403,10 +398,7 @@ test('Inspect Prompt at Cursor in messages.json with a Qwen-tokenizer model: the
     assert.equal(source.slice(...terse.source).trim(), 'terse', 'content tokens map into messages.json');
     assert.ok(tokens.some((t) => t.source && source.slice(...t.source).includes('\\n')), 'the newline maps to \\n in the file');
     log(`  ${tokens.length} tokens, sections ${sections.map((x) => `${x.name} [${x.start}, ${x.end})`).join(', ')}`);
-  } finally {
-    await cfg().update('modelPath', undefined, vscode.ConfigurationTarget.Workspace);
-  }
-});
+}));
 
 test('a 3,000-token selection on a Llama-shaped model: progress during the analysis, the full heatmap, the editor tint, zoomed windows at full resolution', async () => {
   const cfg = () => vscode.workspace.getConfiguration('attentionViz');
