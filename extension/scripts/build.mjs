@@ -71,6 +71,7 @@ await build({
     'host/locate',
     'host/chatTemplate',
     'shared/textMap',
+    'shared/sections',
     'host/prompt/decode',
     'host/prompt/literals',
     'host/prompt/findPrompt',

@@ -13,6 +13,9 @@ export interface Config {
   trace: TraceLevel;
   /** Chats render with the template's generation prompt (the assistant turn the model would write next). */
   addGenerationPrompt: boolean;
+  /** Where each section of a prompt starts (a regular expression); empty: tags, headings or paragraphs. */
+  sectionPattern: string;
+  codeLens: boolean;
 }
 
 // In an untrusted workspace VS Code returns only user-level values for the restrictedConfigurations of package.json
@@ -29,6 +32,8 @@ export function readConfig(): Config {
     allowPickle: c.get<boolean>('allowPickle', false) ?? false,
     trace: trace === 'messages' || trace === 'verbose' ? trace : 'off',
     addGenerationPrompt: c.get<boolean>('chatTemplate.addGenerationPrompt', true) ?? true,
+    sectionPattern: c.get<string>('sectionPattern', '') ?? '',
+    codeLens: c.get<boolean>('codeLens.enabled', true) ?? true,
   };
 }
 

@@ -9,6 +9,9 @@ const BUCKETS = 10;
 export class Decorations implements vscode.Disposable {
   private readonly types: vscode.TextEditorDecorationType[];
   private readonly focusType: vscode.TextEditorDecorationType;
+  private readonly sectionType: vscode.TextEditorDecorationType;
+  /** The section marked now (read by the integration tests): its document range, or undefined. */
+  section: vscode.Range | undefined;
   /** Number of ranges decorated now (read by the integration tests). */
   count = 0;
 
@@ -27,6 +30,30 @@ export class Decorations implements vscode.Disposable {
       outlineColor: new vscode.ThemeColor('editorCursor.foreground'),
       borderRadius: '2px',
     });
+    this.sectionType = vscode.window.createTextEditorDecorationType({
+      border: '1px dashed',
+      borderColor: new vscode.ThemeColor('editor.findRangeHighlightBorder'),
+      backgroundColor: new vscode.ThemeColor('editor.findRangeHighlightBackground'),
+      overviewRulerColor: new vscode.ThemeColor('editorOverviewRuler.findMatchForeground'),
+      overviewRulerLane: vscode.OverviewRulerLane.Center,
+    });
+  }
+
+  /** Marks a section of the analysed text (hovered in the Sections tab) in its editors; undefined: none. */
+  markSection(session: Session, range: [number, number] | undefined): void {
+    for (const editor of vscode.window.visibleTextEditors) {
+      const mine = editor.document.uri.toString() === session.uri.toString();
+      const r =
+        mine && range
+          ? new vscode.Range(editor.document.positionAt(range[0]), editor.document.positionAt(range[1]))
+          : undefined;
+      editor.setDecorations(this.sectionType, r ? [r] : []);
+      if (r) {
+        editor.revealRange(r, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+        this.section = r;
+      }
+    }
+    if (!range) this.section = undefined;
   }
 
   /** Tints the tokens of `session` in every visible editor of its document by `scores` (one per token). */
@@ -60,13 +87,16 @@ export class Decorations implements vscode.Disposable {
     for (const editor of vscode.window.visibleTextEditors) {
       for (const type of this.types) editor.setDecorations(type, []);
       editor.setDecorations(this.focusType, []);
+      editor.setDecorations(this.sectionType, []);
     }
     this.count = 0;
+    this.section = undefined;
   }
 
   dispose(): void {
     this.clear();
     for (const t of this.types) t.dispose();
     this.focusType.dispose();
+    this.sectionType.dispose();
   }
 }

@@ -51,12 +51,25 @@ export class EditorOverlay implements vscode.Disposable {
       }),
       router.onDidChangeLayerHead(() => void this.refresh()),
       router.onDidHoverToken((token) => void this.refresh(token ?? undefined)),
+      router.onDidHoverSection((index) => this.markSection(index)),
       // A new webview (shown again after hiding) has no highlight yet.
       router.onDidOpenWebview(() => {
         this.toldFocus = undefined;
         void this.refresh();
       }),
     );
+  }
+
+  /** The document range of a section hovered in the panel (read by the integration tests). */
+  get markedSection(): vscode.Range | undefined {
+    return this.decorations.section;
+  }
+
+  private markSection(index: number | null): void {
+    const session = this.shown.session;
+    if (!session?.valid) return;
+    const s = index === null ? undefined : session.sections?.[index];
+    this.decorations.markSection(session, s && session.map.sourceRange(s.start, s.end));
   }
 
   /** Number of ranges tinted now (read by the integration tests). */

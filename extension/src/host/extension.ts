@@ -8,6 +8,7 @@ import { EditorOverlay } from './editorOverlay';
 import { Analyzer } from './commands/analyze';
 import { Exports } from './commands/export';
 import { PromptInspector } from './commands/inspectPrompt';
+import { Comparer } from './commands/compare';
 import { Parsers } from './prompt/parsers';
 import { restartBackend, selectModel } from './commands/backendCommands';
 import { createTestApi, type TestApi } from './testApi';
@@ -25,9 +26,12 @@ export function activate(context: vscode.ExtensionContext): TestApi {
   const exports = new Exports(backend, shown, router);
   const parsers = new Parsers(path.join(context.extensionPath, 'media', 'grammars'));
   const inspector = new PromptInspector(context, backend, analyzer, parsers);
+  const comparer = new Comparer(backend, shown, router, analyzer, inspector);
   const commands: Record<string, (...args: never[]) => unknown> = {
     'attentionViz.showAttention': () => analyzer.showAttention(),
     'attentionViz.inspectPrompt': () => inspector.inspect(),
+    'attentionViz.compareWithPrevious': () => comparer.compareWithPrevious(),
+    'attentionViz.compareWithGitHead': () => comparer.compareWithGitHead(),
     'attentionViz.restartBackend': () => restartBackend(backend),
     'attentionViz.selectModel': () => selectModel(context, backend),
     'attentionViz.exportPng': (target?: vscode.Uri) => exports.exportPng(target),

@@ -5,10 +5,10 @@ import * as vscode from 'vscode';
 import type { Backend } from './backend';
 import { CancellationTokenSource } from './backendProcess';
 import { AttentionPanel, PANEL_VIEW_TYPE } from './panel';
-import type { ShownAnalysis } from './session';
+import type { Session, ShownAnalysis } from './session';
 import { decodeFloat32 } from '../shared/matrix';
 import type { AnalyzedModel } from '../shared/protocol';
-import type { AnalysisView, HostToWebview, RpcRequest, ShownView, WebviewToHost } from '../shared/messages';
+import type { AnalysisView, DiffView, HostToWebview, RpcRequest, ShownView, WebviewToHost } from '../shared/messages';
 
 export const GONE =
   'this analysis is gone (the backend restarted or the text changed): run “Show Attention for Selection” again';
@@ -24,6 +24,10 @@ export class PanelRouter implements vscode.Disposable {
   private readonly rpcCts = new Map<number, CancellationTokenSource>();
   private readonly disposables: vscode.Disposable[] = [];
   private shownView: ShownView = INITIAL_VIEW;
+  /** The analysis the shown one is compared with (Compare with …), while the Diff tab shows that comparison. */
+  comparedWith: Session | undefined;
+  /** The comparison last sent to the panel (read by the integration tests). */
+  lastDiff: DiffView | undefined;
   /** What the webview last painted (read by the integration tests). */
   rendered: { layer: number; head: number; litPixels: number } | undefined;
   private readonly layerHeadEmitter = new vscode.EventEmitter<void>();
@@ -32,6 +36,9 @@ export class PanelRouter implements vscode.Disposable {
   private readonly hoverEmitter = new vscode.EventEmitter<number | null>();
   /** A token hovered in the panel (null: none): the editor tints by it. */
   readonly onDidHoverToken = this.hoverEmitter.event;
+  private readonly sectionEmitter = new vscode.EventEmitter<number | null>();
+  /** A section hovered in the Sections tab (its index; null: none): the editor marks its range. */
+  readonly onDidHoverSection = this.sectionEmitter.event;
   private readonly openEmitter = new vscode.EventEmitter<void>();
   /** A webview instance started (the panel opened, or was shown again after hiding). */
   readonly onDidOpenWebview = this.openEmitter.event;
@@ -44,6 +51,7 @@ export class PanelRouter implements vscode.Disposable {
     this.disposables.push(
       this.layerHeadEmitter,
       this.hoverEmitter,
+      this.sectionEmitter,
       this.openEmitter,
       shown.onDidInvalidate((message) => this.current?.post({ type: 'busy', message })),
       vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, {
@@ -71,12 +79,14 @@ export class PanelRouter implements vscode.Disposable {
   }
 
   post(message: HostToWebview): void {
+    if (message.type === 'diff') this.lastDiff = message.diff;
     this.current?.post(message);
   }
 
   /** Sends a new analysis; the panel keeps its layer/head when the new model has them (else layer 0, head 0). */
   showAnalysis(panel: AttentionPanel, analysis: AnalysisView, hadAnalysis: boolean): void {
     const { layer, head } = this.shownView;
+    this.comparedWith = undefined; // a comparison, if one follows, is sent after the analysis
     if (!hadAnalysis || !fits(analysis.model, layer, head)) this.shownView = { ...this.shownView, layer: 0, head: 0 };
     panel.post({ type: 'analysis', analysis, state: { layer: this.shownView.layer, head: this.shownView.head } });
   }
@@ -108,6 +118,11 @@ export class PanelRouter implements vscode.Disposable {
     panel.post({ type: 'busy', message });
   }
 
+  /** A message as if the panel sent it (the integration tests hover a section this way). */
+  receive(m: WebviewToHost): Promise<void> {
+    return this.onMessage(m);
+  }
+
   private async onMessage(m: WebviewToHost): Promise<void> {
     // Only the webview that asked gets the answer: not a later panel, nor the same panel's next webview (both
     // number their requests from 1 again).
@@ -135,6 +150,9 @@ export class PanelRouter implements vscode.Disposable {
       case 'hoverToken':
         this.hoverEmitter.fire(m.token);
         return;
+      case 'hoverSection':
+        this.sectionEmitter.fire(m.index);
+        return;
       case 'rendered':
         this.rendered = { layer: m.layer, head: m.head, litPixels: m.litPixels };
         return;
@@ -146,10 +164,16 @@ export class PanelRouter implements vscode.Disposable {
     }
   }
 
-  /** An analysis method for the panel: only on the shown, still valid analysis; matrices decoded to an ArrayBuffer. */
+  /**
+   * An analysis method for the panel: only on the shown, still valid analysis, or the one it is compared with (the
+   * Diff tab's "before"); matrices decoded to an ArrayBuffer.
+   */
   async answerRpc(m: RpcRequest): Promise<RpcAnswer> {
     const session = this.shown.session;
-    if (!session || m.params.analysisId !== session.analysisId || !session.valid) {
+    const id = m.params.analysisId;
+    const isShown = session?.valid && id === session.analysisId;
+    const isBefore = session?.valid && this.comparedWith?.alive && id === this.comparedWith.analysisId;
+    if (!isShown && !isBefore) {
       return { type: 'rpcError', requestId: m.requestId, message: GONE };
     }
     const cts = new CancellationTokenSource();

@@ -26,9 +26,16 @@ export class Session {
     readonly map: TextMap,
     /** The second selection of a sentence pair: its tokens have typeId 1 and offsets into this text. */
     readonly pair?: PairSegment,
-    /** Named ranges of the text (a chat's messages). */
+    /** Named ranges of the text (a chat's messages, tags, headings, paragraphs). */
     readonly sections?: TextSection[],
+    /** Found by Inspect Prompt at Cursor (Compare with Previous Analysis analyses the same way again). */
+    readonly fromPrompt = false,
   ) {}
+
+  /** The backend still holds it (false after a restart; an edit leaves it there, for a diff). */
+  alive = true;
+  /** Where the text came from, as the panel names it ("prompt.py:3–5 (Python string)"). */
+  source = '';
 
   get analysisId(): string {
     return this.result.analysisId;
@@ -74,6 +81,8 @@ export class Session {
 /** The one shown analysis: replacing or closing it releases it in the backend; a restart or an edit invalidates it. */
 export class ShownAnalysis implements vscode.Disposable {
   private current: Session | undefined;
+  /** The analysis shown before the current one, kept for Compare with Previous Analysis. */
+  private before: Session | undefined;
   private seq = 0;
   private readonly changeEmitter = new vscode.EventEmitter<void>();
   /** Shown, cleared or invalidated. */
@@ -87,6 +96,7 @@ export class ShownAnalysis implements vscode.Disposable {
     // A new backend process does not know the old analysis: its overlay and hovers are gone.
     this.subscription = backend.onDidChangeState((s) => {
       if (s.kind === 'starting' || s.kind === 'error' || s.kind === 'stopped') {
+        for (const old of [this.current, this.before]) if (old) old.alive = false;
         this.invalidate('The backend restarted: run “Show Attention for Selection” again to refresh.');
       }
     });
@@ -101,15 +111,23 @@ export class ShownAnalysis implements vscode.Disposable {
     return ++this.seq;
   }
 
+  /** The analysis shown before the current one, while the backend holds it. */
+  get previous(): Session | undefined {
+    return this.before?.alive ? this.before : undefined;
+  }
+
+  /** Shows `session`; the one it replaces stays in the backend as `previous`, the one before that is released. */
   show(session: Session): void {
-    this.release(this.current);
+    this.release(this.before);
+    this.before = this.current;
     this.current = session;
     this.changeEmitter.fire();
   }
 
   clear(): void {
+    this.release(this.before);
     this.release(this.current);
-    this.current = undefined;
+    this.before = this.current = undefined;
     this.changeEmitter.fire();
   }
 
@@ -124,7 +142,8 @@ export class ShownAnalysis implements vscode.Disposable {
   /** Lets the backend reuse a replaced analysis's memory (nothing asks for it again: requests carry the current id). */
   private release(session: Session | undefined): void {
     const kind = this.backend.state.kind;
-    if (!session || !session.valid || (kind !== 'ready' && kind !== 'busy')) return;
+    if (!session || !session.alive || (kind !== 'ready' && kind !== 'busy')) return;
+    session.alive = false;
     this.backend.request(Methods.release, { analysisId: session.analysisId }).catch((e: unknown) => {
       this.backend.log(`release ${session.analysisId}: ${e instanceof Error ? e.message : String(e)}`);
     });

@@ -1,4 +1,5 @@
 // What the integration tests read and drive inside the real extension host (activate()'s exports).
+import * as vscode from 'vscode';
 import type { Backend } from './backend';
 import type { EditorOverlay } from './editorOverlay';
 import type { PanelRouter } from './panelRouter';
@@ -27,6 +28,12 @@ export interface TestApi {
   /** The shown analysis' text (the decoded literal, the rendered chat) and its sections. */
   sessionText(): { text: string; sections: { name: string; start: number; end: number }[] } | undefined;
   decorationCount(): number;
+  /** A message as the panel would send it (validated like one), e.g. hovering a section. */
+  panelMessage(m: unknown): Promise<boolean>;
+  /** The document offsets of the section marked in the editor (hovered in the Sections tab). */
+  markedSection(): [number, number] | undefined;
+  /** The comparison last sent to the Diff tab: its alignment's length and each head's change. */
+  lastDiff(): { aligned: number; before: string; heads: { layer: number; head: number; score: number }[] } | undefined;
   /** The `$/progress` values of the latest analysis as "kind" or "kind: message" (e.g. "report: layer 3 of 30"). */
   progressReports(): string[];
   lastRendered(): { layer: number; head: number; litPixels: number } | undefined;
@@ -91,6 +98,21 @@ export function createTestApi(
       return s && { text: s.text, sections: s.sections ?? [] };
     },
     decorationCount: () => overlay.decorationCount,
+    panelMessage: async (raw) => {
+      const m = parseWebviewMessage(raw);
+      if (m) await router.receive(m);
+      return m !== undefined;
+    },
+    markedSection: () => {
+      const s = shown.session,
+        r = overlay.markedSection;
+      const doc = s && vscode.workspace.textDocuments.find((d) => d.uri.toString() === s.uri.toString());
+      return r && doc ? [doc.offsetAt(r.start), doc.offsetAt(r.end)] : undefined;
+    },
+    lastDiff: () => {
+      const d = router.lastDiff;
+      return d && { aligned: d.alignment.length, before: d.before.source, heads: d.heads };
+    },
     progressReports: () => [...backend.progressMessages],
     lastRendered: () => router.rendered,
     panelOpen: () => !!router.panel,

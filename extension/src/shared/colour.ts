@@ -26,6 +26,22 @@ export function scaleColour(v: number, max: number): RGB {
   return rampColour(max > 0 ? v / max : v);
 }
 
+/**
+ * The diverging scale of a difference (the Diff tab's ΔA): blue for less attention, red for more, near-white at
+ * 0 (ColorBrewer's RdBu, colour-blind safe). v in [−maxAbs, maxAbs]; NaN (no counterpart) → a darker grey.
+ */
+export const DIVERGING_POINTS: readonly RampPoint[] = [
+  [0.129, 0.4, 0.675],
+  [0.573, 0.773, 0.871],
+  [0.969, 0.969, 0.969],
+  [0.957, 0.647, 0.51],
+  [0.698, 0.094, 0.169],
+];
+export function divergingColour(v: number, maxAbs: number): RGB {
+  if (Number.isNaN(v)) return [150, 150, 150];
+  return rampColour(maxAbs > 0 ? 0.5 + v / (2 * maxAbs) : 0.5, DIVERGING_POINTS);
+}
+
 export function cssColour([r, g, b]: RGB, alpha = 1): string {
   return alpha >= 1 ? `rgb(${r}, ${g}, ${b})` : `rgba(${r}, ${g}, ${b}, ${alpha})`;
 }

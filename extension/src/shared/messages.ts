@@ -5,6 +5,7 @@ import {
   ANALYSIS_METHODS,
   type AnalysisMethod,
   type AnalyzedModel,
+  type HeadChange,
   type RequestMap,
   type TextSection,
   type Token,
@@ -26,6 +27,16 @@ export interface AnalysisView {
   sections?: TextSection[];
 }
 
+/** Compare with Previous Analysis / Git HEAD: the analysis before the edit, and attention/diff's answer. */
+export interface DiffView {
+  /** The shown analysis (after the edit). */
+  afterId: string;
+  before: { analysisId: string; source: string; tokens: Token[]; text: string; sections?: TextSection[] };
+  /** Pairs [i, j]: token i of before is token j of after. */
+  alignment: number[][];
+  heads: HeadChange[];
+}
+
 export interface ViewState {
   layer: number; // -1 = mean over layers
   head: number; // -1 = mean over heads
@@ -40,6 +51,8 @@ export interface ShownView {
   view: 'head' | 'grid';
   hideSpecial: boolean;
   wordLevel: boolean;
+  /** The panel's tab ("heatmap", "sections", "diff", …). */
+  tab?: string;
 }
 
 /** An analysis method's params as a tab gives them: the panel adds the shown analysis' id. */
@@ -62,6 +75,8 @@ export type HostToWebview =
   | { type: 'error'; message: string }
   /** The token under the editor's cursor, told when it changes (the panel highlights its row). */
   | { type: 'highlightToken'; token: number | null }
+  /** The shown analysis compared with an earlier one: the panel opens its Diff tab. */
+  | { type: 'diff'; diff: DiffView }
   | ({ type: 'setView' } & Partial<ShownView>)
   /** The answer to an 'rpc'; a matrix answer (view, rollout) has its base64 `data` decoded into `data` here. */
   | { type: 'rpcResult'; requestId: number; result: PanelResult<AnalysisMethod>; data?: ArrayBuffer }
@@ -73,6 +88,8 @@ export type WebviewToHost =
   /** What the panel shows, sent when it changes: the editor tint follows it, the exports draw it. */
   | ({ type: 'viewChanged' } & ShownView)
   | { type: 'hoverToken'; token: number | null }
+  /** A section hovered in the Sections tab (its index in the analysis's sections; null: none): the editor marks it. */
+  | { type: 'hoverSection'; index: number | null }
   | { type: 'rendered'; layer: number; head: number; litPixels: number }
   | { type: 'log'; message: string }
   | RpcRequest
@@ -83,6 +100,12 @@ const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInt
 const isLayerOrHead = (v: unknown): v is number => isInt(v) && v >= -1 && v < 4096;
 const isSpan = (v: unknown): v is [number, number] => Array.isArray(v) && v.length === 2 && v.every(isInt);
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isRange = (v: unknown): boolean => isObj(v) && isInt(v.start) && isInt(v.end);
+/** attention/sections' named ranges: plain objects of a short name and two integers, at most 1,000. */
+const isSections = (v: unknown): boolean =>
+  Array.isArray(v) &&
+  v.length <= 1000 &&
+  v.every((s) => isRange(s) && typeof (s as Record<string, unknown>).name === 'string' && String(s.name).length <= 200);
 
 /** Validates a message from the webview (untrusted: the webview renders model output). */
 export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
@@ -99,12 +122,17 @@ export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
         typeof m.wordLevel === 'boolean'
       ) {
         const { layer, head, view, hideSpecial, wordLevel } = m;
-        return { type: 'viewChanged', layer, head, view, hideSpecial, wordLevel };
+        const tab = typeof m.tab === 'string' && /^[a-z]{1,20}$/.test(m.tab) ? { tab: m.tab } : {};
+        return { type: 'viewChanged', layer, head, view, hideSpecial, wordLevel, ...tab };
       }
       return undefined;
     case 'hoverToken':
       if (m.token === null || (isInt(m.token) && m.token >= 0))
         return { type: 'hoverToken', token: m.token as number | null };
+      return undefined;
+    case 'hoverSection':
+      if (m.index === null || (isInt(m.index) && m.index >= 0))
+        return { type: 'hoverSection', index: m.index as number | null };
       return undefined;
     case 'rendered':
       if (isLayerOrHead(m.layer) && isLayerOrHead(m.head) && isInt(m.litPixels))
@@ -123,11 +151,22 @@ export function parseWebviewMessage(m: unknown): WebviewToHost | undefined {
         return undefined;
       const params = m.params;
       if (typeof params.analysisId !== 'string') return undefined;
-      // Only plain scalars and [start, end) pairs (rowRange/colRange) travel on: the backend validates ranges (-32602).
-      for (const v of Object.values(params))
+      // Only plain scalars, [start, end) pairs (rowRange/colRange) and attention/sections' ranges travel on: the
+      // backend validates their values (-32602).
+      for (const [k, v] of Object.entries(params)) {
+        if (k === 'sections' || k === 'query') {
+          if (k === 'sections' ? isSections(v) : isRange(v)) continue;
+          return undefined;
+        }
         if (!['string', 'number', 'boolean'].includes(typeof v) && !isSpan(v)) return undefined;
-      // The shape is checked; which fields the method takes, and their values, the backend checks (-32602).
-      return { type: 'rpc', requestId: m.requestId, method: m.method, params: { ...params } as unknown } as RpcRequest;
+      }
+      // The shape is checked; which fields the method takes, and their values, the backend checks (-32602). Ranges
+      // travel rebuilt, with their own fields only.
+      const clean: Record<string, unknown> = { ...params };
+      if (Array.isArray(params.sections))
+        clean.sections = (params.sections as TextSection[]).map(({ name, start, end }) => ({ name, start, end }));
+      if (isObj(params.query)) clean.query = { start: params.query.start, end: params.query.end };
+      return { type: 'rpc', requestId: m.requestId, method: m.method, params: clean as unknown } as RpcRequest;
     }
     case 'cancelRpc':
       if (isInt(m.requestId)) return { type: 'cancelRpc', requestId: m.requestId };
@@ -158,6 +197,8 @@ export function isHostMessage(m: unknown): m is HostToWebview {
       return typeof m.message === 'string';
     case 'highlightToken':
       return m.token === null || isInt(m.token);
+    case 'diff':
+      return isObj(m.diff) && Array.isArray(m.diff.heads) && Array.isArray(m.diff.alignment) && isObj(m.diff.before);
     case 'setView':
       return true;
     case 'rpcResult':

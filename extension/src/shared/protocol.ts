@@ -48,5 +48,6 @@ export const ANALYSIS_METHODS = [
   Methods.flow,
   Methods.rolloutRow,
   Methods.row,
+  Methods.sections,
 ] as const;
 export type AnalysisMethod = (typeof ANALYSIS_METHODS)[number];

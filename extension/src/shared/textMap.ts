@@ -114,3 +114,22 @@ export class TextMapBuilder {
 export function sliceMap(map: TextMap, start: number, end: number): TextMap {
   return new TextMap(map.starts.slice(start, end), map.ends.slice(start, end));
 }
+
+/**
+ * Where document offset `offset` of `text` lies in `other`, another version of it (Git HEAD): the same offset in
+ * their common prefix, shifted by the length change in their common suffix, and the edit's start in between.
+ */
+export function offsetInOtherVersion(text: string, other: string, offset: number): number {
+  const limit = Math.min(text.length, other.length);
+  let prefix = 0;
+  while (prefix < limit && text.charCodeAt(prefix) === other.charCodeAt(prefix)) prefix++;
+  let suffix = 0;
+  while (
+    suffix < limit - prefix &&
+    text.charCodeAt(text.length - 1 - suffix) === other.charCodeAt(other.length - 1 - suffix)
+  )
+    suffix++;
+  if (offset <= prefix) return offset;
+  if (offset >= text.length - suffix) return offset - text.length + other.length;
+  return prefix;
+}

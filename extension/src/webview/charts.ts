@@ -246,3 +246,83 @@ export function drawLines(c: HTMLCanvasElement, input: LinesInput, width: number
   });
   return lines;
 }
+
+// ---------- curves (the Sections tab's mass per layer) ----------
+
+export interface CurvesInput {
+  /** One series per name: its value at x = 0, 1, …; null where there is none. */
+  series: { name: string; values: (number | null)[] }[];
+  xLabel: string;
+  /** The y axis runs from 0 to this (e.g. 1 for a share). */
+  yMax: number;
+}
+
+/** Lines of several series over a shared integer x, one categorical colour each, with a legend on the right. */
+export function drawCurves(c: HTMLCanvasElement, input: CurvesInput, width: number): void {
+  const height = 220;
+  const ctx = sizeCanvas(c, width, height);
+  if (!ctx) return;
+  const fg = themeColour('--vscode-foreground', '#888');
+  ctx.font = `11px ${fontFamily()}`;
+  const legendW = Math.min(200, Math.max(60, ...input.series.map((s) => ctx.measureText(s.name).width + 26)));
+  const left = 44,
+    top = 10,
+    bottom = 36,
+    right = legendW + 10;
+  const plotW = Math.max(40, width - left - right),
+    plotH = height - top - bottom;
+  const count = Math.max(1, ...input.series.map((s) => s.values.length));
+  const x = (i: number) => left + (count === 1 ? plotW / 2 : (i / (count - 1)) * plotW);
+  const y = (v: number) => top + plotH - (Math.min(v, input.yMax) / (input.yMax || 1)) * plotH;
+  ctx.strokeStyle = fg;
+  ctx.globalAlpha = 0.6;
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.moveTo(left, top);
+  ctx.lineTo(left, top + plotH + 0.5);
+  ctx.lineTo(left + plotW, top + plotH + 0.5);
+  ctx.stroke();
+  ctx.globalAlpha = 1;
+  let points = 0;
+  input.series.forEach((s, k) => {
+    ctx.strokeStyle = ctx.fillStyle = categorical(k);
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    let open = false;
+    s.values.forEach((v, i) => {
+      if (v === null) {
+        open = false;
+        return;
+      }
+      if (open) ctx.lineTo(x(i), y(v));
+      else ctx.moveTo(x(i), y(v));
+      open = true;
+      points++;
+    });
+    ctx.stroke();
+    s.values.forEach((v, i) => {
+      if (v !== null) ctx.fillRect(x(i) - 2, y(v) - 2, 4, 4);
+    });
+    const ly = top + 6 + k * 16;
+    if (ly < height - 8) {
+      ctx.fillRect(width - legendW, ly - 1, 14, 3);
+      ctx.fillStyle = fg;
+      ctx.textAlign = 'left';
+      ctx.textBaseline = 'middle';
+      ctx.fillText(s.name, width - legendW + 20, ly, legendW - 22);
+    }
+  });
+  ctx.fillStyle = fg;
+  ctx.textBaseline = 'top';
+  ctx.textAlign = 'left';
+  ctx.fillText('0', left, top + plotH + 4);
+  ctx.textAlign = 'right';
+  ctx.fillText(String(count - 1), left + plotW, top + plotH + 4);
+  ctx.textAlign = 'center';
+  ctx.fillText(input.xLabel, left + plotW / 2, top + plotH + 20);
+  ctx.textAlign = 'right';
+  ctx.textBaseline = 'middle';
+  ctx.fillText(fmt(input.yMax), left - 4, top);
+  ctx.fillText('0', left - 4, top + plotH);
+  Object.assign(c.dataset, { series: String(input.series.length), points: String(points) });
+}

@@ -3,7 +3,7 @@
 // the status line.
 import { h, OWN_KEYS } from './dom';
 
-export type TabId = 'heatmap' | 'heads' | 'graph' | 'lines' | 'distributions' | 'rollout';
+export type TabId = 'heatmap' | 'heads' | 'graph' | 'lines' | 'distributions' | 'rollout' | 'sections' | 'diff';
 const TAB_LABELS: Record<TabId, string> = {
   heatmap: 'Heatmap',
   heads: 'Heads',
@@ -11,6 +11,8 @@ const TAB_LABELS: Record<TabId, string> = {
   lines: 'Lines',
   distributions: 'Distributions',
   rollout: 'Rollout',
+  sections: 'Sections',
+  diff: 'Diff',
 };
 export const TABS = Object.keys(TAB_LABELS) as TabId[];
 

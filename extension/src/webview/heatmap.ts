@@ -2,7 +2,7 @@
 // row/column highlight for the hovered or locked cell. Cells are painted from an offscreen n×m
 // image scaled without smoothing (never one DOM element per cell). The data may be a window of a bigger matrix,
 // pooled: drawn cell i covers units rowRange[0] + i·poolFactor onwards (zoom.ts does that arithmetic).
-import { scaleColour, type RGB } from '../shared/colour';
+import { divergingColour, scaleColour, type RGB } from '../shared/colour';
 import { maxValue } from '../shared/matrix';
 
 export interface HeatmapData {
@@ -44,12 +44,13 @@ export class Heatmap {
     return this.data;
   }
 
-  set(data: HeatmapData, rowLabels: string[], colLabels: string[]): void {
+  /** `diverging`: a signed difference, on the diverging scale around 0 (max = the largest |value|). */
+  set(data: HeatmapData, rowLabels: string[], colLabels: string[], diverging = false): void {
     this.data = data;
     this.rowLabels = rowLabels;
     this.colLabels = colLabels;
-    this.max = maxValue(data.data);
-    this.image = renderImage(data.rows, data.cols, data.data, this.max);
+    this.max = diverging ? maxAbs(data.data) : maxValue(data.data);
+    this.image = renderImage(data.rows, data.cols, data.data, this.max, diverging ? divergingColour : scaleColour);
   }
 
   clear(): void {
@@ -201,14 +202,20 @@ export class Heatmap {
 }
 
 /** An offscreen rows×cols image of the matrix on the colour scale. */
-export function renderImage(rows: number, cols: number, data: Float32Array, max: number): HTMLCanvasElement {
+export function renderImage(
+  rows: number,
+  cols: number,
+  data: Float32Array,
+  max: number,
+  colour: (v: number, max: number) => RGB = scaleColour,
+): HTMLCanvasElement {
   const c = document.createElement('canvas');
   c.width = cols;
   c.height = rows;
   const ctx = c.getContext('2d')!;
   const img = ctx.createImageData(cols, rows);
   for (let i = 0; i < rows * cols; i++) {
-    const [r, g, b]: RGB = scaleColour(data[i]!, max);
+    const [r, g, b]: RGB = colour(data[i]!, max);
     img.data[i * 4] = r;
     img.data[i * 4 + 1] = g;
     img.data[i * 4 + 2] = b;
@@ -216,4 +223,10 @@ export function renderImage(rows: number, cols: number, data: Float32Array, max:
   }
   ctx.putImageData(img, 0, 0);
   return c;
+}
+
+function maxAbs(data: Float32Array): number {
+  let m = 0;
+  for (const v of data) if (Math.abs(v) > m) m = Math.abs(v);
+  return m;
 }

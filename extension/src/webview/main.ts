@@ -18,6 +18,8 @@ import { drawGraphNow, resetGraph, showGraph } from './tabs/graph';
 import { resetLines, showLines } from './tabs/lines';
 import { showDistributions } from './tabs/distributions';
 import { resetRollout, showRollout } from './tabs/rollout';
+import { resetSections, showSections } from './tabs/sections';
+import { resetDiff, setDiff, showDiff } from './tabs/diff';
 
 let rendering: Promise<void> = Promise.resolve();
 let toldView = '';
@@ -37,7 +39,7 @@ async function render(): Promise<void> {
   frame.viewGrid.setAttribute('aria-pressed', String(state.view === 'grid'));
   syncTabs();
   const { hideSpecial, wordLevel } = options;
-  tellView({ layer: state.layer, head: state.head, view: state.view, hideSpecial, wordLevel });
+  tellView({ layer: state.layer, head: state.head, view: state.view, hideSpecial, wordLevel, tab: options.tab });
   const tab = options.tab;
   rendering =
     tab === 'heatmap'
@@ -50,7 +52,11 @@ async function render(): Promise<void> {
             ? showLines()
             : tab === 'distributions'
               ? showDistributions()
-              : showRollout();
+              : tab === 'sections'
+                ? showSections()
+                : tab === 'diff'
+                  ? showDiff()
+                  : showRollout();
   await rendering;
 }
 setRenderHook(render);
@@ -109,6 +115,8 @@ function setAnalysis(a: AnalysisView, s?: Partial<ViewState>, flowToken: number 
   resetLines();
   resetRollout(flowToken);
   resetHeads();
+  resetSections();
+  resetDiff(a.analysisId);
   frame.hideSpecial.checked = app.options.hideSpecial;
   frame.wordLevel.checked = app.options.wordLevel;
   app.hover = { row: null, col: null };
@@ -228,6 +236,11 @@ function handle(m: HostToWebview): void {
     case 'error':
       frame.status.textContent = m.message;
       frame.app.dataset.state = app.analysis ? (frame.app.dataset.state ?? 'painted') : 'error';
+      return;
+    case 'diff':
+      if (m.diff.afterId !== app.analysis?.analysisId) return;
+      setDiff(m.diff);
+      selectTab('diff');
       return;
     case 'highlightToken':
       app.editorFocus = m.token;

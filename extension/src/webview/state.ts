@@ -100,17 +100,27 @@ export function rpc<M extends AnalysisMethod>(method: M, params: PanelParams<M>)
   return ask(method, params) as Promise<RpcAnswer<M> | undefined>;
 }
 
-function ask(method: AnalysisMethod, params: object): Promise<RpcAnswer | undefined> {
+/** The same on the analysis the shown one is compared with (the Diff tab's "before"); the host checks the id. */
+export function rpcBefore<M extends AnalysisMethod>(
+  analysisId: string,
+  method: M,
+  params: PanelParams<M>,
+): Promise<RpcAnswer<M> | undefined> {
+  return ask(method, params, analysisId) as Promise<RpcAnswer<M> | undefined>;
+}
+
+function ask(method: AnalysisMethod, params: object, otherId?: string): Promise<RpcAnswer | undefined> {
   const analysis = app.analysis;
   if (!analysis) return Promise.resolve(undefined);
-  const k = rpcKey(method, params);
+  const analysisId = otherId ?? analysis.analysisId;
+  const k = (otherId ? `${otherId} ` : '') + rpcKey(method, params);
   const hit = rpcCache.get(k);
   if (hit) return hit;
   const requestId = nextRequest++;
   rpcIds.set(k, requestId);
   const p = new Promise<RpcAnswer | undefined>((resolve) => {
     rpcPending.set(requestId, resolve);
-    const withId = { ...params, analysisId: analysis.analysisId };
+    const withId = { ...params, analysisId };
     vscode.postMessage({ type: 'rpc', requestId, method, params: withId } as RpcRequest);
   });
   rpcCache.set(k, p);

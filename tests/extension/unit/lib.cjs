@@ -16,6 +16,7 @@ module.exports = {
   chatTemplate: require(path.join(lib, 'host/chatTemplate.js')),
   backendProcess: require(path.join(lib, 'host/backendProcess.js')),
   textMap: require(path.join(lib, 'shared/textMap.js')),
+  sections: require(path.join(lib, 'shared/sections.js')),
   decode: require(path.join(lib, 'host/prompt/decode.js')),
   literals: require(path.join(lib, 'host/prompt/literals.js')),
   findPrompt: require(path.join(lib, 'host/prompt/findPrompt.js')),

@@ -4,7 +4,8 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const pkg = require(path.join(__dirname, '../../../extension/package.json'));
 
-const COMMANDS = ['attentionViz.showAttention', 'attentionViz.inspectPrompt', 'attentionViz.restartBackend', 'attentionViz.selectModel', 'attentionViz.exportPng', 'attentionViz.exportAttention', 'attentionViz.showLog'];
+const COMMANDS = ['attentionViz.showAttention', 'attentionViz.inspectPrompt', 'attentionViz.compareWithPrevious',
+  'attentionViz.compareWithGitHead', 'attentionViz.restartBackend', 'attentionViz.selectModel', 'attentionViz.exportPng', 'attentionViz.exportAttention', 'attentionViz.showLog'];
 
 test('commands, titles and activation on those commands only (plus panel revival)', () => {
   // VS Code (≥ 1.74) activates on every contributed command by itself: only the panel's revival is listed.
@@ -24,6 +25,7 @@ test('menus, keybinding, configuration', () => {
     { command: 'attentionViz.inspectPrompt', when: 'editorTextFocus', group: 'navigation@91' },
   ]);
   assert.equal(c.commands[1].title, 'Inspect Prompt at Cursor');
+  assert.deepEqual(c.commands.slice(2, 4).map((x) => x.title), ['Compare with Previous Analysis', 'Compare with Git HEAD']);
   assert.deepEqual(c.menus.commandPalette.map((x) => x.command), COMMANDS);
   assert.deepEqual(c.keybindings.map((k) => [k.command, k.key, k.mac]), [
     ['attentionViz.showAttention', 'ctrl+alt+a', 'cmd+alt+a'],
@@ -31,7 +33,8 @@ test('menus, keybinding, configuration', () => {
   ]);
   assert.deepEqual(Object.keys(c.configuration.properties),
     ['attentionViz.modelPath', 'attentionViz.maxTokens', 'attentionViz.memoryBudgetMB', 'attentionViz.followSelection',
-      'attentionViz.chatTemplate.addGenerationPrompt', 'attentionViz.backendPath', 'attentionViz.allowPickle', 'attentionViz.trace.server']);
+      'attentionViz.chatTemplate.addGenerationPrompt', 'attentionViz.sectionPattern', 'attentionViz.codeLens.enabled',
+      'attentionViz.backendPath', 'attentionViz.allowPickle', 'attentionViz.trace.server']);
   // Long inputs: 0 = the model's window (the backend's own default, capped at 32,768); the budget as the backend's.
   const p = c.configuration.properties;
   assert.deepEqual([p['attentionViz.maxTokens'].default, p['attentionViz.maxTokens'].minimum], [0, 0]);

@@ -9,6 +9,10 @@ test('valid webview messages pass, with only known fields', () => {
   assert.equal(parse({ type: 'requestMatrix', requestId: 3, analysisId: 'x', layer: -1, head: 11 }), undefined,
     'matrices come through rpc attention/view');
   assert.deepEqual(parse({ type: 'hoverToken', token: null }), { type: 'hoverToken', token: null });
+  assert.deepEqual(parse({ type: 'hoverSection', index: 2, x: 1 }), { type: 'hoverSection', index: 2 });
+  assert.deepEqual(parse({ type: 'hoverSection', index: null }), { type: 'hoverSection', index: null });
+  assert.deepEqual(parse({ type: 'viewChanged', layer: 0, head: 0, view: 'head', hideSpecial: false, wordLevel: false, tab: 'diff' }).tab, 'diff');
+  assert.equal(parse({ type: 'viewChanged', layer: 0, head: 0, view: 'head', hideSpecial: false, wordLevel: false, tab: '<b>' }).tab, undefined);
   assert.deepEqual(parse({ type: 'viewChanged', layer: 0, head: -1, view: 'grid', hideSpecial: true, wordLevel: false }), { type: 'viewChanged', layer: 0, head: -1, view: 'grid', hideSpecial: true, wordLevel: false });
   assert.deepEqual(parse({ type: 'cancelRpc', requestId: 7, extra: 'x' }), { type: 'cancelRpc', requestId: 7 });
   assert.deepEqual(parse({ type: 'rpc', requestId: 8, method: 'attention/flow', params: { analysisId: 'a', token: 3 } }), { type: 'rpc', requestId: 8, method: 'attention/flow', params: { analysisId: 'a', token: 3 } });
@@ -20,6 +24,8 @@ test('malformed or hostile webview messages are dropped', () => {
     { type: 'viewChanged', layer: -2, head: 0, view: 'head', hideSpecial: false, wordLevel: false },
     { type: 'viewChanged', layer: 0, head: 1.5, view: 'head', hideSpecial: false, wordLevel: false },
     { type: 'hoverToken', token: -1 },
+    { type: 'hoverSection', index: -1 },
+    { type: 'hoverSection', index: '1' },
     { type: 'viewChanged', layer: 0, head: 0, view: 'evil' },
     { type: 'viewChanged', layer: 0, head: 0, view: 'head' }, // without its view options
     { type: 'viewChanged', layer: 0, head: 0, view: 'head', hideSpecial: 'yes', wordLevel: false },
@@ -75,6 +81,14 @@ test('rpc messages: only the analysis methods, an analysisId and scalar params p
   assert.deepEqual(parse({ type: 'rpc', requestId: 6, method: 'attention/view', params: win }).params, win);
   for (const bad of [[1], [1, 2, 3], [1.5, 2], ['1', 2], [[1], 2]])
     assert.equal(parse({ type: 'rpc', requestId: 7, method: 'attention/view', params: { analysisId: 'a1', rowRange: bad } }), undefined, JSON.stringify(bad));
+  // attention/sections: named ranges (rebuilt with their own fields) and a query range; nothing else object-like.
+  const sections = [{ name: 'system 1', start: 0, end: 12, extra: 'dropped' }, { name: 'user 2', start: 12, end: 40 }];
+  const sp = parse({ type: 'rpc', requestId: 9, method: 'attention/sections', params: { analysisId: 'a1', sections, query: { start: 12, end: 40, x: 1 }, layer: -1 } }).params;
+  assert.deepEqual(sp, { analysisId: 'a1', sections: [{ name: 'system 1', start: 0, end: 12 }, { name: 'user 2', start: 12, end: 40 }], query: { start: 12, end: 40 }, layer: -1 });
+  for (const bad of [[{ name: 1, start: 0, end: 1 }], [{ name: 'a', start: '0', end: 1 }], [{ name: 'a', start: 0 }], 'x', Array.from({ length: 1001 }, () => ({ name: 'a', start: 0, end: 1 }))])
+    assert.equal(parse({ type: 'rpc', requestId: 10, method: 'attention/sections', params: { analysisId: 'a1', sections: bad } }), undefined, JSON.stringify(bad).slice(0, 80));
+  assert.equal(parse({ type: 'rpc', requestId: 11, method: 'attention/sections', params: { analysisId: 'a1', sections: [], query: [1, 2, 3] } }), undefined);
+  assert.equal(parse({ type: 'rpc', requestId: 12, method: 'attention/view', params: { analysisId: 'a1', query: { start: { x: 1 }, end: 2 } } }), undefined);
   assert.deepEqual(parse({ type: 'rpc', requestId: 8, method: 'attention/row', params: { analysisId: 'a1', layer: 0, head: 0, token: 3, direction: 'from' } }).method, 'attention/row');
   assert.ok(messages.isHostMessage({ type: 'rpcResult', requestId: 1, result: { q: 1 } }));
   const oneValue = { type: 'rpcResult', requestId: 1, result: { rows: 1, cols: 1 }, data: new ArrayBuffer(4) };

@@ -38,7 +38,7 @@ async function openPanel(overrideTokens, savedState, analysisExtra = {}) {
   page.errors = errors;
   const analysis = { ...fixture.analysis, text: fixture.text, source: 'fixture.txt:1', ...analysisExtra };
   if (overrideTokens) analysis.tokens = analysis.tokens.map((t, i) => ({ ...t, ...(overrideTokens[i] ?? {}) }));
-  await page.addInitScript(({ matrices, savedState, rpc, tokens }) => {
+  await page.addInitScript(({ matrices, savedState, rpc, tokens, before }) => {
     const posted = [];
     // attention/view answers the fixture holds in other words: the backend pools only above maxSize (these
     // matrices are smaller), and without view options the view is the recorded matrix over the tokens.
@@ -68,7 +68,8 @@ async function openPanel(overrideTokens, savedState, analysisExtra = {}) {
           const p = Object.fromEntries(Object.entries(m.params).filter(([k]) => k !== 'analysisId').sort(([a], [b]) => (a < b ? -1 : 1)));
           const key = `${m.method} ${JSON.stringify(p)}`;
           // Tests may replace an answer (window.__override) or hold it back until they release it (window.__hold).
-          const r = window.__override?.[key] ?? rpc[key] ?? recordedView(m.method, p);
+          // The Diff tab's requests on the earlier analysis get its recorded answers.
+          const r = m.params.analysisId === before.id ? before.rpc[key] : window.__override?.[key] ?? rpc[key] ?? recordedView(m.method, p);
           let msg;
           if (!r || r.error) msg = { type: 'rpcError', requestId: m.requestId, message: r?.error ?? `not in fixture: ${key}` };
           else if (typeof r.data === 'string') { const { data, ...rest } = r; msg = { type: 'rpcResult', requestId: m.requestId, result: rest, data: b64ToBuffer(data) }; }
@@ -81,7 +82,10 @@ async function openPanel(overrideTokens, savedState, analysisExtra = {}) {
       getState: () => state,
       setState: (s) => { state = s; window.__state = s; },
     });
-  }, { matrices: fixture.matrices, savedState, rpc: fixture.rpc, tokens: analysis.tokens });
+  }, {
+    matrices: fixture.matrices, savedState, rpc: fixture.rpc, tokens: analysis.tokens,
+    before: { id: fixture.before.analysis.analysisId, rpc: fixture.before.rpc },
+  });
   await page.goto(`${origin}/panel.html`);
   await page.waitForFunction(() => window.__posted.some((m) => m.type === 'ready'));
   if (savedState) return page; // restored from getState(), as after the panel was hidden
@@ -242,17 +246,20 @@ test('the panel tells the host its view once per change; a repaint of the same v
   assert.equal((await told()).length, 1);
   // The host's highlight of the cursor's token repaints the heatmap: no viewChanged, so no answer loop.
   await page.evaluate(() => window.postMessage({ type: 'highlightToken', token: 3 }, '*'));
+  await page.waitForTimeout(100);
+  assert.equal((await told()).length, 1, 'a repaint of the same view: nothing new to tell');
+  // Each tab switch is told once (the host knows which tab shows), with the same layer/head/options.
   await page.locator('#tab-heads').click();
   await page.waitForSelector('#app[data-heads="painted"]');
   await page.locator('#tab-heatmap').click();
   await page.waitForSelector('#app[data-state="painted"]');
-  assert.equal((await told()).length, 1, 'same layer/head/options: nothing new to tell');
+  assert.deepEqual((await told()).map((m) => m.tab), ['heatmap', 'heads', 'heatmap']);
   await page.selectOption('#head', '2');
   await page.waitForSelector('#app[data-state="painted"][data-head="2"]');
   const all = await told();
-  assert.equal(all.length, 2);
-  const expected = { type: 'viewChanged', layer: 0, head: 2, view: 'head', hideSpecial: false, wordLevel: false };
-  assert.deepEqual(all[1], expected);
+  assert.equal(all.length, 4);
+  const expected = { type: 'viewChanged', layer: 0, head: 2, view: 'head', hideSpecial: false, wordLevel: false, tab: 'heatmap' };
+  assert.deepEqual(all[3], expected);
   assert.deepEqual(page.errors, []);
   await page.close();
 });
@@ -283,10 +290,10 @@ const noErrors = async (page) => {
   assert.equal(await page.evaluate(() => window.__missingRpc), undefined, 'every request is one the fixture recorded');
 };
 
-test('tabs: a tablist with roving focus; arrow keys, Home and End move between the six tabs', async () => {
+test('tabs: a tablist with roving focus; arrow keys, Home and End move between the eight tabs', async () => {
   const page = await openPanel();
   const tabs = page.locator('[role="tab"]');
-  assert.deepEqual(await tabs.allTextContents(), ['Heatmap', 'Heads', 'Graph', 'Lines', 'Distributions', 'Rollout']);
+  assert.deepEqual(await tabs.allTextContents(), ['Heatmap', 'Heads', 'Graph', 'Lines', 'Distributions', 'Rollout', 'Sections', 'Diff']);
   assert.equal(await page.locator('[role="tab"][tabindex="0"]').count(), 1);
   assert.equal(await page.locator('#tab-heatmap').getAttribute('aria-selected'), 'true');
   await page.locator('#tab-heatmap').focus();
@@ -298,15 +305,15 @@ test('tabs: a tablist with roving focus; arrow keys, Home and End move between t
   assert.equal(await page.locator('#tab-heads').getAttribute('tabindex'), '0');
   assert.equal(await page.locator('#tab-heatmap').getAttribute('tabindex'), '-1');
   await page.keyboard.press('End');
-  await page.waitForSelector('#app[data-tab="rollout"]');
+  await page.waitForSelector('#app[data-tab="diff"]');
   await page.keyboard.press('ArrowRight');
   await page.waitForSelector('#app[data-tab="heatmap"]');
   await page.keyboard.press('ArrowLeft');
-  await page.waitForSelector('#app[data-tab="rollout"]');
+  await page.waitForSelector('#app[data-tab="diff"]');
   await page.keyboard.press('Home');
   await page.waitForSelector('#app[data-tab="heatmap"]');
   assert.equal(await page.locator('#head').inputValue(), '0', 'arrows on the tablist do not step the head');
-  for (const t of ['heatmap', 'heads', 'graph', 'lines', 'distributions', 'rollout']) {
+  for (const t of ['heatmap', 'heads', 'graph', 'lines', 'distributions', 'rollout', 'sections', 'diff']) {
     assert.equal(await page.locator(`#tab-${t}`).getAttribute('aria-controls'), `panel-${t}`);
     assert.equal(await page.locator(`#panel-${t}`).getAttribute('role'), 'tabpanel');
   }
@@ -850,6 +857,86 @@ test('rollout: picking a token shows its rollout row and its attention flow as r
   await page.locator('#rollout-canvas').focus();
   await page.keyboard.press('Escape');
   await page.waitForFunction(() => document.getElementById('flow-figure').hidden);
+  await noErrors(page);
+  await page.close();
+});
+
+test('sections: a bar per section with the recorded mass, the section × section matrix, a curve per section over layers; hovering tells the host', async () => {
+  const page = await openPanel(undefined, undefined, { sections: fixture.sections });
+  await page.click('#tab-sections');
+  await page.waitForSelector('#app[data-sections="painted"][data-sections-curve="painted"]');
+  const recorded = rpcOf('attention/sections', { sections: fixture.sections, layer: 0, head: 0 });
+  const masses = (await page.locator('#sections-bars').getAttribute('data-masses')).split(',').map(Number);
+  assert.deepEqual(masses, recorded.sections.map((s) => Number(s.mass.toFixed(6))));
+  assert.equal(Number(await page.locator('#sections-bars').getAttribute('data-sink')), Number(recorded.sink.toFixed(6)));
+  const rows = await page.locator('#sections-bars .section-row').allTextContents();
+  assert.equal(rows.length, fixture.sections.length + 1, 'one row per section and the sink');
+  recorded.sections.forEach((s, i) => {
+    assert.ok(rows[i].startsWith(s.name));
+    assert.match(rows[i], new RegExp(`${(100 * s.mass).toFixed(1)} % · ${(100 * s.massPerToken).toFixed(1)} % per token · ${s.tokenCount} tokens`));
+  });
+  assert.match(await page.locator('#sections-bars-title').textContent(), /^Attention from token 18 by section — layer 0, head 0/);
+  assert.equal(await page.locator('#sections-matrix').getAttribute('data-rows'), '2');
+  assert.equal(await page.locator('#sections-curve').getAttribute('data-points'), String(2 * fixture.analysis.model.layers));
+  await page.hover('#sections-bars .section-row[data-index="1"]');
+  await page.waitForFunction(() => window.__posted.some((m) => m.type === 'hoverSection' && m.index === 1));
+  await page.screenshot({ path: path.join(outDir, 'tab-sections.png'), fullPage: true });
+  // The mean of layers and heads, from every token: the recorded answers again, and the title says so.
+  await page.selectOption('#layer', '-1');
+  await page.selectOption('#head', '-1');
+  await page.selectOption('#sections-query', 'all');
+  const all = rpcOf('attention/sections', { sections: fixture.sections, query: { start: 0, end: fixture.text.length }, layer: -1, head: -1 });
+  await page.waitForFunction((m) => document.getElementById('sections-bars').dataset.masses === m, all.sections.map((s) => s.mass.toFixed(6)).join(','));
+  assert.match(await page.locator('#sections-bars-title').textContent(), new RegExp(`from ${all.query.tokenCount} tokens by section — mean of layers, mean of heads`));
+  await noErrors(page);
+  await page.close();
+  // Without sections the tab says where they come from.
+  const plain = await openPanel();
+  await plain.click('#tab-sections');
+  await plain.waitForSelector('#app[data-sections="none"]');
+  assert.match(await plain.locator('#sections-empty').textContent(), /XML-style tags .* Markdown headings .* attentionViz\.sectionPattern/);
+  await plain.close();
+});
+
+test('diff: heads ranked by attention/diff, the top head\'s ΔA over aligned tokens (after − before), each section\'s budget before → after', async () => {
+  const page = await openPanel(undefined, undefined, { sections: fixture.sections });
+  const b = fixture.before;
+  const diff = {
+    afterId: fixture.analysis.analysisId,
+    before: { analysisId: b.analysis.analysisId, source: 'fixture.txt:1 (before)', tokens: b.analysis.tokens, text: b.text, sections: b.sections },
+    alignment: fixture.diff.alignment,
+    heads: fixture.diff.heads,
+  };
+  // A comparison of another analysis is not shown.
+  await page.evaluate((d) => window.postMessage({ type: 'diff', diff: { ...d, afterId: 'other' } }, '*'), diff);
+  await page.waitForTimeout(100);
+  assert.notEqual(await page.locator('#app').getAttribute('data-tab'), 'diff');
+  await page.evaluate((d) => window.postMessage({ type: 'diff', diff: d }, '*'), diff);
+  await page.waitForSelector('#app[data-tab="diff"][data-diff="painted"]');
+  const top = [...fixture.diff.heads].sort((x, y) => y.score - x.score)[0];
+  assert.equal(await page.locator('#diff-heads').getAttribute('data-top'), `${top.layer}:${top.head}:${top.score}`);
+  const ranked = await page.locator('#diff-heads .diff-head .section-name').allTextContents();
+  assert.equal(ranked[0], `L${top.layer} H${top.head}`);
+  // ΔA computed here from the recorded matrices: after[j][l] − before[i][k] over aligned pairs.
+  const after = fixture.matrices[`${top.layer}/${top.head}`];
+  const beforeView = b.rpc[require('../fixtures/record-fixture.cjs').rpcKey('attention/view', { layer: top.layer, head: top.head })];
+  const A = matrix.decodeFloat32(beforeView.data, beforeView.rows * beforeView.cols);
+  const B = matrix.decodeFloat32(after.data, after.rows * after.cols);
+  let maxAbs = 0;
+  for (const [i, j] of fixture.diff.alignment) for (const [k, l] of fixture.diff.alignment) maxAbs = Math.max(maxAbs, Math.abs(B[j * after.cols + l] - A[i * beforeView.cols + k]));
+  assert.ok(maxAbs > 0);
+  assert.ok(Math.abs(Number(await page.locator('#diff-delta').getAttribute('data-max-abs')) - maxAbs) < 1e-6);
+  assert.match(await page.locator('#diff-delta-title').textContent(), new RegExp(`layer ${top.layer}, head ${top.head}`));
+  const budget = await page.locator('#diff-budget .section-row').allTextContents();
+  const bBefore = b.rpc[require('../fixtures/record-fixture.cjs').rpcKey('attention/sections', { sections: b.sections })];
+  const bAfter = rpcOf('attention/sections', { sections: fixture.sections });
+  assert.equal(budget.length, 2);
+  assert.ok(budget[0].includes(`${(100 * bBefore.sections[0].mass).toFixed(1)} % → ${(100 * bAfter.sections[0].mass).toFixed(1)} %`), budget[0]);
+  await page.screenshot({ path: path.join(outDir, 'tab-diff.png'), fullPage: true });
+  // Another head from the ranking.
+  await page.locator('#diff-heads .diff-head').nth(1).click();
+  const second = [...fixture.diff.heads].sort((x, y) => y.score - x.score)[1];
+  await page.waitForFunction((t) => document.getElementById('diff-delta-title').textContent.includes(t), `layer ${second.layer}, head ${second.head} (`);
   await noErrors(page);
   await page.close();
 });

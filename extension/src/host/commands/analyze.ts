@@ -13,6 +13,7 @@ import { truncationSummary } from '../../shared/tokens';
 import type { AnalysisView } from '../../shared/messages';
 import { TextMap } from '../../shared/textMap';
 import type { TextSection } from '../../shared/protocol';
+import { findSections } from '../../shared/sections';
 
 /** The workspace state key of the model picked with Select Model. */
 export const SELECTED_MODEL_KEY = 'attentionViz.model';
@@ -39,6 +40,7 @@ export interface AnalysisInput {
 
 export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
   private cts: CancellationTokenSource | undefined;
+  private toldBadPattern: string | undefined;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -160,6 +162,7 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       if (this.cts === cts) this.cts = undefined;
     }
     if (cts.token.isCancellationRequested) return;
+    const sections = input.sections ?? (pair ? undefined : this.sectionsOf(text, cfg.sectionPattern));
     const span = input.map.span() ?? [0, 0];
     const session = new Session(
       this.shown.nextSeq(),
@@ -170,7 +173,8 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       result,
       input.map,
       pair ? { baseOffset: doc.offsetAt(pair.range.start), text: pair.text } : undefined,
-      input.sections,
+      sections,
+      input.what !== undefined,
     );
     const truncation = result.truncated ? `, truncated at ${result.truncatedAt}` : '';
     this.backend.log(
@@ -179,6 +183,7 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     );
     const range = new vscode.Range(doc.positionAt(span[0]), doc.positionAt(span[1]));
     const source = sourceLabel(doc, range, pair) + (input.what ? ` (${input.what})` : '');
+    session.source = source;
     // Tokens no document character produced: a chat template's own text, shown apart from the messages.
     const templateTokens = result.tokens.flatMap((t, i) =>
       !t.special && t.end > t.start && !input.map.sourceRange(t.start, t.end) ? [i] : [],
@@ -193,7 +198,7 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       elapsedMs: result.elapsedMs,
       source,
       ...(templateTokens.length > 0 ? { templateTokens } : {}),
-      ...(input.sections ? { sections: input.sections } : {}),
+      ...(sections ? { sections } : {}),
     };
     panel.setTitle(`Attention: ${source}`);
     this.router.showAnalysis(panel, view, this.shown.session !== undefined);
@@ -201,6 +206,28 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     if (result.truncated) {
       const summary = truncationSummary(result.tokens, text, result.truncatedAt);
       void vscode.window.showWarningMessage(`AttentionViz: ${summary}`);
+    }
+  }
+
+  /** The text's sections by attentionViz.sectionPattern or the built-in rules; a bad pattern is told once. */
+  private sectionsOf(text: string, pattern: string): TextSection[] | undefined {
+    try {
+      return findSections(text, pattern)?.sections;
+    } catch (e) {
+      if (pattern !== this.toldBadPattern) {
+        this.toldBadPattern = pattern;
+        const why = e instanceof Error ? e.message : String(e);
+        void vscode.window
+          .showWarningMessage(
+            `AttentionViz: attentionViz.sectionPattern is not a regular expression (${why}).`,
+            OPEN_SETTING,
+          )
+          .then((c) => {
+            if (c === OPEN_SETTING)
+              void vscode.commands.executeCommand('workbench.action.openSettings', 'attentionViz.sectionPattern');
+          });
+      }
+      return findSections(text)?.sections;
     }
   }
 

@@ -32,6 +32,12 @@ export class PromptInspector {
     }
     const doc = editor.document;
     const sel = editor.selection;
+    const selection = sel.isEmpty ? undefined : ([doc.offsetAt(sel.start), doc.offsetAt(sel.end)] as [number, number]);
+    return this.inspectIn(doc, doc.offsetAt(sel.active), selection);
+  }
+
+  /** The prompt at document offset `offset` of `doc` (an open editor's, or another version's: Git HEAD). */
+  async inspectIn(doc: vscode.TextDocument, offset: number, selection?: [number, number], what = ''): Promise<void> {
     let prompt;
     try {
       prompt = await findPrompt(
@@ -39,8 +45,8 @@ export class PromptInspector {
           source: doc.getText(),
           languageId: doc.languageId,
           fileName: doc.fileName,
-          offset: doc.offsetAt(sel.active),
-          ...(sel.isEmpty ? {} : { selection: [doc.offsetAt(sel.start), doc.offsetAt(sel.end)] as [number, number] }),
+          offset,
+          ...(selection ? { selection } : {}),
         },
         this.parsers,
       );
@@ -54,7 +60,7 @@ export class PromptInspector {
       );
       return;
     }
-    if (!prompt && !sel.isEmpty) return this.analyzer.showAttention(); // a selection outside any literal: as written
+    if (!prompt && selection) return this.analyzer.showAttention(); // a selection outside any literal: as written
     if (!prompt) {
       void vscode.window.showInformationMessage(
         'AttentionViz: no prompt at the cursor. Put it in a string literal, a chat messages list, a Markdown ' +
@@ -67,10 +73,10 @@ export class PromptInspector {
         void vscode.window.showInformationMessage(`AttentionViz: the ${prompt.what} at the cursor is empty.`);
         return;
       }
-      return this.analyzer.analyzeInput(doc, { text: prompt.text, map: prompt.map, what: prompt.what });
+      return this.analyzer.analyzeInput(doc, { text: prompt.text, map: prompt.map, what: prompt.what + what });
     }
     const input = await this.chatInput(prompt);
-    if (input) return this.analyzer.analyzeInput(doc, input);
+    if (input) return this.analyzer.analyzeInput(doc, { ...input, what: (input.what ?? '') + what });
   }
 
   /** The chat rendered with the model's template; a model without one offers the plain concatenation. */
