@@ -33,7 +33,9 @@ export interface TestApi {
   /** The document offsets of the section marked in the editor (hovered in the Sections tab). */
   markedSection(): [number, number] | undefined;
   /** The comparison last sent to the Diff tab: its alignment's length and each head's change. */
-  lastDiff(): { aligned: number; before: string; heads: { layer: number; head: number; score: number }[] } | undefined;
+  lastDiff():
+    | { aligned: number; before: string; beforeId: string; heads: { layer: number; head: number; score: number }[] }
+    | undefined;
   /** The `$/progress` values of the latest analysis as "kind" or "kind: message" (e.g. "report: layer 3 of 30"). */
   progressReports(): string[];
   lastRendered(): { layer: number; head: number; litPixels: number } | undefined;
@@ -111,7 +113,9 @@ export function createTestApi(
     },
     lastDiff: () => {
       const d = router.lastDiff;
-      return d && { aligned: d.alignment.length, before: d.before.source, heads: d.heads };
+      return (
+        d && { aligned: d.alignment.length, before: d.before.source, beforeId: d.before.analysisId, heads: d.heads }
+      );
     },
     progressReports: () => [...backend.progressMessages],
     lastRendered: () => router.rendered,

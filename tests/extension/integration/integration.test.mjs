@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
 
 const require = createRequire(import.meta.url);
 const { runExtensionSuite } = require('../lib/vscodeServer.cjs');
@@ -42,6 +43,15 @@ fs.writeFileSync(path.join(workspace, 'messages.json'), JSON.stringify({ message
   { role: 'system', content: 'You are a terse assistant.\nAnswer in one line.' },
   { role: 'user', content: 'What is attention in a transformer?' },
 ] }, null, 2) + '\n');
+// Sections and diffs (issue #11): a prompt file with XML-style sections, committed in a Git repository (Compare with
+// Git HEAD reads it through VS Code's Git extension).
+fs.writeFileSync(path.join(workspace, 'sections.prompt'), '<context>\nParis is the capital of France.\n</context>\n' +
+  '<question>What is the capital of France?</question>\n');
+fs.writeFileSync(path.join(workspace, '.gitignore'), '*\n!sections.prompt\n!.gitignore\n');
+const git = (...args) => execFileSync('git', ['-c', 'user.name=AttentionViz tests', '-c', 'user.email=tests@attentionviz.invalid', ...args], { cwd: workspace });
+git('init', '-q');
+git('add', 'sections.prompt', '.gitignore');
+git('commit', '-q', '-m', 'the prompt');
 const long = await longPrompt(3000);
 fs.writeFileSync(path.join(workspace, 'long-prompt.md'), long.text);
 fs.writeFileSync(path.join(workspace, 'long-prompt.json'), JSON.stringify({ tokens: long.tokens }));

@@ -10,8 +10,12 @@ import type { Analyzer } from './analyze';
 import type { PromptInspector } from './inspectPrompt';
 
 /** The part of the built-in Git extension's API used here (extensions/git/src/api/git.d.ts). */
+interface GitRepository {
+  show(ref: string, path: string): Promise<string>;
+}
 interface GitApi {
-  getRepository(uri: vscode.Uri): { show(ref: string, path: string): Promise<string> } | null;
+  getRepository(uri: vscode.Uri): GitRepository | null;
+  openRepository?(root: vscode.Uri): Promise<GitRepository | null>;
   toGitUri(uri: vscode.Uri, ref: string): vscode.Uri;
 }
 
@@ -49,7 +53,9 @@ export class Comparer {
     }
     const doc = editor.document;
     const git = await this.gitApi();
-    const repo = git?.getRepository(doc.uri);
+    // A repository the Git extension has not discovered yet (it scans after startup) is opened at the file's folder.
+    const folder = vscode.workspace.getWorkspaceFolder(doc.uri)?.uri;
+    const repo = git?.getRepository(doc.uri) ?? (folder ? await git?.openRepository?.(folder) : undefined);
     if (!git || !repo) {
       void vscode.window.showInformationMessage(
         `AttentionViz: ${vscode.workspace.asRelativePath(doc.uri)} is not in a Git repository VS Code knows ` +

@@ -400,6 +400,54 @@ test('Inspect Prompt at Cursor in messages.json with a Qwen-tokenizer model: the
     log(`  ${tokens.length} tokens, sections ${sections.map((x) => `${x.name} [${x.start}, ${x.end})`).join(', ')}`);
 }));
 
+test('Sections and Compare with Previous Analysis / Git HEAD: a .prompt file\'s XML sections, hovering one marks its range; after an edit the Diff tab ranks the heads', async () => {
+  const editor = await openPrompt('sections.prompt');
+  const source = editor.document.getText();
+  const at = editor.document.positionAt(source.indexOf('capital'));
+  editor.selection = new vscode.Selection(at, at);
+  let seq = api?.session()?.seq;
+  await vscode.commands.executeCommand('attentionViz.inspectPrompt');
+  api = api ?? vscode.extensions.getExtension('attentionviz.attentionviz').exports;
+  const first = await until('the prompt analysis', () => { const x = api.session(); return x && x.seq !== seq && x; }, 180_000);
+  const { sections } = api.sessionText();
+  assert.deepEqual(sections.map((x) => x.name), ['context', 'question']);
+  // The panel's request for the bars: masses of the last token's row by section, plus the sink, sum to 1.
+  const r = await api.analysisRpc('attention/sections', { analysisId: first.analysisId, sections });
+  assert.equal(r.type, 'rpcResult', r.message);
+  const total = r.result.sections.reduce((a, x) => a + x.mass, 0) + r.result.sink;
+  assert.ok(Math.abs(total - 1) < 1e-4, `masses and sink sum to ${total}`);
+  // Hovering the question's bar in the panel marks the question in the editor.
+  await api.panelMessage({ type: 'hoverSection', index: 1 });
+  await until('the marked section', () => JSON.stringify(api.markedSection()) === JSON.stringify([source.indexOf('<question>'), source.length]), 10_000);
+  await api.panelMessage({ type: 'hoverSection', index: null });
+  await until('no marked section', () => api.markedSection() === undefined, 10_000);
+  // A one-word edit, then Compare with Previous Analysis: the edited prompt analysed again and compared.
+  const paris = source.indexOf('Paris');
+  await editor.edit((e) => e.replace(new vscode.Range(editor.document.positionAt(paris), editor.document.positionAt(paris + 5)), 'Lyon'));
+  seq = api.session().seq;
+  await vscode.commands.executeCommand('attentionViz.compareWithPrevious');
+  const diff = await until('the comparison', () => { const d = api.lastDiff(); return api.session().seq !== seq && d?.beforeId === first.analysisId && d; }, 180_000);
+  const after = api.session();
+  assert.equal(diff.heads.length, 6 * 12, 'a score for every head of MiniLM');
+  assert.ok(diff.heads.some((h) => h.score > 0) && diff.heads.every((h) => h.score >= 0 && h.score <= 1));
+  assert.ok(diff.aligned > 0 && diff.aligned < after.tokens, `${diff.aligned} of ${after.tokens} tokens aligned`);
+  await until('the Diff tab', () => api.panelView()?.tab === 'diff', 30_000);
+  // The Diff tab's requests on the earlier analysis are answered (it stays in the backend while compared).
+  const before = await api.analysisRpc('attention/view', { analysisId: first.analysisId, layer: 0, head: 0 });
+  assert.equal(before.type, 'rpcResult', before.message);
+  assert.equal(before.dataBytes, first.tokens * first.tokens * 4);
+  const top = [...diff.heads].sort((x, y) => y.score - x.score)[0];
+  log(`  sections ${r.result.sections.map((x) => `${x.name} ${(100 * x.mass).toFixed(3)}% (${x.tokenCount} tokens)`).join(', ')}, sink ${(100 * r.result.sink).toFixed(1)}%; ` +
+    `diff: ${diff.aligned}/${after.tokens} aligned, top head L${top.layer} H${top.head} ${top.score.toFixed(4)}`);
+  // Compare with Git HEAD: the committed version (Paris) against the edited one (Lyon), through the Git extension.
+  seq = api.session().seq;
+  await vscode.commands.executeCommand('attentionViz.compareWithGitHead');
+  const head = await until('the Git HEAD comparison', () => { const d = api.lastDiff(); return d && d.before.includes('Git HEAD') && api.session().seq !== seq && d; }, 180_000);
+  assert.equal(head.aligned, diff.aligned, 'HEAD holds the same text as the first analysis');
+  for (const [k, h] of head.heads.entries()) assert.ok(Math.abs(h.score - diff.heads[k].score) < 1e-6, `L${h.layer} H${h.head}`);
+  await vscode.commands.executeCommand('workbench.action.files.revert');
+});
+
 test('a 3,000-token selection on a Llama-shaped model: progress during the analysis, the full heatmap, the editor tint, zoomed windows at full resolution', async () => {
   const cfg = () => vscode.workspace.getConfiguration('attentionViz');
   const modelPath = vscode.Uri.joinPath(ws(), 'llama-test-model').fsPath;
