@@ -9,6 +9,7 @@ import { Analyzer } from './commands/analyze';
 import { Exports } from './commands/export';
 import { PromptInspector } from './commands/inspectPrompt';
 import { Comparer } from './commands/compare';
+import { INSPECT_AT, PromptLenses } from './promptLens';
 import { Parsers } from './prompt/parsers';
 import { restartBackend, selectModel } from './commands/backendCommands';
 import { createTestApi, type TestApi } from './testApi';
@@ -27,13 +28,24 @@ export function activate(context: vscode.ExtensionContext): TestApi {
   const parsers = new Parsers(path.join(context.extensionPath, 'media', 'grammars'));
   const inspector = new PromptInspector(context, backend, analyzer, parsers);
   const comparer = new Comparer(backend, shown, router, analyzer, inspector);
+  const lenses = new PromptLenses(backend, analyzer, inspector, parsers);
   const commands: Record<string, (...args: never[]) => unknown> = {
     'attentionViz.showAttention': () => analyzer.showAttention(),
     'attentionViz.inspectPrompt': () => inspector.inspect(),
     'attentionViz.compareWithPrevious': () => comparer.compareWithPrevious(),
     'attentionViz.compareWithGitHead': () => comparer.compareWithGitHead(),
     'attentionViz.restartBackend': () => restartBackend(backend),
-    'attentionViz.selectModel': () => selectModel(context, backend),
+    'attentionViz.selectModel': async () => {
+      await selectModel(context, backend);
+      lenses.refresh(); // the summaries are the selected model's
+    },
+    // A CodeLens's click: Inspect Prompt at Cursor with the cursor in that prompt.
+    [INSPECT_AT]: async (uri: vscode.Uri, offset: number) => {
+      const editor = await vscode.window.showTextDocument(uri, { viewColumn: vscode.ViewColumn.One });
+      const at = editor.document.positionAt(offset);
+      editor.selection = new vscode.Selection(at, at);
+      return inspector.inspect();
+    },
     'attentionViz.exportPng': (target?: vscode.Uri) => exports.exportPng(target),
     'attentionViz.exportAttention': (target?: vscode.Uri) => exports.exportAttention(target),
     'attentionViz.showLog': () => output.show(true),
@@ -45,6 +57,7 @@ export function activate(context: vscode.ExtensionContext): TestApi {
     router,
     analyzer,
     overlay,
+    lenses,
     new StatusItem(backend),
     ...Object.entries(commands).map(([id, fn]) => vscode.commands.registerCommand(id, fn)),
     vscode.workspace.onDidChangeConfiguration((e) => {
@@ -52,7 +65,7 @@ export function activate(context: vscode.ExtensionContext): TestApi {
       if (RESTART_SETTINGS.some((s) => e.affectsConfiguration(s)) && backend.pid) void restartBackend(backend);
     }),
   );
-  return createTestApi(backend, shown, router, overlay);
+  return createTestApi(backend, shown, router, overlay, lenses);
 }
 
 export function deactivate(): void {

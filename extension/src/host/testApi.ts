@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import type { Backend } from './backend';
 import type { EditorOverlay } from './editorOverlay';
+import type { PromptLenses } from './promptLens';
 import type { PanelRouter } from './panelRouter';
 import type { ShownAnalysis } from './session';
 import { Methods, type RenderPngParams, type RenderPngResult, type RequestMap } from '../shared/protocol';
@@ -28,6 +29,8 @@ export interface TestApi {
   /** The shown analysis' text (the decoded literal, the rendered chat) and its sections. */
   sessionText(): { text: string; sections: { name: string; start: number; end: number }[] } | undefined;
   decorationCount(): number;
+  /** CodeLens summaries computed so far (a cached one is not computed again). */
+  lensesComputed(): number;
   /** A message as the panel would send it (validated like one), e.g. hovering a section. */
   panelMessage(m: unknown): Promise<boolean>;
   /** The document offsets of the section marked in the editor (hovered in the Sections tab). */
@@ -66,6 +69,7 @@ export function createTestApi(
   shown: ShownAnalysis,
   router: PanelRouter,
   overlay: EditorOverlay,
+  lenses: PromptLenses,
 ): TestApi {
   return {
     backendPid: () => backend.pid,
@@ -100,6 +104,7 @@ export function createTestApi(
       return s && { text: s.text, sections: s.sections ?? [] };
     },
     decorationCount: () => overlay.decorationCount,
+    lensesComputed: () => lenses.computed,
     panelMessage: async (raw) => {
       const m = parseWebviewMessage(raw);
       if (m) await router.receive(m);

@@ -2,7 +2,7 @@
 // (attentionViz.sectionPattern), else XML-style tags, else Markdown headings, else blank-line paragraphs.
 // Sections tile the text: each runs to the next one's start, so every character's token belongs to one and only
 // tokens with no characters (BOS, a template's specials) reach the sink.
-import type { TextSection } from './protocol';
+import type { SectionsDto, TextSection } from './protocol';
 
 /** The backend takes at most this many (attention/sections). */
 export const MAX_SECTIONS = 1000;
@@ -134,4 +134,26 @@ function paragraphBoundaries(text: string): Boundary[] {
     if (start < text.length) push(start);
   }
   return out;
+}
+
+/** Sections named in a CodeLens; the rest are counted (the tooltip has them all). */
+const NAMED = 4;
+
+/**
+ * The lens's words: each section's share of the last token's attention that lands on the prompt's sections (the
+ * sink, BOS and template tokens, is left out, so the shares add up to 100 %).
+ */
+export function describeSections(tokens: number, r: SectionsDto | undefined): { title: string; tooltip: string } {
+  if (!r)
+    return { title: `AttentionViz: ${tokens} tokens · inspect attention`, tooltip: 'Open this prompt in the panel.' };
+  const onSections = r.sections.reduce((a, s) => a + s.mass, 0);
+  const share = (m: number) => `${Math.round((100 * m) / (onSections || 1))}%`;
+  const named = r.sections.slice(0, NAMED).map((s) => `${s.name} ${share(s.mass)}`);
+  const more = r.sections.length > NAMED ? ` · +${r.sections.length - NAMED} more` : '';
+  const tooltip =
+    `The last token's attention (mean over layers and heads) by section, as a share of what reaches the sections; ` +
+    `${(100 * r.sink).toFixed(1)}% goes to special and template tokens and is left out. ` +
+    r.sections.map((s) => `${s.name}: ${share(s.mass)} (${(100 * s.mass).toFixed(1)}% of all)`).join('; ') +
+    '. Click to open it in the panel.';
+  return { title: `AttentionViz: ${tokens} tokens · ${named.join(' · ')}${more}`, tooltip };
 }

@@ -25,7 +25,11 @@ if (!backendPath) {
 
 const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'avz-ws-'));
 fs.mkdirSync(path.join(workspace, '.vscode'));
-fs.writeFileSync(path.join(workspace, '.vscode/settings.json'), JSON.stringify({ 'attentionViz.backendPath': backendPath }, null, 2));
+fs.writeFileSync(path.join(workspace, '.vscode/settings.json'), JSON.stringify({
+  'attentionViz.backendPath': backendPath,
+  // Off but in the CodeLens test, so that background summaries do not interleave with the other tests' requests.
+  'attentionViz.codeLens.enabled': false,
+}, null, 2));
 fs.writeFileSync(path.join(workspace, 'prompt.md'), [
   'The animal didn\'t cross the street because it was too tired, said the 😀 keeper.',
   '',

@@ -171,3 +171,19 @@ test('TextMap: identity, gaps, and the reverse lookup on shared sources', () => 
   assert.equal(map.textOffsetAt(15), -1);
   assert.deepEqual(textMap.TextMap.identity(5, 3).sourceRange(1, 3), [6, 8]);
 });
+
+test('CodeLens sites: chat lists and prompt-sized literals, not keys, names or the parts of adjacent literals', async () => {
+  const py = 'NAME = "gpt"\nSYSTEM = ("You are a helpful assistant. "\n  "Answer in one short sentence.")\n' +
+    'msgs = [{"role": "user", "content": "hi"}]\nSHORT = """a\nb"""\nd = {"key": "value"}\n';
+  const offsets = await findPrompt.promptOffsets({ source: py, languageId: 'python', fileName: 'x.py' }, ps);
+  const found = [];
+  for (const offset of offsets) found.push((await findPrompt.findPrompt({ source: py, languageId: 'python', fileName: 'x.py', offset }, ps)));
+  assert.deepEqual(found.map((p) => p.kind === 'chat' ? `chat of ${p.messages.length}` : p.text),
+    ['You are a helpful assistant. Answer in one short sentence.', 'chat of 1', 'a\nb']);
+  const json = JSON.stringify({ model: 'x', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Why?' }] }, null, 2);
+  const jo = await findPrompt.promptOffsets({ source: json, languageId: 'json', fileName: 'm.json' }, ps);
+  assert.equal(jo.length, 1);
+  assert.equal((await findPrompt.findPrompt({ source: json, languageId: 'json', fileName: 'm.json', offset: jo[0] }, ps)).kind, 'chat');
+  assert.deepEqual(await findPrompt.promptOffsets({ source: 'Hello {{ name }}', languageId: 'plaintext', fileName: 'a.prompt' }, ps), [0]);
+  assert.deepEqual(await findPrompt.promptOffsets({ source: '# Title\n\nProse.', languageId: 'markdown', fileName: 'README.md' }, ps), []);
+});

@@ -71,3 +71,13 @@ test('Git HEAD: an offset in the current text maps to the other version around t
   assert.equal(textMap.offsetInOtherVersion(now, head, at(now, 'lpful')), at(head, 'kind'), 'inside it: where it starts');
   assert.equal(textMap.offsetInOtherVersion(now, now, 7), 7);
 });
+
+test('CodeLens words: each section\'s share of what reaches the sections (the sink left out), four named', () => {
+  const r = { sink: 0.5, sections: [{ name: 'system', mass: 0.2 }, { name: 'context', mass: 0.25 }, { name: 'question', mass: 0.05 }] };
+  const d = s.describeSections(412, r);
+  assert.equal(d.title, 'AttentionViz: 412 tokens · system 40% · context 50% · question 10%');
+  assert.match(d.tooltip, /50\.0% goes to special and template tokens/);
+  const many = { sink: 0, sections: ['a', 'b', 'c', 'd', 'e', 'f'].map((name) => ({ name, mass: 1 / 6 })) };
+  assert.equal(s.describeSections(9, many).title, 'AttentionViz: 9 tokens · a 17% · b 17% · c 17% · d 17% · +2 more');
+  assert.equal(s.describeSections(9, undefined).title, 'AttentionViz: 9 tokens · inspect attention');
+});

@@ -87,6 +87,37 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     return this.analyze(doc, input, true);
   }
 
+  /** The model in use: attentionViz.modelPath, else the one picked with Select Model, else the embedded one. */
+  modelId(): string | undefined {
+    return readConfig().modelPath.trim() || this.context.workspaceState.get<string>(SELECTED_MODEL_KEY);
+  }
+
+  /** attention/analyze's params for `input`; `maxTokens` 0: none sent (the model's window, capped at 32,768). */
+  private paramsFor(input: AnalysisInput, maxTokens: number): AnalyzeParams {
+    const modelId = this.modelId();
+    return {
+      text: input.text,
+      ...(maxTokens > 0 ? { maxTokens } : {}),
+      ...(modelId ? { modelId } : {}),
+      ...(input.pair ? { textPair: input.pair.text } : {}),
+      ...(input.addSpecialTokens === false ? { addSpecialTokens: false } : {}),
+    };
+  }
+
+  /**
+   * Analyses `input` for a summary (the CodeLens): no panel, no notification, at most `maxTokens` tokens. The caller
+   * releases the analysis. Its sections: the input's, else found as for the panel.
+   */
+  async analyzeForSummary(
+    input: AnalysisInput,
+    maxTokens: number,
+    token: vscode.CancellationToken,
+  ): Promise<{ result: AnalyzeResult; sections: TextSection[] | undefined }> {
+    const result = await this.backend.request(Methods.analyze, this.paramsFor(input, maxTokens), token);
+    const sections = input.sections ?? this.sectionsOf(input.text, readConfig().sectionPattern);
+    return { result, sections };
+  }
+
   /** A newer request makes the older one stale: $/cancelRequest. */
   cancel(): void {
     this.cts?.cancel();
@@ -98,15 +129,7 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     const cts = new CancellationTokenSource();
     this.cts = cts;
     const cfg = readConfig();
-    const modelId = cfg.modelPath.trim() || this.context.workspaceState.get<string>(SELECTED_MODEL_KEY);
-    // maxTokens 0: none sent, so the backend takes the model's window (capped at 32,768: AttentionService).
-    const params: AnalyzeParams = {
-      text,
-      ...(cfg.maxTokens > 0 ? { maxTokens: cfg.maxTokens } : {}),
-      ...(modelId ? { modelId } : {}),
-      ...(pair ? { textPair: pair.text } : {}),
-      ...(input.addSpecialTokens === false ? { addSpecialTokens: false } : {}),
-    };
+    const params = this.paramsFor(input, cfg.maxTokens);
     const started = Date.now();
     const panel = this.router.ensurePanel();
     panel.post({ type: 'busy', message: `Analyzing ${text.length} characters…` });

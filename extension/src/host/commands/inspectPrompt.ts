@@ -79,6 +79,36 @@ export class PromptInspector {
     if (input) return this.analyzer.analyzeInput(doc, { ...input, what: (input.what ?? '') + what });
   }
 
+  /**
+   * The prompt at `offset` as Inspect Prompt at Cursor would analyse it, without asking anything (the CodeLens): a
+   * chat without a template is the plain concatenation; a template that fails, or no prompt, is undefined.
+   */
+  async quietInput(doc: vscode.TextDocument, offset: number): Promise<AnalysisInput | undefined> {
+    const q = { source: doc.getText(), languageId: doc.languageId, fileName: doc.fileName, offset };
+    const prompt = await findPrompt(q, this.parsers).catch(() => undefined);
+    if (!prompt) return undefined;
+    if (prompt.kind === 'text')
+      return prompt.text.trim() ? { text: prompt.text, map: prompt.map, what: prompt.what } : undefined;
+    const model = await this.modelTokenizerConfig();
+    if (!model.config) return plainConcatenation(prompt);
+    try {
+      return this.rendered(prompt, model.config, model.name);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private rendered(chat: PromptChat, config: TokenizerConfig, modelName: string): AnalysisInput {
+    const r = renderPrompt(chat.messages, config, readConfig().addGenerationPrompt);
+    return {
+      text: r.text,
+      map: r.map,
+      sections: r.sections,
+      addSpecialTokens: !r.startsWithBos,
+      what: `${chat.what}, ${modelName}'s chat template`,
+    };
+  }
+
   /** The chat rendered with the model's template; a model without one offers the plain concatenation. */
   private async chatInput(chat: PromptChat): Promise<AnalysisInput | undefined> {
     const model = await this.modelTokenizerConfig();
@@ -91,14 +121,7 @@ export class PromptInspector {
       return choice === PLAIN_CONCATENATION ? plainConcatenation(chat) : undefined;
     }
     try {
-      const r = renderPrompt(chat.messages, model.config, readConfig().addGenerationPrompt);
-      return {
-        text: r.text,
-        map: r.map,
-        sections: r.sections,
-        addSpecialTokens: !r.startsWithBos,
-        what: `${chat.what}, ${model.name}'s chat template`,
-      };
+      return this.rendered(chat, model.config, model.name);
     } catch (e) {
       if (!(e instanceof ChatTemplateError)) throw e;
       void vscode.window.showErrorMessage(`AttentionViz: ${e.message}${this.failingMessage(chat, model.config)}`);

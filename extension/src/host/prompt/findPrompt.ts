@@ -2,7 +2,7 @@
 // Markdown fenced block or paragraph, a .prompty file's role blocks, or a whole prompt file.
 import MarkdownIt from 'markdown-it';
 import { sliceMap, TextMap } from '../../shared/textMap';
-import { chatAt, grammarFor, literalAt } from './literals';
+import { chatAt, grammarFor, literalAt, promptSites } from './literals';
 import type { Parsers } from './parsers';
 
 export interface PromptText {
@@ -92,6 +92,23 @@ export async function findPrompt(q: PromptQuery, parsers: Parsers): Promise<Prom
     return { kind: 'text', what: 'prompt file', text: q.source, map: TextMap.identity(0, q.source.length) };
   }
   return undefined;
+}
+
+/**
+ * Where the CodeLens goes: a document offset inside each prompt of the file (findPrompt there finds it). Code and data
+ * files: chat lists and prompt-sized literals; .prompt/.prompty/.jinja files: the whole file. Markdown and plain text
+ * are prose, not prompts: none.
+ */
+export async function promptOffsets(q: Omit<PromptQuery, 'offset' | 'selection'>, parsers: Parsers): Promise<number[]> {
+  if (/\.(prompty|prompt|jinja|jinja2|j2)$/i.test(q.fileName)) return q.source.trim() ? [0] : [];
+  const grammar = grammarFor(q.languageId);
+  if (!grammar) return [];
+  const tree = await parsers.parse(grammar, q.source);
+  try {
+    return promptSites(tree.rootNode, q.source, grammar).map((s) => s.start + 1);
+  } finally {
+    tree.delete();
+  }
 }
 
 /** The decoded units whose source lies inside document [start, end). */

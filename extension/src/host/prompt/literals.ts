@@ -378,3 +378,37 @@ export function chatAt(
   }
   return undefined;
 }
+
+/** A prompt of a file for the CodeLens: a chat messages list, or a string literal long enough to be a prompt. */
+export interface PromptSite {
+  kind: 'chat' | 'text';
+  start: number;
+  end: number;
+}
+
+/**
+ * The prompts of a parsed file, in document order: every chat messages list, and every string literal outside them
+ * whose value holds a line break or at least `minLength` characters (names, keys and short labels are not prompts).
+ */
+export function promptSites(root: Node, source: string, grammar: Grammar, minLength = 40): PromptSite[] {
+  const out: PromptSite[] = [];
+  const stack: Node[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    if (LIST_TYPES[grammar].includes(node.type) && messagesOf(node, source, grammar)) {
+      out.push({ kind: 'chat', start: node.startIndex, end: node.endIndex });
+      continue;
+    }
+    if (STRING_TYPES[grammar].includes(node.type)) {
+      const value = decodeLiteral(node, source, grammar)?.text ?? '';
+      if (value.length >= minLength || value.trim().includes('\n'))
+        out.push({ kind: 'text', start: node.startIndex, end: node.endIndex });
+      continue; // Python's adjacent literals are one value: the parts are not prompts of their own
+    }
+    for (let i = node.namedChildCount - 1; i >= 0; i--) {
+      const c = node.namedChild(i);
+      if (c) stack.push(c);
+    }
+  }
+  return out;
+}

@@ -448,6 +448,38 @@ test('Sections and Compare with Previous Analysis / Git HEAD: a .prompt file\'s 
   await vscode.commands.executeCommand('workbench.action.files.revert');
 });
 
+test('CodeLens above a prompt file: the last token\'s share per section as attention/sections gives it, cached, and a click inspects the prompt', async () => {
+  const cfg = () => vscode.workspace.getConfiguration('attentionViz');
+  await cfg().update('codeLens.enabled', true, vscode.ConfigurationTarget.Workspace);
+  try {
+    const editor = await openPrompt('sections.prompt');
+    const uri = editor.document.uri;
+    const resolved = async () => {
+      const lenses = await vscode.commands.executeCommand('vscode.executeCodeLensProvider', uri, 10);
+      return lenses.find((l) => l.command?.title.startsWith('AttentionViz:') && l.command.title.includes('%'));
+    };
+    const lens = await until('a resolved CodeLens', resolved, 120_000);
+    const m = /^AttentionViz: (\d+) tokens · context (\d+)% · question (\d+)%$/.exec(lens.command.title);
+    assert.ok(m, lens.command.title);
+    assert.equal(lens.range.start.line, 0);
+    const computed = api.lensesComputed();
+    // Asked again (the file unchanged): the cached summary, nothing computed.
+    assert.equal((await resolved()).command.title, lens.command.title);
+    assert.equal(api.lensesComputed(), computed);
+    // The click: Inspect Prompt at Cursor on that prompt; its attention/sections gives the lens's numbers.
+    const seq = api.session()?.seq;
+    await vscode.commands.executeCommand(lens.command.command, ...lens.command.arguments);
+    const s = await until('the inspected prompt', () => { const x = api.session(); return x && x.seq !== seq && x; }, 180_000);
+    assert.equal(s.tokens, Number(m[1]));
+    const r = await api.analysisRpc('attention/sections', { analysisId: s.analysisId, sections: api.sessionText().sections });
+    const onSections = r.result.sections.reduce((a, x) => a + x.mass, 0);
+    assert.deepEqual(r.result.sections.map((x) => Math.round((100 * x.mass) / onSections)), [Number(m[2]), Number(m[3])]);
+    log(`  ${lens.command.title}`);
+  } finally {
+    await cfg().update('codeLens.enabled', undefined, vscode.ConfigurationTarget.Workspace);
+  }
+});
+
 test('a 3,000-token selection on a Llama-shaped model: progress during the analysis, the full heatmap, the editor tint, zoomed windows at full resolution', async () => {
   const cfg = () => vscode.workspace.getConfiguration('attentionViz');
   const modelPath = vscode.Uri.joinPath(ws(), 'llama-test-model').fsPath;
