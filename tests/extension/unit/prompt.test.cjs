@@ -104,6 +104,17 @@ test('JSON string values and YAML scalars (block |, folded >, double-quoted)', a
   assert.equal(folded.prompt.text, 'One two\nthree');
   const quoted = await at('yaml', 'q: "a|\\tb\\x41"\n');
   assert.equal(quoted.prompt.text, 'a\tbA');
+  // Multi-line flow scalars fold as YAML does: a break between text lines (and the whitespace around it) is one
+  // space, an empty line a line break, an escaped break in double quotes joins with nothing, `\ ` keeps its space.
+  const dq = await at('yaml', 'q: "You are|   \n    helpful.\n\n  Be\\\n   brief\\ \n  now."\n');
+  assert.equal(dq.prompt.text, 'You are helpful.\nBebrief  now.');
+  assert.equal(slice(dq.prompt, dq.source, 7, 8), '   \n', 'the folding space maps to the whitespace and break it replaced');
+  const sq = await at('yaml', "q: 'It''s|\r\n  two\r\n  lines'\r\n");
+  assert.equal(sq.prompt.text, "It's two lines");
+  const plain = await at('yaml', 'q: plain| text\n  over lines\n\n  and a paragraph\nnext: 1\n');
+  assert.equal(plain.prompt.text, 'plain text over lines\nand a paragraph');
+  for (const p of [dq, sq, plain])
+    for (let i = 0; i < p.prompt.text.length; i++) assert.ok(p.prompt.map.starts[i] >= 0, `unit ${i} maps to the file`);
 });
 
 test('Markdown: the paragraph or fenced block at the cursor, as written', async () => {

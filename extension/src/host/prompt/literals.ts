@@ -231,13 +231,63 @@ function decodeYaml(node: Node, source: string, out: TextMapBuilder): void {
       decodeYamlBlock(node, source, out);
       return;
     case 'double_quote_scalar':
-      decodeInto(out, source, node.startIndex + 1, node.endIndex - 1, 'yaml-double', { normalizeNewlines: true });
+      decodeYamlFlow(out, source, node.startIndex + 1, node.endIndex - 1, 'yaml-double');
       return;
     case 'single_quote_scalar':
-      decodeInto(out, source, node.startIndex + 1, node.endIndex - 1, 'yaml-single', { normalizeNewlines: true });
+      decodeYamlFlow(out, source, node.startIndex + 1, node.endIndex - 1, 'yaml-single');
       return;
     default:
-      out.verbatim(node.text, node.startIndex);
+      decodeYamlFlow(out, source, node.startIndex, node.endIndex, 'verbatim');
+  }
+}
+
+/**
+ * A YAML flow scalar (quoted or plain) over several lines, folded as YAML does: a line break between two text lines,
+ * with the whitespace around it, is one space; each empty line between them is a line break; in double quotes an
+ * escaped line break joins the lines with nothing (decodeInto's line continuation).
+ */
+function decodeYamlFlow(
+  out: TextMapBuilder,
+  source: string,
+  start: number,
+  end: number,
+  style: 'yaml-double' | 'yaml-single' | 'verbatim',
+): void {
+  const lines: { from: number; to: number; breakEnd: number }[] = [];
+  for (let at = start; ;) {
+    const nl = source.indexOf('\n', at);
+    if (nl < 0 || nl >= end) {
+      lines.push({ from: at, to: end, breakEnd: end });
+      break;
+    }
+    lines.push({ from: at, to: nl > at && source[nl - 1] === '\r' ? nl - 1 : nl, breakEnd: nl + 1 });
+    at = nl + 1;
+  }
+  if (lines.length === 1) {
+    decodeInto(out, source, start, end, style);
+    return;
+  }
+  const escapedBreak = (l: { from: number; to: number }) =>
+    style === 'yaml-double' && /(^|[^\\])(\\\\)*\\$/.test(source.slice(l.from, l.to));
+  let pendingBreak: { at: number; end: number } | undefined;
+  let joined = false;
+  for (const [k, l] of lines.entries()) {
+    let from = l.from,
+      to = l.to;
+    if (k > 0) while (from < to && (source[from] === ' ' || source[from] === '\t')) from++;
+    // Trailing whitespace goes with the fold, unless escaped (`\ ` in double quotes keeps its space).
+    if (k < lines.length - 1 && !escapedBreak(l))
+      while (to > from && (source[to - 1] === ' ' || source[to - 1] === '\t') && source[to - 2] !== '\\') to--;
+    if (from === to && k > 0 && k < lines.length - 1) {
+      out.decoded('\n', l.to, l.breakEnd); // an empty line: a line break
+      pendingBreak = undefined;
+      continue;
+    }
+    if (pendingBreak && !joined) out.decoded(' ', pendingBreak.at, pendingBreak.end);
+    joined = escapedBreak(l);
+    // An escaped break: the backslash and the break decode to nothing; decodeInto sees `\` + break together.
+    decodeInto(out, source, from, joined ? l.breakEnd : to, style, { normalizeNewlines: true });
+    pendingBreak = { at: to, end: l.breakEnd };
   }
 }
 
