@@ -31,9 +31,10 @@ export class Decorations implements vscode.Disposable {
       borderRadius: '2px',
     });
     this.sectionType = vscode.window.createTextEditorDecorationType({
-      border: '1px dashed',
-      borderColor: new vscode.ThemeColor('editor.findRangeHighlightBorder'),
-      backgroundColor: new vscode.ThemeColor('editor.findRangeHighlightBackground'),
+      // A border (the tint owns the background): the focus colour is visible in every theme.
+      border: '1px solid',
+      borderColor: new vscode.ThemeColor('focusBorder'),
+      borderRadius: '2px',
       overviewRulerColor: new vscode.ThemeColor('editorOverviewRuler.findMatchForeground'),
       overviewRulerLane: vscode.OverviewRulerLane.Center,
     });

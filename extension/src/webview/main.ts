@@ -253,6 +253,7 @@ function handle(m: HostToWebview): void {
       if (m.layer !== undefined) app.state.layer = m.layer;
       if (m.head !== undefined) app.state.head = m.head;
       if (m.view) app.state.view = m.view;
+      if (m.tab && (TABS as string[]).includes(m.tab)) app.options.tab = m.tab as TabId;
       if (m.hideSpecial !== undefined) frame.hideSpecial.checked = m.hideSpecial;
       if (m.wordLevel !== undefined) frame.wordLevel.checked = m.wordLevel;
       syncControls();

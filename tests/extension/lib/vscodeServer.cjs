@@ -72,7 +72,13 @@ async function runExtensionSuite({ extensionPath, testsPath, workspace, timeoutM
     page.on('console', (m) => {
       const t = m.text();
       const i = t.indexOf('[suite]');
-      if (i >= 0) { const line = t.slice(i + 8); lines.push(line); process.stdout.write(`  ${line}\n`); }
+      if (i < 0) return;
+      const line = t.slice(i + 8);
+      // The suite asks for a picture of the window as it is now (it waits a moment before going on).
+      const shot = /^screenshot ([\w-]+)$/.exec(line);
+      if (shot) { void page.screenshot({ path: path.join(outDir, `${shot[1]}.png`) }).catch(() => undefined); return; }
+      lines.push(line);
+      process.stdout.write(`  ${line}\n`);
     });
     const remote = (p) => `vscode-remote://127.0.0.1:${server.port}${p}`;
     const payload = [['extensionDevelopmentPath', remote(extensionPath)], ['extensionTestsPath', remote(testsPath)]];

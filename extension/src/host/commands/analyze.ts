@@ -269,5 +269,7 @@ function sourceLabel(doc: vscode.TextDocument, range: vscode.Range, pair: Pair |
     endLine = range.end.line + 1;
   const pairLine = pair ? ` + ${pair.range.start.line + 1}` : '';
   const lines = `${startLine}${endLine !== startLine ? '–' + endLine : ''}${pairLine}`;
-  return `${vscode.workspace.asRelativePath(doc.uri)}:${lines}`;
+  // Another version of a file (git: Git HEAD) is named by the file's own path.
+  const uri = doc.uri.scheme === 'file' ? doc.uri : vscode.Uri.file(doc.uri.fsPath);
+  return `${vscode.workspace.asRelativePath(uri)}:${lines}`;
 }

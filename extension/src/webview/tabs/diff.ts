@@ -11,7 +11,7 @@ import { h } from '../dom';
 
 /** ΔA is drawn token by token up to this many tokens a side (two full matrices travel to the panel). */
 export const DIFF_MATRIX_MAX_TOKENS = 1024;
-const RANKED = 24;
+const RANKED = 12;
 
 const ui = {
   empty: h('p', { id: 'diff-empty', class: 'empty-note' }),
@@ -26,7 +26,7 @@ const content = h(
   'div',
   { id: 'diff-content', hidden: true },
   ui.title,
-  h('div', { class: 'diff-body' }, ui.heads, h('div', {}, ui.deltaTitle, ui.delta)),
+  h('div', { class: 'diff-body' }, ui.heads, h('div', { id: 'diff-delta-box' }, ui.deltaTitle, ui.delta)),
   ui.budgetTitle,
   ui.budget,
 );
@@ -143,7 +143,9 @@ async function paintDelta(d: DiffView): Promise<void> {
   ui.deltaTitle.textContent =
     `ΔA = after − before, layer ${c.layer}, head ${c.head} (largest change ±${delta.max.toFixed(3)}; ` +
     'red: more attention, blue: less, grey: a token with no counterpart)';
-  delta.draw(Math.min(760, (document.body.clientWidth || 800) - 260), { row: null, col: null });
+  // The heatmap's box: beside the ranking in a wide panel, under it in a narrow one.
+  const box = ui.delta.parentElement?.clientWidth || (document.body.clientWidth || 800) - 40;
+  delta.draw(Math.min(760, Math.max(200, box)), { row: null, col: null });
   ui.delta.dataset.maxAbs = String(delta.max);
 }
 

@@ -7,6 +7,12 @@ const path = require('node:path');
 
 const log = (s) => console.log(`[suite] ${s}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** A picture of the window as it is now, in tests/extension/.output/NAME.png (taken by the harness, lib/vscodeServer.cjs). */
+async function screenshot(name) {
+  await sleep(800); // the panel's last paint
+  log(`screenshot ${name}`);
+  await sleep(1500);
+}
 async function until(what, fn, ms = 60_000) {
   const end = Date.now() + ms;
   let last;
@@ -417,8 +423,11 @@ test('Sections and Compare with Previous Analysis / Git HEAD: a .prompt file\'s 
   const total = r.result.sections.reduce((a, x) => a + x.mass, 0) + r.result.sink;
   assert.ok(Math.abs(total - 1) < 1e-4, `masses and sink sum to ${total}`);
   // Hovering the question's bar in the panel marks the question in the editor.
+  api.setPanelView({ tab: 'sections' });
+  await until('the Sections tab', () => api.panelView()?.tab === 'sections', 30_000);
   await api.panelMessage({ type: 'hoverSection', index: 1 });
   await until('the marked section', () => JSON.stringify(api.markedSection()) === JSON.stringify([source.indexOf('<question>'), source.length]), 10_000);
+  await screenshot('vscode-sections');
   await api.panelMessage({ type: 'hoverSection', index: null });
   await until('no marked section', () => api.markedSection() === undefined, 10_000);
   // A one-word edit, then Compare with Previous Analysis: the edited prompt analysed again and compared.
@@ -432,6 +441,7 @@ test('Sections and Compare with Previous Analysis / Git HEAD: a .prompt file\'s 
   assert.ok(diff.heads.some((h) => h.score > 0) && diff.heads.every((h) => h.score >= 0 && h.score <= 1));
   assert.ok(diff.aligned > 0 && diff.aligned < after.tokens, `${diff.aligned} of ${after.tokens} tokens aligned`);
   await until('the Diff tab', () => api.panelView()?.tab === 'diff', 30_000);
+  await screenshot('vscode-diff');
   // The Diff tab's requests on the earlier analysis are answered (it stays in the backend while compared).
   const before = await api.analysisRpc('attention/view', { analysisId: first.analysisId, layer: 0, head: 0 });
   assert.equal(before.type, 'rpcResult', before.message);
@@ -459,6 +469,10 @@ test('CodeLens above a prompt file: the last token\'s share per section as atten
       return lenses.find((l) => l.command?.title.startsWith('AttentionViz:') && l.command.title.includes('%'));
     };
     const lens = await until('a resolved CodeLens', resolved, 120_000);
+    // Room for the lens in the picture: no side bars.
+    await vscode.commands.executeCommand('workbench.action.closeSidebar');
+    await vscode.commands.executeCommand('workbench.action.closeAuxiliaryBar');
+    await screenshot('vscode-codelens');
     const m = /^AttentionViz: (\d+) tokens · context (\d+)% · question (\d+)%$/.exec(lens.command.title);
     assert.ok(m, lens.command.title);
     assert.equal(lens.range.start.line, 0);
