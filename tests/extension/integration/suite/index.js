@@ -396,6 +396,11 @@ test('Inspect Prompt at Cursor in messages.json with a Qwen-tokenizer model: the
     assert.equal(text, '<|im_start|>system\nYou are a terse assistant.\nAnswer in one line.<|im_end|>\n' +
       '<|im_start|>user\nWhat is attention in a transformer?<|im_end|>\n<|im_start|>assistant\n');
     assert.deepEqual(sections.map((x) => x.name), ['system', 'user']);
+    // The Sections tab's request: one bar per message, each holding its content's tokens.
+    const bars = await api.analysisRpc('attention/sections', { analysisId: api.session().analysisId, sections });
+    assert.equal(bars.type, 'rpcResult', bars.message);
+    assert.deepEqual(bars.result.sections.map((x) => x.name), ['system', 'user']);
+    assert.ok(bars.result.sections.every((x) => x.tokenCount > 0 && x.mass > 0), JSON.stringify(bars.result.sections));
     const tokens = api.sessionTokens();
     const starts = tokens.filter((t) => t.text === '<|im_start|>');
     assert.equal(starts.length, 3, `each <|im_start|> is one token: ${tokens.map((t) => t.text).join(' ')}`);
