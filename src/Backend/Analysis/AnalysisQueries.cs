@@ -47,7 +47,7 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
         RequestChecks.LayerHead(analysis.Model.Layers, analysis.Model.Heads, layer, head, RequestChecks.MinusOneIsMean);
         var n = analysis.Tokens.Count;
         Modularity.EnsureFits(n);
-        var matrix = new float[n * n];
+        var matrix = new float[checked(n * n)];
         analysis.Attention.Matrix(layer, head, matrix);
         return await Task.Run(() => Modularity.Compute(matrix, n, includeSelfLoops, cancellationToken), cancellationToken);
     }
@@ -63,7 +63,7 @@ public sealed class AnalysisQueries(AttentionService service, ModelThread? model
         var options = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) };
         await Task.Run(() => Parallel.For(0, result.Length, options, k =>
         {
-            var matrix = new float[n * n];
+            var matrix = new float[checked(n * n)];
             attention.Head(k / heads, k % heads, matrix);
             var m = Modularity.Compute(matrix, n, includeSelfLoops, cancellationToken);
             result[k] = new HeadModularity(k / heads, k % heads, m.Q, m.CommunityCount);

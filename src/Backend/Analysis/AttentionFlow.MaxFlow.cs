@@ -94,7 +94,7 @@ public static partial class AttentionFlow
                     (To[e], From[e], Capacity[e++]) = (Sink, Node(1, i), 0);
                 }
                 Start[Sink] = Start[Nodes] = e;
-                SinkCapacity = Rent<double>(n * n);
+                SinkCapacity = Rent<double>(checked(n * n));
                 var first = capacities[0];
                 for (var i = 0; i < n; i++)
                     for (var j = 0; j < n; j++) SinkCapacity[j * n + i] = first[i * n + j];

@@ -86,7 +86,7 @@ public static partial class AttentionFlow
         try
         {
             Parallel.For(0, layer + 1, new ParallelOptions { CancellationToken = cancellationToken },
-                l => Rollout.Adjusted(attention, l, causal, capacities[l] = Rent<double>(n * n), cancellationToken));
+                l => Rollout.Adjusted(attention, l, causal, capacities[l] = Rent<double>(checked(n * n)), cancellationToken));
             graph = new LayeredGraph(capacities, n, token);
         }
         finally

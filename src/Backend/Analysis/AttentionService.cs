@@ -26,12 +26,20 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
 
     public ModelRegistry Models => models;
 
+    /// <summary>
+    /// The longest analysis, whatever the model's window: every n² size of the analysis (a whole matrix, a flow's graph)
+    /// stays far below int.MaxValue elements (32,768² = 2³⁰), and 32,768 tokens already take minutes on a laptop.
+    /// </summary>
+    private static InvalidRequestException TooManyTokens(string what, int count) =>
+        new($"{what}: an analysis holds at most {DefaultMaxTokens:N0} tokens; got {count:N0}.");
+
     public async Task<StoredAnalysis> AnalyzeAsync(AnalyzeOptions options, CancellationToken cancellationToken,
         IProgress<AnalysisProgress>? progress = null)
     {
         if (string.IsNullOrEmpty(options.Text)) throw new InvalidRequestException("The text is empty: select some text to analyze.");
         var loaded = await models.GetAsync(options.ModelId ?? ModelRegistry.DefaultId, cancellationToken);
         var window = loaded.Model.MaxPositions;
+        if (options.MaxTokens > DefaultMaxTokens) throw TooManyTokens("maxTokens", options.MaxTokens.Value);
         var limit = Math.Min(options.MaxTokens ?? DefaultMaxTokens, window);
         var tokenizer = loaded.RequireTokenizer();
         if (!options.AddSpecialTokens && options.TextPair is not null)
@@ -65,6 +73,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
             throw new InvalidRequestException($"{tokenTypeIds.Count} token type ids for {ids.Count} token ids: give one per token.");
         var loaded = await models.GetAsync(modelId ?? ModelRegistry.DefaultId, cancellationToken);
         var tokenizer = loaded.Tokenizer;
+        if (ids.Count > DefaultMaxTokens) throw TooManyTokens("ids", ids.Count);
         if (ids.Count > loaded.Model.MaxPositions)
             throw new InvalidRequestException($"{ids.Count} ids exceed the model's window of {loaded.Model.MaxPositions} tokens.");
         var tokens = new List<Token>(ids.Count);

@@ -30,7 +30,7 @@ public static class Modularity
     /// <summary>W = (A + Aᵀ)/2 of an n×n attention matrix, with the diagonal zeroed unless self-loops are included.</summary>
     public static double[] Symmetrize(ReadOnlySpan<float> attention, int n, bool includeSelfLoops)
     {
-        var w = new double[n * n];
+        var w = new double[checked(n * n)];
         for (var i = 0; i < n; i++)
             for (var j = 0; j < n; j++)
                 w[i * n + j] = i == j ? (includeSelfLoops ? attention[i * n + i] : 0) : 0.5 * (attention[i * n + j] + attention[j * n + i]);
@@ -156,7 +156,7 @@ public static class Modularity
     /// <summary>Phase 2: one node per community; weights summed (internal weight becomes a self-loop).</summary>
     private static double[] Aggregate(double[] w, int n, int[] community, int count)
     {
-        var result = new double[count * count];
+        var result = new double[checked(count * count)];
         for (var i = 0; i < n; i++)
         {
             var row = community[i] * count;

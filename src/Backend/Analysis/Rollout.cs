@@ -42,7 +42,7 @@ public static class Rollout
     {
         var heads = attention.Heads;
         var rows = rowEnd - rowStart;
-        var size = rows * cols;
+        var size = checked(rows * cols);
         destination = destination[..size];
         var tile = scratch.AsSpan(0, size);
         destination.Clear();
@@ -91,7 +91,7 @@ public static class Rollout
         var n = attention.Tokens;
         EnsureMatrixFits(n);
         using var scope = NewDisposeScope();
-        var adjusted = new double[n * n];
+        var adjusted = new double[checked(n * n)];
         Tensor? rollout = null;
         for (var l = 0; l <= layer; l++)
         {

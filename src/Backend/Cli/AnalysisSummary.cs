@@ -38,7 +38,7 @@ public static class AnalysisSummary
         }
         output.WriteLine();
         output.WriteLine("layer  mean entropy (nats, mean over heads and query rows; uniform would be " + Math.Log(n).ToString("F3") + ")");
-        var matrix = new float[n * n];
+        var matrix = new float[checked(n * n)];
         for (var layer = 0; layer < model.Layers; layer++)
         {
             double total = 0;

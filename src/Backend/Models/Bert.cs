@@ -39,6 +39,7 @@ public sealed record BertConfig : IModelConfig
     public void Validate(string source)
     {
         ConfigChecks.Common(source, Shape);
+        ConfigChecks.Epsilon(source, "layer_norm_eps", LayerNormEps);
         ConfigChecks.Require(source, HiddenSize % NumHeads == 0, $"hidden_size {HiddenSize} is not divisible by num_attention_heads {NumHeads}.");
         ConfigChecks.InRange(source, "intermediate_size", IntermediateSize, 1, 1 << 20);
         ConfigChecks.InRange(source, "type_vocab_size", TypeVocabSize, 1, 1 << 16);

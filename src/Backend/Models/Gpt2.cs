@@ -35,6 +35,7 @@ public sealed record Gpt2Config : IModelConfig
     {
         ConfigChecks.Common(source, Shape);
         ConfigChecks.Require(source, NEmbd % NHead == 0, $"n_embd {NEmbd} is not divisible by n_head {NHead}.");
+        ConfigChecks.Epsilon(source, "layer_norm_epsilon", LayerNormEpsilon);
         ConfigChecks.InRange(source, "n_inner", Inner, 1, 1 << 20);
         ActivationFunctions.Get(ActivationFunction);
     }

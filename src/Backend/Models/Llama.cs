@@ -87,7 +87,8 @@ public sealed record LlamaConfig : IModelConfig
         ConfigChecks.Require(source,
             LayerTypes is null || LayerTypes.Length == NumLayers && LayerTypes.All(t => t is "full_attention" or "sliding_attention"),
             $"layer_types must list 'full_attention' or 'sliding_attention' for each of the {NumLayers} layers.");
-        ConfigChecks.Require(source, RmsNormEps > 0, $"rms_norm_eps {RmsNormEps} must be positive.");
+        ConfigChecks.Epsilon(source, "rms_norm_eps", RmsNormEps);
+        if (RopeTheta is { } theta) ConfigChecks.InRange(source, "rope_theta", theta, 1.000001, 1e12);
         RotaryEmbedding.Validate(Rope, source);
         ActivationFunctions.Get(HiddenAct);
     }

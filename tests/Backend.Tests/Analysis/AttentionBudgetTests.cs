@@ -70,6 +70,25 @@ public sealed class AttentionBudgetTests
     }
 
     [TestMethod]
+    public void MoreThan32768TokensAreRefusedWhateverTheWindowSo46341NeverWrapsAnInt()
+    {
+        // A window of 60,000 allowed 46,341 tokens, whose n² wraps int32 (the SIGABRT of issue #12); refused up front.
+        var folder = LongWindowLlama();
+        // Single-digit ids: 46,341 of them fit one command-line argument (128 KB).
+        var ids = string.Join(',', Enumerable.Repeat("5", 46_341));
+        var (code, stdout, stderr) = BackendCli.Run("analyze", "--model", folder, "--ids", ids);
+        Assert.AreEqual(2, code, stderr); // a bad request's exit code
+        Assert.AreEqual("", stdout);
+        StringAssert.Contains(stderr, "ids: an analysis holds at most 32,768 tokens; got 46,341.");
+        var text = Path.Combine(folder, "long.txt");
+        File.WriteAllText(text, string.Concat(Enumerable.Repeat("word ", 50_000)));
+        var byText = BackendCli.Run("analyze", "--model", folder, "--text-file", text, "--max-tokens", "46341");
+        Assert.AreEqual(2, byText.ExitCode, byText.Stderr);
+        StringAssert.Contains(byText.Stderr, "maxTokens: an analysis holds at most 32,768 tokens; got 46,341.");
+        Assert.DoesNotContain("   at ", byText.Stderr, "no stack trace");
+    }
+
+    [TestMethod]
     public void TheCliRefusesAnAnalysisTooBigForTheBudgetInOneLineAndItsAdviceHolds()
     {
         var folder = LongWindowLlama();

@@ -267,6 +267,12 @@ public sealed class ModelFamilyTests
         }
     }
 
+    private const string TinyLlamaJson = """{"model_type":"llama","vocab_size":1000,"hidden_size":64,"intermediate_size":10,"num_hidden_layers":""" +
+        """2,"num_attention_heads":4,"max_position_embeddings":128""";
+    private const string TinyBertJson = """{"model_type":"bert","vocab_size":1000,"hidden_size":64,"intermediate_size":10,"num_hidden_layers":""" +
+        """2,"num_attention_heads":4,"max_position_embeddings":128""";
+    private const string TinyGpt2Json = """{"model_type":"gpt2","vocab_size":1000,"n_embd":64,"n_layer":2,"n_head":4,"n_positions":128""";
+
     [TestMethod]
     [DataRow("""{"model_type":"llama","vocab_size":1000,"hidden_size":1000000,"intermediate_size":10,"num_hidden_layers":""" +
         """2,"num_attention_heads":4,"max_position_embeddings":128}""", "hidden size")]
@@ -281,6 +287,15 @@ public sealed class ModelFamilyTests
         """2,"num_attention_heads":4,"max_position_embeddings":128,"rope_scaling":{"rope_type":"yarn","factor":4}}""", "yarn")]
     [DataRow("""{"model_type":"bert","vocab_size":-5,"hidden_size":64,"intermediate_size":10,"num_hidden_layers":""" +
         """2,"num_attention_heads":4,"max_position_embeddings":128}""", "vocabulary size")]
+    // Issue #12: values once accepted silently (eps 0, −1, 1e308, a 1e308 rope factor, an infinite theta).
+    [DataRow(TinyBertJson + ""","layer_norm_eps":0}""", "layer_norm_eps")]
+    [DataRow(TinyBertJson + ""","layer_norm_eps":-1}""", "layer_norm_eps")]
+    [DataRow(TinyBertJson + ""","layer_norm_eps":1e308}""", "layer_norm_eps")]
+    [DataRow(TinyLlamaJson + ""","rms_norm_eps":1e308}""", "rms_norm_eps")]
+    [DataRow(TinyLlamaJson + ""","rms_norm_eps":1e400}""", "rms_norm_eps")]
+    [DataRow(TinyGpt2Json + ""","layer_norm_epsilon":0}""", "layer_norm_epsilon")]
+    [DataRow(TinyLlamaJson + ""","rope_scaling":{"rope_type":"dynamic","factor":1e308}}""", "factor")]
+    [DataRow(TinyLlamaJson + ""","rope_theta":1e400}""", "rope_theta")]
     [DataRow("""{"architectures":["MambaForCausalLM"]}""", "supported")]
     public void BadConfigsAreClearErrorsBeforeAnyAllocation(string json, string mentioned)
     {

@@ -64,6 +64,14 @@ public static class ConfigChecks
         if (!ok) throw new ModelLoadException($"{source}: {what}");
     }
 
+    /// <summary>A normalisation epsilon: finite and in (0, 0.1]; 0 divides by zero on a constant row, 1e308 erases the input.</summary>
+    public static void Epsilon(string source, string key, double value) =>
+        Require(source, double.IsFinite(value) && value > 0 && value <= 0.1, $"{key} = {value} must be a small positive number (0 < eps ≤ 0.1).");
+
+    /// <summary>A finite value in [min, max] (config.json numbers like 1e400 parse as infinity).</summary>
+    public static void InRange(string source, string key, double value, double min, double max) =>
+        Require(source, double.IsFinite(value) && value >= min && value <= max, $"{key} = {value} is out of range ({min}..{max}).");
+
     public static void InRange(string source, string key, long value, long min, long max) =>
         Require(source, value >= min && value <= max, $"{key} = {value} is out of range ({min}..{max}).");
 

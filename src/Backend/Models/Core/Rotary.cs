@@ -37,10 +37,15 @@ public sealed class RotaryEmbedding
     public RotaryEmbedding(int dim, double theta, RopeScaling? scaling, int maxPositions, string source = "config.json")
     {
         if (dim <= 0 || dim % 2 != 0) throw new ModelLoadException($"{source}: the rotary dimension {dim} must be positive and even.");
-        if (!(theta > 1)) throw new ModelLoadException($"{source}: rope_theta {theta} must be greater than 1.");
+        if (!(theta > 1) || !(theta <= MaxTheta))
+            throw new ModelLoadException($"{source}: rope_theta {theta} must be greater than 1 and at most {MaxTheta:E0}.");
         Validate(scaling, source);
         (_dim, _theta, _scaling, _maxPositions) = (dim, theta, scaling, maxPositions);
     }
+
+    /// <summary>Largest rope_theta and scaling factor taken: far above any model's (theta 1e6–1e7, factors ≤ 64), below
+    /// values that turn every angle into noise or infinity.</summary>
+    private const double MaxTheta = 1e12, MaxFactor = 1_000;
 
     public static void Validate(RopeScaling? scaling, string source)
     {
@@ -54,12 +59,12 @@ public sealed class RotaryEmbedding
             case "default":
                 break;
             case "linear" or "dynamic":
-                Need(scaling.Factor is >= 1, $"factor {scaling.Factor?.ToString() ?? "(missing)"} must be at least 1.");
+                Need(scaling.Factor is >= 1 and <= MaxFactor, $"factor {scaling.Factor?.ToString() ?? "(missing)"} must be from 1 to {MaxFactor}.");
                 break;
             case "llama3":
-                Need(scaling.Factor is >= 1, $"factor {scaling.Factor?.ToString() ?? "(missing)"} must be at least 1.");
-                Need(scaling.LowFreqFactor is > 0, "low_freq_factor is missing or not positive.");
-                Need(scaling.HighFreqFactor is { } high && high > scaling.LowFreqFactor,
+                Need(scaling.Factor is >= 1 and <= MaxFactor, $"factor {scaling.Factor?.ToString() ?? "(missing)"} must be from 1 to {MaxFactor}.");
+                Need(scaling.LowFreqFactor is > 0 and <= MaxFactor, "low_freq_factor is missing or not a positive number.");
+                Need(scaling.HighFreqFactor is { } high && high > scaling.LowFreqFactor && high <= MaxFactor,
                     "high_freq_factor is missing or not greater than low_freq_factor.");
                 Need(scaling.OriginalMaxPositionEmbeddings is > 0, "original_max_position_embeddings is missing.");
                 break;
