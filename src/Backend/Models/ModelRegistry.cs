@@ -52,9 +52,16 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
             return new ModelCatalogEntry(d.Folder, name, d.Architecture, d.Layers, d.Heads, source, d.Folder, d.WeightBytes,
                 d.WeightFormat == "none" ? $"{folder} has no weights (model.safetensors)." : null);
         }
-        catch (Exception e) when (e is ModelLoadException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is AppException or IOException or UnauthorizedAccessException)
         {
             return new ModelCatalogEntry(folder, name, "unknown", 0, 0, source, folder, null, e.Message);
+        }
+        catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
+        {
+            // Whatever a broken snapshot throws stays in its own entry: one bad folder never hides the others.
+            Log.Warn($"models/list: {folder}: {e.GetType().Name}: {e.Message}");
+            return new ModelCatalogEntry(folder, name, "unknown", 0, 0, source, folder, null,
+                $"{folder} cannot be read as a model: {e.Message}");
         }
     }
 

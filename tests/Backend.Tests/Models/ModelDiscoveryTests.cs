@@ -43,4 +43,52 @@ public sealed class ModelDiscoveryTests
         StringAssert.Contains(list.Single(m => m.Path == unsupported).Error, "mamba");
         StringAssert.Contains(list.Single(m => m.Path == "/nonexistent/folder").Error, "not found");
     }
+
+    /// <summary>
+    /// Issue #12 point 11: mutations of a snapshot's safetensors (random bytes, a header length past the file, a header
+    /// that is not JSON or not UTF-8, offsets of the wrong type) each stay in their own entry; the good folders beside
+    /// them are listed as usual.
+    /// </summary>
+    [TestMethod]
+    public void OneBrokenSafetensorsHidesNoOtherModel()
+    {
+        var good = Fixtures.Folder("bert-tiny");
+        var original = File.ReadAllBytes(Path.Combine(good, "model.safetensors"));
+        var headerLength = (int)BitConverter.ToInt64(original, 0);
+        var random = new Random(12);
+        byte[] WithHeader(string json)
+        {
+            var header = System.Text.Encoding.UTF8.GetBytes(json);
+            return [.. BitConverter.GetBytes((long)header.Length), .. header, .. original.AsSpan(8 + headerLength)];
+        }
+        var mutations = new Dictionary<string, byte[]>
+        {
+            ["random"] = Enumerable.Range(0, 4096).Select(_ => (byte)random.Next(256)).ToArray(),
+            ["length past the end"] = [.. BitConverter.GetBytes(long.MaxValue / 2), .. original.AsSpan(8)],
+            ["negative length"] = [.. BitConverter.GetBytes(-5L), .. original.AsSpan(8)],
+            ["not JSON"] = WithHeader("{\"a\": [1, 2,"),
+            ["not UTF-8"] = [.. BitConverter.GetBytes(4L), 0x7b, 0xff, 0xfe, 0x7d, .. original.AsSpan(8 + headerLength)],
+            ["offsets as strings"] = WithHeader("""{"x": {"dtype": "F32", "shape": [1], "data_offsets": ["0", "4"]}}"""),
+            ["shape of -1"] = WithHeader("""{"x": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}"""),
+            ["empty"] = [],
+        };
+        var folders = new List<string>();
+        foreach (var (name, bytes) in mutations)
+        {
+            var folder = Directory.CreateTempSubdirectory("avz-broken").FullName;
+            File.Copy(Path.Combine(good, "config.json"), Path.Combine(folder, "config.json"));
+            File.WriteAllBytes(Path.Combine(folder, "model.safetensors"), bytes);
+            folders.Add(folder);
+        }
+        using var thread = new ModelThread();
+        using var registry = new ModelRegistry(thread);
+        var list = registry.List([good, .. folders, good + "/"]);
+        Assert.IsNull(list.Single(m => m.Path == good).Error, "the good folder is described as before");
+        foreach (var (folder, name) in folders.Zip(mutations.Keys))
+        {
+            var entry = list.Single(m => m.Path == folder);
+            Assert.IsNotNull(entry.Error, $"{name}: an entry of its own, with its error");
+            Assert.DoesNotContain("   at ", entry.Error, name);
+        }
+    }
 }
