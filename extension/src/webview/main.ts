@@ -116,7 +116,8 @@ function setAnalysis(a: AnalysisView, s?: Partial<ViewState>, flowToken: number 
   resetRollout(flowToken);
   resetHeads();
   resetSections();
-  resetDiff(a.analysisId);
+  // A new analysis on the Diff tab of an older comparison shows its heatmap (a comparison that follows switches back).
+  if (resetDiff(a.analysisId) && app.options.tab === 'diff') app.options.tab = 'heatmap';
   frame.hideSpecial.checked = app.options.hideSpecial;
   frame.wordLevel.checked = app.options.wordLevel;
   app.hover = { row: null, col: null };

@@ -937,6 +937,12 @@ test('diff: heads ranked by attention/diff, the top head\'s ΔA over aligned tok
   await page.locator('#diff-heads .diff-head').nth(1).click();
   const second = [...fixture.diff.heads].sort((x, y) => y.score - x.score)[1];
   await page.waitForFunction((t) => document.getElementById('diff-delta-title').textContent.includes(t), `layer ${second.layer}, head ${second.head} (`);
+  // A new analysis: the comparison no longer applies, so the panel shows the new heatmap, not a stale Diff tab.
+  await page.evaluate((a) => window.postMessage({ type: 'analysis', analysis: { ...a, analysisId: 'a-newer-one' } }, '*'),
+    { ...fixture.analysis, text: fixture.text, source: 'fixture.txt:1' });
+  await page.waitForSelector('#app[data-tab="heatmap"][data-state="painted"]');
+  await page.click('#tab-diff');
+  await page.waitForSelector('#app[data-diff="none"]');
   await noErrors(page);
   await page.close();
 });

@@ -43,9 +43,11 @@ export function setDiff(d: DiffView): void {
   chosen = top && { layer: top.layer, head: top.head };
 }
 
-/** A new analysis: a comparison of an older one no longer applies. */
-export function resetDiff(analysisId: string): void {
-  if (diff && diff.afterId !== analysisId) diff = chosen = undefined;
+/** A new analysis: a comparison of an older one no longer applies. True when one was dropped. */
+export function resetDiff(analysisId: string): boolean {
+  if (!diff || diff.afterId === analysisId) return false;
+  diff = chosen = undefined;
+  return true;
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(1)} %`;

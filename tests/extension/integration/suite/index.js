@@ -128,10 +128,15 @@ test('an empty selection analyzes the current line', async () => {
   await vscode.commands.executeCommand('attentionViz.showAttention');
   const s = await until('analysis of the line', () => api.session()?.seq !== previous.seq && api.session());
   assert.ok(s.tokens > 3);
-  // The replaced analysis was released in the backend (its memory is reused): its id is unknown there now.
-  await until('the previous analysis to be released', async () => {
+  // The replaced analysis stays for Compare with Previous Analysis; one more analysis releases it in the backend (its
+  // memory is reused): its id is unknown there then, while the one it replaced in turn stays.
+  assert.ok((await api.renderPng({ analysisId: previous.analysisId })).width > 0, 'the previous analysis is kept');
+  await vscode.commands.executeCommand('attentionViz.showAttention');
+  await until('one more analysis', () => api.session()?.seq !== s.seq);
+  await until('the analysis two back to be released', async () => {
     try { await api.renderPng({ analysisId: previous.analysisId }); return false; } catch (e) { return /Unknown analysisId/.test(e.message); }
   }, 10_000);
+  assert.ok((await api.renderPng({ analysisId: s.analysisId })).width > 0, 'the previous one is kept');
   assert.ok((await api.renderPng({})).width > 0, 'the current analysis is still there');
 });
 
@@ -461,6 +466,8 @@ test('Sections and Compare with Previous Analysis / Git HEAD: a .prompt file\'s 
   assert.equal(head.aligned, diff.aligned, 'HEAD holds the same text as the first analysis');
   for (const [k, h] of head.heads.entries()) assert.ok(Math.abs(h.score - diff.heads[k].score) < 1e-6, `L${h.layer} H${h.head}`);
   await vscode.commands.executeCommand('workbench.action.files.revert');
+  api.setPanelView({ tab: 'heatmap' });
+  await until('the Heatmap tab again', () => api.panelView()?.tab === 'heatmap', 30_000);
 });
 
 test('CodeLens above a prompt file: the last token\'s share per section as attention/sections gives it, cached, and a click inspects the prompt', async () => {
