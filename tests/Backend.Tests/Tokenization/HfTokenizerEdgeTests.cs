@@ -39,6 +39,34 @@ public sealed class HfTokenizerEdgeTests
         StringAssert.Contains(e.Message, section);
     }
 
+    /// <summary>Issue #12 point 5: catastrophic Split patterns once hung the model thread (28.8 s for (a|aa)+$).</summary>
+    [TestMethod]
+    [DataRow("(a+)+$", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!")]
+    [DataRow("(a|aa)+$", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!")]
+    [DataRow("(x+x+)+y", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")]
+    public void ACatastrophicSplitPatternStopsWithItsNameInstead(string regex, string text)
+    {
+        var tokenizer = FromJson(TinyBpe($$"""
+            "pre_tokenizer": { "type": "Split", "pattern": { "Regex": {{JsonSerializer.Serialize(regex)}} }, "behavior": "Isolated" },
+            """));
+        var clock = Stopwatch.StartNew();
+        var e = Assert.ThrowsExactly<ModelFormatException>(() => tokenizer.Tokenize(text));
+        Assert.IsLessThan(3 * CodePointRegex.MatchTimeout.TotalMilliseconds, clock.ElapsedMilliseconds, "stopped by the timeout");
+        StringAssert.Contains(e.Message, $"`{regex}`");
+        StringAssert.Contains(e.Message, "backtracks catastrophically");
+        // The same pattern on a text it matches at once is fine: the timeout is per match, not per text.
+        Assert.IsNotEmpty(tokenizer.Tokenize("ab"));
+    }
+
+    [TestMethod]
+    public void AnInvalidRegexIsAClearErrorNotARegexParseException()
+    {
+        var e = Assert.ThrowsExactly<ModelFormatException>(() => FromJson(TinyBpe("""
+            "pre_tokenizer": { "type": "Split", "pattern": { "Regex": "(unclosed" }, "behavior": "Isolated" },
+            """)));
+        StringAssert.Contains(e.Message, "`(unclosed` is not valid");
+    }
+
     [TestMethod]
     public void UnknownModelTypeIsAClearError()
     {

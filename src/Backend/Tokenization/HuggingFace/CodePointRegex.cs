@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
+using AttentionViz.Backend.Errors;
 
 namespace AttentionViz.Backend.Tokenization.HuggingFace;
 
@@ -12,11 +13,46 @@ namespace AttentionViz.Backend.Tokenization.HuggingFace;
 /// </summary>
 internal sealed class CodePointRegex(string pattern)
 {
-    private readonly Regex _regex = new(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled);
+    /// <summary>
+    /// Per match: the patterns in use match a token in microseconds; a catastrophic one ((a+)+$ on 40 a's and a !)
+    /// would take hours. .NET's timeout stops it, rather than NonBacktracking, which has no lookarounds (GPT-2's `(?!\S)`).
+    /// </summary>
+    internal static readonly TimeSpan MatchTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly Regex _regex = Create(pattern);
 
     public string Pattern => pattern;
 
+    private static Regex Create(string pattern)
+    {
+        try
+        {
+            return new Regex(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled, MatchTimeout);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ModelFormatException($"tokenizer.json: the regular expression {Shown(pattern)} is not valid: {e.Message}", e);
+        }
+    }
+
+    private static string Shown(string pattern) => pattern.Length <= 80 ? $"`{pattern}`" : $"`{pattern[..77]}...`";
+
     public List<(int Start, int End)> Matches(string text)
+    {
+        try
+        {
+            return MatchAll(text);
+        }
+        catch (RegexMatchTimeoutException e)
+        {
+            throw new ModelFormatException(
+                $"tokenizer.json: the regular expression {Shown(pattern)} took more than {MatchTimeout.TotalSeconds:0} s on a " +
+                $"{text.Length:N0}-character text: it backtracks catastrophically (nested quantifiers such as (a+)+); " +
+                "the tokenizer cannot be used as it is.", e);
+        }
+    }
+
+    private List<(int Start, int End)> MatchAll(string text)
     {
         var result = new List<(int, int)>();
         if (text.Length == 0) return result;
