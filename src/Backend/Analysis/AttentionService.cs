@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using AttentionViz.Backend.Models;
 using AttentionViz.Backend.Models.Core;
@@ -116,6 +117,12 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
             var (attention, metrics, hidden) = stored
                 ? RunStored(model, input, n, cancellationToken)
                 : RunRecomputable(model, input, tokens, progress, cancellationToken, reuse?.Start);
+            if (FirstNonFiniteLayer(attention, metrics, hidden) is { } layer)
+            {
+                attention.Dispose();
+                throw new ModelFormatException($"{loaded.Info.Id}: the model produced NaN or infinite values from layer {layer} on " +
+                    "(its weights or config hold non-finite or extreme numbers), so it has no attention to show.");
+            }
             return Store(loaded, tokens, truncatedAt, clock, attention, metrics, hidden, reuse?.Start.Length ?? 0);
         }
         catch (OperationCanceledException)
@@ -152,6 +159,23 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         };
         cache.Add(analysis, cache.CapacityBytes - model.WeightBytes);
         return analysis;
+    }
+
+    /// <summary>
+    /// The first layer whose attention is not finite (a NaN weight or an overflow): every probability of a stored
+    /// analysis (a sum of probabilities is finite unless one is NaN), every head's metrics of a recomputed one (their
+    /// sums carry any NaN of the rows); the final hidden state counts as the last layer. Null: all finite.
+    /// </summary>
+    private static int? FirstNonFiniteLayer(IAttentionSource attention, HeadMetric[]? metrics, float[] hidden)
+    {
+        if (attention is AttentionTensor stored)
+        {
+            for (var layer = 0; layer < stored.Layers; layer++)
+                if (!float.IsFinite(TensorPrimitives.Sum(stored.Layer(layer)))) return layer;
+        }
+        else if (metrics?.FirstOrDefault(m => !double.IsFinite(m.Entropy) || !double.IsFinite(m.MeanDistance)) is { } bad)
+            return bad.Layer;
+        return float.IsFinite(TensorPrimitives.Sum(hidden)) ? null : attention.Layers - 1;
     }
 
     /// <summary>Every probability, copied out of the forward into one pooled buffer.</summary>
