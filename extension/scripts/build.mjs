@@ -72,6 +72,7 @@ await build({
     'host/chatTemplate',
     'shared/textMap',
     'shared/sections',
+    'shared/modelName',
     'host/prompt/decode',
     'host/prompt/literals',
     'host/prompt/findPrompt',

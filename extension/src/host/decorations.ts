@@ -14,6 +14,8 @@ export class Decorations implements vscode.Disposable {
   section: vscode.Range | undefined;
   /** Number of ranges decorated now (read by the integration tests). */
   count = 0;
+  /** The token the tint is by (read by the integration tests); -1: none. */
+  focus = -1;
 
   constructor() {
     this.types = Array.from({ length: BUCKETS }, (_, b) => {
@@ -81,6 +83,7 @@ export class Decorations implements vscode.Disposable {
       const focusRange = focus >= 0 ? session.tokenRange(editor.document, focus) : undefined;
       editor.setDecorations(this.focusType, focusRange ? [focusRange] : []);
       this.count = count;
+      this.focus = focus;
     }
   }
 
@@ -91,6 +94,7 @@ export class Decorations implements vscode.Disposable {
       editor.setDecorations(this.sectionType, []);
     }
     this.count = 0;
+    this.focus = -1;
     this.section = undefined;
   }
 

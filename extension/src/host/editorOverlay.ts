@@ -72,6 +72,11 @@ export class EditorOverlay implements vscode.Disposable {
     this.decorations.markSection(session, s && session.map.sourceRange(s.start, s.end));
   }
 
+  /** The token the tint is by now (read by the integration tests); -1: none. */
+  get tintFocus(): number {
+    return this.decorations.focus;
+  }
+
   /** Number of ranges tinted now (read by the integration tests). */
   get decorationCount(): number {
     return this.decorations.count;
@@ -86,7 +91,7 @@ export class EditorOverlay implements vscode.Disposable {
     }
     const editor = vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === session.uri.toString());
     if (!editor) return;
-    let token = focus ?? session.tokenAt(editor.document, editor.selection.active);
+    let token = focus ?? session.tokenAt(editor.document, editor.selection.active, true);
     if (token < 0) token = session.result.tokens.findIndex((t) => !t.special);
     if (token < 0) return;
     this.focusCts?.cancel();

@@ -29,6 +29,7 @@ export function activate(context: vscode.ExtensionContext): TestApi {
   const inspector = new PromptInspector(context, backend, analyzer, parsers);
   const comparer = new Comparer(backend, shown, router, analyzer, inspector);
   const lenses = new PromptLenses(backend, analyzer, inspector, parsers);
+  const status = new StatusItem(backend, () => analyzer.modelId());
   const commands: Record<string, (...args: never[]) => unknown> = {
     'attentionViz.showAttention': () => analyzer.showAttention(),
     'attentionViz.inspectPrompt': () => inspector.inspect(),
@@ -38,6 +39,7 @@ export function activate(context: vscode.ExtensionContext): TestApi {
     'attentionViz.selectModel': async () => {
       await selectModel(context, backend);
       lenses.refresh(); // the summaries are the selected model's
+      status.refresh();
     },
     // A CodeLens's click: Inspect Prompt at Cursor with the cursor in that prompt.
     [INSPECT_AT]: async (uri: vscode.Uri, offset: number) => {
@@ -58,14 +60,15 @@ export function activate(context: vscode.ExtensionContext): TestApi {
     analyzer,
     overlay,
     lenses,
-    new StatusItem(backend),
+    status,
     ...Object.entries(commands).map(([id, fn]) => vscode.commands.registerCommand(id, fn)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('attentionViz.trace.server')) void backend.setTrace(readConfig().trace);
+      if (e.affectsConfiguration('attentionViz.modelPath')) status.refresh();
       if (RESTART_SETTINGS.some((s) => e.affectsConfiguration(s)) && backend.pid) void restartBackend(backend);
     }),
   );
-  return createTestApi(backend, shown, router, overlay, lenses);
+  return createTestApi(backend, shown, router, overlay, lenses, status);
 }
 
 export function deactivate(): void {

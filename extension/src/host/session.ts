@@ -53,9 +53,18 @@ export class Session {
     return new vscode.Range(document.positionAt(this.baseOffset), document.positionAt(end));
   }
 
-  tokenAt(document: vscode.TextDocument, position: vscode.Position): number {
+  /**
+   * The token holding the character at `position`; `touching` (a cursor, as VS Code's word highlight): also the token
+   * that ends right before it, when none starts there.
+   */
+  tokenAt(document: vscode.TextDocument, position: vscode.Position, touching = false): number {
     if (!this.valid || document.uri.toString() !== this.uri.toString()) return -1;
     const offset = document.offsetAt(position);
+    const at = this.tokenAtOffset(offset);
+    return at < 0 && touching && offset > 0 ? this.tokenAtOffset(offset - 1) : at;
+  }
+
+  private tokenAtOffset(offset: number): number {
     if (this.pair) {
       const relPair = offset - this.pair.baseOffset;
       if (relPair >= 0 && relPair <= this.pair.text.length) return segmentTokenIndexAt(this.result.tokens, 1, relPair);

@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { Backend, BackendState } from './backend';
+import { modelDisplayName } from '../shared/modelName';
 
 /** Status bar item: model and backend state; click opens the log. */
 export class StatusItem implements vscode.Disposable {
@@ -11,11 +12,25 @@ export class StatusItem implements vscode.Disposable {
   private ticker: NodeJS.Timeout | undefined;
   private readonly sub: vscode.Disposable;
 
-  constructor(backend: Backend) {
+  /** `modelId`: the model the next analysis uses (attentionViz.modelPath, else the one picked with Select Model). */
+  constructor(
+    private readonly backend: Backend,
+    private readonly modelId: () => string | undefined,
+  ) {
     this.item.name = 'AttentionViz';
     this.item.command = 'attentionViz.showLog';
     this.sub = backend.onDidChangeState((s) => this.render(s));
     this.render(backend.state);
+  }
+
+  /** The model in use changed (a setting, Select Model). */
+  refresh(): void {
+    this.render(this.backend.state);
+  }
+
+  /** What the item says now (read by the integration tests). */
+  get text(): string {
+    return this.item.text;
   }
 
   private render(s: BackendState): void {
@@ -32,7 +47,7 @@ export class StatusItem implements vscode.Disposable {
         this.item.text = '$(loading~spin) AttentionViz: starting';
         break;
       case 'ready':
-        this.item.text = `$(eye) AttentionViz: ${s.model}`;
+        this.item.text = `$(eye) AttentionViz: ${modelDisplayName(this.modelId())}`;
         break;
       case 'busy': {
         const tick = () =>
@@ -46,8 +61,11 @@ export class StatusItem implements vscode.Disposable {
         this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
         break;
     }
+    const id = this.modelId();
     this.item.tooltip =
-      s.kind === 'error' ? `${s.message}\nClick for the log.` : 'AttentionViz backend: click for the log';
+      s.kind === 'error'
+        ? `${s.message}\nClick for the log.`
+        : `AttentionViz backend, model ${id && id !== 'default' ? id : modelDisplayName(id)}: click for the log`;
     this.item.show();
   }
 

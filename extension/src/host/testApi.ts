@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import type { Backend } from './backend';
 import type { EditorOverlay } from './editorOverlay';
 import type { PromptLenses } from './promptLens';
+import type { StatusItem } from './status';
 import type { PanelRouter } from './panelRouter';
 import type { ShownAnalysis } from './session';
 import { Methods, type RenderPngParams, type RenderPngResult, type RequestMap } from '../shared/protocol';
@@ -29,6 +30,10 @@ export interface TestApi {
   /** The shown analysis' text (the decoded literal, the rendered chat) and its sections. */
   sessionText(): { text: string; sections: { name: string; start: number; end: number }[] } | undefined;
   decorationCount(): number;
+  /** The token the editor tint is by (the cursor's, or one hovered in the panel); -1: none. */
+  tintFocus(): number;
+  /** The status bar item's text. */
+  statusText(): string;
   /** CodeLens summaries computed so far (a cached one is not computed again). */
   lensesComputed(): number;
   /** A message as the panel would send it (validated like one), e.g. hovering a section. */
@@ -70,6 +75,7 @@ export function createTestApi(
   router: PanelRouter,
   overlay: EditorOverlay,
   lenses: PromptLenses,
+  status: StatusItem,
 ): TestApi {
   return {
     backendPid: () => backend.pid,
@@ -104,7 +110,9 @@ export function createTestApi(
       return s && { text: s.text, sections: s.sections ?? [] };
     },
     decorationCount: () => overlay.decorationCount,
+    tintFocus: () => overlay.tintFocus,
     lensesComputed: () => lenses.computed,
+    statusText: () => status.text,
     panelMessage: async (raw) => {
       const m = parseWebviewMessage(raw);
       if (m) await router.receive(m);

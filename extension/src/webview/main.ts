@@ -9,6 +9,7 @@ import {
   type ViewState,
 } from '../shared/messages';
 import { truncationSummary } from '../shared/tokens';
+import { modelDisplayName } from '../shared/modelName';
 import { app, persist, resetRequests, resolveRpc, setRenderHook, syncControls, vscode } from './state';
 import { frame, TABS, type TabId } from './frame';
 import { OWN_KEYS } from './dom';
@@ -130,7 +131,9 @@ function setAnalysis(a: AnalysisView, s?: Partial<ViewState>, flowToken: number 
   const n = a.tokens.length;
   const shape = `${a.model.layers}×${a.model.heads}${a.model.causal ? ' · causal' : ''}`;
   const elapsed = `${Math.round(a.elapsedMs)} ms`;
-  frame.meta.textContent = `${a.model.id} · ${a.model.architecture} · ${shape} · ${n} tokens · ${elapsed}`;
+  const name = modelDisplayName(a.model.id);
+  frame.meta.textContent = `${name} · ${a.model.architecture} · ${shape} · ${n} tokens · ${elapsed}`;
+  frame.meta.title = a.model.id === 'default' ? modelDisplayName(a.model.id) : a.model.id;
   frame.status.textContent =
     `${a.source} — rows: query tokens, columns: key tokens. ` +
     'Hover for scores, click to lock, arrow keys step layer/head.';

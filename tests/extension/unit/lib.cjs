@@ -17,6 +17,7 @@ module.exports = {
   backendProcess: require(path.join(lib, 'host/backendProcess.js')),
   textMap: require(path.join(lib, 'shared/textMap.js')),
   sections: require(path.join(lib, 'shared/sections.js')),
+  modelName: require(path.join(lib, 'shared/modelName.js')),
   decode: require(path.join(lib, 'host/prompt/decode.js')),
   literals: require(path.join(lib, 'host/prompt/literals.js')),
   findPrompt: require(path.join(lib, 'host/prompt/findPrompt.js')),

@@ -81,3 +81,13 @@ test('CodeLens words: each section\'s share of what reaches the sections (the si
   assert.equal(s.describeSections(9, many).title, 'AttentionViz: 9 tokens · a 17% · b 17% · c 17% · d 17% · +2 more');
   assert.equal(s.describeSections(9, undefined).title, 'AttentionViz: 9 tokens · inspect attention');
 });
+
+test('model names as people read them: the hub repo of a cache snapshot, else the folder, the embedded one by name', () => {
+  const { modelDisplayName, EMBEDDED_MODEL_NAME } = require('./lib.cjs').modelName;
+  assert.equal(modelDisplayName('/home/u/.cache/huggingface/hub/models--Qwen--Qwen2.5-0.5B-Instruct/snapshots/9f8e7d6c'), 'Qwen/Qwen2.5-0.5B-Instruct');
+  assert.equal(modelDisplayName('/hub/models--HuggingFaceTB--SmolLM2-135M/snapshots/abc/'), 'HuggingFaceTB/SmolLM2-135M');
+  assert.equal(modelDisplayName('/models/my-llama'), 'my-llama');
+  assert.equal(modelDisplayName('/models/snapshots/x'), 'x', 'a folder named snapshots outside the hub layout');
+  assert.equal(modelDisplayName('default'), EMBEDDED_MODEL_NAME);
+  assert.equal(modelDisplayName(undefined), EMBEDDED_MODEL_NAME);
+});

@@ -890,8 +890,11 @@ test('sections: a bar per section with the recorded mass, the section × section
   assert.match(await page.locator('#sections-bars-title').textContent(), new RegExp(`from ${all.query.tokenCount} tokens by section — mean of layers, mean of heads`));
   await noErrors(page);
   await page.close();
-  // Without sections the tab says where they come from.
-  const plain = await openPanel();
+  // Without sections the tab says where they come from. (A hub-cache model is named by its repo; the path is the tooltip.)
+  const snapshot = '/hub/models--Qwen--Qwen2.5-0.5B-Instruct/snapshots/9f8e7d6c';
+  const plain = await openPanel(undefined, undefined, { model: { ...fixture.analysis.model, id: snapshot } });
+  assert.match(await plain.locator('#meta').textContent(), /^Qwen\/Qwen2\.5-0\.5B-Instruct · bert · 6×12/);
+  assert.equal(await plain.locator('#meta').getAttribute('title'), snapshot);
   await plain.click('#tab-sections');
   await plain.waitForSelector('#app[data-sections="none"]');
   assert.match(await plain.locator('#sections-empty').textContent(), /XML-style tags .* Markdown headings .* attentionViz\.sectionPattern/);

@@ -108,6 +108,11 @@ test('moving the cursor into the analyzed range tints its tokens', async () => {
   const n = await until('decorations', () => api.decorationCount() > 0 && api.decorationCount());
   const s = api.session();
   assert.ok(n >= s.tokens - 2 - 1, `decorated ${n} of ${s.tokens} tokens`);
+  // A cursor right after a word (the space after "animal") picks that word's token, as VS Code's word highlight does.
+  const animal = api.sessionTokens().findIndex((t) => t.text === 'animal');
+  const after = editor.document.lineAt(0).text.indexOf('animal') + 'animal'.length;
+  editor.selection = new vscode.Selection(new vscode.Position(0, after), new vscode.Position(0, after));
+  await until('the tint by the token the cursor touches', () => api.tintFocus() === animal, 10_000);
 });
 
 test('an edit before or inside the range removes the decorations', async () => {
@@ -366,6 +371,8 @@ async function inspectPromptIn(file, model, word, check) {
     await vscode.commands.executeCommand('attentionViz.inspectPrompt');
     api = api ?? vscode.extensions.getExtension('attentionviz.attentionviz').exports;
     await until('the prompt analysis', () => { const x = api.session(); return x && x.seq !== before && x; }, 180_000);
+    // The status bar names the model in use, not the embedded default.
+    await until('the status bar naming the model', () => api.statusText().endsWith(`AttentionViz: ${model}`), 10_000);
     await check(editor, source);
   } finally {
     await cfg().update('modelPath', undefined, vscode.ConfigurationTarget.Workspace);
