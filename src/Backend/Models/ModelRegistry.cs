@@ -52,7 +52,8 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
             return new ModelCatalogEntry(d.Folder, name, d.Architecture, d.Layers, d.Heads, source, d.Folder, d.WeightBytes,
                 d.WeightFormat == "none" ? $"{folder} has no weights (model.safetensors)." : null);
         }
-        catch (Exception e) when (e is ModelLoadException or IOException or UnauthorizedAccessException)
+        // A bad weights header (ModelFormatException) is one folder's problem too: the list still answers.
+        catch (Exception e) when (e is ModelLoadException or ModelFormatException or IOException or UnauthorizedAccessException)
         {
             return new ModelCatalogEntry(folder, name, "unknown", 0, 0, source, folder, null, e.Message);
         }
