@@ -310,4 +310,17 @@ public sealed class HostileFileTests
         AssertReplacedByRename("m.csv", path =>
             backend.Call("attention/export", new { analysisId = id, format = "csv", path }).GetAwaiter().GetResult());
     }
+
+    [TestMethod]
+    public void CliOut_DoesNotWriteThroughALink()
+    {
+        var secret = Path.Combine(_dir, "secret");
+        File.WriteAllText(secret, "keep me");
+        var link = Path.Combine(_dir, "sym.csv");
+        File.CreateSymbolicLink(link, secret);
+        var (exit, _, stderr) = BackendCli.Run("analyze", "--text", "hi there", "--out", link);
+        Assert.AreEqual(2, exit, stderr);
+        StringAssert.Contains(stderr, "symbolic link");
+        Assert.AreEqual("keep me", File.ReadAllText(secret));
+    }
 }
