@@ -157,14 +157,16 @@ public static partial class CliApp
                 AnalysisSummary.Print(await AnalyzeInputAsync(result, backend, cancellationToken, textPair, tokenTypes), Console.Out);
                 return 0;
             }
+            // A relative --out is taken from the current folder (FileInfo.FullName), then held to attention/export's rule.
+            var outPath = OutputPath.Check(file.FullName);
             var export = new ExportOptions(result.GetValue(LayerOption), result.GetValue(HeadOption), ViewOf(result), selection);
             // Refused before the model runs where the size is known already (--ids): a long forward is not wasted.
             var model = (await backend.Registry.GetAsync(ModelId(result.GetValue(ModelOption)), cancellationToken)).Model;
             int? tokens = result.GetValue(IdsOption) is { } idList ? ParseIds(idList).Length : null;
-            AnalysisExport.Check(file.FullName, export, model.Layers, model.Heads, tokens);
+            AnalysisExport.Check(outPath, export, model.Layers, model.Heads, tokens);
             var analysis = await AnalyzeInputAsync(result, backend, cancellationToken, textPair, tokenTypes);
-            AnalysisExport.Write(analysis, file.FullName, export, cancellationToken);
-            Console.Error.WriteLine($"wrote {file.FullName} ({new FileInfo(file.FullName).Length} bytes)");
+            AnalysisExport.Write(analysis, outPath, export, cancellationToken);
+            Console.Error.WriteLine($"wrote {outPath} ({new FileInfo(outPath).Length} bytes)");
             return 0;
         }));
         return command;

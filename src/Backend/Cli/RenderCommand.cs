@@ -1,6 +1,7 @@
 using System.CommandLine;
 using AttentionViz.Backend.Export;
 using AttentionViz.Backend.Rendering;
+using AttentionViz.Backend.Storage;
 
 namespace AttentionViz.Backend.Cli;
 
@@ -36,7 +37,8 @@ public static partial class CliApp
         };
         command.SetAction((result, cancellationToken) => Guard(async () =>
         {
-            var path = MatrixExport.CheckOutputPath(result.GetValue(output)!.FullName, ".png");
+            // FullName: a relative --out is taken from the current folder (the user typed it), then checked as render/png's path.
+            var path = OutputPath.Check(result.GetValue(output)!.FullName, ".png");
             var options = new RenderOptions(result.GetValue(cellSize), result.GetValue(size), result.GetValue(maxSize),
                 result.GetValue(colorMap), result.GetValue(theme));
             options.Validate();
@@ -48,7 +50,7 @@ public static partial class CliApp
             var image = result.GetValue(grid)
                 ? AttentionRenderer.Grid(analysis, options, view)
                 : AttentionRenderer.Heatmap(analysis, result.GetValue(layer), result.GetValue(head), options, view);
-            await File.WriteAllBytesAsync(path, image.Png, cancellationToken);
+            AtomicFile.Write(path, stream => stream.Write(image.Png));
             Console.Error.WriteLine($"wrote {path} ({image.Width}×{image.Height}, {image.Png.Length} bytes)");
             return 0;
         }));

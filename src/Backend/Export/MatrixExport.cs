@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using AttentionViz.Backend.Analysis;
+using AttentionViz.Backend.Storage;
 
 namespace AttentionViz.Backend.Export;
 
@@ -20,8 +21,11 @@ public static class MatrixExport
     public static void WriteCsv(StoredAnalysis analysis, int layer, int head, string path, ViewOptions? view = null)
     {
         var viewed = View(analysis, layer, head, view);
-        using var writer = new StreamWriter(path, false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
-        WriteCsv(writer, viewed.Data, viewed.Units.Select(u => u.Display).ToArray(), viewed.Rows);
+        AtomicFile.Write(path, stream =>
+        {
+            using var writer = new StreamWriter(stream, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), 1 << 16, leaveOpen: true);
+            WriteCsv(writer, viewed.Data, viewed.Units.Select(u => u.Display).ToArray(), viewed.Rows);
+        });
     }
 
     public static void WriteCsv(TextWriter writer, ReadOnlySpan<float> matrix, IReadOnlyList<string> labels, int n)
@@ -60,8 +64,7 @@ public static class MatrixExport
         var n = viewed.Rows;
         var rows = new float[n][];
         for (var row = 0; row < n; row++) rows[row] = viewed.Data.AsSpan(row * n, n).ToArray();
-        using var stream = File.Create(path);
-        JsonSerializer.Serialize(stream, new
+        AtomicFile.Write(path, stream => JsonSerializer.Serialize(stream, new
         {
             model = analysis.Model,
             layer,
@@ -71,7 +74,7 @@ public static class MatrixExport
             tokens = analysis.Tokens.Select(t => new { id = t.Id, text = t.Text, start = t.Start, end = t.End, special = t.Special }),
             units = viewed.Units,
             matrix = rows,
-        }, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
+        }, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
     }
 
     /// <summary>
@@ -86,20 +89,6 @@ public static class MatrixExport
         return viewed;
     }
 
-    /// <summary>
-    /// A path a client asked us to write: absolute, in a folder that exists, not a folder itself. Relative paths would
-    /// land wherever the backend happens to run.
-    /// </summary>
-    public static string CheckOutputPath(string? path, string? requiredExtension = null)
-    {
-        if (string.IsNullOrWhiteSpace(path)) throw RequestChecks.Missing("path");
-        if (path.IndexOf('\0') >= 0 || !Path.IsPathFullyQualified(path)) throw new InvalidRequestException($"path must be absolute: \"{path}\".");
-        var full = Path.GetFullPath(path);
-        if (Directory.Exists(full)) throw new InvalidRequestException($"path is a folder, not a file: {full}");
-        var parent = Path.GetDirectoryName(full);
-        if (parent is null || !Directory.Exists(parent)) throw new InvalidRequestException($"The folder of path does not exist: {parent ?? full}");
-        if (requiredExtension is not null && !string.Equals(Path.GetExtension(full), requiredExtension, StringComparison.OrdinalIgnoreCase))
-            throw new InvalidRequestException($"path must end in {requiredExtension}: {full}");
-        return full;
-    }
+    /// <summary>A path a client asked us to write, by the rule of <see cref="OutputPath"/>.</summary>
+    public static string CheckOutputPath(string? path, string? requiredExtension = null) => OutputPath.Check(path, requiredExtension);
 }

@@ -52,6 +52,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
             return new ModelCatalogEntry(d.Folder, name, d.Architecture, d.Layers, d.Heads, source, d.Folder, d.WeightBytes,
                 d.WeightFormat == "none" ? $"{folder} has no weights (model.safetensors)." : null);
         }
+        // A bad weights header (ModelFormatException), like any AppException, is one folder's problem: the list answers.
         catch (Exception e) when (e is AppException or IOException or UnauthorizedAccessException)
         {
             return new ModelCatalogEntry(folder, name, "unknown", 0, 0, source, folder, null, e.Message);

@@ -1,6 +1,7 @@
 using AttentionViz.Backend.Analysis;
 using AttentionViz.Backend.Export;
 using AttentionViz.Backend.Rendering;
+using AttentionViz.Backend.Storage;
 using StreamJsonRpc;
 
 namespace AttentionViz.Backend.Rpc;
@@ -38,7 +39,7 @@ public sealed class RenderTarget(AttentionService service)
             ? AttentionRenderer.Grid(lease.Analysis, options, view)
             : AttentionRenderer.Heatmap(lease.Analysis, request.Layer, request.Head, options, view);
         if (path is null) return new RenderPngResult(image.Png, image.Width, image.Height);
-        File.WriteAllBytes(path, image.Png);
+        AtomicFile.Write(path, stream => stream.Write(image.Png));
         return new RenderPngResult(null, image.Width, image.Height, path, image.Png.Length);
     }, cancellationToken);
 

@@ -3,6 +3,8 @@ using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using System.Text.Unicode;
+using AttentionViz.Backend.Platform;
 using TorchSharp;
 
 namespace AttentionViz.Backend.Storage;
@@ -70,7 +72,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
     public static SafetensorsFile Open(string path)
     {
         var full = System.IO.Path.GetFullPath(path);
-        var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        // Mapped, not read: no size bound beyond the header's, but never a FIFO or device.
+        var stream = UserFile.OpenRead(full, long.MaxValue, "safetensors file", what => ModelFormatException.For(full, null, what));
         MemoryMappedFile? mmf = null;
         MemoryMappedViewAccessor? view = null;
         try
@@ -106,6 +109,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
         var dataStart = 8 + (long)headerLength;
         var dataLength = FileLength - dataStart;
 
+        var headerBytes = new ReadOnlySpan<byte>(_base + 8, (int)headerLength);
+        if (!Utf8.IsValid(headerBytes))
+            throw Error(null, $"the header is not valid UTF-8 (first bad byte at offset {8 + InvalidUtf8At(headerBytes)} of the file).");
         JsonDocument doc;
         try
         {
@@ -127,31 +133,67 @@ public sealed unsafe class SafetensorsFile : IDisposable
             var names = new HashSet<string>(StringComparer.Ordinal);
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             var sawMetadata = false;
-            foreach (var property in root.EnumerateObject())
+            string? current = null;
+            try
             {
-                var name = property.Name;
-                if (name == MetadataKey)
+                foreach (var property in root.EnumerateObject())
                 {
-                    if (sawMetadata) throw Error(null, $"\"{MetadataKey}\" appears twice in the header.");
-                    sawMetadata = true;
-                    ParseMetadata(property.Value, metadata);
-                    continue;
+                    var name = property.Name;
+                    current = name;
+                    if (name == MetadataKey)
+                    {
+                        if (sawMetadata) throw Error(null, $"\"{MetadataKey}\" appears twice in the header.");
+                        sawMetadata = true;
+                        ParseMetadata(property.Value, metadata);
+                        continue;
+                    }
+                    if (!names.Add(name)) throw Error(name, "the name appears more than once in the header.");
+                    tensors.Add(ParseTensor(name, property.Value, dataLength));
                 }
-                if (!names.Add(name)) throw Error(name, "the name appears more than once in the header.");
-                tensors.Add(ParseTensor(name, property.Value, dataLength));
+            }
+            catch (InvalidOperationException e) when (e.TargetSite?.Module.Assembly == typeof(JsonElement).Assembly)
+            {
+                // A \uD800-style escape: valid JSON, but no Unicode text (a lone surrogate).
+                var where = current is null ? "the first name" : $"the entry '{current}' or the name after it";
+                throw Error(null, $"the header holds a string that is not valid Unicode (a lone surrogate escape) in {where}.", e);
             }
 
-            // Offsets: sorted by begin, no tensor may overlap the next one.
-            var sorted = tensors.OrderBy(t => t.Begin).ThenBy(t => t.End).ToArray();
-            for (var i = 1; i < sorted.Length; i++)
-            {
-                if (sorted[i].Begin < sorted[i - 1].End)
-                    throw Error(sorted[i].Name,
-                        $"data_offsets [{sorted[i].Begin}, {sorted[i].End}] overlap tensor '{sorted[i - 1].Name}' at [{sorted[i - 1].Begin}, " +
-                            $"{sorted[i - 1].End}].");
-            }
+            CheckCoverage(tensors, dataLength);
             return (tensors, metadata, dataStart);
         }
+    }
+
+    /// <summary>
+    /// The format's rule: the tensors' data_offsets tile the data section exactly, back to back from 0 to its end, with
+    /// no gap, overlap or trailing byte. A header length off by one or offsets shifted by one break it, where they
+    /// would otherwise load every weight a byte off.
+    /// </summary>
+    private void CheckCoverage(List<SafetensorsTensorInfo> tensors, long dataLength)
+    {
+        var sorted = tensors.OrderBy(t => t.Begin).ThenBy(t => t.End).ToArray();
+        long end = 0;
+        SafetensorsTensorInfo? previous = null;
+        foreach (var t in sorted)
+        {
+            if (t.Begin < end)
+                throw Error(t.Name, $"data_offsets [{t.Begin}, {t.End}] overlap tensor '{previous!.Name}' at [{previous.Begin}, {previous.End}].");
+            if (t.Begin > end)
+                throw Error(t.Name, $"data_offsets [{t.Begin}, {t.End}] leave a gap of {t.Begin - end} bytes " +
+                    (previous is null ? "at the start of the data section" : $"after tensor '{previous.Name}', which ends at {end}") +
+                    ": the header length or the offsets are wrong.");
+            end = t.End;
+            previous = t;
+        }
+        if (end != dataLength)
+            throw Error(previous?.Name, $"the data section holds {dataLength} bytes but the tensors' data_offsets end at {end}" +
+                $"{(previous is null ? "" : $" (tensor '{previous.Name}')")}: {dataLength - end} bytes are not any tensor's; " +
+                "the header length or the offsets are wrong.");
+    }
+
+    private static int InvalidUtf8At(ReadOnlySpan<byte> bytes)
+    {
+        Utf8.ToUtf16(bytes, new char[bytes.Length], out var read, out _, replaceInvalidSequences: false);
+        return read;
     }
 
     private void ParseMetadata(JsonElement value, Dictionary<string, string> metadata)

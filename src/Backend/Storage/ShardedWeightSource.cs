@@ -41,14 +41,12 @@ public sealed class ShardedWeightSource : IWeightSource
     /// <summary>Reads and validates the index: tensor name → shard file name. Throws <see cref="ModelFormatException"/>.</summary>
     public static IReadOnlyDictionary<string, string> ReadIndex(string indexPath, string shardExtension)
     {
-        var length = FileLength.Of(indexPath);
-        if (length > MaxIndexBytes) throw ModelFormatException.For(indexPath, null,
-            $"the index is {length} bytes; at most {MaxIndexBytes} are accepted.");
+        var bytes = UserFile.ReadAllBytes(indexPath, MaxIndexBytes, "weight index", what => ModelFormatException.For(indexPath, null, what));
         var folder = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
         var map = new Dictionary<string, string>(StringComparer.Ordinal);
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath), new JsonDocumentOptions { MaxDepth = 16 });
+            using var doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 16 });
             if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("weight_map", out var weightMap)
                 || weightMap.ValueKind != JsonValueKind.Object)
                 throw ModelFormatException.For(indexPath, null, "the index has no \"weight_map\" object.");

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
 using AttentionViz.Backend.Models.Core;
+using AttentionViz.Backend.Platform;
 using TorchSharp;
 
 namespace AttentionViz.Backend.Storage;
@@ -38,7 +39,8 @@ public sealed class TorchPickleWeightSource : IWeightSource
         ZipArchive zip;
         try
         {
-            zip = new ZipArchive(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read), ZipArchiveMode.Read);
+            var stream = UserFile.OpenRead(path, long.MaxValue, "PyTorch checkpoint", what => ModelFormatException.For(path, null, what));
+            zip = new ZipArchive(stream, ZipArchiveMode.Read);
         }
         catch (InvalidDataException e)
         {

@@ -88,7 +88,7 @@ public sealed class BertTokenizer : IModelTokenizer
     /// <summary>Reads a vocab.txt (one token per line; LF, CRLF or CR line endings, as Python's universal newlines).</summary>
     public static BertTokenizer FromVocabFile(string path, bool lowerCase = true)
     {
-        var lines = File.ReadLines(path, Encoding.UTF8).ToList();
+        var lines = TokenizerFile.ReadLines(path);
         return TokenizerFile.Read(path, () => new BertTokenizer(lines, lowerCase, message => new ModelFormatException(message)));
     }
 

@@ -30,13 +30,13 @@ public sealed class SentencePieceModelTokenizer : IModelTokenizer
         bool addBos = true, addEos = false;
         if (configPath is not null && File.Exists(configPath))
         {
-            using var doc = TokenizerFile.Read(configPath, () => JsonDocument.Parse(File.ReadAllText(configPath)));
+            using var doc = TokenizerFile.Read(configPath, () => JsonDocument.Parse(TokenizerFile.ReadBytes(configPath)));
             if (doc.RootElement.TryGetProperty("add_bos_token", out var b)
                 && b.ValueKind is JsonValueKind.True or JsonValueKind.False) addBos = b.GetBoolean();
             if (doc.RootElement.TryGetProperty("add_eos_token", out var e)
                 && e.ValueKind is JsonValueKind.True or JsonValueKind.False) addEos = e.GetBoolean();
         }
-        using var stream = File.OpenRead(modelPath);
+        using var stream = TokenizerFile.Open(modelPath);
         try
         {
             return new SentencePieceModelTokenizer(SentencePieceTokenizer.Create(stream, false, false), addBos, addEos);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using AttentionViz.Backend.Platform;
 using AttentionViz.Backend.Storage;
 
 namespace AttentionViz.Backend.Tokenization;
@@ -11,6 +12,32 @@ namespace AttentionViz.Backend.Tokenization;
 /// </summary>
 internal static class TokenizerFile
 {
+    /// <summary>
+    /// The most one tokenizer file may take: 128 MB, about four times the largest published ones (Gemma 3's
+    /// tokenizer.json is 33 MB), so that a huge file or a device such as /dev/zero is refused before it is read.
+    /// </summary>
+    public const long MaxBytes = 128L << 20;
+
+    /// <summary>The file's bytes, through <see cref="UserFile"/>: a regular file of at most <see cref="MaxBytes"/>.</summary>
+    public static byte[] ReadBytes(string path) => UserFile.ReadAllBytes(path, MaxBytes, "tokenizer file", Refusal(path));
+
+    /// <summary>The file's text (UTF-8 unless a byte order mark says otherwise), bounded as <see cref="ReadBytes"/>.</summary>
+    public static string ReadText(string path) => UserFile.ReadAllText(path, MaxBytes, "tokenizer file", Refusal(path));
+
+    /// <summary>The file's lines (LF, CRLF or CR endings), bounded as <see cref="ReadBytes"/>.</summary>
+    public static List<string> ReadLines(string path)
+    {
+        var lines = new List<string>();
+        using var reader = new StringReader(ReadText(path));
+        while (reader.ReadLine() is { } line) lines.Add(line);
+        return lines;
+    }
+
+    /// <summary>The file opened for reading, bounded as <see cref="ReadBytes"/>.</summary>
+    public static Stream Open(string path) => UserFile.OpenRead(path, MaxBytes, "tokenizer file", Refusal(path));
+
+    private static Func<string, Exception> Refusal(string path) => what => ModelFormatException.For(path, null, what);
+
     /// <summary>
     /// Runs <paramref name="parse"/> on <paramref name="path"/>'s content. The parsers' own errors (unsupported
     /// component types, inconsistent vocabularies) say what is wrong without a file; they get it here, and so do the

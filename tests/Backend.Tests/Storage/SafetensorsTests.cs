@@ -344,4 +344,64 @@ public sealed class SafetensorsTests
         var e = Assert.ThrowsExactly<ModelFormatException>(() => file.Read("m"));
         StringAssert.Contains(e.Message, "not 0 or 1");
     }
+
+    // ---------- issue #12: offsets must tile the data section; the header must be Unicode ----------
+
+    private const string TwoTensors =
+        """{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}}""";
+
+    [TestMethod]
+    public void Hostile_HeaderLengthOneByteShort_IsRefusedNotShifted()
+    {
+        // A space-padded header one byte short still parses, and the data section then starts a byte early.
+        var header = Encoding.UTF8.GetBytes(TwoTensors + " ");
+        var bytes = new byte[8 + header.Length + 12];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)header.Length - 1);
+        header.CopyTo(bytes, 8);
+        var e = AssertRejected(bytes, "'b'", "13 bytes", "end at 12", "header length or the offsets are wrong");
+        Assert.AreEqual("b", e.TensorName);
+    }
+
+    [TestMethod]
+    public void Hostile_OffsetsShiftedByOneWithTrailingByte_IsRefused()
+    {
+        var e = AssertRejected(FileWithHeader(TwoTensors.Replace("[0, 8]", "[1, 9]").Replace("[8, 12]", "[9, 13]"), 13),
+            "'a'", "gap of 1 bytes at the start of the data section");
+        Assert.AreEqual("a", e.TensorName);
+    }
+
+    [TestMethod]
+    public void Hostile_GapBetweenTensors_IsRefused() =>
+        AssertRejected(FileWithHeader(TwoTensors.Replace("[8, 12]", "[9, 13]"), 13), "'b'", "gap of 1 bytes after tensor 'a'");
+
+    [TestMethod]
+    public void Hostile_TrailingBytesAfterTheLastTensor_AreRefused() =>
+        AssertRejected(FileWithHeader(TwoTensors, 16), "'b'", "holds 16 bytes", "4 bytes are not any tensor's");
+
+    [TestMethod]
+    public void Hostile_DataWithoutTensors_IsRefused() => AssertRejected(FileWithHeader("{}", 4), "holds 4 bytes", "end at 0");
+
+    [TestMethod]
+    public void ZeroSizedTensorsAnywhere_StillTileTheData()
+    {
+        var path = WriteRaw(FileWithHeader(
+            """{"e": {"dtype": "F32", "shape": [0], "data_offsets": [8, 8]}, "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}""", 8));
+        using var file = SafetensorsFile.Open(path);
+        Assert.AreEqual(2, file.Tensors.Count);
+    }
+
+    [TestMethod]
+    public void Hostile_InvalidUtf8InHeader_NamesTheFile()
+    {
+        var bytes = FileWithHeader("""{"aX": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}""", 1);
+        bytes[8 + 3] = 0xFF; // the X
+        AssertRejected(bytes, "not valid UTF-8", "offset 11");
+    }
+
+    [TestMethod]
+    [DataRow("""{"a\ud800": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}""", "the first name")]
+    [DataRow("""{"a": {"dtype": "U8\udc00", "shape": [1], "data_offsets": [0, 1]}}""", "'a'")]
+    [DataRow("""{"__metadata__": {"k": "\ud800"}, "a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}""", "__metadata__")]
+    public void Hostile_LoneSurrogateInHeader_NamesTheFile(string header, string where) =>
+        AssertRejected(FileWithHeader(header, 1), "not valid Unicode", where);
 }

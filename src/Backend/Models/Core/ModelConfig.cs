@@ -25,12 +25,11 @@ public static class ConfigJson
 
     public static T Load<T>(string path) where T : class
     {
-        var length = Platform.FileLength.Of(path);
-        if (length > MaxBytes) throw new ModelLoadException($"{path} is {length} bytes: too big for a config.json (at most {MaxBytes}).");
+        var bytes = Platform.UserFile.ReadAllBytes(path, MaxBytes, "config.json", what => new ModelLoadException($"{path}: {what}"));
         T? config;
         try
         {
-            config = JsonSerializer.Deserialize<T>(File.ReadAllBytes(path), Options);
+            config = JsonSerializer.Deserialize<T>(bytes, Options);
         }
         catch (JsonException e)
         {

@@ -24,12 +24,22 @@ internal sealed class AlignedText
     /// <summary>The original offset where this piece begins, even when it is empty (HF's offsets_original().0).</summary>
     public int OriginalStart { get; }
 
-    public AlignedText(string text, int[] start, int[] end, int originalStart)
-        : this(text, start, end, 0, text.Length, originalStart)
+    /// <summary>
+    /// How long normalizers may make a text of <paramref name="length"/> units: 4 × as long plus 64. Real normalizers
+    /// stay far below (NFKD, lower-casing, padding CJK with spaces: at most about 3×); a chain of Replace or Prepend
+    /// steps that grows text without bound (the 8 GB in 30 s) is stopped here.
+    /// </summary>
+    public static int NormalizedLimit(int length) => (int)Math.Min(int.MaxValue, 4L * length + 64);
+
+    /// <summary>The most units a normalizer may make of this text (<see cref="NormalizedLimit"/> of the original).</summary>
+    public int MaxLength { get; }
+
+    public AlignedText(string text, int[] start, int[] end, int originalStart, int maxLength = int.MaxValue)
+        : this(text, start, end, 0, text.Length, originalStart, maxLength)
     {
     }
 
-    private AlignedText(string text, int[] start, int[] end, int offset, int length, int originalStart)
+    private AlignedText(string text, int[] start, int[] end, int offset, int length, int originalStart, int maxLength)
     {
         _text = text;
         _start = start;
@@ -37,6 +47,7 @@ internal sealed class AlignedText
         _offset = offset;
         Length = length;
         OriginalStart = originalStart;
+        MaxLength = maxLength;
     }
 
     public int Length { get; }
@@ -60,13 +71,13 @@ internal sealed class AlignedText
             start[i] = o;
             end[i] = o + 1;
         }
-        return new AlignedText(original.Substring(offset, length), start, end, offset);
+        return new AlignedText(original.Substring(offset, length), start, end, offset, NormalizedLimit(length));
     }
 
     public AlignedText Slice(int from, int to)
     {
         if (from == 0 && to == Length) return this;
-        return new AlignedText(_text, _start, _end, _offset + from, to - from, from < Length ? Start[from] : EndOffset);
+        return new AlignedText(_text, _start, _end, _offset + from, to - from, from < Length ? Start[from] : EndOffset, MaxLength);
     }
 
     private int EndOffset => Length > 0 ? End[^1] : OriginalStart;
@@ -84,8 +95,8 @@ internal sealed class AlignedText
         return (s, e);
     }
 
-    /// <summary>Builds a new aligned text unit by unit.</summary>
-    public sealed class Builder(int capacity, int originalStart)
+    /// <summary>Builds a new aligned text unit by unit, refusing to grow past <paramref name="maxLength"/> units.</summary>
+    public sealed class Builder(int capacity, int originalStart, int maxLength = int.MaxValue)
     {
         private readonly StringBuilder _text = new(capacity);
         private readonly List<int> _start = new(capacity);
@@ -95,6 +106,7 @@ internal sealed class AlignedText
 
         public void Append(char c, int start, int end)
         {
+            if (_text.Length >= maxLength) throw TooLong(maxLength);
             _text.Append(c);
             _start.Add(start);
             _end.Add(end);
@@ -113,6 +125,12 @@ internal sealed class AlignedText
             for (int i = from; i < to; i++) Append(text[i], start[i], end[i]);
         }
 
-        public AlignedText Build() => new(_text.ToString(), [.. _start], [.. _end], _start.Count > 0 ? _start[0] : originalStart);
+        public AlignedText Build() =>
+            new(_text.ToString(), [.. _start], [.. _end], _start.Count > 0 ? _start[0] : originalStart, maxLength);
+
+        private static ModelFormatException TooLong(int maxLength) => new(
+            $"The tokenizer.json normalizer makes the text more than 4 times as long as it was, plus 64 characters " +
+            $"(a text of {((long)maxLength - 64) / 4} characters would grow past {maxLength}). " +
+            "A normalizer that multiplies text like this is not supported.");
     }
 }

@@ -77,9 +77,9 @@ public sealed class HfTokenizer : IModelTokenizer
     public static HfTokenizer FromTokenizerJson(string path, string? configPath = null)
     {
         using var doc = TokenizerFile.Read(path,
-            () => JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 256 }));
+            () => JsonDocument.Parse(TokenizerFile.ReadBytes(path), new JsonDocumentOptions { MaxDepth = 256 }));
         using var config = configPath is not null && File.Exists(configPath)
-            ? TokenizerFile.Read(configPath, () => JsonDocument.Parse(File.ReadAllBytes(configPath)))
+            ? TokenizerFile.Read(configPath, () => JsonDocument.Parse(TokenizerFile.ReadBytes(configPath)))
             : null;
         return TokenizerFile.Read(path, () => FromJson(doc.RootElement, config?.RootElement, path));
     }
@@ -132,11 +132,11 @@ public sealed class HfTokenizer : IModelTokenizer
     {
         var vocab = TokenizerFile.Read(vocabJsonPath, () =>
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(vocabJsonPath));
+            using var doc = JsonDocument.Parse(TokenizerFile.ReadBytes(vocabJsonPath));
             return Json.Vocab(doc.RootElement);
         });
         var merges = new List<(string, string)>();
-        foreach (string line in File.ReadLines(mergesPath, Encoding.UTF8))
+        foreach (string line in TokenizerFile.ReadLines(mergesPath))
         {
             if (line.StartsWith("#version", StringComparison.Ordinal) || line.Length == 0) continue;
             int space = line.IndexOf(' ', 1);

@@ -43,7 +43,7 @@ internal abstract class Normalizer
     /// the span of the code point they came from. <paramref name="map"/> returns null to keep the code point.</summary>
     protected static AlignedText MapCodePoints(AlignedText text, Func<Rune, string?> map)
     {
-        var b = new AlignedText.Builder(text.Length, text.OriginalStart);
+        var b = new AlignedText.Builder(text.Length, text.OriginalStart, text.MaxLength);
         bool changed = false;
         for (int i = 0; i < text.Length;)
         {
@@ -82,7 +82,7 @@ internal sealed class UnicodeNormalizer(NormalizationForm form) : Normalizer
     public override AlignedText Normalize(AlignedText text)
     {
         if (text.Text.IsNormalized(form)) return text;
-        var b = new AlignedText.Builder(text.Length + 8, text.OriginalStart);
+        var b = new AlignedText.Builder(text.Length + 8, text.OriginalStart, text.MaxLength);
         for (int i = 0; i < text.Length;)
         {
             int j = i + CodePointLength(text.Text, i);
@@ -156,7 +156,7 @@ internal sealed class PrependNormalizer(string prepend) : Normalizer
     public override AlignedText Normalize(AlignedText text)
     {
         if (text.Length == 0) return text;
-        var b = new AlignedText.Builder(text.Length + prepend.Length, text.OriginalStart);
+        var b = new AlignedText.Builder(text.Length + prepend.Length, text.OriginalStart, text.MaxLength);
         b.Append(prepend, text.Start[0], text.End[0]);
         b.AppendFrom(text, 0, text.Length);
         return b.Build();
@@ -170,7 +170,7 @@ internal sealed class ReplaceNormalizer(Pattern pattern, string content) : Norma
     {
         var matches = pattern.Matches(text.Text);
         if (matches.Count == 0) return text;
-        var b = new AlignedText.Builder(text.Length, text.OriginalStart);
+        var b = new AlignedText.Builder(text.Length, text.OriginalStart, text.MaxLength);
         int at = 0;
         foreach (var (s, e) in matches)
         {
