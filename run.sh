@@ -16,5 +16,7 @@ fi
 
 port="${1:-8765}"
 ./build.sh
-workspace="${ATTENTIONVIZ_WORKSPACE:-$PWD/.run/workspace}"
+# The sample workspace lives outside the clone (VS Code would otherwise ask about "a git repository found in the parent
+# folders" of it).
+workspace="${ATTENTIONVIZ_WORKSPACE:-${XDG_CACHE_HOME:-$HOME/.cache}/attentionviz/sample-workspace}"
 exec extension/scripts/run-code-server.sh "$workspace" "$port"

@@ -40,6 +40,8 @@ test('menus, keybinding, configuration', () => {
   assert.deepEqual([p['attentionViz.maxTokens'].default, p['attentionViz.maxTokens'].minimum], [0, 0]);
   assert.match(p['attentionViz.maxTokens'].markdownDescription, /window.*32,768/);
   assert.equal(p['attentionViz.chatTemplate.addGenerationPrompt'].default, true);
+  // What an empty modelPath means, as it behaves: the model picked with Select Model applies, else the embedded one.
+  assert.match(p['attentionViz.modelPath'].markdownDescription, /Empty: the model picked with \*\*Select Model\*\*.*else the embedded/);
   assert.deepEqual([p['attentionViz.memoryBudgetMB'].type, p['attentionViz.memoryBudgetMB'].default, p['attentionViz.memoryBudgetMB'].minimum], ['integer', 4096, 256]);
   // Workspace trust: in an untrusted workspace these settings come from the user's settings only.
   assert.equal(pkg.capabilities.untrustedWorkspaces.supported, 'limited');
@@ -48,4 +50,13 @@ test('menus, keybinding, configuration', () => {
   assert.deepEqual(c.configuration.properties['attentionViz.trace.server'].enum, ['off', 'messages', 'verbose']);
   for (const [name, version] of Object.entries(pkg.devDependencies)) assert.match(version, /^\d+\.\d+\.\d+$/, `${name} pinned`);
   assert.equal(pkg.dependencies, undefined, 'everything is bundled');
+});
+
+test('./run.sh keeps its sample workspace outside the clone (no "git repository in the parent folders" prompt)', () => {
+  const fs = require('node:fs');
+  const run = fs.readFileSync(path.join(__dirname, '../../../run.sh'), 'utf8');
+  const line = run.split('\n').find((l) => l.startsWith('workspace='));
+  assert.ok(line, 'run.sh sets the workspace');
+  assert.doesNotMatch(line, /\$PWD|\$\(pwd\)|\.run\//, line);
+  assert.match(line, /\$HOME\/\.cache|XDG_CACHE_HOME/);
 });

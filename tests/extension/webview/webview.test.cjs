@@ -949,3 +949,16 @@ test('diff: heads ranked by attention/diff, the top head\'s ΔA over aligned tok
   await noErrors(page);
   await page.close();
 });
+
+test('a token never wraps inside itself in the strip, even in a narrow panel with long tokens', async () => {
+  const long = { 1: { text: 'supercalifragilisticexpialidocious', display: 'supercalifragilisticexpialidocious' },
+    3: { text: 'antidisestablishmentarianism', display: 'antidisestablishmentarianism' } };
+  const page = await openPanel(long);
+  await page.setViewportSize({ width: 260, height: 900 });
+  await page.waitForTimeout(200);
+  const rects = await page.locator('#token-strip .tok').evaluateAll((xs) => xs.map((x) => x.getClientRects().length));
+  assert.ok(rects.length === fixture.analysis.tokens.length);
+  assert.deepEqual(rects.filter((n) => n !== 1), [], 'every token is one box on one line');
+  await page.screenshot({ path: path.join(outDir, 'webview-narrow-strip.png'), fullPage: true });
+  await page.close();
+});
