@@ -33,9 +33,35 @@ function tellView(view: ShownView): void {
   vscode.postMessage({ type: 'viewChanged', ...view });
 }
 
+/** What each tab's controls do, after where the text came from; a message (busy, an error) stays until the next one. */
+const TAB_HINTS: Record<TabId, string> = {
+  heatmap: 'rows: query tokens, columns: key tokens. Hover for scores, click to lock, arrow keys step layer/head.',
+  heads: 'one row per head. Click a column to sort, a row to open that head in the heatmap.',
+  graph: 'tokens as nodes, edges above the threshold, colours by community. Hover a node for its edges.',
+  lines: 'query tokens on the left, key tokens on the right, one colour per head. Hover a token to isolate its lines.',
+  distributions: 'histograms of the attention weights and of a metric across heads.',
+  rollout: 'attention rolled out through the layers. Click a token for its row and its attention flow.',
+  sections: 'attention summed by section of the prompt. Hover a section to mark it in the editor.',
+  diff: 'what an edit changed. Click a head for its ΔA.',
+};
+
+function showHint(): void {
+  const a = app.analysis;
+  if (!a || frame.status.dataset.kind === 'message') return;
+  frame.status.dataset.kind = 'hint';
+  frame.status.textContent = `${a.source} — ${TAB_HINTS[app.options.tab]}`;
+}
+
+/** A busy or error message in the status line, kept over the tab hints until the next analysis. */
+function showMessage(message: string): void {
+  frame.status.dataset.kind = 'message';
+  frame.status.textContent = message;
+}
+
 async function render(): Promise<void> {
   const { state, options } = app;
   persist();
+  showHint();
   frame.viewHead.setAttribute('aria-pressed', String(state.view === 'head'));
   frame.viewGrid.setAttribute('aria-pressed', String(state.view === 'grid'));
   syncTabs();
@@ -134,9 +160,8 @@ function setAnalysis(a: AnalysisView, s?: Partial<ViewState>, flowToken: number 
   const name = modelDisplayName(a.model.id);
   frame.meta.textContent = `${name} · ${a.model.architecture} · ${shape} · ${n} tokens · ${elapsed}`;
   frame.meta.title = a.model.id === 'default' ? modelDisplayName(a.model.id) : a.model.id;
-  frame.status.textContent =
-    `${a.source} — rows: query tokens, columns: key tokens. ` +
-    'Hover for scores, click to lock, arrow keys step layer/head.';
+  delete frame.status.dataset.kind; // a new analysis: the tab's hint again
+  showHint();
   if (a.truncated) {
     frame.notice.hidden = false;
     frame.notice.textContent = truncationSummary(a.tokens, a.text, a.truncatedAt);
@@ -234,11 +259,11 @@ function handle(m: HostToWebview): void {
       setAnalysis(m.analysis, m.state);
       return;
     case 'busy':
-      frame.status.textContent = m.message;
+      showMessage(m.message);
       if (!app.analysis) frame.app.dataset.state = 'empty';
       return;
     case 'error':
-      frame.status.textContent = m.message;
+      showMessage(m.message);
       frame.app.dataset.state = app.analysis ? (frame.app.dataset.state ?? 'painted') : 'error';
       return;
     case 'diff':
@@ -272,7 +297,7 @@ function handle(m: HostToWebview): void {
       return;
     case 'rpcError':
       // A cancelled (superseded) request's error is nobody's business.
-      if (resolveRpc(m.requestId, undefined)) frame.status.textContent = `Could not load: ${m.message}`;
+      if (resolveRpc(m.requestId, undefined)) showMessage(`Could not load: ${m.message}`);
       return;
   }
 }

@@ -313,6 +313,22 @@ test('tabs: a tablist with roving focus; arrow keys, Home and End move between t
   await page.keyboard.press('Home');
   await page.waitForSelector('#app[data-tab="heatmap"]');
   assert.equal(await page.locator('#head').inputValue(), '0', 'arrows on the tablist do not step the head');
+  // Each tab's own hint in the status line (the heatmap's keys are not the Graph's); a message stays over them.
+  const hints = {};
+  for (const t of ['heatmap', 'heads', 'graph', 'lines', 'distributions', 'rollout', 'sections', 'diff']) {
+    await page.click(`#tab-${t}`);
+    await page.waitForSelector(`#app[data-tab="${t}"]`);
+    hints[t] = await page.locator('#status').textContent();
+    assert.ok(hints[t].startsWith('fixture.txt:1 — '), hints[t]);
+  }
+  assert.equal(new Set(Object.values(hints)).size, 8, 'eight different hints');
+  assert.match(hints.heatmap, /arrow keys step layer\/head/);
+  assert.doesNotMatch(hints.graph, /arrow keys|rows: query/);
+  await page.evaluate(() => window.postMessage({ type: 'busy', message: 'The text changed: run it again.' }, '*'));
+  await page.click('#tab-heads');
+  await page.waitForSelector('#app[data-tab="heads"]');
+  assert.equal(await page.locator('#status').textContent(), 'The text changed: run it again.');
+  await page.click('#tab-heatmap');
   for (const t of ['heatmap', 'heads', 'graph', 'lines', 'distributions', 'rollout', 'sections', 'diff']) {
     assert.equal(await page.locator(`#tab-${t}`).getAttribute('aria-controls'), `panel-${t}`);
     assert.equal(await page.locator(`#panel-${t}`).getAttribute('role'), 'tabpanel');
