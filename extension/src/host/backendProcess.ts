@@ -9,6 +9,7 @@ import {
   CancellationTokenSource,
   ProgressType,
   ResponseError,
+  ErrorCodes as JsonRpcErrorCodes,
   Trace,
   type MessageConnection,
   type CancellationToken,
@@ -44,6 +45,14 @@ export class CancelledError extends Error {
   constructor() {
     super('cancelled');
     this.name = 'CancelledError';
+  }
+}
+
+/** The backend process ended while the request was in flight (the Backend restarts it and tells the user once). */
+export class BackendStoppedError extends Error {
+  constructor() {
+    super('The backend stopped during the analysis and was restarted; run it again.');
+    this.name = 'BackendStoppedError';
   }
 }
 
@@ -162,6 +171,11 @@ export class BackendProcess {
     } catch (e) {
       if (e instanceof ResponseError && e.code === ErrorCodes.RequestCanceled) throw new CancelledError();
       if (token?.isCancellationRequested) throw new CancelledError();
+      // vscode-jsonrpc's "Pending response rejected since connection got disposed": the process is gone.
+      const lost =
+        e instanceof ResponseError &&
+        (e.code === JsonRpcErrorCodes.PendingResponseRejected || e.code === JsonRpcErrorCodes.ConnectionInactive);
+      if (lost || this.exited) throw new BackendStoppedError();
       throw e;
     }
   }

@@ -72,6 +72,8 @@ export type RpcRequest<M extends AnalysisMethod = AnalysisMethod> = {
 export type HostToWebview =
   | { type: 'analysis'; analysis: AnalysisView; state?: Partial<ViewState> }
   | { type: 'busy'; message: string }
+  /** Nothing is on its way (a cancelled analysis): the panel shows what it showed, with this note. */
+  | { type: 'idle'; message: string }
   | { type: 'error'; message: string }
   /** The token under the editor's cursor, told when it changes (the panel highlights its row). */
   | { type: 'highlightToken'; token: number | null }
@@ -193,6 +195,7 @@ export function isHostMessage(m: unknown): m is HostToWebview {
     case 'analysis':
       return isObj(m.analysis) && Array.isArray((m.analysis as Record<string, unknown>).tokens);
     case 'busy':
+    case 'idle':
     case 'error':
       return typeof m.message === 'string';
     case 'highlightToken':

@@ -262,6 +262,10 @@ function handle(m: HostToWebview): void {
       showMessage(m.message);
       if (!app.analysis) frame.app.dataset.state = 'empty';
       return;
+    case 'idle':
+      showMessage(m.message);
+      frame.app.dataset.state = app.analysis ? 'painted' : 'empty';
+      return;
     case 'error':
       showMessage(m.message);
       frame.app.dataset.state = app.analysis ? (frame.app.dataset.state ?? 'painted') : 'error';

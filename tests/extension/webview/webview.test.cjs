@@ -328,6 +328,11 @@ test('tabs: a tablist with roving focus; arrow keys, Home and End move between t
   await page.click('#tab-heads');
   await page.waitForSelector('#app[data-tab="heads"]');
   assert.equal(await page.locator('#status').textContent(), 'The text changed: run it again.');
+  // A cancelled analysis (#13 point 3): the panel says so and shows the analysis it showed, not "Analyzing…" forever.
+  await page.evaluate(() => window.postMessage({ type: 'busy', message: 'Analyzing 3093 characters…' }, '*'));
+  await page.evaluate(() => window.postMessage({ type: 'idle', message: 'Cancelled: showing the previous analysis (fixture.txt:1).' }, '*'));
+  await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('Cancelled: showing the previous'));
+  assert.equal(await page.locator('#app').getAttribute('data-state'), 'painted');
   await page.click('#tab-heatmap');
   for (const t of ['heatmap', 'heads', 'graph', 'lines', 'distributions', 'rollout', 'sections', 'diff']) {
     assert.equal(await page.locator(`#tab-${t}`).getAttribute('aria-controls'), `panel-${t}`);

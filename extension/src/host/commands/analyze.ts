@@ -2,7 +2,7 @@
 // and show it in the panel; a newer analysis cancels the older one.
 import * as vscode from 'vscode';
 import type { Backend } from '../backend';
-import { CancelledError, CancellationTokenSource, ResponseError } from '../backendProcess';
+import { BackendStoppedError, CancelledError, CancellationTokenSource, ResponseError } from '../backendProcess';
 import type { PanelRouter } from '../panelRouter';
 import { Session, type ShownAnalysis } from '../session';
 import type { SelectionAnalyzer } from '../editorOverlay';
@@ -166,10 +166,24 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
           )
         : await run();
     } catch (e) {
-      if (e instanceof CancelledError || cts.token.isCancellationRequested) return;
+      if (e instanceof CancelledError || cts.token.isCancellationRequested) {
+        // Cancelled by the user (not replaced by a newer analysis): the panel says so and shows what it showed.
+        if (this.cts === cts) {
+          const before = this.shown.session;
+          panel.post({
+            type: 'idle',
+            message: before
+              ? `Cancelled: showing the previous analysis (${before.source}).`
+              : 'The analysis was cancelled.',
+          });
+        }
+        return;
+      }
       const message = e instanceof Error ? e.message : String(e);
       this.backend.log(`analyze failed: ${message}`);
       panel.post({ type: 'error', message: e instanceof SetupError ? `${message} ${e.hint}` : message });
+      // The Backend told the user about the crash once, with Show Log; the panel says what it means for this analysis.
+      if (e instanceof BackendStoppedError) return;
       // A setup problem (no backend, no dotnet) was already told once by the Backend.
       if (withProgress && e instanceof ResponseError && e.code === ErrorCodes.MemoryBudgetExceeded) {
         // The backend's message has both sizes and the most tokens that fit; the button opens the setting it names.
