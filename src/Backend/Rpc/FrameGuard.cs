@@ -1,8 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Text;
-using System.Text.Json;
-using System.Text.Unicode;
 using AttentionViz.Backend.Platform;
 
 namespace AttentionViz.Backend.Rpc;
@@ -33,7 +31,10 @@ internal sealed class FrameGuard
     private readonly Stream _input;
     private readonly Stream _output;
     private readonly TimeSpan _timeout;
-    private readonly Pipe _toRpc = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, useSynchronizationContext: false));
+    // No back-pressure (StreamJsonRpc reads a whole message before consuming it, a paused writer would deadlock), and
+    // a large message in one plain array: pooled blocks would stay resident, and one segment saves StreamJsonRpc a copy.
+    private readonly Pipe _toRpc = new(new PipeOptions(new SmallBlockPool(), pauseWriterThreshold: 0, resumeWriterThreshold: 0,
+        useSynchronizationContext: false));
     private readonly Pipe _fromRpc = new(new PipeOptions(useSynchronizationContext: false));
     private readonly SemaphoreSlim _stdout = new(1, 1);
     private readonly byte[] _chunk = new byte[ChunkBytes];
@@ -65,6 +66,14 @@ internal sealed class FrameGuard
     }
 
     private sealed record DuplexPipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;
+
+    /// <summary>The shared pool for blocks up to 1 MiB; the Pipe allocates anything larger itself, unpooled.</summary>
+    private sealed class SmallBlockPool : MemoryPool<byte>
+    {
+        public override int MaxBufferSize => 1 << 20;
+        public override IMemoryOwner<byte> Rent(int minBufferSize = -1) => Shared.Rent(minBufferSize);
+        protected override void Dispose(bool disposing) { }
+    }
 
     private enum Fill { Data, Ended, TimedOut }
 
@@ -99,6 +108,15 @@ internal sealed class FrameGuard
         _chunk.AsSpan(0, n).CopyTo(_buffer.AsSpan(_end));
         _end += n;
         return Fill.Data;
+    }
+
+    /// <summary>Room for a whole body (and one more read) at once, rather than doubling up to it.</summary>
+    private void Reserve(int bytes)
+    {
+        if (_buffer.Length >= bytes + ChunkBytes) return;
+        var large = GC.AllocateUninitializedArray<byte>(bytes + ChunkBytes);
+        Buffered.CopyTo(large);
+        (_buffer, _end, _start) = (large, Count, 0);
     }
 
     /// <summary>After a large message: back to a small buffer, so the big one can be collected.</summary>
@@ -184,6 +202,7 @@ internal sealed class FrameGuard
 
     private async Task<bool> BodyAsync(int length)
     {
+        Reserve(length);
         var scanned = 0;
         while (Count < length)
         {
@@ -208,7 +227,7 @@ internal sealed class FrameGuard
             }
         }
         var body = _buffer.AsMemory(_start, length);
-        var verdict = MessageCheck.Check(body);
+        var verdict = MessageCheck.Check(body.Span);
         if (verdict.Replies.Count > 0) await WriteFrameAsync(verdict.Reply());
         if (verdict.Error == AppErrorCode.ParseError)
         {
@@ -219,8 +238,11 @@ internal sealed class FrameGuard
         if (verdict.Forward)
         {
             var writer = _toRpc.Writer;
-            writer.Write(Encoding.ASCII.GetBytes($"Content-Length: {length}\r\n\r\n"));
-            writer.Write(body.Span);
+            var header = Encoding.ASCII.GetBytes($"Content-Length: {length}\r\n\r\n");
+            var frame = writer.GetSpan(header.Length + length);
+            header.CopyTo(frame);
+            body.Span.CopyTo(frame[header.Length..]);
+            writer.Advance(header.Length + length);
             if (length >= LargeMessageBytes) Large(verdict.Id);
             Consume(length);
             ShrinkBuffer();
@@ -334,11 +356,13 @@ internal sealed class FrameGuard
         {
             await Task.Delay(200);
             Volatile.Write(ref _collecting, 0);
+            var before = Environment.WorkingSet;
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            Log.Info($"returned memory after a large message: RSS {before >> 20} MB -> {Environment.WorkingSet >> 20} MB");
         });
     }
 
-    private Task ReplyAsync(JsonElement? id, AppErrorCode code, string message) =>
+    private Task ReplyAsync(MessageCheck.RequestId? id, AppErrorCode code, string message) =>
         WriteFrameAsync(MessageCheck.ErrorReply(id, code, message));
 
     /// <summary>One whole frame to stdout under the writer lock.</summary>
@@ -495,176 +519,5 @@ internal sealed class FrameGuard
             var text = Encoding.ASCII.GetString(line[..Math.Min(line.Length, 40)]);
             return new string(text.Select(c => char.IsControl(c) || c > '~' ? '?' : c).ToArray());
         }
-    }
-}
-
-/// <summary>What to do with one complete body: forward it, or answer it here (JSON-RPC 2.0, section 5.1).</summary>
-internal sealed class MessageCheck
-{
-    private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = FrameGuard.MaxMessageBytes };
-    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = FrameGuard.MaxDepth + 1, AllowDuplicateProperties = false };
-
-    public bool Forward { get; private init; }
-    /// <summary>The forwarded request's id as <see cref="IdKey"/> writes it; null for a notification.</summary>
-    public string? Id { get; private init; }
-    public AppErrorCode? Error { get; private init; }
-    public string? Dropped { get; private init; }
-    public List<byte[]> Replies { get; } = [];
-    private bool _batch;
-
-    /// <summary>The reply frame's body: one error object, or an array of them for a batch.</summary>
-    public byte[] Reply()
-    {
-        if (!_batch) return Replies[0];
-        var joined = new List<byte> { (byte)'[' };
-        for (var i = 0; i < Replies.Count; i++)
-        {
-            if (i > 0) joined.Add((byte)',');
-            joined.AddRange(Replies[i]);
-        }
-        joined.Add((byte)']');
-        return joined.ToArray();
-    }
-
-    public static MessageCheck Check(ReadOnlyMemory<byte> memory)
-    {
-        var body = memory.Span;
-        if (body.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
-            return Refuse(null, AppErrorCode.ParseError, "Parse error: the message starts with a byte order mark; send UTF-8 without one.");
-        if (!Utf8.IsValid(body)) return Refuse(null, AppErrorCode.ParseError, "Parse error: the message is not valid UTF-8.");
-        var depth = 0;
-        try
-        {
-            var reader = new Utf8JsonReader(body, ReaderOptions);
-            while (reader.Read())
-                if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray) depth = Math.Max(depth, reader.CurrentDepth + 1);
-            if (reader.BytesConsumed == 0) throw new JsonException("empty", null, 0, 0);
-        }
-        catch (JsonException e)
-        {
-            var where = e.LineNumber is { } line ? $" (line {line + 1}, byte {e.BytePositionInLine + 1})" : "";
-            return Refuse(null, AppErrorCode.ParseError, body.IsEmpty
-                ? "Parse error: the message is empty."
-                : $"Parse error: the message is not valid JSON{where}.");
-        }
-        if (depth > FrameGuard.MaxDepth)
-            return Refuse(null, AppErrorCode.InvalidRequest,
-                $"Invalid request: the message nests {depth} levels deep; the most is {FrameGuard.MaxDepth}.");
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(memory, DocumentOptions);
-        }
-        catch (JsonException)
-        {
-            return Refuse(null, AppErrorCode.InvalidRequest, "Invalid request: a property appears twice in one object.");
-        }
-        using (document)
-        {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Array) return One(root);
-            var batch = new MessageCheck { Error = AppErrorCode.InvalidRequest, _batch = true };
-            if (root.GetArrayLength() == 0)
-                return Refuse(null, AppErrorCode.InvalidRequest, "Invalid request: an empty batch.");
-            foreach (var element in root.EnumerateArray())
-            {
-                var single = One(element);
-                if (single.Replies.Count > 0) batch.Replies.AddRange(single.Replies);
-                else if (single.Forward && single.Id is not null)
-                    batch.Replies.Add(ErrorReply(element.GetProperty("id"), AppErrorCode.InvalidRequest,
-                        "Invalid request: batches are not supported; send each request in its own message."));
-            }
-            return batch;
-        }
-    }
-
-    /// <summary>One message of a frame or a batch.</summary>
-    private static MessageCheck One(JsonElement message)
-    {
-        if (message.ValueKind != JsonValueKind.Object)
-            return Refuse(null, AppErrorCode.InvalidRequest, "Invalid request: a message must be a JSON object.");
-        JsonElement? id = null;
-        if (message.TryGetProperty("id", out var idValue))
-        {
-            if (idValue.ValueKind is not (JsonValueKind.String or JsonValueKind.Null) && !(idValue.ValueKind == JsonValueKind.Number
-                && idValue.TryGetInt64(out _)))
-                return Refuse(null, AppErrorCode.InvalidRequest, "Invalid request: 'id' must be a string, an integer or null.");
-            id = idValue;
-        }
-        if (!message.TryGetProperty("jsonrpc", out var version) || version.ValueKind != JsonValueKind.String
-            || version.GetString() != "2.0")
-            return Refuse(id, AppErrorCode.InvalidRequest, "Invalid request: 'jsonrpc' must be \"2.0\".");
-        if (message.TryGetProperty("method", out var method))
-        {
-            if (method.ValueKind != JsonValueKind.String)
-                return Refuse(id, AppErrorCode.InvalidRequest, "Invalid request: 'method' must be a string.");
-            // Scalar params pass: BackendFormatter turns them into -32602 naming the method.
-            return new MessageCheck { Forward = true, Id = id is { } known ? IdKey(known) : null };
-        }
-        if (id is not null && (message.TryGetProperty("result", out _) || message.TryGetProperty("error", out _)))
-            return new MessageCheck
-            {
-                Dropped = $"ignored a response with id {id.Value.GetRawText()}: the backend sends no requests to the client",
-            };
-        return Refuse(id, AppErrorCode.InvalidRequest, "Invalid request: 'method' is missing.");
-    }
-
-    private static MessageCheck Refuse(JsonElement? id, AppErrorCode code, string message)
-    {
-        var check = new MessageCheck { Error = code };
-        check.Replies.Add(ErrorReply(id, code, message));
-        return check;
-    }
-
-    public static byte[] ErrorReply(JsonElement? id, AppErrorCode code, string message)
-    {
-        var output = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(output))
-        {
-            writer.WriteStartObject();
-            writer.WriteString("jsonrpc", "2.0");
-            writer.WritePropertyName("id");
-            if (id is { } known) known.WriteTo(writer);
-            else writer.WriteNullValue();
-            writer.WriteStartObject("error");
-            writer.WriteNumber("code", (int)code);
-            writer.WriteString("message", message);
-            writer.WriteEndObject();
-            writer.WriteEndObject();
-        }
-        return output.WrittenSpan.ToArray();
-    }
-
-    /// <summary>An id as text that a request and its response share: <c>n:5</c>, <c>s:abc</c>.</summary>
-    private static string? IdKey(JsonElement id) => id.ValueKind switch
-    {
-        JsonValueKind.Number => $"n:{id.GetInt64()}",
-        JsonValueKind.String => $"s:{id.GetString()}",
-        _ => null,
-    };
-
-    /// <summary>The id of a response StreamJsonRpc wrote, read from the first bytes only (it writes the id early).</summary>
-    public static string? LeadingId(ReadOnlySequence<byte> body)
-    {
-        var reader = new Utf8JsonReader(body.Slice(0, Math.Min(body.Length, 512)), isFinalBlock: false, default);
-        try
-        {
-            while (reader.Read())
-            {
-                if (reader.CurrentDepth != 1 || reader.TokenType != JsonTokenType.PropertyName || !reader.ValueTextEquals("id"u8))
-                    continue;
-                if (!reader.Read()) return null;
-                return reader.TokenType switch
-                {
-                    JsonTokenType.Number when reader.TryGetInt64(out var n) => $"n:{n}",
-                    JsonTokenType.String => $"s:{reader.GetString()}",
-                    _ => null,
-                };
-            }
-        }
-        catch (JsonException)
-        {
-        }
-        return null;
     }
 }

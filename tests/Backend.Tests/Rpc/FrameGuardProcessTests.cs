@@ -137,6 +137,33 @@ public sealed class FrameGuardProcessTests
     }
 
     [TestMethod]
+    public async Task RepliesOfTheGuardAndOfStreamJsonRpcNeverInterleave()
+    {
+        // 300 frames in one write, seeded mix of valid requests (answered by StreamJsonRpc) and bad ones (answered by
+        // the guard while StreamJsonRpc writes): every reply must arrive as a whole frame, each id exactly once.
+        await using var client = RawRpcClient.Start("serve");
+        var random = new Random(7);
+        var expected = new Dictionary<string, int>();
+        var bytes = new List<byte>();
+        for (var i = 0; i < 300; i++)
+        {
+            var valid = random.Next(2) == 0;
+            var version = valid ? "2.0" : "1.0";
+            bytes.AddRange(Framed($"{{\"jsonrpc\":\"{version}\",\"id\":{i},\"method\":\"models/list\",\"params\":{{}}}}"));
+            expected[i.ToString()] = valid ? 0 : -32600;
+        }
+        Write(client, bytes.ToArray());
+        var got = new Dictionary<string, int>();
+        while (got.Count < expected.Count)
+        {
+            var reply = (JsonObject)await ReadFrameAsync(client, ReplyTimeout);
+            var id = reply["id"]!.ToJsonString();
+            Assert.IsTrue(got.TryAdd(id, reply["error"]?["code"]?.GetValue<int>() ?? 0), $"id {id} answered twice");
+        }
+        CollectionAssert.AreEquivalent(expected.ToList(), got.ToList());
+    }
+
+    [TestMethod]
     public async Task AnIncompleteFrameTimesOutAndTheNextRequestIsServed()
     {
         // Before: the request stalled forever. The guard answers after 5 s without progress (FrameGuard.IncompleteTimeout).
