@@ -178,16 +178,20 @@ internal sealed class FrameGuard
                 return true;
             }
         }
-        Consume(header.Length);
-
         if (header.Problem is { } problem)
         {
             await ReplyAsync(null, AppErrorCode.ParseError, $"Parse error: {problem}.");
-            // With a trustworthy length the body is skipped exactly; otherwise scan for the next header.
-            if (header.ContentLength is { } skip && skip <= MaxMessageBytes) await DiscardAsync(skip);
-            else await ResyncAsync(0);
+            // With a trustworthy length the body is skipped exactly; otherwise go on from this header's last
+            // Content-Length line (a frame cut short inside its header runs into the next one), or after the header.
+            if (header.ContentLength is { } skip && skip <= MaxMessageBytes)
+            {
+                Consume(header.Length);
+                await DiscardAsync(skip);
+            }
+            else await ResyncAsync(GluedHeader(header.Length) ?? header.Length);
             return true;
         }
+        Consume(header.Length);
         var length = header.ContentLength!.Value;
         if (length > MaxMessageBytes)
         {
@@ -308,6 +312,15 @@ internal sealed class FrameGuard
             if (await FillAsync(timed: false) == Fill.Ended) break;
         }
         ShrinkBuffer();
+    }
+
+    /// <summary>Where the last <c>Content-Length: N</c> line of this header starts, unless that is its start.</summary>
+    private int? GluedHeader(int headerLength)
+    {
+        var header = Buffered[..headerLength];
+        int? last = null;
+        for (var from = 1; HeaderStart(header, from) is var at and > 0; from = at + 1) last = at;
+        return last;
     }
 
     private bool Ended(string where)
