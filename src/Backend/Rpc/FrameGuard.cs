@@ -47,7 +47,8 @@ internal sealed class FrameGuard
     public FrameGuard(Stream input, Stream output, TimeSpan? timeout = null)
     {
         _input = input;
-        _output = output;
+        // StreamJsonRpc's frames come in blocks of a few KB: one write per block would be one system call each.
+        _output = new BufferedStream(output, ChunkBytes);
         _timeout = timeout ?? IncompleteTimeout;
         RpcPipe = new DuplexPipe(_toRpc.Reader, _fromRpc.Writer);
     }
