@@ -32,7 +32,8 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
     [JsonRpcMethod("initialize", UseSingleObjectParameterDeserialization = true)]
     public InitializeResult Initialize(InitializeParams? request = null)
     {
-        if (request?.ClientName is { } client) Log.Info($"client: {client} {request.ClientVersion}");
+        if (request?.ClientName is { } client)
+            Log.Info($"client: {Log.Clip(client, 200)} {Log.Clip(request.ClientVersion ?? "", 100)}");
         if (request?.AllowPickle is { } allowPickle)
         {
             service.Models.AllowPickle = allowPickle;
@@ -118,10 +119,15 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
         return formatter;
     }
 
-    /// <summary>Serves JSON-RPC with LSP framing until the client sends exit or closes the input. Returns the exit code.</summary>
+    /// <summary>
+    /// Serves JSON-RPC with LSP framing until the client sends exit or closes the input. Returns the exit code: 1 when the
+    /// stream was lost (the guard or StreamJsonRpc failed), so that the client restarts the backend.
+    /// </summary>
     public async Task<int> RunAsync(Stream input, Stream output)
     {
-        var handler = new HeaderDelimitedMessageHandler(output, input, CreateFormatter());
+        // Bad frames are answered by the guard; StreamJsonRpc sees only well-formed messages (see FrameGuard).
+        var guard = new FrameGuard(input, output);
+        var handler = new HeaderDelimitedMessageHandler(guard.RpcPipe, CreateFormatter());
         object[] targets = [this, .. areaTargets];
         using var rpc = new BackendJsonRpc(handler, targets);
         _rpc = rpc;
@@ -131,18 +137,27 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
             rpc.AddLocalRpcTarget(target, options);
             if (target is IProgressTarget reporting) reporting.Attach(rpc);
         }
+        guard.Start();
         rpc.StartListening();
         var finished = await Task.WhenAny(rpc.Completion, ExitRequested);
-        if (finished == ExitRequested) return await ExitRequested;
-        try
+        var code = 0;
+        if (finished == ExitRequested) code = await ExitRequested;
+        else
         {
-            await rpc.Completion;
+            try
+            {
+                await rpc.Completion;
+            }
+            catch (Exception e)
+            {
+                Log.Error($"protocol stream lost ({e.Message}): exiting with code 1 so that the client restarts the backend");
+                code = 1;
+            }
         }
-        catch (Exception e)
-        {
-            Log.Error($"connection closed with an error: {e.Message}");
-        }
-        return 0;
+        // Replies (e.g. to shutdown) may still be on their way through the guard: closing the connection lets it finish.
+        rpc.Dispose();
+        await Task.WhenAny(guard.Writing, Task.Delay(TimeSpan.FromSeconds(2)));
+        return code;
     }
 
     /// <summary>LSP work-done progress for one long request: begin, a report per layer, end, under the client's token.</summary>
