@@ -10,6 +10,7 @@ import {
   type TextSection,
   type Token,
 } from './protocol';
+import type { TruncationCause } from './tokens';
 
 export interface AnalysisView {
   analysisId: string;
@@ -18,6 +19,8 @@ export interface AnalysisView {
   text: string;
   truncated: boolean;
   truncatedAt?: number;
+  /** What cut it short, when truncated (the notice names the setting or the model's window). */
+  truncation?: TruncationCause;
   elapsedMs: number;
   /** Where the text came from, e.g. "prompt.md:3–5". */
   source: string;

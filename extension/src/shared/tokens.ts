@@ -71,14 +71,41 @@ function linearIndexAt(tokens: readonly Token[], offset: number): number {
   return -1;
 }
 
-/** Index of the first token whose text is not fully analyzed: the token count before `truncatedAt`. */
-export function truncationSummary(tokens: readonly Token[], text: string, truncatedAt: number | undefined): string {
+/** What cut an analysis short: attentionViz.maxTokens, the model's window, or the backend's 32,768-token maximum. */
+export type TruncationCause =
+  | { kind: 'setting'; maxTokens: number; window: number }
+  | { kind: 'window'; window: number }
+  | { kind: 'maximum'; maximum: number; window: number };
+
+/** The backend's most tokens per analysis (docs/protocol.md, attention/analyze). */
+export const MAX_ANALYSIS_TOKENS = 32_768;
+
+/** The cause, from the setting (0: none) and the model's window as the backend reported it. */
+export function truncationCause(maxTokens: number, window: number): TruncationCause {
+  if (maxTokens > 0 && maxTokens < Math.min(window, MAX_ANALYSIS_TOKENS)) return { kind: 'setting', maxTokens, window };
+  if (window > MAX_ANALYSIS_TOKENS) return { kind: 'maximum', maximum: MAX_ANALYSIS_TOKENS, window };
+  return { kind: 'window', window };
+}
+
+/** Where and why the analysis stops: the limit and where it came from, the last token, the character. */
+export function truncationSummary(
+  tokens: readonly Token[],
+  text: string,
+  truncatedAt: number | undefined,
+  cause?: TruncationCause,
+): string {
   const at = truncatedAt ?? Math.max(0, ...tokens.filter((t) => !t.special).map((t) => t.end));
   const total = text.length;
   const analyzed = tokens.filter((t) => !t.special).length;
   const snippet = text.slice(Math.max(0, at - 20), at).replace(/\s+/g, ' ');
-  return (
-    `Truncated: the model's window holds ${tokens.length} tokens; analysis stops after token ${analyzed} ` +
-    `(character ${at} of ${total}, after “…${snippet}”).`
-  );
+  const n = (v: number) => v.toLocaleString('en-US');
+  const why =
+    cause?.kind === 'setting'
+      ? `Truncated at ${n(tokens.length)} tokens by the attentionViz.maxTokens setting (${n(cause.maxTokens)}); ` +
+        `the model's window holds ${n(cause.window)}`
+      : cause?.kind === 'maximum'
+        ? `Truncated at the backend's maximum of ${n(cause.maximum)} tokens ` +
+          `(the model's window holds ${n(cause.window)})`
+        : `Truncated: the model's window holds ${n(cause?.window ?? tokens.length)} tokens`;
+  return `${why}; analysis stops after token ${analyzed} (character ${at} of ${total}, after “…${snippet}”).`;
 }

@@ -164,7 +164,7 @@ function setAnalysis(a: AnalysisView, s?: Partial<ViewState>, flowToken: number 
   showHint();
   if (a.truncated) {
     frame.notice.hidden = false;
-    frame.notice.textContent = truncationSummary(a.tokens, a.text, a.truncatedAt);
+    frame.notice.textContent = truncationSummary(a.tokens, a.text, a.truncatedAt, a.truncation);
   } else {
     frame.notice.hidden = true;
     frame.notice.textContent = '';

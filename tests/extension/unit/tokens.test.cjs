@@ -46,6 +46,13 @@ test('truncationSummary names the token and the character where the analysis sto
   assert.match(s, /after token 2/);
   assert.match(s, /character 8 of 18/);
   assert.match(s, /one two/);
+  // Where the limit came from (issue #13 point 8): the setting at 4 on a 32,768-token window is not "the window holds 4".
+  const setting = tokens.truncationSummary(ts, text, 8, tokens.truncationCause(4, 32_768));
+  assert.match(setting, /^Truncated at 4 tokens by the attentionViz\.maxTokens setting \(4\); the model's window holds 32,768; analysis stops after token 2/);
+  assert.doesNotMatch(setting, /window holds 4\b/);
+  assert.match(tokens.truncationSummary(ts, text, 8, tokens.truncationCause(0, 512)), /^Truncated: the model's window holds 512 tokens;/);
+  assert.match(tokens.truncationSummary(ts, text, 8, tokens.truncationCause(0, 131_072)), /^Truncated at the backend's maximum of 32,768 tokens \(the model's window holds 131,072\)/);
+  assert.equal(tokens.truncationCause(600, 512).kind, 'window', 'a setting above the window: the window cut it');
 });
 
 test('segmentTokenIndexAt keeps the two texts of a sentence pair apart', () => {

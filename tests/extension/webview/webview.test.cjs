@@ -983,3 +983,9 @@ test('a token never wraps inside itself in the strip, even in a narrow panel wit
   await page.screenshot({ path: path.join(outDir, 'webview-narrow-strip.png'), fullPage: true });
   await page.close();
 });
+
+test('the truncation notice says whether the setting or the model\'s window cut the analysis', async () => {
+  const page = await openPanel(undefined, undefined, { truncated: true, truncatedAt: 44, truncation: { kind: 'setting', maxTokens: 19, window: 512 } });
+  assert.match(await page.locator('#notice').textContent(), /^Truncated at 19 tokens by the attentionViz\.maxTokens setting \(19\); the model's window holds 512;/);
+  await page.close();
+});

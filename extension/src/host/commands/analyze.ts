@@ -9,7 +9,7 @@ import type { SelectionAnalyzer } from '../editorOverlay';
 import { readConfig } from '../config';
 import { SetupError } from '../locate';
 import { ErrorCodes, Methods, type AnalyzeParams, type AnalyzeResult } from '../../shared/protocol';
-import { truncationSummary } from '../../shared/tokens';
+import { truncationCause, truncationSummary } from '../../shared/tokens';
 import type { AnalysisView } from '../../shared/messages';
 import { TextMap } from '../../shared/textMap';
 import type { TextSection } from '../../shared/protocol';
@@ -213,10 +213,10 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       sections,
       input.what !== undefined,
     );
-    const truncation = result.truncated ? `, truncated at ${result.truncatedAt}` : '';
+    const truncatedNote = result.truncated ? `, truncated at ${result.truncatedAt}` : '';
     this.backend.log(
       `analyzed ${result.tokens.length} tokens in ${result.elapsedMs} ms ` +
-        `(round trip ${Date.now() - started} ms)${truncation}`,
+        `(round trip ${Date.now() - started} ms)${truncatedNote}`,
     );
     const range = new vscode.Range(doc.positionAt(span[0]), doc.positionAt(span[1]));
     const source = sourceLabel(doc, range, pair) + (input.what ? ` (${input.what})` : '');
@@ -225,6 +225,7 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     const templateTokens = result.tokens.flatMap((t, i) =>
       !t.special && t.end > t.start && !input.map.sourceRange(t.start, t.end) ? [i] : [],
     );
+    const truncation = result.truncated ? truncationCause(cfg.maxTokens, result.window) : undefined;
     const view: AnalysisView = {
       analysisId: result.analysisId,
       model: result.model,
@@ -232,6 +233,7 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       text,
       truncated: result.truncated,
       ...(result.truncatedAt !== undefined ? { truncatedAt: result.truncatedAt } : {}),
+      ...(truncation ? { truncation } : {}),
       elapsedMs: result.elapsedMs,
       source,
       ...(templateTokens.length > 0 ? { templateTokens } : {}),
@@ -240,9 +242,14 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
     panel.setTitle(`Attention: ${source}`);
     this.router.showAnalysis(panel, view, this.shown.session !== undefined);
     this.shown.show(session); // releases the replaced analysis; the editor tint follows
-    if (result.truncated) {
-      const summary = truncationSummary(result.tokens, text, result.truncatedAt);
-      void vscode.window.showWarningMessage(`AttentionViz: ${summary}`);
+    if (result.truncated && truncation) {
+      const summary = truncationSummary(result.tokens, text, result.truncatedAt, truncation);
+      // The setting can lift its own limit; the window and the backend's maximum it cannot, so no button there.
+      const buttons = truncation.kind === 'setting' ? [OPEN_SETTING] : [];
+      void vscode.window.showWarningMessage(`AttentionViz: ${summary}`, ...buttons).then((c) => {
+        if (c === OPEN_SETTING)
+          void vscode.commands.executeCommand('workbench.action.openSettings', 'attentionViz.maxTokens');
+      });
     }
   }
 
