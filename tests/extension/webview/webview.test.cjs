@@ -989,3 +989,22 @@ test('the truncation notice says whether the setting or the model\'s window cut 
   assert.match(await page.locator('#notice').textContent(), /^Truncated at 19 tokens by the attentionViz\.maxTokens setting \(19\); the model's window holds 512;/);
   await page.close();
 });
+
+test('heads: a new analysis never shows the previous one\'s table; a loading state until its metrics come', async () => {
+  const page = await openPanel();
+  await page.click('#tab-heads');
+  await page.waitForSelector('#app[data-heads="painted"]');
+  assert.ok(await page.locator('#heads-body tr').count() > 0);
+  // The next analysis's metrics are held back, as a long analysis's take seconds.
+  await page.evaluate(() => { window.__hold = (key) => key.startsWith('attention/metrics') || key.startsWith('attention/modularityAll'); });
+  await page.evaluate((a) => window.postMessage({ type: 'analysis', analysis: { ...a, analysisId: 'a-second' } }, '*'),
+    { ...fixture.analysis, text: fixture.text, source: 'fixture.txt:2' });
+  await page.waitForSelector('#app[data-heads="loading"]');
+  assert.equal(await page.locator('#heads-body tr').count(), 0, 'no row of the previous analysis');
+  assert.equal(await page.locator('#heads-grid > *').count(), 0);
+  assert.match(await page.locator('#heads-summary').textContent(), /^Computing the metrics of 72 heads…$/);
+  await page.evaluate(() => { window.__hold = undefined; for (const m of window.__held ?? []) window.postMessage(m, '*'); });
+  await page.waitForSelector('#app[data-heads="painted"]');
+  assert.ok(await page.locator('#heads-body tr').count() > 0);
+  await page.close();
+});

@@ -79,15 +79,26 @@ async function headsData(): Promise<
   return { metrics: m.result.metrics, q: qm };
 }
 
-/** A new analysis: its metrics decide the selector's options. */
+/** A new analysis: nothing of the previous one stays (its metrics decide the selector's options again). */
 export function resetHeads(): void {
   ui.headsMetric.replaceChildren();
+  ui.headsGrid.replaceChildren();
+  ui.headsHead.replaceChildren();
+  ui.headsBody.replaceChildren();
+  ui.headsSummary.textContent = '';
+  delete frame.app.dataset.heads;
 }
 
 export async function showHeads(): Promise<void> {
-  if (!app.analysis) return;
+  const a = app.analysis;
+  if (!a) return;
+  if (frame.app.dataset.heads !== 'painted') {
+    // Until this analysis's metrics arrive (seconds on a long prompt), say so rather than show an empty or old table.
+    frame.app.dataset.heads = 'loading';
+    ui.headsSummary.textContent = `Computing the metrics of ${a.model.layers * a.model.heads} heads…`;
+  }
   const d = await headsData();
-  if (!d || app.options.tab !== 'heads') return;
+  if (!d || app.options.tab !== 'heads' || app.analysis !== a) return;
   const present = COLUMNS.filter((c) =>
     d.metrics.some((m) => c.value(m, d.q.get(`${m.layer}/${m.head}`)) !== undefined),
   );
