@@ -230,7 +230,7 @@ window.addEventListener('keydown', (e) => {
     return;
   } else return;
   e.preventDefault();
-  state.locked = null;
+  // The lock stays on its cell: the readout follows the new layer/head (tabs/heatmap.ts, display).
   syncControls();
   void render();
 });

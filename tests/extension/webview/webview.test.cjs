@@ -151,6 +151,17 @@ test('hovering a known cell shows its exact score and highlights its row and col
   await page.mouse.move(box.x + Number(geo.left) + 0.5 * cell, box.y + Number(geo.top) + 0.5 * cell);
   assert.match(await tip.textContent(), new RegExp(`: ${data[row * m.cols + col].toFixed(4)}$`));
   await page.screenshot({ path: path.join(outDir, 'webview-hover.png') });
+  // Arrow keys change the head with the lock kept: the readout is the new head's value of that cell (#13 point 1).
+  await page.locator('#heatmap').focus();
+  for (const [key, head] of [['ArrowRight', 1], ['ArrowRight', 2], ['ArrowLeft', 1]]) {
+    await page.keyboard.press(key);
+    await page.waitForSelector(`#app[data-state="painted"][data-head="${head}"]`);
+    const mh = fixture.matrices[`0/${head}`];
+    const dh = matrix.decodeFloat32(mh.data, mh.rows * mh.cols);
+    await page.waitForFunction((t) => document.getElementById('tooltip').textContent === t,
+      `${name(row)} → ${name(col)}: ${dh[row * mh.cols + col].toFixed(4)}`);
+  }
+  assert.notEqual(await tip.textContent(), `${name(row)} → ${name(col)}: ${data[row * m.cols + col].toFixed(4)}`);
   assert.deepEqual(page.errors, []);
   await page.close();
 });

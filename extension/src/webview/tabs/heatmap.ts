@@ -170,6 +170,12 @@ function display(m: ViewMatrix, loading = ''): void {
   drawLegend(heatmap.max);
   paintStrip();
   syncZoomBar();
+  // A locked cell's readout follows the matrix shown now (another layer or head), never an older value.
+  const lock = app.state.locked;
+  if (lock && lock.row !== null && lock.col !== null && !ui.tooltip.hidden) {
+    ui.tooltip.textContent = cellText(lock.row, lock.col);
+    ui.tooltip.dataset.layerHead = `${app.state.layer}/${app.state.head}`;
+  }
 }
 
 /** The overview's cells that cover `v` (a coarser preview, drawn dimmed while the window loads). */
