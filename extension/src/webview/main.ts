@@ -235,6 +235,18 @@ window.addEventListener('keydown', (e) => {
   void render();
 });
 
+// A theme change (VS Code swaps the body's class and the CSS variables on <html>) repaints the shown tab: canvases
+// keep the colours they were drawn with.
+let themeTimer: number | undefined;
+const themeObserver = new MutationObserver(() => {
+  if (themeTimer) clearTimeout(themeTimer);
+  themeTimer = window.setTimeout(() => {
+    if (app.analysis) void render();
+  }, 50);
+});
+themeObserver.observe(document.body, { attributes: true, attributeFilter: ['class'] });
+themeObserver.observe(document.documentElement, { attributes: true, attributeFilter: ['style', 'class'] });
+
 let resizeTimer: number | undefined;
 window.addEventListener('resize', () => {
   if (resizeTimer) clearTimeout(resizeTimer);

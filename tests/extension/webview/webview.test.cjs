@@ -1019,3 +1019,39 @@ test('heads: a new analysis never shows the previous one\'s table; a loading sta
   assert.ok(await page.locator('#heads-body tr').count() > 0);
   await page.close();
 });
+
+test('a theme change repaints the shown view in the new colours; a pressed toggle is marked beyond colour in high contrast', async () => {
+  const page = await openPanel();
+  const rendered = () => page.evaluate(() => window.__posted.filter((m) => m.type === 'rendered').length);
+  const before = await rendered();
+  const labelPixel = () => page.evaluate(() => {
+    const c = document.getElementById('heatmap');
+    const d = c.getContext('2d').getImageData(0, 0, Number(c.dataset.left) * (window.devicePixelRatio || 1), c.height).data;
+    let sum = 0;
+    for (let i = 0; i < d.length; i += 4) sum += d[i] + d[i + 1] + d[i + 2];
+    return sum;
+  });
+  // VS Code swaps the class on <body> and the variables on <html>: dark high contrast first, then light high contrast.
+  await page.evaluate(() => {
+    document.documentElement.style.setProperty('--vscode-foreground', '#ffffff');
+    document.documentElement.style.setProperty('--vscode-editor-background', '#000000');
+    document.body.className = 'vscode-high-contrast';
+  });
+  await page.waitForFunction((n) => window.__posted.filter((m) => m.type === 'rendered').length > n, before);
+  const darkLabels = await labelPixel();
+  assert.ok(darkLabels > 0, 'white labels drawn');
+  const beforeLight = await rendered();
+  await page.evaluate(() => {
+    document.documentElement.style.setProperty('--vscode-foreground', '#000000');
+    document.documentElement.style.setProperty('--vscode-editor-background', '#ffffff');
+    document.body.className = 'vscode-high-contrast-light';
+  });
+  await page.waitForFunction((n) => window.__posted.filter((m) => m.type === 'rendered').length > n, beforeLight);
+  assert.notEqual(await labelPixel(), darkLabels, 'the axis labels were drawn again in the new foreground');
+  const pressed = await page.locator('#view-head').evaluate((b) => getComputedStyle(b).outlineStyle + ' ' + getComputedStyle(b).fontWeight);
+  const released = await page.locator('#view-grid').evaluate((b) => getComputedStyle(b).outlineStyle + ' ' + getComputedStyle(b).fontWeight);
+  assert.notEqual(pressed, released, `pressed "${pressed}" vs released "${released}"`);
+  await page.screenshot({ path: path.join(outDir, 'webview-theme-hc-light.png') });
+  await noErrors(page);
+  await page.close();
+});
