@@ -73,6 +73,7 @@ await build({
     'shared/textMap',
     'shared/sections',
     'shared/modelName',
+    'shared/exportName',
     'host/prompt/decode',
     'host/prompt/literals',
     'host/prompt/findPrompt',

@@ -18,6 +18,7 @@ module.exports = {
   textMap: require(path.join(lib, 'shared/textMap.js')),
   sections: require(path.join(lib, 'shared/sections.js')),
   modelName: require(path.join(lib, 'shared/modelName.js')),
+  exportName: require(path.join(lib, 'shared/exportName.js')),
   decode: require(path.join(lib, 'host/prompt/decode.js')),
   literals: require(path.join(lib, 'host/prompt/literals.js')),
   findPrompt: require(path.join(lib, 'host/prompt/findPrompt.js')),

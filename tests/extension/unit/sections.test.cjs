@@ -91,3 +91,12 @@ test('model names as people read them: the hub repo of a cache snapshot, else th
   assert.equal(modelDisplayName('default'), EMBEDDED_MODEL_NAME);
   assert.equal(modelDisplayName(undefined), EMBEDDED_MODEL_NAME);
 });
+
+test('export file names: one scheme for PNG and CSV/JSON, the source file first (#13 point 10)', () => {
+  const { exportFileName } = require('./lib.cjs').exportName;
+  assert.equal(exportFileName('/w/q880.md', 'L2-H3', 'csv'), 'q880-attention-L2-H3.csv');
+  assert.equal(exportFileName('/w/q880.md', 'L2-H3', 'png'), 'q880-attention-L2-H3.png');
+  assert.equal(exportFileName('/w/q880.md', 'grid', 'png'), 'q880-attention-grid.png');
+  assert.equal(exportFileName('Untitled-1', 'L0-H0', 'csv'), 'Untitled-1-attention-L0-H0.csv');
+  assert.equal(exportFileName('/w/.env', 'L0-H0', 'csv'), 'selection-attention-L0-H0.csv');
+});

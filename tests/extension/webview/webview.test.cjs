@@ -453,6 +453,13 @@ test('rollout: the recorded rollout matrix as a heatmap, different from the head
   const r = rpcOf('attention/rollout', {});
   const geo = await page.evaluate(() => ({ ...document.getElementById('rollout-canvas').dataset }));
   assert.equal(geo.rows, String(r.rows));
+  // Its colour scale (#13 point 13): 0 to the rollout's largest value, beside the heatmap.
+  const values = matrix.decodeFloat32(r.data, r.rows * r.cols);
+  const largest = values.reduce((a, v) => Math.max(a, v), 0);
+  assert.ok(Math.abs(Number(await page.locator('#rollout-legend').getAttribute('data-max')) - largest) < 1e-6);
+  assert.ok(await page.locator('#rollout-legend').isVisible());
+  const [canvasBox, legendBox] = [await page.locator('#rollout-canvas').boundingBox(), await page.locator('#rollout-legend').boundingBox()];
+  assert.ok(legendBox.x >= canvasBox.x + canvasBox.width - 1 && legendBox.y < canvasBox.y + canvasBox.height, 'beside the heatmap, not under it');
   const px = await page.evaluate(() => {
     const c = document.getElementById('rollout-canvas');
     const { left, top, cell, rows, cols } = c.dataset;

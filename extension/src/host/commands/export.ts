@@ -1,5 +1,6 @@
 // Export Heatmap PNG and Export Attention: what the panel shows, written through the backend.
 import * as vscode from 'vscode';
+import { exportFileName } from '../../shared/exportName';
 import type { Backend } from '../backend';
 import { GONE, type PanelRouter } from '../panelRouter';
 import type { Session, ShownAnalysis } from '../session';
@@ -22,12 +23,8 @@ export class Exports {
     if (!session) return;
     const { layer, head, view, hideSpecial, wordLevel } = this.router.view;
     const grid = view === 'grid';
-    const stem = session.uri.path.slice(session.uri.path.lastIndexOf('/') + 1).replace(/\.[^.]*$/, '') || 'selection';
-    const name = `${stem}-attention-${grid ? 'grid' : layerHeadName(layer, head)}.png`;
-    const folder =
-      session.uri.scheme === 'untitled'
-        ? vscode.workspace.workspaceFolders?.[0]?.uri
-        : vscode.Uri.joinPath(session.uri, '..');
+    const name = exportFileName(session.uri.path, grid ? 'grid' : layerHeadName(layer, head), 'png');
+    const folder = exportFolder(session.uri);
     const uri =
       target ??
       (await vscode.window.showSaveDialog({
@@ -68,7 +65,7 @@ export class Exports {
     const session = this.exportable();
     if (!session) return;
     const { layer, head, hideSpecial, wordLevel } = this.router.view;
-    const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+    const folder = exportFolder(session.uri);
     const uri =
       target ??
       (await vscode.window.showSaveDialog({
@@ -78,7 +75,14 @@ export class Exports {
           'JSON (this layer/head)': ['json'],
           'safetensors (whole analysis)': ['safetensors'],
         },
-        ...(folder ? { defaultUri: vscode.Uri.joinPath(folder, `attention-${layerHeadName(layer, head)}.csv`) } : {}),
+        ...(folder
+          ? {
+              defaultUri: vscode.Uri.joinPath(
+                folder,
+                exportFileName(session.uri.path, layerHeadName(layer, head), 'csv'),
+              ),
+            }
+          : {}),
       }));
     if (!uri) return;
     const format = uri.path.slice(uri.path.lastIndexOf('.') + 1).toLowerCase();
@@ -120,4 +124,9 @@ export class Exports {
 
 function layerHeadName(layer: number, head: number): string {
   return `L${layer < 0 ? 'mean' : layer}-H${head < 0 ? 'mean' : head}`;
+}
+
+/** Next to the source file; an untitled document's: the first workspace folder. */
+function exportFolder(source: vscode.Uri): vscode.Uri | undefined {
+  return source.scheme === 'file' ? vscode.Uri.joinPath(source, '..') : vscode.workspace.workspaceFolders?.[0]?.uri;
 }

@@ -22,7 +22,8 @@ import {
 } from '../zoom';
 import { Methods } from '../../shared/protocol';
 import { displayToken, tokenLabel } from '../../shared/tokens';
-import { legendTicks, rampColour, cssColour, scaleColour } from '../../shared/colour';
+import { cssColour, scaleColour } from '../../shared/colour';
+import { createLegend, paintLegend } from '../legend';
 import { maxValue } from '../../shared/matrix';
 import type { ViewUnit } from '../../shared/protocol';
 import {
@@ -64,8 +65,6 @@ const ui = {
       'plus and minus zoom, arrows pan while zoomed, 0 shows the whole matrix.',
   }),
   tooltip: h('div', { id: 'tooltip', class: 'tooltip', role: 'status', hidden: true }),
-  legendBar: h('canvas', { id: 'legend-bar', width: 14, height: 200 }),
-  legendTicks: h('div', { id: 'legend-ticks' }),
   gridView: h('section', { id: 'grid-view', 'aria-label': 'All layers and heads', hidden: true }),
   grid: h('div', { id: 'grid' }),
   strip: h('section', { id: 'token-strip', 'aria-label': 'Tokens coloured by attention' }),
@@ -75,7 +74,8 @@ ui.poolingLabel.append('Pooling ', ui.pooling);
 ui.zoomBar.append(ui.zoomOut, ui.zoomIn, ui.zoomReset, ui.poolingLabel, ui.zoomLabel, ui.minimap);
 ui.wrap.append(ui.canvas, ui.tooltip);
 const body = h('div', { id: 'head-body' }, ui.wrap);
-body.append(h('aside', { id: 'legend', 'aria-label': 'Colour scale' }, ui.legendBar, ui.legendTicks));
+const legend = createLegend('legend');
+body.append(legend.element);
 ui.headView.append(ui.zoomBar, body);
 ui.gridView.append(ui.grid);
 frame.tabPanels.heatmap.append(ui.headView, ui.gridView, ui.strip);
@@ -348,20 +348,7 @@ export function redraw(): void {
 }
 
 function drawLegend(max: number): void {
-  const c = ui.legendBar;
-  const ctx = c.getContext('2d');
-  if (!ctx) return;
-  for (let y = 0; y < c.height; y++) {
-    ctx.fillStyle = cssColour(rampColour(1 - y / (c.height - 1)));
-    ctx.fillRect(0, y, c.width, 1);
-  }
-  ui.legendTicks.replaceChildren();
-  for (const t of legendTicks(max, 5).reverse()) {
-    const s = document.createElement('span');
-    s.textContent = t.label;
-    ui.legendTicks.append(s);
-  }
-  ui.legendBar.title = `Colour scale: 0 to ${max.toFixed(4)} (the largest weight of this view)`;
+  paintLegend(legend, max);
 }
 
 /** The token strip: each token coloured by how much the focus query token attends to it. */

@@ -3,6 +3,7 @@
 // whole-matrix limit (LIMITS.rolloutMatrixTokens) the tab shows one picked token's rollout row instead
 // (attention/rolloutRow: exact, layer by layer), its largest inputs as bars.
 import { Heatmap } from '../heatmap';
+import { createLegend, paintLegend } from '../legend';
 import { tokenLabel } from '../../shared/tokens';
 import { LIMITS, Methods, type FlowResult, type RolloutRowDto, type ViewUnit } from '../../shared/protocol';
 import { flowForView, partialFlowForView, unitOfToken } from '../../shared/units';
@@ -34,6 +35,7 @@ const ui = {
   flowTable: h('table', { id: 'flow-table', 'aria-describedby': 'flow-caption' }),
   flowBody: h('tbody', { id: 'flow-body' }),
 };
+const rolloutLegend = createLegend('rollout-legend', 'Colour scale of the rollout');
 const flowColumns = ['input', 'rollout', 'flow'].map((c) => h('th', { scope: 'col' }, c));
 ui.flowTable.append(h('thead', {}, h('tr', {}, ...flowColumns)), ui.flowBody);
 ui.flowFigure.append(ui.flowCaption, ui.flowTable);
@@ -41,7 +43,7 @@ const pickLabel = h('span', {}, 'Attention flow of ');
 frame.tabPanels.rollout.append(
   ui.rolloutCaption,
   h('div', { class: 'tab-controls' }, h('label', {}, pickLabel, ui.flowToken), ' ', ui.flowStatus),
-  h('div', { id: 'rollout-view' }, ui.rolloutCanvas, ui.flowFigure),
+  h('div', { id: 'rollout-view' }, ui.rolloutCanvas, rolloutLegend.element, ui.flowFigure),
 );
 
 const rolloutMap = new Heatmap(ui.rolloutCanvas);
@@ -92,6 +94,7 @@ export async function showRollout(): Promise<void> {
     unitLabels(res.units),
   );
   drawRollout();
+  paintLegend(rolloutLegend, rolloutMap.max, 'the largest rollout value');
   ui.rolloutCaption.textContent =
     `Attention rollout (Abnar & Zuidema 2020) through layer ${res.layer}: ` +
     "row i is how much token i's representation draws on each input token. " +
@@ -108,7 +111,8 @@ function pickedUnit(): number {
 function drawRollout(): void {
   if (longAnalysis()) return; // no matrix: one token's row at a time
   const u = pickedUnit();
-  rolloutMap.draw(Math.max(200, (document.body.clientWidth || 800) - 40), { row: u < 0 ? null : u, col: null });
+  // Room for the colour scale beside it (about 60 px).
+  rolloutMap.draw(Math.max(200, (document.body.clientWidth || 800) - 100), { row: u < 0 ? null : u, col: null });
 }
 
 function unitName(i: number): string {
