@@ -42,7 +42,10 @@ export function activate(context: vscode.ExtensionContext): TestApi {
       status.refresh();
     },
     // A CodeLens's click: Inspect Prompt at Cursor with the cursor in that prompt.
-    [INSPECT_AT]: async (uri: vscode.Uri, offset: number) => {
+    [INSPECT_AT]: async (uri?: unknown, offset?: unknown) => {
+      // Run from elsewhere (the palette, another extension) without a lens's arguments: the cursor's prompt.
+      if (!(uri instanceof vscode.Uri) || typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0)
+        return inspector.inspect();
       const editor = await vscode.window.showTextDocument(uri, { viewColumn: vscode.ViewColumn.One });
       const at = editor.document.positionAt(offset);
       editor.selection = new vscode.Selection(at, at);

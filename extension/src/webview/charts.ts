@@ -48,6 +48,26 @@ function fmt(v: number): string {
   return a >= 100 ? v.toFixed(0) : a >= 1 ? v.toFixed(2) : v.toFixed(3);
 }
 
+/** The left and bottom axis lines of a plot area, dimmed. */
+function drawAxes(
+  ctx: CanvasRenderingContext2D,
+  fg: string,
+  left: number,
+  top: number,
+  plotW: number,
+  plotH: number,
+): void {
+  ctx.strokeStyle = fg;
+  ctx.globalAlpha = 0.6;
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.moveTo(left, top);
+  ctx.lineTo(left, top + plotH + 0.5);
+  ctx.lineTo(left + plotW, top + plotH + 0.5);
+  ctx.stroke();
+  ctx.globalAlpha = 1;
+}
+
 // ---------- histogram ----------
 
 export interface Histogram {
@@ -79,15 +99,7 @@ export function drawHistogram(c: HTMLCanvasElement, h: Histogram, width: number,
     ctx.fillRect(left + i * bw + 0.5, top + plotH - bh, Math.max(1, bw - 1), bh);
     drawn++;
   });
-  ctx.strokeStyle = fg;
-  ctx.globalAlpha = 0.6;
-  ctx.lineWidth = 1;
-  ctx.beginPath();
-  ctx.moveTo(left, top);
-  ctx.lineTo(left, top + plotH + 0.5);
-  ctx.lineTo(left + plotW, top + plotH + 0.5);
-  ctx.stroke();
-  ctx.globalAlpha = 1;
+  drawAxes(ctx, fg, left, top, plotW, plotH);
   ctx.fillStyle = fg;
   ctx.font = `11px ${fontFamily()}`;
   ctx.textBaseline = 'top';
@@ -274,15 +286,7 @@ export function drawCurves(c: HTMLCanvasElement, input: CurvesInput, width: numb
   const count = Math.max(1, ...input.series.map((s) => s.values.length));
   const x = (i: number) => left + (count === 1 ? plotW / 2 : (i / (count - 1)) * plotW);
   const y = (v: number) => top + plotH - (Math.min(v, input.yMax) / (input.yMax || 1)) * plotH;
-  ctx.strokeStyle = fg;
-  ctx.globalAlpha = 0.6;
-  ctx.lineWidth = 1;
-  ctx.beginPath();
-  ctx.moveTo(left, top);
-  ctx.lineTo(left, top + plotH + 0.5);
-  ctx.lineTo(left + plotW, top + plotH + 0.5);
-  ctx.stroke();
-  ctx.globalAlpha = 1;
+  drawAxes(ctx, fg, left, top, plotW, plotH);
   let points = 0;
   input.series.forEach((s, k) => {
     ctx.strokeStyle = ctx.fillStyle = categorical(k);
