@@ -9,7 +9,9 @@ using AttentionViz.Backend.Bench;
 //     … Backend.Bench.dll --long [--shapes smollm2-135m,qwen2.5-0.5b] [--sizes 1024,2048] [--max-size N] [--runs N] [--no-minilm]
 //                         [--save results.json] [--before baseline.json] [--baseline-backend old/attentionviz-backend.dll]
 //                         [--write docs/performance.md]
+//   Loaded models (--models N): RSS as N distinct model folders are analysed in turn by one backend.
+//     … Backend.Bench.dll --models 33 [--backend old/attentionviz-backend.dll]
 //   Matmul throughput (--gemm): libtorch's fp32 matmul on the long forward's shapes, to compare its phases with.
 //     … Backend.Bench.dll --gemm [--tokens 8192] [--runs 5]
 
-return BenchArgs.Has("--gemm") ? GemmBench.Run() : BenchArgs.Has("--long") ? LongInputBench.Run() : MiniLmBench.Run();
+return BenchArgs.Has("--models") ? ModelsBench.Run() : BenchArgs.Has("--gemm") ? GemmBench.Run() : BenchArgs.Has("--long") ? LongInputBench.Run() : MiniLmBench.Run();

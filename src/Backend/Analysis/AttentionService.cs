@@ -38,7 +38,8 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         IProgress<AnalysisProgress>? progress = null)
     {
         if (string.IsNullOrEmpty(options.Text)) throw new InvalidRequestException("The text is empty: select some text to analyze.");
-        var loaded = await models.GetAsync(options.ModelId ?? ModelRegistry.DefaultId, cancellationToken);
+        using var lease = await models.AcquireAsync(options.ModelId ?? ModelRegistry.DefaultId, cancellationToken);
+        var loaded = lease.Loaded;
         var window = loaded.Model.MaxPositions;
         if (options.MaxTokens > DefaultMaxTokens) throw TooManyTokens("maxTokens", options.MaxTokens.Value);
         var limit = Math.Min(options.MaxTokens ?? DefaultMaxTokens, window);
@@ -72,7 +73,8 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         if (ids.Count == 0) throw new InvalidRequestException("No token ids given.");
         if (tokenTypeIds is not null && tokenTypeIds.Count != ids.Count)
             throw new InvalidRequestException($"{tokenTypeIds.Count} token type ids for {ids.Count} token ids: give one per token.");
-        var loaded = await models.GetAsync(modelId ?? ModelRegistry.DefaultId, cancellationToken);
+        using var lease = await models.AcquireAsync(modelId ?? ModelRegistry.DefaultId, cancellationToken);
+        var loaded = lease.Loaded;
         var tokenizer = loaded.Tokenizer;
         if (ids.Count > DefaultMaxTokens) throw TooManyTokens("ids", ids.Count);
         if (ids.Count > loaded.Model.MaxPositions)

@@ -161,9 +161,11 @@ public static partial class CliApp
             var outPath = OutputPath.Check(file.FullName);
             var export = new ExportOptions(result.GetValue(LayerOption), result.GetValue(HeadOption), ViewOf(result), selection);
             // Refused before the model runs where the size is known already (--ids): a long forward is not wasted.
-            var model = (await backend.Registry.GetAsync(ModelId(result.GetValue(ModelOption)), cancellationToken)).Model;
-            int? tokens = result.GetValue(IdsOption) is { } idList ? ParseIds(idList).Length : null;
-            AnalysisExport.Check(outPath, export, model.Layers, model.Heads, tokens);
+            using (var lease = await backend.Registry.AcquireAsync(ModelId(result.GetValue(ModelOption)), cancellationToken))
+            {
+                int? tokens = result.GetValue(IdsOption) is { } idList ? ParseIds(idList).Length : null;
+                AnalysisExport.Check(outPath, export, lease.Model.Layers, lease.Model.Heads, tokens);
+            }
             var analysis = await AnalyzeInputAsync(result, backend, cancellationToken, textPair, tokenTypes);
             AnalysisExport.Write(analysis, outPath, export, cancellationToken);
             Console.Error.WriteLine($"wrote {outPath} ({new FileInfo(outPath).Length} bytes)");

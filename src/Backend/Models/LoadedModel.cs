@@ -20,5 +20,12 @@ public sealed class LoadedModel(ModelCatalogEntry info, ITransformerModel model,
     public IModelTokenizer RequireTokenizer() =>
         Tokenizer ?? throw new ModelLoadException($"{Info.Path ?? Info.Id} has no tokenizer files: only raw token ids can be analyzed.");
 
-    public void Dispose() => Model.Dispose();
+    /// <summary>True once unloaded: its weights are freed.</summary>
+    public bool Disposed { get; private set; }
+
+    public void Dispose()
+    {
+        Disposed = true;
+        Model.Dispose();
+    }
 }

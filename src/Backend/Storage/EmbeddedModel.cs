@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -10,8 +11,9 @@ namespace AttentionViz.Backend.Storage;
 /// <c>{cache root}/models/all-MiniLM-L6-v2-{first 12 hex of the ONNX SHA-256}</c>.
 /// <para>
 /// The folder is built in a temporary sibling and renamed into place, with a completion marker written last;
-/// a folder without a valid marker is never used (it is replaced). Conversions are serialised across processes
-/// with an exclusive lock file, so racing processes convert once: the first builds, the others wait and reuse.
+/// a folder without a valid marker is never used (it is replaced). The marker records each file's size and SHA-256;
+/// a file whose size or content differs (a changed byte in the cached weights) makes the folder stale. Conversions
+/// are serialised across processes with an exclusive lock file, so racing processes convert once: the first builds, the others wait and reuse.
 /// Progress goes to stderr only (stdout is the JSON-RPC channel).
 /// </para>
 /// </summary>
@@ -26,7 +28,7 @@ public static class EmbeddedModel
     public const string MarkerFileName = ".complete.json";
 
     /// <summary>Bump when the output of the conversion changes: older folders are then rebuilt.</summary>
-    internal const int FormatVersion = 1;
+    internal const int FormatVersion = 2;
 
     private static readonly string[] OutputFiles = ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"];
 
@@ -82,7 +84,7 @@ public static class EmbeddedModel
             TryDelete(leftover, options.Log);
         if (Directory.Exists(final))
         {
-            options.Log($"{final} is incomplete or stale (no valid {MarkerFileName}); rebuilding it");
+            options.Log($"{final} is incomplete, stale or modified (its files do not match {MarkerFileName}); rebuilding it");
             var aside = Path.Combine(models, $".{name}.stale-{Guid.NewGuid():N}");
             Directory.Move(final, aside);
             TryDelete(aside, options.Log);
@@ -130,7 +132,8 @@ public static class EmbeddedModel
         var config = OnnxBertConverter.Convert(onnx, EmbeddedModelPackage.OnnxResource, options.ReadVocabulary(), directory, metadata, options.Log);
 
         var files = OutputFiles.ToDictionary(f => f, f => new FileInfo(Path.Combine(directory, f)).Length);
-        var marker = JsonSerializer.Serialize(new Marker(FormatVersion, ModelName, sha, files), MarkerJson);
+        var hashes = OutputFiles.ToDictionary(f => f, f => FileSha256(Path.Combine(directory, f)));
+        var marker = JsonSerializer.Serialize(new Marker(FormatVersion, ModelName, sha, files, hashes), MarkerJson);
         var markerPath = Path.Combine(directory, MarkerFileName);
         using (var stream = new FileStream(markerPath, FileMode.CreateNew, FileAccess.Write))
         {
@@ -143,11 +146,34 @@ public static class EmbeddedModel
 
     private static string Convert256(byte[] data) => System.Convert.ToHexStringLower(SHA256.HashData(data));
 
-    private sealed record Marker(int Format, string Model, string SourceSha256, Dictionary<string, long> Files);
+    private static string FileSha256(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        return System.Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
+    private sealed record Marker(int Format, string Model, string SourceSha256, Dictionary<string, long> Files,
+        Dictionary<string, string> Sha256);
+
+    /// <summary>Files whose hash matched, by path, size and write time: each file is hashed once per process
+    /// (about 55 ms for the 90 MB weights at 1.7 GB/s), and again only when it changes.</summary>
+    private static readonly ConcurrentDictionary<(string Path, long Length, DateTime Written), string> VerifiedFiles = new();
+
+    private static bool HasContent(string path, long size, string sha256)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists || info.Length != size) return false;
+        var key = (info.FullName, info.Length, info.LastWriteTimeUtc);
+        if (VerifiedFiles.TryGetValue(key, out var known)) return known == sha256;
+        var actual = FileSha256(path);
+        VerifiedFiles[key] = actual;
+        return string.Equals(actual, sha256, StringComparison.OrdinalIgnoreCase);
+    }
 
     private static readonly JsonSerializerOptions MarkerJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
 
-    /// <summary>A folder is used only when its marker parses, matches, and every listed file has its recorded size.</summary>
+    /// <summary>A folder is used only when its marker parses, matches, and every listed file has its recorded size and
+    /// SHA-256.</summary>
     internal static bool IsComplete(string directory, string expectedSha256)
     {
         try
@@ -156,10 +182,11 @@ public static class EmbeddedModel
             if (!File.Exists(path)) return false;
             var marker = JsonSerializer.Deserialize<Marker>(File.ReadAllText(path), MarkerJson);
             if (marker is null || marker.Format != FormatVersion || marker.Model != ModelName
-                || !string.Equals(marker.SourceSha256, expectedSha256, StringComparison.OrdinalIgnoreCase) || marker.Files is null)
+                || !string.Equals(marker.SourceSha256, expectedSha256, StringComparison.OrdinalIgnoreCase)
+                || marker.Files is null || marker.Sha256 is null)
                 return false;
-            return OutputFiles.All(f => marker.Files.TryGetValue(f, out var size)
-                && new FileInfo(Path.Combine(directory, f)) is { Exists: true } info && info.Length == size);
+            return OutputFiles.All(f => marker.Files.TryGetValue(f, out var size) && marker.Sha256.TryGetValue(f, out var sha)
+                && HasContent(Path.Combine(directory, f), size, sha));
         }
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
         {

@@ -203,7 +203,7 @@ public sealed class PrefixReuseTests
     {
         var model = Fixtures.Folder("llama-long-tiny");
         var ids = Fixtures.Longs(Fixtures.Expected("llama-long-tiny")["s0.input_ids"]);
-        var loaded = (await _registry.GetAsync(model, CancellationToken.None)).Model;
+        var loaded = (await _registry.AcquireAsync(model, CancellationToken.None)).Model;
         var needed = AnalysisMemory.NeededBytes(loaded, ids.Length, keepBytes: 0);
         var earlier = AnalysisMemory.RetainedBytes(loaded, 1900, keepBytes: 0);
         foreach (var (room, expected) in new[] { (earlier / 2, 0), (2 * earlier, 1856) })
@@ -225,7 +225,7 @@ public sealed class PrefixReuseTests
         var ids = Fixtures.Longs(Fixtures.Expected("llama-long-tiny")["s0.input_ids"]);
         var edited = ids.ToArray();
         edited[1880] = edited[1880] == 5 ? 6 : 5;                                   // inside the earlier 1,900 tokens
-        var loaded = (await _registry.GetAsync(model, CancellationToken.None)).Model;
+        var loaded = (await _registry.AcquireAsync(model, CancellationToken.None)).Model;
         var needed = AnalysisMemory.NeededBytes(loaded, ids.Length, keepBytes: 0);
         foreach (var (second, expected) in new[] { (ids, 1856), (edited, 0) })
         {
@@ -275,7 +275,7 @@ public sealed class PrefixReuseTests
     {
         var model = Fixtures.Folder("llama-tiny");
         var ids = RandomIds(110, 1000, seed: 6);
-        var loaded = (LlamaModel)(await _registry.GetAsync(model, CancellationToken.None)).Model;
+        var loaded = (LlamaModel)(await _registry.AcquireAsync(model, CancellationToken.None)).Model;
         var fresh = await Fresh(model, ids);
         var service = NewService();
         await Analyze(service, model, ids[..100]);

@@ -56,7 +56,7 @@ public sealed class BertFixtureTests
         var expectations = Fixtures.Expected("minilm-real");
         using var thread = new ModelThread();
         using var registry = new ModelRegistry(thread);
-        var loaded = registry.GetAsync(ModelRegistry.DefaultId, CancellationToken.None).GetAwaiter().GetResult();
+        var loaded = registry.AcquireAsync(ModelRegistry.DefaultId, CancellationToken.None).GetAwaiter().GetResult().Loaded;
         foreach (var key in new[] { "s0", "s1" })
         {
             var ids = Fixtures.Longs(expectations[$"{key}.input_ids"]);

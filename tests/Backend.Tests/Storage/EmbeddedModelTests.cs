@@ -192,6 +192,44 @@ public sealed class EmbeddedModelTests
     }
 
     [TestMethod]
+    public void FolderWithMarkerButChangedBytes_IsRebuilt()
+    {
+        // Same size, 2,000 bytes changed in the middle of the weights: a size check alone would use them.
+        var root = Path.Combine(_root, "changed");
+        var folder = Path.Combine(root, "models", EmbeddedModel.FolderName);
+        Directory.CreateDirectory(folder);
+        foreach (var f in Directory.GetFiles(_model)) File.Copy(f, Path.Combine(folder, Path.GetFileName(f)));
+        var weights = Path.Combine(folder, "model.safetensors");
+        var original = File.ReadAllBytes(weights);
+        Assert.IsTrue(EmbeddedModel.IsComplete(folder, EmbeddedModel.OnnxSha256));
+        using (var s = new FileStream(weights, FileMode.Open))
+        {
+            s.Position = s.Length / 2;
+            s.Write(Enumerable.Repeat((byte)0x7f, 2000).ToArray());
+        }
+        Assert.AreEqual(original.Length, new FileInfo(weights).Length);
+        Assert.IsFalse(EmbeddedModel.IsComplete(folder, EmbeddedModel.OnnxSha256));
+
+        var (_, converted) = EmbeddedModel.EnsureConverted(OptionsFor(root));
+        Assert.IsTrue(converted);
+        Assert.IsTrue(EmbeddedModel.IsComplete(folder, EmbeddedModel.OnnxSha256));
+        CollectionAssert.AreEqual(original, File.ReadAllBytes(weights));
+        lock (Log) Assert.IsTrue(Log.Any(m => m.Contains("modified") && m.Contains(folder)), string.Join("\n", Log));
+    }
+
+    [TestMethod]
+    public void Marker_RecordsEachFilesSha256()
+    {
+        using var marker = JsonDocument.Parse(File.ReadAllText(Path.Combine(_model, EmbeddedModel.MarkerFileName)));
+        var hashes = marker.RootElement.GetProperty("sha256");
+        foreach (var file in new[] { "config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json" })
+        {
+            var expected = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(_model, file))));
+            Assert.AreEqual(expected, hashes.GetProperty(file).GetString(), file);
+        }
+    }
+
+    [TestMethod]
     public void FolderWithMarkerButTruncatedFile_IsRebuilt()
     {
         var root = Path.Combine(_root, "truncated");
