@@ -54,10 +54,11 @@ public static class ModelFolder
         var configPath = ConfigPath(folder);
         var header = ConfigJson.Load<ConfigHeader>(configPath);
         var architecture = header.ModelType
-            ?? header.Architectures?.Select(a => ByClassName.GetValueOrDefault(a)).FirstOrDefault(a => a is not null);
+            ?? header.Architectures?.Select(a => a is null ? null : ByClassName.GetValueOrDefault(a)).FirstOrDefault(a => a is not null);
         if (architecture is null || !SupportedArchitectures.Contains(architecture))
         {
-            var named = architecture ?? (header.Architectures is { Length: > 0 } a ? string.Join("/", a) : "(no model_type)");
+            var named = architecture
+                ?? (header.Architectures is { Length: > 0 } a ? string.Join("/", a.Select(n => n ?? "null")) : "(no model_type)");
             throw new ModelLoadException($"{folder}: architecture '{named}' is not supported. Supported: " +
                 $"{string.Join(", ", SupportedArchitectures)}.");
         }

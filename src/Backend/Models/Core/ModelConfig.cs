@@ -7,7 +7,7 @@ namespace AttentionViz.Backend.Models.Core;
 public sealed record ConfigHeader
 {
     [JsonPropertyName("model_type")] public string? ModelType { get; init; }
-    [JsonPropertyName("architectures")] public string[]? Architectures { get; init; }
+    [JsonPropertyName("architectures")] public string?[]? Architectures { get; init; }
 }
 
 /// <summary>Reads a Hugging Face config.json into a family's config record. Unknown keys are ignored.</summary>
