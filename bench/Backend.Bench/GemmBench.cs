@@ -28,7 +28,48 @@ internal static class GemmBench
         MeasureBatched("QKᵀ (block of 64 rows)", 3, 192, 64, tokens, transposeB: true, runs);
         MeasureBatched("P·V (block of 64 rows)", 3, 192, tokens, 64, transposeB: false, runs);
         Kernels(tokens, runs);
+        LinearPaths(runs);
         return 0;
+    }
+
+    /// <summary>
+    /// The linear layer's paths (libtorch, and the project's LinearKernel on each vector width this CPU runs) on the
+    /// MiniLM shapes at 16 and 128 tokens and the long forward's at 1,024 rows (GatedMlp's chunk), interleaved run by run
+    /// so that a busy machine slows every path alike; the ratio is LinearKernel's time over libtorch's.
+    /// </summary>
+    private static void LinearPaths(int runs)
+    {
+        var paths = new[] { Models.Core.LinearKernel.Path.Vector512, Models.Core.LinearKernel.Path.Vector256 }
+            .Where(Models.Core.LinearKernel.Supported).ToArray();
+        Console.WriteLine();
+        Console.WriteLine($"| linear x·Wᵀ ({TorchSetup.ThreadCount} threads) | torch ms | " +
+            string.Join(" | ", paths.Select(p => $"{p} ms | ratio")) + " |");
+        Console.WriteLine("|---|---:|" + string.Concat(paths.Select(_ => "---:|---:|")));
+        foreach (var (m, k, n) in new[] { (16, 384, 384), (16, 384, 1536), (128, 384, 384), (128, 384, 1536), (128, 1536, 384),
+                     (1024, 576, 576), (1024, 576, 1536), (1024, 1536, 576), (1024, 896, 4864), (1024, 4864, 896) })
+        {
+            using var scope = NewDisposeScope();
+            var x = randn(m, k);
+            var w = randn(n, k);
+            var a = x.data<float>().ToArray();
+            var weights = w.data<float>().ToArray();
+            Models.Core.LinearKernel.Pack(weights, n, k);
+            var c = new float[m * n];
+            var work = new List<Action> { () => nn.functional.linear(x, w).Dispose() };
+            work.AddRange(paths.Select(p => (Action)(() => Models.Core.LinearKernel.Multiply(p, a, weights, [], c, m, n, k))));
+            foreach (var action in work) for (var i = 0; i < 3; i++) action();
+            var times = work.Select(_ => new List<double>()).ToList();
+            for (var run = 0; run < Math.Max(runs, 15); run++)
+                for (var i = 0; i < work.Count; i++)
+                {
+                    var clock = Stopwatch.StartNew();
+                    work[i]();
+                    times[i].Add(clock.Elapsed.TotalMilliseconds);
+                }
+            var medians = times.Select(t => t.Order().ElementAt(t.Count / 2)).ToList();
+            Console.WriteLine($"| {m}×{k} · {k}×{n} | {medians[0]:F3} | " +
+                string.Join(" | ", medians.Skip(1).Select(v => $"{v:F3} | {v / medians[0]:F2}×")) + " |");
+        }
     }
 
     /// <summary>The capture's kernels on one thread, ns per cell: head-metric sums and pooled overviews of one run of

@@ -181,6 +181,7 @@ public static class ModelFolder
         {
             var unused = model.LoadWeights(weights);
             if (unused.Count > 0) Log.Info($"{weights.Description}: {WeightLoader.DescribeUnused(unused)}.");
+            if (model is TorchSharp.torch.nn.Module module) Dense.PackAll(module, LinearKernel.Selected);
         }
         catch
         {

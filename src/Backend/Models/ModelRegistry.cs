@@ -70,9 +70,9 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
     /// </summary>
     public int MaxLoadedModels { get; init; } = 2;
 
-    /// <summary>The loaded models' float32 weights together stay under this (the analysis budget,
+    /// <summary>The loaded models' float32 weights together stay under this (the backend sets the analysis budget,
     /// ATTENTIONVIZ_CACHE_MB), except the model just asked for, which always stays.</summary>
-    public long MaxLoadedBytes { get; init; } = Analysis.AnalysisMemory.BudgetFromEnvironment();
+    public long MaxLoadedBytes { get; init; } = long.MaxValue;
 
     private sealed class Entry(Task<LoadedModel> load)
     {

@@ -11,7 +11,7 @@ public sealed class BackendHost : IDisposable
 
     public BackendHost()
     {
-        Registry = new ModelRegistry(_thread);
+        Registry = new ModelRegistry(_thread) { MaxLoadedBytes = AnalysisMemory.BudgetFromEnvironment() };
         Service = new AttentionService(Registry, new AnalysisCache(AnalysisMemory.BudgetFromEnvironment()), _thread)
         {
             KeepProbabilitiesBytes = AnalysisMemory.KeepFromEnvironment(),

@@ -20,9 +20,44 @@ public sealed class Dense : Module<Tensor, Tensor>
         if (bias) register_parameter("bias", Bias = new Parameter(empty(outFeatures), requires_grad: false));
     }
 
+    /// <summary>The kernel that runs this layer once its weight is packed (<see cref="PackAll"/>), else null: libtorch.</summary>
+    public LinearKernel.Path? PackedFor { get; private set; }
+
+    /// <summary>
+    /// Packs every dense layer's weight in place for <paramref name="path"/> once the checkpoint is loaded (no second
+    /// copy). Layers whose weight or output would pass 2 GB (a span's limit), and every layer on the torch path, stay
+    /// as they are and run in libtorch.
+    /// </summary>
+    public static void PackAll(Module root, LinearKernel.Path path)
+    {
+        if (path == LinearKernel.Path.Torch) return;
+        // A module registered twice, or two layers sharing one weight, must be packed once.
+        var weights = new HashSet<Parameter>(ReferenceEqualityComparer.Instance);
+        foreach (var dense in root.modules().OfType<Dense>().Distinct())
+        {
+            if (dense.Weight.NumberOfElements > int.MaxValue / sizeof(float) || dense.Weight.dtype != float32) continue;
+            if (weights.Add(dense.Weight)) LinearKernel.Pack(Floats(dense.Weight), (int)dense.Weight.shape[0], (int)dense.Weight.shape[1]);
+            dense.PackedFor = path;
+        }
+    }
+
     /// <param name="x">(…, in)</param>
     /// <returns>(…, out)</returns>
-    public override Tensor forward(Tensor x) => functional.linear(x, Weight, Bias);
+    public override Tensor forward(Tensor x)
+    {
+        if (PackedFor is not { } path) return functional.linear(x, Weight, Bias);
+        int k = (int)Weight.shape[1], n = (int)Weight.shape[0];
+        if (x.shape[^1] != k) throw new ArgumentException($"a linear layer of {k} inputs got {x.shape[^1]}");
+        if (x.NumberOfElements / k * n > int.MaxValue / sizeof(float) || x.NumberOfElements > int.MaxValue / sizeof(float))
+            throw new ArgumentException($"a linear layer's input or output passes 2 GB ({x.NumberOfElements / k} rows)");
+        using var input = x.dtype == float32 ? x.contiguous() : x.to(float32).contiguous();
+        var rows = (int)(input.NumberOfElements / k);
+        var output = empty([.. x.shape[..^1], n], dtype: float32);
+        LinearKernel.Multiply(path, Floats(input), Floats(Weight), Bias is null ? default : Floats(Bias), Floats(output), rows, n, k);
+        return output;
+    }
+
+    private static Span<float> Floats(Tensor t) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(t.bytes);
 }
 
 /// <summary>nn.Embedding (rows of weight [count, dim] looked up by id) with an uninitialised table.</summary>

@@ -1,0 +1,278 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace AttentionViz.Backend.Models.Core;
+
+/// <summary>
+/// y = x·Wᵀ + b in float32, written for this project because libtorch's bundled MKL is slow here: on AMD CPUs it takes
+/// its AVX2 kernels and re-packs the weights on every call, and small row counts (a short prompt) run far below the
+/// core's peak (docs/performance.md, ../shared/docs/recipes.md). The weights are packed once, in place, into panels of
+/// <see cref="PanelWidth"/> output columns stored k-major (the panel's 48 weights of input k side by side), so the
+/// micro-kernel broadcasts one x value against three vectors of weights: 8 rows × 48 columns in 24 registers
+/// (AVX-512), 4 × 24 in 12 (AVX2). Inputs go in blocks of rows and of the inner dimension that stay in L1/L2, and the
+/// panels are split between two threads.
+/// </summary>
+public static class LinearKernel
+{
+    /// <summary>Which code computes the linear layers.</summary>
+    public enum Path
+    {
+        /// <summary>libtorch's <c>linear</c> (MKL); the weights stay unpacked.</summary>
+        Torch,
+        /// <summary>512-bit vectors (AVX-512F).</summary>
+        Vector512,
+        /// <summary>256-bit vectors with FMA (AVX2).</summary>
+        Vector256,
+        /// <summary>Plain loops over the packed weights: correct anywhere, slow; the fallback and a test reference.</summary>
+        Scalar,
+    }
+
+    /// <summary>The environment variable that forces a path: torch, vector512, vector256 or scalar.</summary>
+    public const string PathVariable = "ATTENTIONVIZ_LINEAR";
+
+    /// <summary>Output columns per packed panel: three 512-bit vectors.</summary>
+    public const int PanelWidth = 48;
+
+    /// <summary>The path of this process: <see cref="PathVariable"/> if set, else the widest vectors the CPU runs (tests
+    /// switch it to check every path against the fixtures; it applies to models loaded afterwards).</summary>
+    public static Path Selected { get; internal set; } = Choose(Environment.GetEnvironmentVariable(PathVariable));
+
+    public static bool Supported(Path path) => path switch
+    {
+        Path.Vector512 => Vector512.IsHardwareAccelerated && Avx512F.IsSupported,
+        Path.Vector256 => Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported,
+        _ => true,
+    };
+
+    internal static Path Choose(string? forced)
+    {
+        if (string.IsNullOrWhiteSpace(forced))
+            return Supported(Path.Vector512) ? Path.Vector512 : Supported(Path.Vector256) ? Path.Vector256 : Path.Torch;
+        if (!Enum.TryParse<Path>(forced.Trim(), ignoreCase: true, out var path) || !Enum.IsDefined(path))
+            throw new InvalidOperationException($"{PathVariable}={forced}: use torch, vector512, vector256 or scalar.");
+        if (!Supported(path)) throw new InvalidOperationException($"{PathVariable}={forced}: this CPU does not run {path}.");
+        return path;
+    }
+
+    /// <summary>
+    /// Rearranges w (n × k, row-major, as nn.Linear stores it) into panels in place: panel p holds columns
+    /// [48p, 48p + width) as k rows of width values; the last panel is narrower when n is not a multiple of 48.
+    /// </summary>
+    public static void Pack(Span<float> w, int n, int k)
+    {
+        var panel = new float[(long)PanelWidth * k];
+        for (var start = 0; start < n; start += PanelWidth)
+        {
+            var width = Math.Min(PanelWidth, n - start);
+            var rows = w.Slice(start * k, width * k);
+            for (var j = 0; j < width; j++)
+                for (var i = 0; i < k; i++)
+                    panel[i * width + j] = rows[j * k + i];
+            panel.AsSpan(0, width * k).CopyTo(rows);
+        }
+    }
+
+    /// <summary>The inverse of <see cref="Pack"/> (tests, and a weight read back).</summary>
+    public static void Unpack(Span<float> w, int n, int k)
+    {
+        var panel = new float[(long)PanelWidth * k];
+        for (var start = 0; start < n; start += PanelWidth)
+        {
+            var width = Math.Min(PanelWidth, n - start);
+            var rows = w.Slice(start * k, width * k);
+            rows.CopyTo(panel);
+            for (var j = 0; j < width; j++)
+                for (var i = 0; i < k; i++)
+                    rows[j * k + i] = panel[i * width + j];
+        }
+    }
+
+    /// <summary>Inner-dimension block: a panel's 256 × 48 weights are 48 kB (L1/L2).</summary>
+    private const int DepthBlock = 256;
+
+    /// <summary>Rows of x per block: 128 rows × 256 of the inner dimension are 128 kB (L2).</summary>
+    private const int RowBlock = 128;
+
+    /// <summary>Below this many multiply-adds one thread does it all: waking a second costs more than it saves.</summary>
+    private const long ParallelFrom = 1L << 19;
+
+    /// <summary>c[m, n] = Σₖ a[m, k]·w[n, k] + bias[n], with w packed by <see cref="Pack"/>; a and c row-major.</summary>
+    public static unsafe void Multiply(Path path, ReadOnlySpan<float> a, ReadOnlySpan<float> packed, ReadOnlySpan<float> bias,
+        Span<float> c, int m, int n, int k)
+    {
+        if (path == Path.Torch) throw new ArgumentException("the torch path runs in libtorch, not here", nameof(path));
+        if (!Supported(path)) throw new PlatformNotSupportedException($"this CPU does not run {path}");
+        if (a.Length < (long)m * k || packed.Length < (long)n * k || c.Length < (long)m * n || (!bias.IsEmpty && bias.Length < n))
+            throw new ArgumentException("a span is shorter than its shape");
+        fixed (float* pa = a, pw = packed, pb = bias, pc = c)
+        {
+            var job = new Job(path, pa, pw, bias.IsEmpty ? null : pb, pc, m, n, k);
+            var panels = (n + PanelWidth - 1) / PanelWidth;
+            if ((long)m * n * k < ParallelFrom || panels < 2) job.Panels(0, panels);
+            else
+            {
+                // Half the panels on a pool thread. libtorch's OpenMP threads sleep meanwhile (OMP_WAIT_POLICY=PASSIVE),
+                // so two teams never spin against each other.
+                var split = (panels + 1) / 2;
+                Parallel.For(0, 2, half => { if (half == 0) job.Panels(0, split); else job.Panels(split, panels); });
+            }
+        }
+    }
+
+    private readonly unsafe struct Job(Path path, float* a, float* w, float* bias, float* c, int m, int n, int k)
+    {
+        /// <summary>Panels [from, to): each block of the inner dimension, each block of rows, each panel.</summary>
+        public void Panels(int from, int to)
+        {
+            for (var depth = 0; depth < k; depth += DepthBlock)
+            {
+                var depthEnd = Math.Min(k, depth + DepthBlock);
+                var first = depth == 0;
+                for (var rowStart = 0; rowStart < m; rowStart += RowBlock)
+                {
+                    var rowEnd = Math.Min(m, rowStart + RowBlock);
+                    for (var p = from; p < to; p++)
+                    {
+                        var col = p * PanelWidth;
+                        var width = Math.Min(PanelWidth, n - col);
+                        var panel = w + (long)col * k;                          // k rows of `width` weights
+                        var row = rowStart;
+                        if (width == PanelWidth && path == Path.Vector512)
+                            for (; row + 8 <= rowEnd; row += 8) Tile512(row, col, panel, depth, depthEnd, first);
+                        else if (width == PanelWidth && path == Path.Vector256)
+                            for (; row + 4 <= rowEnd; row += 4)
+                            {
+                                Tile256(row, col, panel, 0, depth, depthEnd, first);
+                                Tile256(row, col, panel, 24, depth, depthEnd, first);
+                            }
+                        if (row < rowEnd) Edge(row, rowEnd, col, width, panel, depth, depthEnd, first);
+                    }
+                }
+            }
+            if (bias is not null)
+                for (var p = from; p < to; p++)
+                {
+                    var col = p * PanelWidth;
+                    var width = Math.Min(PanelWidth, n - col);
+                    for (var r = 0; r < m; r++)
+                        for (var j = 0; j < width; j++) c[(long)r * n + col + j] += bias[col + j];
+                }
+        }
+
+        /// <summary>8 rows × 48 columns over inner indices [depth, depthEnd), added to c unless <paramref name="first"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Tile512(int row, int col, float* panel, int depth, int depthEnd, bool first)
+        {
+            float* x = a + (long)row * k;
+            Vector512<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default,
+                c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default,
+                c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default,
+                c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
+            for (var i = depth; i < depthEnd; i++)
+            {
+                var b = panel + (long)i * PanelWidth;
+                var b0 = Vector512.Load(b);
+                var b1 = Vector512.Load(b + 16);
+                var b2 = Vector512.Load(b + 32);
+                var s = Vector512.Create(x[i]);
+                c00 = Avx512F.FusedMultiplyAdd(s, b0, c00); c01 = Avx512F.FusedMultiplyAdd(s, b1, c01); c02 = Avx512F.FusedMultiplyAdd(s, b2, c02);
+                s = Vector512.Create(x[k + i]);
+                c10 = Avx512F.FusedMultiplyAdd(s, b0, c10); c11 = Avx512F.FusedMultiplyAdd(s, b1, c11); c12 = Avx512F.FusedMultiplyAdd(s, b2, c12);
+                s = Vector512.Create(x[2L * k + i]);
+                c20 = Avx512F.FusedMultiplyAdd(s, b0, c20); c21 = Avx512F.FusedMultiplyAdd(s, b1, c21); c22 = Avx512F.FusedMultiplyAdd(s, b2, c22);
+                s = Vector512.Create(x[3L * k + i]);
+                c30 = Avx512F.FusedMultiplyAdd(s, b0, c30); c31 = Avx512F.FusedMultiplyAdd(s, b1, c31); c32 = Avx512F.FusedMultiplyAdd(s, b2, c32);
+                s = Vector512.Create(x[4L * k + i]);
+                c40 = Avx512F.FusedMultiplyAdd(s, b0, c40); c41 = Avx512F.FusedMultiplyAdd(s, b1, c41); c42 = Avx512F.FusedMultiplyAdd(s, b2, c42);
+                s = Vector512.Create(x[5L * k + i]);
+                c50 = Avx512F.FusedMultiplyAdd(s, b0, c50); c51 = Avx512F.FusedMultiplyAdd(s, b1, c51); c52 = Avx512F.FusedMultiplyAdd(s, b2, c52);
+                s = Vector512.Create(x[6L * k + i]);
+                c60 = Avx512F.FusedMultiplyAdd(s, b0, c60); c61 = Avx512F.FusedMultiplyAdd(s, b1, c61); c62 = Avx512F.FusedMultiplyAdd(s, b2, c62);
+                s = Vector512.Create(x[7L * k + i]);
+                c70 = Avx512F.FusedMultiplyAdd(s, b0, c70); c71 = Avx512F.FusedMultiplyAdd(s, b1, c71); c72 = Avx512F.FusedMultiplyAdd(s, b2, c72);
+            }
+            Put(row, col, c00, c01, c02, first);
+            Put(row + 1, col, c10, c11, c12, first);
+            Put(row + 2, col, c20, c21, c22, first);
+            Put(row + 3, col, c30, c31, c32, first);
+            Put(row + 4, col, c40, c41, c42, first);
+            Put(row + 5, col, c50, c51, c52, first);
+            Put(row + 6, col, c60, c61, c62, first);
+            Put(row + 7, col, c70, c71, c72, first);
+        }
+
+        private void Put(int row, int col, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, bool first)
+        {
+            var y = c + (long)row * n + col;
+            if (!first)
+            {
+                v0 += Vector512.Load(y);
+                v1 += Vector512.Load(y + 16);
+                v2 += Vector512.Load(y + 32);
+            }
+            v0.Store(y);
+            v1.Store(y + 16);
+            v2.Store(y + 32);
+        }
+
+        /// <summary>4 rows × 24 columns (half a panel, from <paramref name="half"/>) with 256-bit vectors.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Tile256(int row, int col, float* panel, int half, int depth, int depthEnd, bool first)
+        {
+            float* x = a + (long)row * k;
+            Vector256<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default,
+                c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
+            for (var i = depth; i < depthEnd; i++)
+            {
+                var b = panel + (long)i * PanelWidth + half;
+                var b0 = Vector256.Load(b);
+                var b1 = Vector256.Load(b + 8);
+                var b2 = Vector256.Load(b + 16);
+                var s = Vector256.Create(x[i]);
+                c00 = Fma.MultiplyAdd(s, b0, c00); c01 = Fma.MultiplyAdd(s, b1, c01); c02 = Fma.MultiplyAdd(s, b2, c02);
+                s = Vector256.Create(x[k + i]);
+                c10 = Fma.MultiplyAdd(s, b0, c10); c11 = Fma.MultiplyAdd(s, b1, c11); c12 = Fma.MultiplyAdd(s, b2, c12);
+                s = Vector256.Create(x[2L * k + i]);
+                c20 = Fma.MultiplyAdd(s, b0, c20); c21 = Fma.MultiplyAdd(s, b1, c21); c22 = Fma.MultiplyAdd(s, b2, c22);
+                s = Vector256.Create(x[3L * k + i]);
+                c30 = Fma.MultiplyAdd(s, b0, c30); c31 = Fma.MultiplyAdd(s, b1, c31); c32 = Fma.MultiplyAdd(s, b2, c32);
+            }
+            Put(row, col + half, c00, c01, c02, first);
+            Put(row + 1, col + half, c10, c11, c12, first);
+            Put(row + 2, col + half, c20, c21, c22, first);
+            Put(row + 3, col + half, c30, c31, c32, first);
+        }
+
+        private void Put(int row, int col, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, bool first)
+        {
+            var y = c + (long)row * n + col;
+            if (!first)
+            {
+                v0 += Vector256.Load(y);
+                v1 += Vector256.Load(y + 8);
+                v2 += Vector256.Load(y + 16);
+            }
+            v0.Store(y);
+            v1.Store(y + 8);
+            v2.Store(y + 16);
+        }
+
+        /// <summary>Rows [row, rowEnd) of a panel of <paramref name="width"/> columns one value at a time: the rows left
+        /// over by the tiles, a narrow last panel, and the whole of the scalar path.</summary>
+        private void Edge(int row, int rowEnd, int col, int width, float* panel, int depth, int depthEnd, bool first)
+        {
+            for (var r = row; r < rowEnd; r++)
+            {
+                var x = a + (long)r * k;
+                var y = c + (long)r * n + col;
+                for (var j = 0; j < width; j++)
+                {
+                    var sum = first ? 0f : y[j];
+                    for (var i = depth; i < depthEnd; i++) sum = MathF.FusedMultiplyAdd(x[i], panel[(long)i * width + j], sum);
+                    y[j] = sum;
+                }
+            }
+        }
+    }
+}
