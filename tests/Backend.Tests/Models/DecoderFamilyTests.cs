@@ -140,3 +140,86 @@ public sealed class DecoderFamilyTests
         Assert.IsNull(d.Note);
     }
 }
+
+/// <summary>Which layers see a window, per family, and the keys each spelling of the pattern is read from.</summary>
+[TestClass]
+public sealed class DecoderWindowTests
+{
+    [TestInitialize]
+    public void Init() => TorchSetup.EnsureInitialized();
+
+    /// <summary>A fixture's weights with an edited config: attention error against the fixture's s1.</summary>
+    private static float AttentionError(string fixture, Action<JsonObject> edit)
+    {
+        var folder = Folder("window", fixture, edit, Weights(fixture).Select(w => (w.Key, w.Value)));
+        var expected = Fixtures.Expected(fixture);
+        using var loaded = ModelFolder.Load(folder, null);
+        using var result = loaded.Model.Forward(new ForwardInput([Fixtures.Longs(expected["s1.input_ids"])]));
+        return MaxDiff(expected["s1.attentions"], Attentions(result));
+    }
+
+    [TestMethod]
+    public void Gemma2WithoutLayerTypesWindowsTheEvenLayers()
+    {
+        Assert.IsLessThanOrEqualTo(1e-4f, AttentionError("gemma2-tiny", c => c.Remove("layer_types")), "layer 0 sliding, layer 1 full");
+        Assert.IsGreaterThan(1e-3f, AttentionError("gemma2-tiny", c => c["layer_types"] = new JsonArray("full_attention", "sliding_attention")));
+    }
+
+    [TestMethod]
+    public void Gemma3PatternFromSlidingWindowPatternWithoutLayerTypes()
+    {
+        // Every 2nd layer global: the fixture's [sliding, full]; a pattern of 1 makes every layer global.
+        Assert.IsLessThanOrEqualTo(1e-4f, AttentionError("gemma3-tiny", c => c.Remove("layer_types")));
+        Assert.IsGreaterThan(1e-3f, AttentionError("gemma3-tiny", c =>
+        {
+            c.Remove("layer_types");
+            c["sliding_window_pattern"] = 1;
+        }));
+    }
+
+    [TestMethod]
+    public void Gemma3RopeParametersPerLayerTypeAreRead()
+    {
+        // transformers v5 spelling: one rope set per layer type instead of rope_theta and rope_local_base_freq.
+        static Action<JsonObject> V5(double local, double global) => c =>
+        {
+            c.Remove("rope_theta");
+            c.Remove("rope_local_base_freq");
+            c.Remove("rope_scaling");
+            c["rope_parameters"] = new JsonObject
+            {
+                ["sliding_attention"] = new JsonObject { ["rope_type"] = "default", ["rope_theta"] = local },
+                ["full_attention"] = new JsonObject { ["rope_type"] = "default", ["rope_theta"] = global },
+            };
+        };
+        Assert.IsLessThanOrEqualTo(1e-4f, AttentionError("gemma3-tiny", V5(10_000, 1_000_000)));
+        Assert.IsGreaterThan(1e-3f, AttentionError("gemma3-tiny", V5(1_000_000, 10_000)), "the two bases swapped");
+    }
+
+    [TestMethod]
+    public void Qwen3WindowsOnlyWithUseSlidingWindowFromMaxWindowLayersOrLayerTypes()
+    {
+        Qwen3Config Qwen(bool use, int maxWindowLayers = 1, string[]? types = null) => new()
+        {
+            NumLayers = 3, SlidingWindow = 8, UseSlidingWindow = use, MaxWindowLayers = maxWindowLayers, LayerTypes = types,
+        };
+        int?[] Windows(Qwen3Config c) => [.. Enumerable.Range(0, 3).Select(c.WindowOf)];
+        CollectionAssert.AreEqual(new int?[] { null, null, null }, Windows(Qwen(use: false)));
+        CollectionAssert.AreEqual(new int?[] { null, 8, 8 }, Windows(Qwen(use: true)));
+        CollectionAssert.AreEqual(new int?[] { 8, null, 8 },
+            Windows(Qwen(use: true, types: ["sliding_attention", "full_attention", "sliding_attention"])));
+    }
+
+    [TestMethod]
+    public void Phi3SlidingWindowMasksEveryLayer()
+    {
+        var folder = Folder("phi3window", "phi3-tiny", c => c["sliding_window"] = 8, Weights("phi3-tiny").Select(w => (w.Key, w.Value)));
+        Assert.AreEqual(8, ModelFolder.Describe(folder).SlidingWindow);
+        using var loaded = ModelFolder.Load(folder, null);
+        using var result = loaded.Model.Forward(new ForwardInput([Enumerable.Range(0, 30).Select(i => (long)(i * 7 % 400)).ToArray()]));
+        var attentions = Attentions(result);                                          // (L, H, 30, 30)
+        var old = ones(30, 30, dtype: @bool).tril(-8);                               // keys 8 or more positions back
+        Assert.AreEqual(0L, attentions.masked_select(old.expand_as(attentions)).count_nonzero().item<long>(), "outside the window");
+        Assert.IsGreaterThan(0L, attentions.masked_select(old.logical_not().tril().expand_as(attentions)).count_nonzero().item<long>());
+    }
+}
