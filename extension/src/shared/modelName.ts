@@ -13,3 +13,24 @@ export function modelDisplayName(id: string | undefined): string {
   if (repo) return `${repo[1]}/${repo[2]}`;
   return parts[parts.length - 1] || id;
 }
+
+/** What Select Model shows of a listed model: "Gemma 3 · 26 layers × 8 heads (4 kv) · window 512 · 1.9 GB". */
+export function describeModel(m: {
+  architecture: string;
+  family?: string;
+  layers: number;
+  heads: number;
+  keyValueHeads?: number;
+  window?: number;
+  sizeBytes?: number;
+}): string {
+  let shape = `${m.family || m.architecture} · ${m.layers} layers × ${m.heads} heads`;
+  if (m.keyValueHeads && m.keyValueHeads !== m.heads) shape += ` (${m.keyValueHeads} kv)`;
+  const parts = [shape];
+  if (m.window) parts.push(`window ${m.window}`);
+  if (m.sizeBytes) {
+    const gb = m.sizeBytes >= 1e9;
+    parts.push(gb ? `${(m.sizeBytes / 1e9).toFixed(1)} GB` : `${(m.sizeBytes / 1e6).toFixed(1)} MB`);
+  }
+  return parts.join(' · ');
+}

@@ -72,6 +72,7 @@ public static class PrefixReuse
         {
             if (!ReferenceEquals(candidate.ForwardModel, model) || candidate.Attention is not RecomputedAttention { Resumable: true } earlier)
                 continue;
+            if (model is Models.LlamaModel llama && !llama.SameRotaryTables(candidate.Tokens.Count, tokens.Count)) continue;
             var length = Boundary(candidate.Tokens, tokens, earlier.Overviews.Factor);
             // Of equal prefixes, one the new tokens extend can share its kept rows instead of copying them.
             var extends = length > 0 && Extends(candidate.Tokens, tokens);

@@ -7,7 +7,7 @@ namespace AttentionViz.Backend.Analysis;
 
 /// <summary>
 /// One layer's recomputable state: queries (H, n, D) and keys (KV, n, D) as the scores used them, each query's
-/// log-sum-exp (H, n), and the rule (scale, causal, window); for a causal model also the values (KV, n, D), so that a
+/// log-sum-exp (H, n), and the rule (scale, causal, window, soft-cap); for a causal model also the values (KV, n, D), so that a
 /// later analysis sharing a prefix can start from this one (<see cref="PrefixReuse"/>). Owned tensors, contiguous
 /// float32, never written after the forward.
 /// </summary>
@@ -41,7 +41,7 @@ public sealed class LayerState(Tensor queries, Tensor keys, Tensor logSumExp, At
 }
 
 /// <summary>
-/// Attention recomputed on demand from what the forward kept: p(i, j) = exp(q_i·k_j·scale − lse_i) where the rule lets
+/// Attention recomputed on demand from what the forward kept: p(i, j) = exp(score(q_i·k_j) − lse_i) where the rule lets
 /// query i see key j, else 0 — the forward's own arithmetic (<see cref="BlockedAttention"/>), in float32. A few cells
 /// (a hover row) are dot products here; a bigger tile is one matrix product on the model thread.
 /// </summary>
@@ -109,7 +109,7 @@ public sealed class RecomputedAttention : IAttentionSource
         var queries = MemoryMarshal.Cast<byte, float>(state.Queries.bytes).Slice(head * capacity * d, n * d);
         var keys = MemoryMarshal.Cast<byte, float>(state.Keys.bytes).Slice(head / _repeats * capacity * d, n * d);
         var lse = MemoryMarshal.Cast<byte, float>(state.LogSumExp.bytes).Slice(head * capacity, n);
-        var scale = (float)state.Rule.Scale;
+        var rule = state.Rule;
         var width = colEnd - colStart;
         for (var i = rowStart; i < rowEnd; i++)
         {
@@ -118,7 +118,7 @@ public sealed class RecomputedAttention : IAttentionSource
             var (first, end) = (state.Rule.FirstKey(i), state.Rule.EndKey(i, n));
             for (var j = colStart; j < colEnd; j++)
                 row[j - colStart] = j >= first && j < end
-                    ? MathF.Exp(Dot(q, keys.Slice(j * d, d)) * scale - lse[i])
+                    ? MathF.Exp(rule.Score(Dot(q, keys.Slice(j * d, d))) - lse[i])
                     : 0f;
         }
     }
@@ -137,7 +137,7 @@ public sealed class RecomputedAttention : IAttentionSource
         var state = _layers[layer];
         var q = state.Queries[head].narrow(0, rowStart, rowEnd - rowStart);            // (rows, D)
         var k = state.Keys[head / _repeats].narrow(0, colStart, colEnd - colStart);     // (cols, D)
-        var scores = q.matmul(k.t()).mul_(state.Rule.Scale);                         // (rows, cols)
+        var scores = state.Rule.Scores(q.matmul(k.t()));                             // (rows, cols)
         var i = arange(rowStart, rowEnd, dtype: int64).unsqueeze(1);
         var j = arange(colStart, colEnd, dtype: int64).unsqueeze(0);
         var visible = state.Rule.Causal ? j <= i : ones(rowEnd - rowStart, colEnd - colStart, dtype: @bool);

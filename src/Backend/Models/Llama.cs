@@ -7,109 +7,87 @@ using static TorchSharp.torch.nn;
 
 namespace AttentionViz.Backend.Models;
 
-// Llama, Mistral and Qwen2 as in Hugging Face's LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM. They differ
-// only by options read from config.json: q/k/v (and o) biases, and which layers use a sliding window. Parameter names
-// are the checkpoint's keys (model.layers.N.self_attn.q_proj.weight, …; q/k in HF's rotate-half layout).
+// Llama, Mistral and Qwen2 as in Hugging Face's LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM, and the
+// decoder the other families (Qwen3.cs, Gemma.cs, Phi3.cs) run with their options (DecoderSpec): q/k norms, soft-capping,
+// sandwich norms, fused projections, per-layer rotary tables and windows. Llama, Mistral and Qwen2 differ only by
+// q/k/v (and o) biases and which layers use a sliding window. Parameter names are the checkpoint's keys
+// (model.layers.N.self_attn.q_proj.weight, …; q/k in HF's rotate-half layout).
 // B = batch, T = tokens, C = hidden, H = query heads, KV = key/value heads, D = head_dim.
 
 /// <summary>config.json of model_type llama, mistral or qwen2.</summary>
-public sealed record LlamaConfig : IModelConfig
+public sealed record LlamaConfig : DecoderConfig
 {
-    public static readonly string[] ModelTypes = ["llama", "mistral", "qwen2"];
+    public static readonly string[] Types = ["llama", "mistral", "qwen2"];
 
-    [JsonPropertyName("model_type")] public string ModelType { get; init; } = "llama";
-    [JsonPropertyName("vocab_size")] public int VocabSize { get; init; }
-    [JsonPropertyName("hidden_size")] public int HiddenSize { get; init; }
-    [JsonPropertyName("intermediate_size")] public int IntermediateSize { get; init; }
-    [JsonPropertyName("num_hidden_layers")] public int NumLayers { get; init; }
-    [JsonPropertyName("num_attention_heads")] public int NumHeads { get; init; }
-    [JsonPropertyName("num_key_value_heads")] public int? NumKeyValueHeads { get; init; }
-    [JsonPropertyName("head_dim")] public int? HeadDimension { get; init; }
-    [JsonPropertyName("hidden_act")] public string HiddenAct { get; init; } = "silu";
-    [JsonPropertyName("max_position_embeddings")] public int MaxPositionEmbeddings { get; init; }
-    [JsonPropertyName("rms_norm_eps")] public double RmsNormEps { get; init; } = 1e-6;
-    [JsonPropertyName("rope_theta")] public double? RopeTheta { get; init; }
-    [JsonPropertyName("rope_scaling")] public RopeScaling? RopeScaling { get; init; }
-    [JsonPropertyName("rope_parameters")] public RopeScaling? RopeParameters { get; init; }
-    [JsonPropertyName("partial_rotary_factor")] public double PartialRotaryFactor { get; init; } = 1.0;
-    [JsonPropertyName("attention_bias")] public bool AttentionBias { get; init; }
-    [JsonPropertyName("mlp_bias")] public bool MlpBias { get; init; }
-    [JsonPropertyName("tie_word_embeddings")] public bool TieWordEmbeddings { get; init; }
-    [JsonPropertyName("sliding_window")] public int? SlidingWindow { get; init; }
-    [JsonPropertyName("use_sliding_window")] public bool UseSlidingWindow { get; init; }
-    [JsonPropertyName("max_window_layers")] public int MaxWindowLayers { get; init; } = 28;
-    [JsonPropertyName("layer_types")] public string[]? LayerTypes { get; init; }
+    public LlamaConfig() => ModelType = "llama";
 
-    public int KeyValueHeads => NumKeyValueHeads ?? NumHeads;
-    public int HeadDim => HeadDimension ?? (NumHeads > 0 ? HiddenSize / NumHeads : 0);
-
-    /// <summary>rope_scaling (transformers v4) or rope_parameters (v5); null or "default" = unscaled.</summary>
-    public RopeScaling? Rope => RopeScaling ?? RopeParameters;
-    public double Theta => RopeTheta ?? RopeParameters?.RopeTheta ?? 10_000.0;
+    protected override IReadOnlyList<string> ModelTypes => Types;
 
     /// <summary>Qwen2 has q/k/v biases and no o bias; Llama has both or neither (attention_bias); Mistral neither.</summary>
     public bool QkvBias => ModelType == "qwen2" || AttentionBias && ModelType == "llama";
     public bool OutputBias => ModelType == "llama" && AttentionBias;
 
     /// <summary>
-    /// The sliding window of layer <paramref name="layer"/>, or null for full causal attention. Mistral: every layer when
-    /// sliding_window is set. Qwen2: only with use_sliding_window, for the layers layer_types marks "sliding_attention"
-    /// or, without layer_types, from max_window_layers on (as HF's Qwen2Config derives layer_types).
+    /// Mistral: every layer when sliding_window is set. Qwen2: only with use_sliding_window, for the layers layer_types
+    /// marks "sliding_attention" or, without layer_types, from max_window_layers on (as HF's Qwen2Config derives layer_types).
     /// </summary>
-    public int? WindowOf(int layer) => ModelType switch
+    public override int? WindowOf(int layer) => ModelType switch
     {
         "mistral" => SlidingWindow,
-        "qwen2" when !UseSlidingWindow => null,
-        "qwen2" when LayerTypes is not null => LayerTypes.ElementAtOrDefault(layer) == "sliding_attention" ? SlidingWindow : null,
-        "qwen2" when layer >= MaxWindowLayers => SlidingWindow,
+        "qwen2" => QwenWindow(layer),
         _ => null,
     };
 
-    public ModelShape Shape => new(ModelType, NumLayers, NumHeads, KeyValueHeads, HiddenSize, VocabSize, MaxPositionEmbeddings, true,
-        Enumerable.Range(0, Math.Max(0, Math.Min(NumLayers, 1_024))).Select(WindowOf).FirstOrDefault(w => w is not null),
-        (TieWordEmbeddings ? 1L : 2L) * VocabSize * HiddenSize + (long)NumLayers * (
-            (long)HiddenSize * HeadDim * (2L * NumHeads + 2L * KeyValueHeads) + 3L * HiddenSize * IntermediateSize));
-
-    public void Validate(string source)
-    {
-        ConfigChecks.Require(source, ModelTypes.Contains(ModelType), $"model_type '{ModelType}' is not one of {string.Join(", ", ModelTypes)}.");
-        ConfigChecks.Common(source, Shape);
-        ConfigChecks.InRange(source, "intermediate_size", IntermediateSize, 1, 1 << 20);
-        ConfigChecks.InRange(source, "num_key_value_heads", KeyValueHeads, 1, NumHeads);
-        ConfigChecks.Require(source, NumHeads % KeyValueHeads == 0,
-            $"num_attention_heads {NumHeads} is not a multiple of num_key_value_heads {KeyValueHeads}.");
-        ConfigChecks.InRange(source, "head_dim", HeadDim, 2, 4_096);
-        ConfigChecks.Require(source, HeadDim % 2 == 0, $"head_dim {HeadDim} must be even for rotary embeddings.");
-        ConfigChecks.Require(source, HeadDimension is not null || HiddenSize % NumHeads == 0,
-            $"hidden_size {HiddenSize} is not divisible by num_attention_heads {NumHeads} and head_dim is not given.");
-        ConfigChecks.Require(source, PartialRotaryFactor == 1.0, $"partial_rotary_factor {PartialRotaryFactor} is not supported (only 1).");
-        ConfigChecks.Require(source, SlidingWindow is null || SlidingWindow > 0, $"sliding_window {SlidingWindow} must be positive.");
-        ConfigChecks.Require(source,
-            LayerTypes is null || LayerTypes.Length == NumLayers && LayerTypes.All(t => t is "full_attention" or "sliding_attention"),
-            $"layer_types must list 'full_attention' or 'sliding_attention' for each of the {NumLayers} layers.");
-        ConfigChecks.Epsilon(source, "rms_norm_eps", RmsNormEps);
-        if (RopeTheta is { } theta) ConfigChecks.InRange(source, "rope_theta", theta, 1.000001, 1e12);
-        RotaryEmbedding.Validate(Rope, source);
-        ActivationFunctions.Get(HiddenAct);
-    }
+    public override DecoderSpec Decoder(string source) => DecoderSpec.Plain(this, source) with { QkvBias = QkvBias, OutputBias = OutputBias };
 }
 
 /// <summary>What one decoder layer's forward needs besides its input: shared by every layer of a forward.</summary>
-internal sealed record LayerContext((Tensor Cos, Tensor Sin) Rotary, Tensor? Padding, IAttentionObserver? Observer,
+/// <param name="Rotary">cos and sin of each of the spec's rotary tables, (B, T, rotary dim) each</param>
+internal sealed record LayerContext(IReadOnlyList<(Tensor Cos, Tensor Sin)> Rotary, Tensor? Padding, IAttentionObserver? Observer,
     Tensor[]? Probabilities, CancellationToken CancellationToken, KeyValuePrefix? Prefix = null);
 
 internal sealed class LlamaAttention : Module
 {
-    private readonly Dense _q, _k, _v, _o;
+    private readonly Dense? _q, _k, _v, _qkv;
+    private readonly Dense _o;
+    private readonly RmsNorm? _qNorm, _kNorm;
     private readonly int _heads, _kvHeads, _headDim;
+    private readonly IReadOnlyList<int> _rotaryOfLayer;
 
-    public LlamaAttention(LlamaConfig config) : base(nameof(LlamaAttention))
+    public LlamaAttention(DecoderSpec spec) : base(nameof(LlamaAttention))
     {
-        (_heads, _kvHeads, _headDim) = (config.NumHeads, config.KeyValueHeads, config.HeadDim);
-        register_module("q_proj", _q = new Dense(config.HiddenSize, _heads * _headDim, config.QkvBias));
-        register_module("k_proj", _k = new Dense(config.HiddenSize, _kvHeads * _headDim, config.QkvBias));
-        register_module("v_proj", _v = new Dense(config.HiddenSize, _kvHeads * _headDim, config.QkvBias));
-        register_module("o_proj", _o = new Dense(_heads * _headDim, config.HiddenSize, config.OutputBias));
+        (_heads, _kvHeads, _headDim, _rotaryOfLayer) = (spec.Heads, spec.KeyValueHeads, spec.HeadDim, spec.RotaryOfLayer);
+        if (spec.FusedProjections)
+            register_module("qkv_proj", _qkv = new Dense(spec.HiddenSize, (_heads + 2 * _kvHeads) * _headDim, spec.QkvBias));
+        else
+        {
+            register_module("q_proj", _q = new Dense(spec.HiddenSize, _heads * _headDim, spec.QkvBias));
+            register_module("k_proj", _k = new Dense(spec.HiddenSize, _kvHeads * _headDim, spec.QkvBias));
+            register_module("v_proj", _v = new Dense(spec.HiddenSize, _kvHeads * _headDim, spec.QkvBias));
+        }
+        register_module("o_proj", _o = new Dense(_heads * _headDim, spec.HiddenSize, spec.OutputBias));
+        if (spec.QueryKeyNorm)
+        {
+            register_module("q_norm", _qNorm = new RmsNorm(_headDim, spec.NormEps, spec.NormPlusOne));
+            register_module("k_norm", _kNorm = new RmsNorm(_headDim, spec.NormEps, spec.NormPlusOne));
+        }
+    }
+
+    /// <summary>q, k and v, (B, T, H·D), (B, T, KV·D) twice: from the three projections or the fused one (q, k, v rows).</summary>
+    private (Tensor Q, Tensor K, Tensor V) Project(Tensor x)
+    {
+        if (_qkv is null) return (_q!.forward(x), _k!.forward(x), _v!.forward(x));
+        var qkv = _qkv.forward(x);
+        var (q, kv) = (_heads * _headDim, _kvHeads * _headDim);
+        return (qkv.narrow(-1, 0, q), qkv.narrow(-1, q, kv), qkv.narrow(-1, q + kv, kv));
+    }
+
+    /// <summary>(B, T, heads·D) → (B, heads, T, D): per-head norm (when the family has one) before RoPE, as HF.</summary>
+    private static Tensor Heads(Tensor projected, long b, long t, int heads, int headDim, RmsNorm? norm, (Tensor Cos, Tensor Sin) rotary)
+    {
+        var split = projected.view(b, t, heads, headDim);
+        if (norm is not null) split = norm.forward(split);
+        return RotaryEmbedding.Apply(split.transpose(1, 2), rotary.Cos, rotary.Sin);
     }
 
     /// <param name="x">(B, T, C)</param>
@@ -118,16 +96,16 @@ internal sealed class LlamaAttention : Module
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
+        var rotary = context.Rotary[_rotaryOfLayer[layer]];
         // Each temporary goes as soon as the next step has what it needs: at 8,192 tokens a layer's projections, RoPE
         // and merge steps each take 6–19 MB, and held to the end of the layer they were ~200 MB of the forward's peak.
         Tensor q, k, v;
         using (NewDisposeScope())
         {
-            q = RotaryEmbedding.Apply(_q.forward(x).view(b, t, _heads, _headDim).transpose(1, 2), context.Rotary.Cos, context.Rotary.Sin)
-                .contiguous().MoveToOuterDisposeScope();                              // (B, H, T, D)
-            k = RotaryEmbedding.Apply(_k.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2), context.Rotary.Cos, context.Rotary.Sin)
-                .contiguous().MoveToOuterDisposeScope();                              // (B, KV, T, D)
-            v = _v.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2).contiguous().MoveToOuterDisposeScope(); // (B, KV, T, D)
+            var (qp, kp, vp) = Project(x);
+            q = Heads(qp, b, t, _heads, _headDim, _qNorm, rotary).contiguous().MoveToOuterDisposeScope();    // (B, H, T, D)
+            k = Heads(kp, b, t, _kvHeads, _headDim, _kNorm, rotary).contiguous().MoveToOuterDisposeScope();  // (B, KV, T, D)
+            v = vp.view(b, t, _kvHeads, _headDim).transpose(1, 2).contiguous().MoveToOuterDisposeScope();    // (B, KV, T, D)
         }
         var start = 0;
         if (context.Prefix is { } prefix)
@@ -159,15 +137,21 @@ internal sealed class LlamaAttention : Module
 internal sealed class LlamaDecoderLayer : Module
 {
     private readonly RmsNorm _inputNorm, _postAttentionNorm;
+    private readonly RmsNorm? _preFeedForwardNorm, _postFeedForwardNorm;
     private readonly LlamaAttention _attention;
     private readonly GatedMlp _mlp;
 
-    public LlamaDecoderLayer(LlamaConfig config) : base(nameof(LlamaDecoderLayer))
+    public LlamaDecoderLayer(DecoderSpec spec) : base(nameof(LlamaDecoderLayer))
     {
-        register_module("self_attn", _attention = new LlamaAttention(config));
-        register_module("mlp", _mlp = new GatedMlp(config.HiddenSize, config.IntermediateSize, config.HiddenAct, config.MlpBias));
-        register_module("input_layernorm", _inputNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps));
-        register_module("post_attention_layernorm", _postAttentionNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps));
+        register_module("self_attn", _attention = new LlamaAttention(spec));
+        register_module("mlp", _mlp = new GatedMlp(spec.HiddenSize, spec.IntermediateSize, spec.Activation, spec.MlpBias, spec.FusedProjections));
+        register_module("input_layernorm", _inputNorm = new RmsNorm(spec.HiddenSize, spec.NormEps, spec.NormPlusOne));
+        register_module("post_attention_layernorm", _postAttentionNorm = new RmsNorm(spec.HiddenSize, spec.NormEps, spec.NormPlusOne));
+        if (spec.SandwichNorms)
+        {
+            register_module("pre_feedforward_layernorm", _preFeedForwardNorm = new RmsNorm(spec.HiddenSize, spec.NormEps, spec.NormPlusOne));
+            register_module("post_feedforward_layernorm", _postFeedForwardNorm = new RmsNorm(spec.HiddenSize, spec.NormEps, spec.NormPlusOne));
+        }
     }
 
     /// <param name="x">(B, T, C)</param>
@@ -175,65 +159,95 @@ internal sealed class LlamaDecoderLayer : Module
     {
         using var scope = NewDisposeScope();
         // Pre-norm residuals, added in place into fresh outputs (x + a and a + x are the same floats); every 19 MB
-        // temporary (at 8,192 tokens) goes as soon as it has been used.
+        // temporary (at 8,192 tokens) goes as soon as it has been used. Llama: h = x + attn(norm(x)), out = h + mlp(norm(h)).
+        // Gemma (sandwich): h = x + norm(attn(norm(x))), out = h + norm(mlp(norm(h))), post_attention_layernorm being the
+        // attention output's norm there.
         var normed = _inputNorm.forward(x);
-        var h = _attention.Forward(normed, layer, rule, context).add_(x);
+        var attended = _attention.Forward(normed, layer, rule, context);
         normed.Dispose();
-        normed = _postAttentionNorm.forward(h);
-        var output = _mlp.forward(normed).add_(h);
+        var h = (_preFeedForwardNorm is null ? attended : Normed(_postAttentionNorm, attended)).add_(x);
+        normed = (_preFeedForwardNorm ?? _postAttentionNorm).forward(h);
+        var fed = _mlp.forward(normed);
         normed.Dispose();
+        var output = (_postFeedForwardNorm is null ? fed : Normed(_postFeedForwardNorm, fed)).add_(h);
         h.Dispose();
         return output.MoveToOuterDisposeScope();
     }
+
+    /// <summary>norm(<paramref name="x"/>), disposing x.</summary>
+    private static Tensor Normed(RmsNorm norm, Tensor x)
+    {
+        var normed = norm.forward(x);
+        x.Dispose();
+        return normed;
+    }
 }
 
-/// <summary>HF's LlamaModel: the "model." part of LlamaForCausalLM.</summary>
+/// <summary>HF's LlamaModel: the "model." part of LlamaForCausalLM (and of the other families' ForCausalLM).</summary>
 internal sealed class LlamaBackbone : Module
 {
     public readonly EmbeddingTable TokenEmbedding;
     public readonly ModuleList<LlamaDecoderLayer> Layers;
     public readonly RmsNorm FinalNorm;
 
-    public LlamaBackbone(LlamaConfig config) : base(nameof(LlamaBackbone))
+    public LlamaBackbone(DecoderSpec spec) : base(nameof(LlamaBackbone))
     {
-        register_module("embed_tokens", TokenEmbedding = new EmbeddingTable(config.VocabSize, config.HiddenSize));
+        register_module("embed_tokens", TokenEmbedding = new EmbeddingTable(spec.VocabularySize, spec.HiddenSize));
         register_module("layers", Layers = new ModuleList<LlamaDecoderLayer>(
-            Enumerable.Range(0, config.NumLayers).Select(_ => new LlamaDecoderLayer(config)).ToArray()));
-        register_module("norm", FinalNorm = new RmsNorm(config.HiddenSize, config.RmsNormEps));
+            Enumerable.Range(0, spec.Layers).Select(_ => new LlamaDecoderLayer(spec)).ToArray()));
+        register_module("norm", FinalNorm = new RmsNorm(spec.HiddenSize, spec.NormEps, spec.NormPlusOne));
     }
 }
 
-/// <summary>LlamaForCausalLM (and Mistral, Qwen2): attention, last_hidden_state (after the final norm) and logits.</summary>
+/// <summary>
+/// LlamaForCausalLM (and Mistral, Qwen2, Qwen3, Gemma 2/3, Phi-3): attention, last_hidden_state (after the final norm)
+/// and logits.
+/// </summary>
 public sealed class LlamaModel : CheckpointModel
 {
-    private readonly LlamaConfig _config;
+    private readonly DecoderSpec _spec;
     private readonly LlamaBackbone _model;
     private readonly Dense? _lmHead;
-    private readonly RotaryEmbedding _rotary;
 
-    public LlamaModel(LlamaConfig config, string source = "config.json") : base(nameof(LlamaModel), config.Shape)
+    public LlamaModel(DecoderConfig config, string source = "config.json") : this(Validated(config, source), config.Shape)
+    {
+    }
+
+    /// <summary>A model from a spec as given: tests change one option of a family's spec to show the fixtures catch it.</summary>
+    internal LlamaModel(DecoderSpec spec, ModelShape shape) : base(nameof(LlamaModel), shape)
+    {
+        _spec = spec;
+        register_module("model", _model = new LlamaBackbone(spec));
+        if (!spec.TiedEmbeddings) register_module("lm_head", _lmHead = new Dense(spec.HiddenSize, spec.VocabularySize, bias: false));
+        eval();
+    }
+
+    private static DecoderSpec Validated(DecoderConfig config, string source)
     {
         config.Validate(source);
-        _config = config;
-        _rotary = new RotaryEmbedding(config.HeadDim, config.Theta, config.Rope, config.MaxPositionEmbeddings, source);
-        register_module("model", _model = new LlamaBackbone(config));
-        if (!config.TieWordEmbeddings) register_module("lm_head", _lmHead = new Dense(config.HiddenSize, config.VocabSize, bias: false));
-        eval();
+        return config.Decoder(source);
     }
 
     /// <summary>Tests only: shifts a reused prefix's suffix positions, so that a test can show a wrong offset is caught.</summary>
     internal int PrefixPositionError { get; set; }
 
     public override bool AttendsInBlocks => true;
-    public override int HeadDim => _config.HeadDim;
-    public override int IntermediateSize => _config.IntermediateSize;
+    public override int HeadDim => _spec.HeadDim;
+    public override int IntermediateSize => _spec.IntermediateSize;
+
+    /// <summary>
+    /// Whether forwards over <paramref name="a"/> and <paramref name="b"/> tokens rotate positions alike. Not so for
+    /// longrope across its original window: a prefix's keys from the shorter forward are then not the longer one's.
+    /// </summary>
+    public bool SameRotaryTables(int a, int b) => _spec.Rotaries.All(r => r.SameTables(a, b));
 
     /// <summary>Copies the checkpoint in (bare LlamaModel or model.-prefixed names, lm_head when untied) and returns the unused keys.</summary>
     public override IReadOnlyList<string> LoadWeights(IWeightSource source)
     {
         var loader = new WeightLoader(source);
-        loader.LoadModule(_model, ["model."]);
-        if (_lmHead is not null) loader.Load(_lmHead.Weight, "lm_head.weight");
+        loader.LoadModule(_model, _spec.WeightPrefixes);
+        if (_lmHead is not null)
+            loader.Load(_lmHead.Weight, _spec.LmHeadKeys.FirstOrDefault(source.Names.Contains) ?? _spec.LmHeadKeys[0]);
         return loader.Finish();
     }
 
@@ -250,27 +264,31 @@ public sealed class LlamaModel : CheckpointModel
             throw new ArgumentException("a reused prefix needs one unpadded row, an observer, and at least one new token");
         // The suffix's positions continue the prefix's: RoPE rotates them as in a forward over all T tokens.
         var shift = start > 0 ? PrefixPositionError : 0;
-        var rotary = _rotary.CosSin(arange(start + shift, t + shift, dtype: int64).unsqueeze(0)); // (1, T − start, D) each
+        var positions = arange(start + shift, t + shift, dtype: int64).unsqueeze(0);
+        var rotary = _spec.Rotaries.Select(r => r.CosSin(positions)).ToArray();     // (1, T − start, rotary dim) each
         // Without an observer the caller wants every probability: small inputs and the fixture tests.
         var probabilities = input.Observer is null
             ? Enumerable.Range(0, Layers).Select(_ => zeros(b, Heads, t, t, dtype: float32)).ToArray()
             : null;
         var context = new LayerContext(rotary, padding, input.Observer, probabilities, cancellationToken, input.Prefix);
-        var scale = 1.0 / Math.Sqrt(_config.HeadDim);
 
         var x = _model.TokenEmbedding.forward(start > 0 ? ids.narrow(1, start, t - start) : ids); // (B, T − start, C)
+        if (_spec.ScaleEmbeddings) x.mul_((float)Math.Sqrt(_spec.HiddenSize));
         for (var i = 0; i < Layers; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var next = _model.Layers[i].Forward(x, i, new AttentionRule(scale, Causal: true, _config.WindowOf(i)), context);
+            var next = _model.Layers[i].Forward(x, i, _spec.RuleOf(i), context);
             x.Dispose();  // else every layer's hidden state stays in this scope until the end (566 MB at 8,192 tokens)
             x = next;
         }
         var hidden = _model.FinalNorm.forward(x);                                    // (B, T, C)
         Tensor? logits = null;
         if (input.WantLogits)
-            logits = (_lmHead is null ? hidden.matmul(_model.TokenEmbedding.Weight.t()) : _lmHead.forward(hidden))
-                .MoveToOuterDisposeScope();  // (B, T, V)
+        {
+            logits = _lmHead is null ? hidden.matmul(_model.TokenEmbedding.Weight.t()) : _lmHead.forward(hidden);  // (B, T, V)
+            if (_spec.FinalSoftCap is { } cap) logits = SoftCapping.Apply(logits, cap);
+            logits.MoveToOuterDisposeScope();
+        }
         foreach (var p in probabilities ?? []) p.MoveToOuterDisposeScope();
         return new ForwardResult(probabilities ?? [], hidden.MoveToOuterDisposeScope(), logits);
     }

@@ -7,7 +7,18 @@ namespace AttentionViz.Backend.Models;
 /// <param name="Source">"embedded", "path" (a folder the client named) or "hf-cache"</param>
 /// <param name="Error">why the model cannot be loaded (unsupported architecture, unreadable config), or null</param>
 public sealed record ModelCatalogEntry(string Id, string Name, string Architecture, int Layers, int Heads, string Source, string? Path,
-    long? SizeBytes = null, string? Error = null);
+    long? SizeBytes = null, string? Error = null)
+{
+    /// <summary>The family's name for people (Gemma 3, Phi-3, …); empty when the folder could not be read.</summary>
+    public string Family { get; init; } = "";
+    public int KeyValueHeads { get; init; }
+
+    /// <summary>The first sliding window of the model's layers, or null when every layer sees all earlier tokens.</summary>
+    public int? SlidingWindow { get; init; }
+
+    /// <summary>How the checkpoint is read when that is not obvious (a multimodal model's images are not analysed), or null.</summary>
+    public string? Note { get; init; }
+}
 
 /// <summary>A model ready to run, with its tokenizer.</summary>
 /// <remarks>The tokenizer is null for a folder that ships none: such a model still runs raw ids.</remarks>

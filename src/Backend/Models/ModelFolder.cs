@@ -16,14 +16,36 @@ public sealed record ModelLoadOptions(bool AllowPickle = false)
 }
 
 /// <summary>What models/list shows about a folder, read from config.json and the weight files' headers only.</summary>
+/// <param name="Family">the family's name for people (Gemma 3, Phi-3, …)</param>
+/// <param name="Note">how the checkpoint is read when that is not obvious (a multimodal model's images are not), or null</param>
 public sealed record ModelDescription(
     string Folder, string Architecture, int Layers, int Heads, int KeyValueHeads, int HiddenSize, int VocabularySize,
-    int MaxPositions, bool Causal, int? SlidingWindow, long? ParameterCount, long WeightBytes, string WeightFormat);
+    int MaxPositions, bool Causal, int? SlidingWindow, long? ParameterCount, long WeightBytes, string WeightFormat,
+    string Family = "", string? Note = null);
 
 /// <summary>Loads a Hugging Face model folder: config.json, weights (safetensors, sharded safetensors, or opted-in pickle) and tokenizer.</summary>
 public static class ModelFolder
 {
-    public static readonly string[] SupportedArchitectures = ["bert", "roberta", "distilbert", "gpt2", "llama", "mistral", "qwen2"];
+    public static readonly string[] SupportedArchitectures =
+        ["bert", "roberta", "distilbert", "gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "phi3"];
+
+    /// <summary>The family's name for people, by model_type.</summary>
+    public static string Family(string architecture) => architecture switch
+    {
+        "bert" => "BERT",
+        "roberta" => "RoBERTa",
+        "distilbert" => "DistilBERT",
+        "gpt2" => "GPT-2",
+        "llama" => "Llama",
+        "mistral" => "Mistral",
+        "qwen2" => "Qwen2",
+        "qwen3" => "Qwen3",
+        "gemma2" => "Gemma 2",
+        "gemma3_text" => "Gemma 3",
+        "gemma3" => "Gemma 3 (multimodal, text only)",
+        "phi3" => "Phi-3",
+        _ => architecture,
+    };
 
     public const string SafetensorsFileName = "model.safetensors";
     public const string PickleFileName = "pytorch_model.bin";
@@ -38,6 +60,10 @@ public static class ModelFolder
         ["LlamaModel"] = "llama", ["LlamaForCausalLM"] = "llama",
         ["MistralModel"] = "mistral", ["MistralForCausalLM"] = "mistral",
         ["Qwen2Model"] = "qwen2", ["Qwen2ForCausalLM"] = "qwen2",
+        ["Qwen3Model"] = "qwen3", ["Qwen3ForCausalLM"] = "qwen3",
+        ["Gemma2Model"] = "gemma2", ["Gemma2ForCausalLM"] = "gemma2",
+        ["Gemma3TextModel"] = "gemma3_text", ["Gemma3ForCausalLM"] = "gemma3_text", ["Gemma3ForConditionalGeneration"] = "gemma3",
+        ["Phi3Model"] = "phi3", ["Phi3ForCausalLM"] = "phi3",
     };
 
     private static string ConfigPath(string folder)
@@ -70,21 +96,30 @@ public static class ModelFolder
     {
         var architecture = ReadArchitecture(folder);
         var configPath = ConfigPath(folder);
+        ConfigChecks.Header(configPath, ConfigJson.Load<ConfigHeader>(configPath));
         IModelConfig config = architecture switch
         {
             "bert" or "roberta" => ConfigJson.Load<BertConfig>(configPath) with { ModelType = architecture },
             "distilbert" => ConfigJson.Load<DistilBertConfig>(configPath),
             "gpt2" => ConfigJson.Load<Gpt2Config>(configPath),
+            "qwen3" => ConfigJson.Load<Qwen3Config>(configPath),
+            "gemma2" => ConfigJson.Load<Gemma2Config>(configPath),
+            "gemma3_text" => ConfigJson.Load<Gemma3TextConfig>(configPath) with { ModelType = architecture },
+            "gemma3" => ConfigJson.Load<Gemma3MultimodalConfig>(configPath).Text(configPath),
+            "phi3" => ConfigJson.Load<Phi3Config>(configPath),
             _ => ConfigJson.Load<LlamaConfig>(configPath) with { ModelType = architecture },
         };
         config.Validate(configPath);
+        // The decoder's options are checked too (longrope's factor lists against the rotated dims), before any weight.
+        if (config is DecoderConfig decoder) _ = decoder.Decoder(configPath);
         return config;
     }
 
     /// <summary>Architecture, size and window of a model folder without loading its weights (for models/list).</summary>
     public static ModelDescription Describe(string folder)
     {
-        var shape = ReadConfig(folder).Shape;
+        var config = ReadConfig(folder);
+        var shape = config.Shape;
         var (format, files) = FindWeights(folder);
         long? parameters = null;
         long bytes = files.Sum(FileLength.Of);
@@ -96,7 +131,8 @@ public static class ModelFolder
         else if (format == "sharded safetensors")
             parameters = ShardedWeightSource.CountSafetensorsParameters(files[0]);
         return new ModelDescription(Path.GetFullPath(folder), shape.Architecture, shape.Layers, shape.Heads, shape.KeyValueHeads,
-            shape.HiddenSize, shape.VocabularySize, shape.MaxPositions, shape.Causal, shape.SlidingWindow, parameters, bytes, format);
+            shape.HiddenSize, shape.VocabularySize, shape.MaxPositions, shape.Causal, shape.SlidingWindow, parameters, bytes, format,
+            Family(shape.Architecture), config.Note);
     }
 
     /// <summary>
@@ -157,7 +193,7 @@ public static class ModelFolder
         BertConfig bert => new BertModel(bert, source),
         DistilBertConfig distil => new DistilBertModel(distil, source),
         Gpt2Config gpt2 => new Gpt2Model(gpt2, source),
-        LlamaConfig llama => new LlamaModel(llama, source),
+        DecoderConfig decoder => new LlamaModel(decoder, source),
         _ => throw new ModelLoadException($"{source}: no model for {config.GetType().Name}."),
     };
 
@@ -174,6 +210,7 @@ public static class ModelFolder
             throw new ModelLoadException($"{folder}: the model needs about {needed / (1 << 20):N0} MiB as float32, more than the "
                 + $"{available / (1 << 20):N0} MiB of memory available.");
 
+        if (config.Note is { } note) Log.Warn($"{folder}: {note}");
         var tokenizer = TokenizerLoader.TryLoad(folder);
         using var weights = OpenWeights(folder, options);
         var model = Create(config, Path.Combine(folder, "config.json"));
@@ -188,7 +225,10 @@ public static class ModelFolder
             model.Dispose();
             throw;
         }
-        info ??= new ModelCatalogEntry(folder, Path.GetFileName(folder.TrimEnd('/')), shape.Architecture, shape.Layers, shape.Heads, "path", folder);
+        info ??= new ModelCatalogEntry(folder, Path.GetFileName(folder.TrimEnd('/')), shape.Architecture, shape.Layers, shape.Heads, "path", folder)
+        {
+            Family = Family(shape.Architecture), KeyValueHeads = shape.KeyValueHeads, SlidingWindow = shape.SlidingWindow, Note = config.Note,
+        };
         return new LoadedModel(info, model, tokenizer);
     }
 

@@ -20,7 +20,10 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
     /// </summary>
     public bool AllowPickle { get; set; }
 
-    public static ModelCatalogEntry DefaultInfo => new(DefaultId, "all-MiniLM-L6-v2 (embedded)", "bert", 6, 12, "embedded", null);
+    public static ModelCatalogEntry DefaultInfo => new(DefaultId, "all-MiniLM-L6-v2 (embedded)", "bert", 6, 12, "embedded", null)
+    {
+        Family = "BERT", KeyValueHeads = 12,
+    };
 
     /// <summary>
     /// The embedded default, the folders the client names (e.g. the attentionViz.modelPath setting), and the Hugging
@@ -48,7 +51,10 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
         {
             var d = ModelFolder.Describe(folder);
             return new ModelCatalogEntry(d.Folder, name, d.Architecture, d.Layers, d.Heads, source, d.Folder, d.WeightBytes,
-                d.WeightFormat == "none" ? $"{folder} has no weights (model.safetensors)." : null);
+                d.WeightFormat == "none" ? $"{folder} has no weights (model.safetensors)." : null)
+            {
+                Family = d.Family, KeyValueHeads = d.KeyValueHeads, SlidingWindow = d.SlidingWindow, Note = d.Note,
+            };
         }
         // A bad weights header (ModelFormatException), like any AppException, is one folder's problem: the list answers.
         catch (Exception e) when (e is AppException or IOException or UnauthorizedAccessException)

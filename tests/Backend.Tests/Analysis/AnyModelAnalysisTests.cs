@@ -26,6 +26,10 @@ public sealed class AnyModelAnalysisTests
     [TestMethod]
     [DataRow("gpt2-tiny", true)]
     [DataRow("llama-tiny", true)]
+    [DataRow("qwen3-tiny", true)]
+    [DataRow("gemma2-tiny", true)]
+    [DataRow("gemma3-tiny", true)]
+    [DataRow("phi3-tiny", true)]
     [DataRow("bert-tiny", false)]
     public async Task EveryViewWorksAndFollowsTheFixturesAttention(string fixture, bool causal)
     {

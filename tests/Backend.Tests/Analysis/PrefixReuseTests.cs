@@ -129,6 +129,17 @@ public sealed class PrefixReuseTests
     }
 
     [TestMethod]
+    [DataRow("qwen3-tiny")]   // q/k norms before RoPE: the kept keys are normed and rotated
+    [DataRow("gemma2-tiny")]  // soft-capped scores, a window of 16 on layer 0, sandwich norms
+    [DataRow("gemma3-tiny")]  // local and global rotary tables
+    [DataRow("phi3-tiny")]    // partial rotary, fused projections
+    public async Task AppendedTokensOnEachDecoderFamily(string fixture)
+    {
+        var ids = RandomIds(110, 400, seed: 5);
+        await AssertReuseEqualsFresh(Fixtures.Folder(fixture), ids[..100], ids, expectedReuse: 64);
+    }
+
+    [TestMethod]
     public async Task AppendsShareTheKeptRowsAndABranchCopiesThem()
     {
         var model = Fixtures.Folder("llama-tiny");

@@ -25,6 +25,10 @@ public sealed class CliStreamingExportTests
     [TestMethod]
     [DataRow("llama-tiny")]  // recomputed from the kept queries and keys
     [DataRow("gpt2-tiny")]   // stored probabilities
+    [DataRow("qwen3-tiny")]  // recomputed: q/k norms, head_dim 32 ≠ hidden / heads
+    [DataRow("gemma2-tiny")] // recomputed: soft-capped scores and a window on layer 0
+    [DataRow("gemma3-tiny")] // recomputed: local and global rotary tables
+    [DataRow("phi3-tiny")]   // recomputed: partial rotary
     public void EveryHeadStreamedToTheFileIsTheFixtures(string fixture)
     {
         var (ids, attentions) = Sequence(fixture);

@@ -6,7 +6,10 @@ using static TorchSharp.torch;
 
 namespace AttentionViz.Backend.Tests.Models;
 
-/// <summary>GPT-2 and Llama against attention, hidden states and logits computed by nanoGPT and llama2.c.</summary>
+/// <summary>
+/// GPT-2 and Llama against attention, hidden states and logits computed by nanoGPT and llama2.c; Qwen3, Gemma 2,
+/// Gemma 3 and Phi-3 against a float64 implementation of HF's modeling code (../shared/fixtures/README.md).
+/// </summary>
 [TestClass]
 public sealed class DecoderFixtureTests
 {
@@ -19,6 +22,14 @@ public sealed class DecoderFixtureTests
     [DataRow("gpt2-tiny", "s1", DisplayName = "gpt2-tiny s1 (100 ids) vs nanoGPT")]
     [DataRow("llama-tiny", "s0", DisplayName = "llama-tiny s0 (16 ids) vs llama2.c")]
     [DataRow("llama-tiny", "s1", DisplayName = "llama-tiny s1 (100 ids) vs llama2.c")]
+    [DataRow("qwen3-tiny", "s0", DisplayName = "qwen3-tiny s0 (16 ids) vs float64 HF reference")]
+    [DataRow("qwen3-tiny", "s1", DisplayName = "qwen3-tiny s1 (60 ids) vs float64 HF reference")]
+    [DataRow("gemma2-tiny", "s0", DisplayName = "gemma2-tiny s0 (20 ids) vs float64 HF reference")]
+    [DataRow("gemma2-tiny", "s1", DisplayName = "gemma2-tiny s1 (64 ids) vs float64 HF reference")]
+    [DataRow("gemma3-tiny", "s0", DisplayName = "gemma3-tiny s0 (18 ids) vs float64 HF reference")]
+    [DataRow("gemma3-tiny", "s1", DisplayName = "gemma3-tiny s1 (70 ids) vs float64 HF reference")]
+    [DataRow("phi3-tiny", "s0", DisplayName = "phi3-tiny s0 (16 ids) vs float64 HF reference")]
+    [DataRow("phi3-tiny", "s1", DisplayName = "phi3-tiny s1 (50 ids) vs float64 HF reference")]
     public void MatchesIndependentImplementation(string fixture, string key)
     {
         TorchSetup.EnsureInitialized();

@@ -83,7 +83,8 @@ public sealed class LinearKernelTests
         try
         {
             // s1 of llama and gpt2 (100 ids); bert-tiny's s1 is a sentence pair, so its s0.
-            foreach (var (fixture, key) in new[] { ("llama-tiny", "s1"), ("gpt2-tiny", "s1"), ("bert-tiny", "s0") })
+            foreach (var (fixture, key) in new[] { ("llama-tiny", "s1"), ("gpt2-tiny", "s1"), ("bert-tiny", "s0"), ("phi3-tiny", "s1"),
+                         ("gemma2-tiny", "s1") })
             {
                 var expected = Fixtures.Expected(fixture);
                 using var loaded = ModelFolder.Load(Fixtures.Folder(fixture), null);

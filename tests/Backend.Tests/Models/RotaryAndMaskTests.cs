@@ -115,7 +115,7 @@ public sealed class RotaryAndMaskTests
 
     [TestMethod]
     [DataRow("yarn")]
-    [DataRow("longrope")]
+    [DataRow("mrope")]
     [DataRow("su")]
     public void UnknownRopeTypeIsAClearError(string type)
     {

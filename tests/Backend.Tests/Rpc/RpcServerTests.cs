@@ -101,6 +101,64 @@ public sealed class RpcServerTests
         Fixtures.AssertClose(attentions[.., 4].mean([0]), tensor(Floats(meanLayers), [n, n]), 1e-4, "mean of layers for head 4");
     }
 
+    /// <summary>
+    /// A decoder fixture's folder with a word-level tokenizer.json (token "w{id}" is id), so that text reaches the model
+    /// as the fixture's ids over the protocol.
+    /// </summary>
+    private static (string Folder, string Text) FixtureWithWordTokenizer(string fixture, long[] ids)
+    {
+        var folder = Directory.CreateTempSubdirectory($"avz-rpc-{fixture}-").FullName;
+        foreach (var file in new[] { "config.json", "model.safetensors" })
+            File.Copy(Path.Combine(Fixtures.Folder(fixture), file), Path.Combine(folder, file));
+        var vocab = new System.Text.Json.Nodes.JsonObject();
+        for (var i = 0; i < 400; i++) vocab[$"w{i}"] = i;
+        var tokenizer = new System.Text.Json.Nodes.JsonObject
+        {
+            ["version"] = "1.0", ["added_tokens"] = new System.Text.Json.Nodes.JsonArray(), ["normalizer"] = null,
+            ["pre_tokenizer"] = new System.Text.Json.Nodes.JsonObject { ["type"] = "WhitespaceSplit" },
+            ["post_processor"] = null, ["decoder"] = null,
+            ["model"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["type"] = "WordPiece", ["unk_token"] = "w0", ["continuing_subword_prefix"] = "##", ["max_input_chars_per_word"] = 100,
+                ["vocab"] = vocab,
+            },
+        };
+        File.WriteAllText(Path.Combine(folder, "tokenizer.json"), tokenizer.ToJsonString());
+        return (folder, string.Join(" ", ids.Select(i => $"w{i}")));
+    }
+
+    [TestMethod]
+    [DataRow("qwen3-tiny", "Qwen3", 1, null)]
+    [DataRow("gemma2-tiny", "Gemma 2", 2, 16)]
+    [DataRow("gemma3-tiny", "Gemma 3", 2, 12)]
+    [DataRow("phi3-tiny", "Phi-3", 4, null)]
+    public async Task DecoderFamiliesAreListedAndAnalyzedWithTheFixturesAttention(string fixture, string family, int kvHeads, int? window)
+    {
+        var expected = Fixtures.Expected(fixture);
+        var ids = Fixtures.Longs(expected["s1.input_ids"]);
+        var (folder, text) = FixtureWithWordTokenizer(fixture, ids);
+        var listed = (await Call("models/list", new { paths = new[] { folder } })).EnumerateArray()
+            .Single(m => m.GetProperty("id").GetString() == folder);
+        Assert.AreEqual((family, 2, 4, kvHeads), (listed.GetProperty("family").GetString(), listed.GetProperty("layers").GetInt32(),
+            listed.GetProperty("heads").GetInt32(), listed.GetProperty("keyValueHeads").GetInt32()));
+        // A null window is left out on the wire.
+        Assert.AreEqual(window, listed.TryGetProperty("window", out var w) && w.ValueKind != JsonValueKind.Null ? w.GetInt32() : null);
+        Assert.IsGreaterThan(0L, listed.GetProperty("sizeBytes").GetInt64());
+
+        var analysis = await Call("attention/analyze", new { text, modelId = folder });
+        CollectionAssert.AreEqual(ids, analysis.GetProperty("tokens").EnumerateArray().Select(t => (long)t.GetProperty("id").GetInt32()).ToArray());
+        Assert.IsTrue(analysis.GetProperty("model").GetProperty("causal").GetBoolean());
+        var id = analysis.GetProperty("analysisId").GetString();
+        var attentions = expected["s1.attentions"];                                  // (L, H, T, T)
+        var n = ids.Length;
+        for (var layer = 0; layer < 2; layer++)
+            for (var head = 0; head < 4; head++)
+            {
+                var matrix = await Call("attention/matrix", new { analysisId = id, layer, head });
+                Fixtures.AssertClose(attentions[layer, head], tensor(Floats(matrix), [n, n]), 1e-4, $"{fixture} layer {layer} head {head}");
+            }
+    }
+
     [TestMethod]
     public async Task SentencePairGetsSegmentsAndTheTokenizersTemplate()
     {

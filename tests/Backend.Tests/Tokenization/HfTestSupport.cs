@@ -17,7 +17,7 @@ internal sealed record HfReferenceFile(string Generator, string Implementation, 
 /// from, found in tests/reference/tokenizer/node_modules (installed by `npm ci`, which ./test.sh runs first).</summary>
 internal static class HfReference
 {
-    public static readonly string[] Names = ["llama2", "llama3", "qwen3"];
+    public static readonly string[] Names = ["llama2", "llama3", "qwen3", "gemma3"];
 
     private static readonly Lazy<HfReferenceFile> Shared = new(() =>
     {

@@ -92,6 +92,17 @@ test('model names as people read them: the hub repo of a cache snapshot, else th
   assert.equal(modelDisplayName(undefined), EMBEDDED_MODEL_NAME);
 });
 
+test('Select Model describes a listed model by family, layers × heads, kv heads, window and size (#14)', () => {
+  const { describeModel } = require('./lib.cjs').modelName;
+  const gemma = { architecture: 'gemma3_text', family: 'Gemma 3', layers: 26, heads: 8, keyValueHeads: 4, window: 512, sizeBytes: 1.9e9 };
+  assert.equal(describeModel(gemma), 'Gemma 3 · 26 layers × 8 heads (4 kv) · window 512 · 1.9 GB');
+  assert.equal(describeModel({ architecture: 'phi3', family: 'Phi-3', layers: 32, heads: 32, keyValueHeads: 32, sizeBytes: 7.6e9 }),
+    'Phi-3 · 32 layers × 32 heads · 7.6 GB');
+  assert.equal(describeModel({ architecture: 'unknown', family: '', layers: 0, heads: 0, keyValueHeads: 0 }), 'unknown · 0 layers × 0 heads');
+  assert.equal(describeModel({ architecture: 'bert', family: 'BERT', layers: 2, heads: 4, keyValueHeads: 4, sizeBytes: 420_000 }),
+    'BERT · 2 layers × 4 heads · 0.4 MB');
+});
+
 test('export file names: one scheme for PNG and CSV/JSON, the source file first (#13 point 10)', () => {
   const { exportFileName } = require('./lib.cjs').exportName;
   assert.equal(exportFileName('/w/q880.md', 'L2-H3', 'csv'), 'q880-attention-L2-H3.csv');

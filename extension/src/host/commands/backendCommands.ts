@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import type { Backend } from '../backend';
 import { readConfig } from '../config';
 import { SetupError } from '../locate';
+import { describeModel } from '../../shared/modelName';
 import { Methods, type ModelListEntry, type ModelsListParams } from '../../shared/protocol';
 import { SELECTED_MODEL_KEY } from './analyze';
 
@@ -30,8 +31,8 @@ export async function selectModel(context: vscode.ExtensionContext, backend: Bac
   const pick = await vscode.window.showQuickPick(
     models.map((m) => ({
       label: m.name,
-      description: `${m.architecture} · ${m.layers} layers × ${m.heads} heads`,
-      detail: m.source,
+      description: describeModel(m),
+      detail: m.error ?? (m.note ? `${m.source} · ${m.note}` : m.source),
       id: m.id,
       picked: m.id === selected,
     })),

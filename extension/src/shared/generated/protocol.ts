@@ -509,6 +509,13 @@ export interface ModelListEntry {
   path?: string;
   sizeBytes?: number;
   error?: string;
+  /** the family's name for people (Gemma 3, Phi-3, …); empty with an error */
+  family: string;
+  keyValueHeads: number;
+  /** the sliding window of the model's windowed layers, or null when every layer sees all earlier tokens */
+  window?: number;
+  /** how the checkpoint is read when that is not obvious (a multimodal Gemma 3's images are not analysed) */
+  note?: string;
 }
 
 export interface RenderPngParams {

@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace AttentionViz.Backend.Models.Core;
 
@@ -97,16 +98,21 @@ public sealed class LayerNormalization : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => functional.layer_norm(x, [x.shape[^1]], _weight, _bias, _eps);
 }
 
-/// <summary>RMSNorm as HF's LlamaRMSNorm: weight · x / √(mean(x²) + ε), in float32.</summary>
+/// <summary>
+/// RMSNorm as HF's LlamaRMSNorm: weight · x / √(mean(x²) + ε), in float32. With <c>plusOne</c>, Gemma's RMSNorm:
+/// (1 + weight) · x / √(mean(x²) + ε) (its weights are stored as offsets from 1). Over the last dimension, so the same
+/// class is the per-head q/k norm of Qwen3 and Gemma 3 when given (…, heads, head_dim).
+/// </summary>
 public sealed class RmsNorm : Module<Tensor, Tensor>
 {
     private readonly Parameter _weight;
     private readonly double _eps;
+    private readonly bool _plusOne;
 
-    public RmsNorm(int size, double eps) : base(nameof(RmsNorm))
+    public RmsNorm(int size, double eps, bool plusOne = false) : base(nameof(RmsNorm))
     {
         register_parameter("weight", _weight = new Parameter(empty(size), requires_grad: false));
-        _eps = eps;
+        (_eps, _plusOne) = (eps, plusOne);
     }
 
     /// <param name="x">(…, C)</param>
@@ -114,22 +120,55 @@ public sealed class RmsNorm : Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var variance = x.pow(2).mean([-1], keepdim: true);                         // (…, 1)
-        return (_weight * (x * (variance + _eps).rsqrt())).MoveToOuterDisposeScope();
+        var scale = _plusOne ? _weight + 1f : _weight;
+        return (scale * (x * (variance + _eps).rsqrt())).MoveToOuterDisposeScope();
     }
 }
 
-/// <summary>The gated MLP of Llama, Mistral and Qwen2: down(act(gate(x)) · up(x)).</summary>
+/// <summary>Soft-capping as Gemma 2: c·tanh(x / c), which keeps x's sign and order and bounds it to (−c, c).</summary>
+public static class SoftCapping
+{
+    /// <returns>a new tensor; <paramref name="x"/> is left as it is</returns>
+    public static Tensor Apply(Tensor x, double cap)
+    {
+        using var scope = NewDisposeScope();
+        return x.div(cap).tanh_().mul_(cap).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>In place over a row of scores.</summary>
+    public static void Apply(Span<float> x, float cap)
+    {
+        TensorPrimitives.Multiply(x, 1f / cap, x);
+        TensorPrimitives.Tanh(x, x);
+        TensorPrimitives.Multiply(x, cap, x);
+    }
+
+    /// <summary>The same float32 steps as the span overload (× 1/c, tanh, × c), so a recomputed score is the forward's.</summary>
+    public static float Apply(float x, float cap) => MathF.Tanh(x * (1f / cap)) * cap;
+}
+
+/// <summary>
+/// The gated MLP of Llama, Mistral, Qwen and Gemma: down(act(gate(x)) · up(x)). Phi-3 stores gate and up as one
+/// gate_up_proj (gate rows first): <c>fused</c>.
+/// </summary>
 public sealed class GatedMlp : Module<Tensor, Tensor>
 {
-    private readonly Dense _gate, _up, _down;
+    private readonly Dense? _gate, _up, _gateUp;
+    private readonly Dense _down;
     private readonly Func<Tensor, Tensor> _activation;
+    private readonly int _intermediate;
 
-    public GatedMlp(int hidden, int intermediate, string activation, bool bias) : base(nameof(GatedMlp))
+    public GatedMlp(int hidden, int intermediate, string activation, bool bias, bool fused = false) : base(nameof(GatedMlp))
     {
-        register_module("gate_proj", _gate = new Dense(hidden, intermediate, bias));
-        register_module("up_proj", _up = new Dense(hidden, intermediate, bias));
+        if (fused) register_module("gate_up_proj", _gateUp = new Dense(hidden, 2 * intermediate, bias));
+        else
+        {
+            register_module("gate_proj", _gate = new Dense(hidden, intermediate, bias));
+            register_module("up_proj", _up = new Dense(hidden, intermediate, bias));
+        }
         register_module("down_proj", _down = new Dense(intermediate, hidden, bias));
         _activation = ActivationFunctions.Get(activation);
+        _intermediate = intermediate;
     }
 
     /// <summary>Rows per step of a long input: its (B, rows, I) temporaries then take 6 MB for SmolLM2's 1,536 instead
@@ -153,7 +192,12 @@ public sealed class GatedMlp : Module<Tensor, Tensor>
     }
 
     /// <summary>down(act(gate(x)) · up(x)), each row on its own.</summary>
-    private Tensor Gated(Tensor x) => _down.forward(_activation(_gate.forward(x)).mul_(_up.forward(x)));
+    private Tensor Gated(Tensor x)
+    {
+        if (_gateUp is null) return _down.forward(_activation(_gate!.forward(x)).mul_(_up!.forward(x)));
+        using var gateUp = _gateUp.forward(x);
+        return _down.forward(_activation(gateUp.narrow(-1, 0, _intermediate)).mul_(gateUp.narrow(-1, _intermediate, _intermediate)));
+    }
 }
 
 /// <summary>Helpers for turning request arrays into tensors.</summary>

@@ -3,11 +3,18 @@ using System.Text.Json.Serialization;
 
 namespace AttentionViz.Backend.Models.Core;
 
-/// <summary>The two keys of a config.json that say which family reads the rest.</summary>
+/// <summary>The keys of a config.json that say which family reads the rest, and those that every family checks.</summary>
 public sealed record ConfigHeader
 {
     [JsonPropertyName("model_type")] public string? ModelType { get; init; }
     [JsonPropertyName("architectures")] public string?[]? Architectures { get; init; }
+
+    /// <summary>A quantized checkpoint's scheme (GPTQ, AWQ, bitsandbytes, …): refused, the weights are not floats.</summary>
+    [JsonPropertyName("quantization_config")] public JsonElement? QuantizationConfig { get; init; }
+
+    /// <summary>The dtype the weights were saved in (transformers v4 torch_dtype, v5 dtype).</summary>
+    [JsonPropertyName("torch_dtype")] public JsonElement? TorchDtype { get; init; }
+    [JsonPropertyName("dtype")] public JsonElement? Dtype { get; init; }
 }
 
 /// <summary>Reads a Hugging Face config.json into a family's config record. Unknown keys are ignored.</summary>
@@ -51,6 +58,9 @@ public interface IModelConfig
     void Validate(string source);
 
     ModelShape Shape { get; }
+
+    /// <summary>What a user should know about how the checkpoint is read (e.g. a multimodal model's images are not), or null.</summary>
+    string? Note => null;
 }
 
 /// <summary>Range checks shared by the families' Validate methods.</summary>
@@ -73,6 +83,26 @@ public static class ConfigChecks
 
     public static void InRange(string source, string key, long value, long min, long max) =>
         Require(source, value >= min && value <= max, $"{key} = {value} is out of range ({min}..{max}).");
+
+    /// <summary>The dtypes whose tensors the loader converts to float32 (safetensors F32, F16, BF16, F64).</summary>
+    public static readonly string[] ReadableDtypes = ["float32", "float16", "bfloat16", "float64"];
+
+    /// <summary>Refuses quantized checkpoints and weight dtypes the loader cannot read, naming the key and its value.</summary>
+    public static void Header(string source, ConfigHeader header)
+    {
+        if (header.QuantizationConfig is { ValueKind: not JsonValueKind.Null } quantization)
+        {
+            var method = quantization.ValueKind == JsonValueKind.Object && quantization.TryGetProperty("quant_method", out var m)
+                ? m.ToString() : quantization.GetRawText();
+            throw new ModelLoadException($"{source}: quantization_config (quant_method '{method}') describes a quantized checkpoint; " +
+                "AttentionViz computes attention from float weights (float32, float16, bfloat16) and cannot load it. " +
+                "Use the model's unquantized checkpoint.");
+        }
+        foreach (var (key, value) in new[] { ("torch_dtype", header.TorchDtype), ("dtype", header.Dtype) })
+            if (value is { ValueKind: not JsonValueKind.Null } dtype)
+                Require(source, dtype.ValueKind == JsonValueKind.String && ReadableDtypes.Contains(dtype.GetString()),
+                    $"{key} {dtype.GetRawText()} cannot be read: the weights must be one of {string.Join(", ", ReadableDtypes)}.");
+    }
 
     public static void Common(string source, ModelShape shape)
     {

@@ -14,33 +14,88 @@ public sealed record RopeScaling
     [JsonPropertyName("high_freq_factor")] public double? HighFreqFactor { get; init; }
     [JsonPropertyName("original_max_position_embeddings")] public int? OriginalMaxPositionEmbeddings { get; init; }
     [JsonPropertyName("rope_theta")] public double? RopeTheta { get; init; }
+    [JsonPropertyName("short_factor")] public double[]? ShortFactor { get; init; }
+    [JsonPropertyName("long_factor")] public double[]? LongFactor { get; init; }
+    [JsonPropertyName("attention_factor")] public double? AttentionFactor { get; init; }
+
+    /// <summary>transformers v5's rope_parameters for models whose layer types differ (Gemma 3): one set per type.</summary>
+    [JsonPropertyName("full_attention")] public RopeScaling? FullAttention { get; init; }
+    [JsonPropertyName("sliding_attention")] public RopeScaling? SlidingAttention { get; init; }
 
     public string Type => RopeType ?? LegacyType ?? "default";
 }
 
 /// <summary>
 /// Rotary position embeddings in HF's rotate-half layout, with the inverse frequencies of HF's modeling_rope_utils
-/// (default, linear, dynamic, llama3). Computed in float32 like HF. Any other rope_type is an error.
+/// (default, linear, dynamic, llama3, longrope). Computed in float32 like HF. Any other rope_type is an error. The
+/// rotated dimension may be less than head_dim (partial rotary, Phi-3): <see cref="Apply"/> then rotates the first part.
 /// </summary>
 public sealed class RotaryEmbedding
 {
-    public static readonly string[] SupportedTypes = ["default", "linear", "dynamic", "llama3"];
+    public static readonly string[] SupportedTypes = ["default", "linear", "dynamic", "llama3", "longrope"];
 
     private readonly int _dim;
     private readonly double _theta;
     private readonly RopeScaling? _scaling;
     private readonly int _maxPositions;
+    private readonly int _originalMaxPositions;
 
-    /// <param name="dim">the rotated dimension (head_dim)</param>
+    /// <summary>longrope: cos and sin are multiplied by this (1 for every other type).</summary>
+    public double AttentionScaling { get; } = 1.0;
+
+    /// <param name="dim">the rotated dimension (head_dim, or int(head_dim × partial_rotary_factor))</param>
     /// <param name="theta">rope_theta</param>
     /// <param name="maxPositions">config.max_position_embeddings (the reference length of dynamic NTK)</param>
-    public RotaryEmbedding(int dim, double theta, RopeScaling? scaling, int maxPositions, string source = "config.json")
+    /// <param name="originalMaxPositions">longrope: config.original_max_position_embeddings (Phi-3 keeps it beside
+    /// rope_scaling), the length up to which the short factors apply</param>
+    public RotaryEmbedding(int dim, double theta, RopeScaling? scaling, int maxPositions, string source = "config.json",
+        int? originalMaxPositions = null)
     {
         if (dim <= 0 || dim % 2 != 0) throw new ModelLoadException($"{source}: the rotary dimension {dim} must be positive and even.");
         if (!(theta > 1) || !(theta <= MaxTheta))
             throw new ModelLoadException($"{source}: rope_theta {theta} must be greater than 1 and at most {MaxTheta:E0}.");
         Validate(scaling, source);
         (_dim, _theta, _scaling, _maxPositions) = (dim, theta, scaling, maxPositions);
+        _originalMaxPositions = originalMaxPositions ?? scaling?.OriginalMaxPositionEmbeddings ?? maxPositions;
+        if (scaling?.Type == "longrope") AttentionScaling = LongRopeAttentionFactor(scaling, originalMaxPositions, maxPositions, dim, source);
+    }
+
+    /// <summary>
+    /// Whether inputs of <paramref name="a"/> and <paramref name="b"/> tokens rotate every position alike: not when one
+    /// is beyond longrope's original window and the other is not, or (dynamic NTK) beyond max positions at another length.
+    /// </summary>
+    public bool SameTables(long a, long b) => _scaling?.Type switch
+    {
+        "longrope" => a > _originalMaxPositions == b > _originalMaxPositions,
+        "dynamic" => Math.Max(a, _maxPositions) == Math.Max(b, _maxPositions),
+        _ => true,
+    };
+
+    /// <summary>
+    /// HF's _compute_longrope_parameters: with original_max_position_embeddings beside rope_scaling (Phi-3) the factor is
+    /// max_position_embeddings / original, else rope_scaling's factor; the attention factor is rope_scaling's
+    /// attention_factor, else √(1 + ln factor / ln original) (1 when factor ≤ 1).
+    /// </summary>
+    private static double LongRopeAttentionFactor(RopeScaling scaling, int? topLevelOriginal, int maxPositions, int dim, string source)
+    {
+        void Need(bool ok, string what)
+        {
+            if (!ok) throw new ModelLoadException($"{source}: rope_scaling of type 'longrope': {what}");
+        }
+        foreach (var (key, factors) in new[] { ("short_factor", scaling.ShortFactor), ("long_factor", scaling.LongFactor) })
+            Need(factors is not null && factors.Length == dim / 2 && factors.All(f => double.IsFinite(f) && f > 0 && f <= MaxFactor),
+                $"{key} must list {dim / 2} positive numbers (one per rotated frequency), got " +
+                    $"{(factors is null ? "none" : $"{factors.Length}")}.");
+        var original = topLevelOriginal ?? scaling.OriginalMaxPositionEmbeddings ?? maxPositions;
+        Need(original > 1, $"original_max_position_embeddings {original} must be greater than 1.");
+        var factor = topLevelOriginal is not null ? (double)maxPositions / original : scaling.Factor ?? 1.0;
+        Need(double.IsFinite(factor) && factor > 0 && factor <= MaxFactor, $"factor {factor} must be from 0 to {MaxFactor}.");
+        if (scaling.AttentionFactor is { } given)
+        {
+            Need(double.IsFinite(given) && given > 0 && given <= MaxFactor, $"attention_factor {given} must be a positive number.");
+            return given;
+        }
+        return factor <= 1.0 ? 1.0 : Math.Sqrt(1 + Math.Log(factor) / Math.Log(original));
     }
 
     /// <summary>Largest rope_theta and scaling factor taken: far above any model's (theta 1e6–1e7, factors ≤ 64), below
@@ -68,6 +123,9 @@ public sealed class RotaryEmbedding
                     "high_freq_factor is missing or not greater than low_freq_factor.");
                 Need(scaling.OriginalMaxPositionEmbeddings is > 0, "original_max_position_embeddings is missing.");
                 break;
+            case "longrope":
+                Need(scaling.ShortFactor is not null && scaling.LongFactor is not null, "short_factor and long_factor are required.");
+                break;
             default:
                 throw new ModelLoadException(
                     $"{source}: rope_scaling type '{scaling.Type}' is not supported (supported: {string.Join(", ", SupportedTypes)}).");
@@ -89,7 +147,11 @@ public sealed class RotaryEmbedding
         }
         // 1 / base ^ (arange(0, dim, 2) / dim), in float32
         var exponents = arange(0, _dim, 2, dtype: int64).to(float32).div_(_dim);
-        var inverse = full(exponents.shape, theta, float32).pow(exponents).reciprocal();   // (dim/2)
+        var powers = full(exponents.shape, theta, float32).pow(exponents);            // (dim/2)
+        // longrope: 1 / (ext · base^(2i/dim)), ext the short factors up to original_max_position_embeddings, the long beyond.
+        if (type == "longrope")
+            powers = powers.mul(tensor(sequenceLength > _originalMaxPositions ? _scaling!.LongFactor! : _scaling!.ShortFactor!).to(float32));
+        var inverse = powers.reciprocal();                                            // (dim/2)
         if (type == "linear") inverse = inverse.div(_scaling!.Factor!.Value);
         if (type == "llama3") inverse = Llama3(inverse, _scaling!);
         return inverse.MoveToOuterDisposeScope();
@@ -111,14 +173,17 @@ public sealed class RotaryEmbedding
     }
 
     /// <param name="positions">(B, T) int64 position ids</param>
-    /// <returns>cos and sin, each (B, T, dim): the frequencies repeated twice (rotate-half layout)</returns>
+    /// <returns>cos and sin, each (B, T, dim): the frequencies repeated twice (rotate-half layout), times
+    /// <see cref="AttentionScaling"/></returns>
     public (Tensor Cos, Tensor Sin) CosSin(Tensor positions)
     {
         using var scope = NewDisposeScope();
         var inverse = InverseFrequencies(positions.max().item<long>() + 1);           // (dim/2)
         var freqs = positions.to(float32).unsqueeze(-1) * inverse;                    // (B, T, dim/2)
         var emb = cat([freqs, freqs], -1);                                            // (B, T, dim)
-        return (emb.cos().MoveToOuterDisposeScope(), emb.sin().MoveToOuterDisposeScope());
+        var (cos, sin) = (emb.cos(), emb.sin());
+        if (AttentionScaling != 1.0) (cos, sin) = (cos.mul_(AttentionScaling), sin.mul_(AttentionScaling));
+        return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
     }
 
     /// <summary>(x1, x2) → (−x2, x1) over the two halves of the last dimension.</summary>
@@ -132,12 +197,16 @@ public sealed class RotaryEmbedding
     }
 
     /// <param name="x">(B, H, T, D)</param>
-    /// <param name="cos">(B, T, D)</param>
-    /// <param name="sin">(B, T, D)</param>
-    /// <returns>x·cos + rotate_half(x)·sin, (B, H, T, D)</returns>
+    /// <param name="cos">(B, T, R), R ≤ D: with R &lt; D (partial rotary) only the first R dimensions rotate, the rest pass</param>
+    /// <param name="sin">(B, T, R)</param>
+    /// <returns>x·cos + rotate_half(x)·sin on the first R dimensions, (B, H, T, D)</returns>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
         using var scope = NewDisposeScope();
-        return (x * cos.unsqueeze(1) + RotateHalf(x) * sin.unsqueeze(1)).MoveToOuterDisposeScope();
+        var rotated = cos.shape[^1];
+        var part = rotated == x.shape[^1] ? x : x.narrow(-1, 0, rotated);
+        var result = part * cos.unsqueeze(1) + RotateHalf(part) * sin.unsqueeze(1);
+        if (rotated != x.shape[^1]) result = cat([result, x.narrow(-1, rotated, x.shape[^1] - rotated)], -1);
+        return result.MoveToOuterDisposeScope();
     }
 }
