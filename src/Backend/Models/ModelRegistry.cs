@@ -37,7 +37,8 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
         {
             if (string.IsNullOrWhiteSpace(path)) continue;
             var folder = Path.GetFullPath(path);
-            if (seen.Add(folder)) list.Add(Describe(folder, Path.GetFileName(folder.TrimEnd('/')), "path"));
+            // A setting may name a hub snapshot itself: it is listed by its repo, as the cache scan lists it.
+            if (seen.Add(folder)) list.Add(Describe(folder, ModelName.Display(folder), "path"));
         }
         foreach (var (name, folder) in ModelDiscovery.ScanHubCache(ModelDiscovery.HuggingFaceHubCache(Environment.GetEnvironmentVariable)))
             if (seen.Add(folder)) list.Add(Describe(folder, name, "hf-cache"));

@@ -90,6 +90,11 @@ test('model names as people read them: the hub repo of a cache snapshot, else th
   assert.equal(modelDisplayName('/models/snapshots/x'), 'x', 'a folder named snapshots outside the hub layout');
   assert.equal(modelDisplayName('default'), EMBEDDED_MODEL_NAME);
   assert.equal(modelDisplayName(undefined), EMBEDDED_MODEL_NAME);
+  // The table the backend's Models/ModelName.cs is held to as well (ModelNameTests): one rule on both sides.
+  const table = require('../../reference/model-names/cases.json').cases;
+  assert.ok(table.length >= 8);
+  for (const { id, name } of table) assert.equal(modelDisplayName(id), name, id);
+  assert.equal(modelDisplayName('/hub/models--gpt2/snapshots/607a30d'), 'gpt2', 'a repo without an organisation');
 });
 
 test('export file names: one scheme for PNG and CSV/JSON, the source file first (#13 point 10)', () => {
