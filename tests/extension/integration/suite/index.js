@@ -215,8 +215,9 @@ test('Export Attention writes CSV of the visible head and safetensors of the who
   const csv = vscode.Uri.joinPath(ws(), 'export-test.csv');
   assert.equal((await vscode.commands.executeCommand('attentionViz.exportAttention', csv)).toString(), csv.toString());
   const lines = Buffer.from(await vscode.workspace.fs.readFile(csv)).toString('utf8').trim().split('\r\n');
-  assert.equal(lines.length, s.tokens + 1, 'a header row and one row per query token');
-  const row = lines[1].split(',').slice(-s.tokens).map(Number);
+  assert.equal(lines.length, s.tokens + 2, 'two header rows (display text, vocabulary) and one row per query token');
+  assert.ok(lines[1].startsWith('vocabulary,'), lines[1]);
+  const row = lines[2].split(',').slice(-s.tokens).map(Number);
   assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-4, `a softmax row sums to 1: ${row}`);
   // With special tokens hidden in the panel, the CSV is the panel's view: the special tokens' rows and columns go.
   const specials = lines[0].split(',').filter((c) => c === '[CLS]' || c === '[SEP]').length;
@@ -225,7 +226,7 @@ test('Export Attention writes CSV of the visible head and safetensors of the who
   await until('the panel to hide special tokens', () => api.panelView()?.hideSpecial === true);
   await vscode.commands.executeCommand('attentionViz.exportAttention', csv);
   const trimmed = Buffer.from(await vscode.workspace.fs.readFile(csv)).toString('utf8').trim().split('\r\n');
-  assert.equal(trimmed.length, s.tokens - specials + 1, 'the view without [CLS] and [SEP]');
+  assert.equal(trimmed.length, s.tokens - specials + 2, 'the view without [CLS] and [SEP]');
   assert.ok(!trimmed[0].includes('[CLS]') && !trimmed[0].includes('[SEP]'), `no special columns: ${trimmed[0]}`);
   api.setPanelView({ hideSpecial: false });
   await until('the panel to show special tokens again', () => api.panelView()?.hideSpecial === false);
