@@ -22,7 +22,8 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
     public bool AllowPickle { get; set; }
     private readonly ConcurrentDictionary<string, Lazy<Task<LoadedModel>>> _loaded = new(StringComparer.Ordinal);
 
-    public static ModelCatalogEntry DefaultInfo => new(DefaultId, "all-MiniLM-L6-v2 (embedded)", "bert", 6, 12, "embedded", null);
+    public static ModelCatalogEntry DefaultInfo =>
+        new(DefaultId, "all-MiniLM-L6-v2 (embedded)", "bert", 6, 12, "embedded", null, KeyValueHeads: 12, Window: 512);
 
     /// <summary>
     /// The embedded default, the folders the client names (e.g. the attentionViz.modelPath setting), and the Hugging
@@ -51,7 +52,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
         {
             var d = ModelFolder.Describe(folder);
             return new ModelCatalogEntry(d.Folder, name, d.Architecture, d.Layers, d.Heads, source, d.Folder, d.WeightBytes,
-                d.WeightFormat == "none" ? $"{folder} has no weights (model.safetensors)." : null);
+                d.WeightFormat == "none" ? $"{folder} has no weights (model.safetensors)." : null, d.KeyValueHeads, d.MaxPositions);
         }
         // A bad weights header (ModelFormatException), like any AppException, is one folder's problem: the list answers.
         catch (Exception e) when (e is AppException or IOException or UnauthorizedAccessException)

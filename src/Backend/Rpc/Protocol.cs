@@ -17,11 +17,14 @@ public sealed record InitializeResult(string ServerVersion, string ProtocolVersi
 
 public sealed record ModelsListParams(string[]? Paths = null);
 
+/// <param name="KvHeads">heads of keys and values (fewer than heads with grouped-query attention); 0 when unknown (a broken entry)</param>
+/// <param name="Window">the most tokens the model takes; 0 when unknown</param>
 public sealed record ModelListEntry(string Id, string Name, string Architecture, int Layers, int Heads, string Source, string? Path, long? SizeBytes,
-    string? Error)
+    string? Error, int KvHeads, int Window)
 {
     public static ModelListEntry From(ModelCatalogEntry info) =>
-        new(info.Id, info.Name, info.Architecture, info.Layers, info.Heads, info.Source, info.Path, info.SizeBytes, info.Error);
+        new(info.Id, info.Name, info.Architecture, info.Layers, info.Heads, info.Source, info.Path, info.SizeBytes, info.Error,
+            info.KeyValueHeads, info.Window);
 }
 
 /// <param name="WorkDoneToken">LSP's work-done token: when given, the server reports `$/progress` under it (layer k of L)</param>

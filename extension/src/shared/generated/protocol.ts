@@ -509,6 +509,10 @@ export interface ModelListEntry {
   path?: string;
   sizeBytes?: number;
   error?: string;
+  /** heads of keys and values (fewer than heads with grouped-query attention); 0 when unknown (a broken entry) */
+  kvHeads: number;
+  /** the most tokens the model takes; 0 when unknown */
+  window: number;
 }
 
 export interface RenderPngParams {

@@ -310,6 +310,43 @@ test('followSelection re-analyzes a changed selection after the debounce', async
   }
 });
 
+test('Select Model with a missing or a corrupt attentionViz.modelPath lists every usable model, marks the broken one, offers Browse… and Open Settings', async () => {
+  const cfg = () => vscode.workspace.getConfiguration('attentionViz');
+  const corrupt = path.join(ws().fsPath, 'corrupt-model');
+  fs.mkdirSync(corrupt, { recursive: true });
+  fs.writeFileSync(path.join(corrupt, 'config.json'), '{"model_type": "llama", "num_hidden_layers": ');
+  fs.writeFileSync(path.join(corrupt, 'model.safetensors'), 'not a safetensors file');
+  try {
+    for (const [folder, reason] of [[path.join(ws().fsPath, 'no-such-model'), /not found/], [corrupt, /config\.json/]]) {
+      await cfg().update('modelPath', folder, vscode.ConfigurationTarget.Workspace);
+      const picks = await api.modelPicks();
+      log(`  ${path.basename(folder)}: ${picks.map((p) => `${p.kind} ${p.label} | ${p.description ?? ''} | ${p.detail ?? ''}`).join(' // ')}`);
+      const broken = picks.filter((p) => p.kind === 'broken');
+      assert.equal(broken.length, 1, 'the setting\'s folder, marked');
+      assert.equal(broken[0].label, `$(error) ${path.basename(folder)}`);
+      assert.match(broken[0].detail, reason);
+      assert.match(broken[0].detail, /\(from attentionViz\.modelPath\)$/);
+      assert.ok(picks.every((p) => !/0 layers × 0 heads/.test(p.description ?? '')), 'no bogus model');
+      // Every usable model is still listed, with family, size, layers × heads, kv heads and window.
+      const models = picks.filter((p) => p.kind === 'model');
+      assert.equal(models[0].id, 'default');
+      assert.equal(models[0].description, 'bert · embedded · 6 layers × 12 heads · 12 kv heads · window 512');
+      const hub = models.find((p) => p.label === 'acme/tiny-llama');
+      assert.ok(hub, 'the Hugging Face cache entry');
+      assert.match(hub.description, /^llama · [\d.]+ MB · \d+ layers × \d+ heads · \d+ kv heads · window [\d,]+$/);
+      assert.deepEqual(picks.slice(-2).map((p) => p.label), ['$(folder-opened) Browse…', '$(gear) Open Settings']);
+      // The quick pick itself, to look at; closed again without a pick.
+      const shown = vscode.commands.executeCommand('attentionViz.selectModel');
+      await screenshot(`select-model-${path.basename(folder)}`);
+      await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
+      await shown;
+    }
+  } finally {
+    await cfg().update('modelPath', undefined, vscode.ConfigurationTarget.Workspace);
+    fs.rmSync(corrupt, { recursive: true, force: true });
+  }
+});
+
 test('a missing backend gives an error state and a message, without hanging; fixing the setting recovers', async () => {
   const cfg = () => vscode.workspace.getConfiguration('attentionViz');
   const good = cfg().get('backendPath');
