@@ -70,6 +70,7 @@ await build({
     'host/html',
     'host/locate',
     'host/chatTemplate',
+    'host/modelPicks',
     'shared/textMap',
     'shared/sections',
     'shared/modelName',

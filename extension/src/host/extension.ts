@@ -11,7 +11,7 @@ import { PromptInspector } from './commands/inspectPrompt';
 import { Comparer } from './commands/compare';
 import { INSPECT_AT, PromptLenses } from './promptLens';
 import { Parsers } from './prompt/parsers';
-import { restartBackend, selectModel } from './commands/backendCommands';
+import { modelPicks, restartBackend, selectModel } from './commands/backendCommands';
 import { createTestApi, type TestApi } from './testApi';
 import { StatusItem } from './status';
 import { readConfig, RESTART_SETTINGS } from './config';
@@ -71,7 +71,7 @@ export function activate(context: vscode.ExtensionContext): TestApi {
       if (RESTART_SETTINGS.some((s) => e.affectsConfiguration(s)) && backend.pid) void restartBackend(backend);
     }),
   );
-  return createTestApi(backend, shown, router, overlay, lenses, status);
+  return createTestApi(() => modelPicks(context, backend), backend, shown, router, overlay, lenses, status);
 }
 
 export function deactivate(): void {

@@ -8,6 +8,7 @@ import type { PanelRouter } from './panelRouter';
 import type { ShownAnalysis } from './session';
 import { Methods, type RenderPngParams, type RenderPngResult, type RequestMap } from '../shared/protocol';
 import { parseWebviewMessage, type ShownView } from '../shared/messages';
+import type { ModelPick } from './modelPicks';
 
 export interface TestApi {
   backendPid(): number | undefined;
@@ -63,6 +64,8 @@ export interface TestApi {
   /** A request straight to the extension's running backend, over its own JSON-RPC client (long-input tests: an
    * analyze with a workDoneToken, a zoomed attention/matrix window, a release). */
   backendRequest<M extends TestRequest>(method: M, params: RequestMap[M]['params']): Promise<RequestMap[M]['result']>;
+  /** The items Select Model would show now (the same function builds them). */
+  modelPicks(): Promise<ModelPick[]>;
 }
 
 /** What backendRequest may send. */
@@ -70,6 +73,7 @@ type TestRequest = typeof Methods.analyze | typeof Methods.matrix | typeof Metho
 const TEST_REQUESTS: readonly string[] = [Methods.analyze, Methods.matrix, Methods.release];
 
 export function createTestApi(
+  modelPicks: () => Promise<ModelPick[]>,
   backend: Backend,
   shown: ShownAnalysis,
   router: PanelRouter,
@@ -78,6 +82,7 @@ export function createTestApi(
   status: StatusItem,
 ): TestApi {
   return {
+    modelPicks,
     backendPid: () => backend.pid,
     backendState: () => backend.state.kind,
     session: () => {

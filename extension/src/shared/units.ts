@@ -43,7 +43,11 @@ export function flowForView(flow: readonly number[], units: readonly ViewUnit[])
   const summed = sumPerUnit(flow, units);
   const total = flow.reduce((a, b) => a + b, 0);
   const shown = summed.reduce((a, b) => a + b, 0);
-  const hidden = total > 0 ? Math.max(0, (total - shown) / total) : 0;
+  // The hidden tokens' own flow, not total − shown: sums in another order differ by rounding (2e-16 with none hidden).
+  const covered = new Uint8Array(flow.length);
+  for (const u of units) covered.fill(1, u.firstToken, u.lastToken + 1);
+  const hiddenFlow = flow.reduce((a, v, t) => (covered[t] ? a : a + v), 0);
+  const hidden = total > 0 ? hiddenFlow / total : 0;
   return { values: shown > 0 && hidden > 0 ? summed.map((v) => v / shown) : summed, hidden };
 }
 

@@ -15,7 +15,12 @@ export interface HeatmapData {
 /** What the heatmap says over its cells while the window it will show is being fetched. */
 export interface DrawOptions {
   loading?: string;
+  /** The most CSS pixels the heatmap may take down the panel (its cells are square: the smaller side wins). */
+  availableHeight?: number;
 }
+
+/** The least pixels between two drawn labels: with smaller cells every k-th label is drawn, never none. */
+const LABEL_PITCH = 10;
 
 export interface Layout {
   left: number;
@@ -71,16 +76,15 @@ export class Heatmap {
     ctx.font = `12px ${font}`;
     let widest = 0;
     for (const l of this.rowLabels.concat(this.colLabels)) widest = Math.max(widest, ctx.measureText(l).width);
-    let labelW = Math.min(120, Math.ceil(widest) + 10);
+    const labelW = Math.min(120, Math.ceil(widest) + 10);
     // Cells may be fractional pixels: the grid then keeps its size as the zoom changes, so the wheel zooms around
-    // the same point under the pointer.
-    let cell = Math.max(1, Math.min(28, (availableWidth - labelW - 8) / n));
-    const showLabels = cell >= 7;
-    if (!showLabels) {
-      labelW = 4;
-      cell = Math.max(1, Math.min(28, (availableWidth - 12) / n));
-    }
-    const fontPx = Math.max(8, Math.min(12, cell - 2));
+    // the same point under the pointer. Square cells in the width and, when given, the height (#13 point 11: a
+    // 600-token heatmap ran past the panel's bottom).
+    const side = Math.min(availableWidth, opts.availableHeight ?? Infinity);
+    const cell = Math.max(1, Math.min(28, (side - labelW - 8) / n));
+    // Labels always: every one while cells are 7 px or more, else every k-th, LABEL_PITCH pixels apart at least.
+    const step = cell >= 7 ? 1 : Math.ceil(LABEL_PITCH / cell);
+    const fontPx = Math.max(8, Math.min(12, cell * step - 2));
     const left = labelW,
       top = labelW;
     const width = left + data.cols * cell + 4,
@@ -100,6 +104,7 @@ export class Heatmap {
       cell: String(cell),
       rows: String(data.rows),
       cols: String(data.cols),
+      labelStep: String(step),
     });
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, width, height);
@@ -115,18 +120,21 @@ export class Heatmap {
       ctx.strokeRect(left + highlight.col * cell + 0.5, top + 0.5, cell - 1, data.rows * cell - 1);
 
     if (opts.loading) this.drawLoading(ctx, opts.loading, fg, font);
-    if (!showLabels) return;
     ctx.font = `${fontPx}px ${font}`;
     ctx.textBaseline = 'middle';
     ctx.fillStyle = fg;
     ctx.textAlign = 'right';
+    // With a step, the highlighted row's or column's own label is drawn too, so a hover still names its token.
+    const drawn = (i: number, hl: number | null) => i % step === 0 || i === hl;
     this.rowLabels.forEach((l, i) => {
+      if (!drawn(i, highlight.row)) return;
       ctx.globalAlpha = highlight.row === null || highlight.row === i ? 1 : 0.65;
       ctx.fillText(l, left - 4, top + i * cell + cell / 2, labelW - 6);
     });
     ctx.save();
     ctx.textAlign = 'left';
     this.colLabels.forEach((l, j) => {
+      if (!drawn(j, highlight.col)) return;
       ctx.globalAlpha = highlight.col === null || highlight.col === j ? 1 : 0.65;
       ctx.save();
       ctx.translate(left + j * cell + cell / 2, top - 4);

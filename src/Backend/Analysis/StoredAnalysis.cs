@@ -50,11 +50,17 @@ public sealed class StoredAnalysis
         }
     }
 
+    /// <summary>Releasing an analysis that kept this much or more starts a collection (#13 point 16).</summary>
+    internal const long CollectFromBytes = 32L << 20;
+
     internal void Release()
     {
         if (Interlocked.Decrement(ref _references) != 0) return;
+        var large = Attention.SizeInBytes >= CollectFromBytes;
         Attention.Dispose();
         Platform.HeapSettings.ReturnFreedMemory();
+        // A small one (MiniLM's few MB) is not worth a full collection, which would compete with the next forward.
+        if (large) Platform.HeapSettings.ReturnFreedMemorySoon();
     }
 
     public sealed class Lease(StoredAnalysis analysis) : IDisposable

@@ -11,12 +11,15 @@ namespace AttentionViz.Backend.Export;
 /// (<see cref="AttentionViews.View"/>: special tokens hidden, words merged, as the panel and render/png show it) and
 /// labelled with the view units' display text. CSV follows RFC 4180: CRLF line ends, and a field holding a comma,
 /// quote, CR or LF is quoted with its quotes doubled, so any label survives. The first row is <c>query \ key</c>
-/// followed by the key labels; each further row is a query label followed by its attention weights, written in the
-/// shortest form that reads back as the same float32.
+/// followed by the key labels as the panel reads them (<c>every</c>, not the vocabulary's <c>Ġevery</c>); the second
+/// row is <c>vocabulary</c> followed by each unit's vocabulary strings as the tokenizer has them (a word's pieces
+/// joined by spaces: <c>un ##believ ##able</c>); each further row is a query label followed by its attention weights,
+/// written in the shortest form that reads back as the same float32.
 /// </summary>
 public static class MatrixExport
 {
     public const string Corner = "query \\ key";
+    public const string VocabularyRow = "vocabulary";
 
     public static void WriteCsv(StoredAnalysis analysis, int layer, int head, string path, ViewOptions? view = null)
     {
@@ -24,19 +27,20 @@ public static class MatrixExport
         AtomicFile.Write(path, stream =>
         {
             using var writer = new StreamWriter(stream, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), 1 << 16, leaveOpen: true);
-            WriteCsv(writer, viewed.Data, viewed.Units.Select(u => u.Display).ToArray(), viewed.Rows);
+            WriteCsv(writer, viewed.Data, viewed.Units.Select(u => u.Display).ToArray(), viewed.Rows,
+                viewed.Units.Select(u => Vocabulary(analysis, u)).ToArray());
         });
     }
 
-    public static void WriteCsv(TextWriter writer, ReadOnlySpan<float> matrix, IReadOnlyList<string> labels, int n)
+    /// <summary>The vocabulary strings of a unit's tokens, as the tokenizer has them (<c>Ġevery</c>), joined by spaces.</summary>
+    public static string Vocabulary(StoredAnalysis analysis, ViewUnit unit) =>
+        string.Join(' ', Enumerable.Range(unit.FirstToken, unit.LastToken - unit.FirstToken + 1).Select(i => analysis.Tokens[i].Text));
+
+    public static void WriteCsv(TextWriter writer, ReadOnlySpan<float> matrix, IReadOnlyList<string> labels, int n,
+        IReadOnlyList<string>? vocabulary = null)
     {
-        writer.Write(Field(Corner));
-        foreach (var label in labels)
-        {
-            writer.Write(',');
-            writer.Write(Field(label));
-        }
-        writer.Write("\r\n");
+        WriteHeader(Corner, labels);
+        if (vocabulary is not null) WriteHeader(VocabularyRow, vocabulary);
         for (var row = 0; row < n; row++)
         {
             writer.Write(Field(labels[row]));
@@ -44,6 +48,17 @@ public static class MatrixExport
             {
                 writer.Write(',');
                 writer.Write(value.ToString("R", CultureInfo.InvariantCulture));
+            }
+            writer.Write("\r\n");
+        }
+
+        void WriteHeader(string corner, IReadOnlyList<string> fields)
+        {
+            writer.Write(Field(corner));
+            foreach (var field in fields)
+            {
+                writer.Write(',');
+                writer.Write(Field(field));
             }
             writer.Write("\r\n");
         }
@@ -55,7 +70,8 @@ public static class MatrixExport
 
     /// <summary>
     /// The matrix with the analysis's tokens (as analyzed) and the view's units, which label its rows and columns
-    /// (<c>firstToken</c>/<c>lastToken</c> index the tokens).
+    /// (<c>firstToken</c>/<c>lastToken</c> index the tokens): each unit's <c>display</c> is the text the panel shows,
+    /// its <c>vocabulary</c> the tokenizer's strings (as the CSV's second row).
     /// </summary>
     public static void WriteJson(StoredAnalysis analysis, int layer, int head, string path, ViewOptions? view = null)
     {
@@ -72,7 +88,10 @@ public static class MatrixExport
             options.HideSpecial,
             options.WordLevel,
             tokens = analysis.Tokens.Select(t => new { id = t.Id, text = t.Text, start = t.Start, end = t.End, special = t.Special }),
-            units = viewed.Units,
+            units = viewed.Units.Select(u => new
+            {
+                u.Text, u.Display, Vocabulary = Vocabulary(analysis, u), u.Start, u.End, u.FirstToken, u.LastToken, u.Special,
+            }),
             matrix = rows,
         }, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
     }

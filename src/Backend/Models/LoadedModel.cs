@@ -13,6 +13,9 @@ public sealed record ModelCatalogEntry(string Id, string Name, string Architectu
     public string Family { get; init; } = "";
     public int KeyValueHeads { get; init; }
 
+    /// <summary>The most tokens the model takes (its positions); 0 unknown.</summary>
+    public int Window { get; init; }
+
     /// <summary>The first sliding window of the model's layers, or null when every layer sees all earlier tokens.</summary>
     public int? SlidingWindow { get; init; }
 

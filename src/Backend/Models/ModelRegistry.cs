@@ -22,7 +22,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
 
     public static ModelCatalogEntry DefaultInfo => new(DefaultId, "all-MiniLM-L6-v2 (embedded)", "bert", 6, 12, "embedded", null)
     {
-        Family = "BERT", KeyValueHeads = 12,
+        Family = "BERT", KeyValueHeads = 12, Window = 512,
     };
 
     /// <summary>
@@ -38,7 +38,8 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
         {
             if (string.IsNullOrWhiteSpace(path)) continue;
             var folder = Path.GetFullPath(path);
-            if (seen.Add(folder)) list.Add(Describe(folder, Path.GetFileName(folder.TrimEnd('/')), "path"));
+            // A setting may name a hub snapshot itself: it is listed by its repo, as the cache scan lists it.
+            if (seen.Add(folder)) list.Add(Describe(folder, ModelName.Display(folder), "path"));
         }
         foreach (var (name, folder) in ModelDiscovery.ScanHubCache(ModelDiscovery.HuggingFaceHubCache(Environment.GetEnvironmentVariable)))
             if (seen.Add(folder)) list.Add(Describe(folder, name, "hf-cache"));
@@ -53,7 +54,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
             return new ModelCatalogEntry(d.Folder, name, d.Architecture, d.Layers, d.Heads, source, d.Folder, d.WeightBytes,
                 d.WeightFormat == "none" ? $"{folder} has no weights (model.safetensors)." : null)
             {
-                Family = d.Family, KeyValueHeads = d.KeyValueHeads, SlidingWindow = d.SlidingWindow, Note = d.Note,
+                Family = d.Family, KeyValueHeads = d.KeyValueHeads, Window = d.MaxPositions, SlidingWindow = d.SlidingWindow, Note = d.Note,
             };
         }
         // A bad weights header (ModelFormatException), like any AppException, is one folder's problem: the list answers.

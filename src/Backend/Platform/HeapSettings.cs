@@ -47,6 +47,29 @@ public static partial class HeapSettings
         }
     }
 
+    private static int _collecting;
+
+    /// <summary>
+    /// After a large analysis is released or evicted: soon, on a pool thread, a compacting collection (the managed
+    /// arrays the analysis and its answers left are garbage until a collection runs, and the heap keeps their pages
+    /// committed), then <see cref="ReturnFreedMemory"/> for the native heap. One at a time: releases close together
+    /// share one collection, which costs tens of milliseconds on a heap of a few hundred MB.
+    /// </summary>
+    public static void ReturnFreedMemorySoon()
+    {
+        if (Interlocked.Exchange(ref _collecting, 1) == 1) return;
+        _ = Task.Run(async () =>
+        {
+            await Task.Delay(50);
+            Volatile.Write(ref _collecting, 0);
+            var before = Environment.WorkingSet;
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            ReturnFreedMemory();
+            Log.Info($"returned memory after a released analysis: RSS {before >> 20} MB -> {Environment.WorkingSet >> 20} MB " +
+                $"(managed heap {GC.GetGCMemoryInfo().TotalCommittedBytes >> 20} MB committed)");
+        });
+    }
+
     [LibraryImport("libc", EntryPoint = "malloc_trim")]
     private static partial int Trim(nuint pad);
 

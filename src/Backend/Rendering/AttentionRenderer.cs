@@ -28,7 +28,7 @@ public static class AttentionRenderer
         options.Validate();
         var shown = view ?? new ViewOptions();
         var viewed = AttentionViews.View(analysis, new ViewRequest(layer, head, shown, options.MaxSize));
-        var title = $"{ModelName(analysis.Model)} · {(layer < 0 ? "mean of layers" : $"layer {layer}")} · " +
+        var title = $"{ModelTitle(analysis.Model)} · {(layer < 0 ? "mean of layers" : $"layer {layer}")} · " +
             $"{(head < 0 ? "mean of heads" : $"head {head}")}{ViewCaption(view)}";
         if (viewed.Units.Length == 0) throw new InvalidRequestException(NothingLeft);
         // Token units keep their raw text (so Ġ/▁ still show as the space marker); words show their joined text.
@@ -134,7 +134,7 @@ public static class AttentionRenderer
 
         using var labelFont = LabelFont.Create(11);
         using var titleFont = LabelFont.Create(TitleSize);
-        var model = ModelName(analysis.Model);
+        var model = ModelTitle(analysis.Model);
         var units = view?.WordLevel == true ? "words" : "tokens";
         var pooled = factor > 1 ? $" · max-pooled ×{factor}" : "";
         var caption = ViewCaption(view is null ? null : view with { WordLevel = false });
@@ -189,6 +189,7 @@ public static class AttentionRenderer
         private readonly float _scaleMax;
         private readonly (float Value, string Text)[] _ticks;
         private readonly SKFont _labelFont;
+        private readonly string _title;
         public SKCanvas Canvas { get; }
         public SKPaint Text { get; }
         public SKRectI Bar { get; }
@@ -208,12 +209,13 @@ public static class AttentionRenderer
             Canvas = new SKCanvas(_bitmap);
             Canvas.Clear(theme.Background);
             Text = new SKPaint { Color = theme.Text, IsAntialias = true };
-            Canvas.DrawText(TokenLabels.Fit(title, titleFont, width - 2 * Pad), Pad, Pad + TitleSize, SKTextAlign.Left, titleFont, Text);
+            _title = TokenLabels.Fit(title, titleFont, width - 2 * Pad);
+            Canvas.DrawText(_title, Pad, Pad + TitleSize, SKTextAlign.Left, titleFont, Text);
         }
 
         public void DrawColorBar(ColorMap map) => AttentionRenderer.DrawColorBar(Canvas, Bar, map, _scaleMax, _ticks, _labelFont, Text);
 
-        public RenderedImage Finish(RenderLayout layout) => new(Encode(_bitmap), _bitmap.Width, _bitmap.Height, layout);
+        public RenderedImage Finish(RenderLayout layout) => new(Encode(_bitmap), _bitmap.Width, _bitmap.Height, layout, _title);
 
         public void Dispose()
         {
@@ -286,9 +288,8 @@ public static class AttentionRenderer
     }
 
     /// <summary>A model folder's name rather than its whole path.</summary>
-    private static string ModelName(ModelSummary model) =>
-        model.Id == Models.ModelRegistry.DefaultId ? Storage.EmbeddedModel.ModelName
-        : Path.IsPathFullyQualified(model.Id) ? Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Id)) : model.Id;
+    /// <summary>The model as a person reads it (a hub snapshot by its repo, not its hash): Models/ModelName.</summary>
+    private static string ModelTitle(ModelSummary model) => Models.ModelName.Display(model.Id);
 
     /// <summary>
     /// PNG with the Sub filter and zlib level 3: on a 512×512 heatmap about twice as fast as all filters at level 6,

@@ -57,5 +57,5 @@ public sealed record RenderLayout(
     int Left, int Top, int Cell, int Cells, int Pitch, SKRectI ColorBar, SKRectI RowLabels, SKRectI ColumnLabels,
     float ScaleMax, int PoolFactor, int LabelStep);
 
-/// <summary>A PNG and its size, with the layout (for tests and callers that map pixels back to tokens).</summary>
-public sealed record RenderedImage(byte[] Png, int Width, int Height, RenderLayout Layout);
+/// <summary>A PNG and its size, with the layout (for tests and callers that map pixels back to tokens) and the title as drawn.</summary>
+public sealed record RenderedImage(byte[] Png, int Width, int Height, RenderLayout Layout, string Title);

@@ -18,14 +18,16 @@ public sealed record InitializeResult(string ServerVersion, string ProtocolVersi
 public sealed record ModelsListParams(string[]? Paths = null);
 
 /// <param name="Family">the family's name for people (Gemma 3, Phi-3, …); empty with an error</param>
-/// <param name="Window">the sliding window of the model's windowed layers, or null when every layer sees all earlier tokens</param>
+/// <param name="KeyValueHeads">heads of keys and values (fewer than heads with grouped-query attention); 0 when unknown (a broken entry)</param>
+/// <param name="Window">the most tokens the model takes (its positions); 0 when unknown</param>
+/// <param name="SlidingWindow">the sliding window of the model's windowed layers, or null when every layer sees all earlier tokens</param>
 /// <param name="Note">how the checkpoint is read when that is not obvious (a multimodal Gemma 3's images are not analysed)</param>
 public sealed record ModelListEntry(string Id, string Name, string Architecture, int Layers, int Heads, string Source, string? Path, long? SizeBytes,
-    string? Error, string Family, int KeyValueHeads, int? Window, string? Note)
+    string? Error, string Family, int KeyValueHeads, int Window, int? SlidingWindow, string? Note)
 {
     public static ModelListEntry From(ModelCatalogEntry info) =>
         new(info.Id, info.Name, info.Architecture, info.Layers, info.Heads, info.Source, info.Path, info.SizeBytes, info.Error,
-            info.Family, info.KeyValueHeads, info.SlidingWindow, info.Note);
+            info.Family, info.KeyValueHeads, info.Window, info.SlidingWindow, info.Note);
 }
 
 /// <param name="WorkDoneToken">LSP's work-done token: when given, the server reports `$/progress` under it (layer k of L)</param>

@@ -38,6 +38,10 @@ public sealed class ModelDiscoveryTests
         Assert.AreEqual("default", list[0].Id);
         var tiny = list.Single(m => m.Path == Fixtures.Folder("bert-tiny"));
         Assert.AreEqual(("bert", 2, 4, "path"), (tiny.Architecture, tiny.Layers, tiny.Heads, tiny.Source));
+        Assert.AreEqual((4, 128), (tiny.KeyValueHeads, tiny.Window), "kv heads and window, for Select Model (#13 point 14)");
+        var gqa = registry.List([Fixtures.Folder("llama-long-tiny")]).Single(m => m.Path == Fixtures.Folder("llama-long-tiny"));
+        Assert.AreEqual(("llama", 4, 2, 4096), (gqa.Architecture, gqa.Heads, gqa.KeyValueHeads, gqa.Window));
+        Assert.AreEqual((12, 512), (list[0].KeyValueHeads, list[0].Window), "the embedded MiniLM");
         Assert.AreEqual(new FileInfo(Path.Combine(Fixtures.Folder("bert-tiny"), "model.safetensors")).Length, tiny.SizeBytes);
         Assert.IsNull(tiny.Error);
         StringAssert.Contains(list.Single(m => m.Path == unsupported).Error, "mamba");

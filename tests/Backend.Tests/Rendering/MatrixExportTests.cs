@@ -34,19 +34,21 @@ public sealed class MatrixExportTests
         MatrixExport.WriteCsv(analysis, layer, head, path);
         var records = CsvReader.Parse(File.ReadAllText(path));
         var n = Awkward.Length;
-        Assert.HasCount(n + 1, records);
+        Assert.HasCount(n + 2, records);
         var labels = Awkward.Select(t => TokenDisplay.Escape(t)).ToArray(); // "line\\r\\nbreak", "\\n": as the panel shows them
         CollectionAssert.AreEqual(new[] { "query \\ key" }.Concat(labels).ToArray(), records[0], "header: the key tokens' display text");
+        CollectionAssert.AreEqual(new[] { "vocabulary" }.Concat(Awkward).ToArray(), records[1], "second row: the vocabulary strings");
         var expected = Expected(analysis, layer, head);
         for (var q = 0; q < n; q++)
         {
-            Assert.HasCount(n + 1, records[q + 1]);
-            Assert.AreEqual(labels[q], records[q + 1][0], $"row {q}: the query token");
+            var record = records[q + 2];
+            Assert.HasCount(n + 1, record);
+            Assert.AreEqual(labels[q], record[0], $"row {q}: the query token");
             for (var k = 0; k < n; k++)
             {
-                var value = float.Parse(records[q + 1][k + 1], NumberStyles.Float, CultureInfo.InvariantCulture);
+                var value = float.Parse(record[k + 1], NumberStyles.Float, CultureInfo.InvariantCulture);
                 Assert.AreEqual(BitConverter.SingleToInt32Bits(expected[q * n + k]), BitConverter.SingleToInt32Bits(value),
-                    $"({q}, {k}): {records[q + 1][k + 1]}");
+                    $"({q}, {k}): {record[k + 1]}");
             }
         }
     }
@@ -79,10 +81,21 @@ public sealed class MatrixExportTests
         var labels = view.Units.Select(u => u.Display).ToArray();
         CollectionAssert.AreEqual(new[] { "query \\ key" }.Concat(labels).ToArray(), records[0]);
         Assert.DoesNotContain("Ġdog", labels);
-        var values = records.Skip(1).SelectMany(r => r.Skip(1))
+        // The vocabulary strings stay beside the readable ones, in their own row: a word's pieces joined by spaces.
+        var vocabulary = view.Units.Select(u => u.Text switch
+        {
+            "unbelievable" => "un ##believ ##able",
+            "un" => "un",
+            "believ" => "##believ",
+            "able" => "##able",
+            "dog" => "Ġdog",
+            var special => special,
+        }).ToArray();
+        CollectionAssert.AreEqual(new[] { "vocabulary" }.Concat(vocabulary).ToArray(), records[1]);
+        var values = records.Skip(2).SelectMany(r => r.Skip(1))
             .Select(v => float.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture)).ToArray();
         CollectionAssert.AreEqual(view.Data, values);
-        CollectionAssert.AreEqual(labels, records.Skip(1).Select(r => r[0]).ToArray());
+        CollectionAssert.AreEqual(labels, records.Skip(2).Select(r => r[0]).ToArray());
     }
 
     [TestMethod]
@@ -98,6 +111,8 @@ public sealed class MatrixExportTests
         Assert.IsTrue(json.GetProperty("wordLevel").GetBoolean());
         var units = json.GetProperty("units").EnumerateArray().ToArray();
         CollectionAssert.AreEqual(new[] { "unbelievable", "dog" }, units.Select(u => u.GetProperty("display").GetString()).ToArray());
+        CollectionAssert.AreEqual(new[] { "un ##believ ##able", "Ġdog" }, units.Select(u => u.GetProperty("vocabulary").GetString()).ToArray(),
+            "the tokenizer's strings beside the readable text");
         CollectionAssert.AreEqual(new[] { 1, 4 }, units.Select(u => u.GetProperty("firstToken").GetInt32()).ToArray());
         Assert.AreEqual(6, json.GetProperty("tokens").GetArrayLength(), "the tokens as analyzed");
         var actual = json.GetProperty("matrix").EnumerateArray().SelectMany(row => row.EnumerateArray().Select(v => v.GetSingle())).ToArray();

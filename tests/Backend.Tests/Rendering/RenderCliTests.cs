@@ -68,8 +68,9 @@ public sealed class RenderCliTests
         Assert.AreEqual(0, code, stderr);
         var records = CsvReader.Parse(File.ReadAllText(output));
         CollectionAssert.AreEqual(new[] { "query \\ key", "[CLS]", "hello", ",", "world", "[SEP]" }, records[0]);
-        StringAssert.StartsWith(File.ReadAllText(output).Split("\r\n")[3], "\",\",", "the comma token is quoted");
-        foreach (var row in records.Skip(1))
+        CollectionAssert.AreEqual(new[] { "vocabulary", "[CLS]", "hello", ",", "world", "[SEP]" }, records[1]);
+        StringAssert.StartsWith(File.ReadAllText(output).Split("\r\n")[4], "\",\",", "the comma token is quoted");
+        foreach (var row in records.Skip(2))
             Assert.AreEqual(1.0, row[1..].Sum(v => double.Parse(v, CultureInfo.InvariantCulture)), 1e-5, "a softmax row sums to 1");
 
         var json = Temp("hello.json");

@@ -203,14 +203,15 @@ public sealed class RenderRpcTests
         var records = CsvReader.Parse(File.ReadAllText(csvPath));
         var tokens = (await Call("attention/analyze", new { text = FoxText })).GetProperty("tokens").EnumerateArray()
             .Select(t => t.GetProperty("text").GetString()).ToArray();
-        CollectionAssert.AreEqual(tokens, records[0][1..]);
+        CollectionAssert.AreEqual(tokens, records[1][1..], "the second row: the vocabulary strings");
+        Assert.AreEqual("vocabulary", records[1][0]);
         var matrix = await Matrix(id, 1, 2);
-        var parsed = records.Skip(1).SelectMany(r => r[1..].Select(v => float.Parse(v, CultureInfo.InvariantCulture))).ToArray();
+        var parsed = records.Skip(2).SelectMany(r => r[1..].Select(v => float.Parse(v, CultureInfo.InvariantCulture))).ToArray();
         CollectionAssert.AreEqual(matrix, parsed, "CSV numbers are the matrix, exactly");
 
         var meanPath = Path.Combine(folder, "mean.csv");
         await Call("attention/export", new { analysisId = id, format = "csv", path = meanPath });
-        var mean = CsvReader.Parse(File.ReadAllText(meanPath)).Skip(1)
+        var mean = CsvReader.Parse(File.ReadAllText(meanPath)).Skip(2)
             .SelectMany(r => r[1..].Select(v => float.Parse(v, CultureInfo.InvariantCulture))).ToArray();
         CollectionAssert.AreEqual(await Matrix(id, -1, -1), mean, "without layer and head: the mean over everything");
 
@@ -241,7 +242,7 @@ public sealed class RenderRpcTests
         Assert.DoesNotContain("[CLS]", units);
         CollectionAssert.AreEqual(units, records[0][1..], "labels: the units' display text");
         var expected = MemoryMarshal.Cast<byte, float>(view.GetProperty("data").GetBytesFromBase64()).ToArray();
-        var parsed = records.Skip(1).SelectMany(r => r[1..].Select(v => float.Parse(v, CultureInfo.InvariantCulture))).ToArray();
+        var parsed = records.Skip(2).SelectMany(r => r[1..].Select(v => float.Parse(v, CultureInfo.InvariantCulture))).ToArray();
         CollectionAssert.AreEqual(expected, parsed);
     }
 

@@ -142,7 +142,7 @@ public sealed class RpcServerTests
         Assert.AreEqual((family, 2, 4, kvHeads), (listed.GetProperty("family").GetString(), listed.GetProperty("layers").GetInt32(),
             listed.GetProperty("heads").GetInt32(), listed.GetProperty("keyValueHeads").GetInt32()));
         // A null window is left out on the wire.
-        Assert.AreEqual(window, listed.TryGetProperty("window", out var w) && w.ValueKind != JsonValueKind.Null ? w.GetInt32() : null);
+        Assert.AreEqual(window, listed.TryGetProperty("slidingWindow", out var w) && w.ValueKind != JsonValueKind.Null ? w.GetInt32() : null);
         Assert.IsGreaterThan(0L, listed.GetProperty("sizeBytes").GetInt64());
 
         var analysis = await Call("attention/analyze", new { text, modelId = folder });

@@ -42,6 +42,14 @@ const tSetup = Date.now();
 writeLlamaTestModel(path.join(workspace, 'llama-test-model'));
 // Inspect Prompt at Cursor (issue #11): a prompt in Python code with escapes, and chat messages for Qwen's template.
 writeQwenTestModel(path.join(workspace, 'qwen-test-model'));
+// Select Model (#13 point 14): a Hugging Face cache holding one model, laid out as the hub lays it out (files in the
+// snapshot are links), seen by the backend through HF_HUB_CACHE.
+const hub = fs.mkdtempSync(path.join(os.tmpdir(), 'avz-hub-'));
+const snapshot = path.join(hub, 'models--acme--tiny-llama', 'snapshots', '0123abcd');
+fs.mkdirSync(snapshot, { recursive: true });
+for (const f of fs.readdirSync(path.join(workspace, 'llama-test-model')))
+  fs.symlinkSync(path.join(workspace, 'llama-test-model', f), path.join(snapshot, f));
+process.env.HF_HUB_CACHE = hub;
 fs.writeFileSync(path.join(workspace, 'prompt.py'), 'SYSTEM = """You are helpful.\\nAnswer briefly, in \\"one\\" line."""\n');
 fs.writeFileSync(path.join(workspace, 'messages.json'), JSON.stringify({ messages: [
   { role: 'system', content: 'You are a terse assistant.\nAnswer in one line.' },

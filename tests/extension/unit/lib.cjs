@@ -14,6 +14,7 @@ module.exports = {
   html: require(path.join(lib, 'host/html.js')),
   locate: require(path.join(lib, 'host/locate.js')),
   chatTemplate: require(path.join(lib, 'host/chatTemplate.js')),
+  modelPicks: require(path.join(lib, 'host/modelPicks.js')),
   backendProcess: require(path.join(lib, 'host/backendProcess.js')),
   textMap: require(path.join(lib, 'shared/textMap.js')),
   sections: require(path.join(lib, 'shared/sections.js')),

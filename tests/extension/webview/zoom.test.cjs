@@ -107,8 +107,17 @@ const geometry = (page) => page.evaluate(() => {
   const d = c.dataset;
   return { x: r.left, y: r.top, left: Number(d.left), top: Number(d.top), cell: Number(d.cell), rows: Number(d.rows), cols: Number(d.cols) };
 });
-/** The page point at the middle of drawn cell (row, col). */
-const at = (g, row, col) => ({ x: g.x + g.left + (col + 0.5) * g.cell, y: g.y + g.top + (row + 0.5) * g.cell });
+/**
+ * A page point inside drawn cell (row, col): its middle, moved to a whole pixel still inside the cell (mouse events
+ * carry whole pixels, and with labels beside a pooled overview a cell can be under 2 px).
+ */
+const at = (g, row, col) => {
+  const inside = (origin, i) => {
+    const mid = Math.floor(origin + (i + 0.5) * g.cell);
+    return mid >= origin + i * g.cell ? mid : Math.ceil(origin + i * g.cell);
+  };
+  return { x: inside(g.x + g.left, col), y: inside(g.y + g.top, row) };
+};
 const views = (page) => page.evaluate(() => window.__posted.filter((m) => m.type === 'rpc' && m.method === 'attention/view').map((m) => m.params));
 const minimapViewport = (page) => page.evaluate(() => document.getElementById('minimap').dataset.viewport);
 

@@ -14,6 +14,7 @@ import type { AnalysisView } from '../../shared/messages';
 import { TextMap } from '../../shared/textMap';
 import type { TextSection } from '../../shared/protocol';
 import { findSections } from '../../shared/sections';
+import { MODEL_PATH_SETTING, modelErrorMessage } from '../modelPicks';
 
 /** The workspace state key of the model picked with Select Model. */
 export const SELECTED_MODEL_KEY = 'attentionViz.model';
@@ -181,6 +182,24 @@ export class Analyzer implements SelectionAnalyzer, vscode.Disposable {
       }
       const message = e instanceof Error ? e.message : String(e);
       this.backend.log(`analyze failed: ${message}`);
+      if (
+        e instanceof ResponseError &&
+        (e.code === ErrorCodes.ModelLoadFailed || e.code === ErrorCodes.ModelFileInvalid)
+      ) {
+        // The model's folder is at fault: say which setting named it, with the button that changes it.
+        const selected = this.context.workspaceState.get<string>(SELECTED_MODEL_KEY);
+        const told = modelErrorMessage(message, { modelPath: cfg.modelPath.trim(), selected });
+        panel.post({ type: 'error', message: told.text.replace(/^AttentionViz: /, '') });
+        if (withProgress) {
+          const buttons = told.button ? [told.button] : [];
+          void vscode.window.showErrorMessage(told.text, ...buttons).then((c) => {
+            if (c === 'Open Settings')
+              void vscode.commands.executeCommand('workbench.action.openSettings', MODEL_PATH_SETTING);
+            else if (c === 'Select Model') void vscode.commands.executeCommand('attentionViz.selectModel');
+          });
+        }
+        return;
+      }
       panel.post({ type: 'error', message: e instanceof SetupError ? `${message} ${e.hint}` : message });
       // The Backend told the user about the crash once, with Show Log; the panel says what it means for this analysis.
       if (e instanceof BackendStoppedError) return;

@@ -511,9 +511,12 @@ export interface ModelListEntry {
   error?: string;
   /** the family's name for people (Gemma 3, Phi-3, …); empty with an error */
   family: string;
+  /** heads of keys and values (fewer than heads with grouped-query attention); 0 when unknown (a broken entry) */
   keyValueHeads: number;
+  /** the most tokens the model takes (its positions); 0 when unknown */
+  window: number;
   /** the sliding window of the model's windowed layers, or null when every layer sees all earlier tokens */
-  window?: number;
+  slidingWindow?: number;
   /** how the checkpoint is read when that is not obvious (a multimodal Gemma 3's images are not analysed) */
   note?: string;
 }

@@ -124,16 +124,17 @@ export async function showHeads(): Promise<void> {
     hi = Math.max(...finite);
   ui.headsGrid.replaceChildren();
   ui.headsGrid.style.gridTemplateColumns = `auto repeat(${heads}, minmax(42px, 1fr))`;
-  ui.headsGrid.append(document.createElement('span'));
+  // The grid scrolls inside itself past the panel's size, its head and layer labels held at the top and left.
+  ui.headsGrid.append(h('span', { class: 'grid-corner' }));
   for (let h = 0; h < heads; h++) {
     const s = document.createElement('span');
-    s.className = 'grid-label';
+    s.className = 'grid-label col-label';
     s.textContent = `H${h}`;
     ui.headsGrid.append(s);
   }
   for (let l = 0; l < layers; l++) {
     const s = document.createElement('span');
-    s.className = 'grid-label';
+    s.className = 'grid-label row-label';
     s.textContent = `L${l}`;
     ui.headsGrid.append(s);
     for (let h = 0; h < heads; h++) {

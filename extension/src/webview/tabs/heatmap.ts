@@ -119,6 +119,17 @@ function heatmapWidth(): number {
   return Math.max(200, (ui.headView.clientWidth || document.body.clientWidth) - 80);
 }
 
+/** The panel's height below the heatmap's top, which it fits rather than run past the bottom (240 px at least). */
+function heatmapHeight(): number {
+  const top = ui.wrap.getBoundingClientRect().top + window.scrollY;
+  return Math.max(240, window.innerHeight - top - 12);
+}
+
+/** The overview's side in cells: about the heatmap's pixels on its smaller side. */
+function overviewCells(): number {
+  return overviewSize(Math.min(heatmapWidth(), heatmapHeight()));
+}
+
 /** One head large, or the all-heads grid (the toolbar's view switch). */
 export function showHeatmap(): Promise<void> {
   const grid = app.state.view === 'grid';
@@ -132,7 +143,7 @@ async function showHead(): Promise<void> {
   if (!analysis) return;
   const seq = ++drawSeq;
   const { layer, head } = app.state;
-  const size = overviewSize(heatmapWidth());
+  const size = overviewCells();
   // A long matrix comes pooled to about the heatmap's pixels; a short one (and its windows) at full resolution.
   const long = analysis.tokens.length > size;
   const ov = await viewMatrix(layer, head, long ? { maxSize: size, pooling: app.options.pooling } : {});
@@ -166,10 +177,11 @@ function display(m: ViewMatrix, loading = ''): void {
   shown = m;
   loadingText = loading;
   heatmap.set(m, cellLabels(m, 'rows'), cellLabels(m, 'cols'));
+  // The zoom bar first: the minimap it may show moves the heatmap down, and the heatmap fits the height left.
+  syncZoomBar();
   redraw();
   drawLegend(heatmap.max);
   paintStrip();
-  syncZoomBar();
   // A locked cell's readout follows the matrix shown now (another layer or head), never an older value.
   const lock = app.state.locked;
   if (lock && lock.row !== null && lock.col !== null && !ui.tooltip.hidden) {
@@ -205,7 +217,7 @@ async function showWindow(seq: number): Promise<void> {
   if (!v || !ov) return;
   const { layer, head } = app.state;
   const e = extentOf(ov);
-  const size = overviewSize(heatmapWidth());
+  const size = overviewCells();
   display(crop(ov, v), `Loading rows ${spanLabel(v.rows)} × columns ${spanLabel(v.cols)}…`);
   frame.app.dataset.zoom = 'loading';
   const m = await windows.ask(() => viewMatrix(layer, head, windowParams(v, e, size, app.options.pooling)));
@@ -343,7 +355,7 @@ export function redraw(): void {
     row: m && hl.row !== null ? unitCell(m.rowRange, m.poolFactor, hl.row) : null,
     col: m && hl.col !== null ? unitCell(m.colRange, m.poolFactor, hl.col) : null,
   };
-  heatmap.draw(heatmapWidth(), cell, { loading: loadingText });
+  heatmap.draw(heatmapWidth(), cell, { loading: loadingText, availableHeight: heatmapHeight() });
   if (!ui.minimap.hidden && currentViewport()) minimap.draw(currentViewport()!, foreground());
 }
 
@@ -428,19 +440,22 @@ async function showGrid(): Promise<void> {
   if (!app.analysis) return;
   const { layers, heads } = app.analysis.model;
   ui.grid.replaceChildren();
-  ui.grid.style.gridTemplateColumns = `auto repeat(${heads + 1}, minmax(10px, 64px))`;
+  // At least 28 px a thumbnail, so that the H labels stay apart; past the panel's width the grid scrolls.
+  ui.grid.style.gridTemplateColumns = `auto repeat(${heads + 1}, minmax(28px, 64px))`;
+  // The grid scrolls inside itself past the panel's size, its head and layer labels held at the top and left.
   const corner = document.createElement('span');
+  corner.className = 'grid-corner';
   ui.grid.append(corner);
   for (let h = -1; h < heads; h++) {
     const s = document.createElement('span');
-    s.className = 'grid-label';
+    s.className = 'grid-label col-label';
     s.textContent = h < 0 ? 'mean' : `H${h}`;
     ui.grid.append(s);
   }
   const jobs: Promise<void>[] = [];
   for (let l = -1; l < layers; l++) {
     const rowLabel = document.createElement('span');
-    rowLabel.className = 'grid-label';
+    rowLabel.className = 'grid-label row-label';
     rowLabel.textContent = l < 0 ? 'mean' : `L${l}`;
     ui.grid.append(rowLabel);
     for (let h = -1; h < heads; h++) {

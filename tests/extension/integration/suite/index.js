@@ -215,8 +215,9 @@ test('Export Attention writes CSV of the visible head and safetensors of the who
   const csv = vscode.Uri.joinPath(ws(), 'export-test.csv');
   assert.equal((await vscode.commands.executeCommand('attentionViz.exportAttention', csv)).toString(), csv.toString());
   const lines = Buffer.from(await vscode.workspace.fs.readFile(csv)).toString('utf8').trim().split('\r\n');
-  assert.equal(lines.length, s.tokens + 1, 'a header row and one row per query token');
-  const row = lines[1].split(',').slice(-s.tokens).map(Number);
+  assert.equal(lines.length, s.tokens + 2, 'two header rows (display text, vocabulary) and one row per query token');
+  assert.ok(lines[1].startsWith('vocabulary,'), lines[1]);
+  const row = lines[2].split(',').slice(-s.tokens).map(Number);
   assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-4, `a softmax row sums to 1: ${row}`);
   // With special tokens hidden in the panel, the CSV is the panel's view: the special tokens' rows and columns go.
   const specials = lines[0].split(',').filter((c) => c === '[CLS]' || c === '[SEP]').length;
@@ -225,7 +226,7 @@ test('Export Attention writes CSV of the visible head and safetensors of the who
   await until('the panel to hide special tokens', () => api.panelView()?.hideSpecial === true);
   await vscode.commands.executeCommand('attentionViz.exportAttention', csv);
   const trimmed = Buffer.from(await vscode.workspace.fs.readFile(csv)).toString('utf8').trim().split('\r\n');
-  assert.equal(trimmed.length, s.tokens - specials + 1, 'the view without [CLS] and [SEP]');
+  assert.equal(trimmed.length, s.tokens - specials + 2, 'the view without [CLS] and [SEP]');
   assert.ok(!trimmed[0].includes('[CLS]') && !trimmed[0].includes('[SEP]'), `no special columns: ${trimmed[0]}`);
   api.setPanelView({ hideSpecial: false });
   await until('the panel to show special tokens again', () => api.panelView()?.hideSpecial === false);
@@ -306,6 +307,43 @@ test('followSelection re-analyzes a changed selection after the debounce', async
     assert.ok(s.tokens >= words + 2, `tokens ${s.tokens} for ${words} words`);
   } finally {
     await vscode.workspace.getConfiguration('attentionViz').update('followSelection', undefined, vscode.ConfigurationTarget.Workspace);
+  }
+});
+
+test('Select Model with a missing or a corrupt attentionViz.modelPath lists every usable model, marks the broken one, offers Browse… and Open Settings', async () => {
+  const cfg = () => vscode.workspace.getConfiguration('attentionViz');
+  const corrupt = path.join(ws().fsPath, 'corrupt-model');
+  fs.mkdirSync(corrupt, { recursive: true });
+  fs.writeFileSync(path.join(corrupt, 'config.json'), '{"model_type": "llama", "num_hidden_layers": ');
+  fs.writeFileSync(path.join(corrupt, 'model.safetensors'), 'not a safetensors file');
+  try {
+    for (const [folder, reason] of [[path.join(ws().fsPath, 'no-such-model'), /not found/], [corrupt, /config\.json/]]) {
+      await cfg().update('modelPath', folder, vscode.ConfigurationTarget.Workspace);
+      const picks = await api.modelPicks();
+      log(`  ${path.basename(folder)}: ${picks.map((p) => `${p.kind} ${p.label} | ${p.description ?? ''} | ${p.detail ?? ''}`).join(' // ')}`);
+      const broken = picks.filter((p) => p.kind === 'broken');
+      assert.equal(broken.length, 1, 'the setting\'s folder, marked');
+      assert.equal(broken[0].label, `$(error) ${path.basename(folder)}`);
+      assert.match(broken[0].detail, reason);
+      assert.match(broken[0].detail, /\(from attentionViz\.modelPath\)$/);
+      assert.ok(picks.every((p) => !/0 layers × 0 heads/.test(p.description ?? '')), 'no bogus model');
+      // Every usable model is still listed, with family, size, layers × heads, kv heads and window.
+      const models = picks.filter((p) => p.kind === 'model');
+      assert.equal(models[0].id, 'default');
+      assert.equal(models[0].description, 'BERT · embedded · 6 layers × 12 heads · 12 kv heads · window 512');
+      const hub = models.find((p) => p.label === 'acme/tiny-llama');
+      assert.ok(hub, 'the Hugging Face cache entry');
+      assert.match(hub.description, /^Llama · [\d.]+ MB · \d+ layers × \d+ heads · \d+ kv heads · window [\d,]+$/);
+      assert.deepEqual(picks.slice(-2).map((p) => p.label), ['$(folder-opened) Browse…', '$(gear) Open Settings']);
+      // The quick pick itself, to look at; closed again without a pick.
+      const shown = vscode.commands.executeCommand('attentionViz.selectModel');
+      await screenshot(`select-model-${path.basename(folder)}`);
+      await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
+      await shown;
+    }
+  } finally {
+    await cfg().update('modelPath', undefined, vscode.ConfigurationTarget.Workspace);
+    fs.rmSync(corrupt, { recursive: true, force: true });
   }
 });
 
