@@ -147,8 +147,9 @@ public sealed record Gemma3MultimodalConfig
     [JsonPropertyName("text_config")] public Gemma3TextConfig? TextConfig { get; init; }
 
     /// <summary>The language model's config, marked as a multimodal checkpoint's.</summary>
-    public Gemma3TextConfig Text(string source) =>
-        (TextConfig ?? throw new ModelLoadException($"{source}: model_type gemma3 without text_config: no language model is described."))
-            with
-        { Multimodal = true, ModelType = "gemma3" };
+    public Gemma3TextConfig Text(string source)
+    {
+        var text = TextConfig ?? throw new ModelLoadException($"{source}: model_type gemma3 without text_config: no language model is described.");
+        return text with { Multimodal = true, ModelType = "gemma3" };
+    }
 }

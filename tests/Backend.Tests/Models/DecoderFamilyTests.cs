@@ -141,6 +141,57 @@ public sealed class DecoderFamilyTests
     }
 }
 
+/// <summary>Config files shaped like the published checkpoints': the defaults a sparse config relies on are HF's.</summary>
+[TestClass]
+public sealed class PublishedConfigShapeTests
+{
+    private static ModelDescription Describe(JsonObject config)
+    {
+        var folder = TempFolder("published");
+        WriteConfig(folder, config);
+        return ModelFolder.Describe(folder);
+    }
+
+    [TestMethod]
+    public void Gemma3MultimodalWithASparseTextConfig()
+    {
+        // gemma-3-4b-it's layout: text_config names only what differs from Gemma3TextConfig's defaults.
+        var d = Describe(new JsonObject
+        {
+            ["architectures"] = new JsonArray("Gemma3ForConditionalGeneration"), ["model_type"] = "gemma3", ["torch_dtype"] = "bfloat16",
+            ["text_config"] = new JsonObject
+            {
+                ["hidden_size"] = 2560, ["intermediate_size"] = 10240, ["model_type"] = "gemma3_text", ["num_hidden_layers"] = 34,
+                ["rope_scaling"] = new JsonObject { ["factor"] = 8.0, ["rope_type"] = "linear" }, ["sliding_window"] = 1024,
+            },
+            ["vision_config"] = new JsonObject { ["model_type"] = "siglip_vision_model" },
+        });
+        Assert.AreEqual(("gemma3", 34, 8, 4, 262_208, 131_072, 1024), (d.Architecture, d.Layers, d.Heads, d.KeyValueHeads, d.VocabularySize,
+            d.MaxPositions, d.SlidingWindow));
+        StringAssert.Contains(d.Note, "images are not analysed");
+    }
+
+    [TestMethod]
+    public void Phi35MiniWithLongRope()
+    {
+        // Phi-3.5-mini's layout: head_dim 96 (3072 / 32), 48 short and 48 long factors, 131,072 positions over 4,096.
+        JsonArray Factors(double f) => [.. Enumerable.Range(0, 48).Select(i => (JsonNode?)(f + i * 0.01))];
+        var config = new JsonObject
+        {
+            ["architectures"] = new JsonArray("Phi3ForCausalLM"), ["model_type"] = "phi3", ["hidden_size"] = 3072, ["intermediate_size"] = 8192,
+            ["num_hidden_layers"] = 32, ["num_attention_heads"] = 32, ["num_key_value_heads"] = 32, ["vocab_size"] = 32064,
+            ["max_position_embeddings"] = 131_072, ["original_max_position_embeddings"] = 4096, ["rms_norm_eps"] = 1e-5,
+            ["rope_theta"] = 10_000.0, ["sliding_window"] = 262_144, ["torch_dtype"] = "bfloat16", ["tie_word_embeddings"] = false,
+            ["rope_scaling"] = new JsonObject { ["type"] = "longrope", ["short_factor"] = Factors(1.0), ["long_factor"] = Factors(2.0) },
+        };
+        var d = Describe(config);
+        Assert.AreEqual(("phi3", "Phi-3", 32, 32, 32, 262_144), (d.Architecture, d.Family, d.Layers, d.Heads, d.KeyValueHeads, d.SlidingWindow));
+        var spec = ConfigJson.Load<Phi3Config>(Path.Combine(d.Folder, "config.json")).Decoder("config.json");
+        Assert.AreEqual(96, spec.HeadDim);
+        Assert.AreEqual(Math.Sqrt(1 + Math.Log(32) / Math.Log(4096)), spec.Rotaries[0].AttentionScaling, 1e-12);
+    }
+}
+
 /// <summary>Which layers see a window, per family, and the keys each spelling of the pattern is read from.</summary>
 [TestClass]
 public sealed class DecoderWindowTests

@@ -61,6 +61,10 @@ public sealed class DecoderFixtureTests
     [TestMethod]
     [DataRow("gpt2-tiny")]
     [DataRow("llama-tiny")]
+    [DataRow("qwen3-tiny")]
+    [DataRow("gemma2-tiny")]  // the padded path's soft-capping and window
+    [DataRow("gemma3-tiny")]
+    [DataRow("phi3-tiny")]
     public void RightPaddingIsMaskedAndChangesNothingElse(string fixture)
     {
         // s0 plus four padding tokens with attention_mask 0: padded keys get exactly 0, and the real tokens' attention

@@ -95,7 +95,7 @@ public abstract record DecoderConfig : IModelConfig
         ConfigChecks.Require(source, ModelTypes.Contains(ModelType), $"model_type '{ModelType}' is not one of {string.Join(", ", ModelTypes)}.");
         foreach (var (key, value) in UnusedKeys())
             ConfigChecks.Require(source, value is null,
-                $"{key} = {value} is set, but {ModelType} models do not use it; a config that needs it is not a {ModelType} model.");
+                $"{key} = {value} is set, but {ModelType} models do not use it: ignoring it would show attention that is not the model's.");
         ConfigChecks.Require(source, UsesPartialRotary || PartialRotaryFactor == 1.0,
             $"partial_rotary_factor = {PartialRotaryFactor} is not supported for {ModelType} (only 1).");
         ConfigChecks.Require(source, PartialRotaryFactor is > 0 and <= 1,

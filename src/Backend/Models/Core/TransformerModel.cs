@@ -55,8 +55,8 @@ public interface IValueObserver
 /// <summary>A transformer whose attention the backend can show.</summary>
 public interface ITransformerModel : IDisposable
 {
-    /// <summary>config.json's model_type (bert, roberta, distilbert, gpt2, llama, mistral, qwen2, qwen3, gemma2, gemma3_text,
-    /// gemma3, phi3).</summary>
+    /// <summary>config.json's model_type (bert, roberta, distilbert, gpt2, llama, mistral, qwen2, qwen3, gemma2, gemma3_text, gemma3,
+    /// phi3).</summary>
     string Architecture { get; }
     int Layers { get; }
 
