@@ -90,7 +90,12 @@ export class AttentionPanel implements vscode.Disposable {
     return this.panel.visible;
   }
 
+  /** The last busy, idle or error line sent (what the panel's status says), for the integration tests. */
+  lastStatus: { type: string; message: string } | undefined;
+
   post(message: HostToWebview): void {
+    if (message.type === 'error' || message.type === 'busy' || message.type === 'idle')
+      this.lastStatus = { type: message.type, message: message.message };
     // Messages sent before the webview's script runs would be lost: queue them until 'ready'.
     if (!this.ready) {
       if (message.type === 'analysis')

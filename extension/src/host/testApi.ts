@@ -64,6 +64,8 @@ export interface TestApi {
   /** A request straight to the extension's running backend, over its own JSON-RPC client (long-input tests: an
    * analyze with a workDoneToken, a zoomed attention/matrix window, a release). */
   backendRequest<M extends TestRequest>(method: M, params: RequestMap[M]['params']): Promise<RequestMap[M]['result']>;
+  /** The panel's last busy, idle or error line. */
+  panelStatus(): { type: string; message: string } | undefined;
   /** The items Select Model would show now (the same function builds them). */
   modelPicks(): Promise<ModelPick[]>;
 }
@@ -138,6 +140,7 @@ export function createTestApi(
     progressReports: () => [...backend.progressMessages],
     lastRendered: () => router.rendered,
     panelOpen: () => !!router.panel,
+    panelStatus: () => router.panel?.lastStatus,
     focusToken: (t) => overlay.refresh(t ?? undefined),
     analysisRpc: async (method, params) => {
       const m = parseWebviewMessage({ type: 'rpc', requestId: 0, method, params });

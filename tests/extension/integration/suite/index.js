@@ -335,6 +335,14 @@ test('Select Model with a missing or a corrupt attentionViz.modelPath lists ever
       assert.ok(hub, 'the Hugging Face cache entry');
       assert.match(hub.description, /^Llama · [\d.]+ MB · \d+ layers × \d+ heads · \d+ kv heads · window [\d,]+$/);
       assert.deepEqual(picks.slice(-2).map((p) => p.label), ['$(folder-opened) Browse…', '$(gear) Open Settings']);
+      // An analysis with it: the error names the setting it came from (and the toast offers Open Settings).
+      const editor = await openPrompt();
+      selectLine(editor, 0);
+      await vscode.commands.executeCommand('attentionViz.showAttention');
+      const status = await until('the panel to show the model error', () => api.panelStatus()?.type === 'error' && api.panelStatus(), 60_000);
+      assert.match(status.message, reason);
+      assert.match(status.message, /\(from the setting attentionViz\.modelPath\)$/);
+      await screenshot(`model-error-${path.basename(folder)}`);
       // The quick pick itself, to look at; closed again without a pick.
       const shown = vscode.commands.executeCommand('attentionViz.selectModel');
       await screenshot(`select-model-${path.basename(folder)}`);
