@@ -45,7 +45,7 @@ internal static class GemmBench
         Console.WriteLine($"| linear x·Wᵀ ({TorchSetup.ThreadCount} threads) | torch ms | " +
             string.Join(" | ", paths.Select(p => $"{p} ms | ratio")) + " |");
         Console.WriteLine("|---|---:|" + string.Concat(paths.Select(_ => "---:|---:|")));
-        foreach (var (m, k, n) in new[] { (16, 384, 384), (16, 384, 1536), (128, 384, 384), (128, 384, 1536), (128, 1536, 384),
+        foreach (var (m, k, n) in new[] { (13, 384, 384), (16, 384, 1536), (19, 1536, 384), (128, 384, 384), (128, 384, 1536), (128, 1536, 384),
                      (1024, 576, 576), (1024, 576, 1536), (1024, 1536, 576), (1024, 896, 4864), (1024, 4864, 896) })
         {
             using var scope = NewDisposeScope();

@@ -146,7 +146,7 @@ public static class LinearKernel
                                 Tile256(row, col, panel, 0, depth, depthEnd, first);
                                 Tile256(row, col, panel, 24, depth, depthEnd, first);
                             }
-                        if (row < rowEnd) Edge(row, rowEnd, col, width, panel, depth, depthEnd, first);
+                        if (row < rowEnd) Strips(row, rowEnd, col, width, panel, depth, depthEnd, first);
                     }
                 }
             }
@@ -258,15 +258,67 @@ public static class LinearKernel
             v2.Store(y + 16);
         }
 
-        /// <summary>Rows [row, rowEnd) of a panel of <paramref name="width"/> columns one value at a time: the rows left
-        /// over by the tiles, a narrow last panel, and the whole of the scalar path.</summary>
-        private void Edge(int row, int rowEnd, int col, int width, float* panel, int depth, int depthEnd, bool first)
+        /// <summary>
+        /// What the tiles leave: the last rows (fewer than a tile's), and every row of a narrow last panel (Qwen2.5's
+        /// 896 columns end in one of 32). Vectors of one row × 16 (or 8) columns, so a 13-token prompt or a narrow
+        /// panel is not computed value by value; only columns past the last whole vector (and the scalar path) are.
+        /// </summary>
+        private void Strips(int row, int rowEnd, int col, int width, float* panel, int depth, int depthEnd, bool first)
+        {
+            var lanes = path switch { Path.Vector512 => 16, Path.Vector256 => 8, _ => 0 };
+            var vectorColumns = lanes == 0 ? 0 : width / lanes * lanes;
+            for (var r = row; r < rowEnd; r++)
+                for (var j = 0; j < vectorColumns; j += lanes)
+                    if (lanes == 16) Strip512(r, col + j, panel + j, width, depth, depthEnd, first);
+                    else Strip256(r, col + j, panel + j, width, depth, depthEnd, first);
+            if (vectorColumns < width) Edge(row, rowEnd, col, width, panel, depth, depthEnd, first, vectorColumns);
+        }
+
+        /// <summary>One row × 16 columns; <paramref name="stride"/> is the panel's width (its row of weights).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Strip512(int row, int col, float* weights, int stride, int depth, int depthEnd, bool first)
+        {
+            var x = a + (long)row * k;
+            Vector512<float> s0 = default, s1 = default;
+            var i = depth;
+            for (; i + 2 <= depthEnd; i += 2)                                     // two chains hide the FMA latency
+            {
+                s0 = Avx512F.FusedMultiplyAdd(Vector512.Create(x[i]), Vector512.Load(weights + (long)i * stride), s0);
+                s1 = Avx512F.FusedMultiplyAdd(Vector512.Create(x[i + 1]), Vector512.Load(weights + (long)(i + 1) * stride), s1);
+            }
+            if (i < depthEnd) s0 = Avx512F.FusedMultiplyAdd(Vector512.Create(x[i]), Vector512.Load(weights + (long)i * stride), s0);
+            var y = c + (long)row * n + col;
+            var sum = s0 + s1;
+            (first ? sum : sum + Vector512.Load(y)).Store(y);
+        }
+
+        /// <summary>One row × 8 columns with 256-bit vectors.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Strip256(int row, int col, float* weights, int stride, int depth, int depthEnd, bool first)
+        {
+            var x = a + (long)row * k;
+            Vector256<float> s0 = default, s1 = default;
+            var i = depth;
+            for (; i + 2 <= depthEnd; i += 2)
+            {
+                s0 = Fma.MultiplyAdd(Vector256.Create(x[i]), Vector256.Load(weights + (long)i * stride), s0);
+                s1 = Fma.MultiplyAdd(Vector256.Create(x[i + 1]), Vector256.Load(weights + (long)(i + 1) * stride), s1);
+            }
+            if (i < depthEnd) s0 = Fma.MultiplyAdd(Vector256.Create(x[i]), Vector256.Load(weights + (long)i * stride), s0);
+            var y = c + (long)row * n + col;
+            var sum = s0 + s1;
+            (first ? sum : sum + Vector256.Load(y)).Store(y);
+        }
+
+        /// <summary>Rows [row, rowEnd) × columns [fromColumn, width) of a panel one value at a time: the columns past the
+        /// last whole vector, and the whole of the scalar path.</summary>
+        private void Edge(int row, int rowEnd, int col, int width, float* panel, int depth, int depthEnd, bool first, int fromColumn = 0)
         {
             for (var r = row; r < rowEnd; r++)
             {
                 var x = a + (long)r * k;
                 var y = c + (long)r * n + col;
-                for (var j = 0; j < width; j++)
+                for (var j = fromColumn; j < width; j++)
                 {
                     var sum = first ? 0f : y[j];
                     for (var i = depth; i < depthEnd; i++) sum = MathF.FusedMultiplyAdd(x[i], panel[(long)i * width + j], sum);
