@@ -6,6 +6,13 @@ internal readonly record struct Stats(double Median, double P90)
 {
     public override string ToString() => $"{Median:F1} ({P90:F1})";
 
+    /// <summary>Median and p90 of samples already taken, milliseconds.</summary>
+    public static Stats Of(IReadOnlyCollection<double> samples)
+    {
+        var sorted = samples.Order().ToArray();
+        return new Stats(sorted[sorted.Length / 2], sorted[(int)Math.Min(sorted.Length - 1, Math.Ceiling(sorted.Length * 0.9) - 1)]);
+    }
+
     /// <summary>Median and p90 of <paramref name="runs"/> timed calls after 3 untimed ones, milliseconds.</summary>
     public static Stats Measure(int runs, Action action)
     {

@@ -4,7 +4,7 @@ using AttentionViz.Backend.Bench;
 // docs/performance.md):
 //   MiniLM, short inputs (default): in-process analyze latency, time to first heatmap over JSON-RPC, ONNX Runtime's
 //   plain inference of the same graph as the baseline, attention flow for one token.
-//     dotnet bench/Backend.Bench/bin/Release/net10.0/linux-x64/Backend.Bench.dll [--runs N] [--write docs/performance.md] [--flow-only]
+//     dotnet bench/Backend.Bench/bin/Release/net10.0/linux-x64/Backend.Bench.dll [--runs N] [--write docs/performance.md] [--flow-only] [--cold-only]
 //   Long inputs (--long): decoder shapes with random weights at 512 to 8,192 tokens, one backend process per size.
 //     … Backend.Bench.dll --long [--shapes smollm2-135m,qwen2.5-0.5b] [--sizes 1024,2048] [--max-size N] [--runs N] [--no-minilm]
 //                         [--save results.json] [--before baseline.json] [--baseline-backend old/attentionviz-backend.dll]

@@ -42,6 +42,7 @@ public static partial class CliApp
         var protocolOut = ProcessSetup.TakeStdoutForProtocol();
         using var backend = new BackendHost();
         Log.Info($"attentionviz-backend {ProtocolInfo.ServerVersion} serving JSON-RPC on stdio (threads: {TorchSetup.ThreadCount})");
+        backend.Prewarm();
         var code = await backend.Server.RunAsync(Console.OpenStandardInput(), protocolOut);
         Log.Info($"exiting with code {code}");
         return code;

@@ -22,8 +22,10 @@ public static class TorchSetup
         if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is null)
             Console.Error.WriteLine("warning: OMP_WAIT_POLICY is not set; libtorch's threads will busy-wait. " +
                 "Start the backend with OMP_WAIT_POLICY=PASSIVE.");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         Platform.HeapSettings.MapBigAllocations();
         torch.set_num_threads(ThreadCount);
         torch.set_grad_enabled(false);
+        Platform.Log.Info($"libtorch ready in {clock.ElapsedMilliseconds} ms");
     }
 }

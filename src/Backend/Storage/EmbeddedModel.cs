@@ -56,6 +56,13 @@ public static class EmbeddedModel
     /// <exception cref="ModelFormatException">The embedded ONNX differs from the expected one or cannot be converted.</exception>
     public static string EnsureConverted() => EnsureConverted(new Options()).Path;
 
+    /// <summary>Hashes the converted folder's files if it is there (so the first load finds them verified); converts nothing.</summary>
+    public static void VerifyIfConverted()
+    {
+        var folder = Path.Combine(CacheRoot(), "models", FolderName);
+        if (Directory.Exists(folder)) IsComplete(folder, OnnxSha256);
+    }
+
     /// <summary>What <see cref="EnsureConverted(Options)"/> can be pointed at (tests use their own cache and sources).</summary>
     internal sealed record Options
     {

@@ -252,6 +252,7 @@ public sealed class FrameGuardProcessTests
         // Before: the 100 MB clientName went into the log (105 MB) and RSS stayed at 1.06 GB.
         await using var client = RawRpcClient.Start("serve");
         Assert.IsNotNull((await client.CallAsync("initialize", new { }))["result"], client.Stderr);
+        await client.WaitForLogAsync("prewarmed", TimeSpan.FromSeconds(60));                // libtorch's own memory first
         var before = RssMb(client.Process);
         var huge = Framed(Initialize(new string('n', 100 << 20)));
         var writing = Task.Run(() => Write(client, huge));
@@ -272,6 +273,7 @@ public sealed class FrameGuardProcessTests
     {
         await using var client = RawRpcClient.Start("serve");
         Assert.IsNotNull((await client.CallAsync("initialize", new { }))["result"], client.Stderr);
+        await client.WaitForLogAsync("prewarmed", TimeSpan.FromSeconds(60));                // libtorch's own memory first
         var before = RssMb(client.Process);
         var name = new string('n', 48 << 20);
         var request = Framed(Initialize(name));

@@ -27,6 +27,17 @@ public sealed class RawRpcClient : IAsyncDisposable
     public Process Process => _process;
     public string Stderr { get { lock (_stderr) return _stderr.ToString(); } }
 
+    /// <summary>Waits until the backend's log holds <paramref name="text"/> (e.g. "prewarmed", before measuring RSS).</summary>
+    public async Task WaitForLogAsync(string text, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!Stderr.Contains(text, StringComparison.Ordinal))
+        {
+            if (clock.Elapsed > timeout) throw new TimeoutException($"the backend never logged '{text}':\n{Stderr}");
+            await Task.Delay(20);
+        }
+    }
+
     public static string BackendDll => Path.Combine(AppContext.BaseDirectory, "attentionviz-backend.dll");
 
     public static RawRpcClient Start(params string[] args) => StartWith(null, args);
