@@ -159,6 +159,9 @@ async function showHead(): Promise<void> {
   if (viewport) await showWindow(seq);
   else display(ov);
   if (seq !== drawSeq) return;
+  // The minimap this overview brought moved the heatmap down: ask again for the size that fits the height left,
+  // rather than draw more cells than pixels (cells stop at 1 px, and the heatmap ran past the panel's bottom).
+  if (long && !viewport && overviewCells() < size) return showHead();
   frame.app.dataset.state = 'painted';
   frame.app.dataset.layer = String(layer);
   frame.app.dataset.head = String(head);
