@@ -120,7 +120,8 @@ internal static class MiniLmBench
         return (Stats.Of(initialize), Stats.Of(heatmap));
     }
 
-    /// <summary>Time to first heatmap over JSON-RPC: analyze <paramref name="tokens"/> tokens and fetch layer 0, head 0.</summary>
+    /// <summary>Time to first heatmap over JSON-RPC: analyze <paramref name="tokens"/> tokens and fetch layer 0, head 0
+    /// (then release the analysis, as the panel releases the one it replaces).</summary>
     public static Stats FirstHeatmap(StdioClient rpc, int tokens, int runs) => Stats.Measure(runs, () => FirstHeatmapOnce(rpc, tokens));
 
     private static void FirstHeatmapOnce(StdioClient rpc, int tokens)
@@ -130,6 +131,8 @@ internal static class MiniLmBench
         var matrix = rpc.Call("attention/matrix", new JsonObject { ["analysisId"] = id, ["layer"] = 0, ["head"] = 0 });
         if (Convert.FromBase64String(matrix["data"]!.GetValue<string>()).Length != tokens * tokens * 4)
             throw new InvalidOperationException("bad matrix");
+        // As the panel does when the next analysis replaces this one: its buffers are reused, not first-touched again.
+        rpc.Call("attention/release", new JsonObject { ["analysisId"] = id });
     }
 
     /// <summary>ONNX Runtime's plain inference of the embedded model's ONNX graph, one result per size.</summary>
