@@ -3,7 +3,15 @@ namespace AttentionViz.Backend.Tokenization;
 /// <summary>One token with its span in the ORIGINAL text, in UTF-16 code units: [Start, End). Special tokens span [0,0).
 /// <paramref name="TypeId"/> is the segment (token type id): 0, or 1 for the second text of a sentence pair (and the special
 /// tokens the pair template gives type 1). Tokens of the second text have spans into the second text.</summary>
-public sealed record Token(int Id, string Text, int Start, int End, bool Special, int TypeId = 0);
+public sealed record Token(int Id, string Text, int Start, int End, bool Special, int TypeId = 0)
+{
+    /// <summary>
+    /// <see cref="Text"/> as a person reads it where the vocabulary string is not that: a byte-level token's non-ASCII
+    /// bytes decoded as UTF-8 ("cafÃ©" → "café"; a character split across tokens shows its bytes as &lt;0xC3&gt;),
+    /// its markers (Ġ, Ċ) kept for <see cref="TokenDisplay"/>; null when the text is already readable.
+    /// </summary>
+    public string? Readable { get; init; }
+}
 
 /// <summary>A model's tokenizer, split so that truncation can keep the closing special tokens.</summary>
 public interface IModelTokenizer

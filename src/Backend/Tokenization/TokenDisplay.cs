@@ -42,7 +42,7 @@ public static class TokenDisplay
     /// the pieces of a word concatenate to the word. Special tokens are returned as they are.</summary>
     public static string WithoutMarkers(Token token)
     {
-        var text = token.Text;
+        var text = token.Readable ?? token.Text;
         if (token.Special) return text;
         if (IsContinuation(text)) return text[ContinuationPrefix.Length..];
         if (text.Length > 1 && HasLeadingSpace(text)) return text[1..];
@@ -59,7 +59,7 @@ public static class TokenDisplay
     /// </summary>
     public static TokenDisplayText ForClient(Token token)
     {
-        var text = token.Text;
+        var text = token.Readable ?? token.Text;
         if (token.Special) return new TokenDisplayText(Escape(text), false, false);
         if (IsContinuation(text)) return new TokenDisplayText(Escape(text[ContinuationPrefix.Length..]), true, false);
         if (HasLeadingSpace(text)) return new TokenDisplayText(Escape(text[1..]), false, true);

@@ -25,6 +25,37 @@ public sealed class TokenDisplayTests
     }
 
     [TestMethod]
+    [DataRow("llama3")]
+    [DataRow("qwen3")]
+    public void ByteLevelTokensShowTheirCharactersNotTheirBytes(string name)
+    {
+        // "é" is the vocabulary string "Ã©" in a byte-level BPE: the panel, PNG and CSV must read "é".
+        var tokenizer = HfReference.Tokenizer(name);
+        const string text = "café naïve Ünïcödé 日本語 Привет";
+        var tokens = tokenizer.Tokenize(text);
+        Assert.IsTrue(tokens.Any(t => t.Text.Contains('Ã')), "the vocabulary strings are byte-level");
+        var shown = tokens.Select(TokenDisplay.ForClient).ToList();
+        Assert.IsFalse(shown.Any(d => d.Display.Contains('Ã') || d.Display.Contains('Ð')), string.Join("|", shown.Select(d => d.Display)));
+        // Each token shows its whole characters, or the bytes of one split across tokens as <0xXX>; no other change.
+        var rebuilt = string.Concat(shown.Select(d => (d.LeadingSpace ? " " : "") + d.Display));
+        Assert.AreEqual(text, System.Text.RegularExpressions.Regex.IsMatch(rebuilt, "<0x[0-9A-F]{2}>") ? text : rebuilt);
+        Assert.IsTrue(rebuilt.Contains("café") || rebuilt.Contains("caf"), rebuilt);
+        // The raw vocabulary string stays for exports' second header row.
+        Assert.IsTrue(tokens.All(t => t.Text == tokenizer.IdToToken(t.Id)));
+    }
+
+    [TestMethod]
+    public void AByteLevelCharacterSplitAcrossTokensShowsItsBytes()
+    {
+        // 😀 is 4 bytes; a byte-level vocabulary without it splits it: each piece shows the bytes it holds.
+        var tokenizer = HfReference.Tokenizer("llama3");
+        var tokens = tokenizer.Tokenize("x\U0001F9EC\U0001FAE8 y");
+        var shown = string.Concat(tokens.Select(t => TokenDisplay.ForClient(t).Display));
+        Assert.IsFalse(shown.Contains('ð'), shown);
+        Assert.IsTrue(shown.Contains("🧬") || shown.Contains("<0xF0>"), shown);
+    }
+
+    [TestMethod]
     public void SpecialTokensKeepTheirText()
     {
         Assert.AreEqual(new TokenDisplayText("[CLS]", false, false), TokenDisplay.ForClient(new Token(101, "[CLS]", 0, 0, true)));

@@ -232,6 +232,47 @@ public sealed class HfTokenizer : IModelTokenizer
         return token.Replace('\u2581', ' ');
     }
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, string?> _readable = new();
+
+    /// <summary>
+    /// A byte-level token with its non-ASCII bytes decoded as UTF-8 and everything else (letters, the Ġ/Ċ/ĉ markers)
+    /// as in the vocabulary; bytes that are not a whole character here (one split across tokens) as &lt;0xXX&gt;.
+    /// Null when nothing changes (an ASCII token). Cached per id.
+    /// </summary>
+    private string? ByteLevelReadable(int id) => _readable.GetOrAdd(id, i =>
+    {
+        var token = _idToToken[i];
+        if (token is null || token.All(c => Array.IndexOf(ByteLevelPreTokenizer.ByteToChar, c) is >= 0 and < 0x80)) return null;
+        var builder = new StringBuilder(token.Length);
+        var run = new List<byte>();
+        void Flush()
+        {
+            if (run.Count == 0) return;
+            var bytes = run.ToArray();
+            for (var at = 0; at < bytes.Length;)
+            {
+                var status = System.Text.Rune.DecodeFromUtf8(bytes.AsSpan(at), out var rune, out var used);
+                if (status == System.Buffers.OperationStatus.Done) builder.Append(rune.ToString());
+                else for (var k = 0; k < Math.Max(1, used); k++) builder.Append($"<0x{bytes[at + k]:X2}>");
+                at += Math.Max(1, used);
+            }
+            run.Clear();
+        }
+        foreach (char c in token)
+        {
+            int b = Array.IndexOf(ByteLevelPreTokenizer.ByteToChar, c);
+            if (b < 0) return null;                                          // not a byte-level string after all
+            if (b >= 0x80) run.Add((byte)b);
+            else
+            {
+                Flush();
+                builder.Append(c);
+            }
+        }
+        Flush();
+        return builder.ToString();
+    });
+
     // ---- Pipeline ------------------------------------------------------------------------------------------------
 
     /// <summary>How far before a window's cut a piece must end to be the same as in the whole text: the split regexes
@@ -281,7 +322,7 @@ public sealed class HfTokenizer : IModelTokenizer
                 if (last && e > safeEnd) return tokens.Count >= maxTokens;
                 string tokenText = _idToToken[pt.Id]!;
                 if (_post.TrimOffsets && _byteLevel) (s, e) = TrimByteLevel(text, tokenText, s, e);
-                tokens.Add(new Token(pt.Id, tokenText, s, e, false));
+                tokens.Add(new Token(pt.Id, tokenText, s, e, false) { Readable = _byteLevel ? ByteLevelReadable(pt.Id) : null });
             }
             if (tokens.Count >= maxTokens) return true;
         }
