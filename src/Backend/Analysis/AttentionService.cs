@@ -84,7 +84,10 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         {
             if (id < 0 || id >= loaded.Model.VocabularySize)
                 throw new InvalidRequestException($"Token id {id} is outside the vocabulary (0..{loaded.Model.VocabularySize - 1}).");
-            tokens.Add(new Token((int)id, tokenizer?.IdToToken((int)id) ?? id.ToString(), 0, 0, tokenizer?.IsSpecial((int)id) ?? false));
+            tokens.Add(new Token((int)id, tokenizer?.IdToToken((int)id) ?? id.ToString(), 0, 0, tokenizer?.IsSpecial((int)id) ?? false)
+            {
+                Readable = tokenizer?.ReadableToken((int)id),
+            });
         }
         return await modelThread.RunAsync(ct => Run(loaded, tokens, null, Stopwatch.StartNew(), ct, null, tokenTypeIds), cancellationToken);
     }
@@ -96,7 +99,11 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         var model = loaded.Model;
         var n = tokens.Count;
         var keep = KeepProbabilitiesBytes;
-        AnalysisMemory.EnsureFits(model, n, cache.CapacityBytes, keep);
+        // Other loaded models share the budget: idle ones make room when this analysis needs it.
+        if (AnalysisMemory.NeededBytes(model, n, keep) + models.LoadedBytesOtherThan(model) > cache.CapacityBytes)
+            models.UnloadIdleOtherThan(model);
+        var capacity = cache.CapacityBytes - models.LoadedBytesOtherThan(model);
+        AnalysisMemory.EnsureFits(model, n, capacity, keep);
         var ids = tokens.Select(t => (long)t.Id).ToArray();
         tokenTypeIds ??= tokens.Any(t => t.TypeId != 0) ? tokens.Select(t => (long)t.TypeId).ToArray() : null;
         var stored = AnalysisMemory.KeepsProbabilities(model, n, keep);
@@ -109,7 +116,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
             // count on memory the budget no longer has, and runs in full.
             // An analysis that extends the earlier one shares its kept rows (KeptRows): those need no new memory.
             var shared = reuse?.Start.SharedBytes(n) ?? 0;
-            cache.Trim(cache.CapacityBytes - (AnalysisMemory.NeededBytes(model, n, keep) - shared));
+            cache.Trim(capacity - (AnalysisMemory.NeededBytes(model, n, keep) - shared));
             if (reuse is { } r && !cache.Contains(r.Lease.Analysis.Id))
             {
                 r.Lease.Dispose();
@@ -159,7 +166,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
             ReusedTokens = reusedTokens,
             ForwardModel = model,
         };
-        cache.Add(analysis, cache.CapacityBytes - model.WeightBytes);
+        cache.Add(analysis, cache.CapacityBytes - model.WeightBytes - models.LoadedBytesOtherThan(model));
         return analysis;
     }
 

@@ -20,7 +20,7 @@ public static class AnalysisSummary
         {
             var t = tokens[i];
             var span = t.Special ? "special" : $"[{t.Start}, {t.End})";
-            output.WriteLine($"{i,3}  {Escape(t.Text),-16} {span}");
+            output.WriteLine($"{i,3}  {Escape(t.Readable ?? t.Text),-16} {span}");
         }
 
         if (!analysis.Attention.IsStored)
@@ -58,7 +58,7 @@ public static class AnalysisSummary
         output.WriteLine();
         output.WriteLine("top attended pairs (mean over all layers and heads; special tokens and self-attention left out)");
         foreach (var (q, k, score) in pairs.OrderByDescending(p => p.Score).Take(10))
-            output.WriteLine($"  {Escape(tokens[q].Text),14} → {Escape(tokens[k].Text),-14} {score:F4}");
+            output.WriteLine($"  {Escape(tokens[q].Readable ?? tokens[q].Text),14} → {Escape(tokens[k].Readable ?? tokens[k].Text),-14} {score:F4}");
     }
 
     private static string Escape(string text) =>

@@ -97,10 +97,13 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
     {
         var key = id == DefaultId ? DefaultId : NormalizePath(id);
         Entry entry;
+        var evictFirst = false;
         lock (_gate)
         {
             if (!_entries.TryGetValue(key, out entry!))
             {
+                // Room first: an idle model goes before the new one loads, not after (both would be held meanwhile).
+                evictFirst = true;
                 entry = new Entry(modelThread.RunAsync(_ => Load(key, new ModelLoadOptions(AllowPickle)), CancellationToken.None));
                 _entries[key] = entry;
                 var loading = entry;
@@ -111,6 +114,7 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
             entry.Leases++;
             entry.LastUsed = ++_useClock;
         }
+        if (evictFirst) EvictIdle(reserve: 1);
         try
         {
             var loaded = await entry.Load.WaitAsync(cancellationToken);
@@ -123,6 +127,18 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
             throw;
         }
     }
+
+    /// <summary>The float32 weights of the loaded models other than <paramref name="model"/>: the analysis budget
+    /// leaves room for them (ATTENTIONVIZ_CACHE_MB covers every loaded model, not only the one in use).</summary>
+    public long LoadedBytesOtherThan(ITransformerModel model)
+    {
+        lock (_gate)
+            return _entries.Values.Where(e => e.Load.IsCompletedSuccessfully && !ReferenceEquals(e.Load.Result.Model, model))
+                .Sum(e => e.Load.Result.Model.WeightBytes);
+    }
+
+    /// <summary>Unloads every idle model but <paramref name="model"/>, when an analysis of it needs their memory.</summary>
+    public void UnloadIdleOtherThan(ITransformerModel model) => EvictIdle(keep: model);
 
     /// <summary>The models loaded now, most recently used first (for tests and the log).</summary>
     public IReadOnlyList<string> LoadedIds()
@@ -140,37 +156,47 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
 
     /// <summary>
     /// Unloads the least recently used models that no request holds while more than <see cref="MaxLoadedModels"/>
-    /// or <see cref="MaxLoadedBytes"/> are loaded. Removed under the lock, so no one can lease them any more; disposed
-    /// on the model thread, after whatever it runs now.
+    /// (less <paramref name="reserve"/> slots for a model about to load) or <see cref="MaxLoadedBytes"/> are loaded;
+    /// with <paramref name="keep"/>, every idle model but that one. Removed under the lock, so no one can lease them
+    /// any more; disposed on the model thread (at once when called there, else after what it runs now).
     /// </summary>
-    private void EvictIdle()
+    private void EvictIdle(int reserve = 0, ITransformerModel? keep = null)
     {
         var evicted = new List<(string Key, LoadedModel Model)>();
         lock (_gate)
         {
             var loaded = _entries.Where(e => e.Value.Load.IsCompletedSuccessfully).OrderBy(e => e.Value.LastUsed).ToList();
             var bytes = loaded.Sum(e => e.Value.Load.Result.Model.WeightBytes);
-            var count = loaded.Count;
-            foreach (var (key, entry) in loaded.SkipLast(1))
+            var count = loaded.Count + reserve;
+            // The newest stays, unless a model about to load takes its place (reserve) or another one is kept.
+            foreach (var (key, entry) in reserve > 0 || keep is not null ? loaded : loaded.SkipLast(1))
             {
-                if (count <= MaxLoadedModels && bytes <= MaxLoadedBytes) break;
+                var model = entry.Load.Result;
+                if (ReferenceEquals(model.Model, keep)) continue;
+                if (keep is null && count <= MaxLoadedModels && bytes <= MaxLoadedBytes) break;
                 if (entry.Leases > 0) continue;
                 _entries.Remove(key);
-                evicted.Add((key, entry.Load.Result));
+                evicted.Add((key, model));
                 count--;
-                bytes -= entry.Load.Result.Model.WeightBytes;
+                bytes -= model.Model.WeightBytes;
             }
         }
-        foreach (var (key, model) in evicted)
-            modelThread.RunAsync(_ =>
+        if (evicted.Count == 0) return;
+        bool Unload()
+        {
+            foreach (var (key, model) in evicted)
             {
                 model.Dispose();
-                // The tokenizer's tables and the modules' wrappers are managed: collect them before trimming the heap.
-                GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-                Platform.HeapSettings.ReturnFreedMemory();
                 Log.Info($"unloaded {key} (least recently used; at most {MaxLoadedModels} models, {MaxLoadedBytes >> 20} MB of weights)");
-                return true;
-            }, CancellationToken.None);
+            }
+            // The tokenizers' tables and the modules' wrappers are managed: collect them (not compacting: the cached
+            // analyses' large arrays stay where they are) before trimming the heap.
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: false);
+            Platform.HeapSettings.ReturnFreedMemory();
+            return true;
+        }
+        if (modelThread.IsCurrent) Unload();
+        else modelThread.RunAsync(_ => Unload(), CancellationToken.None);
     }
 
     private static string NormalizePath(string id)

@@ -51,6 +51,9 @@ public sealed class ModelThread : IDisposable
         return completion.Task;
     }
 
+    /// <summary>True on the model thread itself.</summary>
+    public bool IsCurrent => Thread.CurrentThread == _thread;
+
     /// <summary>Runs <paramref name="work"/> on the model thread and waits for it; inline when already there.</summary>
     public T Run<T>(Func<T> work) =>
         Thread.CurrentThread == _thread ? work() : RunAsync(_ => work(), CancellationToken.None).GetAwaiter().GetResult();

@@ -31,8 +31,10 @@ public static class AttentionRenderer
         var title = $"{ModelTitle(analysis.Model)} · {(layer < 0 ? "mean of layers" : $"layer {layer}")} · " +
             $"{(head < 0 ? "mean of heads" : $"head {head}")}{ViewCaption(view)}";
         if (viewed.Units.Length == 0) throw new InvalidRequestException(NothingLeft);
-        // Token units keep their raw text (so Ġ/▁ still show as the space marker); words show their joined text.
-        var labels = viewed.Units.Select(u => shown.WordLevel ? u.Text : analysis.Tokens[u.FirstToken].Text).ToArray();
+        // Token units keep their markers (so Ġ/▁ still show as the space marker), a byte-level token's characters
+        // decoded (Token.Readable); words show their joined text.
+        var labels = viewed.Units.Select(u => shown.WordLevel ? u.Text : analysis.Tokens[u.FirstToken] is var t ? t.Readable ?? t.Text : "")
+            .ToArray();
         return Draw(viewed.Data, viewed.Rows, viewed.PoolFactor, labels, labels, title, options);
     }
 

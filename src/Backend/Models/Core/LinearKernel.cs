@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using AttentionViz.Backend.Errors;
 
 namespace AttentionViz.Backend.Models.Core;
 
@@ -36,7 +37,15 @@ public static class LinearKernel
 
     /// <summary>The path of this process: <see cref="PathVariable"/> if set, else the widest vectors the CPU runs (tests
     /// switch it to check every path against the fixtures; it applies to models loaded afterwards).</summary>
-    public static Path Selected { get; internal set; } = Choose(Environment.GetEnvironmentVariable(PathVariable));
+    public static Path Selected
+    {
+        // Chosen at first use, not in a type initializer: a bad ATTENTIONVIZ_LINEAR is then a model-load error in the
+        // product's words, on each load, instead of a TypeInitializationException.
+        get => _selected ??= Choose(Environment.GetEnvironmentVariable(PathVariable));
+        internal set => _selected = value;
+    }
+
+    private static Path? _selected;
 
     public static bool Supported(Path path) => path switch
     {
@@ -50,8 +59,8 @@ public static class LinearKernel
         if (string.IsNullOrWhiteSpace(forced))
             return Supported(Path.Vector512) ? Path.Vector512 : Supported(Path.Vector256) ? Path.Vector256 : Path.Torch;
         if (!Enum.TryParse<Path>(forced.Trim(), ignoreCase: true, out var path) || !Enum.IsDefined(path))
-            throw new InvalidOperationException($"{PathVariable}={forced}: use torch, vector512, vector256 or scalar.");
-        if (!Supported(path)) throw new InvalidOperationException($"{PathVariable}={forced}: this CPU does not run {path}.");
+            throw new ModelLoadException($"{PathVariable}={forced}: use torch, vector512, vector256 or scalar.");
+        if (!Supported(path)) throw new ModelLoadException($"{PathVariable}={forced}: this CPU does not run {path}.");
         return path;
     }
 

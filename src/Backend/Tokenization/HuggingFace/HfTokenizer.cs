@@ -234,6 +234,8 @@ public sealed class HfTokenizer : IModelTokenizer
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<int, string?> _readable = new();
 
+    public string? ReadableToken(int id) => _byteLevel && id >= 0 && id < _idToToken.Length ? ByteLevelReadable(id) : null;
+
     /// <summary>
     /// A byte-level token with its non-ASCII bytes decoded as UTF-8 and everything else (letters, the Ġ/Ċ/ĉ markers)
     /// as in the vocabulary; bytes that are not a whole character here (one split across tokens) as &lt;0xXX&gt;.
