@@ -103,6 +103,29 @@ public sealed class LinearKernelTests
     }
 
     [TestMethod]
+    public void RowsInStepsUnderTheSpanLimitGiveTheSameAttention()
+    {
+        // Outputs over 2 GB (an LM head's logits over a long input) go in row steps; a tiny limit runs them here.
+        TorchSetup.EnsureInitialized();
+        var expected = Fixtures.Expected("llama-tiny");
+        using var loaded = ModelFolder.Load(Fixtures.Folder("llama-tiny"), null);
+        var ids = Fixtures.Longs(expected["s1.input_ids"]);
+        var previous = Dense.SpanLimitFloats;
+        Dense.SpanLimitFloats = 3_000;                                              // a few rows per step
+        try
+        {
+            using var result = loaded.Model.Forward(new ForwardInput([ids], WantLogits: true));
+            using var attentions = stack(result.Attentions.Select(t => t[0]).ToArray());
+            Fixtures.AssertClose(expected["s1.attentions"], attentions, 1e-4, "llama-tiny in row steps");
+            Fixtures.AssertClose(expected["s1.logits"], result.Logits![0], 1e-3, "llama-tiny logits in row steps");
+        }
+        finally
+        {
+            Dense.SpanLimitFloats = previous;
+        }
+    }
+
+    [TestMethod]
     public void PackingIsAPermutationThatUnpacks()
     {
         foreach (var (n, k) in new[] { (1, 1), (48, 3), (49, 5), (100, 7), (1536, 384) })

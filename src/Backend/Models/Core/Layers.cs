@@ -21,12 +21,15 @@ public sealed class Dense : Module<Tensor, Tensor>
         if (bias) register_parameter("bias", Bias = new Parameter(empty(outFeatures), requires_grad: false));
     }
 
+    /// <summary>The most floats one span may cover (2 GB); tests lower it to run the row steps on small inputs.</summary>
+    internal static long SpanLimitFloats { get; set; } = int.MaxValue / sizeof(float);
+
     /// <summary>The kernel that runs this layer once its weight is packed (<see cref="PackAll"/>), else null: libtorch.</summary>
     public LinearKernel.Path? PackedFor { get; private set; }
 
     /// <summary>
     /// Packs every dense layer's weight in place for <paramref name="path"/> once the checkpoint is loaded (no second
-    /// copy). Layers whose weight or output would pass 2 GB (a span's limit), and every layer on the torch path, stay
+    /// copy). Layers whose weight would pass 2 GB (a span's limit), and every layer on the torch path, stay
     /// as they are and run in libtorch.
     /// </summary>
     public static void PackAll(Module root, LinearKernel.Path path)
@@ -49,12 +52,20 @@ public sealed class Dense : Module<Tensor, Tensor>
         if (PackedFor is not { } path) return functional.linear(x, Weight, Bias);
         int k = (int)Weight.shape[1], n = (int)Weight.shape[0];
         if (x.shape[^1] != k) throw new ArgumentException($"a linear layer of {k} inputs got {x.shape[^1]}");
-        if (x.NumberOfElements / k * n > int.MaxValue / sizeof(float) || x.NumberOfElements > int.MaxValue / sizeof(float))
-            throw new ArgumentException($"a linear layer's input or output passes 2 GB ({x.NumberOfElements / k} rows)");
-        using var input = x.dtype == float32 ? x.contiguous() : x.to(float32).contiguous();
-        var rows = (int)(input.NumberOfElements / k);
+        using var input = (x.dtype == float32 ? x.contiguous() : x.to(float32).contiguous()).reshape(-1, k);
+        var rows = input.shape[0];
         var output = empty([.. x.shape[..^1], n], dtype: float32);
-        LinearKernel.Multiply(path, Floats(input), Floats(Weight), Bias is null ? default : Floats(Bias), Floats(output), rows, n, k);
+        using var flat = output.view(-1, n);
+        // A span over a tensor stops at 2 GB: the rows go in steps whose input and output stay under it (an LM head's
+        // logits over a long input, 4,096 × 128,256 floats, are 2.1 GB).
+        var step = (int)Math.Max(1, Math.Min(rows, SpanLimitFloats / Math.Max(k, n)));
+        for (long start = 0; start < rows; start += step)
+        {
+            var count = (int)Math.Min(step, rows - start);
+            using var xs = input.narrow(0, start, count);
+            using var ys = flat.narrow(0, start, count);
+            LinearKernel.Multiply(path, Floats(xs), Floats(Weight), Bias is null ? default : Floats(Bias), Floats(ys), count, n, k);
+        }
         return output;
     }
 
