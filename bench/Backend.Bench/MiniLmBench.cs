@@ -54,6 +54,21 @@ internal static class MiniLmBench
                 Console.Error.WriteLine($"attention flow, {n} tokens: {wall} ms wall, {cpuMs:F0} ms CPU per call");
             }
             if (BenchArgs.Has("--flow-only")) return 0;
+            if (BenchArgs.Value("--loop") is { } loop)
+            {
+                // A steady loop of one size for a profiler (perf record): --loop TOKENS [--seconds S].
+                var seconds = BenchArgs.Value("--seconds") is { } s ? double.Parse(s) : 20;
+                var clock = Stopwatch.StartNew();
+                var count = 0;
+                while (clock.Elapsed.TotalSeconds < seconds)
+                {
+                    var a = host.Service.AnalyzeAsync(new AnalyzeOptions(text, null, int.Parse(loop)), CancellationToken.None).GetAwaiter().GetResult();
+                    host.Service.Release(a.Id);
+                    count++;
+                }
+                Console.WriteLine($"{count} analyses of {loop} tokens, {clock.Elapsed.TotalMilliseconds / count:F2} ms each");
+                return 0;
+            }
             foreach (var n in sizes)
             {
                 var analyze = Stats.Measure(runs, () =>

@@ -17,6 +17,10 @@ public static class AttentionCore
     /// <returns>context (B, H, T, D) and probabilities (B, H, T, S); masked entries are exactly 0</returns>
     public static (Tensor Context, Tensor Probabilities) Attend(Tensor q, Tensor k, Tensor v, Tensor? allowed, double? scale = null)
     {
+        var kernelRuns = AttentionKernel.Runs && q.numel() > 0 && k.numel() > 0 && k.shape[1] == q.shape[1]
+            && (allowed is null || allowed.Dimensions == 4 && allowed.shape[1] == 1);
+        if (kernelRuns)
+            return AttentionKernel.Attend(q, k, v, allowed, scale ?? 1.0 / Math.Sqrt(q.shape[^1]));
         using var scope = NewDisposeScope();
         var scores = q.to(float32).matmul(k.to(float32).transpose(-2, -1)).mul_(scale ?? 1.0 / Math.Sqrt(q.shape[^1]));  // (B, H, T, S)
         Tensor probabilities;

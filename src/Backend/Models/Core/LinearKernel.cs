@@ -116,7 +116,7 @@ public static class LinearKernel
             throw new ArgumentException("a span is shorter than its shape");
         fixed (float* pa = a, pw = packed, pb = bias, pc = c)
         {
-            var job = new Job(path, pa, pw, bias.IsEmpty ? null : pb, pc, m, n, k);
+            var job = new Job(path, pa, k, pw, k, 0, bias.IsEmpty ? null : pb, pc, n, m, n, k);
             var panels = (n + PanelWidth - 1) / PanelWidth;
             if ((long)m * n * k < ParallelFrom || panels < 2) job.Panels(0, panels);
             else
@@ -129,7 +129,53 @@ public static class LinearKernel
         }
     }
 
-    private readonly unsafe struct Job(Path path, float* a, float* w, float* bias, float* c, int m, int n, int k)
+    /// <summary>
+    /// The attention products on one thread (the caller spreads heads and rows over threads): c[r, j] (row stride
+    /// <paramref name="ldc"/>) = Σᵢ a[r, i] (row stride <paramref name="lda"/>) · B[kOffset + i, j] over i &lt; k, where
+    /// B's n columns were packed by <see cref="PackRows"/> or <see cref="PackColumns"/> with <paramref name="panelDepth"/>
+    /// rows (its inner dimension), of which this product reads [kOffset, kOffset + k).
+    /// </summary>
+    internal static unsafe void MultiplyPacked(Path path, float* a, long lda, float* packed, long panelDepth, long kOffset,
+        float* c, long ldc, int m, int n, int k)
+    {
+        if (path == Path.Torch || !Supported(path)) throw new ArgumentException($"{path} does not run here", nameof(path));
+        new Job(path, a, lda, packed, panelDepth, kOffset, null, c, ldc, m, n, k).Panels(0, (n + PanelWidth - 1) / PanelWidth);
+    }
+
+    /// <summary>Packs n rows of k values (row stride <paramref name="ld"/>; keys as q·kᵀ uses them, or an nn.Linear
+    /// weight) into <paramref name="packed"/> (n·k floats) as <see cref="Pack"/> does in place.</summary>
+    internal static unsafe void PackRows(float* source, long ld, int n, int k, float* packed)
+    {
+        for (var start = 0; start < n; start += PanelWidth)
+        {
+            var width = Math.Min(PanelWidth, n - start);
+            var panel = packed + (long)start * k;
+            for (var j = 0; j < width; j++)
+            {
+                var row = source + (start + j) * ld;
+                for (var i = 0; i < k; i++) panel[(long)i * width + j] = row[i];
+            }
+        }
+    }
+
+    /// <summary>Packs a k × n matrix given row by row (row stride <paramref name="ld"/>; values as p·v uses them): panel
+    /// p holds its columns [48p, 48p + width) for each of the k rows, the layout <see cref="MultiplyPacked"/> reads with
+    /// a panel depth of k.</summary>
+    internal static unsafe void PackColumns(float* source, long ld, int k, int n, float* packed)
+    {
+        for (var start = 0; start < n; start += PanelWidth)
+        {
+            var width = Math.Min(PanelWidth, n - start);
+            var panel = packed + (long)start * k;
+            for (var i = 0; i < k; i++)
+                new ReadOnlySpan<float>(source + i * ld + start, width).CopyTo(new Span<float>(panel + (long)i * width, width));
+        }
+    }
+
+    /// <summary>One product: a's rows are <paramref name="lda"/> apart and c's <paramref name="ldc"/>; panel p of w starts at
+    /// its first column × <paramref name="panelDepth"/> and the product reads its rows from <paramref name="kOffset"/>.</summary>
+    private readonly unsafe struct Job(Path path, float* a, long lda, float* w, long panelDepth, long kOffset, float* bias, float* c,
+        long ldc, int m, int n, int k)
     {
         /// <summary>Panels [from, to): each block of the inner dimension, each block of rows, each panel.</summary>
         public void Panels(int from, int to)
@@ -145,7 +191,7 @@ public static class LinearKernel
                     {
                         var col = p * PanelWidth;
                         var width = Math.Min(PanelWidth, n - col);
-                        var panel = w + (long)col * k;                          // k rows of `width` weights
+                        var panel = w + (long)col * panelDepth + kOffset * width;   // rows of `width` weights
                         var row = rowStart;
                         if (width == PanelWidth && path == Path.Vector512)
                             for (; row + 8 <= rowEnd; row += 8) Tile512(row, col, panel, depth, depthEnd, first);
@@ -155,25 +201,25 @@ public static class LinearKernel
                                 Tile256(row, col, panel, 0, depth, depthEnd, first);
                                 Tile256(row, col, panel, 24, depth, depthEnd, first);
                             }
+                        else if (width is 16 or 32 && path == Path.Vector512)
+                            // The narrow panels of head sizes 32, 64, 128 (P·V) and of 896-wide layers.
+                            for (; row + 8 <= rowEnd; row += 8)
+                                if (width == 32) Tile512Narrow2(row, col, panel, depth, depthEnd, first);
+                                else Tile512Narrow1(row, col, panel, depth, depthEnd, first);
+                        else if (width is 16 or 32 && path == Path.Vector256)
+                            for (; row + 4 <= rowEnd; row += 4)
+                                for (var half = 0; half < width; half += 16) Tile256Narrow(row, col, panel, width, half, depth, depthEnd, first);
                         if (row < rowEnd) Strips(row, rowEnd, col, width, panel, depth, depthEnd, first);
                     }
                 }
             }
-            if (bias is not null)
-                for (var p = from; p < to; p++)
-                {
-                    var col = p * PanelWidth;
-                    var width = Math.Min(PanelWidth, n - col);
-                    for (var r = 0; r < m; r++)
-                        for (var j = 0; j < width; j++) c[(long)r * n + col + j] += bias[col + j];
-                }
         }
 
         /// <summary>8 rows × 48 columns over inner indices [depth, depthEnd), added to c unless <paramref name="first"/>.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Tile512(int row, int col, float* panel, int depth, int depthEnd, bool first)
         {
-            float* x = a + (long)row * k;
+            float* x = a + row * lda;
             Vector512<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default,
                 c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default,
                 c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default,
@@ -186,50 +232,166 @@ public static class LinearKernel
                 var b2 = Vector512.Load(b + 32);
                 var s = Vector512.Create(x[i]);
                 c00 = Avx512F.FusedMultiplyAdd(s, b0, c00); c01 = Avx512F.FusedMultiplyAdd(s, b1, c01); c02 = Avx512F.FusedMultiplyAdd(s, b2, c02);
-                s = Vector512.Create(x[k + i]);
+                s = Vector512.Create(x[lda + i]);
                 c10 = Avx512F.FusedMultiplyAdd(s, b0, c10); c11 = Avx512F.FusedMultiplyAdd(s, b1, c11); c12 = Avx512F.FusedMultiplyAdd(s, b2, c12);
-                s = Vector512.Create(x[2L * k + i]);
+                s = Vector512.Create(x[2 * lda + i]);
                 c20 = Avx512F.FusedMultiplyAdd(s, b0, c20); c21 = Avx512F.FusedMultiplyAdd(s, b1, c21); c22 = Avx512F.FusedMultiplyAdd(s, b2, c22);
-                s = Vector512.Create(x[3L * k + i]);
+                s = Vector512.Create(x[3 * lda + i]);
                 c30 = Avx512F.FusedMultiplyAdd(s, b0, c30); c31 = Avx512F.FusedMultiplyAdd(s, b1, c31); c32 = Avx512F.FusedMultiplyAdd(s, b2, c32);
-                s = Vector512.Create(x[4L * k + i]);
+                s = Vector512.Create(x[4 * lda + i]);
                 c40 = Avx512F.FusedMultiplyAdd(s, b0, c40); c41 = Avx512F.FusedMultiplyAdd(s, b1, c41); c42 = Avx512F.FusedMultiplyAdd(s, b2, c42);
-                s = Vector512.Create(x[5L * k + i]);
+                s = Vector512.Create(x[5 * lda + i]);
                 c50 = Avx512F.FusedMultiplyAdd(s, b0, c50); c51 = Avx512F.FusedMultiplyAdd(s, b1, c51); c52 = Avx512F.FusedMultiplyAdd(s, b2, c52);
-                s = Vector512.Create(x[6L * k + i]);
+                s = Vector512.Create(x[6 * lda + i]);
                 c60 = Avx512F.FusedMultiplyAdd(s, b0, c60); c61 = Avx512F.FusedMultiplyAdd(s, b1, c61); c62 = Avx512F.FusedMultiplyAdd(s, b2, c62);
-                s = Vector512.Create(x[7L * k + i]);
+                s = Vector512.Create(x[7 * lda + i]);
                 c70 = Avx512F.FusedMultiplyAdd(s, b0, c70); c71 = Avx512F.FusedMultiplyAdd(s, b1, c71); c72 = Avx512F.FusedMultiplyAdd(s, b2, c72);
             }
-            Put(row, col, c00, c01, c02, first);
-            Put(row + 1, col, c10, c11, c12, first);
-            Put(row + 2, col, c20, c21, c22, first);
-            Put(row + 3, col, c30, c31, c32, first);
-            Put(row + 4, col, c40, c41, c42, first);
-            Put(row + 5, col, c50, c51, c52, first);
-            Put(row + 6, col, c60, c61, c62, first);
-            Put(row + 7, col, c70, c71, c72, first);
+            Put(row, col, c00, c01, c02, first, depthEnd == k);
+            Put(row + 1, col, c10, c11, c12, first, depthEnd == k);
+            Put(row + 2, col, c20, c21, c22, first, depthEnd == k);
+            Put(row + 3, col, c30, c31, c32, first, depthEnd == k);
+            Put(row + 4, col, c40, c41, c42, first, depthEnd == k);
+            Put(row + 5, col, c50, c51, c52, first, depthEnd == k);
+            Put(row + 6, col, c60, c61, c62, first, depthEnd == k);
+            Put(row + 7, col, c70, c71, c72, first, depthEnd == k);
         }
 
-        private void Put(int row, int col, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, bool first)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Put(int row, int col, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, bool first, bool last)
         {
-            var y = c + (long)row * n + col;
+            var y = c + row * ldc + col;
             if (!first)
             {
                 v0 += Vector512.Load(y);
                 v1 += Vector512.Load(y + 16);
                 v2 += Vector512.Load(y + 32);
             }
+            if (last && bias is not null)                                     // after the sum, as libtorch adds it
+            {
+                v0 += Vector512.Load(bias + col);
+                v1 += Vector512.Load(bias + col + 16);
+                v2 += Vector512.Load(bias + col + 32);
+            }
             v0.Store(y);
             v1.Store(y + 16);
             v2.Store(y + 32);
+        }
+
+        /// <summary>8 rows × a 32-wide panel (two vectors per row).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Tile512Narrow2(int row, int col, float* panel, int depth, int depthEnd, bool first)
+        {
+            float* x = a + row * lda;
+            Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
+                c60 = default, c61 = default, c70 = default, c71 = default;
+            for (var i = depth; i < depthEnd; i++)
+            {
+                var b = panel + (long)i * 32;
+                var b0 = Vector512.Load(b);
+                var b1 = Vector512.Load(b + 16);
+                var s = Vector512.Create(x[i]);
+                c00 = Avx512F.FusedMultiplyAdd(s, b0, c00); c01 = Avx512F.FusedMultiplyAdd(s, b1, c01);
+                s = Vector512.Create(x[lda + i]);
+                c10 = Avx512F.FusedMultiplyAdd(s, b0, c10); c11 = Avx512F.FusedMultiplyAdd(s, b1, c11);
+                s = Vector512.Create(x[2 * lda + i]);
+                c20 = Avx512F.FusedMultiplyAdd(s, b0, c20); c21 = Avx512F.FusedMultiplyAdd(s, b1, c21);
+                s = Vector512.Create(x[3 * lda + i]);
+                c30 = Avx512F.FusedMultiplyAdd(s, b0, c30); c31 = Avx512F.FusedMultiplyAdd(s, b1, c31);
+                s = Vector512.Create(x[4 * lda + i]);
+                c40 = Avx512F.FusedMultiplyAdd(s, b0, c40); c41 = Avx512F.FusedMultiplyAdd(s, b1, c41);
+                s = Vector512.Create(x[5 * lda + i]);
+                c50 = Avx512F.FusedMultiplyAdd(s, b0, c50); c51 = Avx512F.FusedMultiplyAdd(s, b1, c51);
+                s = Vector512.Create(x[6 * lda + i]);
+                c60 = Avx512F.FusedMultiplyAdd(s, b0, c60); c61 = Avx512F.FusedMultiplyAdd(s, b1, c61);
+                s = Vector512.Create(x[7 * lda + i]);
+                c70 = Avx512F.FusedMultiplyAdd(s, b0, c70); c71 = Avx512F.FusedMultiplyAdd(s, b1, c71);
+            }
+            Put(row, col, c00, first, depthEnd == k); Put(row, col + 16, c01, first, depthEnd == k);
+            Put(row + 1, col, c10, first, depthEnd == k); Put(row + 1, col + 16, c11, first, depthEnd == k);
+            Put(row + 2, col, c20, first, depthEnd == k); Put(row + 2, col + 16, c21, first, depthEnd == k);
+            Put(row + 3, col, c30, first, depthEnd == k); Put(row + 3, col + 16, c31, first, depthEnd == k);
+            Put(row + 4, col, c40, first, depthEnd == k); Put(row + 4, col + 16, c41, first, depthEnd == k);
+            Put(row + 5, col, c50, first, depthEnd == k); Put(row + 5, col + 16, c51, first, depthEnd == k);
+            Put(row + 6, col, c60, first, depthEnd == k); Put(row + 6, col + 16, c61, first, depthEnd == k);
+            Put(row + 7, col, c70, first, depthEnd == k); Put(row + 7, col + 16, c71, first, depthEnd == k);
+        }
+
+        /// <summary>8 rows × a 16-wide panel (one vector per row; the FMA latency is hidden by the eight rows).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Tile512Narrow1(int row, int col, float* panel, int depth, int depthEnd, bool first)
+        {
+            float* x = a + row * lda;
+            Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+            for (var i = depth; i < depthEnd; i++)
+            {
+                var b0 = Vector512.Load(panel + (long)i * 16);
+                c0 = Avx512F.FusedMultiplyAdd(Vector512.Create(x[i]), b0, c0);
+                c1 = Avx512F.FusedMultiplyAdd(Vector512.Create(x[lda + i]), b0, c1);
+                c2 = Avx512F.FusedMultiplyAdd(Vector512.Create(x[2 * lda + i]), b0, c2);
+                c3 = Avx512F.FusedMultiplyAdd(Vector512.Create(x[3 * lda + i]), b0, c3);
+                c4 = Avx512F.FusedMultiplyAdd(Vector512.Create(x[4 * lda + i]), b0, c4);
+                c5 = Avx512F.FusedMultiplyAdd(Vector512.Create(x[5 * lda + i]), b0, c5);
+                c6 = Avx512F.FusedMultiplyAdd(Vector512.Create(x[6 * lda + i]), b0, c6);
+                c7 = Avx512F.FusedMultiplyAdd(Vector512.Create(x[7 * lda + i]), b0, c7);
+            }
+            var last = depthEnd == k;
+            Put(row, col, c0, first, last); Put(row + 1, col, c1, first, last); Put(row + 2, col, c2, first, last);
+            Put(row + 3, col, c3, first, last); Put(row + 4, col, c4, first, last); Put(row + 5, col, c5, first, last);
+            Put(row + 6, col, c6, first, last); Put(row + 7, col, c7, first, last);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Put(int row, int col, Vector512<float> v, bool first, bool last)
+        {
+            var y = c + row * ldc + col;
+            if (!first) v += Vector512.Load(y);
+            if (last && bias is not null) v += Vector512.Load(bias + col);
+            v.Store(y);
+        }
+
+        /// <summary>4 rows × 16 columns from <paramref name="half"/> of a narrow panel <paramref name="width"/> wide (AVX2).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Tile256Narrow(int row, int col, float* panel, int width, int half, int depth, int depthEnd, bool first)
+        {
+            float* x = a + row * lda;
+            Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                c30 = default, c31 = default;
+            for (var i = depth; i < depthEnd; i++)
+            {
+                var b = panel + (long)i * width + half;
+                var b0 = Vector256.Load(b);
+                var b1 = Vector256.Load(b + 8);
+                var s = Vector256.Create(x[i]);
+                c00 = Fma.MultiplyAdd(s, b0, c00); c01 = Fma.MultiplyAdd(s, b1, c01);
+                s = Vector256.Create(x[lda + i]);
+                c10 = Fma.MultiplyAdd(s, b0, c10); c11 = Fma.MultiplyAdd(s, b1, c11);
+                s = Vector256.Create(x[2 * lda + i]);
+                c20 = Fma.MultiplyAdd(s, b0, c20); c21 = Fma.MultiplyAdd(s, b1, c21);
+                s = Vector256.Create(x[3 * lda + i]);
+                c30 = Fma.MultiplyAdd(s, b0, c30); c31 = Fma.MultiplyAdd(s, b1, c31);
+            }
+            Put(row, col + half, c00, first, depthEnd == k); Put(row, col + half + 8, c01, first, depthEnd == k);
+            Put(row + 1, col + half, c10, first, depthEnd == k); Put(row + 1, col + half + 8, c11, first, depthEnd == k);
+            Put(row + 2, col + half, c20, first, depthEnd == k); Put(row + 2, col + half + 8, c21, first, depthEnd == k);
+            Put(row + 3, col + half, c30, first, depthEnd == k); Put(row + 3, col + half + 8, c31, first, depthEnd == k);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Put(int row, int col, Vector256<float> v, bool first, bool last)
+        {
+            var y = c + row * ldc + col;
+            if (!first) v += Vector256.Load(y);
+            if (last && bias is not null) v += Vector256.Load(bias + col);
+            v.Store(y);
         }
 
         /// <summary>4 rows × 24 columns (half a panel, from <paramref name="half"/>) with 256-bit vectors.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Tile256(int row, int col, float* panel, int half, int depth, int depthEnd, bool first)
         {
-            float* x = a + (long)row * k;
+            float* x = a + row * lda;
             Vector256<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default,
                 c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
             for (var i = depth; i < depthEnd; i++)
@@ -240,27 +402,34 @@ public static class LinearKernel
                 var b2 = Vector256.Load(b + 16);
                 var s = Vector256.Create(x[i]);
                 c00 = Fma.MultiplyAdd(s, b0, c00); c01 = Fma.MultiplyAdd(s, b1, c01); c02 = Fma.MultiplyAdd(s, b2, c02);
-                s = Vector256.Create(x[k + i]);
+                s = Vector256.Create(x[lda + i]);
                 c10 = Fma.MultiplyAdd(s, b0, c10); c11 = Fma.MultiplyAdd(s, b1, c11); c12 = Fma.MultiplyAdd(s, b2, c12);
-                s = Vector256.Create(x[2L * k + i]);
+                s = Vector256.Create(x[2 * lda + i]);
                 c20 = Fma.MultiplyAdd(s, b0, c20); c21 = Fma.MultiplyAdd(s, b1, c21); c22 = Fma.MultiplyAdd(s, b2, c22);
-                s = Vector256.Create(x[3L * k + i]);
+                s = Vector256.Create(x[3 * lda + i]);
                 c30 = Fma.MultiplyAdd(s, b0, c30); c31 = Fma.MultiplyAdd(s, b1, c31); c32 = Fma.MultiplyAdd(s, b2, c32);
             }
-            Put(row, col + half, c00, c01, c02, first);
-            Put(row + 1, col + half, c10, c11, c12, first);
-            Put(row + 2, col + half, c20, c21, c22, first);
-            Put(row + 3, col + half, c30, c31, c32, first);
+            Put(row, col + half, c00, c01, c02, first, depthEnd == k);
+            Put(row + 1, col + half, c10, c11, c12, first, depthEnd == k);
+            Put(row + 2, col + half, c20, c21, c22, first, depthEnd == k);
+            Put(row + 3, col + half, c30, c31, c32, first, depthEnd == k);
         }
 
-        private void Put(int row, int col, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, bool first)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Put(int row, int col, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, bool first, bool last)
         {
-            var y = c + (long)row * n + col;
+            var y = c + row * ldc + col;
             if (!first)
             {
                 v0 += Vector256.Load(y);
                 v1 += Vector256.Load(y + 8);
                 v2 += Vector256.Load(y + 16);
+            }
+            if (last && bias is not null)                                     // after the sum, as libtorch adds it
+            {
+                v0 += Vector256.Load(bias + col);
+                v1 += Vector256.Load(bias + col + 8);
+                v2 += Vector256.Load(bias + col + 16);
             }
             v0.Store(y);
             v1.Store(y + 8);
@@ -287,7 +456,7 @@ public static class LinearKernel
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Strip512(int row, int col, float* weights, int stride, int depth, int depthEnd, bool first)
         {
-            var x = a + (long)row * k;
+            var x = a + row * lda;
             Vector512<float> s0 = default, s1 = default;
             var i = depth;
             for (; i + 2 <= depthEnd; i += 2)                                     // two chains hide the FMA latency
@@ -296,16 +465,18 @@ public static class LinearKernel
                 s1 = Avx512F.FusedMultiplyAdd(Vector512.Create(x[i + 1]), Vector512.Load(weights + (long)(i + 1) * stride), s1);
             }
             if (i < depthEnd) s0 = Avx512F.FusedMultiplyAdd(Vector512.Create(x[i]), Vector512.Load(weights + (long)i * stride), s0);
-            var y = c + (long)row * n + col;
+            var y = c + row * ldc + col;
             var sum = s0 + s1;
-            (first ? sum : sum + Vector512.Load(y)).Store(y);
+            if (!first) sum += Vector512.Load(y);
+            if (depthEnd == k && bias is not null) sum += Vector512.Load(bias + col);
+            sum.Store(y);
         }
 
         /// <summary>One row × 8 columns with 256-bit vectors.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Strip256(int row, int col, float* weights, int stride, int depth, int depthEnd, bool first)
         {
-            var x = a + (long)row * k;
+            var x = a + row * lda;
             Vector256<float> s0 = default, s1 = default;
             var i = depth;
             for (; i + 2 <= depthEnd; i += 2)
@@ -314,9 +485,11 @@ public static class LinearKernel
                 s1 = Fma.MultiplyAdd(Vector256.Create(x[i + 1]), Vector256.Load(weights + (long)(i + 1) * stride), s1);
             }
             if (i < depthEnd) s0 = Fma.MultiplyAdd(Vector256.Create(x[i]), Vector256.Load(weights + (long)i * stride), s0);
-            var y = c + (long)row * n + col;
+            var y = c + row * ldc + col;
             var sum = s0 + s1;
-            (first ? sum : sum + Vector256.Load(y)).Store(y);
+            if (!first) sum += Vector256.Load(y);
+            if (depthEnd == k && bias is not null) sum += Vector256.Load(bias + col);
+            sum.Store(y);
         }
 
         /// <summary>Rows [row, rowEnd) × columns [fromColumn, width) of a panel one value at a time: the columns past the
@@ -325,13 +498,13 @@ public static class LinearKernel
         {
             for (var r = row; r < rowEnd; r++)
             {
-                var x = a + (long)r * k;
-                var y = c + (long)r * n + col;
+                var x = a + r * lda;
+                var y = c + r * ldc + col;
                 for (var j = fromColumn; j < width; j++)
                 {
                     var sum = first ? 0f : y[j];
                     for (var i = depth; i < depthEnd; i++) sum = MathF.FusedMultiplyAdd(x[i], panel[(long)i * width + j], sum);
-                    y[j] = sum;
+                    y[j] = depthEnd == k && bias is not null ? sum + bias[col + j] : sum;
                 }
             }
         }
