@@ -78,11 +78,13 @@ public static class BlockedAttention
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, AttentionRule rule, Tensor? padding, int layer,
         IAttentionObserver? observer, Tensor? probabilities, CancellationToken cancellationToken, int queryStart = 0)
     {
+        if (queryStart + q.shape[2] != k.shape[2]) throw new ArgumentException($"{q.shape[2]} queries from {queryStart} for {k.shape[2]} keys");
+        if (AttentionKernel.Runs && padding is null)
+            return AttendOnKernel(q, k, v, rule, layer, observer, probabilities, cancellationToken, queryStart);
         using var scope = NewDisposeScope();
         long batch = q.shape[0], heads = q.shape[1], t = q.shape[2], d = q.shape[3], kvHeads = k.shape[1];
         var repeats = heads / kvHeads;
         var tokens = (int)k.shape[2];
-        if (queryStart + t != tokens) throw new ArgumentException($"{t} queries from {queryStart} for {tokens} keys");
         q = q.to(float32);
         k = k.to(float32);
         v = v.to(float32);
@@ -140,6 +142,137 @@ public static class BlockedAttention
     }
 
     /// <summary>
+    /// <see cref="Attend"/> on <see cref="AttentionKernel"/> (no padding): each block's rows go in runs of at most
+    /// <see cref="RunRows"/> per head, spread over the threads; a run's scores are computed, normalised and multiplied by
+    /// the values while they are in cache. A block's keys start at a multiple of the key panel (a windowed rule's
+    /// first visible key rounded down) and end at the next one (or the last key); the softmax zeroes what the rule hides.
+    /// </summary>
+    private static unsafe Tensor AttendOnKernel(Tensor q, Tensor k, Tensor v, AttentionRule rule, int layer,
+        IAttentionObserver? observer, Tensor? probabilities, CancellationToken cancellationToken, int queryStart)
+    {
+        using var scope = NewDisposeScope();
+        var path = LinearKernel.Selected;
+        long batch = q.shape[0], heads = q.shape[1], t = q.shape[2], d = q.shape[3], kvHeads = k.shape[1];
+        var repeats = heads / kvHeads;
+        var tokens = (int)k.shape[2];
+        q = q.to(float32).contiguous();
+        k = k.to(float32).contiguous();
+        v = v.to(float32).contiguous();
+        // (B, T, H, D), handed out as its (B, H, T, D) transpose: the heads then merge back without a copy.
+        var context = empty(batch, t, heads, d, dtype: float32);
+        var logSumExp = empty(batch, heads, t, dtype: float32);
+        var packed = empty(2 * batch * kvHeads * tokens * d, dtype: float32);
+        float* qData = AttentionKernel.Data(q), kData = AttentionKernel.Data(k), vData = AttentionKernel.Data(v);
+        float* contextData = AttentionKernel.Data(context), lseData = AttentionKernel.Data(logSumExp);
+        float* keysPacked = AttentionKernel.Data(packed), valuesPacked = keysPacked + batch * kvHeads * tokens * d;
+        var started = PhaseTimers.Start();
+        Parallel.For(0L, batch * kvHeads, g =>
+        {
+            LinearKernel.PackRows(kData + g * tokens * d, d, tokens, (int)d, keysPacked + g * tokens * d);
+            LinearKernel.PackColumns(vData + g * tokens * d, d, tokens, (int)d, valuesPacked + g * tokens * d);
+        });
+        PhaseTimers.Stop("attention.pack", started);
+        var blockRows = BlockRows((int)heads, tokens);
+        var buffer = ScoreBuffer(batch * heads * Math.Min(blockRows, tokens) * (long)tokens);
+        var scoresData = AttentionKernel.Data(buffer);
+        var scale = (float)rule.Scale;
+        var cap = (float?)rule.SoftCap;
+        for (var b0 = queryStart / blockRows * blockRows; b0 < tokens; b0 += blockRows)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var blockScope = NewDisposeScope();
+            var (r0, r1) = (Math.Max(b0, queryStart), Math.Min(tokens, b0 + blockRows));
+            const int panel = AttentionKernel.KeyPanel;
+            var c0 = rule.FirstKey(b0) / panel * panel;
+            var c1 = Math.Min(tokens, (rule.EndKey(r1 - 1, tokens) + panel - 1) / panel * panel);
+            int rows = r1 - r0, cols = c1 - c0;
+            var runs = (rows + RunRows - 1) / RunRows;
+            started = PhaseTimers.Start();
+            Parallel.For(0L, batch * heads * runs, index =>
+            {
+                long plane = index / runs, b = plane / heads, h = plane % heads, g = b * kvHeads + h / repeats;
+                var runStart = (int)(index % runs) * RunRows;
+                var count = Math.Min(RunRows, rows - runStart);
+                var scores = scoresData + (plane * rows + runStart) * cols;
+                var row = r0 - queryStart + runStart;                             // the run's first row of q's
+                var firstQuery = plane * t + row;                                 // … in q and lse
+                LinearKernel.MultiplyPacked(path, qData + firstQuery * d, d, keysPacked + (g * tokens + c0) * d, d, 0,
+                    scores, cols, count, cols, (int)d);
+                for (var r = 0; r < count; r++)
+                {
+                    var scoresRow = new Span<float>(scores + (long)r * cols, cols);
+                    lseData[firstQuery + r] = SoftmaxRow(scoresRow, rule, scale, cap, r0 + runStart + r, c0, tokens);
+                }
+                LinearKernel.MultiplyPacked(path, scores, cols, valuesPacked + g * tokens * d, tokens, c0,
+                    contextData + ((b * t + row) * heads + h) * d, heads * d, count, (int)d, cols);
+            });
+            PhaseTimers.Stop("attention.kernel", started);
+            var p = buffer.narrow(0, 0, batch * heads * rows * cols).view(batch, heads, rows, cols);
+            started = PhaseTimers.Start();
+            observer?.Block(layer, r0, c0, p[0]);
+            PhaseTimers.Stop("capture.block", started);
+            probabilities?.narrow(2, r0 - queryStart, rows).narrow(3, c0, cols).copy_(p);
+        }
+        var kept = PhaseTimers.Start();
+        observer?.Layer(layer, q[0].contiguous(), k[0].contiguous(), logSumExp[0], rule);
+        PhaseTimers.Stop("capture.layer", kept);
+        GC.KeepAlive(v);
+        return context.transpose(1, 2).MoveToOuterDisposeScope();
+    }
+
+    [ThreadStatic] private static Tensor? _scoreBuffer;
+
+    /// <summary>
+    /// The score buffer of this thread (the model thread), kept from layer to layer: a fresh one per layer was a fresh
+    /// mapping (HeapSettings) whose first touch cost 7 % of a 4,096-token forward in clear_page. At most
+    /// <see cref="BlockElements"/> floats (32 MB); the forward frees it with <see cref="ReleaseScratch"/> when it ends.
+    /// </summary>
+    private static Tensor ScoreBuffer(long elements)
+    {
+        if (_scoreBuffer is null || _scoreBuffer.numel() < elements)
+        {
+            _scoreBuffer?.Dispose();
+            _scoreBuffer = null;
+            using var outside = NewDisposeScope();
+            _scoreBuffer = empty(Math.Max(elements, 1L << 16), dtype: float32).DetachFromDisposeScope();
+        }
+        return _scoreBuffer.narrow(0, 0, elements);
+    }
+
+    /// <summary>Frees this thread's score buffer (the end of a forward).</summary>
+    public static void ReleaseScratch()
+    {
+        _scoreBuffer?.Dispose();
+        _scoreBuffer = null;
+    }
+
+    /// <summary>Query rows per run on the kernel path: a multiple of the 8-row tile, small enough that a run's scores
+    /// over thousands of keys stay in L2, enough runs per block for two threads.</summary>
+    private const int RunRows = 16;
+
+    /// <summary>
+    /// In place: one row of unscaled q·k over keys from <paramref name="c0"/> becomes exp(rule's score − lse) on the
+    /// keys the rule lets query <paramref name="position"/> see and 0 on the others; returns lse.
+    /// </summary>
+    private static float SoftmaxRow(Span<float> row, AttentionRule rule, float scale, float? cap, int position, int c0, int tokens)
+    {
+        // The visible keys [first, end) of this query; with causal or windowed rules the block's other keys are masked.
+        var first = Math.Max(rule.FirstKey(position), c0) - c0;
+        var end = Math.Min(rule.EndKey(position, tokens), c0 + row.Length) - c0;
+        row[..first].Clear();
+        row[end..].Clear();
+        var visible = row[first..end];
+        TensorPrimitives.Multiply(visible, scale, visible);
+        if (cap is { } c) SoftCapping.Apply(visible, c);
+        var max = TensorPrimitives.Max(visible);
+        TensorPrimitives.Subtract(visible, max, visible);
+        TensorPrimitives.Exp(visible, visible);
+        var sum = TensorPrimitives.Sum(visible);
+        TensorPrimitives.Multiply(visible, 1f / sum, visible);
+        return max + MathF.Log(sum);
+    }
+
+    /// <summary>
     /// In place, each row of <paramref name="scores"/> (B, H, rows, cols; rows from <paramref name="r0"/>, keys from
     /// <paramref name="c0"/>, unscaled q·k) becomes exp(rule's score − lse) on the keys the rule lets it see and 0 on the
     /// others; returns lse (B, H, rows). One fused pass per row instead of libtorch's mask, logsumexp, subtract and exp
@@ -157,22 +290,8 @@ public static class BlockedAttention
         var cap = (float?)rule.SoftCap;
         Parallel.For(0L, planes * rows, index =>
         {
-            var r = (int)(index % rows);
             var row = new Span<float>((float*)data + index * cols, cols);
-            // The visible keys [first, end) of query r0 + r; with causal or windowed rules the block's other keys are masked.
-            var first = Math.Max(rule.FirstKey(r0 + r), c0) - c0;
-            var end = Math.Min(rule.EndKey(r0 + r, tokens), c0 + cols) - c0;
-            row[..first].Clear();
-            row[end..].Clear();
-            var visible = row[first..end];
-            TensorPrimitives.Multiply(visible, scale, visible);
-            if (cap is { } c) SoftCapping.Apply(visible, c);
-            var max = TensorPrimitives.Max(visible);
-            TensorPrimitives.Subtract(visible, max, visible);
-            TensorPrimitives.Exp(visible, visible);
-            var sum = TensorPrimitives.Sum(visible);
-            TensorPrimitives.Multiply(visible, 1f / sum, visible);
-            ((float*)normalisers)[index] = max + MathF.Log(sum);
+            ((float*)normalisers)[index] = SoftmaxRow(row, rule, scale, cap, r0 + (int)(index % rows), c0, tokens);
         });
         return lse;
     }

@@ -1,0 +1,113 @@
+using AttentionViz.Backend.Models;
+using AttentionViz.Backend.Models.Core;
+using static TorchSharp.torch;
+
+namespace AttentionViz.Backend.Tests.Models;
+
+/// <summary>
+/// The attention products on LinearKernel (AttentionKernel, and BlockedAttention's kernel path) equal libtorch's path
+/// on every vector width this CPU runs: masks, strided heads, narrow head sizes, several blocks, windows, soft-capping,
+/// grouped heads and a suffix after a reused prefix.
+/// </summary>
+[TestClass]
+[DoNotParallelize]                                                                   // LinearKernel.Selected is process-wide
+public sealed class AttentionKernelTests
+{
+    public static IEnumerable<object[]> Paths => LinearKernelTests.Paths;
+
+    private static T With<T>(LinearKernel.Path path, Func<T> run)
+    {
+        var previous = LinearKernel.Selected;
+        LinearKernel.Selected = path;
+        try
+        {
+            return run();
+        }
+        finally
+        {
+            LinearKernel.Selected = previous;
+        }
+    }
+
+    private static float MaxDiff(Tensor a, Tensor b) => a.sub(b).abs().max().item<float>();
+
+    [TestMethod]
+    [DynamicData(nameof(Paths))]
+    public void ShortAttentionEqualsLibtorch(LinearKernel.Path path)
+    {
+        if (!LinearKernel.Supported(path)) return;                                  // LinearKernelTests checks the refusal
+        TorchSetup.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var generator = new TorchSharp.torch.Generator(31);
+        // (B, H, T, D) and the mask: a padded second sequence, a causal mask, none; head sizes 32, 64 and 40.
+        foreach (var (b, h, t, d, mask) in new[] { (2, 3, 13, 32, "padding"), (1, 2, 70, 64, "causal"), (1, 1, 9, 40, "none"),
+                     (2, 12, 128, 32, "padding") })
+        {
+            // q, k and v as GPT-2 makes them: heads of one fused (B, T, 3·H·D) projection, strided views.
+            var fused = randn([b, t, 3 * h * d], generator: generator);
+            Tensor Heads(int i) => fused.narrow(2, i * h * d, h * d).view(b, t, h, d).transpose(1, 2);
+            Tensor? allowed = mask switch
+            {
+                "padding" => tensor(Enumerable.Range(0, b * t).Select(i => i / t == 0 || i % t < t - 4).ToArray()).view(b, 1, 1, t),
+                "causal" => AttentionMasks.Build(t, causal: true, null, null),
+                _ => null,
+            };
+            var (expectedContext, expectedP) = With(LinearKernel.Path.Torch, () => AttentionCore.Attend(Heads(0), Heads(1), Heads(2), allowed));
+            var (context, p) = With(path, () => AttentionCore.Attend(Heads(0), Heads(1), Heads(2), allowed));
+            Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expectedP, p), $"{path} probabilities {b}×{h}×{t}×{d} {mask}");
+            Assert.IsLessThanOrEqualTo(1e-5f, MaxDiff(expectedContext, context), $"{path} context {b}×{h}×{t}×{d} {mask}");
+            if (allowed is not null)
+            {
+                // The negative control: the same inputs with the mask left out are far off.
+                var (_, unmasked) = With(path, () => AttentionCore.Attend(Heads(0), Heads(1), Heads(2), null));
+                Assert.IsGreaterThan(1e-3f, MaxDiff(expectedP, unmasked), $"{path} {mask}: leaving the mask out must show");
+            }
+        }
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Paths))]
+    public void BlockedAttentionEqualsLibtorch(LinearKernel.Path path)
+    {
+        if (!LinearKernel.Supported(path)) return;
+        TorchSetup.EnsureInitialized();
+        using var generator = new TorchSharp.torch.Generator(32);
+        // 8 heads × 1,100 tokens are three blocks of 512 rows; a window of 300 starts blocks' keys off the 48-key panels.
+        const int heads = 8, tokens = 1100, d = 64;
+        foreach (var (kvHeads, rule, queryStart) in new[]
+        {
+            (8, new AttentionRule(0.125, true, null), 0),
+            (2, new AttentionRule(0.125, true, 300), 0),
+            (4, new AttentionRule(0.125, true, null, SoftCap: 5.0), 0),
+            (2, new AttentionRule(0.125, true, 300), 700),
+        })
+        {
+            using var scope = NewDisposeScope();
+            var q = randn([1, heads, tokens - queryStart, d], generator: generator);
+            var k = randn([1, kvHeads, tokens, d], generator: generator);
+            var v = randn([1, kvHeads, tokens, d], generator: generator);
+            (Tensor Context, Tensor P) Run(LinearKernel.Path p) => With(p, () =>
+            {
+                var probabilities = zeros(1, heads, tokens - queryStart, tokens);
+                var context = BlockedAttention.Attend(q, k, v, rule, null, 0, null, probabilities, CancellationToken.None, queryStart);
+                return (context, probabilities);
+            });
+            var expected = Run(LinearKernel.Path.Torch);
+            var actual = Run(path);
+            var what = $"{path} kv {kvHeads}, window {rule.Window}, cap {rule.SoftCap}, from {queryStart}";
+            Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expected.P, actual.P), $"{what}: probabilities");
+            Assert.IsLessThanOrEqualTo(1e-5f, MaxDiff(expected.Context, actual.Context), $"{what}: context");
+            if (rule.Window is not null)
+            {
+                // The negative control: without the window the probabilities are far off.
+                var unwindowed = With(path, () =>
+                {
+                    var probabilities = zeros(1, heads, tokens - queryStart, tokens);
+                    BlockedAttention.Attend(q, k, v, rule with { Window = null }, null, 0, null, probabilities, CancellationToken.None, queryStart);
+                    return probabilities;
+                });
+                Assert.IsGreaterThan(1e-3f, MaxDiff(expected.P, unwindowed), $"{what}: leaving the window out must show");
+            }
+        }
+    }
+}
