@@ -27,7 +27,7 @@ internal sealed record LongRow(
 
 /// <summary>A whole run, as --save writes it and --before reads it back.</summary>
 internal sealed record LongRun(string Measured, string Commit, string Machine, double LoadAtStart, double OthersCpuPercent, string? CacheMb,
-    string? MiniLm, List<LongRow> Rows);
+    string? MiniLm, List<LongRow> Rows, Dictionary<string, double>? GemmGflops = null, string? GemmPath = null);
 
 /// <summary>
 /// Long prompts on decoder shapes with random weights and real tokenizers: analyze, the first pooled head, the pooled mean
@@ -68,6 +68,8 @@ internal static class LongInputBench
 
         var runStart = Machine.Ticks();
         var miniLm = BenchArgs.Has("--no-minilm") ? null : MeasureMiniLm(runs);
+        // Issue #15: the forward against the fp32 GEMM throughput of this machine in this run (the shape's MLP product).
+        var gemm = shapes.ToDictionary(shape => shape.Name, GemmGflops);
         var prompt = Prompt(root, shapes.SelectMany(SizesOf).DefaultIfEmpty(0).Max());
         var rows = new List<LongRow>();
         foreach (var shape in shapes)
@@ -85,12 +87,39 @@ internal static class LongInputBench
 
         var run = new LongRun($"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC", Commit(root), machine, loadAtStart,
             Math.Round(Machine.Ticks().OthersPercentSince(runStart), 1),
-            Environment.GetEnvironmentVariable("ATTENTIONVIZ_CACHE_MB"), miniLm, rows);
+            Environment.GetEnvironmentVariable("ATTENTIONVIZ_CACHE_MB"), miniLm, rows, gemm, Models.Core.LinearKernel.Selected.ToString());
         if (BenchArgs.Value("--save") is { } savePath) File.WriteAllText(savePath, JsonSerializer.Serialize(run, Json) + "\n");
         var report = LongInputReport.Markdown(run, shapes, before);
         Console.WriteLine(report);
         if (BenchArgs.Value("--write") is { } writeTo) PerformanceDoc.Update(writeTo, Marker, report);
         return rows.Any(row => row.Failed is not null) ? 1 : 0;
+    }
+
+    /// <summary>
+    /// GFLOP/s of the backend's own linear path (LinearKernel, both threads) on the shape's MLP product at 1,024 rows
+    /// (x·W_upᵀ, the forward's largest), median of 15 after warm-up; libtorch's when the path is torch.
+    /// </summary>
+    private static double GemmGflops(DecoderShape shape)
+    {
+        TorchSetup.EnsureInitialized();
+        const int m = 1024;
+        int k = shape.Hidden, n = shape.Intermediate;
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var x = TorchSharp.torch.randn(m, k);
+        var w = TorchSharp.torch.randn(n, k);
+        var a = x.data<float>().ToArray();
+        var weights = w.data<float>().ToArray();
+        var path = Models.Core.LinearKernel.Selected;
+        if (path != Models.Core.LinearKernel.Path.Torch) Models.Core.LinearKernel.Pack(weights, n, k);
+        var c = new float[m * n];
+        Action multiply = path == Models.Core.LinearKernel.Path.Torch
+            ? () => TorchSharp.torch.nn.functional.linear(x, w).Dispose()
+            : () => Models.Core.LinearKernel.Multiply(path, a, weights, [], c, m, n, k);
+        for (var i = 0; i < 5; i++) multiply();
+        var times = Enumerable.Range(0, 15).Select(_ => Stats.TimeMs(multiply)).Order().ToList();
+        var gflops = 2.0 * m * n * k / (times[times.Count / 2] * 1e6);
+        Console.Error.WriteLine($"{shape.Name}: fp32 GEMM {m}×{k} · {k}×{n} on {path}: {gflops:F0} GFLOP/s");
+        return gflops;
     }
 
     private static LongRow Measure(DecoderShape shape, string folder, int size, string prompt)
