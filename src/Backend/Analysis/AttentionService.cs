@@ -194,9 +194,13 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         var attention = new AttentionTensor(model.Layers, model.Heads, n);
         try
         {
-            using var result = model.Forward(input, cancellationToken);
+            ForwardResult result;
+            using (AttentionCore.WriteProbabilitiesInto(attention.Buffer, model.Layers, (long)model.Heads * n * n))
+                result = model.Forward(input, cancellationToken);
+            using var _ = result;
             for (var layer = 0; layer < model.Layers; layer++)
-                MemoryMarshal.Cast<byte, float>(result.Attentions[layer].contiguous().bytes).CopyTo(attention.Layer(layer));
+                if (!AttentionCore.WritesInto(result.Attentions[layer], attention.Layer(layer)))
+                    MemoryMarshal.Cast<byte, float>(result.Attentions[layer].contiguous().bytes).CopyTo(attention.Layer(layer));
             return (attention, null, MemoryMarshal.Cast<byte, float>(result.LastHiddenState.contiguous().bytes).ToArray());
         }
         catch

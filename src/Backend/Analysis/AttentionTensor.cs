@@ -54,7 +54,8 @@ public sealed class AttentionTensor : IAttentionSource
             $"analyze at most {maxTokens} tokens with this model ({layers} layers × {heads} heads)");
     }
 
-    private float[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(AttentionTensor));
+    /// <summary>The array of every layer's probabilities, layer after layer (the forward writes into it).</summary>
+    internal float[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(AttentionTensor));
 
     /// <summary>The pooled array itself, so tests can see that a released analysis's memory is reused.</summary>
     internal object? PooledArray => _buffer;

@@ -66,6 +66,34 @@ public sealed class AttentionKernelTests
     }
 
     [TestMethod]
+    public void ProbabilitiesGoStraightIntoTheArenaLayerByLayer()
+    {
+        if (!LinearKernel.Supported(LinearKernel.Path.Vector256) && !LinearKernel.Supported(LinearKernel.Path.Vector512)) return;
+        TorchSetup.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var generator = new TorchSharp.torch.Generator(33);
+        const int h = 2, t = 11, d = 16;
+        var inputs = Enumerable.Range(0, 3).Select(_ => randn([1, h, t, d], generator: generator)).ToArray();
+        var buffer = new float[2 * h * t * t + 5];
+        Tensor[] written;
+        using (AttentionCore.WriteProbabilitiesInto(buffer, layers: 2, layerFloats: h * t * t))
+            written = [.. inputs.Select(x => AttentionCore.Attend(x, x, x, null).Probabilities)];
+        // Layers 0 and 1 are the buffer's slots; a third call (more than the layers) gets its own tensor.
+        Assert.IsTrue(AttentionCore.WritesInto(written[0], buffer.AsSpan(0, h * t * t)));
+        Assert.IsTrue(AttentionCore.WritesInto(written[1], buffer.AsSpan(h * t * t, h * t * t)));
+        Assert.IsFalse(AttentionCore.WritesInto(written[2], buffer.AsSpan(0, h * t * t)));
+        for (var layer = 0; layer < 2; layer++)
+        {
+            var expected = With(LinearKernel.Path.Torch, () => AttentionCore.Attend(inputs[layer], inputs[layer], inputs[layer], null).Probabilities);
+            var stored = tensor(buffer.AsSpan(layer * h * t * t, h * t * t).ToArray()).view(1, h, t, t);
+            Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expected, stored), $"layer {layer} in the buffer");
+        }
+        // Outside the scope nothing is written into the buffer.
+        var after = AttentionCore.Attend(inputs[0], inputs[0], inputs[0], null).Probabilities;
+        Assert.IsFalse(AttentionCore.WritesInto(after, buffer.AsSpan(0, h * t * t)));
+    }
+
+    [TestMethod]
     [DynamicData(nameof(Paths))]
     public void BlockedAttentionEqualsLibtorch(LinearKernel.Path path)
     {

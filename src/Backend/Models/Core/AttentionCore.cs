@@ -37,6 +37,45 @@ public static class AttentionCore
         return (context.MoveToOuterDisposeScope(), probabilities.MoveToOuterDisposeScope());
     }
 
+    [ThreadStatic] private static ProbabilityArena? _arena;
+
+    /// <summary>
+    /// Until disposed, the attention of this thread's forward writes layer i's probabilities straight into
+    /// <paramref name="buffer"/> at i·<paramref name="layerFloats"/> (the stored analysis's array) instead of a new tensor
+    /// that the caller then copies: at 512 tokens a copy of 75 MB and the page faults of six 12.6 MB tensors. Only where
+    /// the kernel path writes them, in layer order, when the shape matches; the caller still copies any layer whose
+    /// tensor does not share the buffer (<see cref="WritesInto"/>).
+    /// </summary>
+    public static IDisposable WriteProbabilitiesInto(float[] buffer, int layers, long layerFloats) =>
+        _arena = new ProbabilityArena(buffer, layers, layerFloats);
+
+    /// <summary>Whether <paramref name="probabilities"/> is the view of <paramref name="destination"/>'s memory.</summary>
+    public static unsafe bool WritesInto(Tensor probabilities, Span<float> destination)
+    {
+        if (!probabilities.is_contiguous() || probabilities.numel() != destination.Length || destination.IsEmpty) return false;
+        fixed (float* target = destination) return AttentionKernel.Data(probabilities) == target;
+    }
+
+    /// <summary>The next layer's slot of the arena as a (B, H, T, S) tensor over its memory, or null.</summary>
+    internal static Tensor? NextDestination(long b, long h, long t, long s)
+    {
+        if (_arena is not { } arena || b * h * t * s != arena.LayerFloats || arena.Next >= arena.Layers) return null;
+        return frombuffer(arena.Buffer, float32, arena.LayerFloats, arena.Next++ * arena.LayerFloats).view(b, h, t, s);
+    }
+
+    private sealed class ProbabilityArena(float[] buffer, int layers, long layerFloats) : IDisposable
+    {
+        public float[] Buffer { get; } = buffer;
+        public int Layers { get; } = layers;
+        public long LayerFloats { get; } = layerFloats;
+        public int Next { get; set; }
+
+        public void Dispose()
+        {
+            if (_arena == this) _arena = null;
+        }
+    }
+
     /// <summary>Grouped-query attention: (B, KV, S, D) → (B, KV·repeats, S, D), so that query head h uses kv head h / repeats.</summary>
     public static Tensor RepeatKeyValueHeads(Tensor kv, int repeats)
     {

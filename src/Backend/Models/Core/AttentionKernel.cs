@@ -40,7 +40,7 @@ internal static unsafe class AttentionKernel
         float* qData = (float*)qAddress, kData = (float*)kAddress, vData = (float*)vAddress;
         var mask = allowed is null ? null : allowed.expand(batch, 1, t, s).contiguous();
         var maskData = mask is null ? null : (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(mask.bytes));
-        var probabilities = empty(batch, heads, t, s, dtype: float32);
+        var probabilities = AttentionCore.NextDestination(batch, heads, t, s) ?? empty(batch, heads, t, s, dtype: float32);
         var context = empty(batch, t, heads, d, dtype: float32);
         float* pData = Data(probabilities), cData = Data(context);
         var packed = empty(2 * batch * heads * s * d, dtype: float32);
