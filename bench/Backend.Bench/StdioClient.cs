@@ -64,6 +64,24 @@ internal sealed class StdioClient(Process process) : IDisposable
         }
     }
 
+    /// <summary>Sends every request before reading any answer (as the panel's grid does), and returns the results in order.</summary>
+    public JsonNode[] CallAll(string method, IReadOnlyList<JsonObject> parameters)
+    {
+        var first = _id + 1;
+        foreach (var p in parameters) Send(new JsonObject { ["jsonrpc"] = "2.0", ["id"] = ++_id, ["method"] = method, ["params"] = p });
+        var results = new JsonNode[parameters.Count];
+        for (var answered = 0; answered < results.Length;)
+        {
+            var message = Receive();
+            if (message["id"]?.GetValue<int>() is not { } id || message["method"] is not null || id < first || id > _id) continue;
+            if (message["error"] is { } error)
+                throw new RpcException(error["code"]!.GetValue<int>(), error["message"]?.GetValue<string>() ?? error.ToJsonString());
+            results[id - first] = message["result"]!;
+            answered++;
+        }
+        return results;
+    }
+
     private void Send(JsonObject message)
     {
         var body = Encoding.UTF8.GetBytes(message.ToJsonString());

@@ -57,6 +57,9 @@ public sealed class AttentionTensor : IAttentionSource
     /// <summary>The array of every layer's probabilities, layer after layer (the forward writes into it).</summary>
     internal float[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(AttentionTensor));
 
+    /// <summary>Whether the array goes back to the pool when the analysis is released (the next analysis reuses it).</summary>
+    internal bool IsPooled => _buffer is { } buffer && buffer.Length <= PooledFloats;
+
     /// <summary>The pooled array itself, so tests can see that a released analysis's memory is reused.</summary>
     internal object? PooledArray => _buffer;
 

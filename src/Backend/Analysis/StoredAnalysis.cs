@@ -56,11 +56,12 @@ public sealed class StoredAnalysis
     internal void Release()
     {
         if (Interlocked.Decrement(ref _references) != 0) return;
-        var large = Attention.SizeInBytes >= CollectFromBytes;
-        Attention.Dispose();
         // A small one (MiniLM's few MB) is not worth a full collection, which would compete with the next forward, nor
         // a malloc_trim: the next forward would page-fault its temporaries back in (clear_page was ~10 % of a 128-token
-        // analysis's CPU time when every release trimmed).
+        // analysis's CPU time when every release trimmed). Nor is one whose array goes back to the pool for the next
+        // analysis (MiniLM at 512 tokens, 75 MB: a collection after each release tripled the next analysis's time).
+        var large = Attention.SizeInBytes >= CollectFromBytes && Attention is not AttentionTensor { IsPooled: true };
+        Attention.Dispose();
         if (large)
         {
             Platform.HeapSettings.ReturnFreedMemory();
