@@ -274,19 +274,12 @@ public sealed class LlamaModel : CheckpointModel
 
         var x = _model.TokenEmbedding.forward(start > 0 ? ids.narrow(1, start, t - start) : ids); // (B, T − start, C)
         if (_spec.ScaleEmbeddings) x.mul_((float)Math.Sqrt(_spec.HiddenSize));
-        try
+        for (var i = 0; i < Layers; i++)
         {
-            for (var i = 0; i < Layers; i++)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var next = _model.Layers[i].Forward(x, i, _spec.RuleOf(i), context);
-                x.Dispose();  // else every layer's hidden state stays in this scope until the end (566 MB at 8,192 tokens)
-                x = next;
-            }
-        }
-        finally
-        {
-            BlockedAttention.ReleaseScratch();                                       // kept from layer to layer only
+            cancellationToken.ThrowIfCancellationRequested();
+            var next = _model.Layers[i].Forward(x, i, _spec.RuleOf(i), context);
+            x.Dispose();  // else every layer's hidden state stays in this scope until the end (566 MB at 8,192 tokens)
+            x = next;
         }
         var hidden = _model.FinalNorm.forward(x);                                    // (B, T, C)
         Tensor? logits = null;

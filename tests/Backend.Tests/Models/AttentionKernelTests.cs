@@ -54,6 +54,9 @@ public sealed class AttentionKernelTests
             };
             var (expectedContext, expectedP) = With(LinearKernel.Path.Torch, () => AttentionCore.Attend(Heads(0), Heads(1), Heads(2), allowed));
             var (context, p) = With(path, () => AttentionCore.Attend(Heads(0), Heads(1), Heads(2), allowed));
+            // The kernel ran (its context is the transpose of a (B, T, H, D) tensor), not libtorch's path.
+            Assert.AreEqual((long)d, context.stride(1), $"{path} {mask}: the kernel's context");
+            Assert.AreEqual((long)t * d, expectedContext.stride(1), "libtorch's context");
             Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expectedP, p), $"{path} probabilities {b}×{h}×{t}×{d} {mask}");
             Assert.IsLessThanOrEqualTo(1e-5f, MaxDiff(expectedContext, context), $"{path} context {b}×{h}×{t}×{d} {mask}");
             if (allowed is not null)
@@ -66,9 +69,59 @@ public sealed class AttentionKernelTests
     }
 
     [TestMethod]
+    [DynamicData(nameof(Paths))]
+    public void BlockedAttentionOfBatchesAndWideHeadsEqualsLibtorch(LinearKernel.Path path)
+    {
+        if (!LinearKernel.Supported(path)) return;
+        TorchSetup.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var generator = new TorchSharp.torch.Generator(34);
+        // Two unpadded sequences, head size 128 (a 32-column P·V panel), 3 kv heads for 6 query heads, 200 tokens.
+        const int batch = 2, heads = 6, kvHeads = 3, tokens = 200, d = 128;
+        var q = randn([batch, heads, tokens, d], generator: generator);
+        var k = randn([batch, kvHeads, tokens, d], generator: generator);
+        var v = randn([batch, kvHeads, tokens, d], generator: generator);
+        var rule = new AttentionRule(1 / Math.Sqrt(d), true, null);
+        (Tensor Context, Tensor P) Run(LinearKernel.Path p) => With(p, () =>
+        {
+            var probabilities = zeros(batch, heads, tokens, tokens);
+            return (BlockedAttention.Attend(q, k, v, rule, null, 0, null, probabilities, CancellationToken.None), probabilities);
+        });
+        var expected = Run(LinearKernel.Path.Torch);
+        var actual = Run(path);
+        Assert.AreEqual((long)d, actual.Context.stride(1), $"{path}: the kernel's context");
+        Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expected.P, actual.P), $"{path}: probabilities");
+        Assert.IsLessThanOrEqualTo(1e-5f, MaxDiff(expected.Context, actual.Context), $"{path}: context");
+    }
+
+    [TestMethod]
+    public void EachLayerTakesItsSlotWhicheverPathRuns()
+    {
+        var kernel = LinearKernel.Supported(LinearKernel.Path.Vector512) ? LinearKernel.Path.Vector512 : LinearKernel.Path.Scalar;
+        TorchSetup.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var generator = new TorchSharp.torch.Generator(35);
+        const int h = 2, t = 7, d = 8;
+        var inputs = Enumerable.Range(0, 2).Select(_ => randn([1, h, t, d], generator: generator)).ToArray();
+        var buffer = new float[2 * h * t * t];
+        Tensor[] written;
+        // Layer 0 on libtorch's path, layer 1 on the kernel: each in its own slot.
+        using (AttentionCore.WriteProbabilitiesInto(buffer, layers: 2, layerFloats: h * t * t))
+            written = [With(LinearKernel.Path.Torch, () => AttentionCore.Attend(inputs[0], inputs[0], inputs[0], null).Probabilities),
+                With(kernel, () => AttentionCore.Attend(inputs[1], inputs[1], inputs[1], null).Probabilities)];
+        for (var layer = 0; layer < 2; layer++)
+        {
+            Assert.IsTrue(AttentionCore.WritesInto(written[layer], buffer.AsSpan(layer * h * t * t, h * t * t)), $"layer {layer}'s slot");
+            var expected = With(LinearKernel.Path.Torch, () => AttentionCore.Attend(inputs[layer], inputs[layer], inputs[layer], null).Probabilities);
+            var stored = tensor(buffer.AsSpan(layer * h * t * t, h * t * t).ToArray()).view(1, h, t, t);
+            Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expected, stored), $"layer {layer} in the buffer");
+        }
+    }
+
+    [TestMethod]
     public void ProbabilitiesGoStraightIntoTheArenaLayerByLayer()
     {
-        if (!LinearKernel.Supported(LinearKernel.Path.Vector256) && !LinearKernel.Supported(LinearKernel.Path.Vector512)) return;
+        var kernel = LinearKernel.Supported(LinearKernel.Path.Vector512) ? LinearKernel.Path.Vector512 : LinearKernel.Path.Scalar;
         TorchSetup.EnsureInitialized();
         using var scope = NewDisposeScope();
         using var generator = new TorchSharp.torch.Generator(33);
@@ -77,7 +130,7 @@ public sealed class AttentionKernelTests
         var buffer = new float[2 * h * t * t + 5];
         Tensor[] written;
         using (AttentionCore.WriteProbabilitiesInto(buffer, layers: 2, layerFloats: h * t * t))
-            written = [.. inputs.Select(x => AttentionCore.Attend(x, x, x, null).Probabilities)];
+            written = With(kernel, () => inputs.Select(x => AttentionCore.Attend(x, x, x, null).Probabilities).ToArray());
         // Layers 0 and 1 are the buffer's slots; a third call (more than the layers) gets its own tensor.
         Assert.IsTrue(AttentionCore.WritesInto(written[0], buffer.AsSpan(0, h * t * t)));
         Assert.IsTrue(AttentionCore.WritesInto(written[1], buffer.AsSpan(h * t * t, h * t * t)));
@@ -89,7 +142,7 @@ public sealed class AttentionKernelTests
             Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expected, stored), $"layer {layer} in the buffer");
         }
         // Outside the scope nothing is written into the buffer.
-        var after = AttentionCore.Attend(inputs[0], inputs[0], inputs[0], null).Probabilities;
+        var after = With(kernel, () => AttentionCore.Attend(inputs[0], inputs[0], inputs[0], null).Probabilities);
         Assert.IsFalse(AttentionCore.WritesInto(after, buffer.AsSpan(0, h * t * t)));
     }
 
@@ -123,6 +176,8 @@ public sealed class AttentionKernelTests
             var expected = Run(LinearKernel.Path.Torch);
             var actual = Run(path);
             var what = $"{path} kv {kvHeads}, window {rule.Window}, cap {rule.SoftCap}, from {queryStart}";
+            Assert.AreEqual((long)d, actual.Context.stride(1), $"{what}: the kernel's context");
+            Assert.AreEqual((long)(tokens - queryStart) * d, expected.Context.stride(1), "libtorch's context");
             Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expected.P, actual.P), $"{what}: probabilities");
             Assert.IsLessThanOrEqualTo(1e-5f, MaxDiff(expected.Context, actual.Context), $"{what}: context");
             if (rule.Window is not null)

@@ -41,7 +41,7 @@ public sealed class LinearKernelTests
             (1, 1, 1, false), (3, 5, 7, true), (4, 4, 16, false), (17, 33, 65, true), (5, 9, 15, true),
             (129, 67, 385, true), (69, 1539, 393, false), (200, 300, 1000, true), (8, 48, 256, false), (16, 96, 513, true),
             // Narrow last panels of 16 and 32 columns (head sizes 64 and 32, Qwen2.5's 896) on their own tiles.
-            (19, 64, 70, true), (21, 32, 40, true), (9, 80, 33, false), (40, 896, 50, true), (8, 16, 5, true),
+            (19, 64, 70, true), (21, 32, 40, true), (9, 80, 33, false), (40, 896, 50, true), (8, 16, 5, true), (17, 80, 600, true),
         })
         {
             using var a = randn([m, k], generator: generator);

@@ -17,10 +17,23 @@ public static class AttentionCore
     /// <returns>context (B, H, T, D) and probabilities (B, H, T, S); masked entries are exactly 0</returns>
     public static (Tensor Context, Tensor Probabilities) Attend(Tensor q, Tensor k, Tensor v, Tensor? allowed, double? scale = null)
     {
-        var kernelRuns = AttentionKernel.Runs && q.numel() > 0 && k.numel() > 0 && k.shape[1] == q.shape[1]
+        // Every call takes its layer's slot of the arena, whichever path runs, so layer i always lands in slot i.
+        var destination = NextDestination(q.shape[0], q.shape[1], q.shape[2], k.shape[2]);
+        // The kernel's shapes: k and v alike, with q's batch, heads and head size; a mask over keys or (query, key).
+        var kernelRuns = AttentionKernel.Runs && q.numel() > 0 && k.numel() > 0 && v.shape.SequenceEqual(k.shape)
+            && k.shape[0] == q.shape[0] && k.shape[1] == q.shape[1] && k.shape[3] == q.shape[3]
             && (allowed is null || allowed.Dimensions == 4 && allowed.shape[1] == 1);
         if (kernelRuns)
-            return AttentionKernel.Attend(q, k, v, allowed, scale ?? 1.0 / Math.Sqrt(q.shape[^1]));
+            return AttentionKernel.Attend(q, k, v, allowed, scale ?? 1.0 / Math.Sqrt(q.shape[^1]), destination);
+        var (context, probabilities) = AttendInTorch(q, k, v, allowed, scale);
+        if (destination is null) return (context, probabilities);
+        destination.copy_(probabilities);
+        probabilities.Dispose();
+        return (context, destination);
+    }
+
+    private static (Tensor Context, Tensor Probabilities) AttendInTorch(Tensor q, Tensor k, Tensor v, Tensor? allowed, double? scale)
+    {
         using var scope = NewDisposeScope();
         var scores = q.to(float32).matmul(k.to(float32).transpose(-2, -1)).mul_(scale ?? 1.0 / Math.Sqrt(q.shape[^1]));  // (B, H, T, S)
         Tensor probabilities;
@@ -42,9 +55,9 @@ public static class AttentionCore
     /// <summary>
     /// Until disposed, the attention of this thread's forward writes layer i's probabilities straight into
     /// <paramref name="buffer"/> at i·<paramref name="layerFloats"/> (the stored analysis's array) instead of a new tensor
-    /// that the caller then copies: at 512 tokens a copy of 75 MB and the page faults of six 12.6 MB tensors. Only where
-    /// the kernel path writes them, in layer order, when the shape matches; the caller still copies any layer whose
-    /// tensor does not share the buffer (<see cref="WritesInto"/>).
+    /// that the caller then copies: at 512 tokens a copy of 75 MB and the page faults of six 12.6 MB tensors. The i-th
+    /// call of <see cref="Attend"/> is layer i; the caller still copies any layer whose tensor does not share the buffer
+    /// (<see cref="WritesInto"/>: a shape that is not the slot's).
     /// </summary>
     public static IDisposable WriteProbabilitiesInto(float[] buffer, int layers, long layerFloats) =>
         _arena = new ProbabilityArena(buffer, layers, layerFloats);
@@ -56,11 +69,14 @@ public static class AttentionCore
         fixed (float* target = destination) return AttentionKernel.Data(probabilities) == target;
     }
 
-    /// <summary>The next layer's slot of the arena as a (B, H, T, S) tensor over its memory, or null.</summary>
-    internal static Tensor? NextDestination(long b, long h, long t, long s)
+    /// <summary>The next layer's slot of the arena as a (1, H, T, S) tensor over its memory, or null (no arena, a
+    /// shape that is not the slot's, or more calls than layers); the slot is taken either way.</summary>
+    private static Tensor? NextDestination(long b, long h, long t, long s)
     {
-        if (_arena is not { } arena || b * h * t * s != arena.LayerFloats || arena.Next >= arena.Layers) return null;
-        return frombuffer(arena.Buffer, float32, arena.LayerFloats, arena.Next++ * arena.LayerFloats).view(b, h, t, s);
+        if (_arena is not { } arena || arena.Next >= arena.Layers) return null;
+        var slot = arena.Next++;
+        if (b != 1 || h * t * s != arena.LayerFloats) return null;
+        return frombuffer(arena.Buffer, float32, arena.LayerFloats, slot * arena.LayerFloats).view(b, h, t, s);
     }
 
     private sealed class ProbabilityArena(float[] buffer, int layers, long layerFloats) : IDisposable

@@ -27,9 +27,11 @@ internal static unsafe class AttentionKernel
     /// softmax(q·kᵀ·scale) over the allowed keys, as <see cref="AttentionCore.Attend"/>: q, k, v (B, H, T or S, D) with
     /// each row's D values side by side (the heads of a (B, T, H, D) projection, or contiguous); allowed bool
     /// broadcastable to (B, 1, T, S) or null. Returns the context (B, H, T, D), a view of a (B, T, H, D) tensor (the
-    /// heads merge back without a copy), and the probabilities (B, H, T, S).
+    /// heads merge back without a copy), and the probabilities (B, H, T, S), written into <paramref name="destination"/>
+    /// (contiguous, that shape) when given.
     /// </summary>
-    public static (Tensor Context, Tensor Probabilities) Attend(Tensor q, Tensor k, Tensor v, Tensor? allowed, double scale)
+    public static (Tensor Context, Tensor Probabilities) Attend(Tensor q, Tensor k, Tensor v, Tensor? allowed, double scale,
+        Tensor? destination = null)
     {
         long batch = q.shape[0], heads = q.shape[1], t = q.shape[2], d = q.shape[3], s = k.shape[2];
         var path = LinearKernel.Selected;
@@ -40,7 +42,7 @@ internal static unsafe class AttentionKernel
         float* qData = (float*)qAddress, kData = (float*)kAddress, vData = (float*)vAddress;
         var mask = allowed is null ? null : allowed.expand(batch, 1, t, s).contiguous();
         var maskData = mask is null ? null : (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(mask.bytes));
-        var probabilities = AttentionCore.NextDestination(batch, heads, t, s) ?? empty(batch, heads, t, s, dtype: float32);
+        var probabilities = destination ?? empty(batch, heads, t, s, dtype: float32);
         var context = empty(batch, t, heads, d, dtype: float32);
         float* pData = Data(probabilities), cData = Data(context);
         var packed = empty(2 * batch * heads * s * d, dtype: float32);

@@ -95,7 +95,7 @@ public static class BlockedAttention
         // each time (HeapSettings), 4,600 page faults per 19 MB block at 8,192 tokens.
         var buffer = empty(batch * heads * Math.Min(blockRows, tokens) * (long)tokens, dtype: float32);
         // Blocks fall where a forward over all T queries puts them, and take the same keys: the suffix's rows then
-        // round exactly as that forward's would (a block starting at queryStart would sum over other keys).
+        // round as that forward's would (a block starting at queryStart would sum over other keys).
         for (var b0 = queryStart / blockRows * blockRows; b0 < tokens; b0 += blockRows)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -146,6 +146,8 @@ public static class BlockedAttention
     /// <see cref="RunRows"/> per head, spread over the threads; a run's scores are computed, normalised and multiplied by
     /// the values while they are in cache. A block's keys start at a multiple of the key panel (a windowed rule's
     /// first visible key rounded down) and end at the next one (or the last key); the softmax zeroes what the rule hides.
+    /// A suffix after a reused prefix starts its runs at queryStart, so its rows' dot products may be summed in another
+    /// order than a full forward's (tiles against strips): equal to float32 rounding, as the tests check.
     /// </summary>
     private static unsafe Tensor AttendOnKernel(Tensor q, Tensor k, Tensor v, AttentionRule rule, int layer,
         IAttentionObserver? observer, Tensor? probabilities, CancellationToken cancellationToken, int queryStart)
@@ -173,7 +175,9 @@ public static class BlockedAttention
         });
         PhaseTimers.Stop("attention.pack", started);
         var blockRows = BlockRows((int)heads, tokens);
-        var buffer = ScoreBuffer(batch * heads * Math.Min(blockRows, tokens) * (long)tokens);
+        // A buffer per layer, as libtorch's path: kept from layer to layer it saved its first touch (7 % of a 4,096-token
+        // forward in clear_page) but added its 32 MB to the peak of every layer's RoPE and MLP (8,160 tokens: +45–90 MB).
+        var buffer = empty(batch * heads * Math.Min(blockRows, tokens) * (long)tokens, dtype: float32);
         var scoresData = AttentionKernel.Data(buffer);
         var scale = (float)rule.Scale;
         var cap = (float?)rule.SoftCap;
@@ -218,32 +222,6 @@ public static class BlockedAttention
         PhaseTimers.Stop("capture.layer", kept);
         GC.KeepAlive(v);
         return context.transpose(1, 2).MoveToOuterDisposeScope();
-    }
-
-    [ThreadStatic] private static Tensor? _scoreBuffer;
-
-    /// <summary>
-    /// The score buffer of this thread (the model thread), kept from layer to layer: a fresh one per layer was a fresh
-    /// mapping (HeapSettings) whose first touch cost 7 % of a 4,096-token forward in clear_page. At most
-    /// <see cref="BlockElements"/> floats (32 MB); the forward frees it with <see cref="ReleaseScratch"/> when it ends.
-    /// </summary>
-    private static Tensor ScoreBuffer(long elements)
-    {
-        if (_scoreBuffer is null || _scoreBuffer.numel() < elements)
-        {
-            _scoreBuffer?.Dispose();
-            _scoreBuffer = null;
-            using var outside = NewDisposeScope();
-            _scoreBuffer = empty(Math.Max(elements, 1L << 16), dtype: float32).DetachFromDisposeScope();
-        }
-        return _scoreBuffer.narrow(0, 0, elements);
-    }
-
-    /// <summary>Frees this thread's score buffer (the end of a forward).</summary>
-    public static void ReleaseScratch()
-    {
-        _scoreBuffer?.Dispose();
-        _scoreBuffer = null;
     }
 
     /// <summary>Query rows per run on the kernel path: a multiple of the 8-row tile, small enough that a run's scores
