@@ -130,14 +130,9 @@ public static class BlockedAttention
             context.narrow(2, r0 - queryStart, rows).copy_(pv.view(batch, heads, rows, d));
             logSumExp.narrow(2, r0 - queryStart, rows).copy_(lse);
             PhaseTimers.Stop("attention.pv", started);
-            started = PhaseTimers.Start();
-            observer?.Block(layer, r0, c0, p[0]);
-            PhaseTimers.Stop("capture.block", started);
-            probabilities?.narrow(2, r0 - queryStart, rows).narrow(3, c0, cols).copy_(p);
+            HandOutBlock(observer, probabilities, layer, r0, c0, queryStart, p);
         }
-        var kept = PhaseTimers.Start();
-        observer?.Layer(layer, q[0].contiguous(), k[0].contiguous(), logSumExp[0], rule);
-        PhaseTimers.Stop("capture.layer", kept);
+        HandOutLayer(observer, layer, q, k, logSumExp, rule);
         return context.MoveToOuterDisposeScope();
     }
 
@@ -212,16 +207,28 @@ public static class BlockedAttention
             });
             PhaseTimers.Stop("attention.kernel", started);
             var p = buffer.narrow(0, 0, batch * heads * rows * cols).view(batch, heads, rows, cols);
-            started = PhaseTimers.Start();
-            observer?.Block(layer, r0, c0, p[0]);
-            PhaseTimers.Stop("capture.block", started);
-            probabilities?.narrow(2, r0 - queryStart, rows).narrow(3, c0, cols).copy_(p);
+            HandOutBlock(observer, probabilities, layer, r0, c0, queryStart, p);
         }
-        var kept = PhaseTimers.Start();
-        observer?.Layer(layer, q[0].contiguous(), k[0].contiguous(), logSumExp[0], rule);
-        PhaseTimers.Stop("capture.layer", kept);
+        HandOutLayer(observer, layer, q, k, logSumExp, rule);
         GC.KeepAlive(v);
         return context.transpose(1, 2).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A block's probabilities (B, H, rows, cols) to the observer (batch row 0) and into the full ones, if asked.</summary>
+    private static void HandOutBlock(IAttentionObserver? observer, Tensor? probabilities, int layer, int r0, int c0, int queryStart, Tensor p)
+    {
+        var started = PhaseTimers.Start();
+        observer?.Block(layer, r0, c0, p[0]);
+        PhaseTimers.Stop("capture.block", started);
+        probabilities?.narrow(2, r0 - queryStart, p.shape[2]).narrow(3, c0, p.shape[3]).copy_(p);
+    }
+
+    /// <summary>The layer's recomputable state (batch row 0) to the observer.</summary>
+    private static void HandOutLayer(IAttentionObserver? observer, int layer, Tensor q, Tensor k, Tensor logSumExp, AttentionRule rule)
+    {
+        var started = PhaseTimers.Start();
+        observer?.Layer(layer, q[0].contiguous(), k[0].contiguous(), logSumExp[0], rule);
+        PhaseTimers.Stop("capture.layer", started);
     }
 
     /// <summary>Query rows per run on the kernel path: a multiple of the 8-row tile, small enough that a run's scores
