@@ -209,12 +209,9 @@ public sealed class ModelRegistry(ModelThread modelThread) : IDisposable
     private static LoadedModel Load(string key, ModelLoadOptions options)
     {
         TorchSetup.EnsureInitialized();
-        if (key == DefaultId)
-        {
-            var folder = EmbeddedModel.EnsureConverted();
-            return ModelFolder.Load(folder, DefaultInfo);
-        }
-        return ModelFolder.Load(key, null, options);
+        var loaded = key == DefaultId ? ModelFolder.Load(EmbeddedModel.EnsureConverted(), DefaultInfo) : ModelFolder.Load(key, null, options);
+        Platform.HeapSettings.CollectAndTrim();
+        return loaded;
     }
 
     public static IModelTokenizer LoadTokenizer(string id) =>

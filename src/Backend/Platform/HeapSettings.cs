@@ -63,11 +63,21 @@ public static partial class HeapSettings
             await Task.Delay(50);
             Volatile.Write(ref _collecting, 0);
             var before = Environment.WorkingSet;
-            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-            ReturnFreedMemory();
+            CollectAndTrim(GCCollectionMode.Aggressive);
             Log.Info($"returned memory after a released analysis: RSS {before >> 20} MB -> {Environment.WorkingSet >> 20} MB " +
                 $"(managed heap {GC.GetGCMemoryInfo().TotalCommittedBytes >> 20} MB committed)");
         });
+    }
+
+    /// <summary>
+    /// Now, on this thread: a compacting collection and <see cref="ReturnFreedMemory"/>. After a model is loaded (the
+    /// checkpoint's and tokenizer's parsing garbage: 26 MB for the SmolLM2 shape) and before a long analysis (what
+    /// earlier requests left), so that the forward's peak does not stand on garbage.
+    /// </summary>
+    public static void CollectAndTrim(GCCollectionMode mode = GCCollectionMode.Forced)
+    {
+        GC.Collect(GC.MaxGeneration, mode, blocking: true, compacting: true);
+        ReturnFreedMemory();
     }
 
     [LibraryImport("libc", EntryPoint = "malloc_trim")]
