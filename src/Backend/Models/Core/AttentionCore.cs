@@ -22,7 +22,7 @@ public static class AttentionCore
         // The kernel's shapes: k and v alike, with q's batch, heads and head size; a mask over keys or (query, key).
         var kernelRuns = AttentionKernel.Runs && q.numel() > 0 && k.numel() > 0 && v.shape.SequenceEqual(k.shape)
             && k.shape[0] == q.shape[0] && k.shape[1] == q.shape[1] && k.shape[3] == q.shape[3]
-            && (allowed is null || allowed.Dimensions == 4 && allowed.shape[1] == 1);
+            && (allowed is null || allowed.dtype == ScalarType.Bool && allowed.Dimensions == 4 && allowed.shape[1] == 1);
         if (kernelRuns)
             return AttentionKernel.Attend(q, k, v, allowed, scale ?? 1.0 / Math.Sqrt(q.shape[^1]), destination);
         var (context, probabilities) = AttendInTorch(q, k, v, allowed, scale);
