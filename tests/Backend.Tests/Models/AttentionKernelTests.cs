@@ -31,6 +31,23 @@ public sealed class AttentionKernelTests
 
     private static float MaxDiff(Tensor a, Tensor b) => a.sub(b).abs().max().item<float>();
 
+    /// <summary>BlockedAttention on <paramref name="path"/>, with every probability: (context, (B, H, T − queryStart, T)).</summary>
+    private static (Tensor Context, Tensor P) Blocked(LinearKernel.Path path, Tensor q, Tensor k, Tensor v, AttentionRule rule,
+        int queryStart = 0) => With(path, () =>
+    {
+        var probabilities = zeros(q.shape[0], q.shape[1], q.shape[2], k.shape[2]);
+        return (BlockedAttention.Attend(q, k, v, rule, null, 0, null, probabilities, CancellationToken.None, queryStart), probabilities);
+    });
+
+    /// <summary>The kernel ran (its context is the transpose of a (B, T, H, D) tensor) and equals libtorch's path.</summary>
+    private static void AssertKernelEquals((Tensor Context, Tensor P) expected, (Tensor Context, Tensor P) actual, string what)
+    {
+        Assert.AreEqual(actual.Context.shape[3], actual.Context.stride(1), $"{what}: the kernel's context");
+        Assert.AreEqual(expected.Context.shape[2] * expected.Context.shape[3], expected.Context.stride(1), $"{what}: libtorch's context");
+        Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expected.P, actual.P), $"{what}: probabilities");
+        Assert.IsLessThanOrEqualTo(1e-5f, MaxDiff(expected.Context, actual.Context), $"{what}: context");
+    }
+
     [TestMethod]
     [DynamicData(nameof(Paths))]
     public void ShortAttentionEqualsLibtorch(LinearKernel.Path path)
@@ -52,18 +69,14 @@ public sealed class AttentionKernelTests
                 "causal" => AttentionMasks.Build(t, causal: true, null, null),
                 _ => null,
             };
-            var (expectedContext, expectedP) = With(LinearKernel.Path.Torch, () => AttentionCore.Attend(Heads(0), Heads(1), Heads(2), allowed));
-            var (context, p) = With(path, () => AttentionCore.Attend(Heads(0), Heads(1), Heads(2), allowed));
-            // The kernel ran (its context is the transpose of a (B, T, H, D) tensor), not libtorch's path.
-            Assert.AreEqual((long)d, context.stride(1), $"{path} {mask}: the kernel's context");
-            Assert.AreEqual((long)t * d, expectedContext.stride(1), "libtorch's context");
-            Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expectedP, p), $"{path} probabilities {b}×{h}×{t}×{d} {mask}");
-            Assert.IsLessThanOrEqualTo(1e-5f, MaxDiff(expectedContext, context), $"{path} context {b}×{h}×{t}×{d} {mask}");
+            var expected = With(LinearKernel.Path.Torch, () => AttentionCore.Attend(Heads(0), Heads(1), Heads(2), allowed));
+            AssertKernelEquals(expected, With(path, () => AttentionCore.Attend(Heads(0), Heads(1), Heads(2), allowed)),
+                $"{path} {b}×{h}×{t}×{d} {mask}");
             if (allowed is not null)
             {
                 // The negative control: the same inputs with the mask left out are far off.
                 var (_, unmasked) = With(path, () => AttentionCore.Attend(Heads(0), Heads(1), Heads(2), null));
-                Assert.IsGreaterThan(1e-3f, MaxDiff(expectedP, unmasked), $"{path} {mask}: leaving the mask out must show");
+                Assert.IsGreaterThan(1e-3f, MaxDiff(expected.Probabilities, unmasked), $"{path} {mask}: leaving the mask out must show");
             }
         }
     }
@@ -82,40 +95,7 @@ public sealed class AttentionKernelTests
         var k = randn([batch, kvHeads, tokens, d], generator: generator);
         var v = randn([batch, kvHeads, tokens, d], generator: generator);
         var rule = new AttentionRule(1 / Math.Sqrt(d), true, null);
-        (Tensor Context, Tensor P) Run(LinearKernel.Path p) => With(p, () =>
-        {
-            var probabilities = zeros(batch, heads, tokens, tokens);
-            return (BlockedAttention.Attend(q, k, v, rule, null, 0, null, probabilities, CancellationToken.None), probabilities);
-        });
-        var expected = Run(LinearKernel.Path.Torch);
-        var actual = Run(path);
-        Assert.AreEqual((long)d, actual.Context.stride(1), $"{path}: the kernel's context");
-        Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expected.P, actual.P), $"{path}: probabilities");
-        Assert.IsLessThanOrEqualTo(1e-5f, MaxDiff(expected.Context, actual.Context), $"{path}: context");
-    }
-
-    [TestMethod]
-    public void EachLayerTakesItsSlotWhicheverPathRuns()
-    {
-        var kernel = LinearKernel.Supported(LinearKernel.Path.Vector512) ? LinearKernel.Path.Vector512 : LinearKernel.Path.Scalar;
-        TorchSetup.EnsureInitialized();
-        using var scope = NewDisposeScope();
-        using var generator = new TorchSharp.torch.Generator(35);
-        const int h = 2, t = 7, d = 8;
-        var inputs = Enumerable.Range(0, 2).Select(_ => randn([1, h, t, d], generator: generator)).ToArray();
-        var buffer = new float[2 * h * t * t];
-        Tensor[] written;
-        // Layer 0 on libtorch's path, layer 1 on the kernel: each in its own slot.
-        using (AttentionCore.WriteProbabilitiesInto(buffer, layers: 2, layerFloats: h * t * t))
-            written = [With(LinearKernel.Path.Torch, () => AttentionCore.Attend(inputs[0], inputs[0], inputs[0], null).Probabilities),
-                With(kernel, () => AttentionCore.Attend(inputs[1], inputs[1], inputs[1], null).Probabilities)];
-        for (var layer = 0; layer < 2; layer++)
-        {
-            Assert.IsTrue(AttentionCore.WritesInto(written[layer], buffer.AsSpan(layer * h * t * t, h * t * t)), $"layer {layer}'s slot");
-            var expected = With(LinearKernel.Path.Torch, () => AttentionCore.Attend(inputs[layer], inputs[layer], inputs[layer], null).Probabilities);
-            var stored = tensor(buffer.AsSpan(layer * h * t * t, h * t * t).ToArray()).view(1, h, t, t);
-            Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expected, stored), $"layer {layer} in the buffer");
-        }
+        AssertKernelEquals(Blocked(LinearKernel.Path.Torch, q, k, v, rule), Blocked(path, q, k, v, rule), $"{path}");
     }
 
     [TestMethod]
@@ -125,25 +105,24 @@ public sealed class AttentionKernelTests
         TorchSetup.EnsureInitialized();
         using var scope = NewDisposeScope();
         using var generator = new TorchSharp.torch.Generator(33);
-        const int h = 2, t = 11, d = 16;
+        const int h = 2, t = 11, d = 16, slot = h * t * t;
         var inputs = Enumerable.Range(0, 3).Select(_ => randn([1, h, t, d], generator: generator)).ToArray();
-        var buffer = new float[2 * h * t * t + 5];
+        var buffer = new float[2 * slot + 5];
+        Tensor Attend(LinearKernel.Path path, Tensor x) => With(path, () => AttentionCore.Attend(x, x, x, null).Probabilities);
         Tensor[] written;
-        using (AttentionCore.WriteProbabilitiesInto(buffer, layers: 2, layerFloats: h * t * t))
-            written = With(kernel, () => inputs.Select(x => AttentionCore.Attend(x, x, x, null).Probabilities).ToArray());
-        // Layers 0 and 1 are the buffer's slots; a third call (more than the layers) gets its own tensor.
-        Assert.IsTrue(AttentionCore.WritesInto(written[0], buffer.AsSpan(0, h * t * t)));
-        Assert.IsTrue(AttentionCore.WritesInto(written[1], buffer.AsSpan(h * t * t, h * t * t)));
-        Assert.IsFalse(AttentionCore.WritesInto(written[2], buffer.AsSpan(0, h * t * t)));
+        // Layer 0 on libtorch's path, layer 1 on the kernel: each in its own slot; a third call (more calls than
+        // layers) gets its own tensor.
+        using (AttentionCore.WriteProbabilitiesInto(buffer, layers: 2, layerFloats: slot))
+            written = [Attend(LinearKernel.Path.Torch, inputs[0]), Attend(kernel, inputs[1]), Attend(kernel, inputs[2])];
         for (var layer = 0; layer < 2; layer++)
         {
-            var expected = With(LinearKernel.Path.Torch, () => AttentionCore.Attend(inputs[layer], inputs[layer], inputs[layer], null).Probabilities);
-            var stored = tensor(buffer.AsSpan(layer * h * t * t, h * t * t).ToArray()).view(1, h, t, t);
-            Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expected, stored), $"layer {layer} in the buffer");
+            Assert.IsTrue(AttentionCore.WritesInto(written[layer], buffer.AsSpan(layer * slot, slot)), $"layer {layer}'s slot");
+            var stored = tensor(buffer.AsSpan(layer * slot, slot).ToArray()).view(1, h, t, t);
+            Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(Attend(LinearKernel.Path.Torch, inputs[layer]), stored), $"layer {layer} in the buffer");
         }
+        Assert.IsFalse(AttentionCore.WritesInto(written[2], buffer.AsSpan(0, slot)), "a call past the layers");
         // Outside the scope nothing is written into the buffer.
-        var after = With(kernel, () => AttentionCore.Attend(inputs[0], inputs[0], inputs[0], null).Probabilities);
-        Assert.IsFalse(AttentionCore.WritesInto(after, buffer.AsSpan(0, h * t * t)));
+        Assert.IsFalse(AttentionCore.WritesInto(Attend(kernel, inputs[0]), buffer.AsSpan(0, slot)), "outside the scope");
     }
 
     [TestMethod]
@@ -167,29 +146,14 @@ public sealed class AttentionKernelTests
             var q = randn([1, heads, tokens - queryStart, d], generator: generator);
             var k = randn([1, kvHeads, tokens, d], generator: generator);
             var v = randn([1, kvHeads, tokens, d], generator: generator);
-            (Tensor Context, Tensor P) Run(LinearKernel.Path p) => With(p, () =>
-            {
-                var probabilities = zeros(1, heads, tokens - queryStart, tokens);
-                var context = BlockedAttention.Attend(q, k, v, rule, null, 0, null, probabilities, CancellationToken.None, queryStart);
-                return (context, probabilities);
-            });
-            var expected = Run(LinearKernel.Path.Torch);
-            var actual = Run(path);
+            var expected = Blocked(LinearKernel.Path.Torch, q, k, v, rule, queryStart);
             var what = $"{path} kv {kvHeads}, window {rule.Window}, cap {rule.SoftCap}, from {queryStart}";
-            Assert.AreEqual((long)d, actual.Context.stride(1), $"{what}: the kernel's context");
-            Assert.AreEqual((long)(tokens - queryStart) * d, expected.Context.stride(1), "libtorch's context");
-            Assert.IsLessThanOrEqualTo(1e-6f, MaxDiff(expected.P, actual.P), $"{what}: probabilities");
-            Assert.IsLessThanOrEqualTo(1e-5f, MaxDiff(expected.Context, actual.Context), $"{what}: context");
+            AssertKernelEquals(expected, Blocked(path, q, k, v, rule, queryStart), what);
             if (rule.Window is not null)
             {
                 // The negative control: without the window the probabilities are far off.
-                var unwindowed = With(path, () =>
-                {
-                    var probabilities = zeros(1, heads, tokens - queryStart, tokens);
-                    BlockedAttention.Attend(q, k, v, rule with { Window = null }, null, 0, null, probabilities, CancellationToken.None, queryStart);
-                    return probabilities;
-                });
-                Assert.IsGreaterThan(1e-3f, MaxDiff(expected.P, unwindowed), $"{what}: leaving the window out must show");
+                var unwindowed = Blocked(path, q, k, v, rule with { Window = null }, queryStart);
+                Assert.IsGreaterThan(1e-3f, MaxDiff(expected.P, unwindowed.P), $"{what}: leaving the window out must show");
             }
         }
     }

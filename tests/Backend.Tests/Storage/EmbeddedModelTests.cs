@@ -191,14 +191,21 @@ public sealed class EmbeddedModelTests
         Assert.AreEqual(384, config.RootElement.GetProperty("hidden_size").GetInt32());
     }
 
+    /// <summary>A cache root named <paramref name="name"/> holding a copy of the converted model's folder.</summary>
+    private (string Root, string Folder) CopyOfConvertedModel(string name)
+    {
+        var root = Path.Combine(_root, name);
+        var folder = Path.Combine(root, "models", EmbeddedModel.FolderName);
+        Directory.CreateDirectory(folder);
+        foreach (var f in Directory.GetFiles(_model)) File.Copy(f, Path.Combine(folder, Path.GetFileName(f)));
+        return (root, folder);
+    }
+
     [TestMethod]
     public void FolderWithMarkerButChangedBytes_IsRebuilt()
     {
         // Same size, 2,000 bytes changed in the middle of the weights: a size check alone would use them.
-        var root = Path.Combine(_root, "changed");
-        var folder = Path.Combine(root, "models", EmbeddedModel.FolderName);
-        Directory.CreateDirectory(folder);
-        foreach (var f in Directory.GetFiles(_model)) File.Copy(f, Path.Combine(folder, Path.GetFileName(f)));
+        var (root, folder) = CopyOfConvertedModel("changed");
         var weights = Path.Combine(folder, "model.safetensors");
         var original = File.ReadAllBytes(weights);
         Assert.IsTrue(EmbeddedModel.IsComplete(folder, EmbeddedModel.OnnxSha256));
@@ -232,10 +239,7 @@ public sealed class EmbeddedModelTests
     [TestMethod]
     public void FolderWithMarkerButTruncatedFile_IsRebuilt()
     {
-        var root = Path.Combine(_root, "truncated");
-        var folder = Path.Combine(root, "models", EmbeddedModel.FolderName);
-        Directory.CreateDirectory(folder);
-        foreach (var f in Directory.GetFiles(_model)) File.Copy(f, Path.Combine(folder, Path.GetFileName(f)));
+        var (root, folder) = CopyOfConvertedModel("truncated");
         Assert.IsTrue(EmbeddedModel.IsComplete(folder, EmbeddedModel.OnnxSha256));
         using (var s = new FileStream(Path.Combine(folder, "model.safetensors"), FileMode.Open)) s.SetLength(s.Length / 2);
         Assert.IsFalse(EmbeddedModel.IsComplete(folder, EmbeddedModel.OnnxSha256));

@@ -121,6 +121,18 @@ async function lastHead(page, gridSelector, cellSelector, heads) {
   }, { gridSelector, cellSelector, heads, layers: LAYERS });
 }
 
+/** The last head's cell and both label strips inside the scrolled grid and the panel, labels over the cells, apart. */
+function assertGridInPanel(g, heads, cell) {
+  const win = { left: 0, top: 0, right: g.width, bottom: g.height };
+  assert.ok(g.grid.right <= g.width + 0.5, `the grid ends inside the panel: ${g.grid.right} of ${g.width}`);
+  assertInside(g.cell, g.grid, `H${heads - 1}'s ${cell}`);
+  assertInside(g.cell, win, `H${heads - 1}'s ${cell}`);
+  assertInside(g.col, g.grid, `the H${heads - 1} label`);
+  assertInside(g.row, g.grid, `the L${LAYERS - 1} label`);
+  assert.ok(g.colOnTop && g.rowOnTop, `the labels are drawn over the scrolled ${cell}s, not under them`);
+  assert.equal(g.crowded, 0, 'no H label runs into the next');
+}
+
 function assertInside(r, box, what) {
   assert.ok(r.left >= box.left - 0.5 && r.right <= box.right + 0.5 && r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5,
     `${what} ${JSON.stringify(r)} inside ${JSON.stringify(box)}`);
@@ -133,15 +145,8 @@ for (const heads of [2, 14, 40]) {
     await page.click('#tab-heads');
     await page.waitForSelector('#app[data-heads="painted"]');
     const g = await lastHead(page, '#heads-grid', `.cell[data-layer="${LAYERS - 1}"][data-head="${heads - 1}"]`, heads);
-    const win = { left: 0, top: 0, right: g.width, bottom: g.height };
-    assert.ok(g.grid.right <= g.width + 0.5, `the grid ends inside the panel: ${g.grid.right} of ${g.width}`);
+    assertGridInPanel(g, heads, 'cell');
     assert.equal(g.pageScrollX, false, 'the page itself does not scroll sideways');
-    assertInside(g.cell, g.grid, `H${heads - 1}'s cell`);
-    assertInside(g.cell, win, `H${heads - 1}'s cell`);
-    assertInside(g.col, g.grid, `the H${heads - 1} label`);
-    assertInside(g.row, g.grid, `the L${LAYERS - 1} label`);
-    assert.ok(g.colOnTop && g.rowOnTop, 'the labels are drawn over the scrolled cells, not under them');
-    assert.equal(g.crowded, 0, 'no H label runs into the next');
     assert.ok(g.col.left < g.cell.right && g.col.right > g.cell.left && g.col.bottom <= g.cell.top + 0.5, 'H label above its column');
     assert.ok(g.row.right <= g.cell.left + 0.5 && g.row.top < g.cell.bottom && g.row.bottom > g.cell.top, 'L label left of its row');
     assert.equal(g.scrollable, heads > 2, `${heads} heads in 520 px: ${heads > 2 ? 'scrolls' : 'fits'}`);
@@ -179,14 +184,7 @@ for (const [n, heads, height] of [[10, 2, 650], [10, 40, 650], [8000, 14, 650], 
     await page.click('#view-grid');
     await page.waitForSelector('#app[data-grid="painted"]', { timeout: 120_000 });
     const g = await lastHead(page, '#grid', `.thumb[data-layer="${LAYERS - 1}"][data-head="${heads - 1}"]`, heads);
-    const win = { left: 0, top: 0, right: g.width, bottom: g.height };
-    assert.ok(g.grid.right <= g.width + 0.5, `the grid ends inside the panel: ${g.grid.right} of ${g.width}`);
-    assertInside(g.cell, g.grid, `H${heads - 1}'s thumbnail`);
-    assertInside(g.cell, win, `H${heads - 1}'s thumbnail`);
-    assertInside(g.col, g.grid, `the H${heads - 1} label`);
-    assertInside(g.row, g.grid, `the L${LAYERS - 1} label`);
-    assert.ok(g.colOnTop && g.rowOnTop, 'the labels are drawn over the scrolled thumbnails');
-    assert.equal(g.crowded, 0, 'no H label runs into the next');
+    assertGridInPanel(g, heads, 'thumbnail');
     await page.screenshot({ path: path.join(outDir, `layout-grid-${n}-${heads}-${height}.png`) });
     assert.deepEqual(page.errors, []);
     await page.close();
