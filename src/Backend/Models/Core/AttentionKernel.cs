@@ -89,18 +89,11 @@ internal static unsafe class AttentionKernel
     /// </summary>
     public static void SoftmaxMasked(Span<float> row, float scale, byte* mask)
     {
-        TensorPrimitives.Multiply(row, scale, row);
         if (mask is not null)
             for (var j = 0; j < row.Length; j++)
                 if (mask[j] == 0) row[j] = float.NegativeInfinity;
         var max = TensorPrimitives.Max(row);
-        if (float.IsNegativeInfinity(max))
-        {
-            row.Clear();
-            return;
-        }
-        TensorPrimitives.Subtract(row, max, row);
-        TensorPrimitives.Exp(row, row);
-        TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
+        if (float.IsNegativeInfinity(max)) row.Clear();
+        else FastExp.Softmax(row, scale, max);
     }
 }

@@ -247,14 +247,13 @@ public static class BlockedAttention
         row[..first].Clear();
         row[end..].Clear();
         var visible = row[first..end];
-        TensorPrimitives.Multiply(visible, scale, visible);
-        if (cap is { } c) SoftCapping.Apply(visible, c);
-        var max = TensorPrimitives.Max(visible);
-        TensorPrimitives.Subtract(visible, max, visible);
-        TensorPrimitives.Exp(visible, visible);
-        var sum = TensorPrimitives.Sum(visible);
-        TensorPrimitives.Multiply(visible, 1f / sum, visible);
-        return max + MathF.Log(sum);
+        if (cap is { } c)
+        {
+            TensorPrimitives.Multiply(visible, scale, visible);
+            SoftCapping.Apply(visible, c);
+        }
+        var (shift, sum) = FastExp.Softmax(visible, cap is null ? scale : 1f);
+        return shift + MathF.Log(sum);
     }
 
     /// <summary>

@@ -14,17 +14,23 @@ public static partial class LinearKernel
     /// <summary>Rows of x per block: 128 rows × 256 of the inner dimension are 128 kB (L2).</summary>
     private const int RowBlock = 128;
 
+    /// <summary>Up to this many rows, a panel's whole inner dimension goes in one block.</summary>
+    private const int SmallRows = RowBlock;
+
     /// <summary>One product: a's rows are <paramref name="lda"/> apart and c's <paramref name="ldc"/>; panel p of w starts at
     /// its first column × <paramref name="panelDepth"/> and the product reads its rows from <paramref name="kOffset"/>.</summary>
     private readonly unsafe struct Job(Path path, float* a, long lda, float* w, long panelDepth, long kOffset, float* bias, float* c,
-        long ldc, int m, int n, int k)
+        long ldc, int m, int n, int k, Activation activation = Activation.None, float* residual = null)
     {
         /// <summary>Panels [from, to): each block of the inner dimension, each block of rows, each panel.</summary>
         public void Panels(int from, int to)
         {
-            for (var depth = 0; depth < k; depth += DepthBlock)
+            // A few rows reuse each weight only a few times: streaming each panel once, start to end, keeps the
+            // hardware prefetcher ahead of the weights (a short prompt's weights come from memory, not cache).
+            var depthBlock = m <= SmallRows ? k : DepthBlock;
+            for (var depth = 0; depth < k; depth += depthBlock)
             {
-                var depthEnd = Math.Min(k, depth + DepthBlock);
+                var depthEnd = Math.Min(k, depth + depthBlock);
                 var first = depth == 0;
                 for (var rowStart = 0; rowStart < m; rowStart += RowBlock)
                 {
@@ -52,8 +58,22 @@ public static partial class LinearKernel
                             for (; row + 4 <= rowEnd; row += 4)
                                 for (var half = 0; half < width; half += 16) Tile256Narrow(row, col, panel, width, half, depth, depthEnd, first);
                         if (row < rowEnd) Strips(row, rowEnd, col, width, panel, depth, depthEnd, first);
+                        if (depthEnd == k && (activation != Activation.None || residual is not null))
+                            Finish(rowStart, rowEnd, col, width);
                     }
                 }
+            }
+        }
+
+        /// <summary>The epilogue on a finished block of c while it is in cache: the activation, then the residual (rows of n).</summary>
+        private void Finish(int rowStart, int rowEnd, int col, int width)
+        {
+            for (var row = rowStart; row < rowEnd; row++)
+            {
+                var y = new Span<float>(c + row * ldc + col, width);
+                ActivationFunctions.Apply(activation, path, y);
+                if (residual is not null)
+                    System.Numerics.Tensors.TensorPrimitives.Add(y, new ReadOnlySpan<float>(residual + (long)row * n + col, width), y);
             }
         }
 

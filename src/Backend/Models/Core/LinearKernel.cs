@@ -99,17 +99,22 @@ public static partial class LinearKernel
     /// <summary>Below this many multiply-adds one thread does it all: waking a second costs more than it saves.</summary>
     private const long ParallelFrom = 1L << 19;
 
-    /// <summary>c[m, n] = Σₖ a[m, k]·w[n, k] + bias[n], with w packed by <see cref="Pack"/>; a and c row-major.</summary>
+    /// <summary>
+    /// c[m, n] = act(Σₖ a[m, k]·w[n, k] + bias[n]) + residual[m, n], with w packed by <see cref="Pack"/>; a, c and the
+    /// residual row-major. The activation and the residual are applied to each block of c as it is finished, while it
+    /// is in cache, instead of as passes of their own.
+    /// </summary>
     public static unsafe void Multiply(Path path, ReadOnlySpan<float> a, ReadOnlySpan<float> packed, ReadOnlySpan<float> bias,
-        Span<float> c, int m, int n, int k)
+        Span<float> c, int m, int n, int k, Activation activation = Activation.None, ReadOnlySpan<float> residual = default)
     {
         if (path == Path.Torch) throw new ArgumentException("the torch path runs in libtorch, not here", nameof(path));
         if (!Supported(path)) throw new PlatformNotSupportedException($"this CPU does not run {path}");
-        if (a.Length < (long)m * k || packed.Length < (long)n * k || c.Length < (long)m * n || (!bias.IsEmpty && bias.Length < n))
+        if (a.Length < (long)m * k || packed.Length < (long)n * k || c.Length < (long)m * n || (!bias.IsEmpty && bias.Length < n)
+            || (!residual.IsEmpty && residual.Length < (long)m * n))
             throw new ArgumentException("a span is shorter than its shape");
-        fixed (float* pa = a, pw = packed, pb = bias, pc = c)
+        fixed (float* pa = a, pw = packed, pb = bias, pc = c, pr = residual)
         {
-            var job = new Job(path, pa, k, pw, k, 0, bias.IsEmpty ? null : pb, pc, n, m, n, k);
+            var job = new Job(path, pa, k, pw, k, 0, bias.IsEmpty ? null : pb, pc, n, m, n, k, activation, residual.IsEmpty ? null : pr);
             var panels = (n + PanelWidth - 1) / PanelWidth;
             if ((long)m * n * k < ParallelFrom || panels < 2) job.Panels(0, panels);
             else
