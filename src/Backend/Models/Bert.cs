@@ -136,7 +136,7 @@ internal sealed class BertResidualOutput : Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor x, Tensor residual)
     {
         using var scope = NewDisposeScope();
-        return _norm.forward(_dense.forward(x).add_(residual)).MoveToOuterDisposeScope();
+        return _norm.forward(_dense.forward(x, null, residual)).MoveToOuterDisposeScope();
     }
 }
 
@@ -161,21 +161,17 @@ internal sealed class BertAttention : Module<Tensor, Tensor?, (Tensor Output, Te
 internal sealed class BertIntermediate : Module<Tensor, Tensor>
 {
     private readonly Dense _dense;
-    private readonly Func<Tensor, Tensor> _activation;
+    private readonly ActivationFunction _activation;
 
     public BertIntermediate(BertConfig config) : base(nameof(BertIntermediate))
     {
         register_module("dense", _dense = new Dense(config.HiddenSize, config.IntermediateSize));
-        _activation = ActivationFunctions.Get(config.HiddenAct);
+        _activation = ActivationFunctions.Resolve(config.HiddenAct);
     }
 
     /// <param name="x">(B, T, C)</param>
     /// <returns>(B, T, intermediate)</returns>
-    public override Tensor forward(Tensor x)
-    {
-        using var hidden = _dense.forward(x);
-        return _activation(hidden);
-    }
+    public override Tensor forward(Tensor x) => _dense.forward(x, _activation);
 }
 
 internal sealed class BertLayer : Module<Tensor, Tensor?, (Tensor Output, Tensor Probabilities)>

@@ -89,19 +89,19 @@ internal sealed class DistilBertAttention : Module<Tensor, Tensor?, (Tensor Outp
 internal sealed class DistilBertFfn : Module<Tensor, Tensor>
 {
     private readonly Dense _lin1, _lin2;
-    private readonly Func<Tensor, Tensor> _activation;
+    private readonly ActivationFunction _activation;
 
     public DistilBertFfn(DistilBertConfig config) : base(nameof(DistilBertFfn))
     {
         register_module("lin1", _lin1 = new Dense(config.Dim, config.HiddenDim));
         register_module("lin2", _lin2 = new Dense(config.HiddenDim, config.Dim));
-        _activation = ActivationFunctions.Get(config.Activation);
+        _activation = ActivationFunctions.Resolve(config.Activation);
     }
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return _lin2.forward(_activation(_lin1.forward(x))).MoveToOuterDisposeScope();  // (B, T, hidden_dim) → (B, T, C)
+        return _lin2.forward(_lin1.forward(x, _activation)).MoveToOuterDisposeScope();  // (B, T, hidden_dim) → (B, T, C)
     }
 }
 

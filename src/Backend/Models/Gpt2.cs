@@ -73,20 +73,20 @@ internal sealed class Gpt2Attention : Module<Tensor, Tensor, (Tensor Output, Ten
 internal sealed class Gpt2Mlp : Module<Tensor, Tensor>
 {
     private readonly Dense _fc, _proj;
-    private readonly Func<Tensor, Tensor> _activation;
+    private readonly ActivationFunction _activation;
 
     public Gpt2Mlp(Gpt2Config config) : base(nameof(Gpt2Mlp))
     {
         register_module("c_fc", _fc = new Dense(config.NEmbd, config.Inner));
         register_module("c_proj", _proj = new Dense(config.Inner, config.NEmbd));
-        _activation = ActivationFunctions.Get(config.ActivationFunction);
+        _activation = ActivationFunctions.Resolve(config.ActivationFunction);
     }
 
     /// <param name="x">(B, T, C)</param>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return _proj.forward(_activation(_fc.forward(x))).MoveToOuterDisposeScope();  // (B, T, inner) → (B, T, C)
+        return _proj.forward(_fc.forward(x, _activation)).MoveToOuterDisposeScope();  // (B, T, inner) → (B, T, C)
     }
 }
 

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -47,26 +48,50 @@ public sealed class Dense : Module<Tensor, Tensor>
 
     /// <param name="x">(…, in)</param>
     /// <returns>(…, out)</returns>
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => forward(x, null);
+
+    /// <summary>act(x·Wᵀ + b) + residual, the activation and the residual in the kernel's epilogue when it runs this layer
+    /// (no pass of their own, no libtorch op per element-wise step).</summary>
+    /// <param name="x">(…, in)</param>
+    /// <param name="residual">(…, out) or null</param>
+    /// <returns>(…, out)</returns>
+    public unsafe Tensor forward(Tensor x, ActivationFunction? activation, Tensor? residual = null)
     {
-        if (PackedFor is not { } path) return functional.linear(x, Weight, Bias);
+        if (PackedFor is not { } path)
+        {
+            var y = functional.linear(x, Weight, Bias);
+            if (activation is not null)
+                using (var linear = y) y = activation.Torch(linear);
+            return residual is null ? y : y.add_(residual);
+        }
+        var shape = x.shape;
         int k = (int)Weight.shape[1], n = (int)Weight.shape[0];
-        if (x.shape[^1] != k) throw new ArgumentException($"a linear layer of {k} inputs got {x.shape[^1]}");
-        using var input = (x.dtype == float32 ? x.contiguous() : x.to(float32).contiguous()).reshape(-1, k);
-        var rows = input.shape[0];
-        var output = empty([.. x.shape[..^1], n], dtype: float32);
-        using var flat = output.view(-1, n);
-        // A span over a tensor stops at 2 GB: the rows go in steps whose input and output stay under it (an LM head's
-        // logits over a long input, 4,096 × 128,256 floats, are 2.1 GB).
+        if (shape[^1] != k) throw new ArgumentException($"a linear layer of {k} inputs got {shape[^1]}");
+        using var scope = NewDisposeScope();
+        var input = x.dtype == float32 && x.is_contiguous() ? x : x.to(float32).contiguous();
+        var output = empty([.. shape[..^1], n], dtype: float32);
+        var rows = output.NumberOfElements / n;
+        Tensor? sum = null;
+        if (residual is not null)
+        {
+            if (!residual.shape.SequenceEqual(output.shape)) throw new ArgumentException("the residual must have the output's shape");
+            sum = residual.dtype == float32 && residual.is_contiguous() ? residual : residual.to(float32).contiguous();
+        }
+        float* a = AttentionKernel.Data(input), c = AttentionKernel.Data(output), r = sum is null ? null : AttentionKernel.Data(sum);
+        var kernelActivation = activation?.Kernel ?? Activation.None;
+        // A span stops at 2 GB: the rows go in steps whose input and output stay under it (an LM head's logits over a
+        // long input, 4,096 × 128,256 floats, are 2.1 GB).
         var step = (int)Math.Max(1, Math.Min(rows, SpanLimitFloats / Math.Max(k, n)));
         for (long start = 0; start < rows; start += step)
         {
             var count = (int)Math.Min(step, rows - start);
-            using var xs = input.narrow(0, start, count);
-            using var ys = flat.narrow(0, start, count);
-            LinearKernel.Multiply(path, Floats(xs), Floats(Weight), Bias is null ? default : Floats(Bias), Floats(ys), count, n, k);
+            LinearKernel.Multiply(path, new ReadOnlySpan<float>(a + start * k, count * k), Floats(Weight),
+                Bias is null ? default : Floats(Bias), new Span<float>(c + start * n, count * n), count, n, k, kernelActivation,
+                r is null ? default : new ReadOnlySpan<float>(r + start * n, count * n));
         }
-        return output;
+        GC.KeepAlive(x);
+        GC.KeepAlive(residual);
+        return output.MoveToOuterDisposeScope();
     }
 
     private static Span<float> Floats(Tensor t) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(t.bytes);
@@ -106,7 +131,31 @@ public sealed class LayerNormalization : Module<Tensor, Tensor>
     }
 
     /// <param name="x">(…, C)</param>
-    public override Tensor forward(Tensor x) => functional.layer_norm(x, [x.shape[^1]], _weight, _bias, _eps);
+    public override Tensor forward(Tensor x)
+    {
+        if (!AttentionKernel.Runs || x.dtype != float32 || x.NumberOfElements > int.MaxValue)
+            return functional.layer_norm(x, [x.shape[^1]], _weight, _bias, _eps);
+        // Row by row on this thread: libtorch's layer_norm cost ~60 µs a call on a short prompt, waking its thread team
+        // for a few hundred rows; this is (x − mean)·rstd·γ + β with the same float32 moments.
+        using var input = x.contiguous();
+        var output = empty_like(input);
+        var size = (int)x.shape[^1];
+        var from = MemoryMarshal.Cast<byte, float>(input.bytes);
+        var to = MemoryMarshal.Cast<byte, float>(output.bytes);
+        var gamma = MemoryMarshal.Cast<byte, float>(_weight.bytes);
+        var beta = MemoryMarshal.Cast<byte, float>(_bias.bytes);
+        var eps = (float)_eps;
+        for (var start = 0; start < from.Length; start += size)
+        {
+            var row = from.Slice(start, size);
+            var y = to.Slice(start, size);
+            TensorPrimitives.Subtract(row, TensorPrimitives.Sum(row) / size, y);
+            var rstd = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(y) / size + eps);
+            TensorPrimitives.Multiply(y, rstd, y);
+            TensorPrimitives.MultiplyAdd(y, gamma, beta, y);
+        }
+        return output;
+    }
 }
 
 /// <summary>
