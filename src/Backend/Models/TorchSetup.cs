@@ -7,14 +7,8 @@ public static class TorchSetup
 {
     private static int _done;
 
-    /// <summary>
-    /// Threads for libtorch: ATTENTIONVIZ_THREADS, else the core count capped at 8 (attention matrices of one prompt
-    /// are small; more threads mostly add synchronisation).
-    /// </summary>
-    public static int ThreadCount =>
-        int.TryParse(Environment.GetEnvironmentVariable("ATTENTIONVIZ_THREADS"), out var n) && n > 0
-            ? n
-            : Math.Clamp(Environment.ProcessorCount, 1, 8);
+    /// <summary>Threads for libtorch, as many as the kernels' (<see cref="Core.ComputeThreads.Count"/>).</summary>
+    public static int ThreadCount => Core.ComputeThreads.Count;
 
     public static void EnsureInitialized()
     {

@@ -62,7 +62,7 @@ internal static unsafe class AttentionKernel
             LinearKernel.MultiplyPacked(path, p, s, values, s, 0, cData + b * t * heads * d + h * d, heads * d, (int)t, (int)d, (int)s);
         }
         if (batch * heads * t * s * d < 1L << 17) for (var i = 0L; i < batch * heads; i++) Head(i);
-        else Parallel.For(0L, batch * heads, Head);
+        else KernelTeam.For(batch * heads, Head);
         GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v);
         return (context.transpose(1, 2).MoveToOuterDisposeScope(), probabilities.MoveToOuterDisposeScope());
     }

@@ -187,7 +187,7 @@ public static class BlockedAttention
             int rows = r1 - r0, cols = c1 - c0;
             var runs = (rows + RunRows - 1) / RunRows;
             started = PhaseTimers.Start();
-            Parallel.For(0L, batch * heads * runs, index =>
+            KernelTeam.For(batch * heads * runs, index =>
             {
                 long plane = index / runs, b = plane / heads, h = plane % heads, g = b * kvHeads + h / repeats;
                 var runStart = (int)(index % runs) * RunRows;

@@ -119,10 +119,9 @@ public static partial class LinearKernel
             if ((long)m * n * k < ParallelFrom || panels < 2) job.Panels(0, panels);
             else
             {
-                // Half the panels on a pool thread. libtorch's OpenMP threads sleep meanwhile (OMP_WAIT_POLICY=PASSIVE),
-                // so two teams never spin against each other.
-                var split = (panels + 1) / 2;
-                Parallel.For(0, 2, half => { if (half == 0) job.Panels(0, split); else job.Panels(split, panels); });
+                // An equal share of the panels per thread of the kernel team (libtorch's threads sleep meanwhile).
+                var parts = Math.Min(KernelTeam.Workers + 1, panels);
+                KernelTeam.For(parts, part => job.Panels((int)(part * panels / parts), (int)((part + 1) * panels / parts)));
             }
         }
     }
