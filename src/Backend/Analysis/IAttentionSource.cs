@@ -63,7 +63,10 @@ public static class AttentionSources
             source.Tile(layer, head, rowStart, rowEnd, colStart, colEnd, destination);
             return;
         }
-        var scratch = new float[size];
+        // A stored analysis's rows are read in place; another source's go through a pooled scratch tile.
+        var stored = source as AttentionTensor;
+        var scratch = stored is not null && colEnd - colStart == source.Tokens ? null
+            : size <= AttentionViews.PooledTileCells ? System.Buffers.ArrayPool<float>.Shared.Rent(size) : new float[size];
         var count = 0;
         if (max) destination.Fill(float.NegativeInfinity);
         else destination.Clear();
@@ -73,12 +76,19 @@ public static class AttentionSources
             for (var h = 0; h < source.Heads; h++)
             {
                 if (head >= 0 && h != head) continue;
-                source.Tile(l, h, rowStart, rowEnd, colStart, colEnd, scratch);
-                if (max) System.Numerics.Tensors.TensorPrimitives.Max(destination, scratch, destination);
-                else System.Numerics.Tensors.TensorPrimitives.Add(destination, scratch, destination);
+                ReadOnlySpan<float> values;
+                if (scratch is null) values = stored!.Head(l, h).Slice(rowStart * source.Tokens, size);
+                else
+                {
+                    source.Tile(l, h, rowStart, rowEnd, colStart, colEnd, scratch);
+                    values = scratch.AsSpan(0, size);
+                }
+                if (max) System.Numerics.Tensors.TensorPrimitives.Max(destination, values, destination);
+                else System.Numerics.Tensors.TensorPrimitives.Add(destination, values, destination);
                 count++;
             }
         }
+        if (scratch is not null && size <= AttentionViews.PooledTileCells) System.Buffers.ArrayPool<float>.Shared.Return(scratch);
         if (!max) System.Numerics.Tensors.TensorPrimitives.Multiply(destination, 1f / count, destination);
     }
 
