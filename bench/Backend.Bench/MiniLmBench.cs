@@ -82,19 +82,38 @@ internal static class MiniLmBench
         }
 
         Stats roundTrip;
+        using (var ort = new OrtRunner(threads))
         using (var rpc = StdioClient.Start(BackendDll))
         {
             rpc.Call("initialize", new JsonObject());
             roundTrip = Stats.Measure(runs, () => rpc.Call("initialize", new JsonObject()));
             // Past the tiered JIT's first tiers (a backend that has analyzed a few prompts), as the in-process side is.
-            foreach (var row in rows) for (var i = 0; i < 30; i++) FirstHeatmapOnce(rpc, row.Tokens);
-            for (var i = 0; i < rows.Count; i++) rows[i] = rows[i] with { FirstHeatmap = FirstHeatmap(rpc, rows[i].Tokens, runs) };
-            for (var i = 0; i < rows.Count; i++) rows[i] = rows[i] with { AllHeads = AllHeads(rpc, rows[i].Tokens, runs) };
+            foreach (var row in rows)
+                for (var i = 0; i < 30; i++)
+                {
+                    FirstHeatmapOnce(rpc, row.Tokens);
+                    ort.Run(row.Tokens);
+                }
+            // Interleaved, so that the machine's drift (±30 % within minutes on these shared hosts) hits both sides
+            // alike; a pause between calls lets either side's spinning threads go to sleep first.
+            for (var i = 0; i < rows.Count; i++)
+            {
+                var n = rows[i].Tokens;
+                var (heatmap, baseline, allHeads) = (new List<double>(), new List<double>(), new List<double>());
+                for (var run = 0; run < runs; run++)
+                {
+                    heatmap.Add(Stats.TimeMs(() => FirstHeatmapOnce(rpc, n)));
+                    Thread.Sleep(3);
+                    baseline.Add(Stats.TimeMs(() => ort.Run(n)));
+                    Thread.Sleep(3);
+                    allHeads.Add(Stats.TimeMs(() => AllHeadsOnce(rpc, n)));
+                    Thread.Sleep(3);
+                }
+                rows[i] = rows[i] with { FirstHeatmap = Stats.Of(heatmap), Ort = Stats.Of(baseline), AllHeads = Stats.Of(allHeads) };
+            }
         }
 
         var (coldInitialize, coldHeatmap) = ColdStart(Math.Max(5, runs / 3));
-        var ort = OrtBaseline(threads, sizes, runs);
-        for (var i = 0; i < rows.Count; i++) rows[i] = rows[i] with { Ort = ort[i] };
 
         var table = new StringBuilder();
         table.AppendLine("| tokens | analyze (in-process) | first heatmap over JSON-RPC | ONNX Runtime 1.31.1 | first heatmap ÷ ORT " +
@@ -105,7 +124,7 @@ internal static class MiniLmBench
                 $"| {row.AllHeads} | {row.AllHeads.Median / row.Ort.Median:F2}× |");
         var header = $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Machine.CpuModel} ({Machine.VectorExtensions}), " +
             $"{Environment.ProcessorCount} cores, {threads} threads for both libtorch and ONNX Runtime; " +
-            $"median (p90) of {runs} runs after warm-up, milliseconds.";
+            $"median (p90) of {runs} runs after warm-up, the backend's calls and ONNX Runtime's interleaved, milliseconds.";
         table.AppendLine();
         table.AppendLine("| tokens | attention flow, one token, all layers (in-process) | CPU per call |");
         table.AppendLine("|---:|---:|---:|");
@@ -160,7 +179,7 @@ internal static class MiniLmBench
     /// The panel's model view over JSON-RPC: analyze, then every thumbnail of the grid (each layer × head and the means,
     /// 48 × 48 max-pooled `attention/view`) sent at once, as the webview sends them; then release.
     /// </summary>
-    public static Stats AllHeads(StdioClient rpc, int tokens, int runs) => Stats.Measure(runs, () =>
+    private static void AllHeadsOnce(StdioClient rpc, int tokens)
     {
         var analysis = rpc.Call("attention/analyze", new JsonObject { ["text"] = Text, ["maxTokens"] = tokens });
         var id = analysis["analysisId"]!.GetValue<string>();
@@ -172,34 +191,52 @@ internal static class MiniLmBench
         var views = rpc.CallAll("attention/view", requests);
         if (views.Any(v => v["data"] is null)) throw new InvalidOperationException("a thumbnail without data");
         rpc.Call("attention/release", new JsonObject { ["analysisId"] = id });
-    });
+    }
 
     /// <summary>ONNX Runtime's plain inference of the embedded model's ONNX graph, one result per size.</summary>
     public static Stats[] OrtBaseline(int threads, IReadOnlyList<int> sizes, int runs)
     {
-        var onnxPath = Path.Combine(Path.GetTempPath(), $"attentionviz-bench-minilm-{Environment.ProcessId}.onnx");
+        using var ort = new OrtRunner(threads);
+        return sizes.Select(n => Stats.Measure(runs, () => ort.Run(n))).ToArray();
+    }
+}
+
+/// <summary>An ONNX Runtime session on the embedded model's ONNX graph (the one in the NuGet package), fed ids of any length.</summary>
+internal sealed class OrtRunner : IDisposable
+{
+    private readonly string _onnxPath = Path.Combine(Path.GetTempPath(), $"attentionviz-bench-minilm-{Environment.ProcessId}.onnx");
+    private readonly SessionOptions _options;
+    private readonly InferenceSession _session;
+    private readonly Dictionary<int, List<NamedOnnxValue>> _inputs = [];
+
+    public OrtRunner(int threads)
+    {
         using (var resource = EmbeddedModelPackage.OpenResource(EmbeddedModelPackage.OnnxResource))
-        using (var file = File.Create(onnxPath)) resource.CopyTo(file);
-        try
+        using (var file = File.Create(_onnxPath)) resource.CopyTo(file);
+        _options = new SessionOptions
         {
-            using var options = new SessionOptions
-            {
-                IntraOpNumThreads = threads, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-            };
-            using var session = new InferenceSession(onnxPath, options);
-            return sizes.Select(n =>
-            {
-                var ids = new DenseTensor<long>(Enumerable.Range(0, n).Select(k => k == 0 ? 101L : k == n - 1 ? 102L : 2000L + k).ToArray(), [1, n]);
-                var ones = new DenseTensor<long>(Enumerable.Repeat(1L, n).ToArray(), [1, n]);
-                var zeros = new DenseTensor<long>(new long[n], [1, n]);
-                var inputs = session.InputMetadata.Keys.Select(name => NamedOnnxValue.CreateFromTensor(name,
-                    name.Contains("mask") ? ones : name.Contains("type") ? zeros : ids)).ToList();
-                return Stats.Measure(runs, () => { using var _ = session.Run(inputs); });
-            }).ToArray();
-        }
-        finally
+            IntraOpNumThreads = threads, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        };
+        _session = new InferenceSession(_onnxPath, _options);
+    }
+
+    public void Run(int n)
+    {
+        if (!_inputs.TryGetValue(n, out var inputs))
         {
-            File.Delete(onnxPath);
+            var ids = new DenseTensor<long>(Enumerable.Range(0, n).Select(k => k == 0 ? 101L : k == n - 1 ? 102L : 2000L + k).ToArray(), [1, n]);
+            var ones = new DenseTensor<long>(Enumerable.Repeat(1L, n).ToArray(), [1, n]);
+            var zeros = new DenseTensor<long>(new long[n], [1, n]);
+            _inputs[n] = inputs = _session.InputMetadata.Keys.Select(name => NamedOnnxValue.CreateFromTensor(name,
+                name.Contains("mask") ? ones : name.Contains("type") ? zeros : ids)).ToList();
         }
+        using var _ = _session.Run(inputs);
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _options.Dispose();
+        File.Delete(_onnxPath);
     }
 }

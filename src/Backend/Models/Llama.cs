@@ -167,9 +167,9 @@ internal sealed class LlamaDecoderLayer : Module
         normed.Dispose();
         var h = (_preFeedForwardNorm is null ? attended : Normed(_postAttentionNorm, attended)).add_(x);
         normed = (_preFeedForwardNorm ?? _postAttentionNorm).forward(h);
-        var fed = _mlp.forward(normed);
+        // Without the sandwich norm, the residual is added in the down projection's epilogue (fed + h as add_ would).
+        var output = _postFeedForwardNorm is null ? _mlp.Forward(normed, h) : Normed(_postFeedForwardNorm, _mlp.forward(normed)).add_(h);
         normed.Dispose();
-        var output = (_postFeedForwardNorm is null ? fed : Normed(_postFeedForwardNorm, fed)).add_(h);
         h.Dispose();
         return output.MoveToOuterDisposeScope();
     }

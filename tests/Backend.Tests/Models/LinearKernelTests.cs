@@ -59,6 +59,59 @@ public sealed class LinearKernelTests
     }
 
     [TestMethod]
+    [DynamicData(nameof(Paths))]
+    public void EpiloguesEqualTorchOnOddShapes(LinearKernel.Path path)
+    {
+        // act(x·Wᵀ + b) + r, and (x·Wᵀ + b) · r, against libtorch's linear, activation and add/mul, for each activation.
+        if (!Runs(path)) return;
+        TorchSetup.EnsureInitialized();
+        using var generator = new TorchSharp.torch.Generator(20261204);
+        foreach (var name in new[] { "gelu", "gelu_new", "relu", "silu" })
+            foreach (var (m, n, k) in new[] { (3, 5, 7), (17, 33, 65), (69, 1539, 393), (21, 32, 40), (130, 80, 300) })
+            {
+                var activation = ActivationFunctions.Resolve(name);
+                using var a = randn([m, k], generator: generator);
+                using var w = randn([n, k], generator: generator).mul_(0.05);
+                using var b = randn([n], generator: generator);
+                using var r = randn([m, n], generator: generator);
+                var packed = w.data<float>().ToArray();
+                LinearKernel.Pack(packed, n, k);
+                foreach (var multiply in new[] { false, true })
+                {
+                    using var linear = nn.functional.linear(a, w, b);
+                    using var expected = multiply ? linear.mul(r) : activation.Torch(linear).add_(r);
+                    var actual = new float[m * n];
+                    LinearKernel.Multiply(path, a.data<float>().ToArray(), packed, b.data<float>().ToArray(), actual, m, n, k,
+                        multiply ? Activation.None : activation.Kernel, r.data<float>().ToArray(), multiply);
+                    var diff = expected.data<float>().ToArray().Zip(actual, (x, y) => Math.Abs(x - y) / Math.Max(1, Math.Abs(x))).Max();
+                    Assert.IsLessThanOrEqualTo(1e-5f, diff, $"{path} {name} {(multiply ? "×" : "+")} {m}×{k}·({n}×{k})ᵀ: {diff:E2}");
+                }
+            }
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Paths))]
+    public void ActivationsEqualTorchAcrossTheirRange(LinearKernel.Path path)
+    {
+        // Every lane and the scalar tail, from −100 to 100 (erf's and exp's clamps), against libtorch's functions.
+        if (!Runs(path)) return;
+        TorchSetup.EnsureInitialized();
+        var x = Enumerable.Range(0, 4003).Select(i => -100f + i * (200f / 4002)).Concat([0f, -0f, 1e-30f, -1e-30f, 88.5f, -88.5f]).ToArray();
+        foreach (var name in new[] { "gelu", "gelu_new", "relu", "silu" })
+        {
+            var activation = ActivationFunctions.Resolve(name);
+            using var input = tensor(x);
+            using var expected = activation.Torch(input);
+            var actual = x.ToArray();
+            for (var start = 0; start < actual.Length; start += 37)
+                ActivationFunctions.Apply(activation.Kernel, path, actual.AsSpan(start, Math.Min(37, actual.Length - start)));
+            var reference = expected.data<float>().ToArray();
+            for (var i = 0; i < x.Length; i++)
+                Assert.AreEqual(reference[i], actual[i], 2e-6 * Math.Max(1, Math.Abs(reference[i])), $"{path} {name}({x[i]})");
+        }
+    }
+
+    [TestMethod]
     public void AWrongKernelFailsTheComparison()
     {
         // The negative control: a weight row off by one (w[n + 1] for w[n]) is far outside 1e-5.

@@ -48,9 +48,7 @@ public static class ActivationFunctions
             case Activation.None: return;
             case Activation.Gelu: Gelu(y, path); return;
             case Activation.Relu: TensorPrimitives.Max(y, 0f, y); return;
-            case Activation.Silu:
-                for (var j = 0; j < y.Length; j++) y[j] /= 1f + FastExp.Exp(-y[j]);
-                return;
+            case Activation.Silu: Silu(y, path); return;
             case Activation.GeluTanh:
                 Span<float> inner = y.Length <= 256 ? stackalloc float[y.Length] : new float[y.Length];
                 TensorPrimitives.Multiply(y, y, inner);
@@ -63,6 +61,30 @@ public static class ActivationFunctions
                 TensorPrimitives.Multiply(y, inner, y);
                 return;
             default: throw new ArgumentOutOfRangeException(nameof(activation));
+        }
+    }
+
+    /// <summary>x / (1 + e⁻ˣ), as libtorch's silu.</summary>
+    private static void Silu(Span<float> y, LinearKernel.Path path)
+    {
+        ref var x = ref MemoryMarshal.GetReference(y);
+        var (n, j) = ((nuint)y.Length, (nuint)0);
+        if (path == LinearKernel.Path.Vector512)
+            for (; j + 16 <= n; j += 16)
+            {
+                var v = Vector512.LoadUnsafe(ref x, j);
+                (v / (Vector512<float>.One + FastExp.Exp(-v))).StoreUnsafe(ref x, j);
+            }
+        else if (path == LinearKernel.Path.Vector256)
+            for (; j + 8 <= n; j += 8)
+            {
+                var v = Vector256.LoadUnsafe(ref x, j);
+                (v / (Vector256<float>.One + FastExp.Exp(-v))).StoreUnsafe(ref x, j);
+            }
+        for (; j < n; j++)
+        {
+            ref var v = ref System.Runtime.CompilerServices.Unsafe.Add(ref x, j);
+            v /= 1f + FastExp.Exp(-v);
         }
     }
 

@@ -55,14 +55,20 @@ public sealed class Dense : Module<Tensor, Tensor>
     /// <param name="x">(…, in)</param>
     /// <param name="residual">(…, out) or null</param>
     /// <returns>(…, out)</returns>
-    public unsafe Tensor forward(Tensor x, ActivationFunction? activation, Tensor? residual = null)
+    public unsafe Tensor forward(Tensor x, ActivationFunction? activation, Tensor? residual = null) =>
+        forward(x, activation, residual, multiply: false);
+
+    /// <summary>(x·Wᵀ + b) ⊙ factor, the product in the kernel's epilogue: a gated MLP's up(x) · act(gate(x)).</summary>
+    public Tensor Times(Tensor x, Tensor factor) => forward(x, null, factor, multiply: true);
+
+    private unsafe Tensor forward(Tensor x, ActivationFunction? activation, Tensor? residual, bool multiply)
     {
         if (PackedFor is not { } path)
         {
             var y = functional.linear(x, Weight, Bias);
             if (activation is not null)
                 using (var linear = y) y = activation.Torch(linear);
-            return residual is null ? y : y.add_(residual);
+            return residual is null ? y : multiply ? y.mul_(residual) : y.add_(residual);
         }
         var shape = x.shape;
         int k = (int)Weight.shape[1], n = (int)Weight.shape[0];
@@ -87,7 +93,7 @@ public sealed class Dense : Module<Tensor, Tensor>
             var count = (int)Math.Min(step, rows - start);
             LinearKernel.Multiply(path, new ReadOnlySpan<float>(a + start * k, count * k), Floats(Weight),
                 Bias is null ? default : Floats(Bias), new Span<float>(c + start * n, count * n), count, n, k, kernelActivation,
-                r is null ? default : new ReadOnlySpan<float>(r + start * n, count * n));
+                r is null ? default : new ReadOnlySpan<float>(r + start * n, count * n), multiply);
         }
         GC.KeepAlive(x);
         GC.KeepAlive(residual);
@@ -178,10 +184,40 @@ public sealed class RmsNorm : Module<Tensor, Tensor>
     /// <param name="x">(…, C)</param>
     public override Tensor forward(Tensor x)
     {
+        if (AttentionKernel.Runs && x.dtype == float32 && x.NumberOfElements <= int.MaxValue) return Rows(x);
         using var scope = NewDisposeScope();
         var variance = x.pow(2).mean([-1], keepdim: true);                         // (…, 1)
         var scale = _plusOne ? _weight + 1f : _weight;
         return (scale * (x * (variance + _eps).rsqrt())).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Rows of runs on the kernel team, each one pass: libtorch's six ops (pow, mean, add, rsqrt and two
+    /// products) each went through memory, at 8k tokens 19 MB a pass (issue #15). The same float32 steps in the same
+    /// order: mean(x²), 1/√(· + ε), x · that, then · weight.</summary>
+    private unsafe Tensor Rows(Tensor x)
+    {
+        using var input = x.contiguous();
+        var output = empty_like(input);
+        var size = (int)x.shape[^1];
+        var rows = input.NumberOfElements / size;
+        var scale = MemoryMarshal.Cast<byte, float>(_weight.bytes).ToArray();
+        if (_plusOne) TensorPrimitives.Add(scale, 1f, scale);
+        float* from = AttentionKernel.Data(input), to = AttentionKernel.Data(output);
+        var eps = (float)_eps;
+        const int RunRows = 64;
+        KernelTeam.For((rows + RunRows - 1) / RunRows, run =>
+        {
+            for (var r = run * RunRows; r < Math.Min(rows, (run + 1) * RunRows); r++)
+            {
+                var row = new ReadOnlySpan<float>(from + r * size, size);
+                var y = new Span<float>(to + r * size, size);
+                var rstd = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(row) / size + eps);
+                TensorPrimitives.Multiply(row, rstd, y);
+                TensorPrimitives.Multiply(y, scale, y);
+            }
+        });
+        GC.KeepAlive(input);
+        return output;
     }
 }
 
@@ -215,7 +251,7 @@ public sealed class GatedMlp : Module<Tensor, Tensor>
 {
     private readonly Dense? _gate, _up, _gateUp;
     private readonly Dense _down;
-    private readonly Func<Tensor, Tensor> _activation;
+    private readonly ActivationFunction _activation;
     private readonly int _intermediate;
 
     public GatedMlp(int hidden, int intermediate, string activation, bool bias, bool fused = false) : base(nameof(GatedMlp))
@@ -227,7 +263,7 @@ public sealed class GatedMlp : Module<Tensor, Tensor>
             register_module("up_proj", _up = new Dense(hidden, intermediate, bias));
         }
         register_module("down_proj", _down = new Dense(intermediate, hidden, bias));
-        _activation = ActivationFunctions.Get(activation);
+        _activation = ActivationFunctions.Resolve(activation);
         _intermediate = intermediate;
     }
 
@@ -236,27 +272,39 @@ public sealed class GatedMlp : Module<Tensor, Tensor>
     public const int ChunkRows = 1024;
 
     /// <param name="x">(B, T, C)</param>
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Forward(x, null);
+
+    /// <summary>down(act(gate(x)) · up(x)) + residual, the residual added in the down projection's epilogue.</summary>
+    /// <param name="x">(B, T, C)</param>
+    /// <param name="residual">(B, T, C) or null</param>
+    public Tensor Forward(Tensor x, Tensor? residual)
     {
         using var scope = NewDisposeScope();
         var t = x.shape[^2];
-        if (t <= ChunkRows) return Gated(x).MoveToOuterDisposeScope();
+        if (t <= ChunkRows) return Gated(x, residual).MoveToOuterDisposeScope();
         var output = empty([.. x.shape[..^1], _down.Weight.shape[0]], dtype: x.dtype); // (B, T, C)
         for (long start = 0; start < t; start += ChunkRows)
         {
             using var step = NewDisposeScope();
             var rows = Math.Min(ChunkRows, t - start);
-            output.narrow(-2, start, rows).copy_(Gated(x.narrow(-2, start, rows)));
+            output.narrow(-2, start, rows).copy_(Gated(x.narrow(-2, start, rows), residual?.narrow(-2, start, rows)));
         }
         return output.MoveToOuterDisposeScope();
     }
 
-    /// <summary>down(act(gate(x)) · up(x)), each row on its own.</summary>
-    private Tensor Gated(Tensor x)
+    /// <summary>down(act(gate(x)) · up(x)) + residual, each row on its own; on the kernel, act and the product are the
+    /// gate's and the up projection's epilogues (up(x) · act(gate(x)): the same floats, the product commutes).</summary>
+    private Tensor Gated(Tensor x, Tensor? residual)
     {
-        if (_gateUp is null) return _down.forward(_activation(_gate!.forward(x)).mul_(_up!.forward(x)));
+        if (_gateUp is null)
+        {
+            using var gate = _gate!.forward(x, _activation);
+            using var gated = _up!.Times(x, gate);
+            return _down.forward(gated, null, residual);
+        }
         using var gateUp = _gateUp.forward(x);
-        return _down.forward(_activation(gateUp.narrow(-1, 0, _intermediate)).mul_(gateUp.narrow(-1, _intermediate, _intermediate)));
+        using var product = _activation.Torch(gateUp.narrow(-1, 0, _intermediate)).mul_(gateUp.narrow(-1, _intermediate, _intermediate));
+        return _down.forward(product, null, residual);
     }
 }
 

@@ -20,7 +20,7 @@ public static partial class LinearKernel
     /// <summary>One product: a's rows are <paramref name="lda"/> apart and c's <paramref name="ldc"/>; panel p of w starts at
     /// its first column × <paramref name="panelDepth"/> and the product reads its rows from <paramref name="kOffset"/>.</summary>
     private readonly unsafe struct Job(Path path, float* a, long lda, float* w, long panelDepth, long kOffset, float* bias, float* c,
-        long ldc, int m, int n, int k, Activation activation = Activation.None, float* residual = null)
+        long ldc, int m, int n, int k, Activation activation = Activation.None, float* residual = null, bool multiply = false)
     {
         /// <summary>Panels [from, to): each block of the inner dimension, each block of rows, each panel.</summary>
         public void Panels(int from, int to)
@@ -65,15 +65,18 @@ public static partial class LinearKernel
             }
         }
 
-        /// <summary>The epilogue on a finished block of c while it is in cache: the activation, then the residual (rows of n).</summary>
+        /// <summary>The epilogue on a finished block of c while it is in cache: the activation, then the residual added
+        /// or multiplied (rows of n).</summary>
         private void Finish(int rowStart, int rowEnd, int col, int width)
         {
             for (var row = rowStart; row < rowEnd; row++)
             {
                 var y = new Span<float>(c + row * ldc + col, width);
                 ActivationFunctions.Apply(activation, path, y);
-                if (residual is not null)
-                    System.Numerics.Tensors.TensorPrimitives.Add(y, new ReadOnlySpan<float>(residual + (long)row * n + col, width), y);
+                if (residual is null) continue;
+                var other = new ReadOnlySpan<float>(residual + (long)row * n + col, width);
+                if (multiply) System.Numerics.Tensors.TensorPrimitives.Multiply(y, other, y);
+                else System.Numerics.Tensors.TensorPrimitives.Add(y, other, y);
             }
         }
 

@@ -100,12 +100,14 @@ public static partial class LinearKernel
     private const long ParallelFrom = 1L << 19;
 
     /// <summary>
-    /// c[m, n] = act(Σₖ a[m, k]·w[n, k] + bias[n]) + residual[m, n], with w packed by <see cref="Pack"/>; a, c and the
-    /// residual row-major. The activation and the residual are applied to each block of c as it is finished, while it
-    /// is in cache, instead of as passes of their own.
+    /// c[m, n] = act(Σₖ a[m, k]·w[n, k] + bias[n]) + residual[m, n] (or × residual[m, n] with
+    /// <paramref name="multiplyResidual"/>: a gated MLP's up projection times its activated gate), with w packed by
+    /// <see cref="Pack"/>; a, c and the residual row-major. The activation and the residual are applied to each block of
+    /// c as it is finished, while it is in cache, instead of as passes of their own.
     /// </summary>
     public static unsafe void Multiply(Path path, ReadOnlySpan<float> a, ReadOnlySpan<float> packed, ReadOnlySpan<float> bias,
-        Span<float> c, int m, int n, int k, Activation activation = Activation.None, ReadOnlySpan<float> residual = default)
+        Span<float> c, int m, int n, int k, Activation activation = Activation.None, ReadOnlySpan<float> residual = default,
+        bool multiplyResidual = false)
     {
         if (path == Path.Torch) throw new ArgumentException("the torch path runs in libtorch, not here", nameof(path));
         if (!Supported(path)) throw new PlatformNotSupportedException($"this CPU does not run {path}");
@@ -114,7 +116,8 @@ public static partial class LinearKernel
             throw new ArgumentException("a span is shorter than its shape");
         fixed (float* pa = a, pw = packed, pb = bias, pc = c, pr = residual)
         {
-            var job = new Job(path, pa, k, pw, k, 0, bias.IsEmpty ? null : pb, pc, n, m, n, k, activation, residual.IsEmpty ? null : pr);
+            var job = new Job(path, pa, k, pw, k, 0, bias.IsEmpty ? null : pb, pc, n, m, n, k, activation, residual.IsEmpty ? null : pr,
+                multiplyResidual);
             var panels = (n + PanelWidth - 1) / PanelWidth;
             if ((long)m * n * k < ParallelFrom || panels < 2) job.Panels(0, panels);
             else
