@@ -62,7 +62,7 @@ public static class AttentionViews
         var minusOne = reduce == "mean" ? RequestChecks.MinusOneIsMean : RequestChecks.MinusOneIsMax;
         RequestChecks.LayerHead(layers, heads, request.Layer, request.Head, minusOne);
         RequestChecks.MaxSize(request.MaxSize);
-        var layout = ViewLayout.For(analysis.Tokens, request.Options);
+        var layout = analysis.LayoutFor(request.Options);
         var rows = RequestChecks.Range("rowRange", request.RowRange, layout.Units.Length, "rows");
         var cols = RequestChecks.Range("colRange", request.ColRange, layout.Units.Length, "columns");
         var source = analysis.Attention;
@@ -77,7 +77,7 @@ public static class AttentionViews
         float[] matrix, StoredAnalysis analysis, int layer, int head, ViewOptions options, int? maxSize)
     {
         var n = analysis.Tokens.Count;
-        var layout = ViewLayout.For(analysis.Tokens, options);
+        var layout = analysis.LayoutFor(options);
         var all = (0, layout.Units.Length);
         return Shape((r0, r1, c0, c1, d) =>
         {

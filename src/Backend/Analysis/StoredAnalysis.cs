@@ -11,6 +11,11 @@ public sealed record ModelSummary(string Id, string Architecture, int Layers, in
 public sealed class StoredAnalysis
 {
     private int _references = 1;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ViewOptions, ViewLayout> _layouts = new();
+
+    /// <summary>The tokens' layout under <paramref name="options"/>, built once per analysis: the model view asks for 91
+    /// thumbnails with the same units, and the same units array lets the answers reuse its JSON (Rpc/UnitsJsonConverter).</summary>
+    internal ViewLayout LayoutFor(ViewOptions options) => _layouts.GetOrAdd(options, o => ViewLayout.For(Tokens, o));
 
     public required string Id { get; init; }
     public required ModelSummary Model { get; init; }

@@ -116,6 +116,7 @@ public sealed class BackendServer(AttentionService service, IReadOnlyList<object
         var formatter = new BackendFormatter();
         formatter.JsonSerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
         formatter.JsonSerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+        formatter.JsonSerializerOptions.Converters.Add(new UnitsJsonConverter());
         return formatter;
     }
 
