@@ -59,6 +59,18 @@ public sealed class FastExpTests
 
     [TestMethod]
     [DynamicData(nameof(Paths))]
+    public void OverflowIsInfinite(LinearKernel.Path path)
+    {
+        // SiLU's e⁻ˣ of a very negative x: ∞, so that x / (1 + e⁻ˣ) is −0 as in libtorch (and NaN for −∞).
+        if (!LinearKernel.Supported(path)) return;
+        var row = Enumerable.Repeat(100f, 19).Append(float.PositiveInfinity).Append(88f).ToArray();
+        On(path, () => FastExp.ExpSum(row, 1f, 0f));
+        Assert.IsTrue(row.Take(20).All(float.IsPositiveInfinity), string.Join(", ", row));
+        Assert.AreEqual(Math.Exp(88), row[20], 1e-6 * Math.Exp(88));
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Paths))]
     public void SoftmaxMatchesFloat64(LinearKernel.Path path)
     {
         if (!LinearKernel.Supported(path)) return;

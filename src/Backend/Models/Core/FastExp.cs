@@ -9,7 +9,7 @@ namespace AttentionViz.Backend.Models.Core;
 /// Cephes' expf (range reduction by ln 2 in two parts, a degree-5 polynomial, the power of two built in the exponent
 /// bits), relative error under 2·10⁻⁷ on the softmax's range (arguments ≤ 0), the same formula on every path so that a
 /// row's value does not depend on where the vector loop ends. Arguments below −87.3 (e⁻⁸⁷ is under float's
-/// smallest normal) give exactly 0, so a masked key (−∞) is 0.
+/// smallest normal) give exactly 0, so a masked key (−∞) is 0; above 88.4, ∞.
 /// </summary>
 internal static class FastExp
 {
@@ -21,7 +21,7 @@ internal static class FastExp
     /// <summary>Below this, exp is 0 here.</summary>
     public const float Lowest = -87.33654f;
 
-    /// <summary>Above this, exp would pass float's largest power of two: arguments are clamped to it (a softmax's are ≤ 0).</summary>
+    /// <summary>Above this, exp passes float's largest power of two: ∞ (a softmax's arguments are ≤ 0; SiLU's e⁻ˣ is not).</summary>
     private const float Highest = 88.3762626647949f;
 
     /// <summary>
@@ -86,7 +86,7 @@ internal static class FastExp
     public static float Exp(float x)
     {
         if (!(x >= Lowest)) return 0f;                                   // −∞ (a masked key) and NaN
-        x = MathF.Min(x, Highest);
+        if (x > Highest) return float.PositiveInfinity;
         var k = MathF.Round(x * Log2E);
         var r = MathF.FusedMultiplyAdd(k, -Ln2Low, MathF.FusedMultiplyAdd(k, -Ln2High, x));
         var p = Polynomial(r);
@@ -108,6 +108,7 @@ internal static class FastExp
     internal static Vector512<float> Exp(Vector512<float> x)
     {
         var valid = Vector512.GreaterThanOrEqual(x, Vector512.Create(Lowest));
+        var overflow = Vector512.GreaterThan(x, Vector512.Create(Highest));
         x = Vector512.Min(x, Vector512.Create(Highest));
         var k = Vector512.Round(x * Vector512.Create(Log2E));
         var r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Low), Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2High), x));
@@ -119,13 +120,15 @@ internal static class FastExp
         p = Vector512.FusedMultiplyAdd(p, r * r, r) + Vector512<float>.One;
         // k is in [−126, 127] for valid arguments; invalid lanes are zeroed below, whatever their bits.
         var scale = Vector512.ShiftLeft(Vector512.ConvertToInt32(k) + Vector512.Create(127), 23).AsSingle();
-        return Vector512.ConditionalSelect(valid, p * scale, Vector512<float>.Zero);
+        var result = Vector512.ConditionalSelect(valid, p * scale, Vector512<float>.Zero);
+        return Vector512.ConditionalSelect(overflow, Vector512.Create(float.PositiveInfinity), result);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<float> Exp(Vector256<float> x)
     {
         var valid = Vector256.GreaterThanOrEqual(x, Vector256.Create(Lowest));
+        var overflow = Vector256.GreaterThan(x, Vector256.Create(Highest));
         x = Vector256.Min(x, Vector256.Create(Highest));
         var k = Vector256.Round(x * Vector256.Create(Log2E));
         var r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2Low), Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2High), x));
@@ -136,6 +139,7 @@ internal static class FastExp
         p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P5));
         p = Vector256.FusedMultiplyAdd(p, r * r, r) + Vector256<float>.One;
         var scale = Vector256.ShiftLeft(Vector256.ConvertToInt32(k) + Vector256.Create(127), 23).AsSingle();
-        return Vector256.ConditionalSelect(valid, p * scale, Vector256<float>.Zero);
+        var result = Vector256.ConditionalSelect(valid, p * scale, Vector256<float>.Zero);
+        return Vector256.ConditionalSelect(overflow, Vector256.Create(float.PositiveInfinity), result);
     }
 }

@@ -83,17 +83,20 @@ public sealed class Dense : Module<Tensor, Tensor>
             if (!residual.shape.SequenceEqual(output.shape)) throw new ArgumentException("the residual must have the output's shape");
             sum = residual.dtype == float32 && residual.is_contiguous() ? residual : residual.to(float32).contiguous();
         }
-        float* a = AttentionKernel.Data(input), c = AttentionKernel.Data(output), r = sum is null ? null : AttentionKernel.Data(sum);
         var kernelActivation = activation?.Kernel ?? Activation.None;
         // A span stops at 2 GB: the rows go in steps whose input and output stay under it (an LM head's logits over a
-        // long input, 4,096 × 128,256 floats, are 2.1 GB).
+        // long input, 4,096 × 128,256 floats, are 2.1 GB), each step's data read through its own view.
         var step = (int)Math.Max(1, Math.Min(rows, SpanLimitFloats / Math.Max(k, n)));
         for (long start = 0; start < rows; start += step)
         {
             var count = (int)Math.Min(step, rows - start);
-            LinearKernel.Multiply(path, new ReadOnlySpan<float>(a + start * k, count * k), Floats(Weight),
-                Bias is null ? default : Floats(Bias), new Span<float>(c + start * n, count * n), count, n, k, kernelActivation,
-                r is null ? default : new ReadOnlySpan<float>(r + start * n, count * n), multiply);
+            using var stepScope = NewDisposeScope();
+            Tensor Rows(Tensor t, long width) => step >= rows ? t : t.view(-1, width).narrow(0, start, count);
+            float* a = AttentionKernel.Data(Rows(input, k)), c = AttentionKernel.Data(Rows(output, n));
+            float* r = sum is null ? null : AttentionKernel.Data(Rows(sum, n));
+            LinearKernel.Multiply(path, new ReadOnlySpan<float>(a, count * k), Floats(Weight),
+                Bias is null ? default : Floats(Bias), new Span<float>(c, count * n), count, n, k, kernelActivation,
+                r is null ? default : new ReadOnlySpan<float>(r, count * n), multiply);
         }
         GC.KeepAlive(x);
         GC.KeepAlive(residual);
@@ -139,7 +142,7 @@ public sealed class LayerNormalization : Module<Tensor, Tensor>
     /// <param name="x">(…, C)</param>
     public override Tensor forward(Tensor x)
     {
-        if (!AttentionKernel.Runs || x.dtype != float32 || x.NumberOfElements > int.MaxValue)
+        if (!AttentionKernel.Runs || x.dtype != float32 || x.NumberOfElements > int.MaxValue / sizeof(float))
             return functional.layer_norm(x, [x.shape[^1]], _weight, _bias, _eps);
         // Row by row on this thread: libtorch's layer_norm cost ~60 µs a call on a short prompt, waking its thread team
         // for a few hundred rows; this is (x − mean)·rstd·γ + β with the same float32 moments.
@@ -184,7 +187,7 @@ public sealed class RmsNorm : Module<Tensor, Tensor>
     /// <param name="x">(…, C)</param>
     public override Tensor forward(Tensor x)
     {
-        if (AttentionKernel.Runs && x.dtype == float32 && x.NumberOfElements <= int.MaxValue) return Rows(x);
+        if (AttentionKernel.Runs && x.dtype == float32 && x.NumberOfElements <= int.MaxValue / sizeof(float)) return Rows(x);
         using var scope = NewDisposeScope();
         var variance = x.pow(2).mean([-1], keepdim: true);                         // (…, 1)
         var scale = _plusOne ? _weight + 1f : _weight;
