@@ -187,7 +187,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         if (attention is AttentionTensor stored)
         {
             for (var layer = 0; layer < stored.Layers; layer++)
-                if (stored.CheckedFinite?[layer] != true && !float.IsFinite(TensorPrimitives.Sum(stored.Layer(layer)))) return layer;
+                if (!float.IsFinite(TensorPrimitives.Sum(stored.Layer(layer)))) return layer;
         }
         else if (metrics?.FirstOrDefault(m => !double.IsFinite(m.Entropy) || !double.IsFinite(m.MeanDistance)) is { } bad)
             return bad.Layer;
@@ -202,9 +202,8 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         try
         {
             ForwardResult result;
-            var arena = AttentionCore.WriteProbabilitiesInto(attention.Buffer, model.Layers, (long)model.Heads * n * n);
-            using (arena) result = model.Forward(input, cancellationToken);
-            attention.CheckedFinite = arena.Finite;
+            using (AttentionCore.WriteProbabilitiesInto(attention.Buffer, model.Layers, (long)model.Heads * n * n))
+                result = model.Forward(input, cancellationToken);
             using var _ = result;
             for (var layer = 0; layer < model.Layers; layer++)
                 if (!AttentionCore.WritesInto(result.Attentions[layer], attention.Layer(layer)))
