@@ -180,7 +180,7 @@ internal static class MiniLmBench
 
     /// <summary>
     /// The panel's model view over JSON-RPC: analyze, then every thumbnail of the grid (each layer × head and the means,
-    /// 48 × 48 max-pooled `attention/view`) sent at once, as the webview sends them; then release.
+    /// 48 × 48 max-pooled `attention/view`, without units) sent at once, as the webview sends them; then release.
     /// </summary>
     private static void AllHeadsOnce(StdioClient rpc, int tokens)
     {
@@ -190,7 +190,7 @@ internal static class MiniLmBench
         var requests = new List<JsonObject>();
         for (var l = -1; l < layers; l++)
             for (var h = -1; h < heads; h++)
-                requests.Add(new JsonObject { ["analysisId"] = id, ["layer"] = l, ["head"] = h, ["maxSize"] = 48 });
+                requests.Add(new JsonObject { ["analysisId"] = id, ["layer"] = l, ["head"] = h, ["maxSize"] = 48, ["includeUnits"] = false });
         var views = rpc.CallAll("attention/view", requests);
         if (views.Any(v => !v.TryGetProperty("data", out _))) throw new InvalidOperationException("a thumbnail without data");
         rpc.Call("attention/release", new JsonObject { ["analysisId"] = id });

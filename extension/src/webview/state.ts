@@ -207,6 +207,8 @@ export interface ViewWindow {
   pooling?: 'max' | 'mean';
   rowRange?: [number, number];
   colRange?: [number, number];
+  /** false: the caller draws no labels (a thumbnail), so the answer need not carry the units */
+  units?: boolean;
 }
 export async function viewMatrix(
   layer: number,
@@ -214,13 +216,23 @@ export async function viewMatrix(
   w: ViewWindow | number = {},
 ): Promise<ViewMatrix | undefined> {
   const flags = viewFlags();
-  const win = typeof w === 'number' ? { maxSize: w } : w;
+  const win: ViewWindow = typeof w === 'number' ? { maxSize: w } : w;
   // The default pooling (max) travels only when asked for, so equal views share one request.
-  const { pooling, ...rest } = win;
-  const v = await rpc(Methods.view, { layer, head, ...flags, ...rest, ...(pooling === 'mean' ? { pooling } : {}) });
+  const { pooling, units: wanted, ...rest } = win;
+  // Units are read only when a view option makes them differ from the tokens: otherwise they stay in the backend
+  // (at 512 tokens they were most of each answer: 46 KB of JSON, 4 MB for the model view's grid).
+  const withUnits = Object.keys(flags).length > 0 && wanted !== false;
+  const v = await rpc(Methods.view, {
+    layer,
+    head,
+    ...flags,
+    ...rest,
+    ...(pooling === 'mean' ? { pooling } : {}),
+    ...(withUnits ? {} : { includeUnits: false }),
+  });
   if (!v?.data) return undefined;
   const r = v.result;
-  const units = Object.keys(flags).length ? r.units : null;
+  const units = withUnits ? (r.units ?? null) : null;
   const span = (s: number[] | undefined, n: number): [number, number] =>
     s && s.length === 2 ? [s[0]!, s[1]!] : [0, n];
   return {

@@ -18,13 +18,15 @@ public sealed record ModularityAllDto(bool IncludeSelfLoops, HeadModularity[] He
 /// <param name="RowRange">[start, end) of the rows, in units after the view options; null: all</param>
 /// <param name="ColRange">[start, end) of the columns, in units; null: all</param>
 /// <param name="Pooling">how a block is pooled when the window is bigger than maxSize: "max" (default) or "mean"</param>
+/// <param name="IncludeUnits">false: the answer leaves out `units` (a thumbnail, or a client that has them already); default true</param>
 public sealed record ViewParams(string? AnalysisId, int Layer, int Head, bool HideSpecial = false, bool WordLevel = false, int? MaxSize = null,
-    string? HeadReduce = null, int[]? RowRange = null, int[]? ColRange = null, string? Pooling = null);
+    string? HeadReduce = null, int[]? RowRange = null, int[]? ColRange = null, string? Pooling = null, bool IncludeUnits = true);
 public sealed record RolloutParams(string? AnalysisId, int? Layer = null, bool HideSpecial = false, bool WordLevel = false, int? MaxSize = null);
 /// <param name="RowRange">the rows served, [start, end) in units, before pooling</param>
 /// <param name="ColRange">the columns served, [start, end) in units, before pooling</param>
 /// <param name="Pooling">"max" or "mean": how the served blocks were pooled</param>
-public sealed record ViewDto(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data, ViewUnit[] Units,
+/// <param name="Units">the rows' and columns' units; absent when the request said includeUnits: false</param>
+public sealed record ViewDto(int Rows, int Cols, int Layer, int Head, bool Pooled, int PoolFactor, ReadOnlyMemory<byte> Data, ViewUnit[]? Units,
     int[] RowRange, int[] ColRange, string Pooling);
 
 /// <param name="TimeBudgetMs">wall time allowed (default 60000, 1 … 600000); layers not reached leave the answer incomplete</param>
@@ -97,7 +99,7 @@ public sealed class AnalysisTarget(AnalysisQueries analytics) : IProgressTarget
         var view = new ViewRequest(request.Layer, request.Head, options, request.MaxSize, request.HeadReduce, request.RowRange,
             request.ColRange, request.Pooling);
         // Off the dispatcher: a window of a long analysis may be recomputed (on the model thread).
-        return Task.Run(() => ToDto(analytics.View(id, view)));
+        return Task.Run(() => ToDto(analytics.View(id, view), request.IncludeUnits));
     }
 
     [JsonRpcMethod("attention/rollout", UseSingleObjectParameterDeserialization = true)]
@@ -174,7 +176,9 @@ public sealed class AnalysisTarget(AnalysisQueries analytics) : IProgressTarget
         return new HistogramDto(h.Counts, h.Edges, h.Min, h.Max, h.Total, request.Metric);
     }
 
-    private static ViewDto ToDto(ViewResult v) =>
-        new(v.Rows, v.Cols, v.Layer, v.Head, v.Pooled, v.PoolFactor, AttentionTensor.AsBytes(v.Data).ToArray(), v.Units,
+    /// <param name="includeUnits">false for the model view's thumbnails: at 512 tokens each answer's units were ~46 KB of
+    /// JSON, most of the grid's 91 answers (4 MB) for the host to parse and post on.</param>
+    private static ViewDto ToDto(ViewResult v, bool includeUnits = true) =>
+        new(v.Rows, v.Cols, v.Layer, v.Head, v.Pooled, v.PoolFactor, AttentionTensor.AsBytes(v.Data).ToArray(), includeUnits ? v.Units : null,
             [v.RowStart, v.RowEnd], [v.ColStart, v.ColEnd], v.Pooling);
 }

@@ -112,6 +112,15 @@ public sealed class AnalysisRpcTests
         Assert.AreEqual(3, pooled.GetProperty("poolFactor").GetInt32());
         Assert.AreEqual(16, Floats(pooled).Length);
         Assert.HasCount(_n, pooled.GetProperty("units").EnumerateArray().ToList());
+
+        // A thumbnail asks for no units: the same cells, and no units property at all.
+        var bare = await Call("attention/view",
+            new { analysisId = _id, layer = 2, head = -1, headReduce = "max", maxSize = 4, includeUnits = false });
+        Assert.IsFalse(bare.TryGetProperty("units", out _));
+        CollectionAssert.AreEqual(Floats(pooled), Floats(bare));
+        Assert.AreEqual(3, bare.GetProperty("poolFactor").GetInt32());
+        var explicitUnits = await Call("attention/view", new { analysisId = _id, layer = 0, head = 0, includeUnits = true });
+        Assert.HasCount(_n, explicitUnits.GetProperty("units").EnumerateArray().ToList());
     }
 
     [TestMethod]

@@ -65,11 +65,13 @@ async function openPanel(overrideTokens, savedState, analysisExtra = {}) {
         posted.push(m);
         if (m.type === 'rpc') {
           // The host's part: the recorded real answer, its base64 matrix decoded to an ArrayBuffer (controller.ts).
-          const p = Object.fromEntries(Object.entries(m.params).filter(([k]) => k !== 'analysisId').sort(([a], [b]) => (a < b ? -1 : 1)));
+          // includeUnits: false is answered as the backend does, by the recorded answer without its units.
+          const { includeUnits, ...p } = Object.fromEntries(Object.entries(m.params).filter(([k]) => k !== 'analysisId').sort(([a], [b]) => (a < b ? -1 : 1)));
           const key = `${m.method} ${JSON.stringify(p)}`;
           // Tests may replace an answer (window.__override) or hold it back until they release it (window.__hold).
           // The Diff tab's requests on the earlier analysis get its recorded answers.
-          const r = m.params.analysisId === before.id ? before.rpc[key] : window.__override?.[key] ?? rpc[key] ?? recordedView(m.method, p);
+          let r = m.params.analysisId === before.id ? before.rpc[key] : window.__override?.[key] ?? rpc[key] ?? recordedView(m.method, p);
+          if (r && includeUnits === false) { const { units: _units, ...bare } = r; r = bare; }
           let msg;
           if (!r || r.error) msg = { type: 'rpcError', requestId: m.requestId, message: r?.error ?? `not in fixture: ${key}` };
           else if (typeof r.data === 'string') { const { data, ...rest } = r; msg = { type: 'rpcResult', requestId: m.requestId, result: rest, data: b64ToBuffer(data) }; }
@@ -222,6 +224,9 @@ test('all-heads grid paints one thumbnail per layer × head (plus means); a clic
   const maxSizes = await page.evaluate(() => window.__posted
     .filter((m) => m.type === 'rpc' && m.params.maxSize).map((m) => m.params.maxSize));
   assert.ok(maxSizes.length >= layers * heads && maxSizes.every((s) => s === 48), 'thumbnails ask for pooled matrices');
+  // Thumbnails draw no labels, and a view of the tokens as they are needs no units: none of the requests asks for them.
+  const views = await page.evaluate(() => window.__posted.filter((m) => m.type === 'rpc' && m.method === 'attention/view'));
+  assert.ok(views.every((m) => m.params.includeUnits === false), 'no view of the plain tokens asks for units');
   assert.equal(await page.locator('#head-view').isVisible(), false, 'the grid replaces the big heatmap');
   await page.screenshot({ path: path.join(outDir, 'webview-grid.png') });
   await page.click(`.thumb[data-layer="${layers - 1}"][data-head="1"]`);
@@ -241,6 +246,11 @@ test('all-heads grid honours the view options as the exported grid does: no [CLS
   const thumbs = await page.evaluate(() => window.__posted.filter((m) => m.type === 'rpc' && m.params.maxSize === 48));
   assert.ok(thumbs.length > 0 && thumbs.every((m) => m.method === 'attention/view' && m.params.hideSpecial === true),
     'every thumbnail asks for the view with the panel\'s options');
+  assert.ok(thumbs.every((m) => m.params.includeUnits === false), 'thumbnails ask for no units');
+  // The big heatmap labels its rows with the units of the view: it asks for them (the default).
+  const head = await page.evaluate(() => window.__posted.filter((m) =>
+    m.type === 'rpc' && m.method === 'attention/view' && !m.params.maxSize && m.params.hideSpecial));
+  assert.ok(head.length > 0 && head.every((m) => m.params.includeUnits === undefined), 'the big heatmap asks for its units');
   // Layer 0's views with hidden special tokens are recorded: those thumbnails have one pixel per shown token.
   const shown = fixture.rpc['attention/view {"head":0,"hideSpecial":true,"layer":0}'].units.length;
   assert.equal(shown, fixture.analysis.tokens.length - 2);

@@ -72,9 +72,11 @@ async function openLong({ theme = 'dark', width = 600 } = {}) {
       postMessage(m) {
         posted.push(m);
         if (m.type !== 'rpc') return;
-        const p = Object.fromEntries(Object.entries(m.params).filter(([k]) => k !== 'analysisId').sort(([a], [b]) => (a < b ? -1 : 1)));
+        // includeUnits: false is answered as the backend does, by the recorded answer without its units.
+        const { includeUnits, ...p } = Object.fromEntries(Object.entries(m.params).filter(([k]) => k !== 'analysisId').sort(([a], [b]) => (a < b ? -1 : 1)));
         const key = `${m.method} ${JSON.stringify(p)}`;
         let r = rpc[key] ?? windows[key];
+        if (r && includeUnits === false) { const { units: _units, ...bare } = r; r = bare; }
         // A row of layer 0 head 0 is a row of the recorded matrix (the recorded row 130 equals it).
         if (!r && m.method === 'attention/row' && p.layer === 0 && p.head === 0 && p.direction === 'from')
           r = { scores: Array.from(fullData.subarray(p.token * n, (p.token + 1) * n)), top: [] };

@@ -361,7 +361,8 @@ export interface ViewDto {
   pooled: boolean;
   poolFactor: number;
   data: string;
-  units: ViewUnit[];
+  /** the rows' and columns' units; absent when the request said includeUnits: false */
+  units?: ViewUnit[];
   /** the rows served, [start, end) in units, before pooling */
   rowRange: number[];
   /** the columns served, [start, end) in units, before pooling */
@@ -481,6 +482,8 @@ export interface ViewParams {
   colRange?: number[];
   /** how a block is pooled when the window is bigger than maxSize: "max" (default) or "mean" */
   pooling?: string;
+  /** false: the answer leaves out `units` (a thumbnail, or a client that has them already); default true */
+  includeUnits?: boolean;
 }
 
 export interface InitializeParams {

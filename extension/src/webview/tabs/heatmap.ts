@@ -479,7 +479,7 @@ async function showGrid(): Promise<void> {
       ui.grid.append(b);
       // The view options apply here as in the big heatmap and the exported grid.
       jobs.push(
-        viewMatrix(l, h, THUMB_SIZE).then((m) => {
+        viewMatrix(l, h, { maxSize: THUMB_SIZE, units: false }).then((m) => {
           if (!m) return;
           const img = renderImage(m.rows, m.cols, m.data, maxValue(m.data));
           c.width = m.cols;

@@ -87,11 +87,11 @@ export async function showRollout(): Promise<void> {
   const r = await rpc(Methods.rollout, flags);
   if (!r?.data || app.options.tab !== 'rollout' || JSON.stringify(flags) !== JSON.stringify(viewFlags())) return;
   const res = r.result;
-  rolloutUnits = res.units;
+  rolloutUnits = res.units ?? []; // attention/rollout always sends them (only attention/view may leave them out)
   rolloutMap.set(
     { rows: res.rows, cols: res.cols, data: r.data, poolFactor: res.poolFactor },
-    unitLabels(res.units),
-    unitLabels(res.units),
+    unitLabels(rolloutUnits),
+    unitLabels(rolloutUnits),
   );
   drawRollout();
   paintLegend(rolloutLegend, rolloutMap.max, 'the largest rollout value');
