@@ -187,7 +187,7 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         if (attention is AttentionTensor stored)
         {
             for (var layer = 0; layer < stored.Layers; layer++)
-                if (!float.IsFinite(TensorPrimitives.Sum(stored.Layer(layer)))) return layer;
+                if (stored.CheckedFinite?[layer] != true && !float.IsFinite(TensorPrimitives.Sum(stored.Layer(layer)))) return layer;
         }
         else if (metrics?.FirstOrDefault(m => !double.IsFinite(m.Entropy) || !double.IsFinite(m.MeanDistance)) is { } bad)
             return bad.Layer;
@@ -202,8 +202,9 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
         try
         {
             ForwardResult result;
-            using (AttentionCore.WriteProbabilitiesInto(attention.Buffer, model.Layers, (long)model.Heads * n * n))
-                result = model.Forward(input, cancellationToken);
+            var arena = AttentionCore.WriteProbabilitiesInto(attention.Buffer, model.Layers, (long)model.Heads * n * n);
+            using (arena) result = model.Forward(input, cancellationToken);
+            attention.CheckedFinite = arena.Finite;
             using var _ = result;
             // Each contiguous() is a new tensor handle on the layer's storage: disposed here, or the storage (33 MB a
             // layer at 1,024 tokens) waits for the finalizer, and RSS stayed at its peak until some later collection.

@@ -26,6 +26,10 @@ public sealed class AttentionTensor : IAttentionSource
     public long Length => (long)Layers * Heads * Tokens * Tokens;
     public long SizeInBytes => Length * sizeof(float);
 
+    /// <summary>Layers the forward already found finite as it wrote them (the attention kernel checks each row's sum),
+    /// which the analysis's non-finite check need not read again: 75 MB at 512 tokens. Null: none.</summary>
+    internal bool[]? CheckedFinite { get; set; }
+
     /// <summary>The most one analysis's probabilities may take (and the pool's largest array): 1 GB.</summary>
     public const long BudgetBytes = 1L << 30;
 

@@ -18,13 +18,18 @@ public static class AttentionCore
     public static (Tensor Context, Tensor Probabilities) Attend(Tensor q, Tensor k, Tensor v, Tensor? allowed, double? scale = null)
     {
         // Every call takes its layer's slot of the arena, whichever path runs, so layer i always lands in slot i.
-        var destination = NextDestination(q.shape[0], q.shape[1], q.shape[2], k.shape[2]);
+        var (destination, slot) = NextDestination(q.shape[0], q.shape[1], q.shape[2], k.shape[2]);
         // The kernel's shapes: k and v alike, with q's batch, heads and head size; a mask over keys or (query, key).
         var kernelRuns = AttentionKernel.Runs && q.numel() > 0 && k.numel() > 0 && v.shape.SequenceEqual(k.shape)
             && k.shape[0] == q.shape[0] && k.shape[1] == q.shape[1] && k.shape[3] == q.shape[3]
             && (allowed is null || allowed.dtype == ScalarType.Bool && allowed.Dimensions == 4 && allowed.shape[1] == 1);
         if (kernelRuns)
-            return AttentionKernel.Attend(q, k, v, allowed, scale ?? 1.0 / Math.Sqrt(q.shape[^1]), destination);
+        {
+            var (kernelContext, kernelProbabilities, finite) =
+                AttentionKernel.Attend(q, k, v, allowed, scale ?? 1.0 / Math.Sqrt(q.shape[^1]), destination);
+            if (finite && destination is not null) _arena!.Finite[slot] = true;
+            return (kernelContext, kernelProbabilities);
+        }
         var (context, probabilities) = AttendInTorch(q, k, v, allowed, scale);
         if (destination is null) return (context, probabilities);
         destination.copy_(probabilities);
@@ -59,7 +64,7 @@ public static class AttentionCore
     /// call of <see cref="Attend"/> is layer i; the caller still copies any layer whose tensor does not share the buffer
     /// (<see cref="WritesInto"/>: a shape that is not the slot's).
     /// </summary>
-    public static IDisposable WriteProbabilitiesInto(float[] buffer, int layers, long layerFloats) =>
+    public static ProbabilityArena WriteProbabilitiesInto(float[] buffer, int layers, long layerFloats) =>
         _arena = new ProbabilityArena(buffer, layers, layerFloats);
 
     /// <summary>Whether <paramref name="probabilities"/> is the view of <paramref name="destination"/>'s memory.</summary>
@@ -71,20 +76,24 @@ public static class AttentionCore
 
     /// <summary>The next layer's slot of the arena as a (1, H, T, S) tensor over its memory, or null (no arena, a
     /// shape that is not the slot's, or more calls than layers); the slot is taken either way.</summary>
-    private static Tensor? NextDestination(long b, long h, long t, long s)
+    private static (Tensor? Destination, int Slot) NextDestination(long b, long h, long t, long s)
     {
-        if (_arena is not { } arena || arena.Next >= arena.Layers) return null;
+        if (_arena is not { } arena || arena.Next >= arena.Layers) return (null, -1);
         var slot = arena.Next++;
-        if (b != 1 || h * t * s != arena.LayerFloats) return null;
-        return frombuffer(arena.Buffer, float32, arena.LayerFloats, slot * arena.LayerFloats).view(b, h, t, s);
+        if (b != 1 || h * t * s != arena.LayerFloats) return (null, slot);
+        return (frombuffer(arena.Buffer, float32, arena.LayerFloats, slot * arena.LayerFloats).view(b, h, t, s), slot);
     }
 
-    private sealed class ProbabilityArena(float[] buffer, int layers, long layerFloats) : IDisposable
+    /// <summary>A forward's probabilities in one array, layer by layer (<see cref="WriteProbabilitiesInto"/>).</summary>
+    public sealed class ProbabilityArena(float[] buffer, int layers, long layerFloats) : IDisposable
     {
         public float[] Buffer { get; } = buffer;
         public int Layers { get; } = layers;
         public long LayerFloats { get; } = layerFloats;
-        public int Next { get; set; }
+        internal int Next { get; set; }
+
+        /// <summary>Layers whose slot the attention kernel filled and found finite, row by row.</summary>
+        public bool[] Finite { get; } = new bool[layers];
 
         public void Dispose()
         {

@@ -30,8 +30,10 @@ internal static unsafe class AttentionKernel
     /// heads merge back without a copy), and the probabilities (B, H, T, S), written into <paramref name="destination"/>
     /// (contiguous, that shape) when given.
     /// </summary>
-    public static (Tensor Context, Tensor Probabilities) Attend(Tensor q, Tensor k, Tensor v, Tensor? allowed, double scale,
-        Tensor? destination = null)
+    /// <returns>… and whether every probability is finite (each row's sum was: a NaN or ∞ anywhere in a row makes it not),
+    /// so that the caller need not read them all again to find out.</returns>
+    public static (Tensor Context, Tensor Probabilities, bool Finite) Attend(Tensor q, Tensor k, Tensor v, Tensor? allowed,
+        double scale, Tensor? destination = null)
     {
         long batch = q.shape[0], heads = q.shape[1], t = q.shape[2], d = q.shape[3], s = k.shape[2];
         var path = LinearKernel.Selected;
@@ -48,6 +50,7 @@ internal static unsafe class AttentionKernel
         var packed = empty(2 * batch * heads * s * d, dtype: float32);
         var packedData = Data(packed);
         var scaleF = (float)scale;
+        var nonFinite = 0;
         void Head(long index)
         {
             long b = index / heads, h = index % heads;
@@ -58,13 +61,14 @@ internal static unsafe class AttentionKernel
             var p = pData + index * t * s;
             LinearKernel.MultiplyPacked(path, qData + b * qStrides.Batch + h * qStrides.Head, qStrides.Row, keys, d, 0, p, s, (int)t, (int)s, (int)d);
             for (var r = 0L; r < t; r++)
-                SoftmaxMasked(new Span<float>(p + r * s, (int)s), scaleF, maskData is null ? null : maskData + (b * t + r) * s);
+                if (!SoftmaxMasked(new Span<float>(p + r * s, (int)s), scaleF, maskData is null ? null : maskData + (b * t + r) * s))
+                    Volatile.Write(ref nonFinite, 1);
             LinearKernel.MultiplyPacked(path, p, s, values, s, 0, cData + b * t * heads * d + h * d, heads * d, (int)t, (int)d, (int)s);
         }
         if (batch * heads * t * s * d < 1L << 17) for (var i = 0L; i < batch * heads; i++) Head(i);
         else KernelTeam.For(batch * heads, Head);
         GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v);
-        return (context.transpose(1, 2).MoveToOuterDisposeScope(), probabilities.MoveToOuterDisposeScope());
+        return (context.transpose(1, 2).MoveToOuterDisposeScope(), probabilities.MoveToOuterDisposeScope(), nonFinite == 0);
     }
 
     /// <summary>Element strides of a (B, H, T, D) tensor's batches, heads and rows, D values side by side.</summary>
@@ -86,14 +90,21 @@ internal static unsafe class AttentionKernel
     /// <summary>
     /// In place: a row of q·k dot products becomes softmax(dot·scale) over the keys whose mask byte is non-zero (all
     /// keys when <paramref name="mask"/> is null), 0 elsewhere; a row that sees no key is all 0 (as AttentionCore).
+    /// Returns whether the row is finite.
     /// </summary>
-    public static void SoftmaxMasked(Span<float> row, float scale, byte* mask)
+    public static bool SoftmaxMasked(Span<float> row, float scale, byte* mask)
     {
         if (mask is not null)
             for (var j = 0; j < row.Length; j++)
                 if (mask[j] == 0) row[j] = float.NegativeInfinity;
         var max = TensorPrimitives.Max(row);
-        if (float.IsNegativeInfinity(max)) row.Clear();
-        else FastExp.Softmax(row, scale, max);
+        if (float.IsNegativeInfinity(max))
+        {
+            row.Clear();
+            return true;
+        }
+        // Each probability is exp(…) ≤ the sum, times 1/sum: all finite exactly when the sum is finite and positive.
+        var sum = FastExp.Softmax(row, scale, max).Sum;
+        return float.IsFinite(sum) && sum > 0;
     }
 }
