@@ -33,6 +33,44 @@ internal static class GemmBench
     }
 
     /// <summary>
+    /// A MiniLM forward's 36 products in order, M rows each, every weight its own (42 MB in all, more than L3): what
+    /// a short prompt's linear layers cost when the weights come from memory. --gemm-stream [--rows 16].
+    /// </summary>
+    public static int Stream()
+    {
+        var m = BenchArgs.Value("--rows") is { } r ? int.Parse(r) : 16;
+        var runs = BenchArgs.Value("--runs") is { } rs ? int.Parse(rs) : 200;
+        var path = Models.Core.LinearKernel.Selected;
+        // (inputs, outputs) of q, k, v, the attention output, the intermediate and the output, six layers.
+        var shapes = Enumerable.Range(0, 6)
+            .SelectMany(_ => new[] { (384, 384), (384, 384), (384, 384), (384, 384), (384, 1536), (1536, 384) }).ToArray();
+        var random = new Random(1);
+        var weights = shapes.Select(s =>
+        {
+            var w = new float[s.Item1 * s.Item2];
+            for (var i = 0; i < w.Length; i++) w[i] = (float)random.NextDouble() - 0.5f;
+            Models.Core.LinearKernel.Pack(w, s.Item2, s.Item1);
+            return w;
+        }).ToArray();
+        var a = new float[m * 1536];
+        for (var i = 0; i < a.Length; i++) a[i] = (float)random.NextDouble();
+        var c = new float[m * 1536];
+        var times = new List<double>();
+        for (var run = 0; run < runs + 20; run++)
+        {
+            var clock = Stopwatch.StartNew();
+            for (var j = 0; j < shapes.Length; j++)
+                Models.Core.LinearKernel.Multiply(path, a, weights[j], [], c, m, shapes[j].Item2, shapes[j].Item1);
+            if (run >= 20) times.Add(clock.Elapsed.TotalMilliseconds);
+        }
+        var flops = 2.0 * m * shapes.Sum(s => (double)s.Item1 * s.Item2);
+        var median = times.Order().ElementAt(times.Count / 2);
+        Console.WriteLine($"{m} rows, 36 products ({path}): median {median:F3} ms, p10 {times.Order().ElementAt(times.Count / 10):F3}, " +
+            $"{flops / median / 1e6:F0} GFLOP/s");
+        return 0;
+    }
+
+    /// <summary>
     /// The linear layer's paths (libtorch, and the project's LinearKernel on each vector width this CPU runs) on the
     /// MiniLM shapes at 16 and 128 tokens and the long forward's at 1,024 rows (GatedMlp's chunk), interleaved run by run
     /// so that a busy machine slows every path alike; the ratio is LinearKernel's time over libtorch's.

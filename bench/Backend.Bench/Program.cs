@@ -13,5 +13,7 @@ using AttentionViz.Backend.Bench;
 //     … Backend.Bench.dll --models 33 [--backend old/attentionviz-backend.dll]
 //   Matmul throughput (--gemm): libtorch's fp32 matmul on the long forward's shapes, to compare its phases with.
 //     … Backend.Bench.dll --gemm [--tokens 8192] [--runs 5]
+//   A MiniLM forward's 36 linear products with every weight its own, from memory (--gemm-stream): the kernel alone.
+//     … Backend.Bench.dll --gemm-stream [--rows 16] [--runs 200]
 
-return BenchArgs.Has("--models") ? ModelsBench.Run() : BenchArgs.Has("--gemm") ? GemmBench.Run() : BenchArgs.Has("--long") ? LongInputBench.Run() : MiniLmBench.Run();
+return BenchArgs.Has("--gemm-stream") ? GemmBench.Stream() : BenchArgs.Has("--models") ? ModelsBench.Run() : BenchArgs.Has("--gemm") ? GemmBench.Run() : BenchArgs.Has("--long") ? LongInputBench.Run() : MiniLmBench.Run();

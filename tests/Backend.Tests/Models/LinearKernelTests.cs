@@ -96,19 +96,35 @@ public sealed class LinearKernelTests
         // Every lane and the scalar tail, from −100 to 100 (erf's and exp's clamps), against libtorch's functions.
         if (!Runs(path)) return;
         TorchSetup.EnsureInitialized();
-        var x = Enumerable.Range(0, 4003).Select(i => -100f + i * (200f / 4002)).Concat([0f, -0f, 1e-30f, -1e-30f, 88.5f, -88.5f]).ToArray();
+        // NaN stays NaN, as in libtorch; the residual (added or multiplied) is applied in the same pass.
+        var x = Enumerable.Range(0, 4003).Select(i => -100f + i * (200f / 4002))
+            .Concat([0f, -0f, 1e-30f, -1e-30f, 88.5f, -88.5f, float.NaN]).ToArray();
+        var other = x.Select((_, i) => (float)Math.Sin(i)).ToArray();
         foreach (var name in new[] { "gelu", "gelu_new", "relu", "silu" })
-        {
-            var activation = ActivationFunctions.Resolve(name);
-            using var input = tensor(x);
-            using var expected = activation.Torch(input);
-            var actual = x.ToArray();
-            for (var start = 0; start < actual.Length; start += 37)
-                ActivationFunctions.Apply(activation.Kernel, path, actual.AsSpan(start, Math.Min(37, actual.Length - start)));
-            var reference = expected.data<float>().ToArray();
-            for (var i = 0; i < x.Length; i++)
-                Assert.AreEqual(reference[i], actual[i], 2e-6 * Math.Max(1, Math.Abs(reference[i])), $"{path} {name}({x[i]})");
-        }
+            foreach (var residual in new[] { "none", "add", "multiply" })
+            {
+                var activation = ActivationFunctions.Resolve(name);
+                using var input = tensor(x);
+                using var residualTensor = tensor(other);
+                using var activated = activation.Torch(input);
+                using var expected = residual switch
+                {
+                    "add" => activated + residualTensor,
+                    "multiply" => activated * residualTensor,
+                    _ => activated.clone(),
+                };
+                var actual = x.ToArray();
+                for (var start = 0; start < actual.Length; start += 37)
+                {
+                    var length = Math.Min(37, actual.Length - start);
+                    ActivationFunctions.Apply(activation.Kernel, path, actual.AsSpan(start, length),
+                        residual == "none" ? default : other.AsSpan(start, length), residual == "multiply");
+                }
+                var reference = expected.data<float>().ToArray();
+                for (var i = 0; i < x.Length; i++)
+                    if (float.IsNaN(reference[i])) Assert.IsTrue(float.IsNaN(actual[i]), $"{path} {name}({x[i]}) {residual}: {actual[i]}");
+                    else Assert.AreEqual(reference[i], actual[i], 2e-6 * Math.Max(1, Math.Abs(reference[i])), $"{path} {name}({x[i]}) {residual}");
+            }
     }
 
     [TestMethod]

@@ -70,14 +70,8 @@ public static partial class LinearKernel
         private void Finish(int rowStart, int rowEnd, int col, int width)
         {
             for (var row = rowStart; row < rowEnd; row++)
-            {
-                var y = new Span<float>(c + row * ldc + col, width);
-                ActivationFunctions.Apply(activation, path, y);
-                if (residual is null) continue;
-                var other = new ReadOnlySpan<float>(residual + (long)row * n + col, width);
-                if (multiply) System.Numerics.Tensors.TensorPrimitives.Multiply(y, other, y);
-                else System.Numerics.Tensors.TensorPrimitives.Add(y, other, y);
-            }
+                ActivationFunctions.Apply(activation, path, new Span<float>(c + row * ldc + col, width),
+                    residual is null ? default : new ReadOnlySpan<float>(residual + (long)row * n + col, width), multiply);
         }
 
         /// <summary>8 rows × 48 columns over inner indices [depth, depthEnd), added to c unless <paramref name="first"/>.</summary>
