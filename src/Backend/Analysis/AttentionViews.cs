@@ -68,9 +68,16 @@ public static class AttentionViews
         var source = analysis.Attention;
         if (FromOverviews(source, layout, request, reduce, pooling, rows, cols) is { } overview) return overview;
         var max = reduce == "max";
+        // One stored head's rows are pooled where they lie (copying them into a tile was a seventh of the model view).
+        StoredRow? storedRow = source is AttentionTensor stored && request.Layer >= 0 && request.Head >= 0
+            ? row => stored.Head(request.Layer, request.Head).Slice(row * stored.Tokens, stored.Tokens)
+            : null;
         return Shape((r0, r1, c0, c1, d) => source.Combined(request.Layer, request.Head, max, r0, r1, c0, c1, d),
-            layout, request.Layer, request.Head, rows, cols, request.MaxSize, pooling);
+            layout, request.Layer, request.Head, rows, cols, request.MaxSize, pooling, storedRow);
     }
+
+    /// <summary>Token row <paramref name="row"/> of a stored head, every column, in place.</summary>
+    private delegate ReadOnlySpan<float> StoredRow(int row);
 
     /// <summary>The second half of <see cref="View"/>, for any n×n matrix over the analysis's tokens (rollout).</summary>
     public static ViewResult Shape(
@@ -90,7 +97,7 @@ public static class AttentionViews
     /// each row is renormalised over the kept keys; a word's column sums its pieces, its row averages them.
     /// </summary>
     private static ViewResult Shape(TokenRows read, ViewLayout layout, int layer, int head,
-        (int Start, int End) rows, (int Start, int End) cols, int? maxSize, string pooling)
+        (int Start, int End) rows, (int Start, int End) cols, int? maxSize, string pooling, StoredRow? storedRow = null)
     {
         var (r0, r1, c0, c1) = (rows.Start, rows.End, cols.Start, cols.End);
         var factor = MatrixOps.PoolFactor(Math.Max(r1 - r0, c1 - c0), maxSize ?? int.MaxValue);
@@ -106,6 +113,26 @@ public static class AttentionViews
         var unitRow = new double[c1 - c0];
         var groupMax = layout.IsIdentity && !mean ? new float[c1 - c0] : null;
         var group = -1;
+        // Units are tokens: a pooled row's rows are maxed element-wise, then its columns in groups, vectorised (cell by
+        // cell, the model view's 91 thumbnails of 512 tokens took 1.4 ms each); max is exact in any order, so the
+        // result is the same.
+        void MaxPoolRow(int unit, ReadOnlySpan<float> row)
+        {
+            var pooledRow = (unit - r0) / factor;
+            if (pooledRow == group) TensorPrimitives.Max(groupMax, row, groupMax);
+            else
+            {
+                if (group >= 0) MaxPoolColumns(groupMax, factor, output.AsSpan(group * outCols, outCols));
+                row.CopyTo(groupMax);
+                group = pooledRow;
+            }
+        }
+        if (groupMax is not null && storedRow is not null)
+        {
+            for (var unit = r0; unit < r1; unit++) MaxPoolRow(unit, storedRow(unit).Slice(c0, c1 - c0));
+            MaxPoolColumns(groupMax, factor, output.AsSpan(group * outCols, outCols));
+            return new ViewResult(outRows, outCols, layer, head, factor > 1, factor, output, layout.Units, r0, r1, c0, c1, pooling);
+        }
         for (var u = r0; u < r1;)
         {
             var uEnd = u + 1;
@@ -120,21 +147,7 @@ public static class AttentionViews
             read(rowToken0, rowToken1, t0, t1, tile);
             if (groupMax is not null)
             {
-                // Units are tokens: a pooled row's rows are maxed element-wise, then its columns in groups, vectorised
-                // (cell by cell, the model view's 91 thumbnails of 512 tokens took 1.4 ms each); max is exact in any
-                // order, so the result is the same.
-                for (var unit = u; unit < uEnd; unit++)
-                {
-                    var row = tile.Slice((unit - rowToken0) * width + c0 - t0, c1 - c0);
-                    var pooledRow = (unit - r0) / factor;
-                    if (pooledRow == group) TensorPrimitives.Max(groupMax, row, groupMax);
-                    else
-                    {
-                        if (group >= 0) MaxPoolColumns(groupMax, factor, output.AsSpan(group * outCols, outCols));
-                        row.CopyTo(groupMax);
-                        group = pooledRow;
-                    }
-                }
+                for (var unit = u; unit < uEnd; unit++) MaxPoolRow(unit, tile.Slice((unit - rowToken0) * width + c0 - t0, c1 - c0));
                 if (cells <= PooledTileCells) System.Buffers.ArrayPool<float>.Shared.Return(rented);
                 u = uEnd;
                 continue;

@@ -98,6 +98,38 @@ public sealed class ViewAndHistogramTests
     }
 
     [TestMethod]
+    [DataRow(37, 8, null, null)]
+    [DataRow(37, 5, new[] { 3, 30 }, new[] { 1, 36 })]
+    [DataRow(50, 48, null, null)]
+    [DataRow(50, 7, new[] { 0, 49 }, new[] { 9, 10 })]
+    public void MaxPooledViewsOfAStoredAnalysisEqualANaivePool(int n, int maxSize, int[]? rowRange, int[]? colRange)
+    {
+        // One head (pooled where it is stored), a layer's mean and the mean of everything, against pooling by hand.
+        var analysis = Rendering.RenderTestSupport.HandMade(
+            Enumerable.Range(0, n).Select(i => $"t{i}").ToArray(), 2, 3, Rendering.RenderTestSupport.RandomRows(n, 11));
+        var (r0, r1) = rowRange is null ? (0, n) : (rowRange[0], rowRange[1]);
+        var (c0, c1) = colRange is null ? (0, n) : (colRange[0], colRange[1]);
+        foreach (var (layer, head) in new[] { (1, 2), (0, 0), (1, -1), (-1, -1) })
+        {
+            var matrix = new float[n * n];
+            analysis.Attention.Matrix(layer, head, matrix);
+            var request = new ViewRequest(layer, head, new ViewOptions(), maxSize, RowRange: rowRange, ColRange: colRange);
+            var view = AttentionViews.View(analysis, request);
+            var factor = MatrixOps.PoolFactor(Math.Max(r1 - r0, c1 - c0), maxSize);
+            Assert.AreEqual(((r1 - r0 + factor - 1) / factor, (c1 - c0 + factor - 1) / factor, factor), (view.Rows, view.Cols, view.PoolFactor));
+            for (var br = 0; br < view.Rows; br++)
+                for (var bc = 0; bc < view.Cols; bc++)
+                {
+                    var want = float.NegativeInfinity;
+                    for (var r = r0 + br * factor; r < Math.Min(r1, r0 + (br + 1) * factor); r++)
+                        for (var c = c0 + bc * factor; c < Math.Min(c1, c0 + (bc + 1) * factor); c++)
+                            want = Math.Max(want, matrix[r * n + c]);
+                    Assert.AreEqual(want, view.Data[br * view.Cols + bc], $"L{layer} H{head} block ({br}, {bc})");
+                }
+        }
+    }
+
+    [TestMethod]
     public void WeightHistogramCountsEveryEntry()
     {
         const int n = 9;
