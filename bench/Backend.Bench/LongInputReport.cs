@@ -22,7 +22,8 @@ internal static class LongInputReport
             $"other processes took {run.OthersCpuPercent:F0}% of the CPUs during the run ({OthersMost(run)} in the busiest row); " +
             $"budget ATTENTIONVIZ_CACHE_MB={run.CacheMb ?? "unset (the backend's default)"}. Random weights with the real shapes, " +
             "real tokenizers (Llama-2's for the SmolLM2 shape, Qwen's for the Qwen2.5 shape); one fresh backend process per row, " +
-            $"everything over JSON-RPC on stdio. Single calls, except row and column (median of {HoverSamples}); MB are 2²⁰ bytes."));
+            $"everything over JSON-RPC on stdio. Single calls, except analyze up to {AnalyzeRepeatsUpTo:N0} tokens (median of 3) " +
+            $"and row and column (median of {HoverSamples}); MB are 2²⁰ bytes."));
         md.AppendLine();
         if (run.GemmGflops is { Count: > 0 } gemm)
         {
