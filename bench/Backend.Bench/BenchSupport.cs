@@ -14,13 +14,13 @@ internal readonly record struct Stats(double Median, double P90)
     }
 
     /// <summary>Median and p90 of <paramref name="runs"/> timed calls after 3 untimed ones, milliseconds.</summary>
-    public static Stats Measure(int runs, Action action)
+    public static Stats Measure(int runs, Action action) => Measure(runs, () => TimeMs(action));
+
+    /// <summary>The same for a call that times itself (returns its milliseconds), for work it must leave untimed.</summary>
+    public static Stats Measure(int runs, Func<double> timed)
     {
-        for (var i = 0; i < 3; i++) action();
-        var samples = new double[runs];
-        for (var i = 0; i < runs; i++) samples[i] = TimeMs(action);
-        Array.Sort(samples);
-        return new Stats(samples[runs / 2], samples[(int)Math.Min(runs - 1, Math.Ceiling(runs * 0.9) - 1)]);
+        for (var i = 0; i < 3; i++) timed();
+        return Of(Enumerable.Range(0, runs).Select(_ => timed()).ToArray());
     }
 
     public static double TimeMs(Action action)
