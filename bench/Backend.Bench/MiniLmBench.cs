@@ -102,7 +102,9 @@ internal static class MiniLmBench
                 var (heatmap, baseline, allHeads) = (new List<double>(), new List<double>(), new List<double>());
                 var measures = new (List<double> Samples, Func<double> Call)[]
                 {
-                    (heatmap, () => FirstHeatmapOnce(rpc, n)), (baseline, () => Stats.TimeMs(() => ort.Run(n))), (allHeads, () => AllHeadsOnce(rpc, n)),
+                    (heatmap, () => FirstHeatmapOnce(rpc, n)),
+                    (baseline, () => Stats.TimeMs(() => ort.Run(n))),
+                    (allHeads, () => AllHeadsOnce(rpc, n)),
                 };
                 // The order rotates: whichever runs after the other side starts with the caches that side left.
                 for (var run = 0; run < runs; run++)
@@ -165,7 +167,7 @@ internal static class MiniLmBench
 
     /// <summary>Time to first heatmap over JSON-RPC: analyze <paramref name="tokens"/> tokens and fetch layer 0, head 0
     /// (then release the analysis, as the panel releases the one it replaces).</summary>
-    public static Stats FirstHeatmap(StdioClient rpc, int tokens, int runs) => Stats.Measure(runs, () => FirstHeatmapOnce(rpc, tokens));
+    public static Stats FirstHeatmap(StdioClient rpc, int tokens, int runs) => Stats.MeasureSelfTimed(runs, () => FirstHeatmapOnce(rpc, tokens));
 
     /// <summary>One <see cref="FirstHeatmap"/>; returns the milliseconds to the heatmap, the release after it untimed (the
     /// panel shows the heatmap first).</summary>

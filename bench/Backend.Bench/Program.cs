@@ -16,4 +16,8 @@ using AttentionViz.Backend.Bench;
 //   A MiniLM forward's 36 linear products with every weight its own, from memory (--gemm-stream): the kernel alone.
 //     … Backend.Bench.dll --gemm-stream [--rows 16] [--runs 200]
 
-return BenchArgs.Has("--gemm-stream") ? GemmBench.Stream() : BenchArgs.Has("--models") ? ModelsBench.Run() : BenchArgs.Has("--gemm") ? GemmBench.Run() : BenchArgs.Has("--long") ? LongInputBench.Run() : MiniLmBench.Run();
+return BenchArgs.Has("--gemm-stream") ? GemmBench.Stream()
+    : BenchArgs.Has("--models") ? ModelsBench.Run()
+    : BenchArgs.Has("--gemm") ? GemmBench.Run()
+    : BenchArgs.Has("--long") ? LongInputBench.Run()
+    : MiniLmBench.Run();

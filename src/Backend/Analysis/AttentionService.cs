@@ -211,6 +211,8 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
             for (var layer = 0; layer < model.Layers; layer++)
                 if (!AttentionCore.WritesInto(result.Attentions[layer], attention.Layer(layer)))
                 {
+                    // The kernel's finite report is of its slot, not of this copy.
+                    arena.Finite[layer] = false;
                     using var rows = result.Attentions[layer].contiguous();
                     MemoryMarshal.Cast<byte, float>(rows.bytes).CopyTo(attention.Layer(layer));
                 }

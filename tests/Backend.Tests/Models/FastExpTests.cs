@@ -88,4 +88,56 @@ public sealed class FastExpTests
             Assert.AreEqual(Math.Log(total) + max, shift + Math.Log(sum), 1e-5, "log-sum-exp");
         }
     }
+
+    /// <summary>
+    /// The attention kernel's row softmax: masked keys are exactly 0 whatever their score (NaN included), a row that
+    /// sees no key is all 0, and it reports a row non-finite exactly when a key it sees is NaN or infinite.
+    /// </summary>
+    [TestMethod]
+    [DynamicData(nameof(Paths))]
+    public unsafe void MaskedSoftmaxZeroesMaskedKeysAndReportsNonFiniteRows(LinearKernel.Path path)
+    {
+        if (!LinearKernel.Supported(path)) return;
+        const float scale = 0.5f;
+        // Long enough for full vectors and a scalar tail; the special values sit in the first lane and the tail.
+        var scores = Enumerable.Range(0, 37).Select(j => (float)Math.Sin(j) * 6).ToArray();
+        var mask = Enumerable.Range(0, 37).Select(j => (byte)(j % 3 == 1 ? 0 : 1)).ToArray();
+
+        bool Run(float[] row, byte[]? keys)
+        {
+            fixed (byte* m = keys) { var p = (nint)m; return On(path, () => AttentionKernel.SoftmaxMasked(row, scale, (byte*)p)); }
+        }
+
+        var masked = scores.ToArray();
+        masked[1] = float.NaN;
+        masked[34] = float.PositiveInfinity;                                        // both masked (j % 3 == 1)
+        Assert.IsTrue(Run(masked, mask), "a NaN or ∞ under the mask leaves the row finite");
+        var seen = Enumerable.Range(0, 37).Where(j => mask[j] != 0).ToArray();
+        var max = seen.Max(j => scores[j] * (double)scale);
+        var total = seen.Sum(j => Math.Exp(scores[j] * (double)scale - max));
+        for (var j = 0; j < 37; j++)
+            Assert.AreEqual(mask[j] == 0 ? 0 : Math.Exp(scores[j] * (double)scale - max) / total, masked[j], 1e-6, $"key {j}");
+        Assert.AreEqual(0f, masked[1], "a masked NaN is exactly 0");
+
+        var none = scores.ToArray();
+        Assert.IsTrue(Run(none, new byte[37]), "a row that sees no key is finite");
+        Assert.IsTrue(none.All(x => x == 0), "a row that sees no key is all 0");
+
+        foreach (var (key, bad) in new[] { (0, float.NaN), (36, float.NaN), (0, float.PositiveInfinity), (36, float.NegativeInfinity) })
+        {
+            var row = scores.ToArray();
+            row[key] = bad;
+            if (float.IsNegativeInfinity(bad))
+            {
+                // −∞ is a key with probability 0, not a fault.
+                Assert.IsTrue(Run(row, null), "−∞ at the last key");
+                Assert.AreEqual(0f, row[key]);
+                continue;
+            }
+            Assert.IsFalse(Run(row, null), $"{bad} at key {key} without a mask");
+            row = scores.ToArray();
+            row[key] = bad;
+            Assert.IsFalse(Run(row, mask), $"{bad} at key {key}, which the mask lets through");
+        }
+    }
 }

@@ -66,7 +66,8 @@ async function openPanel(overrideTokens, savedState, analysisExtra = {}) {
         if (m.type === 'rpc') {
           // The host's part: the recorded real answer, its base64 matrix decoded to an ArrayBuffer (controller.ts).
           // includeUnits: false is answered as the backend does, by the recorded answer without its units.
-          const { includeUnits, ...p } = Object.fromEntries(Object.entries(m.params).filter(([k]) => k !== 'analysisId').sort(([a], [b]) => (a < b ? -1 : 1)));
+          const sorted = Object.entries(m.params).filter(([k]) => k !== 'analysisId').sort(([a], [b]) => (a < b ? -1 : 1));
+          const { includeUnits, ...p } = Object.fromEntries(sorted);
           const key = `${m.method} ${JSON.stringify(p)}`;
           // Tests may replace an answer (window.__override) or hold it back until they release it (window.__hold).
           // The Diff tab's requests on the earlier analysis get its recorded answers.

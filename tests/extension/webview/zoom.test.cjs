@@ -73,7 +73,8 @@ async function openLong({ theme = 'dark', width = 600 } = {}) {
         posted.push(m);
         if (m.type !== 'rpc') return;
         // includeUnits: false is answered as the backend does, by the recorded answer without its units.
-        const { includeUnits, ...p } = Object.fromEntries(Object.entries(m.params).filter(([k]) => k !== 'analysisId').sort(([a], [b]) => (a < b ? -1 : 1)));
+        const sorted = Object.entries(m.params).filter(([k]) => k !== 'analysisId').sort(([a], [b]) => (a < b ? -1 : 1));
+        const { includeUnits, ...p } = Object.fromEntries(sorted);
         const key = `${m.method} ${JSON.stringify(p)}`;
         let r = rpc[key] ?? windows[key];
         if (r && includeUnits === false) { const { units: _units, ...bare } = r; r = bare; }

@@ -131,8 +131,9 @@ async function paintDelta(d: DiffView): Promise<void> {
   ui.delta.hidden = false;
   ui.deltaTitle.textContent = `ΔA of layer ${c.layer}, head ${c.head} — loading…`;
   const [after, before] = await Promise.all([
-    rpc(Methods.view, { layer: c.layer, head: c.head }),
-    rpcBefore(d.before.analysisId, Methods.view, { layer: c.layer, head: c.head }),
+    // ΔA needs the cells, not the labels; without view options this is the heatmap's own request (one cached answer).
+    rpc(Methods.view, { layer: c.layer, head: c.head, includeUnits: false }),
+    rpcBefore(d.before.analysisId, Methods.view, { layer: c.layer, head: c.head, includeUnits: false }),
   ]);
   if (diff !== d || chosen !== c || app.analysis !== a) return;
   if (!after?.data || !before?.data) {
