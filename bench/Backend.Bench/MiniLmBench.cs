@@ -26,7 +26,7 @@ internal static class MiniLmBench
     {
         var runs = BenchArgs.Value("--runs") is { } r ? int.Parse(r) : 30;
         var writeTo = BenchArgs.Value("--write");
-        var sizes = new[] { 16, 128, 512 };
+        var sizes = BenchArgs.Value("--sizes") is { } list ? list.Split(',').Select(int.Parse).ToArray() : new[] { 16, 128, 512 };
         var threads = TorchSetup.ThreadCount;
         var text = Text;
 
@@ -95,7 +95,9 @@ internal static class MiniLmBench
                     ort.Run(row.Tokens);
                 }
             // Interleaved, so that the machine's drift (±30 % within minutes on these shared hosts) hits both sides
-            // alike; a pause between calls lets either side's spinning threads go to sleep first.
+            // alike; each call waits until the last one's spinning threads are asleep (ONNX Runtime's spin for ~35 ms
+            // after a Run: with a fixed 3 ms pause the backend's first heatmap at 128 tokens measured 16.0 ms, 10.8 ms
+            // with ONNX Runtime's spinning off).
             for (var i = 0; i < rows.Count; i++)
             {
                 var n = rows[i].Tokens;
@@ -112,7 +114,7 @@ internal static class MiniLmBench
                     {
                         var (samples, call) = measures[(run + k) % measures.Length];
                         samples.Add(call());
-                        Thread.Sleep(3);
+                        Stats.Quiesce();
                     }
                 rows[i] = rows[i] with { FirstHeatmap = Stats.Of(heatmap), Ort = Stats.Of(baseline), AllHeads = Stats.Of(allHeads) };
             }

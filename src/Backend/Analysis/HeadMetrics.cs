@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using AttentionViz.Backend.Models.Core;
 using AttentionViz.Backend.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -284,38 +285,24 @@ public sealed class HeadMetricSums
 
     /// <summary>
     /// Σ s·log s with s = 0.9999·p + ε (the smoothed weights), Σ p, Σ p·j and Σ p² over keys j from
-    /// <paramref name="firstKey"/>: one pass, eight keys a step. The sums are float64; the logarithm is taken in float32
-    /// (eight lanes; .NET's float64 Vector256.Log cost 2.7× as much) and corrected to float64 to first order: with
+    /// <paramref name="firstKey"/>: one pass, 16 or 8 keys a step. The sums are float64; the logarithm is taken in float32
+    /// (16 or 8 lanes; .NET's float64 Vector256.Log cost 2.7× as much) and corrected to float64 to first order: with
     /// f = (float)s, log s = log f + (s − f)/f, so s·log s = s·log f + (s − f)·s/f, and s/f = 1 within 2⁻²⁴ (dropping it
     /// moves a term by s·2⁻⁴⁸, and saves a division). The error left is float32 log's own.
     /// </summary>
     private static (double Entropy, double Total, double Weighted, double Squares) RowSums(ReadOnlySpan<float> p, int firstKey,
         double epsilon)
     {
-        var (entropy, total, weighted, squares) = (Vector256<double>.Zero, Vector256<double>.Zero, Vector256<double>.Zero,
-            Vector256<double>.Zero);
+        // The linear layers' path picks the vectors, as FastExp does (tests force each); libtorch's takes the widest.
+        var path = LinearKernel.Selected;
+        if (path == LinearKernel.Path.Torch)
+            path = LinearKernel.Supported(LinearKernel.Path.Vector512) ? LinearKernel.Path.Vector512 : LinearKernel.Path.Vector256;
         var k = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var keys = Vector256.Create(firstKey, firstKey + 1.0, firstKey + 2.0, firstKey + 3.0);
-            var (weight, floor, four, eight) = (Vector256.Create(0.9999), Vector256.Create(epsilon), Vector256.Create(4.0), Vector256.Create(8.0));
-            for (; k + 8 <= p.Length; k += 8)
-            {
-                var x = Vector256.Create(p.Slice(k, 8));
-                var (low, high) = (Vector256.WidenLower(x), Vector256.WidenUpper(x));
-                var (smoothedLow, smoothedHigh) = (low * weight + floor, high * weight + floor);
-                var rounded = Vector256.Narrow(smoothedLow, smoothedHigh);
-                var log = Vector256.Log(rounded);
-                var (roundedLow, roundedHigh) = (Vector256.WidenLower(rounded), Vector256.WidenUpper(rounded));
-                entropy += smoothedLow * Vector256.WidenLower(log) + (smoothedLow - roundedLow)
-                    + smoothedHigh * Vector256.WidenUpper(log) + (smoothedHigh - roundedHigh);
-                total += low + high;
-                weighted += low * keys + high * (keys + four);
-                squares += low * low + high * high;
-                keys += eight;
-            }
-        }
-        var (e, t, w, q) = (Vector256.Sum(entropy), Vector256.Sum(total), Vector256.Sum(weighted), Vector256.Sum(squares));
+        double e = 0, t = 0, w = 0, q = 0;
+        if (path == LinearKernel.Path.Vector512 && p.Length >= 16)
+            (k, e, t, w, q) = RowSums512(p, firstKey, epsilon);
+        else if (path != LinearKernel.Path.Scalar && Vector256.IsHardwareAccelerated)
+            (k, e, t, w, q) = RowSums256(p, firstKey, epsilon);
         for (; k < p.Length; k++)
         {
             double x = p[k], smoothed = x * 0.9999 + epsilon;
@@ -325,6 +312,62 @@ public sealed class HeadMetricSums
             q += x * x;
         }
         return (e, t, w, q);
+    }
+
+    /// <summary><see cref="RowSums"/> sixteen keys a step (on a core with 512-bit units, twice the 256-bit path's rate).</summary>
+    private static (int Done, double Entropy, double Total, double Weighted, double Squares) RowSums512(ReadOnlySpan<float> p,
+        int firstKey, double epsilon)
+    {
+        var (entropy, total, weighted, squares) = (Vector512<double>.Zero, Vector512<double>.Zero, Vector512<double>.Zero,
+            Vector512<double>.Zero);
+        var keys = Vector512.Create(firstKey, firstKey + 1.0, firstKey + 2.0, firstKey + 3.0, firstKey + 4.0, firstKey + 5.0,
+            firstKey + 6.0, firstKey + 7.0);
+        var (weight, floor, eight, sixteen) = (Vector512.Create(0.9999), Vector512.Create(epsilon), Vector512.Create(8.0),
+            Vector512.Create(16.0));
+        var k = 0;
+        for (; k + 16 <= p.Length; k += 16)
+        {
+            var x = Vector512.Create(p.Slice(k, 16));
+            var (low, high) = (Vector512.WidenLower(x), Vector512.WidenUpper(x));
+            var (smoothedLow, smoothedHigh) = (low * weight + floor, high * weight + floor);
+            var rounded = Vector512.Narrow(smoothedLow, smoothedHigh);
+            var log = Vector512.Log(rounded);
+            var (roundedLow, roundedHigh) = (Vector512.WidenLower(rounded), Vector512.WidenUpper(rounded));
+            entropy += smoothedLow * Vector512.WidenLower(log) + (smoothedLow - roundedLow)
+                + smoothedHigh * Vector512.WidenUpper(log) + (smoothedHigh - roundedHigh);
+            total += low + high;
+            weighted += low * keys + high * (keys + eight);
+            squares += low * low + high * high;
+            keys += sixteen;
+        }
+        return (k, Vector512.Sum(entropy), Vector512.Sum(total), Vector512.Sum(weighted), Vector512.Sum(squares));
+    }
+
+    /// <summary><see cref="RowSums"/> eight keys a step.</summary>
+    private static (int Done, double Entropy, double Total, double Weighted, double Squares) RowSums256(ReadOnlySpan<float> p,
+        int firstKey, double epsilon)
+    {
+        var (entropy, total, weighted, squares) = (Vector256<double>.Zero, Vector256<double>.Zero, Vector256<double>.Zero,
+            Vector256<double>.Zero);
+        var keys = Vector256.Create(firstKey, firstKey + 1.0, firstKey + 2.0, firstKey + 3.0);
+        var (weight, floor, four, eight) = (Vector256.Create(0.9999), Vector256.Create(epsilon), Vector256.Create(4.0), Vector256.Create(8.0));
+        var k = 0;
+        for (; k + 8 <= p.Length; k += 8)
+        {
+            var x = Vector256.Create(p.Slice(k, 8));
+            var (low, high) = (Vector256.WidenLower(x), Vector256.WidenUpper(x));
+            var (smoothedLow, smoothedHigh) = (low * weight + floor, high * weight + floor);
+            var rounded = Vector256.Narrow(smoothedLow, smoothedHigh);
+            var log = Vector256.Log(rounded);
+            var (roundedLow, roundedHigh) = (Vector256.WidenLower(rounded), Vector256.WidenUpper(rounded));
+            entropy += smoothedLow * Vector256.WidenLower(log) + (smoothedLow - roundedLow)
+                + smoothedHigh * Vector256.WidenUpper(log) + (smoothedHigh - roundedHigh);
+            total += low + high;
+            weighted += low * keys + high * (keys + four);
+            squares += low * low + high * high;
+            keys += eight;
+        }
+        return (k, Vector256.Sum(entropy), Vector256.Sum(total), Vector256.Sum(weighted), Vector256.Sum(squares));
     }
 
     /// <summary>The weight on key <paramref name="key"/>, 0 outside the row's visible keys.</summary>

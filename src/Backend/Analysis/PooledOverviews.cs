@@ -117,8 +117,16 @@ public sealed class PooledOverviews : IDisposable
             {
                 var start = Math.Max(b * Factor, colStart) - colStart;
                 var stop = Math.Min((b + 1) * Factor, colStart + cols) - colStart;
-                binMax[b] = MathF.Max(binMax[b], TensorPrimitives.Max(max[start..stop]));
-                binSum[b] += TensorPrimitives.Sum(sum[start..stop]);
+                if (stop - start >= 16)
+                {
+                    binMax[b] = MathF.Max(binMax[b], TensorPrimitives.Max(max[start..stop]));
+                    binSum[b] += TensorPrimitives.Sum(sum[start..stop]);
+                    continue;
+                }
+                // Bins narrower than a vector (up to 2,048 tokens): a call per bin of 2 to 8 cells cost more than the cells.
+                var (binMaximum, binTotal) = (binMax[b], 0f);
+                for (var j = start; j < stop; j++) (binMaximum, binTotal) = (MathF.Max(binMaximum, max[j]), binTotal + sum[j]);
+                (binMax[b], binSum[b]) = (binMaximum, binSum[b] + binTotal);
             }
             r = end;
         }

@@ -1,4 +1,5 @@
 using AttentionViz.Backend.Analysis;
+using AttentionViz.Backend.Models.Core;
 using AttentionViz.Backend.Tokenization;
 using static AttentionViz.Backend.Tests.Analysis.AnalysisTestData;
 
@@ -196,5 +197,50 @@ public sealed class HeadMetricsTests
         Assert.HasCount(12, m);
         for (var k = 0; k < 12; k++) Assert.AreEqual((k / 4, k % 4), (m[k].Layer, m[k].Head));
         Assert.IsTrue(m.All(x => x.NormalizedEntropy is > 0 and <= 1 + 1e-9));
+    }
+
+    public static IEnumerable<object[]> Paths => Models.FastExpTests.Paths;
+
+    /// <summary>
+    /// Rows longer than a vector (16 and 8 keys a step, then the scalar tail) on each vector path: entropy, normalised
+    /// entropy, mean distance and self-distance equal the definitions summed directly in float64.
+    /// </summary>
+    [TestMethod]
+    [DoNotParallelize]                                                               // LinearKernel.Selected is process-wide
+    [DynamicData(nameof(Paths))]
+    public void LongRowsEqualTheDefinitionsOnEveryVectorPath(LinearKernel.Path path)
+    {
+        if (!LinearKernel.Supported(path)) return;
+        const int n = 45;                                                            // 2 × 16 + 13, 5 × 8 + 5
+        var tokens = Tokens(Enumerable.Range(0, n).Select(i => $"t{i}").ToArray());
+        foreach (var causal in new[] { false, true })
+        {
+            using var attention = Random(1, 1, n, seed: 45, causal: causal);
+            var a = Matrix(attention, 0, 0);
+            var before = LinearKernel.Selected;
+            LinearKernel.Selected = path;
+            HeadMetric m;
+            try { m = HeadMetrics.Compute(attention, tokens, causal).Single(); }
+            finally { LinearKernel.Selected = before; }
+
+            double entropy = 0, normalized = 0, distance = 0, squares = 0;
+            for (var i = 0; i < n; i++)
+            {
+                var length = causal ? i + 1 : n;
+                var row = -Enumerable.Range(0, length).Select(j => 0.9999 * a[i * n + j] + 0.0001 / length).Sum(s => s * Math.Log(s));
+                entropy += row;
+                if (length > 1) normalized += row / Math.Log(length);
+                for (var j = 0; j < n; j++)
+                {
+                    distance += a[i * n + j] * Math.Abs(i - j);
+                    squares += Math.Pow(a[i * n + j] - (i == j ? 1 : 0), 2);
+                }
+            }
+            var label = $"{path}, causal {causal}";
+            Assert.AreEqual(entropy / n, m.Entropy, 1e-6 * entropy / n, label);
+            Assert.AreEqual(normalized / (causal ? n - 1 : n), m.NormalizedEntropy, 1e-6, label);
+            Assert.AreEqual(distance / n, m.MeanDistance, 1e-6 * distance / n, label);
+            Assert.AreEqual(Math.Sqrt(squares) / n, m.SelfDistance, 1e-6, label);
+        }
     }
 }
