@@ -68,16 +68,22 @@ public sealed class AttentionCapture : IAttentionObserver, IValueObserver, IDisp
         var data = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(block.bytes));
         var runs = new RowRuns(_heads, rowStart, rows, Math.Max(RowRuns.DefaultRows, _overviews.Factor));
         var sums = new RunSums(runs);
-        Parallel.For(0, runs.All.Length, () => new float[2 * cols], (i, _, scratch) =>
+        // On the kernels' team, as the attention that made the block: the .NET pool's threads would spin beside it.
+        KernelTeam.For(runs.All.Length, i =>
         {
             var run = runs.All[i];
             var values = new ReadOnlySpan<float>((float*)data + ((long)run.Head * rows + run.Start - rowStart) * cols, run.Rows * cols);
-            _overviews.AddRows(layer, run.Head, run.Start, run.Rows, colStart, cols, values, scratch.AsSpan(0, cols), scratch.AsSpan(cols));
+            var scratch = Scratch(2 * cols);
+            _overviews.AddRows(layer, run.Head, run.Start, run.Rows, colStart, cols, values, scratch.AsSpan(0, cols), scratch.AsSpan(cols, cols));
             _metrics.SumRun(layer, run, colStart, cols, values, sums);
-            return scratch;
-        }, _ => { });
+        });
         _metrics.Merge(layer, sums);
     }
+
+    [ThreadStatic] private static float[]? _scratch;
+
+    /// <summary>This thread's scratch of at least <paramref name="length"/> floats (a block's row, twice).</summary>
+    private static float[] Scratch(int length) => _scratch is { } s && s.Length >= length ? s : _scratch = new float[length];
 
     public void Values(int layer, Tensor values)
     {

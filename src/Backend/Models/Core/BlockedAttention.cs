@@ -163,7 +163,7 @@ public static class BlockedAttention
         float* contextData = AttentionKernel.Data(context), lseData = AttentionKernel.Data(logSumExp);
         float* keysPacked = AttentionKernel.Data(packed), valuesPacked = keysPacked + batch * kvHeads * tokens * d;
         var started = PhaseTimers.Start();
-        Parallel.For(0L, batch * kvHeads, g =>
+        KernelTeam.For(batch * kvHeads, g =>
         {
             LinearKernel.PackRows(kData + g * tokens * d, d, tokens, (int)d, keysPacked + g * tokens * d);
             LinearKernel.PackColumns(vData + g * tokens * d, d, tokens, (int)d, valuesPacked + g * tokens * d);
