@@ -87,7 +87,7 @@ internal sealed class LlamaAttention : Module
     {
         var split = projected.view(b, t, heads, headDim);
         if (norm is not null) split = norm.forward(split);
-        return RotaryEmbedding.Apply(split.transpose(1, 2), rotary.Cos, rotary.Sin);
+        return RotaryEmbedding.ApplyToHeads(split, rotary.Cos, rotary.Sin) ?? RotaryEmbedding.Apply(split.transpose(1, 2), rotary.Cos, rotary.Sin);
     }
 
     /// <param name="x">(B, T, C)</param>

@@ -189,4 +189,36 @@ public sealed class RotaryAndMaskTests
         var repeated = AttentionCore.RepeatKeyValueHeads(kv, 4);                   // 12 query heads
         for (var h = 0; h < 12; h++) Assert.AreEqual((float)(h / 4), repeated[0, h, 0, 0].item<float>(), $"query head {h}");
     }
+
+    /// <summary>
+    /// The one-pass RoPE on a projection's heads equals libtorch's x·cos + rotate_half(x)·sin bit for bit: head sizes
+    /// with and without a vector tail, a batch of two with its own tables or one shared table, and q split from a
+    /// fused projection (rows not contiguous); partial rotation is left to libtorch's path.
+    /// </summary>
+    [TestMethod]
+    [DataRow(2, 37, 3, 64, false, false)]
+    [DataRow(2, 37, 3, 64, true, false)]
+    [DataRow(1, 19, 5, 128, false, true)]
+    [DataRow(2, 5, 2, 24, false, true)]
+    [DataRow(1, 9, 4, 6, false, false)]
+    public void RotaryOnHeadsEqualsLibtorchBitForBit(int batch, int tokens, int heads, int headDim, bool sharedTable, bool fused)
+    {
+        manual_seed(20261204);
+        var projected = fused
+            ? randn(batch, tokens, (heads + 2) * headDim).narrow(-1, 0, heads * headDim)
+            : randn(batch, tokens, heads * headDim);
+        var split = projected.view(batch, tokens, heads, headDim);
+        var (cos, sin) = (randn(sharedTable ? 1 : batch, tokens, headDim), randn(sharedTable ? 1 : batch, tokens, headDim));
+        using var expected = RotaryEmbedding.Apply(split.transpose(1, 2), cos, sin).contiguous();
+        using var actual = RotaryEmbedding.ApplyToHeads(split, cos, sin);
+        Assert.IsNotNull(actual);
+        CollectionAssert.AreEqual(expected.shape, actual.shape);
+        Assert.IsTrue(actual.is_contiguous());
+        Assert.AreEqual(0f, (expected - actual).abs().max().item<float>(), $"{batch}×{tokens}×{heads}×{headDim}");
+        // A position off by one is far from it: the comparison sees the tables.
+        using var shifted = RotaryEmbedding.ApplyToHeads(split, cos.roll(1, 1), sin.roll(1, 1));
+        Assert.IsTrue((expected - shifted!).abs().max().item<float>() > 1e-3f);
+        Assert.IsNull(RotaryEmbedding.ApplyToHeads(split, cos.narrow(-1, 0, headDim / 2), sin.narrow(-1, 0, headDim / 2)),
+            "partial rotation");
+    }
 }
