@@ -14,13 +14,10 @@ internal readonly record struct Stats(double Median, double P90)
     }
 
     /// <summary>Median and p90 of <paramref name="runs"/> timed calls after 3 untimed ones, milliseconds.</summary>
-    public static Stats Measure(int runs, Action action) => MeasureSelfTimed(runs, () => TimeMs(action));
-
-    /// <summary>The same for a call that times itself (returns its milliseconds), for work it must leave untimed.</summary>
-    public static Stats MeasureSelfTimed(int runs, Func<double> timed)
+    public static Stats Measure(int runs, Action action)
     {
-        for (var i = 0; i < 3; i++) timed();
-        return Of(Enumerable.Range(0, runs).Select(_ => timed()).ToArray());
+        for (var i = 0; i < 3; i++) action();
+        return Of(Enumerable.Range(0, runs).Select(_ => TimeMs(action)).ToArray());
     }
 
     /// <summary>

@@ -167,12 +167,30 @@ internal static class MiniLmBench
         return (Stats.Of(initialize), Stats.Of(heatmap));
     }
 
-    /// <summary>Time to first heatmap over JSON-RPC: analyze <paramref name="tokens"/> tokens and fetch layer 0, head 0
-    /// (then release the analysis, as the panel releases the one it replaces).</summary>
-    public static Stats FirstHeatmap(StdioClient rpc, int tokens, int runs) => Stats.MeasureSelfTimed(runs, () => FirstHeatmapOnce(rpc, tokens));
+    /// <summary>
+    /// The first heatmap of <paramref name="tokens"/> tokens over JSON-RPC and ONNX Runtime's inference of as many,
+    /// alternating which goes first, each call from idle (<see cref="Stats.Quiesce"/>), after 30 untimed calls of each.
+    /// </summary>
+    public static (Stats Heatmap, Stats Ort) InterleavedFirstHeatmap(StdioClient rpc, OrtRunner ort, int tokens, int runs)
+    {
+        for (var i = 0; i < 30; i++)
+        {
+            FirstHeatmapOnce(rpc, tokens);
+            ort.Run(tokens);
+        }
+        var (heatmap, baseline) = (new List<double>(), new List<double>());
+        for (var run = 0; run < 2 * runs; run++)
+        {
+            if ((run % 2 == 0) == (run / 2 % 2 == 0)) heatmap.Add(FirstHeatmapOnce(rpc, tokens));
+            else baseline.Add(Stats.TimeMs(() => ort.Run(tokens)));
+            Stats.Quiesce();
+        }
+        return (Stats.Of(heatmap), Stats.Of(baseline));
+    }
 
-    /// <summary>One <see cref="FirstHeatmap"/>; returns the milliseconds to the heatmap, the release after it untimed (the
-    /// panel shows the heatmap first).</summary>
+    /// <summary>Time to first heatmap over JSON-RPC: analyze <paramref name="tokens"/> tokens and fetch layer 0, head 0; returns
+    /// its milliseconds, the release that follows untimed (the panel shows the heatmap before it releases the analysis it
+    /// replaced).</summary>
     private static double FirstHeatmapOnce(StdioClient rpc, int tokens)
     {
         var clock = Stopwatch.StartNew();
@@ -208,12 +226,6 @@ internal static class MiniLmBench
         return gridMs;
     }
 
-    /// <summary>ONNX Runtime's plain inference of the embedded model's ONNX graph, one result per size.</summary>
-    public static Stats[] OrtBaseline(int threads, IReadOnlyList<int> sizes, int runs)
-    {
-        using var ort = new OrtRunner(threads);
-        return sizes.Select(n => Stats.Measure(runs, () => ort.Run(n))).ToArray();
-    }
 }
 
 /// <summary>An ONNX Runtime session on the embedded model's ONNX graph (the one in the NuGet package), fed ids of any length.</summary>
