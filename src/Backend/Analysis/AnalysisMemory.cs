@@ -56,7 +56,7 @@ public static class AnalysisMemory
             return (activations + 3 * layer) * sizeof(float) + ProbabilityBytes(model, tokens);
         }
         // One block of scores and the metrics' and overviews' temporaries over it (about eight blocks' worth).
-        var block = (long)model.Heads * BlockedAttention.BlockRows(model.Heads, tokens) * n;
+        var block = BlockedAttention.BlockFloatsBound(model.Heads, tokens);
         return (activations + 8 * block) * sizeof(float);
     }
 

@@ -55,8 +55,19 @@ public interface IAttentionObserver
 /// </summary>
 public static class BlockedAttention
 {
-    /// <summary>The score block's size the forward aims for: rows × keys × heads floats.</summary>
-    private const long BlockElements = 8L << 20;
+    /// <summary>
+    /// The score block's size the forward aims for, rows × keys × heads floats: under malloc's mmap threshold, so that
+    /// each layer's block buffer comes from the heap the last one went back to. At 32 MB every layer mapped a fresh one
+    /// and first-touched it (SmolLM2 shape at 4,096 tokens: 30 × 19 MB).
+    /// </summary>
+    private const long BlockElements = Platform.HeapSettings.MapFromBytes / sizeof(float) - 1;
+
+    /// <summary>
+    /// At least heads × <see cref="BlockRows"/> × tokens, and unlike it never smaller for more tokens (the block's rows
+    /// halve where the product would pass <see cref="BlockElements"/>): what a memory budget can count on.
+    /// </summary>
+    public static long BlockFloatsBound(int heads, int tokens) =>
+        Math.Max(Math.Min(BlockElements, 512L * heads * tokens), 16L * heads * tokens);
 
     /// <summary>Query rows per block: a power of two (so blocks nest with power-of-two pooling), 16 to 512.</summary>
     public static int BlockRows(int heads, int tokens)
