@@ -129,6 +129,9 @@ public sealed class AttentionService(ModelRegistry models, AnalysisCache cache, 
             var (attention, metrics, hidden) = stored
                 ? RunStored(model, input, n, cancellationToken)
                 : RunRecomputable(model, input, tokens, progress, cancellationToken, reuse?.Start);
+            // The forward's temporaries under malloc's mmap threshold were reused from the heap, layer after layer; what
+            // the heap kept of them goes back now, not only when the analysis is released.
+            if (!stored) Platform.HeapSettings.ReturnFreedMemory();
             if (FirstNonFiniteLayer(attention, metrics, hidden) is { } layer)
             {
                 attention.Dispose();

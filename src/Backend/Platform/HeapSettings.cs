@@ -6,14 +6,16 @@ namespace AttentionViz.Backend.Platform;
 public static partial class HeapSettings
 {
     /// <summary>Tensors from this size are mapped on their own and unmapped when freed.</summary>
-    public const int MapFromBytes = 8 << 20;
+    public const int MapFromBytes = 16 << 20;
 
     /// <summary>
     /// Fixes malloc's mmap threshold at <see cref="MapFromBytes"/>. By default glibc raises the threshold to the size
     /// of each mapped block freed (up to 32 MB), so after the first 19 MB temporary of an 8,192-token layer every later
     /// one came from the heap, whose freed space stays resident: ~300 MB more than the forward ever held at once.
-    /// Mapping costs page faults on first touch, measured at +13% of a 4,096-token forward with a new score block each
-    /// time, so the forward reuses its big buffers. No-op off Linux/glibc.
+    /// Mapping costs page faults on first touch: at 8 MB, a 4,096-token forward of the SmolLM2 shape mapped and
+    /// first-touched ~180 tensors of 9.4 MB (a layer's hidden states, q, context; 1.0 M faults, ~10 % of its time); at
+    /// 16 MB those come from the heap (0.5 M faults) and its 8,192-token tensors (19 MB) are still mapped. The long
+    /// forward hands the heap's free pages back when it ends (<see cref="ReturnFreedMemory"/>). No-op off Linux/glibc.
     /// </summary>
     public static void MapBigAllocations()
     {

@@ -60,7 +60,7 @@ public static class BlockedAttention
     /// each layer's block buffer comes from the heap the last one went back to. At 32 MB every layer mapped a fresh one
     /// and first-touched it (SmolLM2 shape at 4,096 tokens: 30 × 19 MB).
     /// </summary>
-    private const long BlockElements = Platform.HeapSettings.MapFromBytes / sizeof(float) - 1;
+    private const long BlockElements = (8 << 20) / sizeof(float) - 1;
 
     /// <summary>
     /// At least heads × <see cref="BlockRows"/> × tokens, and unlike it never smaller for more tokens (the block's rows
