@@ -123,7 +123,8 @@ public sealed class PooledOverviews : IDisposable
                     binSum[b] += TensorPrimitives.Sum(sum[start..stop]);
                     continue;
                 }
-                // Bins narrower than a vector (up to 2,048 tokens): a call per bin of 2 to 8 cells cost more than the cells.
+                // Bins narrower than a vector (1 to 8 cells up to 2,048 tokens, a matrix's short last bin): a call per bin cost
+                // more than its cells.
                 var (binMaximum, binTotal) = (binMax[b], 0f);
                 for (var j = start; j < stop; j++) (binMaximum, binTotal) = (MathF.Max(binMaximum, max[j]), binTotal + sum[j]);
                 (binMax[b], binSum[b]) = (binMaximum, binSum[b] + binTotal);

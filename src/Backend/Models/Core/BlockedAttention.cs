@@ -56,11 +56,12 @@ public interface IAttentionObserver
 public static class BlockedAttention
 {
     /// <summary>
-    /// The score block's size the forward aims for, rows × keys × heads floats: under malloc's mmap threshold, so that
-    /// each layer's block buffer comes from the heap the last one went back to. At 32 MB every layer mapped a fresh one
-    /// and first-touched it (SmolLM2 shape at 4,096 tokens: 30 × 19 MB).
+    /// The score block's size the forward aims for, rows × keys × heads floats: 8 MB, under malloc's mmap threshold
+    /// (<see cref="Platform.HeapSettings.MapFromBytes"/>), so that each layer's block buffer comes back from the heap the
+    /// last one went back to, and a block's probabilities are still in L3 when the capture reads them. At 32 MB every
+    /// layer mapped and first-touched a fresh one (SmolLM2 shape at 4,096 tokens: 30 × 19 MB).
     /// </summary>
-    private const long BlockElements = (8 << 20) / sizeof(float) - 1;
+    private const long BlockElements = (8L << 20) / sizeof(float);
 
     /// <summary>
     /// At least heads × <see cref="BlockRows"/> × tokens, and unlike it never smaller for more tokens (the block's rows
@@ -102,8 +103,8 @@ public static class BlockedAttention
         var context = zeros(batch, heads, t, d, dtype: float32);
         var logSumExp = empty(batch, heads, t, dtype: float32);
         var blockRows = BlockRows((int)heads, tokens);
-        // One buffer for every block's scores, the largest block's size: a new tensor per block was a fresh mapping
-        // each time (HeapSettings), 4,600 page faults per 19 MB block at 8,192 tokens.
+        // One buffer for every block's scores, the largest block's size: a new tensor per block was a new allocation each
+        // time, first-touched again when it was mapped (HeapSettings).
         var buffer = empty(batch * heads * Math.Min(blockRows, tokens) * (long)tokens, dtype: float32);
         // Blocks fall where a forward over all T queries puts them, and take the same keys: the suffix's rows then
         // round as that forward's would (a block starting at queryStart would sum over other keys).
@@ -181,8 +182,9 @@ public static class BlockedAttention
         });
         PhaseTimers.Stop("attention.pack", started);
         var blockRows = BlockRows((int)heads, tokens);
-        // A buffer per layer, as libtorch's path: kept from layer to layer it saved its first touch (7 % of a 4,096-token
-        // forward in clear_page) but added its 32 MB to the peak of every layer's RoPE and MLP (8,160 tokens: +45–90 MB).
+        // A buffer per layer, as libtorch's path: kept from layer to layer, the 32 MB blocks of before saved their first
+        // touch but added to the peak of every layer's RoPE and MLP (8,160 tokens: +45–90 MB). Blocks are under 8 MB now,
+        // and each layer's comes back from the heap.
         var buffer = empty(batch * heads * Math.Min(blockRows, tokens) * (long)tokens, dtype: float32);
         var scoresData = AttentionKernel.Data(buffer);
         var scale = (float)rule.Scale;

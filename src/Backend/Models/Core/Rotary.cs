@@ -202,7 +202,7 @@ public sealed class RotaryEmbedding
     /// each row's D values side by side becomes (B, H, T, D) contiguous, every value x·cos + rotate_half(x)·sin in the
     /// same float32 steps as libtorch's (two rounded products, then their rounded sum; no fused multiply-add). libtorch's
     /// path made four temporaries and a transposed copy of each (at 4,096 tokens ~60 MB of fresh memory a layer for q and
-    /// k, which the page faults of first touch cost more than the arithmetic). Null when rotation is partial (R &lt; D)
+    /// k, whose first-touch page faults cost more than the arithmetic). Null when rotation is partial (R &lt; D)
     /// or a shape or type is not this case: the caller then takes <see cref="Apply"/>.
     /// </summary>
     public static unsafe Tensor? ApplyToHeads(Tensor split, Tensor cos, Tensor sin)
