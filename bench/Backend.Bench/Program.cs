@@ -16,6 +16,13 @@ using AttentionViz.Backend.Bench;
 //   A MiniLM forward's 36 linear products with every weight its own, from memory (--gemm-stream): the kernel alone.
 //     … Backend.Bench.dll --gemm-stream [--rows 16] [--runs 200]
 
+// A table goes into an existing file only: refused now, not after minutes of measuring.
+if (BenchArgs.Value("--write") is { } target && !File.Exists(target))
+{
+    Console.Error.WriteLine($"--write {target}: no such file (the bench rewrites the block between its markers)");
+    return 2;
+}
+
 return BenchArgs.Has("--gemm-stream") ? GemmBench.Stream()
     : BenchArgs.Has("--models") ? ModelsBench.Run()
     : BenchArgs.Has("--gemm") ? GemmBench.Run()
