@@ -33,8 +33,9 @@ public static partial class HeapSettings
 
     /// <summary>
     /// Hands the heap's free pages back to the system (glibc's malloc_trim), after a long forward, after an analysis is
-    /// released and after a forward is cancelled: the blocks under <see cref="MapFromBytes"/> that it freed otherwise stay resident, and a cancelled
-    /// 2,048-token analysis then left RSS 19 % above the steady state in one of five CI runs.
+    /// released and after a forward is cancelled: the blocks under <see cref="MapFromBytes"/> that it freed otherwise
+    /// stay resident, and a cancelled 2,048-token analysis then left RSS 19 % above the steady state in one of five CI
+    /// runs.
     /// </summary>
     public static void ReturnFreedMemory()
     {
